@@ -1,0 +1,279 @@
+//! The `simulate` command line: argument parsing, exit codes, file output.
+//!
+//! This is the only layer that touches files, the terminal or the wall clock.
+
+mod bench;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::pipeline::{self, PipelineError};
+use crate::report::{self, shell_quote, summary};
+use crate::scenario::{self, LoadOptions};
+use crate::slo::Status;
+
+/// Every SLO and invariant held.
+pub const EXIT_PASS: u8 = 0;
+/// An SLO or invariant failed.
+pub const EXIT_FAIL: u8 = 1;
+/// Invalid scenario, override or usage.
+pub const EXIT_INVALID: u8 = 2;
+/// Nondeterminism detected.
+pub const EXIT_NONDETERMINISM: u8 = 3;
+/// An SLO had fewer samples than its `min_samples`.
+pub const EXIT_INCONCLUSIVE: u8 = 4;
+
+const EXAMPLES: &str = "\
+Examples:
+  simulate scenarios/hot-tenant.toml
+      Run a scenario: per-tenant summary, SLO verdicts, report in reports/hot-tenant/seed-42/.
+  simulate scenarios/hot-tenant.toml --seed 7
+      The same scenario with another seed (every run is reproducible from its seed).
+  simulate scenarios/hot-tenant.toml --set edge.rate_limiting=false
+      Switch the isolation control off (the scenario's failing twin) and see who breaks.
+  simulate scenarios/hot-tenant.toml --set tenants.heavy.arrival.rate=500 --out /tmp/run
+      Change one value of the scenario; write the report to /tmp/run/report.json.
+  simulate validate scenarios/
+      Check scenario files without running them.
+
+Exit codes:
+  0  every SLO and invariant held      1  an SLO or invariant failed
+  2  invalid scenario, override, usage 3  nondeterminism detected
+  4  inconclusive: an SLO had fewer samples than its min_samples";
+
+/// Deterministic simulator and chaos harness for multi-tenant SaaS architectures.
+///
+/// Runs a scenario file (tenants, tiers, cells, databases, faults and isolation SLOs) under a
+/// seeded virtual clock and reports, per tenant, whether the SLOs held. `simulate FILE` is
+/// short for `simulate run FILE`.
+#[derive(Parser, Debug)]
+#[command(name = "simulate", version, after_long_help = EXAMPLES, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one scenario and judge its SLOs (the default command).
+    Run(RunArgs),
+    /// Parse and check scenario files (or every .toml in a folder); run nothing.
+    Validate {
+        /// Scenario files or folders.
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+    },
+    /// Measure speed on the reference M/M/c model against the SimPy peer and Erlang C.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO.toml")]
+    scenario: PathBuf,
+    /// Master seed (overrides `simulation.seed` in the file).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override one scenario value before validation, e.g. `edge.rate_limiting=false` or
+    /// `tenants.heavy.arrival.rate=500` (array elements by name). VALUE is TOML, else a string.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// Folder for report.json (default: reports/<scenario>/seed-<N>/).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print only the verdict line and the repro command.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+const SUBCOMMANDS: [&str; 4] = ["run", "validate", "bench", "help"];
+
+/// Inserts `run` when the first argument is a scenario rather than a subcommand, so
+/// `simulate FILE` works as `simulate run FILE`.
+fn with_default_subcommand(mut args: Vec<String>) -> Vec<String> {
+    let Some(first) = args.get(1) else {
+        return args;
+    };
+    let is_global_flag = matches!(first.as_str(), "-h" | "--help" | "-V" | "--version");
+    if !SUBCOMMANDS.contains(&first.as_str()) && !is_global_flag {
+        args.insert(1, "run".to_string());
+    }
+    args
+}
+
+/// Entry point of the `simulate` binary.
+pub fn main() -> ExitCode {
+    let args = with_default_subcommand(std::env::args().collect());
+    let program = args.first().cloned().unwrap_or_else(|| "simulate".into());
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                EXIT_INVALID
+            } else {
+                EXIT_PASS
+            });
+        }
+    };
+    let code = match cli.command {
+        Command::Run(run) => run_command(&program, &run),
+        Command::Validate { paths } => validate_command(&paths),
+        Command::Bench(args) => bench::bench_command(&args),
+    };
+    ExitCode::from(code)
+}
+
+fn read_scenario(path: &Path) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))
+}
+
+fn exit_code(status: Status) -> u8 {
+    match status {
+        Status::Passed => EXIT_PASS,
+        Status::Failed => EXIT_FAIL,
+        Status::Inconclusive => EXIT_INCONCLUSIVE,
+    }
+}
+
+fn run_command(program: &str, args: &RunArgs) -> u8 {
+    let text = match read_scenario(&args.scenario) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let options = LoadOptions {
+        path: args.scenario.display().to_string(),
+        overrides: args.set.clone(),
+        seed: args.seed,
+    };
+    let executed = match pipeline::execute(&text, &options) {
+        Ok(e) => e,
+        Err(e @ (PipelineError::Invalid(_) | PipelineError::Budget(_))) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let report = &executed.report;
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("reports")
+            .join(&report.scenario)
+            .join(format!("seed-{}", report.seed))
+    });
+    let report_path = out_dir.join("report.json");
+    if let Err(e) = write_atomically(&report_path, &report::to_json(report)) {
+        eprintln!("error: cannot write {}: {e}", report_path.display());
+        return EXIT_INVALID;
+    }
+    let mut command = report.repro.clone();
+    if let Some(rest) = command.strip_prefix("simulate") {
+        command = format!("{}{rest}", shell_quote(program));
+    }
+    let written = vec![report_path.display().to_string()];
+    if args.quiet {
+        println!(
+            "{}: {} (seed {}) — {}",
+            report.scenario,
+            report.verdict.to_uppercase(),
+            report.seed,
+            command
+        );
+    } else {
+        print!("{}", summary::render(report, &command, &written));
+    }
+    exit_code(executed.evaluation.verdict)
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, so a reader never sees
+/// a half-written file.
+pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        fs::create_dir_all(dir)?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)
+}
+
+/// The scenario files named by `paths`: files as given, folders' `.toml` files sorted.
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = fs::read_dir(path)
+                .map_err(|e| format!("error: cannot read folder {}: {e}", path.display()))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn validate_command(paths: &[PathBuf]) -> u8 {
+    let files = match scenario_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    if files.is_empty() {
+        eprintln!("error: no .toml scenario files found");
+        return EXIT_INVALID;
+    }
+    let mut invalid = 0;
+    for file in &files {
+        let loaded = read_scenario(file).and_then(|text| {
+            let options = LoadOptions {
+                path: file.display().to_string(),
+                ..LoadOptions::default()
+            };
+            scenario::load(&text, &options).map_err(|e| e.to_string())
+        });
+        match loaded {
+            Ok(s) => println!(
+                "ok       {}  ({} tenants, {} cells, {} faults, {} SLOs)",
+                file.display(),
+                s.system.tenants.len(),
+                s.system.cells.len(),
+                s.system.faults.len(),
+                s.slos.len()
+            ),
+            Err(e) => {
+                invalid += 1;
+                println!("invalid  {}", file.display());
+                eprintln!("{e}");
+            }
+        }
+    }
+    if invalid > 0 {
+        eprintln!("{invalid} of {} scenario file(s) invalid", files.len());
+        EXIT_INVALID
+    } else {
+        EXIT_PASS
+    }
+}

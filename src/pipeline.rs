@@ -1,0 +1,61 @@
+//! The pure pipeline from scenario text to report: load, run, judge, report. No I/O.
+
+use std::fmt;
+
+use crate::kernel::RunError;
+use crate::model::{self, RunOutput};
+use crate::report::{self, Invocation, Report};
+use crate::scenario::{self, LoadOptions, Scenario, ScenarioError};
+use crate::slo::{self, Evaluation};
+
+/// Everything one run produced.
+#[derive(Debug)]
+pub struct Executed {
+    /// The validated scenario.
+    pub scenario: Scenario,
+    /// Metrics and counters.
+    pub output: RunOutput,
+    /// SLO and invariant results.
+    pub evaluation: Evaluation,
+    /// The report.
+    pub report: Report,
+}
+
+/// Why a run produced no report.
+#[derive(Debug)]
+pub enum PipelineError {
+    /// The scenario or an override is invalid.
+    Invalid(ScenarioError),
+    /// The run exceeded a budget.
+    Budget(RunError),
+}
+
+impl fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipelineError::Invalid(e) => write!(f, "{e}"),
+            PipelineError::Budget(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+/// Loads `text` with `options`, runs it and judges it.
+pub fn execute(text: &str, options: &LoadOptions) -> Result<Executed, PipelineError> {
+    let scenario = scenario::load(text, options).map_err(PipelineError::Invalid)?;
+    let output =
+        model::run(&scenario.system, scenario.tenant_windows()).map_err(PipelineError::Budget)?;
+    let evaluation = slo::evaluate(&scenario, &output.metrics, output.unaccounted);
+    let invocation = Invocation {
+        scenario_file: options.path.clone(),
+        overrides: options.overrides.clone(),
+    };
+    let report = report::build(&scenario, &output, &evaluation, &invocation);
+    Ok(Executed {
+        scenario,
+        output,
+        evaluation,
+        report,
+    })
+}

@@ -1,0 +1,252 @@
+//! The terminal summary: per-tier table, worst tenants, each SLO with observed vs expected,
+//! invariants, the verdict and the command that reproduces the run.
+//!
+//! Rendered from a [`Report`] alone, so a saved report.json can be summarised again.
+
+use std::fmt::Write;
+
+use super::{LatencyReport, Report, TenantReport};
+pub use crate::text::thousands;
+
+/// How many failing checks an SLO lists before summarising the rest.
+const MAX_LISTED_FAILURES: usize = 12;
+/// How many tenants the "worst tenants" table shows.
+const WORST_TENANTS: usize = 5;
+
+fn ms(value: f64) -> String {
+    if value >= 1000.0 {
+        format!("{:.2}s", value / 1000.0)
+    } else if value >= 100.0 {
+        format!("{value:.0}ms")
+    } else if value >= 10.0 {
+        format!("{value:.1}ms")
+    } else {
+        format!("{value:.2}ms")
+    }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "-".to_string()
+    } else {
+        let p = part as f64 * 100.0 / whole as f64;
+        if p > 0.0 && p < 0.01 {
+            "<0.01%".to_string()
+        } else {
+            format!("{p:.2}%")
+        }
+    }
+}
+
+fn latency_cells(latency: &Option<LatencyReport>) -> (String, String) {
+    match latency {
+        Some(l) => (ms(l.p50), ms(l.p99)),
+        None => ("-".to_string(), "-".to_string()),
+    }
+}
+
+fn errors(t: &TenantReport) -> u64 {
+    t.rejected + t.failed + t.timed_out
+}
+
+fn finished(t: &TenantReport) -> u64 {
+    t.ok + t.throttled + errors(t)
+}
+
+/// Formats an observed value of an expectation for reading.
+fn observed_text(expect: &str, observed: Option<f64>) -> String {
+    let Some(v) = observed else {
+        return "no samples".to_string();
+    };
+    let metric = expect.split(['<', '>']).next().unwrap_or("").trim();
+    if metric.starts_with('p') || metric == "mean" || metric == "max" {
+        ms(v)
+    } else if metric == "count" {
+        thousands(v as u64)
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Renders the summary. `command` is the repro command as the user can run it here;
+/// `written` lists report files written.
+pub fn render(report: &Report, command: &str, written: &[String]) -> String {
+    let mut out = String::new();
+    let tenants_total = report.tenants.len() as u64;
+    let _ = writeln!(out, "{} — {}", report.scenario, report.description);
+    let _ = writeln!(
+        out,
+        "seed {} · {}s simulated (warmup {}s) · {} tenants · {} events",
+        report.seed,
+        report.run.duration_s,
+        report.run.warmup_s,
+        thousands(tenants_total),
+        thousands(report.run.events)
+    );
+    if !report.overrides.is_empty() {
+        let _ = writeln!(out, "overrides: {}", report.overrides.join(" "));
+    }
+
+    let _ = writeln!(out, "\nTiers (requests issued after warmup)");
+    let _ = writeln!(
+        out,
+        "  {:<14} {:>7} {:>11} {:>8} {:>10} {:>8} {:>9} {:>9}",
+        "tier", "tenants", "requests", "ok", "throttled", "errors", "p50", "p99"
+    );
+    for tier in &report.tiers {
+        let finished = tier.ok + tier.throttled + tier.rejected + tier.failed + tier.timed_out;
+        let (p50, p99) = latency_cells(&tier.latency_ms);
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>7} {:>11} {:>8} {:>10} {:>8} {:>9} {:>9}",
+            tier.name,
+            thousands(tier.tenants),
+            thousands(tier.requests),
+            percent(tier.ok, finished),
+            percent(tier.throttled, finished),
+            percent(tier.rejected + tier.failed + tier.timed_out, finished),
+            p50,
+            p99
+        );
+    }
+
+    // Worst tenants: most failed checks, then error rate, then p99.
+    let mut failed_checks: std::collections::BTreeMap<&str, u64> =
+        std::collections::BTreeMap::new();
+    for slo in &report.slos {
+        for c in slo.checks.iter().filter(|c| c.status == "fail") {
+            *failed_checks.entry(c.tenant.as_str()).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<&TenantReport> = report.tenants.iter().collect();
+    let error_rate = |t: &TenantReport| {
+        let f = finished(t);
+        if f == 0 {
+            0.0
+        } else {
+            errors(t) as f64 / f as f64
+        }
+    };
+    let p99 = |t: &TenantReport| t.latency_ms.as_ref().map_or(0.0, |l| l.p99);
+    ranked.sort_by(|a, b| {
+        let fa = failed_checks.get(a.name.as_str()).copied().unwrap_or(0);
+        let fb = failed_checks.get(b.name.as_str()).copied().unwrap_or(0);
+        fb.cmp(&fa)
+            .then(error_rate(b).total_cmp(&error_rate(a)))
+            .then(p99(b).total_cmp(&p99(a)))
+            .then(a.name.cmp(&b.name))
+    });
+    let _ = writeln!(out, "\nWorst tenants");
+    let _ = writeln!(
+        out,
+        "  {:<18} {:<12} {:>11} {:>8} {:>10} {:>8} {:>9} {:>13}",
+        "tenant", "tier", "requests", "ok", "throttled", "errors", "p99", "failed checks"
+    );
+    for t in ranked.iter().take(WORST_TENANTS) {
+        let (_, p99) = latency_cells(&t.latency_ms);
+        let f = finished(t);
+        let _ = writeln!(
+            out,
+            "  {:<18} {:<12} {:>11} {:>8} {:>10} {:>8} {:>9} {:>13}",
+            t.name,
+            t.tier,
+            thousands(t.requests),
+            percent(t.ok, f),
+            percent(t.throttled, f),
+            percent(errors(t), f),
+            p99,
+            failed_checks.get(t.name.as_str()).copied().unwrap_or(0)
+        );
+    }
+
+    let _ = writeln!(out, "\nSLOs");
+    if report.slos.is_empty() {
+        let _ = writeln!(out, "  (none defined)");
+    }
+    for slo in &report.slos {
+        let _ = writeln!(
+            out,
+            "  {:<5} {}  [{}, {}, {}]",
+            slo.status.to_uppercase(),
+            slo.name,
+            slo.tenants,
+            slo.scope,
+            slo.window
+        );
+        for expect in &slo.expect {
+            let checks: Vec<_> = slo.checks.iter().filter(|c| &c.expect == expect).collect();
+            let passed = checks.iter().filter(|c| c.status == "pass").count();
+            let worst = checks
+                .iter()
+                .filter(|c| c.observed.is_some())
+                .max_by(|a, b| {
+                    let (x, y) = (a.observed.unwrap_or(0.0), b.observed.unwrap_or(0.0));
+                    if expect.contains('>') {
+                        y.total_cmp(&x)
+                    } else {
+                        x.total_cmp(&y)
+                    }
+                });
+            let worst_text = worst
+                .map(|c| format!("worst {} ({})", observed_text(expect, c.observed), c.tenant))
+                .unwrap_or_else(|| "no samples".to_string());
+            let _ = writeln!(
+                out,
+                "        {expect:<24} {passed}/{} pass, {worst_text}",
+                checks.len()
+            );
+        }
+        // One line per tenant that did not pass: which expectations, and what was observed.
+        let mut by_tenant: Vec<(&str, Vec<String>)> = Vec::new();
+        for c in slo.checks.iter().filter(|c| c.status != "pass") {
+            let what = if c.status == "inconclusive" {
+                format!(
+                    "{} inconclusive ({} samples)",
+                    c.expect,
+                    thousands(c.samples)
+                )
+            } else {
+                format!(
+                    "{} observed {}",
+                    c.expect,
+                    observed_text(&c.expect, c.observed)
+                )
+            };
+            match by_tenant.last_mut() {
+                Some((tenant, items)) if *tenant == c.tenant.as_str() => items.push(what),
+                _ => by_tenant.push((c.tenant.as_str(), vec![what])),
+            }
+        }
+        for (tenant, items) in by_tenant.iter().take(MAX_LISTED_FAILURES) {
+            let _ = writeln!(out, "        ✗ {tenant:<18} {}", items.join("; "));
+        }
+        if by_tenant.len() > MAX_LISTED_FAILURES {
+            let _ = writeln!(
+                out,
+                "        … and {} more tenants (see report.json)",
+                by_tenant.len() - MAX_LISTED_FAILURES
+            );
+        }
+    }
+
+    let _ = writeln!(out, "\nInvariants");
+    for inv in &report.invariants {
+        let _ = writeln!(
+            out,
+            "  {:<5} {}: {}",
+            if inv.passed { "PASS" } else { "FAIL" },
+            inv.name,
+            inv.detail
+        );
+    }
+
+    if !written.is_empty() {
+        let _ = writeln!(out);
+        for path in written {
+            let _ = writeln!(out, "wrote {path}");
+        }
+    }
+    let _ = writeln!(out, "\nVerdict: {}", report.verdict.to_uppercase());
+    let _ = writeln!(out, "Reproduce: {command}");
+    out
+}

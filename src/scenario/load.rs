@@ -1,0 +1,1519 @@
+//! The scenario loader: reads typed, validated values from the spanned tree.
+//!
+//! Strict by design: unknown keys (with a "did you mean"), wrong types, bad units, non-positive
+//! rates and sizes, dangling references, duplicate names and empty windows are all errors. The
+//! loader keeps going after an error so one run reports every problem it can find, each with
+//! file, line, column, the dotted key and what was expected.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::expect::parse_expectation;
+use super::tree::{self, Node, Origin, Table, Value};
+use super::{Diagnostic, Scenario, ScenarioError, Scope, Slo};
+use crate::components::limiter::Quota;
+use crate::components::retry::{Backoff, RetryPolicy};
+use crate::model::config::{
+    ApiPool, Arrival, ArrivalProcess, Cell, Database, Edge, Fault, FaultKind, Simulation, System,
+    Tenant, TenantGroup, Tier, Window,
+};
+use crate::model::dist::Dist;
+use crate::time::{SimDuration, SimTime};
+
+/// How to load a scenario.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The file name used in messages.
+    pub path: String,
+    /// `--set PATH=VALUE` overrides, in order.
+    pub overrides: Vec<String>,
+    /// `--seed`, which replaces `simulation.seed`.
+    pub seed: Option<u64>,
+}
+
+/// Most tenants a scenario may expand to.
+pub const MAX_TENANTS: u64 = 1_000_000;
+/// Most database queries per request.
+pub const MAX_DB_QUERIES: u64 = 64;
+/// Most attempts per request.
+pub const MAX_ATTEMPTS: u64 = 100;
+/// Longest simulated duration.
+pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
+/// Default `min_samples` of an SLO.
+pub const DEFAULT_MIN_SAMPLES: u64 = 100;
+
+/// Reads a scenario from `text` (the contents of `options.path`) with the overrides applied.
+pub fn load(text: &str, options: &LoadOptions) -> Result<Scenario, ScenarioError> {
+    let mut ctx = Ctx {
+        path: &options.path,
+        text,
+        overrides: &options.overrides,
+        diagnostics: Vec::new(),
+    };
+    let mut root = match tree::parse_document(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let location = match &e.span {
+                Some(span) => ctx.location(&Origin::Span(span.clone())),
+                None => options.path.clone(),
+            };
+            return Err(ScenarioError {
+                diagnostics: vec![Diagnostic {
+                    location,
+                    key: String::new(),
+                    message: format!("invalid TOML: {}", e.message),
+                }],
+            });
+        }
+    };
+    for (index, raw) in options.overrides.iter().enumerate() {
+        let Some((path, value)) = raw.split_once('=') else {
+            ctx.push(
+                Origin::Override(index),
+                "",
+                "an override is PATH=VALUE, as in `--set edge.rate_limiting=false`".into(),
+            );
+            continue;
+        };
+        let node = tree::parse_override_value(value.trim(), index);
+        if let Err(message) = tree::apply_override(&mut root, path.trim(), node) {
+            ctx.push(Origin::Override(index), path.trim(), message);
+        }
+    }
+    let scenario = if ctx.diagnostics.is_empty() {
+        read_scenario(&mut ctx, &root, options.seed)
+    } else {
+        None
+    };
+    match scenario {
+        Some(s) if ctx.diagnostics.is_empty() => Ok(s),
+        _ => {
+            let mut diagnostics = ctx.diagnostics;
+            diagnostics.sort_by_key(|(order, _)| *order);
+            diagnostics.dedup_by(|a, b| a.1 == b.1);
+            Err(ScenarioError {
+                diagnostics: diagnostics.into_iter().map(|(_, d)| d).collect(),
+            })
+        }
+    }
+}
+
+struct Ctx<'a> {
+    path: &'a str,
+    text: &'a str,
+    overrides: &'a [String],
+    diagnostics: Vec<((usize, usize), Diagnostic)>,
+}
+
+impl Ctx<'_> {
+    fn location(&self, origin: &Origin) -> String {
+        match origin {
+            Origin::Span(span) => {
+                let (line, col) = tree::line_col(self.text, span.start);
+                format!("{}:{line}:{col}", self.path)
+            }
+            Origin::Override(i) => format!(
+                "--set {}",
+                self.overrides.get(*i).map_or("?", String::as_str)
+            ),
+        }
+    }
+
+    fn push(&mut self, origin: Origin, key: &str, message: String) {
+        let order = match &origin {
+            Origin::Span(span) => (0, span.start),
+            Origin::Override(i) => (1, *i),
+        };
+        let diagnostic = Diagnostic {
+            location: self.location(&origin),
+            key: key.to_string(),
+            message,
+        };
+        self.diagnostics.push((order, diagnostic));
+    }
+}
+
+/// A table being read: remembers which keys were asked for, so leftovers are reported as
+/// unknown with a suggestion.
+struct Obj<'t> {
+    table: &'t Table,
+    path: String,
+    origin: Origin,
+    known: Vec<&'static str>,
+}
+
+impl<'t> Obj<'t> {
+    fn new(table: &'t Table, path: String, origin: Origin) -> Self {
+        Obj {
+            table,
+            path,
+            origin,
+            known: Vec::new(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn node(&mut self, key: &'static str) -> Option<&'t Node> {
+        self.known.push(key);
+        self.table.get(key)
+    }
+
+    fn required(&mut self, ctx: &mut Ctx<'_>, key: &'static str, what: &str) -> Option<&'t Node> {
+        let node = self.node(key);
+        if node.is_none() {
+            let place = if self.path.is_empty() {
+                "the scenario".to_string()
+            } else {
+                format!("`{}`", self.path)
+            };
+            ctx.push(
+                self.origin.clone(),
+                &self.key(key),
+                format!("missing required key `{key}` in {place}: expected {what}"),
+            );
+        }
+        node
+    }
+
+    fn finish(&self, ctx: &mut Ctx<'_>) {
+        for entry in &self.table.entries {
+            if self.known.contains(&entry.key.as_str()) {
+                continue;
+            }
+            let suggestion = suggest(&entry.key, &self.known)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            let mut expected: Vec<&str> = self.known.clone();
+            expected.sort_unstable();
+            expected.dedup();
+            ctx.push(
+                entry.key_origin.clone(),
+                &self.key(&entry.key),
+                format!(
+                    "unknown key `{}`{suggestion} (expected one of: {})",
+                    entry.key,
+                    expected.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// The known word closest to `word`, if it is close enough to be a typo.
+fn suggest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(word, k), *k))
+        .filter(|(distance, k)| *distance <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn type_error(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) {
+    ctx.push(
+        node.origin.clone(),
+        key,
+        format!("expected {what}, found {}", node.value.describe()),
+    );
+}
+
+fn read_string(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) -> Option<String> {
+    match &node.value {
+        Value::String(s) => Some(s.clone()),
+        _ => {
+            type_error(ctx, node, key, what);
+            None
+        }
+    }
+}
+
+fn read_name(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<String> {
+    let what = "a name of lowercase letters, digits and dashes, such as \"cell-a\"";
+    let name = read_string(ctx, node, key, what)?;
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if valid {
+        Some(name)
+    } else {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!(
+                "expected {what} (at most 64 characters, not starting with a dash), found {name:?}"
+            ),
+        );
+        None
+    }
+}
+
+fn read_bool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<bool> {
+    match node.value {
+        Value::Boolean(b) => Some(b),
+        _ => {
+            type_error(ctx, node, key, "true or false");
+            None
+        }
+    }
+}
+
+fn read_int(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    min: u64,
+    max: u64,
+    what: &str,
+) -> Option<u64> {
+    match node.value {
+        Value::Integer(i) if i >= 0 && (i as u64) >= min && (i as u64) <= max => Some(i as u64),
+        Value::Integer(i) => {
+            ctx.push(
+                node.origin.clone(),
+                key,
+                format!("expected {what} between {min} and {max}, found {i}"),
+            );
+            None
+        }
+        _ => {
+            type_error(ctx, node, key, what);
+            None
+        }
+    }
+}
+
+fn read_positive(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) -> Option<f64> {
+    let value = match node.value {
+        Value::Integer(i) => i as f64,
+        Value::Float(x) => x,
+        _ => {
+            type_error(ctx, node, key, what);
+            return None;
+        }
+    };
+    if value.is_finite() && value > 0.0 && value <= 1e9 {
+        Some(value)
+    } else {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!("expected {what} (a positive number up to 1e9), found {value}"),
+        );
+        None
+    }
+}
+
+fn read_duration(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<SimDuration> {
+    let what = "a duration with a unit, such as \"250ms\" or \"2s\"";
+    match &node.value {
+        Value::String(s) => match SimDuration::parse(s) {
+            Ok(d) if d <= MAX_DURATION => Some(d),
+            Ok(_) => {
+                ctx.push(
+                    node.origin.clone(),
+                    key,
+                    format!("expected {what} of at most {MAX_DURATION}, found {s:?}"),
+                );
+                None
+            }
+            Err(e) => {
+                ctx.push(
+                    node.origin.clone(),
+                    key,
+                    format!("expected {what}, found {s:?}: {e}"),
+                );
+                None
+            }
+        },
+        Value::Integer(i) => {
+            ctx.push(
+                node.origin.clone(),
+                key,
+                format!("expected {what}; a bare number has no unit: write \"{i}s\" or \"{i}ms\""),
+            );
+            None
+        }
+        _ => {
+            type_error(ctx, node, key, what);
+            None
+        }
+    }
+}
+
+fn read_positive_duration(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<SimDuration> {
+    let d = read_duration(ctx, node, key)?;
+    if d == SimDuration::ZERO {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            "expected a duration greater than zero".into(),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+fn read_table<'t>(ctx: &mut Ctx<'_>, node: &'t Node, key: &str, what: &str) -> Option<Obj<'t>> {
+    match &node.value {
+        Value::Table(t) => Some(Obj::new(t, key.to_string(), node.origin.clone())),
+        _ => {
+            type_error(ctx, node, key, what);
+            None
+        }
+    }
+}
+
+/// The tables of an array of tables, each with its dotted path (`tenants.heavy`, or
+/// `tenants[3]` when it has no usable name).
+fn read_table_array<'t>(ctx: &mut Ctx<'_>, node: &'t Node, key: &str) -> Vec<Obj<'t>> {
+    let Value::Array(items) = &node.value else {
+        type_error(
+            ctx,
+            node,
+            key,
+            &format!("an array of tables, written [[{key}]]"),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match &item.value {
+            Value::Table(t) => {
+                let label = match t.get("name").map(|n| &n.value) {
+                    Some(Value::String(s)) if !s.is_empty() && !s.contains(['.', '[', ']']) => {
+                        format!("{key}.{s}")
+                    }
+                    _ => format!("{key}[{i}]"),
+                };
+                out.push(Obj::new(t, label, item.origin.clone()));
+            }
+            _ => type_error(ctx, item, &format!("{key}[{i}]"), "a table"),
+        }
+    }
+    out
+}
+
+fn read_dist(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Dist> {
+    let mut obj = read_table(
+        ctx,
+        node,
+        key,
+        "a distribution table such as { dist = \"exponential\", mean = \"4ms\" }",
+    )?;
+    let kinds = "\"constant\", \"exponential\", \"lognormal\" or \"uniform\"";
+    let kind_node = obj.required(ctx, "dist", kinds)?;
+    let kind = read_string(ctx, kind_node, &obj.key("dist"), kinds)?;
+    let dist = match kind.as_str() {
+        "constant" => {
+            let v = obj.required(ctx, "value", "a duration")?;
+            Dist::Constant(read_duration(ctx, v, &obj.key("value"))?)
+        }
+        "exponential" => {
+            let v = obj.required(ctx, "mean", "a duration")?;
+            Dist::Exponential {
+                mean: read_positive_duration(ctx, v, &obj.key("mean"))?,
+            }
+        }
+        "lognormal" => {
+            let median_node = obj.required(ctx, "median", "a duration");
+            let p99_node = obj.required(ctx, "p99", "a duration");
+            let median = read_positive_duration(ctx, median_node?, &obj.key("median"))?;
+            let p99_node = p99_node?;
+            let p99 = read_positive_duration(ctx, p99_node, &obj.key("p99"))?;
+            if p99 <= median {
+                ctx.push(
+                    p99_node.origin.clone(),
+                    &obj.key("p99"),
+                    format!("expected a p99 above the median ({median}), found {p99}"),
+                );
+                return None;
+            }
+            Dist::LogNormal { median, p99 }
+        }
+        "uniform" => {
+            let min_node = obj.required(ctx, "min", "a duration");
+            let max_node = obj.required(ctx, "max", "a duration");
+            let min = read_duration(ctx, min_node?, &obj.key("min"))?;
+            let max_node = max_node?;
+            let max = read_duration(ctx, max_node, &obj.key("max"))?;
+            if max < min {
+                ctx.push(
+                    max_node.origin.clone(),
+                    &obj.key("max"),
+                    format!("expected max >= min ({min}), found {max}"),
+                );
+                return None;
+            }
+            Dist::Uniform { min, max }
+        }
+        other => {
+            ctx.push(
+                kind_node.origin.clone(),
+                &obj.key("dist"),
+                format!("unknown distribution {other:?}; expected {kinds}"),
+            );
+            return None;
+        }
+    };
+    obj.finish(ctx);
+    Some(dist)
+}
+
+/// Defined names: `Some(index)` for a valid entry, `None` for one that had errors (already
+/// reported), so references to it are not reported a second time.
+type Names = BTreeMap<String, Option<usize>>;
+
+/// Registers a name as defined-but-not-yet-valid, reporting a duplicate. Returns whether it is
+/// new.
+fn claim_name(
+    ctx: &mut Ctx<'_>,
+    names: &mut Names,
+    name: &str,
+    node: &Node,
+    key: &str,
+    what: &str,
+) -> bool {
+    if names.contains_key(name) {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!("duplicate {what} name {name:?}; names must be unique"),
+        );
+        return false;
+    }
+    names.insert(name.to_string(), None);
+    true
+}
+
+fn resolve(ctx: &mut Ctx<'_>, names: &Names, node: &Node, key: &str, what: &str) -> Option<usize> {
+    let name = read_string(ctx, node, key, &format!("the name of a {what}"))?;
+    match names.get(&name) {
+        Some(index) => *index,
+        None => {
+            let known: Vec<&str> = names.keys().map(String::as_str).collect();
+            let suggestion = suggest(&name, &known)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            ctx.push(
+                node.origin.clone(),
+                key,
+                format!(
+                    "no {what} named {name:?}{suggestion} (defined: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<Scenario> {
+    let root_origin = Origin::Span(0..0);
+    let mut top = Obj::new(root, String::new(), root_origin);
+
+    let name = top
+        .required(ctx, "name", "the scenario name, such as \"hot-tenant\"")
+        .and_then(|n| read_name(ctx, n, "name"));
+    let description = match top.node("description") {
+        Some(n) => read_string(ctx, n, "description", "a string").unwrap_or_default(),
+        None => String::new(),
+    };
+
+    let simulation = read_simulation(ctx, top.node("simulation"), seed);
+    let edge = read_edge(ctx, top.node("edge"));
+
+    let mut tier_names = Names::new();
+    let tiers_node = top.required(ctx, "tiers", "at least one [[tiers]] table");
+    let tiers = read_tiers(ctx, tiers_node, &mut tier_names);
+    let mut db_names = Names::new();
+    let databases = read_databases(ctx, top.node("databases"), &mut db_names);
+    let mut cell_names = Names::new();
+    let cells_node = top.required(ctx, "cells", "at least one [[cells]] table");
+    let cells = read_cells(ctx, cells_node, &db_names, &mut cell_names);
+    let tenants_node = top.required(ctx, "tenants", "at least one [[tenants]] table");
+    let (tenants, groups, target_names) =
+        read_tenants(ctx, tenants_node, &tier_names, &cell_names, &cells);
+
+    let simulation = simulation?;
+    let (faults, fault_names) = read_faults(ctx, top.node("faults"), &target_names, &simulation);
+    let (slos, windows) = read_slos(
+        ctx,
+        top.node("slo"),
+        &SloContext {
+            targets: &target_names,
+            tenants: &tenants,
+            tier_names: &tier_names,
+            faults: &faults,
+            fault_names: &fault_names,
+            simulation: &simulation,
+        },
+    );
+    top.finish(ctx);
+
+    if !ctx.diagnostics.is_empty() {
+        return None;
+    }
+    Some(Scenario {
+        name: name?,
+        description,
+        system: System {
+            simulation,
+            edge: edge?,
+            tiers,
+            cells,
+            databases,
+            tenants,
+            groups,
+            faults,
+            windows,
+        },
+        slos,
+    })
+}
+
+fn read_simulation(
+    ctx: &mut Ctx<'_>,
+    node: Option<&Node>,
+    seed: Option<u64>,
+) -> Option<Simulation> {
+    let mut sim = Simulation {
+        seed: 42,
+        duration: SimDuration::from_secs(60),
+        warmup: SimDuration::ZERO,
+        max_events: None,
+    };
+    let Some(node) = node else {
+        sim.seed = seed.unwrap_or(sim.seed);
+        return Some(sim);
+    };
+    let mut obj = read_table(ctx, node, "simulation", "the [simulation] table")?;
+    let mut ok = true;
+    if let Some(n) = obj.node("seed") {
+        match read_int(ctx, n, "simulation.seed", 0, i64::MAX as u64, "a seed") {
+            Some(s) => sim.seed = s,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = obj.node("duration") {
+        match read_positive_duration(ctx, n, "simulation.duration") {
+            Some(d) => sim.duration = d,
+            None => ok = false,
+        }
+    }
+    let warmup_node = obj.node("warmup");
+    if let Some(n) = warmup_node {
+        match read_duration(ctx, n, "simulation.warmup") {
+            Some(d) => sim.warmup = d,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = obj.node("max_events") {
+        match read_int(
+            ctx,
+            n,
+            "simulation.max_events",
+            1,
+            i64::MAX as u64,
+            "an event budget",
+        ) {
+            Some(m) => sim.max_events = Some(m),
+            None => ok = false,
+        }
+    }
+    if let Some(n) = warmup_node
+        && ok
+        && sim.warmup >= sim.duration
+    {
+        ctx.push(
+            n.origin.clone(),
+            "simulation.warmup",
+            format!(
+                "expected a warmup shorter than the duration ({}), found {}",
+                sim.duration, sim.warmup
+            ),
+        );
+        ok = false;
+    }
+    obj.finish(ctx);
+    sim.seed = seed.unwrap_or(sim.seed);
+    ok.then_some(sim)
+}
+
+fn read_edge(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Edge> {
+    let mut edge = Edge {
+        rate_limiting: true,
+    };
+    let Some(node) = node else {
+        return Some(edge);
+    };
+    let mut obj = read_table(ctx, node, "edge", "the [edge] table")?;
+    if let Some(n) = obj.node("rate_limiting") {
+        edge.rate_limiting = read_bool(ctx, n, "edge.rate_limiting")?;
+    }
+    obj.finish(ctx);
+    Some(edge)
+}
+
+fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<Tier> {
+    let Some(node) = node else {
+        return Vec::new();
+    };
+    let mut tiers = Vec::new();
+    for mut obj in read_table_array(ctx, node, "tiers") {
+        let name_node = obj.required(ctx, "name", "a tier name");
+        let name = name_node
+            .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
+            .filter(|(v, n)| claim_name(ctx, names, v, n, &obj.key("name"), "tier"))
+            .map(|(v, _)| v);
+        let rate = obj
+            .required(ctx, "rate", "sustained requests per second per tenant")
+            .and_then(|n| read_positive(ctx, n, &obj.key("rate"), "requests per second"));
+        let burst = match obj.node("burst") {
+            Some(n) => read_int(
+                ctx,
+                n,
+                &obj.key("burst"),
+                1,
+                u64::from(u32::MAX),
+                "a burst size",
+            )
+            .map(|b| b as u32),
+            None => rate.map(|r| r.ceil().clamp(1.0, f64::from(u32::MAX)) as u32),
+        };
+        let max_in_flight = match obj.node("max_in_flight") {
+            Some(n) => read_int(
+                ctx,
+                n,
+                &obj.key("max_in_flight"),
+                1,
+                u64::from(u32::MAX),
+                "a request count",
+            )
+            .map(|m| Some(m as u32)),
+            None => Some(None),
+        };
+        if let (Some(name), Some(rate), Some(burst), Some(max_in_flight)) =
+            (name, rate, burst, max_in_flight)
+        {
+            match Quota::per_second(rate, burst) {
+                Ok(quota) => {
+                    names.insert(name.clone(), Some(tiers.len()));
+                    tiers.push(Tier {
+                        name,
+                        rate,
+                        burst,
+                        quota,
+                        max_in_flight,
+                    });
+                }
+                Err(_) => ctx.push(
+                    obj.origin.clone(),
+                    &obj.key("rate"),
+                    format!("rate {rate} is above one request per nanosecond"),
+                ),
+            }
+        }
+        obj.finish(ctx);
+    }
+    tiers
+}
+
+fn read_databases(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<Database> {
+    let Some(node) = node else {
+        return Vec::new();
+    };
+    let mut databases = Vec::new();
+    for mut obj in read_table_array(ctx, node, "databases") {
+        let name_node = obj.required(ctx, "name", "a database name");
+        let name = name_node
+            .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
+            .filter(|(v, n)| claim_name(ctx, names, v, n, &obj.key("name"), "database"))
+            .map(|(v, _)| v);
+        let connections = obj
+            .required(ctx, "connections", "the number of concurrent queries")
+            .and_then(|n| {
+                read_int(
+                    ctx,
+                    n,
+                    &obj.key("connections"),
+                    1,
+                    1_000_000,
+                    "a connection count",
+                )
+            });
+        let query_time = obj
+            .required(ctx, "query_time", "a distribution")
+            .and_then(|n| read_dist(ctx, n, &obj.key("query_time")));
+        if let (Some(name), Some(connections), Some(query_time)) = (name, connections, query_time) {
+            names.insert(name.clone(), Some(databases.len()));
+            databases.push(Database {
+                name,
+                connections: connections as u32,
+                query_time,
+            });
+        }
+        obj.finish(ctx);
+    }
+    databases
+}
+
+fn read_cells(
+    ctx: &mut Ctx<'_>,
+    node: Option<&Node>,
+    db_names: &Names,
+    names: &mut Names,
+) -> Vec<Cell> {
+    let Some(node) = node else {
+        return Vec::new();
+    };
+    let mut cells = Vec::new();
+    for mut obj in read_table_array(ctx, node, "cells") {
+        let name_node = obj.required(ctx, "name", "a cell name");
+        let name = name_node
+            .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
+            .filter(|(v, n)| claim_name(ctx, names, v, n, &obj.key("name"), "cell"))
+            .map(|(v, _)| v);
+        let region = match obj.node("region") {
+            Some(n) => read_name(ctx, n, &obj.key("region")),
+            None => Some("default".to_string()),
+        };
+        let eu = match obj.node("eu") {
+            Some(n) => read_bool(ctx, n, &obj.key("eu")),
+            None => Some(false),
+        };
+        let db = match obj.node("db") {
+            Some(n) => resolve(ctx, db_names, n, &obj.key("db"), "database").map(Some),
+            None => Some(None),
+        };
+        let api = obj
+            .required(ctx, "api", "the API pool, such as { workers = 32, queue = 512, service_time = { dist = \"exponential\", mean = \"4ms\" } }")
+            .and_then(|n| read_api(ctx, n, &obj.key("api")));
+        if let (Some(name), Some(region), Some(eu), Some(db), Some(api)) =
+            (name, region, eu, db, api)
+        {
+            names.insert(name.clone(), Some(cells.len()));
+            cells.push(Cell {
+                name,
+                region,
+                eu,
+                db,
+                api,
+            });
+        }
+        obj.finish(ctx);
+    }
+    cells
+}
+
+fn read_api(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<ApiPool> {
+    let mut obj = read_table(ctx, node, key, "the API pool table")?;
+    let workers = obj
+        .required(ctx, "workers", "the number of concurrent requests")
+        .and_then(|n| read_int(ctx, n, &obj.key("workers"), 1, 1_000_000, "a worker count"));
+    let queue = match obj.node("queue") {
+        Some(n) => read_int(ctx, n, &obj.key("queue"), 0, 100_000_000, "a queue length"),
+        None => workers.map(|w| w * 16),
+    };
+    let service_time = obj
+        .required(ctx, "service_time", "a distribution")
+        .and_then(|n| read_dist(ctx, n, &obj.key("service_time")));
+    obj.finish(ctx);
+    Some(ApiPool {
+        workers: workers? as u32,
+        queue: queue? as u32,
+        service_time: service_time?,
+    })
+}
+
+/// Tenant and tenant-group names, for fault targets and SLO selectors: `None` marks an entry
+/// that had errors (already reported).
+type Targets = BTreeMap<String, Option<Vec<usize>>>;
+
+fn read_tenants(
+    ctx: &mut Ctx<'_>,
+    node: Option<&Node>,
+    tier_names: &Names,
+    cell_names: &Names,
+    cells: &[Cell],
+) -> (Vec<Tenant>, Vec<TenantGroup>, Targets) {
+    let mut tenants: Vec<Tenant> = Vec::new();
+    let mut groups = Vec::new();
+    let mut targets = Targets::new();
+    let Some(node) = node else {
+        return (tenants, groups, targets);
+    };
+    let mut total: u64 = 0;
+    for mut obj in read_table_array(ctx, node, "tenants") {
+        let name_node = obj.required(ctx, "name", "a tenant name");
+        let name = match name_node.and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
+        {
+            Some((name, n)) if targets.contains_key(&name) => {
+                ctx.push(
+                    n.origin.clone(),
+                    &obj.key("name"),
+                    format!("duplicate tenant name {name:?}; names must be unique"),
+                );
+                None
+            }
+            Some((name, _)) => {
+                targets.insert(name.clone(), None);
+                Some(name)
+            }
+            None => None,
+        };
+        let count_node = obj.node("count");
+        let count = match count_node {
+            Some(n) => {
+                read_int(ctx, n, &obj.key("count"), 1, MAX_TENANTS, "a tenant count").map(Some)
+            }
+            None => Some(None),
+        };
+        let tier = obj
+            .required(ctx, "tier", "the name of a [[tiers]] entry")
+            .and_then(|n| resolve(ctx, tier_names, n, &obj.key("tier"), "tier"));
+        let cell = match obj.node("cell") {
+            Some(n) => resolve(ctx, cell_names, n, &obj.key("cell"), "cell").map(Some),
+            None => Some(None),
+        };
+        let arrival = obj
+            .required(
+                ctx,
+                "arrival",
+                "an arrival table such as { process = \"poisson\", rate = 10 }",
+            )
+            .and_then(|n| read_arrival(ctx, n, &obj.key("arrival")));
+        let db_queries_node = obj.node("db_queries");
+        let db_queries = match db_queries_node {
+            Some(n) => read_int(
+                ctx,
+                n,
+                &obj.key("db_queries"),
+                0,
+                MAX_DB_QUERIES,
+                "a query count",
+            ),
+            None => Some(0),
+        };
+        let timeout = match obj.node("timeout") {
+            Some(n) if matches!(&n.value, Value::String(s) if s == "none") => Some(None),
+            Some(n) => read_positive_duration(ctx, n, &obj.key("timeout")).map(Some),
+            None => Some(Some(SimDuration::from_secs(1))),
+        };
+        let retry = match obj.node("retry") {
+            Some(n) => read_retry(ctx, n, &obj.key("retry")),
+            None => Some(RetryPolicy::NEVER),
+        };
+        obj.finish(ctx);
+        let (
+            Some(name),
+            Some(count),
+            Some(tier),
+            Some(cell),
+            Some(arrival),
+            Some(db_queries),
+            Some(timeout),
+            Some(retry),
+            Some(name_node),
+        ) = (
+            name, count, tier, cell, arrival, db_queries, timeout, retry, name_node,
+        )
+        else {
+            continue;
+        };
+        total += count.unwrap_or(1);
+        if total > MAX_TENANTS {
+            ctx.push(
+                count_node.unwrap_or(name_node).origin.clone(),
+                &obj.key("count"),
+                format!("the scenario expands to more than {MAX_TENANTS} tenants (the limit)"),
+            );
+            break;
+        }
+        let members: Vec<String> = match count {
+            None => vec![name.clone()],
+            Some(n) => {
+                let width = n.to_string().len().max(3);
+                (1..=n).map(|i| format!("{name}-{i:0width$}")).collect()
+            }
+        };
+        if let Some(clash) = members
+            .iter()
+            .find(|m| **m != name && targets.contains_key(*m))
+        {
+            ctx.push(
+                name_node.origin.clone(),
+                &obj.key("name"),
+                format!(
+                    "duplicate tenant name {clash:?} (from `count` expansion); names must be unique"
+                ),
+            );
+            continue;
+        }
+        // Without a pinned cell, spread tenants round-robin over the cells.
+        let cell_of = |index: usize| cell.unwrap_or(index % cells.len().max(1));
+        if db_queries > 0
+            && let Some(c) = (tenants.len()..tenants.len() + members.len())
+                .map(|i| &cells[cell_of(i)])
+                .find(|c| c.db.is_none())
+        {
+            ctx.push(
+                db_queries_node.map_or(name_node.origin.clone(), |n| n.origin.clone()),
+                &obj.key("db_queries"),
+                format!(
+                    "tenants of {name:?} make database queries but cell {:?} has no `db`",
+                    c.name
+                ),
+            );
+            continue;
+        }
+        let group = groups.len();
+        let first = tenants.len();
+        for member in members {
+            let index = tenants.len();
+            if member != name {
+                targets.insert(member.clone(), Some(vec![index]));
+            }
+            tenants.push(Tenant {
+                name: member,
+                group,
+                tier,
+                cell: cell_of(index),
+                arrival,
+                db_queries: db_queries as u32,
+                timeout,
+                retry,
+            });
+        }
+        targets.insert(name.clone(), Some((first..tenants.len()).collect()));
+        groups.push(TenantGroup {
+            name,
+            tenants: first..tenants.len(),
+        });
+    }
+    (tenants, groups, targets)
+}
+
+fn read_arrival(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Arrival> {
+    let mut obj = read_table(ctx, node, key, "an arrival table")?;
+    let process = match obj.node("process") {
+        Some(n) => {
+            let what = "\"poisson\" or \"constant\"";
+            match read_string(ctx, n, &obj.key("process"), what)?.as_str() {
+                "poisson" => Some(ArrivalProcess::Poisson),
+                "constant" => Some(ArrivalProcess::Constant),
+                other => {
+                    ctx.push(
+                        n.origin.clone(),
+                        &obj.key("process"),
+                        format!("expected {what}, found {other:?}"),
+                    );
+                    None
+                }
+            }
+        }
+        None => Some(ArrivalProcess::Poisson),
+    };
+    let rate = obj
+        .required(ctx, "rate", "requests per second")
+        .and_then(|n| read_positive(ctx, n, &obj.key("rate"), "requests per second"));
+    obj.finish(ctx);
+    Some(Arrival {
+        process: process?,
+        rate: rate?,
+    })
+}
+
+fn read_retry(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<RetryPolicy> {
+    let mut obj = read_table(ctx, node, key, "a retry table such as { max_attempts = 3 }")?;
+    let max_attempts = match obj.node("max_attempts") {
+        Some(n) => read_int(
+            ctx,
+            n,
+            &obj.key("max_attempts"),
+            1,
+            MAX_ATTEMPTS,
+            "an attempt count",
+        ),
+        None => Some(3),
+    };
+    let backoff = match obj.node("backoff") {
+        Some(n) => {
+            let what = "\"none\", \"exponential\" or \"exponential_full_jitter\"";
+            match read_string(ctx, n, &obj.key("backoff"), what)?.as_str() {
+                "none" => Some(Backoff::None),
+                "exponential" => Some(Backoff::Exponential),
+                "exponential_full_jitter" => Some(Backoff::ExponentialFullJitter),
+                other => {
+                    ctx.push(
+                        n.origin.clone(),
+                        &obj.key("backoff"),
+                        format!("expected {what}, found {other:?}"),
+                    );
+                    None
+                }
+            }
+        }
+        None => Some(Backoff::ExponentialFullJitter),
+    };
+    let base = match obj.node("base") {
+        Some(n) => read_duration(ctx, n, &obj.key("base")),
+        None => Some(SimDuration::from_millis(100)),
+    };
+    let cap = match obj.node("cap") {
+        Some(n) => read_duration(ctx, n, &obj.key("cap")),
+        None => Some(SimDuration::from_secs(5)),
+    };
+    obj.finish(ctx);
+    Some(RetryPolicy {
+        max_attempts: max_attempts? as u32,
+        backoff: backoff?,
+        base: base?,
+        cap: cap?,
+    })
+}
+
+fn resolve_targets(
+    ctx: &mut Ctx<'_>,
+    targets: &Targets,
+    node: &Node,
+    key: &str,
+) -> Option<Vec<usize>> {
+    let name = read_string(ctx, node, key, "a tenant name")?;
+    match targets.get(&name) {
+        Some(ids) => ids.clone(),
+        None => {
+            let known: Vec<&str> = targets.keys().map(String::as_str).collect();
+            let suggestion = suggest(&name, &known)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            ctx.push(
+                node.origin.clone(),
+                key,
+                format!("no tenant or tenant group named {name:?}{suggestion}"),
+            );
+            None
+        }
+    }
+}
+
+fn read_faults(
+    ctx: &mut Ctx<'_>,
+    node: Option<&Node>,
+    targets: &Targets,
+    simulation: &Simulation,
+) -> (Vec<Fault>, Names) {
+    let mut faults = Vec::new();
+    let mut names = Names::new();
+    let Some(node) = node else {
+        return (faults, names);
+    };
+    for mut obj in read_table_array(ctx, node, "faults") {
+        let name_node = obj.required(ctx, "name", "a fault name");
+        let name = name_node
+            .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
+            .filter(|(v, n)| claim_name(ctx, &mut names, v, n, &obj.key("name"), "fault"))
+            .map(|(v, _)| v);
+        let kinds = "\"load_spike\"";
+        let kind_node = obj.required(ctx, "kind", kinds);
+        let kind_name = kind_node.and_then(|n| read_string(ctx, n, &obj.key("kind"), kinds));
+        let at_node = obj.required(ctx, "at", "the start time, such as \"30s\"");
+        let at = at_node.and_then(|n| read_duration(ctx, n, &obj.key("at")));
+        let duration = obj
+            .required(ctx, "duration", "how long the fault lasts, such as \"60s\"")
+            .and_then(|n| read_positive_duration(ctx, n, &obj.key("duration")));
+        let kind = match kind_name.as_deref() {
+            Some("load_spike") => {
+                let tenants = obj
+                    .required(ctx, "tenant", "the tenant (or tenant group) that spikes")
+                    .and_then(|n| resolve_targets(ctx, targets, n, &obj.key("tenant")));
+                let multiplier = obj
+                    .required(ctx, "multiplier", "the arrival-rate multiplier, such as 10")
+                    .and_then(|n| read_positive(ctx, n, &obj.key("multiplier"), "a multiplier"));
+                obj.finish(ctx);
+                match (tenants, multiplier) {
+                    (Some(tenants), Some(multiplier)) => Some(FaultKind::LoadSpike {
+                        tenants,
+                        multiplier,
+                    }),
+                    _ => None,
+                }
+            }
+            Some(other) => {
+                // The keys of an unknown kind cannot be judged; report the kind alone.
+                if let Some(n) = kind_node {
+                    ctx.push(
+                        n.origin.clone(),
+                        &obj.key("kind"),
+                        format!("unknown fault kind {other:?}; expected {kinds}"),
+                    );
+                }
+                None
+            }
+            None => None,
+        };
+        if let (Some(at), Some(at_node)) = (at, at_node)
+            && at >= simulation.duration
+        {
+            ctx.push(
+                at_node.origin.clone(),
+                &obj.key("at"),
+                format!(
+                    "the fault starts at {at}, at or after the end of the run ({})",
+                    simulation.duration
+                ),
+            );
+            continue;
+        }
+        if let (Some(name), Some(at), Some(duration), Some(kind)) = (name, at, duration, kind) {
+            names.insert(name.clone(), Some(faults.len()));
+            faults.push(Fault {
+                name,
+                at: SimTime::ZERO + at,
+                duration,
+                kind,
+            });
+        }
+    }
+    (faults, names)
+}
+
+/// What SLO tables are resolved against.
+struct SloContext<'a> {
+    targets: &'a Targets,
+    tenants: &'a [Tenant],
+    tier_names: &'a Names,
+    faults: &'a [Fault],
+    fault_names: &'a Names,
+    simulation: &'a Simulation,
+}
+
+fn read_slos(
+    ctx: &mut Ctx<'_>,
+    node: Option<&Node>,
+    sc: &SloContext<'_>,
+) -> (Vec<Slo>, Vec<Window>) {
+    let run_end = SimTime::ZERO + sc.simulation.duration;
+    let judged_from = SimTime::ZERO + sc.simulation.warmup;
+    let mut windows = vec![Window {
+        label: "whole".to_string(),
+        start: judged_from,
+        end: run_end,
+    }];
+    let Some(node) = node else {
+        return (Vec::new(), windows);
+    };
+    let mut slos = Vec::new();
+    let mut names = BTreeSet::new();
+    for mut obj in read_table_array(ctx, node, "slo") {
+        let name_node = obj.required(ctx, "name", "a description of the objective");
+        let name = name_node.and_then(|n| read_string(ctx, n, &obj.key("name"), "a string"));
+        if let (Some(name), Some(n)) = (&name, name_node)
+            && !names.insert(name.clone())
+        {
+            ctx.push(
+                n.origin.clone(),
+                &obj.key("name"),
+                format!("duplicate SLO name {name:?}"),
+            );
+        }
+        let (selector, selected) = match obj.node("tenants") {
+            None => (
+                "all".to_string(),
+                Some((0..sc.tenants.len()).collect::<Vec<_>>()),
+            ),
+            Some(n) => read_selector(ctx, n, &obj.key("tenants"), sc),
+        };
+        let scope = match obj.node("scope") {
+            None => Some(Scope::Each),
+            Some(n) => {
+                let what = "\"each\" or \"pooled\"";
+                match read_string(ctx, n, &obj.key("scope"), what).as_deref() {
+                    Some("each") => Some(Scope::Each),
+                    Some("pooled") => Some(Scope::Pooled),
+                    Some(other) => {
+                        ctx.push(
+                            n.origin.clone(),
+                            &obj.key("scope"),
+                            format!("expected {what}, found {other:?}"),
+                        );
+                        None
+                    }
+                    None => None,
+                }
+            }
+        };
+        let window = match obj.node("window") {
+            None => Some(0),
+            Some(n) => read_window(ctx, n, &obj.key("window"), sc, judged_from, run_end).map(|w| {
+                match windows.iter().position(|x| x.label == w.label) {
+                    Some(i) => i,
+                    None => {
+                        windows.push(w);
+                        windows.len() - 1
+                    }
+                }
+            }),
+        };
+        let expect = obj
+            .required(
+                ctx,
+                "expect",
+                "a list of expectations such as [\"p99 < 250ms\", \"error_rate < 0.01\"]",
+            )
+            .and_then(|n| read_expectations(ctx, n, &obj.key("expect")));
+        let min_samples = match obj.node("min_samples") {
+            Some(n) => read_int(
+                ctx,
+                n,
+                &obj.key("min_samples"),
+                1,
+                u64::MAX >> 1,
+                "a sample count",
+            ),
+            None => Some(DEFAULT_MIN_SAMPLES),
+        };
+        obj.finish(ctx);
+        if let (
+            Some(name),
+            Some(selected),
+            Some(scope),
+            Some(window),
+            Some(expect),
+            Some(min_samples),
+        ) = (name, selected, scope, window, expect, min_samples)
+        {
+            slos.push(Slo {
+                name,
+                selector,
+                tenants: selected,
+                scope,
+                window,
+                expect,
+                min_samples,
+            });
+        }
+    }
+    (slos, windows)
+}
+
+fn read_selector(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    sc: &SloContext<'_>,
+) -> (String, Option<Vec<usize>>) {
+    let what = "\"all\", \"bystanders\", a list of tenant names, or { tier = \"NAME\" }";
+    let all = || (0..sc.tenants.len()).collect::<Vec<_>>();
+    match &node.value {
+        Value::String(s) if s == "all" => ("all".into(), Some(all())),
+        Value::String(s) if s == "bystanders" => {
+            let bystanders = all()
+                .into_iter()
+                .filter(|t| !sc.faults.iter().any(|f| f.named_tenants().contains(t)))
+                .collect();
+            ("bystanders".into(), Some(bystanders))
+        }
+        Value::String(s) => {
+            ctx.push(
+                node.origin.clone(),
+                key,
+                format!("expected {what}, found {s:?}"),
+            );
+            (s.clone(), None)
+        }
+        Value::Array(items) => {
+            let mut selected = BTreeSet::new();
+            let mut ok = true;
+            let mut labels = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match resolve_targets(ctx, sc.targets, item, &format!("{key}[{i}]")) {
+                    Some(ids) => selected.extend(ids),
+                    None => ok = false,
+                }
+                if let Value::String(s) = &item.value {
+                    labels.push(s.clone());
+                }
+            }
+            if items.is_empty() {
+                ctx.push(
+                    node.origin.clone(),
+                    key,
+                    "expected at least one tenant name".into(),
+                );
+                ok = false;
+            }
+            (
+                format!("[{}]", labels.join(", ")),
+                ok.then(|| selected.into_iter().collect()),
+            )
+        }
+        Value::Table(t) => {
+            let mut obj = Obj::new(t, key.to_string(), node.origin.clone());
+            let tier_node = obj.required(ctx, "tier", "a tier name");
+            let tier =
+                tier_node.and_then(|n| resolve(ctx, sc.tier_names, n, &obj.key("tier"), "tier"));
+            obj.finish(ctx);
+            match (tier, tier_node.map(|n| &n.value)) {
+                (Some(tier), Some(Value::String(name))) => (
+                    format!("tier {name}"),
+                    Some(
+                        (0..sc.tenants.len())
+                            .filter(|&i| sc.tenants[i].tier == tier)
+                            .collect(),
+                    ),
+                ),
+                _ => (String::new(), None),
+            }
+        }
+        _ => {
+            type_error(ctx, node, key, what);
+            (String::new(), None)
+        }
+    }
+}
+
+fn read_window(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    sc: &SloContext<'_>,
+    judged_from: SimTime,
+    run_end: SimTime,
+) -> Option<Window> {
+    let what = "\"whole\", \"during:FAULT\", \"after:FAULT\" or \"after:FAULT+DELAY\"";
+    let text = read_string(ctx, node, key, what)?;
+    let (start, end) = if text == "whole" {
+        (judged_from, run_end)
+    } else if let Some((mode, rest)) = text.split_once(':') {
+        let (fault_name, delay) = match rest.split_once('+') {
+            Some((f, d)) => match SimDuration::parse(d) {
+                Ok(d) => (f, d),
+                Err(e) => {
+                    ctx.push(
+                        node.origin.clone(),
+                        key,
+                        format!("bad delay in window {text:?}: {e}"),
+                    );
+                    return None;
+                }
+            },
+            None => (rest, SimDuration::ZERO),
+        };
+        let fault = match sc.fault_names.get(fault_name) {
+            Some(Some(i)) => &sc.faults[*i],
+            Some(None) => return None, // the fault itself is invalid (already reported)
+            None => {
+                let known: Vec<&str> = sc.fault_names.keys().map(String::as_str).collect();
+                ctx.push(
+                    node.origin.clone(),
+                    key,
+                    format!(
+                        "window {text:?} names no fault {fault_name:?} (faults: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                return None;
+            }
+        };
+        match mode {
+            "during" if delay == SimDuration::ZERO => {
+                (fault.at.max(judged_from), fault.end().min(run_end))
+            }
+            "after" => ((fault.end() + delay).max(judged_from), run_end),
+            _ => {
+                ctx.push(
+                    node.origin.clone(),
+                    key,
+                    format!("expected {what}, found {text:?}"),
+                );
+                return None;
+            }
+        }
+    } else {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!("expected {what}, found {text:?}"),
+        );
+        return None;
+    };
+    if start >= end {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!(
+                "window {text:?} is empty: it would judge requests issued from {start} to {end} \
+                 (after warmup, before the end of the run)"
+            ),
+        );
+        return None;
+    }
+    Some(Window {
+        label: text,
+        start,
+        end,
+    })
+}
+
+fn read_expectations(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Vec<super::Expectation>> {
+    let items: Vec<&Node> = match &node.value {
+        Value::Array(items) => items.iter().collect(),
+        Value::String(_) => vec![node],
+        _ => {
+            type_error(
+                ctx,
+                node,
+                key,
+                "a list of expectations such as [\"p99 < 250ms\"]",
+            );
+            return None;
+        }
+    };
+    if items.is_empty() {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            "expected at least one expectation".into(),
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let item_key = format!("{key}[{i}]");
+        let Some(text) = read_string(
+            ctx,
+            item,
+            &item_key,
+            "an expectation such as \"p99 < 250ms\"",
+        ) else {
+            ok = false;
+            continue;
+        };
+        match parse_expectation(&text) {
+            Ok(e) => out.push(e),
+            Err(message) => {
+                ctx.push(item.origin.clone(), &item_key, message);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}

@@ -1,0 +1,114 @@
+//! Scenario files: TOML text plus `--set` overrides in, a validated [`Scenario`] out.
+//!
+//! Every error names the file, line, column and key (or the override) and what was expected.
+//! All references are resolved to dense indices here, so the model never looks anything up by
+//! name.
+
+pub mod expect;
+mod load;
+pub mod tree;
+
+use std::fmt;
+
+pub use expect::{Expectation, Metric, Op, Threshold};
+pub use load::{
+    DEFAULT_MIN_SAMPLES, LoadOptions, MAX_ATTEMPTS, MAX_DB_QUERIES, MAX_DURATION, MAX_TENANTS, load,
+};
+
+use crate::model::config::System;
+
+/// A validated scenario: the simulated system plus the SLOs that judge it.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// `[a-z0-9-]+`.
+    pub name: String,
+    /// What the scenario shows.
+    pub description: String,
+    /// The system to simulate.
+    pub system: System,
+    /// SLOs, in file order.
+    pub slos: Vec<Slo>,
+}
+
+/// Whether each selected tenant must pass, or the selection pooled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Each tenant must pass on its own.
+    Each,
+    /// The selection's requests are pooled and judged once.
+    Pooled,
+}
+
+/// `[[slo]]`.
+#[derive(Clone, Debug)]
+pub struct Slo {
+    /// Name.
+    pub name: String,
+    /// The selector as written (`bystanders`, `all`, a list, `{ tier = ... }`).
+    pub selector: String,
+    /// Selected tenants.
+    pub tenants: Vec<usize>,
+    /// Each or pooled.
+    pub scope: Scope,
+    /// Index into the system's windows (`System::windows`).
+    pub window: usize,
+    /// Expectations; all must hold.
+    pub expect: Vec<Expectation>,
+    /// Fewer samples than this makes a check inconclusive.
+    pub min_samples: u64,
+}
+
+/// One problem with a scenario or override.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// `file:line:col`, or `--set PATH=VALUE`.
+    pub location: String,
+    /// The dotted key, as `--set` would address it.
+    pub key: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.location, self.message)
+        } else {
+            write!(f, "{}: `{}`: {}", self.location, self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found while loading a scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The problems, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    /// For each tenant, the windows some SLO judges it in (the model tracks exactly these).
+    pub fn tenant_windows(&self) -> Vec<Vec<usize>> {
+        let mut windows = vec![Vec::new(); self.system.tenants.len()];
+        for slo in &self.slos {
+            for &t in &slo.tenants {
+                windows[t].push(slo.window);
+            }
+        }
+        windows
+    }
+}

@@ -1,0 +1,327 @@
+//! The scenario document as a tree of values that remember where they came from.
+//!
+//! Every value carries its [`Origin`]: a byte span in the scenario file, or the `--set`
+//! override that put it there. The loader reads typed values from this tree, so every error can
+//! name the file, line, column and key (or the override) that caused it. Overrides are applied
+//! to the tree before the loader runs, so an overridden value is validated exactly like one
+//! written in the file.
+
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A byte range of the scenario text.
+    Span(Range<usize>),
+    /// The `--set` override with this index (in command-line order).
+    Override(usize),
+}
+
+/// A value and its origin.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The value.
+    pub value: Value,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// A TOML value.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// A string.
+    String(String),
+    /// An integer.
+    Integer(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Boolean(bool),
+    /// A date or time (never valid in a scenario, kept for the error message).
+    Datetime(String),
+    /// An array.
+    Array(Vec<Node>),
+    /// A table.
+    Table(Table),
+}
+
+/// A table: keys in source order.
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    /// The entries, in the order they appear in the file (overrides that add keys come last).
+    pub entries: Vec<Entry>,
+}
+
+/// One key of a table.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The key.
+    pub key: String,
+    /// Where the key was written.
+    pub key_origin: Origin,
+    /// Its value.
+    pub node: Node,
+}
+
+impl Table {
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entries.iter().find(|e| e.key == key).map(|e| &e.node)
+    }
+
+    fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.key == key)
+            .map(|e| &mut e.node)
+    }
+}
+
+impl Value {
+    /// How a value is named in an error: "the string \"abc\"", "the integer -5", "a table".
+    pub fn describe(&self) -> String {
+        match self {
+            Value::String(s) => format!("the string {s:?}"),
+            Value::Integer(i) => format!("the integer {i}"),
+            Value::Float(x) => format!("the number {x}"),
+            Value::Boolean(b) => format!("the boolean {b}"),
+            Value::Datetime(d) => format!("the date {d}"),
+            Value::Array(_) => "an array".to_string(),
+            Value::Table(_) => "a table".to_string(),
+        }
+    }
+}
+
+/// A TOML syntax error with its byte span.
+#[derive(Clone, Debug)]
+pub struct SyntaxError {
+    /// Where the parser stopped.
+    pub span: Option<Range<usize>>,
+    /// The parser's message.
+    pub message: String,
+}
+
+/// Parses scenario text into a tree.
+pub fn parse_document(text: &str) -> Result<Table, SyntaxError> {
+    let root = DeTable::parse(text).map_err(|e| SyntaxError {
+        span: e.span(),
+        message: e.message().trim().to_string(),
+    })?;
+    let span = root.span();
+    convert_table(root.into_inner(), &span)
+}
+
+/// Parses the VALUE of a `--set PATH=VALUE` as a TOML value, or takes it as a string.
+pub fn parse_override_value(text: &str, index: usize) -> Node {
+    let document = format!("value = {text}");
+    let converted = DeTable::parse(&document)
+        .ok()
+        .and_then(|t| {
+            let span = t.span();
+            convert_table(t.into_inner(), &span).ok()
+        })
+        .and_then(|mut t| t.entries.pop());
+    let value = match converted {
+        Some(entry) => entry.node.value,
+        None => Value::String(text.to_string()),
+    };
+    let mut node = Node {
+        value,
+        origin: Origin::Override(index),
+    };
+    reorigin(&mut node, index);
+    node
+}
+
+fn reorigin(node: &mut Node, index: usize) {
+    node.origin = Origin::Override(index);
+    match &mut node.value {
+        Value::Array(items) => items.iter_mut().for_each(|n| reorigin(n, index)),
+        Value::Table(table) => {
+            for entry in &mut table.entries {
+                entry.key_origin = Origin::Override(index);
+                reorigin(&mut entry.node, index);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn convert_table(table: DeTable<'_>, _span: &Range<usize>) -> Result<Table, SyntaxError> {
+    let mut entries = Vec::with_capacity(table.len());
+    for (key, value) in table {
+        let key_span = key.span();
+        let value_span = value.span();
+        let node = convert_value(value.into_inner(), value_span)?;
+        entries.push(Entry {
+            key: key.into_inner().into_owned(),
+            key_origin: Origin::Span(key_span),
+            node,
+        });
+    }
+    // The parser's map is sorted by key; errors and iteration should follow the file.
+    entries.sort_by_key(|e| match &e.key_origin {
+        Origin::Span(r) => r.start,
+        Origin::Override(_) => usize::MAX,
+    });
+    Ok(Table { entries })
+}
+
+fn convert_value(value: DeValue<'_>, span: Range<usize>) -> Result<Node, SyntaxError> {
+    let value = match value {
+        DeValue::String(s) => Value::String(s.into_owned()),
+        DeValue::Integer(i) => {
+            let digits: String = i.as_str().chars().filter(|&c| c != '_').collect();
+            match i64::from_str_radix(&digits, i.radix()) {
+                Ok(v) => Value::Integer(v),
+                Err(_) => {
+                    return Err(SyntaxError {
+                        span: Some(span),
+                        message: format!("integer {i} does not fit in 64 bits"),
+                    });
+                }
+            }
+        }
+        DeValue::Float(f) => match f.as_str().replace('_', "").parse::<f64>() {
+            Ok(v) => Value::Float(v),
+            Err(_) => {
+                return Err(SyntaxError {
+                    span: Some(span),
+                    message: format!("invalid float {f}"),
+                });
+            }
+        },
+        DeValue::Boolean(b) => Value::Boolean(b),
+        DeValue::Datetime(d) => Value::Datetime(d.to_string()),
+        DeValue::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let item_span = item.span();
+                out.push(convert_value(item.into_inner(), item_span)?);
+            }
+            Value::Array(out)
+        }
+        DeValue::Table(t) => Value::Table(convert_table(t, &span)?),
+    };
+    Ok(Node {
+        value,
+        origin: Origin::Span(span),
+    })
+}
+
+/// Sets `path` (dotted; array-of-table elements addressed by their `name`, or by index) to
+/// `value`, creating missing tables. Keys that the loader does not know are reported by the
+/// loader, like any other unknown key.
+pub fn apply_override(root: &mut Table, path: &str, value: Node) -> Result<(), String> {
+    let segments: Vec<&str> = path.split('.').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(format!(
+            "`{path}` is not a dotted path like `edge.rate_limiting` or `tenants.heavy.arrival.rate`"
+        ));
+    }
+    let origin = value.origin.clone();
+    let mut table = root;
+    let mut i = 0;
+    while i < segments.len() {
+        let key = segments[i];
+        let prefix = segments[..=i].join(".");
+        let last = i + 1 == segments.len();
+        if table.get(key).is_none() {
+            if last {
+                table.entries.push(Entry {
+                    key: key.to_string(),
+                    key_origin: origin.clone(),
+                    node: value,
+                });
+                return Ok(());
+            }
+            table.entries.push(Entry {
+                key: key.to_string(),
+                key_origin: origin.clone(),
+                node: Node {
+                    value: Value::Table(Table::default()),
+                    origin: origin.clone(),
+                },
+            });
+        }
+        let Some(node) = table.get_mut(key) else {
+            return Err(format!("internal: `{prefix}` vanished"));
+        };
+        if last {
+            node.value = value.value;
+            node.origin = value.origin;
+            return Ok(());
+        }
+        let describe = node.value.describe();
+        match &mut node.value {
+            Value::Table(inner) => {
+                table = inner;
+                i += 1;
+            }
+            Value::Array(items) if items.iter().all(|n| matches!(n.value, Value::Table(_))) => {
+                let element = segments[i + 1];
+                let names: Vec<String> = items
+                    .iter()
+                    .filter_map(|n| match &n.value {
+                        Value::Table(t) => match t.get("name").map(|n| &n.value) {
+                            Some(Value::String(s)) => Some(s.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect();
+                let position = names
+                    .iter()
+                    .position(|n| n == element)
+                    .or_else(|| element.parse::<usize>().ok().filter(|&k| k < items.len()));
+                let Some(position) = position else {
+                    return Err(format!(
+                        "`{prefix}` has no element named `{element}` (names: {})",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ));
+                };
+                if i + 2 == segments.len() {
+                    return Err(format!(
+                        "`{path}` names a whole element of `{prefix}`; set one of its keys, \
+                         such as `{path}.name`"
+                    ));
+                }
+                match &mut items[position].value {
+                    Value::Table(inner) => table = inner,
+                    _ => return Err(format!("`{prefix}.{element}` is not a table")),
+                }
+                i += 2;
+            }
+            _ => {
+                return Err(format!(
+                    "`{prefix}` is {describe}, not a table, so `{path}` cannot be set"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Line and column (both 1-based, column in characters) of byte offset `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let mut line = 1;
+    let mut line_start = 0;
+    for (i, b) in text.bytes().enumerate().take(offset) {
+        if b == b'\n' {
+            line += 1;
+            line_start = i + 1;
+        }
+    }
+    let col = text
+        .get(line_start..offset)
+        .map_or(offset - line_start, |s| s.chars().count())
+        + 1;
+    (line, col)
+}

@@ -1,0 +1,244 @@
+//! SLO verdicts and always-on invariants, computed from a run's metrics.
+//!
+//! An SLO selects tenants, a window and expectations. With scope `each` every selected tenant
+//! is checked on its own; with `pooled` their requests are merged and checked once. A check
+//! with fewer samples than `min_samples` is inconclusive, never a silent pass: latency
+//! expectations count `ok` requests, rate expectations count finished requests.
+
+use crate::model::metrics::{Metrics, WindowStats};
+use crate::scenario::{Expectation, Metric, Scenario, Scope, Threshold};
+use crate::text::thousands;
+
+/// The result of one check, one SLO, or the whole run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    /// Held.
+    Passed,
+    /// Too few samples to judge.
+    Inconclusive,
+    /// Broken.
+    Failed,
+}
+
+impl Status {
+    /// `"pass"`, `"inconclusive"` or `"fail"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "pass",
+            Status::Inconclusive => "inconclusive",
+            Status::Failed => "fail",
+        }
+    }
+}
+
+/// One expectation checked against one tenant (or the pooled selection).
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// Tenant index, or `None` for a pooled check.
+    pub tenant: Option<usize>,
+    /// Index into the SLO's expectations.
+    pub expectation: usize,
+    /// Observed value in report units (ms, fraction, count); `None` without samples.
+    pub observed: Option<f64>,
+    /// Samples the value rests on.
+    pub samples: u64,
+    /// Verdict.
+    pub status: Status,
+}
+
+/// One SLO's result.
+#[derive(Clone, Debug)]
+pub struct SloResult {
+    /// Index into `Scenario::slos`.
+    pub slo: usize,
+    /// Worst check status.
+    pub status: Status,
+    /// Every check, tenant-major.
+    pub checks: Vec<Check>,
+}
+
+/// One always-on invariant's result.
+#[derive(Clone, Debug)]
+pub struct InvariantResult {
+    /// Name.
+    pub name: &'static str,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was checked, with the numbers.
+    pub detail: String,
+}
+
+/// Everything judged about a run.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// Per SLO.
+    pub slos: Vec<SloResult>,
+    /// Per invariant.
+    pub invariants: Vec<InvariantResult>,
+    /// The run's verdict: failed if any SLO or invariant failed, else inconclusive if any SLO
+    /// was, else passed.
+    pub verdict: Status,
+}
+
+/// Judges `metrics` against the scenario's SLOs and the always-on invariants.
+pub fn evaluate(scenario: &Scenario, metrics: &Metrics, unaccounted: u64) -> Evaluation {
+    let slos: Vec<SloResult> = scenario
+        .slos
+        .iter()
+        .enumerate()
+        .map(|(i, _)| evaluate_slo(scenario, metrics, i))
+        .collect();
+    let invariants = vec![conservation(metrics, unaccounted)];
+    let slo_worst = slos
+        .iter()
+        .map(|s| s.status)
+        .max()
+        .unwrap_or(Status::Passed);
+    let verdict = if invariants.iter().any(|i| !i.passed) {
+        Status::Failed
+    } else {
+        slo_worst
+    };
+    Evaluation {
+        slos,
+        invariants,
+        verdict,
+    }
+}
+
+fn evaluate_slo(scenario: &Scenario, metrics: &Metrics, slo_index: usize) -> SloResult {
+    let slo = &scenario.slos[slo_index];
+    let mut checks = Vec::new();
+    match slo.scope {
+        Scope::Each => {
+            for &tenant in &slo.tenants {
+                let empty = WindowStats::default();
+                let stats = metrics.tenants[tenant].window(slo.window).unwrap_or(&empty);
+                for (e, expectation) in slo.expect.iter().enumerate() {
+                    checks.push(check(expectation, e, Some(tenant), stats, slo.min_samples));
+                }
+            }
+        }
+        Scope::Pooled => {
+            let mut pooled = WindowStats::default();
+            for &tenant in &slo.tenants {
+                if let Some(stats) = metrics.tenants[tenant].window(slo.window) {
+                    pooled.merge(stats);
+                }
+            }
+            for (e, expectation) in slo.expect.iter().enumerate() {
+                checks.push(check(expectation, e, None, &pooled, slo.min_samples));
+            }
+        }
+    }
+    // An SLO that selects nobody cannot pass.
+    let status = if checks.is_empty() {
+        Status::Inconclusive
+    } else {
+        checks
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Passed)
+    };
+    SloResult {
+        slo: slo_index,
+        status,
+        checks,
+    }
+}
+
+/// The value of `metric` over `stats` in report units, and the samples it rests on.
+pub fn observe(metric: Metric, stats: &WindowStats) -> (Option<f64>, u64) {
+    let counts = &stats.counts;
+    let finished = counts.finished();
+    let fraction = |n: u64| (finished > 0).then(|| n as f64 / finished as f64);
+    let latency = &stats.latency;
+    match metric {
+        Metric::Percentile(p) => (
+            latency.percentile(p).map(|d| d.as_millis_f64()),
+            latency.count(),
+        ),
+        Metric::Mean => (latency.mean().map(|d| d.as_millis_f64()), latency.count()),
+        Metric::Max => (latency.max().map(|d| d.as_millis_f64()), latency.count()),
+        Metric::ErrorRate => (fraction(counts.errors()), finished),
+        Metric::ThrottleRate => (fraction(counts.throttled), finished),
+        Metric::Availability => (fraction(counts.errors()).map(|e| 1.0 - e), finished),
+        Metric::Count => (Some(finished as f64), finished),
+    }
+}
+
+fn check(
+    expectation: &Expectation,
+    index: usize,
+    tenant: Option<usize>,
+    stats: &WindowStats,
+    min_samples: u64,
+) -> Check {
+    let (observed, samples) = observe(expectation.metric, stats);
+    let status = match observed {
+        _ if expectation.metric != Metric::Count && samples < min_samples => Status::Inconclusive,
+        None => Status::Inconclusive,
+        Some(value) => {
+            let holds = match expectation.threshold {
+                // Compare latencies in integer nanoseconds, not rounded milliseconds.
+                Threshold::Duration(limit) => expectation
+                    .op
+                    .holds((value * 1e6).round(), limit.as_nanos() as f64),
+                other => expectation.op.holds(value, other.as_reported()),
+            };
+            if holds {
+                Status::Passed
+            } else {
+                Status::Failed
+            }
+        }
+    };
+    Check {
+        tenant,
+        expectation: index,
+        observed,
+        samples,
+        status,
+    }
+}
+
+/// Conservation: every request issued either ended in exactly one outcome or is still in
+/// flight, and every request in flight is accounted for by live work or a pending retry.
+fn conservation(metrics: &Metrics, unaccounted: u64) -> InvariantResult {
+    let mut issued = 0;
+    let mut finished = 0;
+    let mut in_flight = 0;
+    let mut broken = Vec::new();
+    for (i, t) in metrics.tenants.iter().enumerate() {
+        issued += t.total.issued;
+        finished += t.total.finished();
+        in_flight += t.in_flight_at_end;
+        if t.total.issued != t.total.finished() + t.in_flight_at_end {
+            broken.push(i);
+        }
+    }
+    let passed = broken.is_empty() && unaccounted == 0;
+    let mut detail = format!(
+        "{} issued = {} finished + {} in flight",
+        thousands(issued),
+        thousands(finished),
+        thousands(in_flight)
+    );
+    if !broken.is_empty() {
+        detail.push_str(&format!(
+            "; books do not balance for {} tenant(s)",
+            broken.len()
+        ));
+    }
+    if unaccounted > 0 {
+        detail.push_str(&format!(
+            "; {unaccounted} in-flight request(s) have neither live work nor a pending retry"
+        ));
+    }
+    InvariantResult {
+        name: "conservation",
+        passed,
+        detail,
+    }
+}

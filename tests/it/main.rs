@@ -1,0 +1,11 @@
+//! The integration test binary: scenarios, validation corpus, kernel, SLO grammar, architecture.
+//!
+//! Data-driven: every file in `scenarios/` is run as written and as its failing twin, twice for
+//! determinism; every file in `tests/bad/` must be rejected with the error its header promises.
+
+mod architecture;
+mod common;
+mod kernel;
+mod scenarios;
+mod slo_grammar;
+mod validation;
