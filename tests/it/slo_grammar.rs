@@ -178,7 +178,7 @@ fn inconclusive_run_exits_4() {
         "{}",
         crate::common::text(&output)
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("inconclusive: 200 samples"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("inconclusive (200 samples)"));
 }
 
 #[test]
