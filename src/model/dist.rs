@@ -91,14 +91,15 @@ impl Dist {
     }
 }
 
+/// Rounds a non-negative float to the nearest nanosecond (half up), saturating; NaN is 0.
+/// Plain arithmetic rather than `round()`: it is exact for these values and several times
+/// faster on the sampling hot path.
 #[inline]
 fn round_nanos(x: f64) -> u64 {
     if x.is_nan() || x <= 0.0 {
         0
-    } else if x >= u64::MAX as f64 {
-        u64::MAX
     } else {
-        libm::round(x) as u64
+        (x + 0.5) as u64 // `as` saturates at u64::MAX
     }
 }
 

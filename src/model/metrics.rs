@@ -1,12 +1,14 @@
 //! Per-tenant outcome counters and latency histograms, per judged window.
 //!
-//! Memory per tenant is bounded: counters are a few words, and a latency histogram
-//! (hdrhistogram, 2 significant digits, `u32` counts, microsecond units from 1 µs to the run
-//! length) is allocated only when the tenant's first `ok` request lands in that window. Two
-//! significant digits bound the quantile error at 1 % (a reported p99 is the upper edge of its
-//! bucket, so it errs on the pessimistic side), which is what comparing against an SLO
-//! threshold needs; at a 120 s run length one histogram is about 11 KB, so 10,000 active
-//! tenants with two judged windows each take about 220 MB, and idle tenants take nothing.
+//! Memory per tenant is bounded and follows what the tenant did. Counters are a few words. A
+//! latency summary keeps raw samples (4 bytes each, microseconds rounded up: exact
+//! percentiles) until it has [`RAW_SAMPLE_LIMIT`], then switches to an hdrhistogram with 2
+//! significant digits, `u32` counts and microsecond units from 1 µs to the run length (about
+//! 10 KB at a 120 s run). Two significant digits bound the quantile error at 1 % (a reported
+//! p99 is the upper edge of its bucket, so it errs on the pessimistic side), which is what
+//! comparing against an SLO threshold needs. So a tenant-window costs at most about 10 KB
+//! however busy it is, a light tenant costs 4 bytes per request, and an idle one nothing:
+//! 10,000 tenants at a few requests per second fit in tens of megabytes.
 
 use hdrhistogram::Histogram;
 
@@ -77,13 +79,34 @@ impl Counts {
     }
 }
 
-/// Latency of `ok` requests: exact count, sum and max, plus a histogram for quantiles.
+/// Raw samples a latency summary keeps (exact percentiles) before it switches to a histogram:
+/// 2,048 samples are 8 KB, less than one histogram.
+pub const RAW_SAMPLE_LIMIT: usize = 2048;
+
+/// Latency of `ok` requests: exact count, sum and max; quantiles from the raw samples (in
+/// microseconds, rounded up) while there are few, from a histogram after that.
 #[derive(Clone, Debug, Default)]
 pub struct Latency {
-    histogram: Option<Box<Histogram<u32>>>,
+    samples: Samples,
     count: u64,
     sum_nanos: u128,
     max_nanos: u64,
+    highest_micros: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Samples {
+    Raw { micros: Vec<u32>, sorted: bool },
+    Histogram(Box<Histogram<u32>>),
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples::Raw {
+            micros: Vec::new(),
+            sorted: true,
+        }
+    }
 }
 
 impl Latency {
@@ -92,10 +115,42 @@ impl Latency {
         self.count += 1;
         self.sum_nanos += u128::from(nanos);
         self.max_nanos = self.max_nanos.max(nanos);
-        let histogram = self
-            .histogram
-            .get_or_insert_with(|| Box::new(new_histogram(highest_micros)));
-        histogram.saturating_record(nanos / NANOS_PER_MICRO);
+        self.highest_micros = self.highest_micros.max(highest_micros);
+        let micros = nanos.div_ceil(NANOS_PER_MICRO);
+        match &mut self.samples {
+            Samples::Raw {
+                micros: raw,
+                sorted,
+            } => {
+                raw.push(u32::try_from(micros).unwrap_or(u32::MAX));
+                *sorted = false;
+                if raw.len() > RAW_SAMPLE_LIMIT {
+                    self.to_histogram();
+                }
+            }
+            Samples::Histogram(h) => h.saturating_record(micros),
+        }
+    }
+
+    /// Switches to the histogram representation.
+    fn to_histogram(&mut self) {
+        if let Samples::Raw { micros, .. } = &self.samples {
+            let mut histogram = new_histogram(self.highest_micros);
+            for &m in micros {
+                histogram.saturating_record(u64::from(m));
+            }
+            self.samples = Samples::Histogram(Box::new(histogram));
+        }
+    }
+
+    /// Sorts raw samples so quantile queries are cheap; call once recording is over.
+    pub fn finalize(&mut self) {
+        if let Samples::Raw { micros, sorted } = &mut self.samples
+            && !*sorted
+        {
+            micros.sort_unstable();
+            *sorted = true;
+        }
     }
 
     /// Samples recorded.
@@ -114,10 +169,26 @@ impl Latency {
         (self.count > 0).then(|| SimDuration::from_nanos(self.max_nanos))
     }
 
-    /// The latency at percentile `p` (0 < p <= 100), if any sample. Never more than the max.
+    /// The latency at percentile `p` (0 < p <= 100), if any sample: the nearest-rank value of
+    /// the raw samples, or the upper edge of the histogram bucket holding it. Never more than
+    /// the max.
     pub fn percentile(&self, p: f64) -> Option<SimDuration> {
-        let histogram = self.histogram.as_ref()?;
-        let micros = histogram.value_at_quantile(p / 100.0);
+        if self.count == 0 {
+            return None;
+        }
+        let micros = match &self.samples {
+            Samples::Raw { micros, sorted } => {
+                let rank = |n: usize| ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1;
+                if *sorted {
+                    u64::from(*micros.get(rank(micros.len()))?)
+                } else {
+                    let mut copy = micros.clone();
+                    copy.sort_unstable();
+                    u64::from(*copy.get(rank(copy.len()))?)
+                }
+            }
+            Samples::Histogram(h) => h.value_at_quantile(p / 100.0),
+        };
         let nanos = micros.saturating_mul(NANOS_PER_MICRO).min(self.max_nanos);
         Some(SimDuration::from_nanos(nanos))
     }
@@ -127,20 +198,38 @@ impl Latency {
         self.count += other.count;
         self.sum_nanos += other.sum_nanos;
         self.max_nanos = self.max_nanos.max(other.max_nanos);
-        if let Some(theirs) = &other.histogram {
-            match &mut self.histogram {
-                Some(ours) => {
-                    // Same bounds by construction; on a mismatch fall back to re-recording.
-                    if ours.add(theirs.as_ref()).is_err() {
-                        for v in theirs.iter_recorded() {
-                            ours.saturating_record_n(
-                                v.value_iterated_to(),
-                                u64::from(v.count_at_value()) as u32,
-                            );
-                        }
+        self.highest_micros = self.highest_micros.max(other.highest_micros);
+        if let (
+            Samples::Raw {
+                micros: ours,
+                sorted,
+            },
+            Samples::Raw { micros: theirs, .. },
+        ) = (&mut self.samples, &other.samples)
+            && ours.len() + theirs.len() <= RAW_SAMPLE_LIMIT
+        {
+            ours.extend_from_slice(theirs);
+            ours.sort_unstable();
+            *sorted = true;
+            return;
+        }
+        self.to_histogram();
+        let Samples::Histogram(ours) = &mut self.samples else {
+            return;
+        };
+        match &other.samples {
+            Samples::Raw { micros, .. } => {
+                for &m in micros {
+                    ours.saturating_record(u64::from(m));
+                }
+            }
+            Samples::Histogram(theirs) => {
+                // Bounds differ only if the runs differ in length; then re-record.
+                if ours.add(theirs.as_ref()).is_err() {
+                    for v in theirs.iter_recorded() {
+                        ours.saturating_record_n(v.value_iterated_to(), v.count_at_value());
                     }
                 }
-                None => self.histogram = Some(theirs.clone()),
             }
         }
     }
@@ -226,6 +315,15 @@ impl Metrics {
         }
     }
 
+    /// Ends recording: sorts raw samples so quantile queries are cheap.
+    pub fn finalize(&mut self) {
+        for t in &mut self.tenants {
+            for (_, w) in &mut t.windows {
+                w.latency.finalize();
+            }
+        }
+    }
+
     /// A request of `tenant` was issued at `at`.
     #[inline]
     pub fn issued(&mut self, tenant: usize, at: SimTime) {
@@ -265,5 +363,74 @@ impl Metrics {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> SimDuration {
+        SimDuration::from_millis(n)
+    }
+
+    #[test]
+    fn raw_percentiles_are_exact_nearest_rank() {
+        let mut l = Latency::default();
+        for i in (1..=100).rev() {
+            l.record(ms(i), 1_000_000);
+        }
+        l.finalize();
+        assert_eq!(l.percentile(50.0), Some(ms(50)));
+        assert_eq!(l.percentile(99.0), Some(ms(99)));
+        assert_eq!(l.percentile(100.0), Some(ms(100)));
+        assert_eq!(l.percentile(0.1), Some(ms(1)));
+        assert_eq!(l.mean(), Some(SimDuration::from_micros(50_500)));
+        assert!(matches!(l.samples, Samples::Raw { .. }));
+    }
+
+    #[test]
+    fn many_samples_switch_to_a_bounded_histogram_within_one_percent() {
+        let mut l = Latency::default();
+        for i in 0..10_000u64 {
+            l.record(SimDuration::from_micros(1_000 + i), 1_000_000);
+        }
+        assert!(
+            matches!(l.samples, Samples::Histogram(_)),
+            "memory must stop growing"
+        );
+        let p99 = l
+            .percentile(99.0)
+            .map(|d| d.as_nanos() as f64)
+            .unwrap_or(0.0);
+        let exact = 1_000_000.0 + 9_899_000.0;
+        assert!((p99 - exact).abs() / exact < 0.01, "p99 {p99} vs {exact}");
+        assert!(
+            p99 >= exact,
+            "a histogram quantile is the bucket's upper edge"
+        );
+    }
+
+    #[test]
+    fn merging_keeps_counts_and_switches_when_large() {
+        let mut a = Latency::default();
+        let mut b = Latency::default();
+        for i in 1..=1_500u64 {
+            a.record(ms(i), 1_000_000);
+            b.record(ms(i), 1_000_000);
+        }
+        let mut pooled = Latency::default();
+        pooled.merge(&a);
+        assert!(matches!(pooled.samples, Samples::Raw { .. }));
+        assert_eq!(pooled.percentile(50.0), Some(ms(750)));
+        pooled.merge(&b);
+        assert_eq!(pooled.count(), 3_000);
+        assert!(matches!(pooled.samples, Samples::Histogram(_)));
+        let median = pooled
+            .percentile(50.0)
+            .map(|d| d.as_millis_f64())
+            .unwrap_or(0.0);
+        assert!((median - 750.0).abs() / 750.0 < 0.01, "{median}");
+        assert_eq!(pooled.max(), Some(ms(1_500)));
     }
 }

@@ -57,6 +57,7 @@ pub fn run(system: &System, tenant_windows: Vec<Vec<usize>>) -> Result<RunOutput
     let end = SimTime::ZERO + system.simulation.duration;
     let summary = run_until(&mut world, &mut queue, end, Budgets { max_events: budget })?;
     let unaccounted = world.count_in_flight();
+    world.metrics.finalize();
     Ok(RunOutput {
         metrics: world.metrics,
         events: summary.events,
