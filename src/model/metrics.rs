@@ -125,7 +125,7 @@ impl Latency {
                 raw.push(u32::try_from(micros).unwrap_or(u32::MAX));
                 *sorted = false;
                 if raw.len() > RAW_SAMPLE_LIMIT {
-                    self.to_histogram();
+                    self.switch_to_histogram();
                 }
             }
             Samples::Histogram(h) => h.saturating_record(micros),
@@ -133,7 +133,7 @@ impl Latency {
     }
 
     /// Switches to the histogram representation.
-    fn to_histogram(&mut self) {
+    fn switch_to_histogram(&mut self) {
         if let Samples::Raw { micros, .. } = &self.samples {
             let mut histogram = new_histogram(self.highest_micros);
             for &m in micros {
@@ -213,7 +213,7 @@ impl Latency {
             *sorted = true;
             return;
         }
-        self.to_histogram();
+        self.switch_to_histogram();
         let Samples::Histogram(ours) = &mut self.samples else {
             return;
         };
