@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::kernel::RunError;
-use crate::model::{self, RunOutput};
+use crate::model::{self, RunOptions, RunOutput};
 use crate::report::{self, Invocation, Report};
 use crate::scenario::{self, LoadOptions, Scenario, ScenarioError};
 use crate::slo::{self, Evaluation};
@@ -43,12 +43,26 @@ impl std::error::Error for PipelineError {}
 
 /// Loads `text` with `options`, runs it and judges it.
 pub fn execute(text: &str, options: &LoadOptions) -> Result<Executed, PipelineError> {
+    execute_with(text, options, RunOptions::default())
+}
+
+/// [`execute`] with extra collection (trace, digest); `run.tenant_windows` is filled in from
+/// the scenario's SLOs.
+pub fn execute_with(
+    text: &str,
+    options: &LoadOptions,
+    run: RunOptions<'_>,
+) -> Result<Executed, PipelineError> {
     let scenario = scenario::load(text, options).map_err(PipelineError::Invalid)?;
-    let output =
-        model::run(&scenario.system, scenario.tenant_windows()).map_err(PipelineError::Budget)?;
+    let run = RunOptions {
+        tenant_windows: scenario.tenant_windows(),
+        ..run
+    };
+    let output = model::run(&scenario.system, run).map_err(PipelineError::Budget)?;
     let evaluation = slo::evaluate(&scenario, &output.metrics, output.unaccounted);
     let invocation = Invocation {
         scenario_file: options.path.clone(),
+        scenario_text: text.to_string(),
         overrides: options.overrides.clone(),
     };
     let report = report::build(&scenario, &output, &evaluation, &invocation);

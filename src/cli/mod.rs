@@ -1,8 +1,13 @@
-//! The `simulate` command line: argument parsing, exit codes, file output.
+//! The `simulate` command line: argument parsing, exit codes, file output, progress.
 //!
 //! This is the only layer that touches files, the terminal or the wall clock.
 
 mod bench;
+mod check;
+mod replay;
+mod run;
+mod sweep;
+mod trace;
 
 use std::fs;
 use std::io::Write;
@@ -11,8 +16,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::pipeline::{self, PipelineError};
-use crate::report::{self, shell_quote, summary};
 use crate::scenario::{self, LoadOptions};
 use crate::slo::Status;
 
@@ -37,6 +40,12 @@ Examples:
       Switch the isolation control off (the scenario's failing twin) and see who breaks.
   simulate scenarios/hot-tenant.toml --set tenants.heavy.arrival.rate=500 --out /tmp/run
       Change one value of the scenario; write the report to /tmp/run/report.json.
+  simulate check scenarios/ --seeds 1..51
+      The CI gate: every scenario on 50 seeds; exit 1 if any SLO fails.
+  simulate sweep scenarios/hot-tenant.toml --seeds 1..1001 --out sweeps/hot
+      1,000 seeds in parallel; failing seeds with repro commands; sweeps/hot/sweep.json.
+  simulate replay reports/hot-tenant/seed-42/report.json
+      Rerun exactly what produced a report and check it reproduces byte for byte.
   simulate validate scenarios/
       Check scenario files without running them.
 
@@ -60,7 +69,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one scenario and judge its SLOs (the default command).
-    Run(RunArgs),
+    Run(run::RunArgs),
+    /// The CI gate: run scenarios (files or folders), one line each, exit with the worst code.
+    Check(check::CheckArgs),
+    /// Run one scenario over many seeds in parallel; write sweep.json.
+    Sweep(sweep::SweepArgs),
+    /// Combine the sweep.json files of a sharded sweep into the unsharded result.
+    Merge(sweep::MergeArgs),
+    /// Rerun exactly what produced a report.json and check the result is byte-identical.
+    Replay(replay::ReplayArgs),
     /// Parse and check scenario files (or every .toml in a folder); run nothing.
     Validate {
         /// Scenario files or folders.
@@ -71,27 +88,18 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-#[derive(Args, Debug)]
-struct RunArgs {
-    /// The scenario file.
-    #[arg(value_name = "SCENARIO.toml")]
-    scenario: PathBuf,
-    /// Master seed (overrides `simulation.seed` in the file).
-    #[arg(long)]
-    seed: Option<u64>,
+/// Options shared by commands that load a scenario.
+#[derive(Args, Debug, Clone, Default)]
+struct ScenarioArgs {
     /// Override one scenario value before validation, e.g. `edge.rate_limiting=false` or
     /// `tenants.heavy.arrival.rate=500` (array elements by name). VALUE is TOML, else a string.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     set: Vec<String>,
-    /// Folder for report.json (default: reports/<scenario>/seed-<N>/).
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// Print only the verdict line and the repro command.
-    #[arg(long, short)]
-    quiet: bool,
 }
 
-const SUBCOMMANDS: [&str; 4] = ["run", "validate", "bench", "help"];
+const SUBCOMMANDS: [&str; 8] = [
+    "run", "check", "sweep", "merge", "replay", "validate", "bench", "help",
+];
 
 /// Inserts `run` when the first argument is a scenario rather than a subcommand, so
 /// `simulate FILE` works as `simulate run FILE`.
@@ -122,7 +130,11 @@ pub fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Run(run) => run_command(&program, &run),
+        Command::Run(args) => run::run_command(&program, &args),
+        Command::Check(args) => check::check_command(&program, &args),
+        Command::Sweep(args) => sweep::sweep_command(&program, &args),
+        Command::Merge(args) => sweep::merge_command(&args),
+        Command::Replay(args) => replay::replay_command(&args),
         Command::Validate { paths } => validate_command(&paths),
         Command::Bench(args) => bench::bench_command(&args),
     };
@@ -141,54 +153,24 @@ fn exit_code(status: Status) -> u8 {
     }
 }
 
-fn run_command(program: &str, args: &RunArgs) -> u8 {
-    let text = match read_scenario(&args.scenario) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{e}");
-            return EXIT_INVALID;
-        }
-    };
-    let options = LoadOptions {
-        path: args.scenario.display().to_string(),
-        overrides: args.set.clone(),
-        seed: args.seed,
-    };
-    let executed = match pipeline::execute(&text, &options) {
-        Ok(e) => e,
-        Err(e @ (PipelineError::Invalid(_) | PipelineError::Budget(_))) => {
-            eprintln!("{e}");
-            return EXIT_INVALID;
-        }
-    };
-    let report = &executed.report;
-    let out_dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("reports")
-            .join(&report.scenario)
-            .join(format!("seed-{}", report.seed))
-    });
-    let report_path = out_dir.join("report.json");
-    if let Err(e) = write_atomically(&report_path, &report::to_json(report)) {
-        eprintln!("error: cannot write {}: {e}", report_path.display());
-        return EXIT_INVALID;
+/// How bad an exit code is, for "exit with the worst code": invalid input and nondeterminism
+/// outrank a failed SLO, which outranks an inconclusive one.
+fn severity(code: u8) -> u8 {
+    match code {
+        EXIT_PASS => 0,
+        EXIT_INCONCLUSIVE => 1,
+        EXIT_FAIL => 2,
+        EXIT_NONDETERMINISM => 3,
+        _ => 4,
     }
-    let mut command = report.repro.clone();
-    if let Some(rest) = command.strip_prefix("simulate") {
-        command = format!("{}{rest}", shell_quote(program));
+}
+
+/// The command that reproduces a run, with the program as the user invoked it.
+fn repro_command(program: &str, canonical: &str) -> String {
+    match canonical.strip_prefix("simulate") {
+        Some(rest) => format!("{}{rest}", crate::report::shell_quote(program)),
+        None => canonical.to_string(),
     }
-    let written = vec![report_path.display().to_string()];
-    if args.quiet {
-        println!(
-            "{}: {} (seed {}) — {}",
-            report.scenario,
-            report.verdict.to_uppercase(),
-            report.seed,
-            command
-        );
-    } else {
-        print!("{}", summary::render(report, &command, &written));
-    }
-    exit_code(executed.evaluation.verdict)
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so a reader never sees
@@ -233,6 +215,49 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// A seed range: `A..B` (B excluded, as in Rust) or `A..=B`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SeedRange {
+    text: String,
+    seeds: Vec<u64>,
+}
+
+/// Most seeds one command runs.
+const MAX_SEEDS: u64 = 10_000_000;
+
+fn parse_seeds(text: &str) -> Result<SeedRange, String> {
+    let bad = || {
+        format!("--seeds {text:?}: expected A..B (B excluded) or A..=B with A < B, such as 1..101")
+    };
+    let (start, end) = if let Some((a, b)) = text.split_once("..=") {
+        let b: u64 = b.trim().parse().map_err(|_| bad())?;
+        (
+            a.trim().parse::<u64>().map_err(|_| bad())?,
+            b.checked_add(1).ok_or_else(bad)?,
+        )
+    } else if let Some((a, b)) = text.split_once("..") {
+        (
+            a.trim().parse::<u64>().map_err(|_| bad())?,
+            b.trim().parse::<u64>().map_err(|_| bad())?,
+        )
+    } else {
+        return Err(bad());
+    };
+    if start >= end {
+        return Err(bad());
+    }
+    if end - start > MAX_SEEDS {
+        return Err(format!(
+            "--seeds {text:?} is {} seeds; the limit is {MAX_SEEDS} per command (split the range)",
+            end - start
+        ));
+    }
+    Ok(SeedRange {
+        text: text.to_string(),
+        seeds: (start..end).collect(),
+    })
+}
+
 fn validate_command(paths: &[PathBuf]) -> u8 {
     let files = match scenario_files(paths) {
         Ok(f) => f,
@@ -275,5 +300,21 @@ fn validate_command(paths: &[PathBuf]) -> u8 {
         EXIT_INVALID
     } else {
         EXIT_PASS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_ranges() {
+        assert_eq!(parse_seeds("1..4").map(|r| r.seeds), Ok(vec![1, 2, 3]));
+        assert_eq!(parse_seeds("1..=3").map(|r| r.seeds), Ok(vec![1, 2, 3]));
+        assert!(parse_seeds("3..3").is_err());
+        assert!(parse_seeds("5..1").is_err());
+        assert!(parse_seeds("a..b").is_err());
+        assert!(parse_seeds("7").is_err());
+        assert!(parse_seeds("0..100000000").is_err());
     }
 }

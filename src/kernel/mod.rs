@@ -10,4 +10,4 @@ pub mod run;
 
 pub use queue::EventQueue;
 pub use rng::{CounterDraws, Streams};
-pub use run::{Budgets, Model, RunError, RunSummary, run_until};
+pub use run::{Budgets, Model, RunError, RunSummary, run_observed, run_until};

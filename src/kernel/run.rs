@@ -71,6 +71,18 @@ pub fn run_until<M: Model>(
     end: SimTime,
     budgets: Budgets,
 ) -> Result<RunSummary, RunError> {
+    run_observed(model, queue, end, budgets, |_, _, _| {})
+}
+
+/// [`run_until`], calling `observe(index, time, &event)` before each event is handled (for
+/// event digests and traces; a no-op closure compiles away).
+pub fn run_observed<M: Model>(
+    model: &mut M,
+    queue: &mut EventQueue<M::Event>,
+    end: SimTime,
+    budgets: Budgets,
+    mut observe: impl FnMut(u64, SimTime, &M::Event),
+) -> Result<RunSummary, RunError> {
     let mut events: u64 = 0;
     let mut last_event_at = SimTime::ZERO;
     while let Some(at) = queue.peek_time() {
@@ -87,6 +99,7 @@ pub fn run_until<M: Model>(
         let Some((now, event)) = queue.pop() else {
             break;
         };
+        observe(events, now, &event);
         events += 1;
         last_event_at = now;
         model.handle(now, event, queue);

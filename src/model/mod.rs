@@ -15,20 +15,54 @@ pub mod config;
 pub mod dist;
 pub mod metrics;
 mod slab;
+pub mod trace;
+mod world;
 
-use std::collections::VecDeque;
+use crate::kernel::rng::mix64;
+use crate::kernel::{Budgets, EventQueue, RunError, run_observed};
+use crate::time::SimTime;
+use config::{FaultKind, System};
+use metrics::Metrics;
+use trace::TraceSink;
+use world::World;
 
-use rand::Rng;
+/// How to run: what to collect besides the metrics.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// For each tenant, the windows (besides `whole`) to collect results in.
+    pub tenant_windows: Vec<Vec<usize>>,
+    /// Receives every traced step of every request.
+    pub trace: Option<&'a mut dyn TraceSink>,
+    /// Compute a digest of the full event sequence (for `--check-determinism`).
+    pub digest: bool,
+    /// Record the events with these indices (a divergence hunt narrows to one chunk).
+    pub record_events: Option<std::ops::Range<u64>>,
+    /// Test hook: plant nondeterminism by salting one tenant's arrival stream.
+    pub perturb: Option<u64>,
+}
 
-use crate::components::limiter::{Decision, GcraState, Quota};
-use crate::components::retry::RetryPolicy;
-use crate::kernel::rng::{CounterDraws, Stream, Streams, unit_open};
-use crate::kernel::{Budgets, EventQueue, Model, RunError, run_until};
-use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
-use config::{ArrivalProcess, FaultKind, System};
-use dist::Dist;
-use metrics::{Metrics, Outcome};
-use slab::Slab;
+/// Events per digest chunk: a divergence is first located to a chunk, then to an event.
+pub const DIGEST_CHUNK: u64 = 1 << 16;
+
+/// A digest of the event sequence: one hash per [`DIGEST_CHUNK`] events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventDigest {
+    /// Chunk hashes, in order; the last chunk may be partial.
+    pub chunks: Vec<u64>,
+}
+
+/// One recorded event: its index, time and what it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Position in the run's event sequence.
+    pub index: u64,
+    /// When it ran.
+    pub at: SimTime,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Its subject (tenant, request handle, job handle or lane).
+    pub subject: u32,
+}
 
 /// What a run produced.
 #[derive(Debug)]
@@ -42,12 +76,23 @@ pub struct RunOutput {
     /// Requests in flight at the end with neither live work nor a pending retry (a model bug
     /// if not zero; the conservation invariant reports it).
     pub unaccounted: u64,
+    /// The event digest, if asked for.
+    pub digest: Option<EventDigest>,
+    /// The recorded events, if asked for.
+    pub recorded: Vec<RecordedEvent>,
 }
 
 /// Runs `system` to its end, collecting each tenant's results in `whole` and in the windows
-/// listed for it in `tenant_windows`.
-pub fn run(system: &System, tenant_windows: Vec<Vec<usize>>) -> Result<RunOutput, RunError> {
-    let mut world = World::new(system, tenant_windows);
+/// listed for it in `options.tenant_windows`.
+pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunError> {
+    let RunOptions {
+        tenant_windows,
+        trace,
+        digest,
+        record_events,
+        perturb,
+    } = options;
+    let mut world = World::new(system, tenant_windows, trace, perturb);
     let mut queue = EventQueue::new();
     world.start(&mut queue);
     let budget = system
@@ -55,14 +100,48 @@ pub fn run(system: &System, tenant_windows: Vec<Vec<usize>>) -> Result<RunOutput
         .max_events
         .unwrap_or_else(|| default_event_budget(system));
     let end = SimTime::ZERO + system.simulation.duration;
-    let summary = run_until(&mut world, &mut queue, end, Budgets { max_events: budget })?;
+    let budgets = Budgets { max_events: budget };
+    let mut chunks = Vec::new();
+    let mut recorded = Vec::new();
+    let summary = if digest || record_events.is_some() {
+        let mut hash = 0u64;
+        run_observed(&mut world, &mut queue, end, budgets, |index, at, event| {
+            let (kind, subject) = event.describe();
+            if digest {
+                let code = (u64::from(event.code()) << 32) | u64::from(subject);
+                hash = mix64(hash ^ mix64(at.as_nanos() ^ mix64(code)));
+                if (index + 1) % DIGEST_CHUNK == 0 {
+                    chunks.push(hash);
+                    hash = 0;
+                }
+            }
+            if record_events.as_ref().is_some_and(|r| r.contains(&index)) {
+                recorded.push(RecordedEvent {
+                    index,
+                    at,
+                    kind,
+                    subject,
+                });
+            }
+        })
+        .inspect(|s| {
+            if digest && s.events % DIGEST_CHUNK != 0 {
+                chunks.push(hash);
+            }
+        })?
+    } else {
+        run_observed(&mut world, &mut queue, end, budgets, |_, _, _| {})?
+    };
     let unaccounted = world.count_in_flight();
-    world.metrics.finalize();
+    let mut metrics = world.metrics;
+    metrics.finalize();
     Ok(RunOutput {
-        metrics: world.metrics,
+        metrics,
         events: summary.events,
         event_budget: budget,
         unaccounted,
+        digest: digest.then_some(EventDigest { chunks }),
+        recorded,
     })
 }
 
@@ -121,536 +200,26 @@ pub enum Event {
     TimeoutDue(u32),
 }
 
-/// A request, from its first attempt to its outcome.
-struct Request {
-    tenant: u32,
-    /// Attempts made so far (1 during the first).
-    attempts: u32,
-    issued_at: SimTime,
-    /// Key of the request's counter-based work draws.
-    work: u64,
-    /// Id of the attempt the client is waiting for; 0 while backing off.
-    awaiting: u64,
-    /// The job serving the awaited attempt.
-    job: u32,
-    /// When the next attempt is due, while backing off.
-    retry_due: SimTime,
-}
-
-/// Server-side work of one attempt. It outlives the client's interest if the client times out.
-struct Job {
-    request: u32,
-    attempt_id: u64,
-    tenant: u32,
-    cell: u32,
-    attempt: u32,
-    queries_left: u32,
-    queries_done: u32,
-    work: u64,
-}
-
-struct TenantState {
-    arrivals: Stream,
-    work_key: u64,
-    issued: u64,
-    limiter: GcraState,
-    in_flight: u32,
-    timeout_lane: Option<u32>,
-    /// Index into `World::rate_schedules`, if a fault changes this tenant's rate.
-    rate_schedule: Option<u32>,
-}
-
-struct CellState {
-    busy: u32,
-    queue: VecDeque<u32>,
-}
-
-struct DbState {
-    busy: u32,
-    waiting: VecDeque<u32>,
-}
-
-/// Attempts sharing one timeout length: their deadlines are issued in time order, so a FIFO
-/// holds them sorted and only its head needs an event in the queue.
-struct TimeoutLane {
-    timeout: SimDuration,
-    pending: VecDeque<(SimTime, u32, u64)>,
-    armed: bool,
-}
-
-/// Piecewise-constant rate multiplier: `(from, multiplier)` sorted by time, starting at zero.
-struct RateSchedule {
-    segments: Vec<(SimTime, f64)>,
-}
-
-impl RateSchedule {
-    /// The multiplier at `t` and the time it next changes.
-    fn at(&self, t: SimTime) -> (f64, SimTime) {
-        let i = self.segments.partition_point(|(from, _)| *from <= t);
-        let multiplier = if i == 0 { 1.0 } else { self.segments[i - 1].1 };
-        let until = self.segments.get(i).map_or(SimTime::MAX, |(from, _)| *from);
-        (multiplier, until)
-    }
-}
-
-/// Index of a request's draws: attempts use blocks of 256 (service time, then queries);
-/// retry jitter uses its own block past every attempt's.
-const DRAWS_PER_ATTEMPT: u64 = 256;
-const RETRY_DRAWS: u64 = 1 << 40;
-
-struct World<'s> {
-    system: &'s System,
-    end: SimTime,
-    quotas: Vec<Quota>,
-    tenants: Vec<TenantState>,
-    cells: Vec<CellState>,
-    dbs: Vec<DbState>,
-    query_time: Vec<Dist>,
-    requests: Slab<Request>,
-    jobs: Slab<Job>,
-    lanes: Vec<TimeoutLane>,
-    rate_schedules: Vec<RateSchedule>,
-    next_attempt_id: u64,
-    metrics: Metrics,
-}
-
-impl<'s> World<'s> {
-    fn new(system: &'s System, tenant_windows: Vec<Vec<usize>>) -> Self {
-        let streams = Streams::new(system.simulation.seed);
-        let quotas = system.tiers.iter().map(|t| t.quota).collect();
-        let mut lanes: Vec<TimeoutLane> = Vec::new();
-        let mut rate_schedules = Vec::new();
-        let tenants = system
-            .tenants
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let timeout_lane = t.timeout.map(|timeout| {
-                    match lanes.iter().position(|l| l.timeout == timeout) {
-                        Some(lane) => lane as u32,
-                        None => {
-                            lanes.push(TimeoutLane {
-                                timeout,
-                                pending: VecDeque::new(),
-                                armed: false,
-                            });
-                            (lanes.len() - 1) as u32
-                        }
-                    }
-                });
-                let rate_schedule = rate_schedule_for(system, i).map(|s| {
-                    rate_schedules.push(s);
-                    (rate_schedules.len() - 1) as u32
-                });
-                TenantState {
-                    arrivals: streams.stream("arrivals", i as u64),
-                    work_key: streams.key_for("work", i as u64),
-                    issued: 0,
-                    limiter: GcraState::default(),
-                    in_flight: 0,
-                    timeout_lane,
-                    rate_schedule,
-                }
-            })
-            .collect();
-        World {
-            system,
-            end: SimTime::ZERO + system.simulation.duration,
-            quotas,
-            tenants,
-            cells: system
-                .cells
-                .iter()
-                .map(|_| CellState {
-                    busy: 0,
-                    queue: VecDeque::new(),
-                })
-                .collect(),
-            dbs: system
-                .databases
-                .iter()
-                .map(|_| DbState {
-                    busy: 0,
-                    waiting: VecDeque::new(),
-                })
-                .collect(),
-            query_time: system.databases.iter().map(|d| d.query_time).collect(),
-            requests: Slab::new(),
-            jobs: Slab::new(),
-            lanes,
-            rate_schedules,
-            next_attempt_id: 1,
-            metrics: Metrics::new(
-                system.windows.clone(),
-                tenant_windows,
-                system.simulation.duration,
-            ),
+impl Event {
+    /// The event's kind and subject (tenant, request handle, job handle or lane).
+    pub fn describe(&self) -> (&'static str, u32) {
+        match *self {
+            Event::Arrival(t) => ("arrival", t),
+            Event::Attempt(r) => ("attempt", r),
+            Event::CpuDone(j) => ("cpu_done", j),
+            Event::QueryDone(j) => ("query_done", j),
+            Event::TimeoutDue(l) => ("timeout_due", l),
         }
     }
 
-    fn start(&mut self, queue: &mut EventQueue<Event>) {
-        for tenant in 0..self.tenants.len() {
-            let first = self.first_arrival(tenant);
-            if first < self.end {
-                queue.schedule(first, Event::Arrival(tenant as u32));
-            }
+    /// A stable number for the event's kind.
+    fn code(&self) -> u32 {
+        match self {
+            Event::Arrival(_) => 1,
+            Event::Attempt(_) => 2,
+            Event::CpuDone(_) => 3,
+            Event::QueryDone(_) => 4,
+            Event::TimeoutDue(_) => 5,
         }
     }
-
-    fn first_arrival(&mut self, tenant: usize) -> SimTime {
-        let spec = self.system.tenants[tenant].arrival;
-        match spec.process {
-            ArrivalProcess::Poisson => self.next_arrival(tenant, SimTime::ZERO),
-            ArrivalProcess::Constant => {
-                // A random phase, so constant-rate tenants do not all arrive at once.
-                let (multiplier, _) = self.rate_at(tenant, SimTime::ZERO);
-                let interval = NANOS_PER_SEC as f64 / (spec.rate * multiplier);
-                let u = unit_open(self.tenants[tenant].arrivals.next_u64());
-                SimTime::ZERO + SimDuration::from_nanos((interval * u) as u64)
-            }
-        }
-    }
-
-    fn rate_at(&self, tenant: usize, t: SimTime) -> (f64, SimTime) {
-        match self.tenants[tenant].rate_schedule {
-            Some(s) => self.rate_schedules[s as usize].at(t),
-            None => (1.0, SimTime::MAX),
-        }
-    }
-
-    /// The arrival after one at `now`. Poisson arrivals restart their exponential draw at every
-    /// rate change, which is exact for a piecewise-constant rate (memorylessness).
-    fn next_arrival(&mut self, tenant: usize, now: SimTime) -> SimTime {
-        let spec = self.system.tenants[tenant].arrival;
-        let mut t = now;
-        loop {
-            let (multiplier, until) = self.rate_at(tenant, t);
-            let rate = spec.rate * multiplier;
-            let gap_secs = match spec.process {
-                ArrivalProcess::Poisson => {
-                    -libm::log(unit_open(self.tenants[tenant].arrivals.next_u64())) / rate
-                }
-                ArrivalProcess::Constant => 1.0 / rate,
-            };
-            let candidate =
-                t + SimDuration::from_secs_f64(gap_secs).max(SimDuration::from_nanos(1));
-            if candidate < until || spec.process == ArrivalProcess::Constant {
-                return candidate;
-            }
-            t = until;
-        }
-    }
-
-    fn on_arrival(&mut self, now: SimTime, tenant: u32, queue: &mut EventQueue<Event>) {
-        let t = tenant as usize;
-        let next = self.next_arrival(t, now);
-        if next < self.end {
-            queue.schedule(next, Event::Arrival(tenant));
-        }
-        let state = &mut self.tenants[t];
-        let work = CounterDraws::new(state.work_key).word(state.issued);
-        state.issued += 1;
-        let request = self.requests.insert(Request {
-            tenant,
-            attempts: 0,
-            issued_at: now,
-            work,
-            awaiting: 0,
-            job: u32::MAX,
-            retry_due: SimTime::MAX,
-        });
-        self.metrics.issued(t, now);
-        self.start_attempt(now, request, queue);
-    }
-
-    fn start_attempt(&mut self, now: SimTime, request: u32, queue: &mut EventQueue<Event>) {
-        let attempt_id = self.next_attempt_id;
-        self.next_attempt_id += 1;
-        let Some(r) = self.requests.get_mut(request) else {
-            return;
-        };
-        r.attempts += 1;
-        r.awaiting = attempt_id;
-        r.retry_due = SimTime::MAX;
-        let (tenant, attempt, work) = (r.tenant as usize, r.attempts, r.work);
-        let spec = &self.system.tenants[tenant];
-
-        // Edge: the tenant's quota.
-        if self.system.edge.rate_limiting
-            && let Decision::Denied { retry_at } =
-                self.quotas[spec.tier].check(&mut self.tenants[tenant].limiter, now, 1)
-        {
-            self.attempt_failed(now, request, Outcome::Throttled, Some(retry_at), queue);
-            return;
-        }
-
-        // Cell API pool: per-tenant admission, then a worker or the queue.
-        let cell = spec.cell;
-        let over_cap = self.system.tiers[spec.tier]
-            .max_in_flight
-            .is_some_and(|cap| self.tenants[tenant].in_flight >= cap);
-        let pool = &self.system.cells[cell].api;
-        let cell_state = &self.cells[cell];
-        let has_worker = cell_state.busy < pool.workers;
-        if over_cap || (!has_worker && cell_state.queue.len() >= pool.queue as usize) {
-            self.attempt_failed(now, request, Outcome::Rejected, None, queue);
-            return;
-        }
-        if let Some(lane) = self.tenants[tenant].timeout_lane {
-            self.arm_timeout(now, lane, request, attempt_id, queue);
-        }
-        self.tenants[tenant].in_flight += 1;
-        let job = self.jobs.insert(Job {
-            request,
-            attempt_id,
-            tenant: tenant as u32,
-            cell: cell as u32,
-            attempt,
-            queries_left: spec.db_queries,
-            queries_done: 0,
-            work,
-        });
-        if let Some(r) = self.requests.get_mut(request) {
-            r.job = job;
-        }
-        if has_worker {
-            self.cells[cell].busy += 1;
-            self.start_cpu(now, job, queue);
-        } else {
-            self.cells[cell].queue.push_back(job);
-        }
-    }
-
-    fn arm_timeout(
-        &mut self,
-        now: SimTime,
-        lane: u32,
-        request: u32,
-        attempt_id: u64,
-        queue: &mut EventQueue<Event>,
-    ) {
-        let l = &mut self.lanes[lane as usize];
-        let deadline = now + l.timeout;
-        l.pending.push_back((deadline, request, attempt_id));
-        if !l.armed {
-            l.armed = true;
-            queue.schedule(deadline, Event::TimeoutDue(lane));
-        }
-    }
-
-    fn on_timeout_due(&mut self, now: SimTime, lane: u32, queue: &mut EventQueue<Event>) {
-        while let Some(&(deadline, request, attempt_id)) = self.lanes[lane as usize].pending.front()
-        {
-            if deadline > now {
-                break;
-            }
-            self.lanes[lane as usize].pending.pop_front();
-            let still_waiting = self
-                .requests
-                .get(request)
-                .is_some_and(|r| r.awaiting == attempt_id);
-            if still_waiting {
-                self.attempt_failed(now, request, Outcome::TimedOut, None, queue);
-            }
-        }
-        let l = &mut self.lanes[lane as usize];
-        match l.pending.front() {
-            Some(&(deadline, _, _)) => queue.schedule(deadline, Event::TimeoutDue(lane)),
-            None => l.armed = false,
-        }
-    }
-
-    fn start_cpu(&mut self, now: SimTime, job: u32, queue: &mut EventQueue<Event>) {
-        let Some(j) = self.jobs.get(job) else {
-            return;
-        };
-        let u = CounterDraws::new(j.work).unit(u64::from(j.attempt) * DRAWS_PER_ATTEMPT);
-        let service = self.system.cells[j.cell as usize]
-            .api
-            .service_time
-            .quantile(u);
-        queue.schedule(now + service, Event::CpuDone(job));
-    }
-
-    fn on_cpu_done(&mut self, now: SimTime, job: u32, queue: &mut EventQueue<Event>) {
-        match self.jobs.get(job) {
-            Some(j) if j.queries_left > 0 => self.acquire_connection(now, job, queue),
-            Some(_) => self.finish_job(now, job, queue),
-            None => {}
-        }
-    }
-
-    fn database_of(&self, job: &Job) -> usize {
-        // Validation guarantees a cell with querying tenants has a database.
-        self.system.cells[job.cell as usize].db.unwrap_or(0)
-    }
-
-    fn acquire_connection(&mut self, now: SimTime, job: u32, queue: &mut EventQueue<Event>) {
-        let Some(j) = self.jobs.get(job) else {
-            return;
-        };
-        let db = self.database_of(j);
-        let connections = self.system.databases[db].connections;
-        if self.dbs[db].busy < connections {
-            self.dbs[db].busy += 1;
-            self.start_query(now, job, db, queue);
-        } else {
-            self.dbs[db].waiting.push_back(job);
-        }
-    }
-
-    fn start_query(&mut self, now: SimTime, job: u32, db: usize, queue: &mut EventQueue<Event>) {
-        let Some(j) = self.jobs.get(job) else {
-            return;
-        };
-        let index = u64::from(j.attempt) * DRAWS_PER_ATTEMPT + 1 + u64::from(j.queries_done);
-        let u = CounterDraws::new(j.work).unit(index);
-        queue.schedule(now + self.query_time[db].quantile(u), Event::QueryDone(job));
-    }
-
-    fn on_query_done(&mut self, now: SimTime, job: u32, queue: &mut EventQueue<Event>) {
-        let Some(cell) = self.jobs.get(job).map(|j| j.cell as usize) else {
-            return;
-        };
-        let db = self.system.cells[cell].db.unwrap_or(0);
-        let Some(j) = self.jobs.get_mut(job) else {
-            return;
-        };
-        j.queries_left -= 1;
-        j.queries_done += 1;
-        let more = j.queries_left > 0;
-        // The connection goes back to the pool: the longest waiter takes it.
-        match self.dbs[db].waiting.pop_front() {
-            Some(next) => self.start_query(now, next, db, queue),
-            None => self.dbs[db].busy -= 1,
-        }
-        if more {
-            self.acquire_connection(now, job, queue);
-        } else {
-            self.finish_job(now, job, queue);
-        }
-    }
-
-    fn finish_job(&mut self, now: SimTime, job: u32, queue: &mut EventQueue<Event>) {
-        let Some(j) = self.jobs.remove(job) else {
-            return;
-        };
-        self.tenants[j.tenant as usize].in_flight -= 1;
-        let cell = j.cell as usize;
-        match self.cells[cell].queue.pop_front() {
-            Some(next) => self.start_cpu(now, next, queue),
-            None => self.cells[cell].busy -= 1,
-        }
-        let answered = self
-            .requests
-            .get(j.request)
-            .is_some_and(|r| r.awaiting == j.attempt_id);
-        if answered {
-            self.finish_request(now, j.request, Outcome::Ok);
-        }
-    }
-
-    /// The attempt the client was waiting for failed: retry if the policy allows, else end the
-    /// request with this outcome.
-    fn attempt_failed(
-        &mut self,
-        now: SimTime,
-        request: u32,
-        outcome: Outcome,
-        retry_at: Option<SimTime>,
-        queue: &mut EventQueue<Event>,
-    ) {
-        let Some(r) = self.requests.get_mut(request) else {
-            return;
-        };
-        r.awaiting = 0;
-        let policy: RetryPolicy = self.system.tenants[r.tenant as usize].retry;
-        let random = CounterDraws::new(r.work).word(RETRY_DRAWS + u64::from(r.attempts));
-        match policy.next_attempt_at(r.attempts, now, retry_at, random) {
-            Some(at) => {
-                r.retry_due = at;
-                // A retry due after the end stays in flight: the run ends before it.
-                if at < self.end {
-                    queue.schedule(at, Event::Attempt(request));
-                }
-            }
-            None => self.finish_request(now, request, outcome),
-        }
-    }
-
-    fn finish_request(&mut self, now: SimTime, request: u32, outcome: Outcome) {
-        if let Some(r) = self.requests.remove(request) {
-            let latency = now - r.issued_at;
-            self.metrics
-                .finished(r.tenant as usize, r.issued_at, outcome, latency);
-        }
-    }
-
-    /// Counts requests still in flight and returns how many of them are unaccounted for: a
-    /// live request must be waiting for live work, or backing off until after the end.
-    fn count_in_flight(&mut self) -> u64 {
-        let mut unaccounted = 0;
-        for (_, r) in self.requests.iter() {
-            self.metrics.tenants[r.tenant as usize].in_flight_at_end += 1;
-            let serving = r.awaiting != 0
-                && self
-                    .jobs
-                    .get(r.job)
-                    .is_some_and(|j| j.attempt_id == r.awaiting);
-            let backing_off = r.awaiting == 0 && r.retry_due >= self.end;
-            if !(serving || backing_off) {
-                unaccounted += 1;
-            }
-        }
-        unaccounted
-    }
-}
-
-impl Model for World<'_> {
-    type Event = Event;
-
-    #[inline]
-    fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) {
-        match event {
-            Event::Arrival(tenant) => self.on_arrival(now, tenant, queue),
-            Event::Attempt(request) => self.start_attempt(now, request, queue),
-            Event::CpuDone(job) => self.on_cpu_done(now, job, queue),
-            Event::QueryDone(job) => self.on_query_done(now, job, queue),
-            Event::TimeoutDue(lane) => self.on_timeout_due(now, lane, queue),
-        }
-    }
-}
-
-/// The rate multiplier over time for `tenant`, if any fault changes it. Overlapping spikes
-/// multiply.
-fn rate_schedule_for(system: &System, tenant: usize) -> Option<RateSchedule> {
-    let spikes: Vec<(SimTime, SimTime, f64)> = system
-        .faults
-        .iter()
-        .filter_map(|f| match &f.kind {
-            FaultKind::LoadSpike {
-                tenants,
-                multiplier,
-            } if tenants.contains(&tenant) => Some((f.at, f.end(), *multiplier)),
-            _ => None,
-        })
-        .collect();
-    if spikes.is_empty() {
-        return None;
-    }
-    let mut bounds: Vec<SimTime> = spikes.iter().flat_map(|&(a, b, _)| [a, b]).collect();
-    bounds.sort_unstable();
-    bounds.dedup();
-    let segments = bounds
-        .into_iter()
-        .map(|from| {
-            let multiplier = spikes
-                .iter()
-                .filter(|&&(a, b, _)| a <= from && from < b)
-                .map(|&(_, _, m)| m)
-                .product();
-            (from, multiplier)
-        })
-        .collect();
-    Some(RateSchedule { segments })
 }

@@ -6,6 +6,7 @@
 //! cleanly.
 
 pub mod summary;
+pub mod sweep;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,8 @@ pub struct Report {
     pub slos: Vec<SloReport>,
     /// Always-on invariants.
     pub invariants: Vec<InvariantReport>,
+    /// The scenario file's text, so `simulate replay` can rerun exactly this run.
+    pub scenario_text: String,
 }
 
 /// Facts about the run itself.
@@ -188,6 +191,8 @@ pub struct InvariantReport {
 pub struct Invocation {
     /// The scenario file as given.
     pub scenario_file: String,
+    /// Its text.
+    pub scenario_text: String,
     /// `--set` overrides, in order.
     pub overrides: Vec<String>,
 }
@@ -383,6 +388,7 @@ pub fn build(
         tenants,
         slos,
         invariants,
+        scenario_text: invocation.scenario_text.clone(),
     }
 }
 

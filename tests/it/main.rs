@@ -7,5 +7,6 @@ mod architecture;
 mod common;
 mod kernel;
 mod scenarios;
+mod seeds;
 mod slo_grammar;
 mod validation;

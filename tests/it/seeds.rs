@@ -1,0 +1,288 @@
+//! The seed workflow: sweeps are identical for any thread count, shards merge to the unsharded
+//! result, replay reproduces a report byte for byte, `--check-determinism` catches a planted
+//! nondeterminism, `check` exits with the worst code, traces are well-formed.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{code, root, simulate, text};
+
+const SHORT: &str = "simulation.duration=\"60s\"";
+
+fn sweep(dir: &Path, extra: &[&str], threads: &str) -> Vec<u8> {
+    let out = dir.display().to_string();
+    let mut args = vec![
+        "sweep",
+        "scenarios/hot-tenant.toml",
+        "--seeds",
+        "1..7",
+        "--set",
+        SHORT,
+        "--out",
+        &out,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let output = Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args(&args)
+        .current_dir(root())
+        .env("RAYON_NUM_THREADS", threads)
+        .output()
+        .expect("runs");
+    assert!(matches!(code(&output), 0 | 1 | 4), "{}", text(&output));
+    std::fs::read(dir.join("sweep.json")).expect("sweep.json")
+}
+
+#[test]
+fn sweep_is_identical_for_any_thread_count_and_shards_merge_exactly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let one = sweep(&dir.path().join("t1"), &[], "1");
+    let two = sweep(&dir.path().join("t2"), &[], "2");
+    assert!(one == two, "sweep.json differs between 1 and 2 threads");
+    let json: serde_json::Value = serde_json::from_slice(&one).expect("json");
+    assert_eq!(json["seeds"], serde_json::json!([1, 2, 3, 4, 5, 6]));
+    assert_eq!(json["runs"].as_array().map(Vec::len), Some(6));
+    assert!(json["violation_rate"]["upper_95"].as_f64().is_some());
+
+    let mut shard_dirs = Vec::new();
+    let mut covered = Vec::new();
+    for i in 0..3 {
+        let d = dir.path().join(format!("shard{i}"));
+        let bytes = sweep(&d, &["--shard", &format!("{i}/3")], "2");
+        let shard: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        covered.extend(
+            shard["seeds"]
+                .as_array()
+                .expect("seeds")
+                .iter()
+                .map(|s| s.as_u64().expect("seed")),
+        );
+        shard_dirs.push(d.display().to_string());
+    }
+    covered.sort_unstable();
+    assert_eq!(
+        covered,
+        vec![1, 2, 3, 4, 5, 6],
+        "shards must partition the seeds"
+    );
+    let merged = dir.path().join("merged");
+    let merged_arg = merged.display().to_string();
+    let mut args = vec!["merge"];
+    args.extend(shard_dirs.iter().map(String::as_str));
+    args.extend(["--out", &merged_arg]);
+    let output = simulate(&args);
+    assert!(matches!(code(&output), 0 | 1 | 4), "{}", text(&output));
+    let merged_bytes = std::fs::read(merged.join("sweep.json")).expect("merged");
+    assert!(
+        merged_bytes == one,
+        "merged shards differ from the unsharded sweep"
+    );
+
+    // A missing shard is refused.
+    let output = simulate(&[
+        "merge",
+        &shard_dirs[0],
+        &shard_dirs[1],
+        "--out",
+        &merged_arg,
+    ]);
+    assert_eq!(code(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("merge every shard"));
+}
+
+#[test]
+fn a_failing_sweep_lists_seeds_with_repro_commands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().display().to_string();
+    let output = simulate(&[
+        "sweep",
+        "scenarios/hot-tenant.toml",
+        "--seeds",
+        "3..=4",
+        "--set",
+        SHORT,
+        "--set",
+        "edge.rate_limiting=false",
+        "--out",
+        &out,
+        "--quiet",
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("2 failing"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "--seed 4 --set 'simulation.duration=\"60s\"' --set edge.rate_limiting=false"
+        ),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("sweep.json")).expect("file"))
+            .expect("json");
+    assert_eq!(json["failing_seeds"], serde_json::json!([3, 4]));
+    assert_eq!(json["slo_failures"][0]["failures"], 2);
+}
+
+#[test]
+fn replay_reproduces_a_report_and_notices_tampering() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().display().to_string();
+    let output = simulate(&[
+        "scenarios/hot-tenant.toml",
+        "--seed",
+        "9",
+        "--set",
+        SHORT,
+        "--out",
+        &out,
+        "--quiet",
+    ]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let report = dir.path().join("report.json");
+    let report_arg = report.display().to_string();
+    let output = simulate(&["replay", &report_arg]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("identical report"));
+    // Change an observed number: replay must say the report does not reproduce.
+    let original = std::fs::read_to_string(&report).expect("read");
+    let tampered = original.replacen("\"ok\": ", "\"ok\": 1", 1);
+    std::fs::write(&report, tampered).expect("write");
+    let output = simulate(&["replay", &report_arg]);
+    assert_eq!(code(&output), 3, "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("differs from line"));
+}
+
+#[test]
+fn check_determinism_passes_and_catches_a_planted_nondeterminism() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().display().to_string();
+    let base = [
+        "scenarios/hot-tenant.toml",
+        "--set",
+        SHORT,
+        "--out",
+        &out,
+        "--quiet",
+        "--check-determinism",
+    ];
+    let output = simulate(&base);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("identical event digests"));
+    let mut planted = base.to_vec();
+    planted.push("--plant-nondeterminism");
+    let output = simulate(&planted);
+    assert_eq!(code(&output), 3, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("diverge at event #"), "{stderr}");
+    assert!(
+        stderr.contains("run 1: t=") && stderr.contains("run 2: t="),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_prints_a_line_per_scenario_and_exits_with_the_worst_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = root().join("scenarios/hot-tenant.toml");
+    let bad = root().join("tests/bad/negative-rate.toml");
+    std::fs::copy(&good, dir.path().join("a-good.toml")).expect("copy");
+    std::fs::copy(&bad, dir.path().join("b-bad.toml")).expect("copy");
+    let folder = dir.path().display().to_string();
+    let output = simulate(&["check", &folder, "--set", SHORT]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The bad file is invalid (exit 2), which outranks the pass.
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with("error"))
+        .collect();
+    assert!(
+        lines[0].starts_with("PASS") && lines[0].contains("a-good.toml"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("ERROR") && lines[1].contains("b-bad.toml"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 scenario(s): 1 pass, 0 fail, 0 inconclusive, 1 invalid"),
+        "{stdout}"
+    );
+
+    // Over seeds, with a violation-rate gate: the twin fails every seed.
+    let output = simulate(&[
+        "check",
+        "scenarios/hot-tenant.toml",
+        "--seeds",
+        "1..3",
+        "--set",
+        SHORT,
+        "--set",
+        "edge.rate_limiting=false",
+        "--max-violation-rate",
+        "0.5",
+        "--quiet",
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2/2 seeds fail"));
+}
+
+#[test]
+fn traces_are_well_formed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chrome = dir.path().join("trace.json");
+    let lines = dir.path().join("trace.jsonl");
+    let out = dir.path().join("out").display().to_string();
+    for (file, tenant) in [(&chrome, "light-001"), (&lines, "heavy")] {
+        let f = file.display().to_string();
+        let output = simulate(&[
+            "scenarios/hot-tenant.toml",
+            "--set",
+            SHORT,
+            "--out",
+            &out,
+            "--quiet",
+            "--trace",
+            &f,
+            "--trace-tenant",
+            tenant,
+        ]);
+        assert_eq!(code(&output), 0, "{}", text(&output));
+    }
+    let trace: serde_json::Value = serde_json::from_slice(&std::fs::read(&chrome).expect("trace"))
+        .expect("Chrome trace is JSON");
+    let events = trace["traceEvents"].as_array().expect("events");
+    let begins = events.iter().filter(|e| e["ph"] == "b").count();
+    let ends = events.iter().filter(|e| e["ph"] == "e").count();
+    assert!(
+        begins > 100 && begins == ends,
+        "{begins} begins, {ends} ends"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["ph"] == "M" && e["args"]["name"] == "light-001")
+    );
+    let text = std::fs::read_to_string(&lines).expect("jsonl");
+    let mut steps = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+        assert_eq!(v["tenant"], "heavy");
+        steps.insert(v["step"].as_str().expect("step").to_string());
+    }
+    for step in [
+        "issued",
+        "attempt_start",
+        "throttled",
+        "admitted",
+        "service_start",
+        "query_start",
+        "service_done",
+        "finished",
+    ] {
+        assert!(
+            steps.contains(step),
+            "no {step} step in the heavy tenant's trace: {steps:?}"
+        );
+    }
+}
