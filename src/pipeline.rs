@@ -56,6 +56,7 @@ pub fn execute_with(
     let scenario = scenario::load(text, options).map_err(PipelineError::Invalid)?;
     let run = RunOptions {
         tenant_windows: scenario.tenant_windows(),
+        tracked: scenario.tracked_tenants(),
         ..run
     };
     let output = model::run(&scenario.system, run).map_err(PipelineError::Budget)?;

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod dist;
 pub mod metrics;
+pub mod series;
 mod slab;
 pub mod trace;
 mod world;
@@ -31,6 +32,8 @@ use world::World;
 pub struct RunOptions<'a> {
     /// For each tenant, the windows (besides `whole`) to collect results in.
     pub tenant_windows: Vec<Vec<usize>>,
+    /// Tenants whose time series are kept individually (others are summed per tier).
+    pub tracked: Vec<usize>,
     /// Receives every traced step of every request.
     pub trace: Option<&'a mut dyn TraceSink>,
     /// Compute a digest of the full event sequence (for `--check-determinism`).
@@ -80,6 +83,8 @@ pub struct RunOutput {
     pub digest: Option<EventDigest>,
     /// The recorded events, if asked for.
     pub recorded: Vec<RecordedEvent>,
+    /// Time series for plots.
+    pub series: series::Series,
 }
 
 /// Runs `system` to its end, collecting each tenant's results in `whole` and in the windows
@@ -87,12 +92,13 @@ pub struct RunOutput {
 pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunError> {
     let RunOptions {
         tenant_windows,
+        tracked,
         trace,
         digest,
         record_events,
         perturb,
     } = options;
-    let mut world = World::new(system, tenant_windows, trace, perturb);
+    let mut world = World::new(system, tenant_windows, &tracked, trace, perturb);
     let mut queue = EventQueue::new();
     world.start(&mut queue);
     let budget = system
@@ -133,8 +139,10 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         run_observed(&mut world, &mut queue, end, budgets, |_, _, _| {})?
     };
     let unaccounted = world.count_in_flight();
+    world.close_holdings();
     let mut metrics = world.metrics;
     metrics.finalize();
+    let series = world.series;
     Ok(RunOutput {
         metrics,
         events: summary.events,
@@ -142,6 +150,7 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         unaccounted,
         digest: digest.then_some(EventDigest { chunks }),
         recorded,
+        series,
     })
 }
 

@@ -8,6 +8,7 @@ use super::Event;
 use super::config::{ArrivalProcess, FaultKind, System};
 use super::dist::Dist;
 use super::metrics::{Metrics, Outcome};
+use super::series::{Resource, Series};
 use super::slab::Slab;
 use super::trace::{TraceKind, TraceRecord, TraceSink};
 use crate::components::limiter::{Decision, GcraState, Quota};
@@ -46,6 +47,10 @@ struct Job {
     queries_left: u32,
     queries_done: u32,
     work: u64,
+    /// When the job got its worker (`SimTime::MAX` while queued).
+    worker_since: SimTime,
+    /// When its current query got a connection (`SimTime::MAX` when none).
+    query_since: SimTime,
 }
 
 struct TenantState {
@@ -111,6 +116,7 @@ pub(super) struct World<'s, 't> {
     rate_schedules: Vec<RateSchedule>,
     next_attempt_id: u64,
     pub(super) metrics: Metrics,
+    pub(super) series: Series,
     trace: Option<&'t mut dyn TraceSink>,
 }
 
@@ -118,6 +124,7 @@ impl<'s, 't> World<'s, 't> {
     pub(super) fn new(
         system: &'s System,
         tenant_windows: Vec<Vec<usize>>,
+        tracked: &[usize],
         trace: Option<&'t mut dyn TraceSink>,
         perturb: Option<u64>,
     ) -> Self {
@@ -193,6 +200,21 @@ impl<'s, 't> World<'s, 't> {
             rate_schedules,
             next_attempt_id: 1,
             trace,
+            series: Series::new(
+                system.simulation.duration,
+                &system
+                    .tiers
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>(),
+                &system.tenants.iter().map(|t| t.tier).collect::<Vec<_>>(),
+                &system
+                    .tenants
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>(),
+                tracked,
+            ),
             metrics: Metrics::new(
                 system.windows.clone(),
                 tenant_windows,
@@ -276,6 +298,7 @@ impl<'s, 't> World<'s, 't> {
         });
         self.trace(now, tenant, index, 0, TraceKind::Issued);
         self.metrics.issued(t, now);
+        self.series.issued(t, now);
         self.start_attempt(now, request, queue);
     }
 
@@ -358,6 +381,8 @@ impl<'s, 't> World<'s, 't> {
             queries_left: spec.db_queries,
             queries_done: 0,
             work,
+            worker_since: SimTime::MAX,
+            query_since: SimTime::MAX,
         });
         if let Some(r) = self.requests.get_mut(request) {
             r.job = job;
@@ -414,9 +439,10 @@ impl<'s, 't> World<'s, 't> {
     }
 
     fn start_cpu(&mut self, now: SimTime, job: u32, queue: &mut EventQueue<Event>) {
-        let Some(j) = self.jobs.get(job) else {
+        let Some(j) = self.jobs.get_mut(job) else {
             return;
         };
+        j.worker_since = now;
         let u = CounterDraws::new(j.work).unit(u64::from(j.attempt) * DRAWS_PER_ATTEMPT);
         let service = self.system.cells[j.cell as usize]
             .api
@@ -455,9 +481,10 @@ impl<'s, 't> World<'s, 't> {
     }
 
     fn start_query(&mut self, now: SimTime, job: u32, db: usize, queue: &mut EventQueue<Event>) {
-        let Some(j) = self.jobs.get(job) else {
+        let Some(j) = self.jobs.get_mut(job) else {
             return;
         };
+        j.query_since = now;
         let draw = u64::from(j.attempt) * DRAWS_PER_ATTEMPT + 1 + u64::from(j.queries_done);
         let u = CounterDraws::new(j.work).unit(draw);
         let (tenant, index, attempt) = (j.tenant, j.request_index, j.attempt);
@@ -476,6 +503,9 @@ impl<'s, 't> World<'s, 't> {
         j.queries_left -= 1;
         j.queries_done += 1;
         let more = j.queries_left > 0;
+        let (tenant, since) = (j.tenant as usize, j.query_since);
+        j.query_since = SimTime::MAX;
+        self.series.held(tenant, Resource::Connection, since, now);
         // The connection goes back to the pool: the longest waiter takes it.
         match self.dbs[db].waiting.pop_front() {
             Some(next) => self.start_query(now, next, db, queue),
@@ -500,6 +530,8 @@ impl<'s, 't> World<'s, 't> {
             TraceKind::ServiceDone,
         );
         self.tenants[j.tenant as usize].in_flight -= 1;
+        self.series
+            .held(j.tenant as usize, Resource::Worker, j.worker_since, now);
         let cell = j.cell as usize;
         match self.cells[cell].queue.pop_front() {
             Some(next) => self.start_cpu(now, next, queue),
@@ -555,6 +587,12 @@ impl<'s, 't> World<'s, 't> {
             let latency = now - r.issued_at;
             self.metrics
                 .finished(r.tenant as usize, r.issued_at, outcome, latency);
+            self.series.finished(
+                r.tenant as usize,
+                now,
+                (outcome == Outcome::Ok).then_some(latency),
+                outcome == Outcome::Throttled,
+            );
             self.trace(now, r.tenant, r.index, 0, TraceKind::Finished { outcome });
         }
     }
@@ -574,6 +612,21 @@ impl<'s, 't> World<'s, 't> {
 
     /// Counts requests still in flight and returns how many of them are unaccounted for: a
     /// live request must be waiting for live work, or backing off until after the end.
+    /// Ends the holdings still open at the end of the run, so occupancy covers the whole run.
+    pub(super) fn close_holdings(&mut self) {
+        let end = self.series.end();
+        for (_, j) in self.jobs.iter() {
+            if j.worker_since != SimTime::MAX {
+                self.series
+                    .held(j.tenant as usize, Resource::Worker, j.worker_since, end);
+            }
+            if j.query_since != SimTime::MAX {
+                self.series
+                    .held(j.tenant as usize, Resource::Connection, j.query_since, end);
+            }
+        }
+    }
+
     pub(super) fn count_in_flight(&mut self) -> u64 {
         let mut unaccounted = 0;
         for (_, r) in self.requests.iter() {

@@ -101,6 +101,52 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl Scenario {
+    /// Tenants whose time series are drawn individually: those named by faults or by SLO
+    /// lists, then the top [`crate::model::series::TOP_K`] by offered load (rate times the
+    /// largest spike), in that order, without repeats.
+    pub fn tracked_tenants(&self) -> Vec<usize> {
+        let mut tracked: Vec<usize> = Vec::new();
+        let push = |t: usize, tracked: &mut Vec<usize>| {
+            if !tracked.contains(&t) {
+                tracked.push(t);
+            }
+        };
+        for fault in &self.system.faults {
+            for &t in fault.named_tenants() {
+                push(t, &mut tracked);
+            }
+        }
+        for slo in &self.slos {
+            if slo.selector.starts_with('[') {
+                for &t in &slo.tenants {
+                    push(t, &mut tracked);
+                }
+            }
+        }
+        let peak = |t: usize| {
+            let spike: f64 = self
+                .system
+                .faults
+                .iter()
+                .filter_map(|f| match &f.kind {
+                    crate::model::config::FaultKind::LoadSpike {
+                        tenants,
+                        multiplier,
+                    } if tenants.contains(&t) => Some(*multiplier),
+                    _ => None,
+                })
+                .fold(1.0, f64::max);
+            self.system.tenants[t].arrival.rate * spike
+        };
+        let mut by_load: Vec<usize> = (0..self.system.tenants.len()).collect();
+        by_load.sort_by(|&a, &b| peak(b).total_cmp(&peak(a)).then(a.cmp(&b)));
+        for t in by_load.into_iter().take(crate::model::series::TOP_K) {
+            push(t, &mut tracked);
+        }
+        tracked.truncate(crate::model::series::MAX_TRACKED);
+        tracked
+    }
+
     /// For each tenant, the windows some SLO judges it in (the model tracks exactly these).
     pub fn tenant_windows(&self) -> Vec<Vec<usize>> {
         let mut windows = vec![Vec::new(); self.system.tenants.len()];

@@ -1,0 +1,301 @@
+//! Time series for plots: per tenant class and fixed simulated-time bucket, request outcomes,
+//! latency, and who holds the API workers and database connections.
+//!
+//! Memory is bounded independently of the number of tenants: a class is either one tracked
+//! tenant (named by a fault or an SLO list, or among the top-K by offered load) or "the rest of
+//! a tier", so there are at most `tiers + tracked` classes, each with a fixed number of buckets.
+//! Latency per bucket is a coarse histogram (1 significant digit, allocated on first use): good
+//! enough to draw percentiles, never used for verdicts.
+
+use hdrhistogram::Histogram;
+
+use crate::time::{NANOS_PER_MICRO, SimDuration, SimTime};
+
+/// Buckets a run is divided into (the bucket length is rounded to whole milliseconds).
+pub const TARGET_BUCKETS: u64 = 120;
+/// Tenants tracked individually by offered load, besides those named by faults and SLO lists.
+pub const TOP_K: usize = 5;
+/// Most tenants tracked individually.
+pub const MAX_TRACKED: usize = 16;
+
+/// A tenant class: one tracked tenant, or the other tenants of a tier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Class {
+    /// `heavy`, or `standard (others)`.
+    pub label: String,
+    /// The tracked tenant, or `None` for a tier's remainder.
+    pub tenant: Option<usize>,
+    /// The tier.
+    pub tier: usize,
+}
+
+/// One class in one bucket.
+#[derive(Clone, Debug, Default)]
+pub struct Bucket {
+    /// Requests issued.
+    pub issued: u64,
+    /// Requests that ended ok in this bucket.
+    pub ok: u64,
+    /// Ended throttled.
+    pub throttled: u64,
+    /// Ended rejected, failed or timed out.
+    pub errors: u64,
+    /// Worker-nanoseconds held (time integral of busy API workers).
+    pub worker_ns: u64,
+    /// Connection-nanoseconds held (time integral of busy database connections).
+    pub connection_ns: u64,
+    /// Job-nanoseconds waiting (time integral of queued background jobs).
+    pub backlog_ns: u64,
+    latency: Option<Box<Histogram<u32>>>,
+}
+
+impl Bucket {
+    /// Latency at percentile `p` of requests that ended ok in this bucket.
+    pub fn latency_percentile(&self, p: f64) -> Option<SimDuration> {
+        let h = self.latency.as_ref()?;
+        (!h.is_empty()).then(|| SimDuration::from_micros(h.value_at_quantile(p / 100.0)))
+    }
+}
+
+/// Resources whose occupancy is split by class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// API workers.
+    Worker,
+    /// Database connections.
+    Connection,
+    /// Queued background jobs.
+    Backlog,
+}
+
+/// The series of a run.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Bucket length.
+    pub bucket: SimDuration,
+    /// Number of buckets.
+    pub buckets: usize,
+    /// Classes.
+    pub classes: Vec<Class>,
+    /// Tenant index -> class index.
+    class_of: Vec<u16>,
+    /// `data[class * buckets + bucket]`.
+    data: Vec<Bucket>,
+    end: SimTime,
+    /// The bucket holding the latest time seen, and where it ends: every hook is called at
+    /// the simulation's current time, which never decreases, so the bucket index is found by
+    /// advancing a cursor instead of dividing.
+    cursor: usize,
+    cursor_end: u64,
+    highest_micros: u64,
+}
+
+impl Series {
+    /// Series for a run of `duration`; `tiers` are tier names, `tenant_tiers[t]` each tenant's
+    /// tier, `tracked` the tenants to follow individually (deduplicated, at most
+    /// [`MAX_TRACKED`]), `tenant_names` for labels.
+    pub fn new(
+        duration: SimDuration,
+        tiers: &[String],
+        tenant_tiers: &[usize],
+        tenant_names: &[String],
+        tracked: &[usize],
+    ) -> Series {
+        let bucket_ms = (duration.as_nanos() / TARGET_BUCKETS / 1_000_000).max(1);
+        let bucket = SimDuration::from_millis(bucket_ms);
+        let buckets = duration.as_nanos().div_ceil(bucket.as_nanos()).max(1) as usize;
+        let mut classes: Vec<Class> = Vec::new();
+        let mut class_of = vec![u16::MAX; tenant_tiers.len()];
+        for &t in tracked.iter().take(MAX_TRACKED) {
+            if class_of[t] == u16::MAX {
+                class_of[t] = classes.len() as u16;
+                classes.push(Class {
+                    label: tenant_names[t].clone(),
+                    tenant: Some(t),
+                    tier: tenant_tiers[t],
+                });
+            }
+        }
+        for (tier, name) in tiers.iter().enumerate() {
+            let members = (0..tenant_tiers.len())
+                .filter(|&t| tenant_tiers[t] == tier && class_of[t] == u16::MAX)
+                .collect::<Vec<_>>();
+            if members.is_empty() {
+                continue;
+            }
+            let index = classes.len() as u16;
+            for t in members {
+                class_of[t] = index;
+            }
+            let all_tracked =
+                tenant_tiers.iter().all(|&x| x != tier) || classes.iter().any(|c| c.tier == tier);
+            classes.push(Class {
+                label: if all_tracked {
+                    format!("{name} (others)")
+                } else {
+                    name.clone()
+                },
+                tenant: None,
+                tier,
+            });
+        }
+        let n = classes.len();
+        Series {
+            bucket,
+            buckets,
+            class_of,
+            data: vec![Bucket::default(); n * buckets],
+            classes,
+            end: SimTime::ZERO + duration,
+            cursor: 0,
+            cursor_end: bucket.as_nanos(),
+            highest_micros: (duration.as_nanos() / NANOS_PER_MICRO).max(2),
+        }
+    }
+
+    /// The bucket of `at`, which must not be earlier than any time given before.
+    #[inline]
+    fn current(&mut self, at: SimTime) -> usize {
+        let t = at.as_nanos();
+        while t >= self.cursor_end && self.cursor + 1 < self.buckets {
+            self.cursor += 1;
+            self.cursor_end += self.bucket.as_nanos();
+        }
+        self.cursor
+    }
+
+    /// A request of `tenant` was issued.
+    #[inline]
+    pub fn issued(&mut self, tenant: usize, at: SimTime) {
+        let class = self.class_of[tenant] as usize;
+        let slot = class * self.buckets + self.current(at);
+        self.data[slot].issued += 1;
+    }
+
+    /// A request of `tenant` ended at `at` (ok with its latency, throttled, or an error).
+    #[inline]
+    pub fn finished(
+        &mut self,
+        tenant: usize,
+        at: SimTime,
+        ok: Option<SimDuration>,
+        throttled: bool,
+    ) {
+        let class = self.class_of[tenant] as usize;
+        let slot = class * self.buckets + self.current(at);
+        let b = &mut self.data[slot];
+        match ok {
+            Some(latency) => {
+                b.ok += 1;
+                let highest = self.highest_micros;
+                let h = b.latency.get_or_insert_with(|| {
+                    Box::new(
+                        Histogram::new_with_bounds(1, highest, 1)
+                            .expect("bounds 1..=max(2, n) at 1 significant digit are valid"),
+                    )
+                });
+                h.saturating_record(latency.as_nanos() / NANOS_PER_MICRO);
+            }
+            None if throttled => b.throttled += 1,
+            None => b.errors += 1,
+        }
+    }
+
+    /// `tenant` held one unit of `resource` from `from` until `to` (now). Called once per
+    /// holding, when it ends, so a worker costs one call rather than two level changes.
+    #[inline]
+    pub fn held(&mut self, tenant: usize, resource: Resource, from: SimTime, to: SimTime) {
+        let class = self.class_of[tenant] as usize;
+        let bucket = self.current(to);
+        let bucket_start = self.cursor_end - self.bucket.as_nanos();
+        if from.as_nanos() >= bucket_start {
+            let amount = to.as_nanos().saturating_sub(from.as_nanos());
+            let b = &mut self.data[class * self.buckets + bucket];
+            match resource {
+                Resource::Worker => b.worker_ns += amount,
+                Resource::Connection => b.connection_ns += amount,
+                Resource::Backlog => b.backlog_ns += amount,
+            }
+        } else {
+            self.integrate(class, resource, from, to);
+        }
+    }
+
+    /// Adds `to − from` into the buckets the span covers.
+    #[cold]
+    fn integrate(&mut self, class: usize, resource: Resource, from: SimTime, to: SimTime) {
+        let width = self.bucket.as_nanos();
+        let mut t = from.as_nanos();
+        let end = to.as_nanos().min(self.end.as_nanos());
+        while t < end {
+            let bucket_end = (t / width + 1) * width;
+            let span = bucket_end.min(end) - t;
+            let slot = class * self.buckets + ((t / width) as usize).min(self.buckets - 1);
+            let b = &mut self.data[slot];
+            match resource {
+                Resource::Worker => b.worker_ns += span,
+                Resource::Connection => b.connection_ns += span,
+                Resource::Backlog => b.backlog_ns += span,
+            }
+            t = bucket_end.min(end);
+        }
+    }
+
+    /// The end of the run, for holdings still open when it ends.
+    pub fn end(&self) -> SimTime {
+        self.end
+    }
+
+    /// The buckets of one class, in time order.
+    pub fn class_buckets(&self, class: usize) -> &[Bucket] {
+        &self.data[class * self.buckets..(class + 1) * self.buckets]
+    }
+
+    /// Start time of bucket `b`.
+    pub fn bucket_start(&self, b: usize) -> SimTime {
+        SimTime::from_nanos(b as u64 * self.bucket.as_nanos())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series() -> Series {
+        Series::new(
+            SimDuration::from_secs(10),
+            &["gold".into(), "free".into()],
+            &[0, 1, 1, 1],
+            &["big".into(), "a".into(), "b".into(), "c".into()],
+            &[0],
+        )
+    }
+
+    #[test]
+    fn classes_partition_tenants() {
+        let s = series();
+        let labels: Vec<&str> = s.classes.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, vec!["big", "free"]);
+        assert_eq!(
+            s.bucket,
+            SimDuration::from_millis(83),
+            "10 s / 120, whole ms"
+        );
+        assert_eq!(s.buckets, 121);
+    }
+
+    #[test]
+    fn occupancy_integrates_across_buckets() {
+        let mut s = series();
+        let at = |ms: u64| SimTime::from_nanos(ms * 1_000_000);
+        // Two workers held by tenants of one class from 50 ms to 250 ms: 400 worker-ms over
+        // buckets 0..3; a short holding inside bucket 3 takes the fast path.
+        s.held(1, Resource::Worker, at(50), at(250));
+        s.held(2, Resource::Worker, at(50), at(250));
+        s.held(3, Resource::Worker, at(251), at(252));
+        let total: u64 = s.class_buckets(1).iter().map(|b| b.worker_ns).sum();
+        assert_eq!(total, 401 * 1_000_000u64);
+        let first = s.class_buckets(1)[0].worker_ns;
+        assert_eq!(first, 2 * 33 * 1_000_000, "bucket 0 spans 0..83 ms");
+    }
+}
