@@ -101,11 +101,10 @@ pub(super) fn run_command(program: &str, args: &RunArgs) -> u8 {
         return EXIT_NONDETERMINISM;
     }
     let report = &executed.report;
-    let out_dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("reports")
-            .join(&report.scenario)
-            .join(format!("seed-{}", report.seed))
-    });
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(&report.scenario, report.seed, &report.overrides));
     let report_path = out_dir.join("report.json");
     if let Err(e) = write_atomically(&report_path, &report::to_json(report)) {
         eprintln!("error: cannot write {}: {e}", report_path.display());
@@ -131,6 +130,18 @@ pub(super) fn run_command(program: &str, args: &RunArgs) -> u8 {
         );
     }
     exit_code(executed.evaluation.verdict)
+}
+
+/// `reports/<scenario>/seed-<N>/`, or `reports/<scenario>/seed-<N>-set-<digest>/` for a run
+/// with overrides, so a twin run never overwrites the reports of the scenario as written.
+pub(super) fn default_out_dir(scenario: &str, seed: u64, overrides: &[String]) -> PathBuf {
+    let folder = if overrides.is_empty() {
+        format!("seed-{seed}")
+    } else {
+        let digest = crate::kernel::rng::fnv1a64(overrides.join("\n").as_bytes());
+        format!("seed-{seed}-set-{:08x}", digest >> 32)
+    };
+    PathBuf::from("reports").join(scenario).join(folder)
 }
 
 fn open_trace(
