@@ -8,4 +8,7 @@
 
 pub mod draw;
 pub mod limiter;
+pub mod mapping;
+pub mod mapping_cache;
+pub mod migration;
 pub mod retry;
