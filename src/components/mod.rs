@@ -8,4 +8,6 @@
 
 pub mod draw;
 pub mod limiter;
+pub mod placement;
 pub mod retry;
+pub mod scheduler;
