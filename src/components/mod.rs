@@ -11,4 +11,6 @@ pub mod limiter;
 pub mod mapping;
 pub mod mapping_cache;
 pub mod migration;
+pub mod placement;
 pub mod retry;
+pub mod scheduler;
