@@ -6,6 +6,8 @@
 //! bits as an argument instead of owning a generator, so the same code runs under the
 //! simulator's virtual clock and under a service's monotonic clock.
 
+pub mod admission;
+pub mod breaker;
 pub mod draw;
 pub mod limiter;
 pub mod mapping;

@@ -1,0 +1,1560 @@
+//! Circuit breakers: stop calling a dependency that keeps failing, probe it after a pause, and
+//! resume when it recovers; keyed per (tenant, dependency) so one tenant's broken dependency
+//! does not cut off everyone else.
+//!
+//! **One breaker** ([`Breaker`], driven by a validated [`BreakerPolicy`]) is a state machine:
+//!
+//! - **Closed**: every call is admitted. Outcomes are counted, at the time they are recorded,
+//!   in a sliding time window of `buckets` equal buckets of `window / buckets` nanoseconds
+//!   each: at time `now` the window holds the outcomes recorded in bucket
+//!   `floor(now / width)` and the `buckets - 1` before it (between `window - width` and
+//!   `window` of history). Each time an outcome is recorded, the breaker trips to Open iff the
+//!   window then holds at least `min_calls` outcomes and
+//!   `failures / calls >= failure_rate_threshold` (compared in integers, the threshold rounded
+//!   to the nearest millionth).
+//! - **Open** for `open_for` from the moment it tripped: every call is rejected with
+//!   `retry_at` = the end of the pause.
+//! - **HalfOpen** from then on: at most `half_open_probes` probe calls are outstanding at once
+//!   (further calls are rejected with `retry_at` = the oldest probe's deadline).
+//!   `successes_to_close` probe successes close it (with an empty window); any probe failure
+//!   re-opens it for another `open_for`. A probe still outstanding `probe_timeout` after it was
+//!   admitted has failed, at that deadline: a lost probe result can never keep a breaker
+//!   half-open, and a half-open breaker never rejects a call because of a probe older than
+//!   `probe_timeout`.
+//!
+//! Every admitted call gets a [`Ticket`] naming the breaker period (a counter that moves at
+//! every state change) and, for a probe, the probe. An outcome counts only in the period its
+//! call was admitted in: the late result of a call admitted before the breaker tripped, or of a
+//! probe that already timed out, is [`RecordEffect::Stale`] and changes nothing. A ticket is
+//! consumed by [`BreakerPolicy::record`] (it is neither `Clone` nor `Copy`), so one call cannot
+//! be recorded twice. Time never runs backwards for a breaker: a `now` earlier than one already
+//! seen is taken as the latest seen.
+//!
+//! **A keyed set** ([`BreakerSet`]) holds one breaker per key under a [`KeyPolicy`]:
+//! [`KeyPolicy::TenantAndDependency`] isolates tenants (tenant A's disabled KMS key opens only
+//! A's breaker for KMS), [`KeyPolicy::DependencyOnly`] shares one breaker per dependency (the
+//! failing twin: one tenant's errors open the breaker for everyone). Breakers live in a
+//! `BTreeMap`; [`BreakerSet::prune`] drops closed breakers whose window is empty, which are
+//! indistinguishable from fresh ones except that a late outcome of a call admitted before the
+//! drop is then stale.
+//!
+//! A production service keeps one set per outbound client and wraps each call:
+//!
+//! ```
+//! use std::time::Instant;
+//! use tenantsim::components::breaker::{BreakerConfig, BreakerPolicy, BreakerSet, KeyPolicy, Outcome};
+//! use tenantsim::time::{SimDuration, SimTime};
+//!
+//! let policy = BreakerPolicy::new(BreakerConfig {
+//!     failure_rate_threshold: 0.5,
+//!     window: SimDuration::from_secs(10),
+//!     buckets: 10,
+//!     min_calls: 4,
+//!     open_for: SimDuration::from_secs(5),
+//!     half_open_probes: 1,
+//!     successes_to_close: 2,
+//!     probe_timeout: SimDuration::from_secs(2),
+//! })
+//! .expect("valid breaker configuration");
+//! let mut breakers = BreakerSet::new(policy, KeyPolicy::TenantAndDependency);
+//! let start = Instant::now();
+//! let clock = || SimTime::from_nanos(start.elapsed().as_nanos() as u64);
+//!
+//! for _ in 0..4 {
+//!     // Tenant "a" calls KMS with a disabled key: every call fails.
+//!     if let Ok(token) = breakers.try_call(clock(), &"a", &"kms") {
+//!         breakers.record(clock(), token, Outcome::Failure);
+//!     }
+//! }
+//! let rejected = breakers
+//!     .try_call(clock(), &"a", &"kms")
+//!     .expect_err("four failures in four calls open a's breaker");
+//! assert!(rejected.retry_at > clock()); // fail fast until then
+//! // Tenant "b" is not affected.
+//! let token = breakers.try_call(clock(), &"b", &"kms").expect("b's breaker is closed");
+//! breakers.record(clock(), token, Outcome::Success);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::time::{SimDuration, SimTime};
+
+/// Parts per million: the fixed-point unit of the failure-rate threshold.
+const PPM: u64 = 1_000_000;
+
+/// A breaker's settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BreakerConfig {
+    /// Trip when `failures / calls` in the window reaches this fraction, in `(0, 1]`.
+    pub failure_rate_threshold: f64,
+    /// Length of the sliding window (a positive multiple of `buckets` nanoseconds).
+    pub window: SimDuration,
+    /// Buckets the window is split into (at least 1); more buckets slide more smoothly.
+    pub buckets: u32,
+    /// Outcomes needed in the window before the breaker may trip (at least 1).
+    pub min_calls: u32,
+    /// How long the breaker stays open (positive).
+    pub open_for: SimDuration,
+    /// Probe calls outstanding at once while half-open (at least 1).
+    pub half_open_probes: u32,
+    /// Probe successes that close the breaker (at least 1).
+    pub successes_to_close: u32,
+    /// A probe outstanding this long has failed (positive).
+    pub probe_timeout: SimDuration,
+}
+
+/// Why a breaker configuration is invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerConfigError {
+    /// The failure-rate threshold is not in `(0, 1]` (or rounds to zero millionths).
+    Threshold,
+    /// The window is zero, has zero buckets, or is not a multiple of the bucket count in
+    /// nanoseconds.
+    Window,
+    /// `min_calls` is zero.
+    MinCalls,
+    /// `open_for` is zero.
+    OpenFor,
+    /// `half_open_probes` or `successes_to_close` is zero.
+    Probes,
+    /// `probe_timeout` is zero.
+    ProbeTimeout,
+}
+
+impl fmt::Display for BreakerConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            BreakerConfigError::Threshold => {
+                "failure_rate_threshold must be a fraction above 0 and at most 1"
+            }
+            BreakerConfigError::Window => {
+                "window must be positive and split into a whole number of nanoseconds per bucket \
+                 (window a multiple of buckets, buckets at least 1)"
+            }
+            BreakerConfigError::MinCalls => "min_calls must be at least 1",
+            BreakerConfigError::OpenFor => "open_for must be positive",
+            BreakerConfigError::Probes => {
+                "half_open_probes and successes_to_close must be at least 1"
+            }
+            BreakerConfigError::ProbeTimeout => "probe_timeout must be positive",
+        };
+        f.write_str(text)
+    }
+}
+
+impl std::error::Error for BreakerConfigError {}
+
+/// A validated breaker configuration: drives any number of [`Breaker`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    threshold_ppm: u64,
+    bucket_width: u64,
+    buckets: u32,
+    min_calls: u32,
+    open_for: SimDuration,
+    half_open_probes: u32,
+    successes_to_close: u32,
+    probe_timeout: SimDuration,
+}
+
+/// What happened to a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The dependency answered well.
+    Success,
+    /// The dependency failed (error, timeout, refused).
+    Failure,
+}
+
+/// A breaker's state as seen at some instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Admitting every call; the window currently holds `calls` outcomes, `failures` of them
+    /// failures.
+    Closed {
+        /// Outcomes in the window.
+        calls: u32,
+        /// Failures in the window.
+        failures: u32,
+    },
+    /// Rejecting every call until `until`.
+    Open {
+        /// When it turns half-open.
+        until: SimTime,
+    },
+    /// Admitting up to `half_open_probes` probes at once.
+    HalfOpen {
+        /// Probes admitted and not yet resolved.
+        outstanding_probes: u32,
+        /// Probe successes so far in this half-open period.
+        successes: u32,
+    },
+}
+
+/// Why a call was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The breaker is open.
+    Open,
+    /// The breaker is half-open and all probe slots are taken.
+    ProbesInFlight,
+}
+
+/// A rejected call: fail fast, and do not try again before `retry_at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// When to try again: the end of the open pause, or the deadline of the oldest
+    /// outstanding probe (by then the half-open period has moved on: a probe slot freed, or
+    /// the breaker closed or re-opened).
+    pub retry_at: SimTime,
+    /// Why it was rejected.
+    pub reason: RejectReason,
+}
+
+/// What recording an outcome did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordEffect {
+    /// Counted (in the window, or as a probe success) without a state change.
+    Counted,
+    /// Counted, and the window's failure rate tripped the breaker open.
+    Tripped,
+    /// A probe failed: the breaker is open again.
+    Reopened,
+    /// A probe succeeded and closed the breaker.
+    Closed,
+    /// The call belongs to an earlier period (the breaker changed state since it was
+    /// admitted, or the probe timed out): ignored.
+    Stale,
+}
+
+/// Proof that one call was admitted, to hand back with its outcome. Neither `Clone` nor
+/// `Copy`: each call is recorded at most once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ticket {
+    lifetime: u64,
+    period: u64,
+    probe: Option<u32>,
+}
+
+impl Ticket {
+    /// Whether the call is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// The breaker period the call was admitted in (it moves at every state change).
+    pub fn period(&self) -> u64 {
+        self.period
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Bucket {
+    /// Absolute bucket number, `time / width`.
+    index: u64,
+    calls: u32,
+    failures: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Probe {
+    id: u32,
+    admitted_at: SimTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Closed,
+    Open {
+        until: SimTime,
+    },
+    HalfOpen {
+        probes: Vec<Probe>,
+        successes: u32,
+        next_probe: u32,
+    },
+}
+
+/// One breaker's state. Create it with [`Breaker::new`] and drive it with a [`BreakerPolicy`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Breaker {
+    /// Distinguishes breakers a [`BreakerSet`] re-creates for the same key, so tickets of a
+    /// dropped breaker are stale.
+    lifetime: u64,
+    period: u64,
+    latest: SimTime,
+    phase: Phase,
+    /// Ring of buckets, allocated on the first recorded outcome; empty when cleared.
+    window: Vec<Bucket>,
+}
+
+impl Default for Breaker {
+    fn default() -> Breaker {
+        Breaker::new()
+    }
+}
+
+impl Breaker {
+    /// A closed breaker with an empty window.
+    pub fn new() -> Breaker {
+        Breaker {
+            lifetime: 0,
+            period: 0,
+            latest: SimTime::ZERO,
+            phase: Phase::Closed,
+            window: Vec::new(),
+        }
+    }
+
+    fn enter(&mut self, phase: Phase) {
+        self.period += 1;
+        self.phase = phase;
+        self.window.clear();
+    }
+}
+
+impl BreakerPolicy {
+    /// Validates a configuration.
+    pub fn new(config: BreakerConfig) -> Result<BreakerPolicy, BreakerConfigError> {
+        let threshold = config.failure_rate_threshold;
+        if !(threshold.is_finite() && threshold > 0.0 && threshold <= 1.0) {
+            return Err(BreakerConfigError::Threshold);
+        }
+        let threshold_ppm = (threshold * PPM as f64).round() as u64;
+        if threshold_ppm == 0 {
+            return Err(BreakerConfigError::Threshold);
+        }
+        let window = config.window.as_nanos();
+        let buckets = u64::from(config.buckets);
+        if window == 0 || buckets == 0 || window % buckets != 0 {
+            return Err(BreakerConfigError::Window);
+        }
+        if config.min_calls == 0 {
+            return Err(BreakerConfigError::MinCalls);
+        }
+        if config.open_for == SimDuration::ZERO {
+            return Err(BreakerConfigError::OpenFor);
+        }
+        if config.half_open_probes == 0 || config.successes_to_close == 0 {
+            return Err(BreakerConfigError::Probes);
+        }
+        if config.probe_timeout == SimDuration::ZERO {
+            return Err(BreakerConfigError::ProbeTimeout);
+        }
+        Ok(BreakerPolicy {
+            threshold_ppm,
+            bucket_width: window / buckets,
+            buckets: config.buckets,
+            min_calls: config.min_calls,
+            open_for: config.open_for,
+            half_open_probes: config.half_open_probes,
+            successes_to_close: config.successes_to_close,
+            probe_timeout: config.probe_timeout,
+        })
+    }
+
+    /// Admits a call (a probe when half-open) or rejects it.
+    pub fn try_call(&self, breaker: &mut Breaker, now: SimTime) -> Result<Ticket, Rejected> {
+        let now = self.advance(breaker, now);
+        let (lifetime, period) = (breaker.lifetime, breaker.period);
+        match &mut breaker.phase {
+            Phase::Closed => Ok(Ticket {
+                lifetime,
+                period,
+                probe: None,
+            }),
+            Phase::Open { until } => Err(Rejected {
+                retry_at: *until,
+                reason: RejectReason::Open,
+            }),
+            Phase::HalfOpen {
+                probes, next_probe, ..
+            } => {
+                if probes.len() < self.half_open_probes as usize {
+                    let id = *next_probe;
+                    *next_probe = next_probe.wrapping_add(1);
+                    probes.push(Probe {
+                        id,
+                        admitted_at: now,
+                    });
+                    Ok(Ticket {
+                        lifetime,
+                        period,
+                        probe: Some(id),
+                    })
+                } else {
+                    Err(Rejected {
+                        retry_at: self.earliest_deadline(probes).unwrap_or(now),
+                        reason: RejectReason::ProbesInFlight,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Records the outcome of an admitted call (see [`RecordEffect`]).
+    pub fn record(
+        &self,
+        breaker: &mut Breaker,
+        now: SimTime,
+        ticket: Ticket,
+        outcome: Outcome,
+    ) -> RecordEffect {
+        let now = self.advance(breaker, now);
+        if ticket.lifetime != breaker.lifetime || ticket.period != breaker.period {
+            return RecordEffect::Stale;
+        }
+        match (&mut breaker.phase, ticket.probe) {
+            (Phase::Closed, None) => {
+                let (calls, failures) = self.count(breaker, now, outcome);
+                let trips = calls >= u64::from(self.min_calls)
+                    && failures * PPM >= self.threshold_ppm * calls;
+                if trips {
+                    breaker.enter(Phase::Open {
+                        until: now + self.open_for,
+                    });
+                    RecordEffect::Tripped
+                } else {
+                    RecordEffect::Counted
+                }
+            }
+            (
+                Phase::HalfOpen {
+                    probes, successes, ..
+                },
+                Some(id),
+            ) => {
+                let Some(position) = probes.iter().position(|p| p.id == id) else {
+                    return RecordEffect::Stale;
+                };
+                probes.swap_remove(position);
+                match outcome {
+                    Outcome::Failure => {
+                        breaker.enter(Phase::Open {
+                            until: now + self.open_for,
+                        });
+                        RecordEffect::Reopened
+                    }
+                    Outcome::Success => {
+                        *successes += 1;
+                        if *successes >= self.successes_to_close {
+                            breaker.enter(Phase::Closed);
+                            RecordEffect::Closed
+                        } else {
+                            RecordEffect::Counted
+                        }
+                    }
+                }
+            }
+            _ => RecordEffect::Stale,
+        }
+    }
+
+    /// The breaker's state at `now`, without changing it (an open breaker whose pause is
+    /// over reads as half-open; a probe past its deadline reads as failed).
+    pub fn state(&self, breaker: &Breaker, now: SimTime) -> State {
+        let now = now.max(breaker.latest);
+        match &breaker.phase {
+            Phase::Closed => {
+                let (calls, failures) = self.window_totals(breaker, now);
+                State::Closed {
+                    calls: u32::try_from(calls).unwrap_or(u32::MAX),
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                }
+            }
+            Phase::Open { until } if now < *until => State::Open { until: *until },
+            Phase::Open { .. } => State::HalfOpen {
+                outstanding_probes: 0,
+                successes: 0,
+            },
+            Phase::HalfOpen {
+                probes, successes, ..
+            } => match self.earliest_deadline(probes) {
+                Some(deadline) if deadline <= now => {
+                    let until = deadline + self.open_for;
+                    if now < until {
+                        State::Open { until }
+                    } else {
+                        State::HalfOpen {
+                            outstanding_probes: 0,
+                            successes: 0,
+                        }
+                    }
+                }
+                _ => State::HalfOpen {
+                    outstanding_probes: probes.len() as u32,
+                    successes: *successes,
+                },
+            },
+        }
+    }
+
+    /// Whether the breaker is closed with nothing in its window at `now`, so that dropping it
+    /// changes no decision.
+    pub fn is_idle(&self, breaker: &Breaker, now: SimTime) -> bool {
+        matches!(breaker.phase, Phase::Closed)
+            && self.window_totals(breaker, now.max(breaker.latest)).0 == 0
+    }
+
+    /// Applies the transitions due by `now` (end of an open pause, probe timeouts) and returns
+    /// `now` clamped to the latest time the breaker has seen.
+    fn advance(&self, breaker: &mut Breaker, now: SimTime) -> SimTime {
+        let now = now.max(breaker.latest);
+        breaker.latest = now;
+        loop {
+            match &breaker.phase {
+                Phase::Open { until } if now >= *until => breaker.enter(Phase::HalfOpen {
+                    probes: Vec::new(),
+                    successes: 0,
+                    next_probe: 0,
+                }),
+                Phase::HalfOpen { probes, .. } => match self.earliest_deadline(probes) {
+                    // The probe failed at its deadline; the pause runs from there. This ends:
+                    // each turn moves `until` past the previous deadline, and a fresh half-open
+                    // period has no probes.
+                    Some(deadline) if deadline <= now => breaker.enter(Phase::Open {
+                        until: deadline + self.open_for,
+                    }),
+                    _ => return now,
+                },
+                _ => return now,
+            }
+        }
+    }
+
+    fn earliest_deadline(&self, probes: &[Probe]) -> Option<SimTime> {
+        probes
+            .iter()
+            .map(|p| p.admitted_at + self.probe_timeout)
+            .min()
+    }
+
+    fn current_bucket(&self, now: SimTime) -> u64 {
+        now.as_nanos() / self.bucket_width
+    }
+
+    /// Adds an outcome to the window at `now` and returns the window's (calls, failures).
+    fn count(&self, breaker: &mut Breaker, now: SimTime, outcome: Outcome) -> (u64, u64) {
+        if breaker.window.is_empty() {
+            breaker
+                .window
+                .resize(self.buckets as usize, Bucket::default());
+        }
+        let index = self.current_bucket(now);
+        let slot = &mut breaker.window[(index % u64::from(self.buckets)) as usize];
+        if slot.index != index {
+            *slot = Bucket {
+                index,
+                calls: 0,
+                failures: 0,
+            };
+        }
+        slot.calls = slot.calls.saturating_add(1);
+        if outcome == Outcome::Failure {
+            slot.failures = slot.failures.saturating_add(1);
+        }
+        self.window_totals(breaker, now)
+    }
+
+    fn window_totals(&self, breaker: &Breaker, now: SimTime) -> (u64, u64) {
+        let current = self.current_bucket(now);
+        let oldest = current.saturating_sub(u64::from(self.buckets) - 1);
+        breaker
+            .window
+            .iter()
+            .filter(|b| b.calls > 0 && b.index >= oldest && b.index <= current)
+            .fold((0, 0), |(calls, failures), b| {
+                (calls + u64::from(b.calls), failures + u64::from(b.failures))
+            })
+    }
+}
+
+/// What a [`BreakerSet`] keys its breakers by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// One breaker per (tenant, dependency): a tenant's failures open only its own breaker.
+    TenantAndDependency,
+    /// One breaker per dependency, shared by all tenants (the failing twin).
+    DependencyOnly,
+}
+
+/// Proof that a call through a [`BreakerSet`] was admitted: the caller's tenant and
+/// dependency and the breaker's [`Ticket`]. Consumed by [`BreakerSet::record`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct CallToken<T, D> {
+    tenant: T,
+    dependency: D,
+    ticket: Ticket,
+}
+
+impl<T, D> CallToken<T, D> {
+    /// The tenant the call was made for.
+    pub fn tenant(&self) -> &T {
+        &self.tenant
+    }
+
+    /// The dependency called.
+    pub fn dependency(&self) -> &D {
+        &self.dependency
+    }
+
+    /// Whether the call is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.ticket.is_probe()
+    }
+
+    /// The breaker period the call was admitted in.
+    pub fn period(&self) -> u64 {
+        self.ticket.period()
+    }
+}
+
+/// Breakers for one caller, one per key under a [`KeyPolicy`], generic over the tenant `T` and
+/// dependency `D` keys.
+#[derive(Clone, Debug)]
+pub struct BreakerSet<T, D> {
+    policy: BreakerPolicy,
+    key_policy: KeyPolicy,
+    /// Keyed by (tenant, dependency); the tenant is `None` under [`KeyPolicy::DependencyOnly`].
+    breakers: BTreeMap<(Option<T>, D), Breaker>,
+    lifetimes: u64,
+}
+
+impl<T: Ord + Clone, D: Ord + Clone> BreakerSet<T, D> {
+    /// An empty set: every breaker starts closed.
+    pub fn new(policy: BreakerPolicy, key_policy: KeyPolicy) -> BreakerSet<T, D> {
+        BreakerSet {
+            policy,
+            key_policy,
+            breakers: BTreeMap::new(),
+            lifetimes: 0,
+        }
+    }
+
+    fn key(&self, tenant: &T, dependency: &D) -> (Option<T>, D) {
+        let tenant = match self.key_policy {
+            KeyPolicy::TenantAndDependency => Some(tenant.clone()),
+            KeyPolicy::DependencyOnly => None,
+        };
+        (tenant, dependency.clone())
+    }
+
+    /// Asks the breaker for (`tenant`, `dependency`) to admit a call.
+    pub fn try_call(
+        &mut self,
+        now: SimTime,
+        tenant: &T,
+        dependency: &D,
+    ) -> Result<CallToken<T, D>, Rejected> {
+        let key = self.key(tenant, dependency);
+        let breaker = match self.breakers.entry(key) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                self.lifetimes += 1;
+                entry.insert(Breaker {
+                    lifetime: self.lifetimes,
+                    ..Breaker::new()
+                })
+            }
+        };
+        let ticket = self.policy.try_call(breaker, now)?;
+        Ok(CallToken {
+            tenant: tenant.clone(),
+            dependency: dependency.clone(),
+            ticket,
+        })
+    }
+
+    /// Records the outcome of an admitted call.
+    pub fn record(
+        &mut self,
+        now: SimTime,
+        token: CallToken<T, D>,
+        outcome: Outcome,
+    ) -> RecordEffect {
+        let key = self.key(&token.tenant, &token.dependency);
+        match self.breakers.get_mut(&key) {
+            Some(breaker) => self.policy.record(breaker, now, token.ticket, outcome),
+            None => RecordEffect::Stale,
+        }
+    }
+
+    /// The state of the breaker that would handle (`tenant`, `dependency`) at `now`.
+    pub fn state(&self, now: SimTime, tenant: &T, dependency: &D) -> State {
+        match self.breakers.get(&self.key(tenant, dependency)) {
+            Some(breaker) => self.policy.state(breaker, now),
+            None => State::Closed {
+                calls: 0,
+                failures: 0,
+            },
+        }
+    }
+
+    /// Drops the breakers that are closed with an empty window at `now`; returns how many.
+    /// Call it now and then to bound memory by the keys with recent outcomes.
+    pub fn prune(&mut self, now: SimTime) -> usize {
+        let before = self.breakers.len();
+        let policy = self.policy;
+        self.breakers
+            .retain(|_, breaker| !policy.is_idle(breaker, now));
+        before - self.breakers.len()
+    }
+
+    /// Breakers held.
+    pub fn len(&self) -> usize {
+        self.breakers.len()
+    }
+
+    /// Whether no breaker is held.
+    pub fn is_empty(&self) -> bool {
+        self.breakers.is_empty()
+    }
+
+    /// The policy every breaker follows.
+    pub fn policy(&self) -> &BreakerPolicy {
+        &self.policy
+    }
+
+    /// How breakers are keyed.
+    pub fn key_policy(&self) -> KeyPolicy {
+        self.key_policy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ms(n: u64) -> SimDuration {
+        SimDuration::from_millis(n)
+    }
+
+    fn at(n: u64) -> SimTime {
+        SimTime::ZERO + ms(n)
+    }
+
+    fn config() -> BreakerConfig {
+        BreakerConfig {
+            failure_rate_threshold: 0.5,
+            window: ms(100),
+            buckets: 10,
+            min_calls: 4,
+            open_for: ms(50),
+            half_open_probes: 2,
+            successes_to_close: 2,
+            probe_timeout: ms(20),
+        }
+    }
+
+    fn policy() -> BreakerPolicy {
+        BreakerPolicy::new(config()).unwrap()
+    }
+
+    #[test]
+    fn invalid_configurations_are_errors() {
+        let bad = |c: BreakerConfig| BreakerPolicy::new(c).unwrap_err();
+        assert_eq!(
+            bad(BreakerConfig {
+                failure_rate_threshold: 0.0,
+                ..config()
+            }),
+            BreakerConfigError::Threshold
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                failure_rate_threshold: f64::NAN,
+                ..config()
+            }),
+            BreakerConfigError::Threshold
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                window: SimDuration::from_nanos(7),
+                buckets: 2,
+                ..config()
+            }),
+            BreakerConfigError::Window
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                buckets: 0,
+                ..config()
+            }),
+            BreakerConfigError::Window
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                min_calls: 0,
+                ..config()
+            }),
+            BreakerConfigError::MinCalls
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                open_for: SimDuration::ZERO,
+                ..config()
+            }),
+            BreakerConfigError::OpenFor
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                half_open_probes: 0,
+                ..config()
+            }),
+            BreakerConfigError::Probes
+        );
+        assert_eq!(
+            bad(BreakerConfig {
+                probe_timeout: SimDuration::ZERO,
+                ..config()
+            }),
+            BreakerConfigError::ProbeTimeout
+        );
+        assert!(BreakerConfigError::Window.to_string().contains("multiple"));
+    }
+
+    #[test]
+    fn full_cycle_closed_open_half_open_closed() {
+        let policy = policy();
+        let mut b = Breaker::new();
+        for (i, outcome) in [Outcome::Success, Outcome::Failure, Outcome::Success]
+            .into_iter()
+            .enumerate()
+        {
+            let t = policy.try_call(&mut b, at(i as u64)).unwrap();
+            assert_eq!(
+                policy.record(&mut b, at(i as u64), t, outcome),
+                RecordEffect::Counted
+            );
+        }
+        let late = policy.try_call(&mut b, at(3)).unwrap();
+        let t = policy.try_call(&mut b, at(3)).unwrap();
+        assert_eq!(
+            policy.record(&mut b, at(3), t, Outcome::Failure),
+            RecordEffect::Tripped
+        );
+        assert_eq!(policy.state(&b, at(3)), State::Open { until: at(53) });
+        assert_eq!(
+            policy.try_call(&mut b, at(52)),
+            Err(Rejected {
+                retry_at: at(53),
+                reason: RejectReason::Open
+            })
+        );
+        // The late result of a call admitted before the trip changes nothing.
+        assert_eq!(
+            policy.record(&mut b, at(10), late, Outcome::Failure),
+            RecordEffect::Stale
+        );
+        let p1 = policy.try_call(&mut b, at(53)).unwrap();
+        let p2 = policy.try_call(&mut b, at(54)).unwrap();
+        assert!(p1.is_probe() && p2.is_probe());
+        assert_eq!(
+            policy.try_call(&mut b, at(55)),
+            Err(Rejected {
+                retry_at: at(73),
+                reason: RejectReason::ProbesInFlight
+            })
+        );
+        assert_eq!(
+            policy.record(&mut b, at(56), p1, Outcome::Success),
+            RecordEffect::Counted
+        );
+        assert_eq!(
+            policy.record(&mut b, at(57), p2, Outcome::Success),
+            RecordEffect::Closed
+        );
+        assert_eq!(
+            policy.state(&b, at(57)),
+            State::Closed {
+                calls: 0,
+                failures: 0
+            }
+        );
+    }
+
+    #[test]
+    fn lost_probe_reopens_at_its_deadline_and_its_late_result_is_stale() {
+        let policy = policy();
+        let mut b = Breaker::new();
+        for _ in 0..4 {
+            let t = policy.try_call(&mut b, at(0)).unwrap();
+            policy.record(&mut b, at(0), t, Outcome::Failure);
+        }
+        let lost = policy.try_call(&mut b, at(50)).unwrap();
+        assert_eq!(
+            policy.state(&b, at(69)),
+            State::HalfOpen {
+                outstanding_probes: 1,
+                successes: 0
+            }
+        );
+        assert_eq!(policy.state(&b, at(70)), State::Open { until: at(120) });
+        assert_eq!(
+            policy.try_call(&mut b, at(119)).unwrap_err().retry_at,
+            at(120)
+        );
+        assert_eq!(
+            policy.record(&mut b, at(119), lost, Outcome::Success),
+            RecordEffect::Stale
+        );
+        assert!(policy.try_call(&mut b, at(120)).unwrap().is_probe());
+    }
+
+    #[test]
+    fn old_outcomes_slide_out_of_the_window() {
+        let policy = policy();
+        let mut b = Breaker::new();
+        for i in 0..3 {
+            let t = policy.try_call(&mut b, at(i)).unwrap();
+            policy.record(&mut b, at(i), t, Outcome::Failure);
+        }
+        // Bucket width 10 ms: at 109 ms the window holds buckets 1..=10, so the three failures
+        // in bucket 0 are gone and one more failure does not reach min_calls.
+        assert_eq!(
+            policy.state(&b, at(99)),
+            State::Closed {
+                calls: 3,
+                failures: 3
+            }
+        );
+        let t = policy.try_call(&mut b, at(109)).unwrap();
+        assert_eq!(
+            policy.record(&mut b, at(109), t, Outcome::Failure),
+            RecordEffect::Counted
+        );
+        assert_eq!(
+            policy.state(&b, at(109)),
+            State::Closed {
+                calls: 1,
+                failures: 1
+            }
+        );
+    }
+
+    #[test]
+    fn dependency_only_lets_one_tenant_take_everyone_down() {
+        let mut isolated = BreakerSet::new(policy(), KeyPolicy::TenantAndDependency);
+        let mut shared = BreakerSet::new(policy(), KeyPolicy::DependencyOnly);
+        for set in [&mut isolated, &mut shared] {
+            for _ in 0..4 {
+                let t = set.try_call(at(1), &"a", &"kms").unwrap();
+                set.record(at(1), t, Outcome::Failure);
+            }
+            assert!(set.try_call(at(2), &"a", &"kms").is_err());
+        }
+        assert!(isolated.try_call(at(2), &"b", &"kms").is_ok());
+        assert!(isolated.try_call(at(2), &"a", &"db").is_ok());
+        assert_eq!(
+            shared.try_call(at(2), &"b", &"kms").unwrap_err().reason,
+            RejectReason::Open
+        );
+    }
+
+    #[test]
+    fn prune_drops_only_idle_closed_breakers() {
+        let mut set = BreakerSet::new(policy(), KeyPolicy::TenantAndDependency);
+        let t = set.try_call(at(0), &1u32, &0u8).unwrap();
+        set.record(at(0), t, Outcome::Success);
+        for _ in 0..4 {
+            let t = set.try_call(at(0), &2u32, &0u8).unwrap();
+            set.record(at(0), t, Outcome::Failure);
+        }
+        let outstanding = set.try_call(at(0), &3u32, &0u8).unwrap();
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.prune(at(50)), 1); // tenant 3: closed, nothing recorded
+        assert_eq!(set.prune(at(100)), 1); // tenant 1: its success left the window
+        assert_eq!(set.len(), 1); // tenant 2 is not closed
+        // The outstanding call's breaker was dropped: its result is stale.
+        assert_eq!(
+            set.record(at(101), outstanding, Outcome::Failure),
+            RecordEffect::Stale
+        );
+        assert!(set.state(at(101), &2, &0).eq(&State::HalfOpen {
+            outstanding_probes: 0,
+            successes: 0
+        }));
+    }
+
+    #[test]
+    fn time_running_backwards_is_clamped() {
+        let policy = policy();
+        let mut b = Breaker::new();
+        for _ in 0..3 {
+            let t = policy.try_call(&mut b, at(100)).unwrap();
+            policy.record(&mut b, at(100), t, Outcome::Failure);
+        }
+        // A clock that steps back to 5 ms (the same ring slot as 100 ms) still counts the
+        // outcome at 100 ms, with the three before it: the fourth failure trips.
+        let t = policy.try_call(&mut b, at(5)).unwrap();
+        assert_eq!(
+            policy.record(&mut b, at(5), t, Outcome::Failure),
+            RecordEffect::Tripped
+        );
+        assert_eq!(
+            policy.try_call(&mut b, at(0)).unwrap_err().retry_at,
+            at(150)
+        );
+    }
+
+    // ---- Property tests -------------------------------------------------------------------
+    // Times are in single nanoseconds ("ticks") so that runs hit every boundary exactly.
+
+    fn tick(n: u64) -> SimDuration {
+        SimDuration::from_nanos(n)
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        /// Wait `dt` ms, then call.
+        Call { dt: u64 },
+        /// Wait `dt` ms, then record a held call's outcome.
+        Record { pick: usize, failure: bool, dt: u64 },
+        /// Drop a held call's result: it is never recorded.
+        Lose { pick: usize },
+        /// Wait `dt` ms, then read the state.
+        Observe { dt: u64 },
+    }
+
+    fn ops(len: usize) -> impl Strategy<Value = Vec<Op>> {
+        let dt = prop_oneof![4 => 0u64..4, 1 => 0u64..60];
+        let op = prop_oneof![
+            4 => dt.clone().prop_map(|dt| Op::Call { dt }),
+            4 => (any::<usize>(), any::<bool>(), dt.clone())
+                .prop_map(|(pick, failure, dt)| Op::Record { pick, failure, dt }),
+            1 => any::<usize>().prop_map(|pick| Op::Lose { pick }),
+            1 => dt.prop_map(|dt| Op::Observe { dt }),
+        ];
+        prop::collection::vec(op, 1..len)
+    }
+
+    /// Configurations in ticks, with the threshold in tenths.
+    fn configs() -> impl Strategy<Value = (BreakerConfig, u64)> {
+        (
+            1u64..=10,
+            1u32..=5,
+            1u32..=6,
+            1u64..=40,
+            1u32..=3,
+            1u32..=3,
+            1u64..=30,
+            1u64..=20,
+        )
+            .prop_map(
+                |(tenths, buckets, min_calls, open_for, probes, close, timeout, width)| {
+                    let config = BreakerConfig {
+                        failure_rate_threshold: tenths as f64 / 10.0,
+                        window: tick(width * u64::from(buckets)),
+                        buckets,
+                        min_calls,
+                        open_for: tick(open_for),
+                        half_open_probes: probes,
+                        successes_to_close: close,
+                        probe_timeout: tick(timeout),
+                    };
+                    (config, tenths)
+                },
+            )
+    }
+
+    /// One step of a run on a single breaker, as observed.
+    #[derive(Clone, Debug, PartialEq)]
+    enum Event {
+        Call {
+            at: SimTime,
+            token: usize,
+            result: Result<(u64, bool), Rejected>,
+        },
+        Record {
+            at: SimTime,
+            token: usize,
+            failure: bool,
+            effect: RecordEffect,
+        },
+        Observe {
+            at: SimTime,
+            state: State,
+        },
+    }
+
+    /// Runs `ops` on one breaker; tokens are numbered by call order.
+    fn run(policy: &BreakerPolicy, ops: &[Op]) -> Vec<Event> {
+        let mut breaker = Breaker::new();
+        let mut now = SimTime::ZERO;
+        let mut held: Vec<(usize, Ticket)> = Vec::new();
+        let mut calls = 0;
+        let mut events = Vec::new();
+        for op in ops {
+            match *op {
+                Op::Call { dt } => {
+                    now += tick(dt);
+                    let result = policy.try_call(&mut breaker, now);
+                    let token = calls;
+                    calls += 1;
+                    let summary = result
+                        .as_ref()
+                        .map(|t| (t.period(), t.is_probe()))
+                        .map_err(|r| *r);
+                    if let Ok(ticket) = result {
+                        held.push((token, ticket));
+                    }
+                    events.push(Event::Call {
+                        at: now,
+                        token,
+                        result: summary,
+                    });
+                }
+                Op::Record { pick, failure, dt } => {
+                    now += tick(dt);
+                    if held.is_empty() {
+                        continue;
+                    }
+                    let (token, ticket) = held.remove(pick % held.len());
+                    let outcome = if failure {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    };
+                    let effect = policy.record(&mut breaker, now, ticket, outcome);
+                    events.push(Event::Record {
+                        at: now,
+                        token,
+                        failure,
+                        effect,
+                    });
+                }
+                Op::Lose { pick } => {
+                    if !held.is_empty() {
+                        held.remove(pick % held.len());
+                    }
+                }
+                Op::Observe { dt } => {
+                    now += tick(dt);
+                    events.push(Event::Observe {
+                        at: now,
+                        state: policy.state(&breaker, now),
+                    });
+                }
+            }
+        }
+        events
+    }
+
+    /// A plain reference model: the closed window is recomputed from the raw log of outcomes,
+    /// the threshold compared in tenths.
+    struct Reference {
+        config: BreakerConfig,
+        threshold_tenths: u64,
+        phase: RefPhase,
+        period: u64,
+        /// Outcomes (time, failure) counted since the breaker last closed.
+        log: Vec<(SimTime, bool)>,
+        latest: SimTime,
+        /// Call token -> (period, probe admitted at).
+        tickets: BTreeMap<usize, (u64, Option<SimTime>)>,
+    }
+
+    #[derive(Clone, Debug)]
+    enum RefPhase {
+        Closed,
+        Open(SimTime),
+        HalfOpen {
+            probes: BTreeMap<usize, SimTime>,
+            successes: u32,
+        },
+    }
+
+    impl Reference {
+        fn new(config: BreakerConfig, threshold_tenths: u64) -> Reference {
+            Reference {
+                config,
+                threshold_tenths,
+                phase: RefPhase::Closed,
+                period: 0,
+                log: Vec::new(),
+                latest: SimTime::ZERO,
+                tickets: BTreeMap::new(),
+            }
+        }
+
+        fn switch(&mut self, phase: RefPhase) {
+            self.phase = phase;
+            self.period += 1;
+            self.log.clear();
+        }
+
+        fn settle(&mut self, now: SimTime) -> SimTime {
+            let now = now.max(self.latest);
+            self.latest = now;
+            loop {
+                let next = match &self.phase {
+                    RefPhase::Open(until) if *until <= now => RefPhase::HalfOpen {
+                        probes: BTreeMap::new(),
+                        successes: 0,
+                    },
+                    RefPhase::HalfOpen { probes, .. } => {
+                        let expired = probes
+                            .values()
+                            .map(|&t| t + self.config.probe_timeout)
+                            .filter(|&deadline| deadline <= now)
+                            .min();
+                        match expired {
+                            Some(deadline) => RefPhase::Open(deadline + self.config.open_for),
+                            None => return now,
+                        }
+                    }
+                    _ => return now,
+                };
+                self.switch(next);
+            }
+        }
+
+        fn window(&self, now: SimTime) -> (u64, u64) {
+            let width = self.config.window.as_nanos() / u64::from(self.config.buckets);
+            let in_window: Vec<bool> = self
+                .log
+                .iter()
+                .filter(|(t, _)| {
+                    t.as_nanos() / width + u64::from(self.config.buckets) > now.as_nanos() / width
+                })
+                .map(|&(_, failure)| failure)
+                .collect();
+            (
+                in_window.len() as u64,
+                in_window.iter().filter(|&&f| f).count() as u64,
+            )
+        }
+
+        fn call(&mut self, now: SimTime, token: usize) -> Result<(u64, bool), Rejected> {
+            let now = self.settle(now);
+            let period = self.period;
+            match &mut self.phase {
+                RefPhase::Closed => {
+                    self.tickets.insert(token, (period, None));
+                    Ok((period, false))
+                }
+                RefPhase::Open(until) => Err(Rejected {
+                    retry_at: *until,
+                    reason: RejectReason::Open,
+                }),
+                RefPhase::HalfOpen { probes, .. } => {
+                    if probes.len() < self.config.half_open_probes as usize {
+                        probes.insert(token, now);
+                        self.tickets.insert(token, (period, Some(now)));
+                        Ok((period, true))
+                    } else {
+                        Err(Rejected {
+                            retry_at: probes.values().min().copied().unwrap()
+                                + self.config.probe_timeout,
+                            reason: RejectReason::ProbesInFlight,
+                        })
+                    }
+                }
+            }
+        }
+
+        fn record(&mut self, now: SimTime, token: usize, failure: bool) -> RecordEffect {
+            let now = self.settle(now);
+            let (period, _) = self.tickets.remove(&token).unwrap();
+            if period != self.period {
+                return RecordEffect::Stale;
+            }
+            match &mut self.phase {
+                RefPhase::Closed => {
+                    self.log.push((now, failure));
+                    let (calls, failures) = self.window(now);
+                    if calls >= u64::from(self.config.min_calls)
+                        && failures * 10 >= self.threshold_tenths * calls
+                    {
+                        self.switch(RefPhase::Open(now + self.config.open_for));
+                        RecordEffect::Tripped
+                    } else {
+                        RecordEffect::Counted
+                    }
+                }
+                RefPhase::HalfOpen { probes, successes } => {
+                    if probes.remove(&token).is_none() {
+                        return RecordEffect::Stale;
+                    }
+                    if failure {
+                        self.switch(RefPhase::Open(now + self.config.open_for));
+                        RecordEffect::Reopened
+                    } else {
+                        *successes += 1;
+                        if *successes >= self.config.successes_to_close {
+                            self.switch(RefPhase::Closed);
+                            RecordEffect::Closed
+                        } else {
+                            RecordEffect::Counted
+                        }
+                    }
+                }
+                RefPhase::Open(_) => RecordEffect::Stale,
+            }
+        }
+
+        fn state(&mut self, now: SimTime) -> State {
+            let now = self.settle(now);
+            match &self.phase {
+                RefPhase::Closed => {
+                    let (calls, failures) = self.window(now);
+                    State::Closed {
+                        calls: calls as u32,
+                        failures: failures as u32,
+                    }
+                }
+                RefPhase::Open(until) => State::Open { until: *until },
+                RefPhase::HalfOpen { probes, successes } => State::HalfOpen {
+                    outstanding_probes: probes.len() as u32,
+                    successes: *successes,
+                },
+            }
+        }
+    }
+
+    /// Probe calls admitted in (at - probe_timeout, at] and not recorded by `at`.
+    fn young_unrecorded_probes(events: &[Event], at: SimTime, timeout: SimDuration) -> u32 {
+        let recorded_tokens: Vec<usize> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Record { at: r, token, .. } if *r <= at => Some(*token),
+                _ => None,
+            })
+            .collect();
+        events
+            .iter()
+            .filter(|e| match e {
+                Event::Call {
+                    at: c,
+                    token,
+                    result: Ok((_, true)),
+                } => *c <= at && *c + timeout > at && !recorded_tokens.contains(token),
+                _ => false,
+            })
+            .count() as u32
+    }
+
+    proptest! {
+        /// The breaker behaves exactly like the reference model: same admissions and
+        /// rejections (with the same retry_at), same record effects, same observed states. In
+        /// particular it trips iff the raw log's window reaches min_calls and the threshold.
+        #[test]
+        fn matches_the_reference_model(
+            (config, tenths) in configs(),
+            ops in ops(250),
+        ) {
+            let policy = BreakerPolicy::new(config).unwrap();
+            let events = run(&policy, &ops);
+            let mut reference = Reference::new(config, tenths);
+            for event in &events {
+                match event {
+                    Event::Call { at, token, result } => {
+                        prop_assert_eq!(&reference.call(*at, *token), result, "call at {:?}", at);
+                    }
+                    Event::Record { at, token, failure, effect } => {
+                        prop_assert_eq!(reference.record(*at, *token, *failure), *effect, "record at {:?}", at);
+                    }
+                    Event::Observe { at, state } => {
+                        prop_assert_eq!(reference.state(*at), *state, "state at {:?}", at);
+                    }
+                }
+            }
+        }
+
+        /// Never trips before min_calls outcomes of the current closed period are in the
+        /// window. The period's outcomes are found from the raw log alone: the results of
+        /// non-probe calls admitted since the breaker last closed (or started).
+        #[test]
+        fn never_trips_before_min_calls((config, _) in configs(), ops in ops(250)) {
+            let policy = BreakerPolicy::new(config).unwrap();
+            let events = run(&policy, &ops);
+            let width = config.window.as_nanos() / u64::from(config.buckets);
+            let mut admitted_this_period: Vec<usize> = Vec::new();
+            let mut outcomes: Vec<SimTime> = Vec::new();
+            for event in &events {
+                match event {
+                    Event::Call { token, result: Ok((_, false)), .. } => admitted_this_period.push(*token),
+                    Event::Record { at, token, effect, .. } => {
+                        if admitted_this_period.contains(token) {
+                            outcomes.push(*at);
+                        }
+                        if *effect == RecordEffect::Tripped {
+                            let in_window = outcomes
+                                .iter()
+                                .filter(|t| {
+                                    t.as_nanos() / width + u64::from(config.buckets)
+                                        > at.as_nanos() / width
+                                })
+                                .count();
+                            prop_assert!(
+                                in_window >= config.min_calls as usize,
+                                "tripped with {} outcomes in the window", in_window
+                            );
+                        }
+                        if matches!(effect, RecordEffect::Tripped | RecordEffect::Closed) {
+                            admitted_this_period.clear();
+                            outcomes.clear();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// Once open (tripped or re-opened at t), every call before t + open_for is rejected
+        /// with retry_at = t + open_for, and the first call at or after it is admitted as a probe.
+        #[test]
+        fn open_rejects_until_open_for_has_passed((config, _) in configs(), ops in ops(250)) {
+            let policy = BreakerPolicy::new(config).unwrap();
+            let events = run(&policy, &ops);
+            let mut opened_until: Option<SimTime> = None;
+            for event in &events {
+                match event {
+                    Event::Record { at, effect: RecordEffect::Tripped | RecordEffect::Reopened, .. } => {
+                        opened_until = Some(*at + config.open_for);
+                    }
+                    Event::Call { at, result, .. } => {
+                        if let Some(until) = opened_until {
+                            if *at < until {
+                                prop_assert_eq!(*result, Err(Rejected { retry_at: until, reason: RejectReason::Open }));
+                            } else {
+                                prop_assert!(matches!(result, Ok((_, true))), "first call after the pause: {:?}", result);
+                                opened_until = None;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// Half-open never has more than half_open_probes outstanding probes, and never gets
+        /// stuck: it rejects a call (or reports outstanding probes) only for probes admitted less
+        /// than probe_timeout ago whose results have not arrived, its retry_at is at most
+        /// probe_timeout away, and a half-open period whose probe got no result within
+        /// probe_timeout is over by then (no later call is admitted in that period).
+        #[test]
+        fn half_open_is_bounded_and_never_stuck((config, _) in configs(), ops in ops(250)) {
+            let policy = BreakerPolicy::new(config).unwrap();
+            let events = run(&policy, &ops);
+            let mut outstanding: BTreeMap<u64, u32> = BTreeMap::new();
+            for (i, event) in events.iter().enumerate() {
+                if let Event::Call { at, result: Ok((period, _)), .. } = event {
+                    for earlier in &events[..i] {
+                        let Event::Call { at: admitted, token, result: Ok((p, true)) } = earlier else {
+                            continue;
+                        };
+                        let deadline = *admitted + config.probe_timeout;
+                        if p != period || deadline > *at {
+                            continue;
+                        }
+                        let answered_in_time = events[..i].iter().any(|e| {
+                            matches!(e, Event::Record { at: r, token: t, .. } if t == token && *r < deadline)
+                        });
+                        prop_assert!(
+                            answered_in_time,
+                            "period {} still admitting at {:?} after a probe timed out at {:?}",
+                            period, at, deadline
+                        );
+                    }
+                }
+                match event {
+                    Event::Call { at, result: Ok((period, true)), .. } => {
+                        let n = outstanding.entry(*period).or_insert(0);
+                        *n += 1;
+                        prop_assert!(*n <= config.half_open_probes, "{} probes outstanding at {:?}", n, at);
+                    }
+                    Event::Record { token, effect, .. } if *effect != RecordEffect::Stale => {
+                        if let Some(Event::Call { result: Ok((period, true)), .. }) = events.iter().find(
+                            |e| matches!(e, Event::Call { token: t, .. } if t == token),
+                        ) {
+                            *outstanding.get_mut(period).unwrap() -= 1;
+                        }
+                    }
+                    Event::Call { at, result: Err(r), .. } if r.reason == RejectReason::ProbesInFlight => {
+                        prop_assert!(r.retry_at <= *at + config.probe_timeout);
+                        let young = young_unrecorded_probes(&events[..i], *at, config.probe_timeout);
+                        prop_assert!(young >= config.half_open_probes, "rejected with only {} live probes", young);
+                    }
+                    Event::Observe { at, state: State::HalfOpen { outstanding_probes, .. } } => {
+                        let young = young_unrecorded_probes(&events[..i], *at, config.probe_timeout);
+                        prop_assert!(*outstanding_probes <= young, "{} outstanding, {} live", outstanding_probes, young);
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// With TenantAndDependency, tenant A's calls and failures never change any decision,
+        /// effect or state seen by tenant B.
+        #[test]
+        fn tenants_are_isolated(
+            (config, _) in configs(),
+            b_ops in prop::collection::vec((0u64..30, 0usize..4, any::<bool>(), 0u8..2), 1..120),
+            a_ops in prop::collection::vec((0u64..30, 0usize..4, any::<bool>(), 0u8..2), 0..120),
+        ) {
+            let policy = BreakerPolicy::new(config).unwrap();
+            let alone = run_tenants(policy, KeyPolicy::TenantAndDependency, &b_ops, &[]);
+            let together = run_tenants(policy, KeyPolicy::TenantAndDependency, &b_ops, &a_ops);
+            prop_assert_eq!(alone, together);
+        }
+    }
+
+    /// Tenant 0 (B) and tenant 1 (A) interleaved on a set; each op is (absolute time in ticks,
+    /// kind: 0 call, 1 record, 2 lose, 3 observe, failure, dependency). A's ops run before B's
+    /// at equal times. Returns what B saw.
+    fn run_tenants(
+        policy: BreakerPolicy,
+        key_policy: KeyPolicy,
+        b_ops: &[(u64, usize, bool, u8)],
+        a_ops: &[(u64, usize, bool, u8)],
+    ) -> Vec<String> {
+        let mut merged: Vec<(u64, u32, usize, bool, u8)> = b_ops
+            .iter()
+            .map(|&(t, k, f, d)| (t, 0, k, f, d))
+            .chain(a_ops.iter().map(|&(t, k, f, d)| (t, 1, k, f, d)))
+            .collect();
+        // Stable by time, A first at equal times so it has every chance to interfere.
+        merged.sort_by_key(|&(t, tenant, ..)| (t, 1 - tenant));
+        let mut set: BreakerSet<u32, u8> = BreakerSet::new(policy, key_policy);
+        let mut held: [Vec<CallToken<u32, u8>>; 2] = [Vec::new(), Vec::new()];
+        let mut seen = Vec::new();
+        for (t, tenant, kind, failure, dependency) in merged {
+            let now = SimTime::ZERO + tick(t);
+            let mine = &mut held[tenant as usize];
+            let line = match kind {
+                0 => match set.try_call(now, &tenant, &dependency) {
+                    Ok(token) => {
+                        let line = format!("call {t} {dependency}: ok {}", token.is_probe());
+                        mine.push(token);
+                        line
+                    }
+                    Err(r) => format!("call {t} {dependency}: {r:?}"),
+                },
+                1 if !mine.is_empty() => {
+                    let token = mine.remove(0);
+                    let outcome = if failure {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    };
+                    format!("record {t}: {:?}", set.record(now, token, outcome))
+                }
+                2 if !mine.is_empty() => {
+                    mine.remove(0);
+                    "lose".to_string()
+                }
+                _ => format!(
+                    "state {t} {dependency}: {:?}",
+                    set.state(now, &tenant, &dependency)
+                ),
+            };
+            if tenant == 0 {
+                seen.push(line);
+            }
+        }
+        seen
+    }
+}
