@@ -60,7 +60,7 @@ pub fn execute_with(
         ..run
     };
     let output = model::run(&scenario.system, run).map_err(PipelineError::Budget)?;
-    let evaluation = slo::evaluate(&scenario, &output.metrics, output.unaccounted);
+    let evaluation = slo::evaluate(&scenario, &output);
     let invocation = Invocation {
         scenario_file: options.path.clone(),
         scenario_text: text.to_string(),

@@ -623,6 +623,49 @@ impl<T: Ord + Clone, C: Clone + Eq> MappingStore<T, C> {
         self.step(now, tenant, MigrationStep::Abort)
     }
 
+    /// Emergency reassignment when the tenant's cell is lost: from any state to `Active(to)`
+    /// with the next epoch, without the acknowledgements and backfill a planned migration
+    /// needs (the lost cell cannot give them). Any migration in flight is abandoned. The
+    /// caller delivers the notices, which release every previous cell (fencing the lost one
+    /// for when it returns); the new cell must hold the tenant's data already, e.g. from
+    /// replicated storage, or the writes only the lost cell had are gone.
+    pub fn fail_over(
+        &mut self,
+        now: SimTime,
+        tenant: &T,
+        to: C,
+    ) -> Result<Transition<C>, MappingError<C>> {
+        let record = self
+            .tenants
+            .get_mut(tenant)
+            .ok_or(MappingError::UnknownTenant)?;
+        let current = record.entry.clone();
+        if matches!(&current.state, MappingState::Active { cell } | MappingState::Final { cell } if *cell == to)
+        {
+            return Err(MappingError::SameCell { current });
+        }
+        let epoch = current
+            .epoch
+            .next()
+            .ok_or_else(|| MappingError::EpochExhausted {
+                current: current.clone(),
+            })?;
+        let entry = MappingEntry {
+            state: MappingState::Active { cell: to },
+            epoch,
+        };
+        let notices = notices_for(Some(&current.state), &entry);
+        record.entry = entry.clone();
+        record.since = now;
+        record.pending_acks = notices.iter().map(|n| n.cell.clone()).collect();
+        record.backfilled = false;
+        Ok(Transition {
+            previous: Some(current),
+            entry,
+            notices,
+        })
+    }
+
     /// Records that `cell` applied the tenant's notice for `epoch`. Acknowledgements for an
     /// older epoch, or from a cell that owes none, are ignored. Returns whether every cell has
     /// now acknowledged the current epoch.
@@ -708,6 +751,36 @@ fn notices_for<C: Clone + Eq>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fail_over_moves_from_any_state_and_releases_the_lost_cell() {
+        let t = SimTime::ZERO;
+        let mut store: MappingStore<u32, u32> = MappingStore::new();
+        let first = store.assign(t, 7, 1).expect("assign");
+        for n in &first.notices {
+            store.acknowledge(&7, &n.cell, n.update.epoch).expect("ack");
+        }
+        store.start_migration(t, &7, 2).expect("start");
+        // The owner is lost mid-migration; no acknowledgement is pending-checked.
+        let moved = store.fail_over(t, &7, 3).expect("fail over");
+        assert_eq!(moved.entry.state, MappingState::Active { cell: 3 });
+        assert_eq!(moved.entry.epoch.get(), 3);
+        let released: Vec<u32> = moved
+            .notices
+            .iter()
+            .filter(|n| n.update.role == CellRole::Released)
+            .map(|n| n.cell)
+            .collect();
+        assert_eq!(released, vec![1, 2]);
+        assert!(matches!(
+            store.fail_over(t, &7, 3),
+            Err(MappingError::SameCell { .. })
+        ));
+        assert!(matches!(
+            store.fail_over(t, &8, 3),
+            Err(MappingError::UnknownTenant)
+        ));
+    }
+
     use super::*;
     use proptest::prelude::*;
 

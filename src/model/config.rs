@@ -6,7 +6,7 @@
 
 use super::dist::Dist;
 use crate::components::limiter::Quota;
-use crate::components::retry::RetryPolicy;
+use crate::components::retry::{BudgetConfig, RetryPolicy};
 use crate::time::{SimDuration, SimTime};
 
 /// The whole simulated system.
@@ -16,9 +16,15 @@ pub struct System {
     pub simulation: Simulation,
     /// Edge policies.
     pub edge: Edge,
+    /// Circuit breakers on the service's calls to its database and KMS.
+    pub breakers: Breakers,
+    /// The key management service.
+    pub kms: Kms,
+    /// What the control plane does when a cell fails.
+    pub failover: Failover,
     /// Quota tiers.
     pub tiers: Vec<Tier>,
-    /// Cells (API pools).
+    /// Cells (API pools, job pools).
     pub cells: Vec<Cell>,
     /// Databases, possibly shared by several cells.
     pub databases: Vec<Database>,
@@ -26,7 +32,7 @@ pub struct System {
     pub tenants: Vec<Tenant>,
     /// Tenant groups as written (one per `[[tenants]]` table).
     pub groups: Vec<TenantGroup>,
-    /// Faults, in file order.
+    /// Faults and operations, in file order.
     pub faults: Vec<Fault>,
     /// Time windows results are collected for; index 0 is `whole` (after warmup).
     pub windows: Vec<Window>,
@@ -39,6 +45,11 @@ impl System {
             .faults
             .iter()
             .any(|f| f.named_tenants().contains(&tenant))
+    }
+
+    /// The end of the run.
+    pub fn end(&self) -> SimTime {
+        SimTime::ZERO + self.simulation.duration
     }
 }
 
@@ -55,11 +66,97 @@ pub struct Simulation {
     pub max_events: Option<u64>,
 }
 
+/// What the edge does when it cannot reach the mapping store and its cached entry has expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MappingPolicy {
+    /// Keep routing with the stale entry, up to `max_staleness`.
+    ServeStale,
+    /// Refuse the request.
+    FailClosed,
+}
+
+/// Where per-request tenant configuration comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigLookup {
+    /// From the edge's cache (the control plane stays off the hot path).
+    Cached,
+    /// From the control plane on every request (the failing twin of the control-plane drill).
+    HotPath,
+}
+
 /// `[edge]`.
 #[derive(Clone, Debug)]
 pub struct Edge {
     /// Per-tenant rate limiting with the tier's quota.
     pub rate_limiting: bool,
+    /// How long a cached tenant-to-cell entry is fresh.
+    pub mapping_cache_ttl: SimDuration,
+    /// What to do when the store is unreachable and the entry has expired.
+    pub on_mapping_unavailable: MappingPolicy,
+    /// With `ServeStale`: the oldest entry the edge still routes with.
+    pub max_staleness: SimDuration,
+    /// Where per-request tenant configuration comes from.
+    pub config_lookup: ConfigLookup,
+}
+
+/// How circuit breakers are keyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerKey {
+    /// One breaker per (tenant, dependency): one tenant's failing dependency does not trip
+    /// anyone else's.
+    TenantDependency,
+    /// One breaker per dependency (the failing twin of the KMS drill).
+    Dependency,
+}
+
+/// `[breakers]`.
+#[derive(Clone, Debug)]
+pub struct Breakers {
+    /// Whether calls go through breakers at all.
+    pub enabled: bool,
+    /// Keying policy.
+    pub key: BreakerKey,
+    /// Failure fraction in the window that trips a breaker.
+    pub failure_rate: f64,
+    /// Calls in the window before a breaker may trip.
+    pub min_calls: u32,
+    /// The failure-rate window.
+    pub window: SimDuration,
+    /// How long a tripped breaker stays open.
+    pub open_for: SimDuration,
+    /// Probe calls allowed at once while half-open.
+    pub half_open_probes: u32,
+    /// A probe outstanding longer than this counts as failed.
+    pub probe_timeout: SimDuration,
+}
+
+/// `[kms]`.
+#[derive(Clone, Debug)]
+pub struct Kms {
+    /// Whether requests need a tenant data key at all.
+    pub enabled: bool,
+    /// Time of one KMS call (to decrypt a tenant's data key).
+    pub call_time: Dist,
+    /// How long a cell caches a tenant's data key.
+    pub data_key_ttl: SimDuration,
+}
+
+/// What the control plane does with a failed cell's tenants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailoverPolicy {
+    /// Re-place them (placement with residency constraints) once the failure is detected.
+    Evacuate,
+    /// Leave them: they are down with their cell.
+    None,
+}
+
+/// `[failover]`.
+#[derive(Clone, Debug)]
+pub struct Failover {
+    /// Policy.
+    pub policy: FailoverPolicy,
+    /// Time from a cell failure to the evacuation decision.
+    pub detection: SimDuration,
 }
 
 /// `[[tiers]]`.
@@ -75,6 +172,13 @@ pub struct Tier {
     pub quota: Quota,
     /// Per-tenant cap on requests queued or running in a cell's API pool.
     pub max_in_flight: Option<u32>,
+    /// Fraction of every API pool guaranteed to this tier's tenants (others may borrow it
+    /// while idle).
+    pub guaranteed_share: Option<f64>,
+    /// Fair-scheduler weight for background jobs.
+    pub job_weight: u32,
+    /// Per-tenant cap on running background jobs.
+    pub max_running_jobs: Option<u32>,
 }
 
 /// `[[cells]]`.
@@ -90,9 +194,13 @@ pub struct Cell {
     pub db: Option<usize>,
     /// The API pool.
     pub api: ApiPool,
+    /// The background-job pool, if the cell runs jobs.
+    pub jobs: Option<JobPool>,
+    /// Tenants placement may put here (capacity for placement, in tenant load units).
+    pub capacity: Option<f64>,
 }
 
-/// A cell's API worker pool.
+/// A cell's API worker pool and its admission control.
 #[derive(Clone, Debug)]
 pub struct ApiPool {
     /// Concurrent requests.
@@ -101,6 +209,32 @@ pub struct ApiPool {
     pub queue: u32,
     /// CPU time per request.
     pub service_time: Dist,
+    /// Admission control in front of the pool (per-tenant caps and tier shares).
+    pub admission: bool,
+    /// Adapt the pool's concurrency limit (AIMD) to observed overload.
+    pub adaptive: bool,
+}
+
+/// Which background-job scheduler a cell uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedulerMode {
+    /// Weighted deficit round robin with per-tenant caps.
+    Fair,
+    /// One global FIFO (the failing twin of the noisy-exports drill).
+    Fifo,
+}
+
+/// A cell's background-job pool.
+#[derive(Clone, Debug)]
+pub struct JobPool {
+    /// Concurrent jobs.
+    pub workers: u32,
+    /// Scheduler.
+    pub scheduler: SchedulerMode,
+    /// Time of one job.
+    pub job_time: Dist,
+    /// Attempts per job before it is dead-lettered; 0 retries forever.
+    pub max_attempts: u32,
 }
 
 /// `[[databases]]`.
@@ -132,6 +266,15 @@ pub struct Arrival {
     pub rate: f64,
 }
 
+/// A tenant's background jobs.
+#[derive(Clone, Copy, Debug)]
+pub struct JobLoad {
+    /// Poisson jobs per second.
+    pub rate: f64,
+    /// A batch submitted at once: `(count, at)`.
+    pub batch: Option<(u64, SimTime)>,
+}
+
 /// One tenant (after `count` expansion).
 #[derive(Clone, Debug)]
 pub struct Tenant {
@@ -141,16 +284,26 @@ pub struct Tenant {
     pub group: usize,
     /// Index of its tier.
     pub tier: usize,
-    /// Index of its cell.
-    pub cell: usize,
+    /// Index of its pinned cell, if pinned; otherwise placement chooses.
+    pub cell: Option<usize>,
+    /// Required region for placement, if any.
+    pub region: Option<String>,
+    /// Residency: only EU cells may serve it, at placement and at failover.
+    pub eu_only: bool,
     /// Arrivals.
     pub arrival: Arrival,
+    /// Fraction of requests that write (and so go through epoch fencing).
+    pub writes: f64,
     /// Database queries per API request.
     pub db_queries: u32,
     /// Client timeout per attempt; `None` waits forever.
     pub timeout: Option<SimDuration>,
     /// Client retry policy.
     pub retry: RetryPolicy,
+    /// Client retry budget, if any.
+    pub retry_budget: Option<BudgetConfig>,
+    /// Background jobs, if any.
+    pub jobs: Option<JobLoad>,
 }
 
 /// One `[[tenants]]` table.
@@ -184,12 +337,30 @@ impl Fault {
     /// Tenants the fault names (they are not bystanders).
     pub fn named_tenants(&self) -> &[usize] {
         match &self.kind {
-            FaultKind::LoadSpike { tenants, .. } => tenants,
+            FaultKind::LoadSpike { tenants, .. }
+            | FaultKind::KmsKeyDisabled { tenants }
+            | FaultKind::PoisonJobs { tenants, .. } => tenants,
+            FaultKind::MigrateTenant { tenant, .. } => std::slice::from_ref(tenant),
+            _ => &[],
         }
+    }
+
+    /// Whether the fault is active at `t`.
+    pub fn active_at(&self, t: SimTime) -> bool {
+        self.at <= t && t < self.end()
     }
 }
 
-/// The kinds of fault.
+/// A dependency that can return errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dependency {
+    /// A database (index).
+    Database(usize),
+    /// The key management service.
+    Kms,
+}
+
+/// The kinds of fault, and the `migrate_tenant` operation.
 #[derive(Clone, Debug)]
 pub enum FaultKind {
     /// Multiply the tenants' arrival rate.
@@ -199,6 +370,76 @@ pub enum FaultKind {
         /// Rate multiplier.
         multiplier: f64,
     },
+    /// Cells stop serving.
+    CellOutage {
+        /// Failed cells.
+        cells: Vec<usize>,
+    },
+    /// A fraction of a region's cells fail.
+    RegionOutage {
+        /// Region name.
+        region: String,
+        /// Fraction of the region's cells.
+        fraction: f64,
+        /// The cells that fail (the first `ceil(fraction·n)` of the region by name).
+        cells: Vec<usize>,
+    },
+    /// A database's queries take `factor` times longer.
+    DbSlowdown {
+        /// Database.
+        database: usize,
+        /// Slowdown factor.
+        factor: f64,
+    },
+    /// The tenants' KMS keys are disabled: calls for their data keys fail.
+    KmsKeyDisabled {
+        /// Affected tenants.
+        tenants: Vec<usize>,
+    },
+    /// The edge cannot reach the mapping store.
+    Partition,
+    /// The control plane (mapping store, placement, migrations) is down.
+    ControlPlaneOutage,
+    /// A dependency fails a fraction of calls.
+    DependencyErrors {
+        /// Dependency.
+        dependency: Dependency,
+        /// Fraction of calls that fail.
+        rate: f64,
+    },
+    /// A fraction of the tenants' background jobs always fail.
+    PoisonJobs {
+        /// Affected tenants.
+        tenants: Vec<usize>,
+        /// Fraction of their jobs that are poison.
+        fraction: f64,
+    },
+    /// Move a tenant to another cell while traffic flows: MIGRATING for `duration` (the
+    /// backfill), then CUTOVER and FINAL.
+    MigrateTenant {
+        /// Tenant.
+        tenant: usize,
+        /// Destination cell.
+        to: usize,
+    },
+}
+
+impl FaultKind {
+    /// The kind's name as written in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::LoadSpike { .. } => "load_spike",
+            FaultKind::CellOutage { .. } => "cell_outage",
+            FaultKind::RegionOutage { .. } => "region_outage",
+            FaultKind::DbSlowdown { .. } => "db_slowdown",
+            FaultKind::KmsKeyDisabled { .. } => "kms_key_disabled",
+            FaultKind::Partition => "partition",
+            FaultKind::ControlPlaneOutage => "control_plane_outage",
+            FaultKind::DependencyErrors { .. } => "dependency_errors",
+            FaultKind::PoisonJobs { .. } => "poison_jobs",
+            FaultKind::MigrateTenant { .. } => "migrate_tenant",
+        }
+    }
 }
 
 /// A half-open interval of issue times `[start, end)` that SLOs judge.

@@ -35,6 +35,8 @@ pub enum Outcome {
 pub struct Counts {
     /// Requests issued.
     pub issued: u64,
+    /// Attempts they made (retries included): offered load at the edge.
+    pub attempts: u64,
     /// Ended `ok`.
     pub ok: u64,
     /// Ended `throttled`.
@@ -71,6 +73,7 @@ impl Counts {
     /// Adds another set of counts.
     pub fn merge(&mut self, other: &Counts) {
         self.issued += other.issued;
+        self.attempts += other.attempts;
         self.ok += other.ok;
         self.throttled += other.throttled;
         self.rejected += other.rejected;
@@ -241,6 +244,28 @@ fn new_histogram(highest_micros: u64) -> Histogram<u32> {
         .expect("hdrhistogram accepts bounds 1..=max(2, n) at 2 significant digits")
 }
 
+/// Background jobs of one tenant in one window (by submission time).
+#[derive(Clone, Debug, Default)]
+pub struct JobStats {
+    /// Jobs submitted.
+    pub submitted: u64,
+    /// Jobs that completed successfully.
+    pub completed: u64,
+    /// Jobs given up after their attempts (dead-lettered).
+    pub dead_lettered: u64,
+    /// Completion time (submission to success) of completed jobs.
+    pub latency: Latency,
+}
+
+impl JobStats {
+    fn merge(&mut self, other: &JobStats) {
+        self.submitted += other.submitted;
+        self.completed += other.completed;
+        self.dead_lettered += other.dead_lettered;
+        self.latency.merge(&other.latency);
+    }
+}
+
 /// Counts and latency for one tenant in one window.
 #[derive(Clone, Debug, Default)]
 pub struct WindowStats {
@@ -248,6 +273,8 @@ pub struct WindowStats {
     pub counts: Counts,
     /// Latency of their `ok` outcomes.
     pub latency: Latency,
+    /// Background jobs submitted in the window.
+    pub jobs: JobStats,
 }
 
 impl WindowStats {
@@ -255,6 +282,7 @@ impl WindowStats {
     pub fn merge(&mut self, other: &WindowStats) {
         self.counts.merge(&other.counts);
         self.latency.merge(&other.latency);
+        self.jobs.merge(&other.jobs);
     }
 }
 
@@ -320,6 +348,7 @@ impl Metrics {
         for t in &mut self.tenants {
             for (_, w) in &mut t.windows {
                 w.latency.finalize();
+                w.jobs.latency.finalize();
             }
         }
     }
@@ -335,6 +364,21 @@ impl Metrics {
         for (w, stats) in &mut m.windows {
             if windows[*w].contains(at) {
                 stats.counts.issued += 1;
+            }
+        }
+    }
+
+    /// A request of `tenant` issued at `issued_at` made an attempt.
+    #[inline]
+    pub fn attempted(&mut self, tenant: usize, issued_at: SimTime) {
+        let Metrics {
+            windows, tenants, ..
+        } = self;
+        let m = &mut tenants[tenant];
+        m.total.attempts += 1;
+        for (w, stats) in &mut m.windows {
+            if windows[*w].contains(issued_at) {
+                stats.counts.attempts += 1;
             }
         }
     }
@@ -360,6 +404,44 @@ impl Metrics {
                 stats.counts.add_outcome(outcome);
                 if outcome == Outcome::Ok {
                     stats.latency.record(latency, *highest_micros);
+                }
+            }
+        }
+    }
+
+    /// A background job of `tenant` was submitted at `at`.
+    pub fn job_submitted(&mut self, tenant: usize, at: SimTime) {
+        let Metrics {
+            windows, tenants, ..
+        } = self;
+        for (w, stats) in &mut tenants[tenant].windows {
+            if windows[*w].contains(at) {
+                stats.jobs.submitted += 1;
+            }
+        }
+    }
+
+    /// A background job of `tenant` submitted at `submitted_at` ended: completed after
+    /// `latency`, or dead-lettered.
+    pub fn job_finished(
+        &mut self,
+        tenant: usize,
+        submitted_at: SimTime,
+        latency: Option<SimDuration>,
+    ) {
+        let Metrics {
+            windows,
+            tenants,
+            highest_micros,
+        } = self;
+        for (w, stats) in &mut tenants[tenant].windows {
+            if windows[*w].contains(submitted_at) {
+                match latency {
+                    Some(l) => {
+                        stats.jobs.completed += 1;
+                        stats.jobs.latency.record(l, *highest_micros);
+                    }
+                    None => stats.jobs.dead_lettered += 1,
                 }
             }
         }

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod dist;
+pub mod invariants;
 pub mod metrics;
 pub mod series;
 mod slab;
@@ -42,6 +43,8 @@ pub struct RunOptions<'a> {
     pub record_events: Option<std::ops::Range<u64>>,
     /// Test hook: plant nondeterminism by salting one tenant's arrival stream.
     pub perturb: Option<u64>,
+    /// Test hook: run with a deliberately broken policy (proves an invariant can fail).
+    pub sabotage: Option<invariants::Sabotage>,
 }
 
 /// Events per digest chunk: a divergence is first located to a chunk, then to an event.
@@ -85,6 +88,10 @@ pub struct RunOutput {
     pub recorded: Vec<RecordedEvent>,
     /// Time series for plots.
     pub series: series::Series,
+    /// The always-on invariant checks.
+    pub invariants: invariants::Invariants,
+    /// Each tenant's cell at the end of the run.
+    pub owners: Vec<usize>,
 }
 
 /// Runs `system` to its end, collecting each tenant's results in `whole` and in the windows
@@ -97,8 +104,9 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         digest,
         record_events,
         perturb,
+        sabotage,
     } = options;
-    let mut world = World::new(system, tenant_windows, &tracked, trace, perturb);
+    let mut world = World::new(system, tenant_windows, &tracked, trace, perturb, sabotage);
     let mut queue = EventQueue::new();
     world.start(&mut queue);
     let budget = system
@@ -139,7 +147,9 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         run_observed(&mut world, &mut queue, end, budgets, |_, _, _| {})?
     };
     let unaccounted = world.count_in_flight();
-    world.close_holdings();
+    world.close();
+    let owners = world.owners();
+    let invariants = world.invariants;
     let mut metrics = world.metrics;
     metrics.finalize();
     let series = world.series;
@@ -151,6 +161,8 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         digest: digest.then_some(EventDigest { chunks }),
         recorded,
         series,
+        invariants,
+        owners,
     })
 }
 
@@ -177,8 +189,12 @@ pub fn estimated_events(system: &System) -> f64 {
                 })
                 .sum();
             let requests = t.arrival.rate * (duration + extra);
-            let per_attempt = 3.0 + f64::from(t.db_queries);
-            requests * (1.0 + f64::from(t.retry.max_attempts) * per_attempt)
+            let per_attempt = 4.0 + f64::from(t.db_queries);
+            let jobs = t.jobs.map_or(0.0, |j| {
+                let attempts = 101.0; // a poison job retried forever is bounded by the budget
+                (j.rate * duration + j.batch.map_or(0.0, |(n, _)| n as f64)) * 2.0 * attempts
+            });
+            requests * (1.0 + f64::from(t.retry.max_attempts) * per_attempt) + jobs
         })
         .sum()
 }
@@ -201,12 +217,28 @@ pub enum Event {
     Arrival(u32),
     /// A request makes its next attempt (after a backoff).
     Attempt(u32),
-    /// A job finished its CPU time.
+    /// A work finished its CPU time.
     CpuDone(u32),
-    /// A job's database query finished.
+    /// A work's database query finished.
     QueryDone(u32),
     /// The earliest deadline of a timeout lane is due.
     TimeoutDue(u32),
+    /// A work's KMS call (for its tenant's data key) returned.
+    KmsDone(u32),
+    /// A fault starts.
+    FaultStart(u32),
+    /// A fault ends.
+    FaultEnd(u32),
+    /// The control plane evacuates a failed cell (after the detection delay).
+    Evacuate(u32),
+    /// The next step of the migration started by this fault.
+    MigrationStep(u32),
+    /// The tenant submits its next background job.
+    JobArrival(u32),
+    /// The tenant submits its batch of background jobs.
+    JobBatch(u32),
+    /// A background job finished (successfully, or as a poison failure).
+    JobDone(u32),
 }
 
 impl Event {
@@ -218,6 +250,14 @@ impl Event {
             Event::CpuDone(j) => ("cpu_done", j),
             Event::QueryDone(j) => ("query_done", j),
             Event::TimeoutDue(l) => ("timeout_due", l),
+            Event::KmsDone(w) => ("kms_done", w),
+            Event::FaultStart(f) => ("fault_start", f),
+            Event::FaultEnd(f) => ("fault_end", f),
+            Event::Evacuate(c) => ("evacuate", c),
+            Event::MigrationStep(f) => ("migration_step", f),
+            Event::JobArrival(t) => ("job_arrival", t),
+            Event::JobBatch(t) => ("job_batch", t),
+            Event::JobDone(j) => ("job_done", j),
         }
     }
 
@@ -229,6 +269,14 @@ impl Event {
             Event::CpuDone(_) => 3,
             Event::QueryDone(_) => 4,
             Event::TimeoutDue(_) => 5,
+            Event::KmsDone(_) => 6,
+            Event::FaultStart(_) => 7,
+            Event::FaultEnd(_) => 8,
+            Event::Evacuate(_) => 9,
+            Event::MigrationStep(_) => 10,
+            Event::JobArrival(_) => 11,
+            Event::JobBatch(_) => 12,
+            Event::JobDone(_) => 13,
         }
     }
 }

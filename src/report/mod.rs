@@ -272,7 +272,7 @@ pub fn build(
             TenantReport {
                 name: t.name.clone(),
                 tier: scenario.system.tiers[t.tier].name.clone(),
-                cell: scenario.system.cells[t.cell].name.clone(),
+                cell: scenario.system.cells[output.owners[i]].name.clone(),
                 requests: c.issued,
                 ok: c.ok,
                 throttled: c.throttled,

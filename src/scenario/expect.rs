@@ -34,12 +34,17 @@ pub enum Metric {
     Availability,
     /// Finished requests.
     Count,
+    /// A percentile of background-job completion time (submission to success).
+    JobsPercentile(f64),
 }
 
 impl Metric {
     /// Whether the metric is a latency (its threshold is a duration).
     pub fn is_latency(self) -> bool {
-        matches!(self, Metric::Percentile(_) | Metric::Mean | Metric::Max)
+        matches!(
+            self,
+            Metric::Percentile(_) | Metric::Mean | Metric::Max | Metric::JobsPercentile(_)
+        )
     }
 }
 
@@ -53,6 +58,7 @@ impl fmt::Display for Metric {
             Metric::ThrottleRate => write!(f, "throttle_rate"),
             Metric::Availability => write!(f, "availability"),
             Metric::Count => write!(f, "count"),
+            Metric::JobsPercentile(p) => write!(f, "jobs_p{p}"),
         }
     }
 }
@@ -175,8 +181,8 @@ pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
     })
 }
 
-const METRIC_NAMES: &str =
-    "p50, p90, p99, p99.9 (or p(99)), mean, max, error_rate, throttle_rate, availability, count";
+const METRIC_NAMES: &str = "p50, p90, p99, p99.9 (or p(99)), mean, max, error_rate, throttle_rate, \
+                            availability, count, jobs_p99 (any jobs_pN)";
 
 fn parse_metric(name: &str) -> Result<Metric, String> {
     match name {
@@ -192,6 +198,14 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
             ));
         }
         _ => {}
+    }
+    if let Some(rest) = name.strip_prefix("jobs_") {
+        return match parse_metric(rest) {
+            Ok(Metric::Percentile(p)) => Ok(Metric::JobsPercentile(p)),
+            _ => Err(format!(
+                "unknown metric `{name}`; job metrics are percentiles of completion time, such as jobs_p99"
+            )),
+        };
     }
     if let Some(rest) = name.strip_prefix('p') {
         let number = rest
@@ -220,9 +234,11 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
 
 fn parse_threshold(metric: Metric, text: &str) -> Result<Threshold, String> {
     match metric {
-        Metric::Percentile(_) | Metric::Mean | Metric::Max => SimDuration::parse(text)
-            .map(Threshold::Duration)
-            .map_err(|e| format!("`{metric}` compares with a duration such as 250ms: {e}")),
+        Metric::Percentile(_) | Metric::Mean | Metric::Max | Metric::JobsPercentile(_) => {
+            SimDuration::parse(text)
+                .map(Threshold::Duration)
+                .map_err(|e| format!("`{metric}` compares with a duration such as 250ms: {e}"))
+        }
         Metric::ErrorRate | Metric::ThrottleRate | Metric::Availability => {
             let (number, scale) = match text.strip_suffix('%') {
                 Some(n) => (n.trim(), 100.0),

@@ -11,10 +11,11 @@ use super::expect::parse_expectation;
 use super::tree::{self, Node, Origin, Table, Value};
 use super::{Diagnostic, Scenario, ScenarioError, Scope, Slo};
 use crate::components::limiter::Quota;
-use crate::components::retry::{Backoff, RetryPolicy};
+use crate::components::retry::{Backoff, BudgetConfig, RetryBudget, RetryPolicy};
 use crate::model::config::{
-    ApiPool, Arrival, ArrivalProcess, Cell, Database, Edge, Fault, FaultKind, Simulation, System,
-    Tenant, TenantGroup, Tier, Window,
+    ApiPool, Arrival, ArrivalProcess, BreakerKey, Breakers, Cell, ConfigLookup, Database,
+    Dependency, Edge, Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms,
+    MappingPolicy, SchedulerMode, Simulation, System, Tenant, TenantGroup, Tier, Window,
 };
 use crate::model::dist::Dist;
 use crate::time::{SimDuration, SimTime};
@@ -181,6 +182,24 @@ impl<'t> Obj<'t> {
         node
     }
 
+    /// The value of an optional key read with `read`, or `default` when the key is absent.
+    /// `None` means the key was present but invalid (already reported).
+    fn or<T>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        default: T,
+        read: impl FnOnce(&mut Ctx<'_>, &Node, &str) -> Option<T>,
+    ) -> Option<T> {
+        match self.node(key) {
+            Some(n) => {
+                let full = self.key(key);
+                read(ctx, n, &full)
+            }
+            None => Some(default),
+        }
+    }
+
     fn finish(&self, ctx: &mut Ctx<'_>) {
         for entry in &self.table.entries {
             if self.known.contains(&entry.key.as_str()) {
@@ -309,6 +328,57 @@ fn read_positive(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) -> Optio
             format!("expected {what} (a positive number up to 1e9), found {value}"),
         );
         None
+    }
+}
+
+fn read_fraction(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) -> Option<f64> {
+    let value = match node.value {
+        Value::Integer(i) => i as f64,
+        Value::Float(x) => x,
+        _ => {
+            type_error(ctx, node, key, what);
+            return None;
+        }
+    };
+    if (0.0..=1.0).contains(&value) {
+        Some(value)
+    } else {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!("expected {what} (a fraction from 0 to 1), found {value}"),
+        );
+        None
+    }
+}
+
+/// One of a fixed set of words.
+fn read_choice<T: Copy>(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    choices: &[(&str, T)],
+) -> Option<T> {
+    let what = choices
+        .iter()
+        .map(|(w, _)| format!("{w:?}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let word = read_string(ctx, node, key, &what)?;
+    match choices.iter().find(|(w, _)| *w == word) {
+        Some((_, v)) => Some(*v),
+        None => {
+            let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
+            let suggestion = suggest(&word, &words)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            ctx.push(
+                node.origin.clone(),
+                key,
+                format!("expected {what}, found {word:?}{suggestion}"),
+            );
+            None
+        }
     }
 }
 
@@ -534,6 +604,9 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
 
     let simulation = read_simulation(ctx, top.node("simulation"), seed);
     let edge = read_edge(ctx, top.node("edge"));
+    let breakers = read_breakers(ctx, top.node("breakers"));
+    let kms = read_kms(ctx, top.node("kms"));
+    let failover = read_failover(ctx, top.node("failover"));
 
     let mut tier_names = Names::new();
     let tiers_node = top.required(ctx, "tiers", "at least one [[tiers]] table");
@@ -548,7 +621,19 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         read_tenants(ctx, tenants_node, &tier_names, &cell_names, &cells);
 
     let simulation = simulation?;
-    let (faults, fault_names) = read_faults(ctx, top.node("faults"), &target_names, &simulation);
+    let faults_node = top.node("faults");
+    let (faults, fault_names) = read_faults(
+        ctx,
+        faults_node,
+        &FaultContext {
+            targets: &target_names,
+            cell_names: &cell_names,
+            db_names: &db_names,
+            cells: &cells,
+            tenants: &tenants,
+            simulation: &simulation,
+        },
+    );
     let (slos, windows) = read_slos(
         ctx,
         top.node("slo"),
@@ -572,6 +657,9 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         system: System {
             simulation,
             edge: edge?,
+            breakers: breakers?,
+            kms: kms?,
+            failover: failover?,
             tiers,
             cells,
             databases,
@@ -653,18 +741,200 @@ fn read_simulation(
 }
 
 fn read_edge(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Edge> {
-    let mut edge = Edge {
+    let defaults = Edge {
         rate_limiting: true,
+        mapping_cache_ttl: SimDuration::from_secs(30),
+        on_mapping_unavailable: MappingPolicy::ServeStale,
+        max_staleness: SimDuration::from_secs(600),
+        config_lookup: ConfigLookup::Cached,
     };
     let Some(node) = node else {
-        return Some(edge);
+        return Some(defaults);
     };
     let mut obj = read_table(ctx, node, "edge", "the [edge] table")?;
-    if let Some(n) = obj.node("rate_limiting") {
-        edge.rate_limiting = read_bool(ctx, n, "edge.rate_limiting")?;
-    }
+    let rate_limiting = obj.or(ctx, "rate_limiting", defaults.rate_limiting, |c, n, k| {
+        read_bool(c, n, k)
+    });
+    let ttl = obj.or(
+        ctx,
+        "mapping_cache_ttl",
+        defaults.mapping_cache_ttl,
+        read_duration,
+    );
+    let policy = obj.or(
+        ctx,
+        "on_mapping_unavailable",
+        defaults.on_mapping_unavailable,
+        |c, n, k| {
+            read_choice(
+                c,
+                n,
+                k,
+                &[
+                    ("serve_stale", MappingPolicy::ServeStale),
+                    ("fail_closed", MappingPolicy::FailClosed),
+                ],
+            )
+        },
+    );
+    let staleness_node = obj.node("max_staleness");
+    let max_staleness = match staleness_node {
+        Some(n) => read_duration(ctx, n, "edge.max_staleness"),
+        None => Some(defaults.max_staleness),
+    };
+    let config_lookup = obj.or(ctx, "config_lookup", defaults.config_lookup, |c, n, k| {
+        read_choice(
+            c,
+            n,
+            k,
+            &[
+                ("cached", ConfigLookup::Cached),
+                ("hot_path", ConfigLookup::HotPath),
+            ],
+        )
+    });
     obj.finish(ctx);
-    Some(edge)
+    let (ttl, max_staleness) = (ttl?, max_staleness?);
+    if max_staleness < ttl {
+        ctx.push(
+            staleness_node.map_or(node.origin.clone(), |n| n.origin.clone()),
+            "edge.max_staleness",
+            format!("expected a max_staleness of at least the mapping_cache_ttl ({ttl}), found {max_staleness}"),
+        );
+        return None;
+    }
+    Some(Edge {
+        rate_limiting: rate_limiting?,
+        mapping_cache_ttl: ttl,
+        on_mapping_unavailable: policy?,
+        max_staleness,
+        config_lookup: config_lookup?,
+    })
+}
+
+fn read_breakers(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Breakers> {
+    let defaults = Breakers {
+        enabled: true,
+        key: BreakerKey::TenantDependency,
+        failure_rate: 0.5,
+        min_calls: 20,
+        window: SimDuration::from_secs(10),
+        open_for: SimDuration::from_secs(5),
+        half_open_probes: 3,
+        probe_timeout: SimDuration::from_secs(2),
+    };
+    let Some(node) = node else {
+        return Some(defaults);
+    };
+    let mut obj = read_table(ctx, node, "breakers", "the [breakers] table")?;
+    let enabled = obj.or(ctx, "enabled", defaults.enabled, |c, n, k| {
+        read_bool(c, n, k)
+    });
+    let key = obj.or(ctx, "key", defaults.key, |c, n, k| {
+        read_choice(
+            c,
+            n,
+            k,
+            &[
+                ("tenant_dependency", BreakerKey::TenantDependency),
+                ("dependency", BreakerKey::Dependency),
+            ],
+        )
+    });
+    let failure_rate = obj.or(ctx, "failure_rate", defaults.failure_rate, |c, n, k| {
+        read_fraction(c, n, k, "a failure rate")
+    });
+    let min_calls = obj.or(
+        ctx,
+        "min_calls",
+        u64::from(defaults.min_calls),
+        |c, n, k| read_int(c, n, k, 1, 1_000_000, "a call count"),
+    );
+    let window = obj.or(ctx, "window", defaults.window, |c, n, k| {
+        read_positive_duration(c, n, k)
+    });
+    let open_for = obj.or(ctx, "open_for", defaults.open_for, |c, n, k| {
+        read_positive_duration(c, n, k)
+    });
+    let probes = obj.or(
+        ctx,
+        "half_open_probes",
+        u64::from(defaults.half_open_probes),
+        |c, n, k| read_int(c, n, k, 1, 10_000, "a probe count"),
+    );
+    let probe_timeout = obj.or(ctx, "probe_timeout", defaults.probe_timeout, |c, n, k| {
+        read_positive_duration(c, n, k)
+    });
+    obj.finish(ctx);
+    Some(Breakers {
+        enabled: enabled?,
+        key: key?,
+        failure_rate: failure_rate?,
+        min_calls: min_calls? as u32,
+        window: window?,
+        open_for: open_for?,
+        half_open_probes: probes? as u32,
+        probe_timeout: probe_timeout?,
+    })
+}
+
+fn read_kms(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Kms> {
+    let call_time = Dist::LogNormal {
+        median: SimDuration::from_millis(2),
+        p99: SimDuration::from_millis(20),
+    };
+    let Some(node) = node else {
+        return Some(Kms {
+            enabled: false,
+            call_time,
+            data_key_ttl: SimDuration::from_secs(300),
+        });
+    };
+    let mut obj = read_table(ctx, node, "kms", "the [kms] table")?;
+    let enabled = obj.or(ctx, "enabled", true, read_bool);
+    let call_time = obj.or(ctx, "call_time", call_time, read_dist);
+    let ttl = obj.or(
+        ctx,
+        "data_key_ttl",
+        SimDuration::from_secs(300),
+        read_positive_duration,
+    );
+    obj.finish(ctx);
+    Some(Kms {
+        enabled: enabled?,
+        call_time: call_time?,
+        data_key_ttl: ttl?,
+    })
+}
+
+fn read_failover(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Failover> {
+    let defaults = Failover {
+        policy: FailoverPolicy::Evacuate,
+        detection: SimDuration::from_secs(30),
+    };
+    let Some(node) = node else {
+        return Some(defaults);
+    };
+    let mut obj = read_table(ctx, node, "failover", "the [failover] table")?;
+    let policy = obj.or(ctx, "policy", defaults.policy, |c, n, k| {
+        read_choice(
+            c,
+            n,
+            k,
+            &[
+                ("evacuate", FailoverPolicy::Evacuate),
+                ("none", FailoverPolicy::None),
+            ],
+        )
+    });
+    let detection = obj.or(ctx, "detection", defaults.detection, |c, n, k| {
+        read_duration(c, n, k)
+    });
+    obj.finish(ctx);
+    Some(Failover {
+        policy: policy?,
+        detection: detection?,
+    })
 }
 
 fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<Tier> {
@@ -705,9 +975,32 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
             .map(|m| Some(m as u32)),
             None => Some(None),
         };
-        if let (Some(name), Some(rate), Some(burst), Some(max_in_flight)) =
-            (name, rate, burst, max_in_flight)
-        {
+        let guaranteed_share = obj.or(ctx, "guaranteed_share", None, |c, n, k| {
+            read_fraction(c, n, k, "a share of each API pool").map(Some)
+        });
+        let job_weight = obj.or(ctx, "job_weight", 1, |c, n, k| {
+            read_int(c, n, k, 1, 1_000_000, "a weight")
+        });
+        let max_running_jobs = obj.or(ctx, "max_running_jobs", None, |c, n, k| {
+            read_int(c, n, k, 1, 1_000_000, "a job count").map(|m| Some(m as u32))
+        });
+        if let (
+            Some(name),
+            Some(rate),
+            Some(burst),
+            Some(max_in_flight),
+            Some(guaranteed_share),
+            Some(job_weight),
+            Some(max_running_jobs),
+        ) = (
+            name,
+            rate,
+            burst,
+            max_in_flight,
+            guaranteed_share,
+            job_weight,
+            max_running_jobs,
+        ) {
             match Quota::per_second(rate, burst) {
                 Ok(quota) => {
                     names.insert(name.clone(), Some(tiers.len()));
@@ -717,6 +1010,9 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
                         burst,
                         quota,
                         max_in_flight,
+                        guaranteed_share,
+                        job_weight: job_weight as u32,
+                        max_running_jobs,
                     });
                 }
                 Err(_) => ctx.push(
@@ -801,8 +1097,21 @@ fn read_cells(
         let api = obj
             .required(ctx, "api", "the API pool, such as { workers = 32, queue = 512, service_time = { dist = \"exponential\", mean = \"4ms\" } }")
             .and_then(|n| read_api(ctx, n, &obj.key("api")));
-        if let (Some(name), Some(region), Some(eu), Some(db), Some(api)) =
-            (name, region, eu, db, api)
+        let jobs = obj.or(ctx, "jobs", None, |c, n, k| {
+            read_job_pool(c, n, k).map(Some)
+        });
+        let capacity = obj.or(ctx, "capacity", None, |c, n, k| {
+            read_positive(c, n, k, "a capacity in requests per second").map(Some)
+        });
+        if let (
+            Some(name),
+            Some(region),
+            Some(eu),
+            Some(db),
+            Some(api),
+            Some(jobs),
+            Some(capacity),
+        ) = (name, region, eu, db, api, jobs, capacity)
         {
             names.insert(name.clone(), Some(cells.len()));
             cells.push(Cell {
@@ -811,6 +1120,8 @@ fn read_cells(
                 eu,
                 db,
                 api,
+                jobs,
+                capacity,
             });
         }
         obj.finish(ctx);
@@ -830,11 +1141,55 @@ fn read_api(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<ApiPool> {
     let service_time = obj
         .required(ctx, "service_time", "a distribution")
         .and_then(|n| read_dist(ctx, n, &obj.key("service_time")));
+    let admission = obj.or(ctx, "admission", true, read_bool);
+    let adaptive = obj.or(ctx, "adaptive", false, read_bool);
     obj.finish(ctx);
     Some(ApiPool {
         workers: workers? as u32,
         queue: queue? as u32,
         service_time: service_time?,
+        admission: admission?,
+        adaptive: adaptive?,
+    })
+}
+
+fn read_job_pool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobPool> {
+    let mut obj = read_table(
+        ctx,
+        node,
+        key,
+        "a job pool such as { workers = 4, job_time = { dist = \"exponential\", mean = \"200ms\" } }",
+    )?;
+    let workers = obj
+        .required(ctx, "workers", "the number of concurrent jobs")
+        .and_then(|n| read_int(ctx, n, &obj.key("workers"), 1, 1_000_000, "a worker count"));
+    let scheduler = obj.or(ctx, "scheduler", SchedulerMode::Fair, |c, n, k| {
+        read_choice(
+            c,
+            n,
+            k,
+            &[("fair", SchedulerMode::Fair), ("fifo", SchedulerMode::Fifo)],
+        )
+    });
+    let job_time = obj
+        .required(ctx, "job_time", "a distribution")
+        .and_then(|n| read_dist(ctx, n, &obj.key("job_time")));
+    let max_attempts = obj.or(ctx, "max_attempts", 3, |c, n, k| {
+        read_int(
+            c,
+            n,
+            k,
+            0,
+            MAX_ATTEMPTS,
+            "an attempt count (0 retries forever)",
+        )
+    });
+    obj.finish(ctx);
+    Some(JobPool {
+        workers: workers? as u32,
+        scheduler: scheduler?,
+        job_time: job_time?,
+        max_attempts: max_attempts? as u32,
     })
 }
 
@@ -914,8 +1269,16 @@ fn read_tenants(
         };
         let retry = match obj.node("retry") {
             Some(n) => read_retry(ctx, n, &obj.key("retry")),
-            None => Some(RetryPolicy::NEVER),
+            None => Some((RetryPolicy::NEVER, None)),
         };
+        let region = obj.or(ctx, "region", None, |c, n, k| read_name(c, n, k).map(Some));
+        let eu_only = obj.or(ctx, "eu_only", false, read_bool);
+        let writes = obj.or(ctx, "writes", 0.0, |c, n, k| {
+            read_fraction(c, n, k, "a fraction of requests")
+        });
+        let jobs = obj.or(ctx, "jobs", None, |c, n, k| {
+            read_job_load(c, n, k).map(Some)
+        });
         obj.finish(ctx);
         let (
             Some(name),
@@ -925,14 +1288,29 @@ fn read_tenants(
             Some(arrival),
             Some(db_queries),
             Some(timeout),
-            Some(retry),
+            Some((retry, retry_budget)),
+            Some(region),
+            Some(eu_only),
+            Some(writes),
+            Some(jobs),
             Some(name_node),
         ) = (
-            name, count, tier, cell, arrival, db_queries, timeout, retry, name_node,
+            name, count, tier, cell, arrival, db_queries, timeout, retry, region, eu_only, writes,
+            jobs, name_node,
         )
         else {
             continue;
         };
+        if let (Some(c), true) = (cell.and_then(|c| cells.get(c)), eu_only)
+            && !c.eu
+        {
+            ctx.push(
+                name_node.origin.clone(),
+                &obj.key("cell"),
+                format!("tenant {name:?} is eu_only but is pinned to cell {:?}, which is not an EU cell", c.name),
+            );
+            continue;
+        }
         total += count.unwrap_or(1);
         if total > MAX_TENANTS {
             ctx.push(
@@ -962,18 +1340,20 @@ fn read_tenants(
             );
             continue;
         }
-        // Without a pinned cell, spread tenants round-robin over the cells.
-        let cell_of = |index: usize| cell.unwrap_or(index % cells.len().max(1));
+        // A tenant without a pinned cell may be placed in any cell, so every candidate must
+        // have a database if it queries one.
+        let candidates: Vec<&Cell> = match cell {
+            Some(c) => vec![&cells[c]],
+            None => cells.iter().collect(),
+        };
         if db_queries > 0
-            && let Some(c) = (tenants.len()..tenants.len() + members.len())
-                .map(|i| &cells[cell_of(i)])
-                .find(|c| c.db.is_none())
+            && let Some(c) = candidates.into_iter().find(|c| c.db.is_none())
         {
             ctx.push(
                 db_queries_node.map_or(name_node.origin.clone(), |n| n.origin.clone()),
                 &obj.key("db_queries"),
                 format!(
-                    "tenants of {name:?} make database queries but cell {:?} has no `db`",
+                    "tenants of {name:?} make database queries but cell {:?} has no `db` (pin them to a cell with one)",
                     c.name
                 ),
             );
@@ -990,11 +1370,16 @@ fn read_tenants(
                 name: member,
                 group,
                 tier,
-                cell: cell_of(index),
+                cell,
+                region: region.clone(),
+                eu_only,
                 arrival,
+                writes,
                 db_queries: db_queries as u32,
                 timeout,
                 retry,
+                retry_budget,
+                jobs,
             });
         }
         targets.insert(name.clone(), Some((first..tenants.len()).collect()));
@@ -1036,52 +1421,112 @@ fn read_arrival(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Arrival> {
     })
 }
 
-fn read_retry(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<RetryPolicy> {
+fn read_retry(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+) -> Option<(RetryPolicy, Option<BudgetConfig>)> {
     let mut obj = read_table(ctx, node, key, "a retry table such as { max_attempts = 3 }")?;
-    let max_attempts = match obj.node("max_attempts") {
-        Some(n) => read_int(
-            ctx,
+    let max_attempts = obj.or(ctx, "max_attempts", 3, |c, n, k| {
+        read_int(c, n, k, 1, MAX_ATTEMPTS, "an attempt count")
+    });
+    let backoff = obj.or(ctx, "backoff", Backoff::ExponentialFullJitter, |c, n, k| {
+        read_choice(
+            c,
             n,
-            &obj.key("max_attempts"),
-            1,
-            MAX_ATTEMPTS,
-            "an attempt count",
-        ),
-        None => Some(3),
-    };
-    let backoff = match obj.node("backoff") {
-        Some(n) => {
-            let what = "\"none\", \"exponential\" or \"exponential_full_jitter\"";
-            match read_string(ctx, n, &obj.key("backoff"), what)?.as_str() {
-                "none" => Some(Backoff::None),
-                "exponential" => Some(Backoff::Exponential),
-                "exponential_full_jitter" => Some(Backoff::ExponentialFullJitter),
-                other => {
-                    ctx.push(
-                        n.origin.clone(),
-                        &obj.key("backoff"),
-                        format!("expected {what}, found {other:?}"),
-                    );
-                    None
-                }
-            }
-        }
-        None => Some(Backoff::ExponentialFullJitter),
-    };
-    let base = match obj.node("base") {
-        Some(n) => read_duration(ctx, n, &obj.key("base")),
-        None => Some(SimDuration::from_millis(100)),
-    };
-    let cap = match obj.node("cap") {
-        Some(n) => read_duration(ctx, n, &obj.key("cap")),
-        None => Some(SimDuration::from_secs(5)),
-    };
+            k,
+            &[
+                ("none", Backoff::None),
+                ("exponential", Backoff::Exponential),
+                ("exponential_full_jitter", Backoff::ExponentialFullJitter),
+                ("decorrelated_jitter", Backoff::DecorrelatedJitter),
+            ],
+        )
+    });
+    let base = obj.or(ctx, "base", SimDuration::from_millis(100), |c, n, k| {
+        read_duration(c, n, k)
+    });
+    let cap = obj.or(ctx, "cap", SimDuration::from_secs(5), |c, n, k| {
+        read_duration(c, n, k)
+    });
+    let budget = obj.or(ctx, "budget", None, |c, n, k| {
+        read_budget(c, n, k).map(Some)
+    });
     obj.finish(ctx);
-    Some(RetryPolicy {
-        max_attempts: max_attempts? as u32,
-        backoff: backoff?,
-        base: base?,
-        cap: cap?,
+    Some((
+        RetryPolicy {
+            max_attempts: max_attempts? as u32,
+            backoff: backoff?,
+            base: base?,
+            cap: cap?,
+        },
+        budget?,
+    ))
+}
+
+fn read_budget(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<BudgetConfig> {
+    let mut obj = read_table(
+        ctx,
+        node,
+        key,
+        "a retry budget such as { ratio = 0.1, reserve = 10 }",
+    )?;
+    let ratio = obj.or(ctx, "ratio", 0.1, |c, n, k| {
+        read_fraction(c, n, k, "retries per request")
+    });
+    let reserve = obj.or(ctx, "reserve", 10, |c, n, k| {
+        read_int(c, n, k, 0, 1_000_000, "a token count")
+    });
+    obj.finish(ctx);
+    let config = BudgetConfig {
+        ratio: ratio?,
+        reserve: reserve? as u32,
+        max_balance: None,
+    };
+    match RetryBudget::new(config) {
+        Ok(_) => Some(config),
+        Err(e) => {
+            ctx.push(
+                node.origin.clone(),
+                key,
+                format!("invalid retry budget: {e}"),
+            );
+            None
+        }
+    }
+}
+
+fn read_job_load(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobLoad> {
+    let mut obj = read_table(
+        ctx,
+        node,
+        key,
+        "a jobs table such as { rate = 0.5 } or { batch = 1000, at = \"10s\" }",
+    )?;
+    let rate = obj.or(ctx, "rate", 0.0, |c, n, k| {
+        read_positive(c, n, k, "jobs per second")
+    });
+    let batch_node = obj.node("batch");
+    let batch = match batch_node {
+        Some(n) => read_int(ctx, n, &obj.key("batch"), 1, 100_000_000, "a job count").map(Some),
+        None => Some(None),
+    };
+    let at = obj.or(ctx, "at", SimDuration::ZERO, |c, n, k| {
+        read_duration(c, n, k)
+    });
+    obj.finish(ctx);
+    let (rate, batch, at) = (rate?, batch?, at?);
+    if rate == 0.0 && batch.is_none() {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            "expected `rate` (jobs per second) or `batch` (a count submitted at `at`)".into(),
+        );
+        return None;
+    }
+    Some(JobLoad {
+        rate,
+        batch: batch.map(|count| (count, SimTime::ZERO + at)),
     })
 }
 
@@ -1109,11 +1554,33 @@ fn resolve_targets(
     }
 }
 
+/// What fault tables are resolved against.
+struct FaultContext<'a> {
+    targets: &'a Targets,
+    cell_names: &'a Names,
+    db_names: &'a Names,
+    cells: &'a [Cell],
+    tenants: &'a [Tenant],
+    simulation: &'a Simulation,
+}
+
+const FAULT_KINDS: [&str; 10] = [
+    "load_spike",
+    "cell_outage",
+    "region_outage",
+    "db_slowdown",
+    "kms_key_disabled",
+    "partition",
+    "control_plane_outage",
+    "dependency_errors",
+    "poison_jobs",
+    "migrate_tenant",
+];
+
 fn read_faults(
     ctx: &mut Ctx<'_>,
     node: Option<&Node>,
-    targets: &Targets,
-    simulation: &Simulation,
+    fc: &FaultContext<'_>,
 ) -> (Vec<Fault>, Names) {
     let mut faults = Vec::new();
     let mut names = Names::new();
@@ -1126,38 +1593,32 @@ fn read_faults(
             .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
             .filter(|(v, n)| claim_name(ctx, &mut names, v, n, &obj.key("name"), "fault"))
             .map(|(v, _)| v);
-        let kinds = "\"load_spike\"";
-        let kind_node = obj.required(ctx, "kind", kinds);
-        let kind_name = kind_node.and_then(|n| read_string(ctx, n, &obj.key("kind"), kinds));
+        let kinds = FAULT_KINDS.map(|k| format!("{k:?}")).join(", ");
+        let kind_node = obj.required(ctx, "kind", &kinds);
+        let kind_name = kind_node.and_then(|n| read_string(ctx, n, &obj.key("kind"), &kinds));
         let at_node = obj.required(ctx, "at", "the start time, such as \"30s\"");
         let at = at_node.and_then(|n| read_duration(ctx, n, &obj.key("at")));
         let duration = obj
             .required(ctx, "duration", "how long the fault lasts, such as \"60s\"")
             .and_then(|n| read_positive_duration(ctx, n, &obj.key("duration")));
         let kind = match kind_name.as_deref() {
-            Some("load_spike") => {
-                let tenants = obj
-                    .required(ctx, "tenant", "the tenant (or tenant group) that spikes")
-                    .and_then(|n| resolve_targets(ctx, targets, n, &obj.key("tenant")));
-                let multiplier = obj
-                    .required(ctx, "multiplier", "the arrival-rate multiplier, such as 10")
-                    .and_then(|n| read_positive(ctx, n, &obj.key("multiplier"), "a multiplier"));
+            Some(k) if FAULT_KINDS.contains(&k) => {
+                let kind = read_fault_kind(ctx, &mut obj, k, fc);
                 obj.finish(ctx);
-                match (tenants, multiplier) {
-                    (Some(tenants), Some(multiplier)) => Some(FaultKind::LoadSpike {
-                        tenants,
-                        multiplier,
-                    }),
-                    _ => None,
-                }
+                kind
             }
             Some(other) => {
                 // The keys of an unknown kind cannot be judged; report the kind alone.
                 if let Some(n) = kind_node {
+                    let suggestion = suggest(other, &FAULT_KINDS)
+                        .map(|s| format!("; did you mean {s:?}?"))
+                        .unwrap_or_default();
                     ctx.push(
                         n.origin.clone(),
                         &obj.key("kind"),
-                        format!("unknown fault kind {other:?}; expected {kinds}"),
+                        format!(
+                            "unknown fault kind {other:?}{suggestion}; expected one of {kinds}"
+                        ),
                     );
                 }
                 None
@@ -1165,14 +1626,14 @@ fn read_faults(
             None => None,
         };
         if let (Some(at), Some(at_node)) = (at, at_node)
-            && at >= simulation.duration
+            && at >= fc.simulation.duration
         {
             ctx.push(
                 at_node.origin.clone(),
                 &obj.key("at"),
                 format!(
                     "the fault starts at {at}, at or after the end of the run ({})",
-                    simulation.duration
+                    fc.simulation.duration
                 ),
             );
             continue;
@@ -1188,6 +1649,187 @@ fn read_faults(
         }
     }
     (faults, names)
+}
+
+/// The kind-specific keys of a fault.
+fn read_fault_kind(
+    ctx: &mut Ctx<'_>,
+    obj: &mut Obj<'_>,
+    kind: &str,
+    fc: &FaultContext<'_>,
+) -> Option<FaultKind> {
+    let tenants = |ctx: &mut Ctx<'_>, obj: &mut Obj<'_>, what: &str| {
+        obj.required(ctx, "tenant", what)
+            .and_then(|n| resolve_targets(ctx, fc.targets, n, &obj.key("tenant")))
+    };
+    match kind {
+        "load_spike" => {
+            let tenants = tenants(ctx, obj, "the tenant (or tenant group) that spikes");
+            let multiplier = obj
+                .required(ctx, "multiplier", "the arrival-rate multiplier, such as 10")
+                .and_then(|n| read_positive(ctx, n, &obj.key("multiplier"), "a multiplier"));
+            Some(FaultKind::LoadSpike {
+                tenants: tenants?,
+                multiplier: multiplier?,
+            })
+        }
+        "cell_outage" => {
+            let cell = obj
+                .required(ctx, "cell", "the cell that fails")
+                .and_then(|n| resolve(ctx, fc.cell_names, n, &obj.key("cell"), "cell"));
+            Some(FaultKind::CellOutage { cells: vec![cell?] })
+        }
+        "region_outage" => {
+            let region_node = obj.required(ctx, "region", "the region whose cells fail");
+            let region = region_node.and_then(|n| read_name(ctx, n, &obj.key("region")));
+            let fraction = obj.or(ctx, "fraction", 1.0, |c, n, k| {
+                read_fraction(c, n, k, "a fraction of the region's cells")
+            });
+            let (region, fraction, region_node) = (region?, fraction?, region_node?);
+            let mut members: Vec<usize> = (0..fc.cells.len())
+                .filter(|&c| fc.cells[c].region == region)
+                .collect();
+            if members.is_empty() {
+                let mut regions: Vec<&str> = fc.cells.iter().map(|c| c.region.as_str()).collect();
+                regions.sort_unstable();
+                regions.dedup();
+                ctx.push(
+                    region_node.origin.clone(),
+                    &obj.key("region"),
+                    format!(
+                        "no cell is in region {region:?} (regions: {})",
+                        regions.join(", ")
+                    ),
+                );
+                return None;
+            }
+            members.sort_by(|&a, &b| fc.cells[a].name.cmp(&fc.cells[b].name));
+            let failing = ((fraction * members.len() as f64).ceil() as usize).min(members.len());
+            members.truncate(failing);
+            Some(FaultKind::RegionOutage {
+                region,
+                fraction,
+                cells: members,
+            })
+        }
+        "db_slowdown" => {
+            let database = obj
+                .required(ctx, "database", "the database that slows down")
+                .and_then(|n| resolve(ctx, fc.db_names, n, &obj.key("database"), "database"));
+            let factor = obj
+                .required(
+                    ctx,
+                    "factor",
+                    "how many times longer queries take, such as 10",
+                )
+                .and_then(|n| read_positive(ctx, n, &obj.key("factor"), "a slowdown factor"));
+            Some(FaultKind::DbSlowdown {
+                database: database?,
+                factor: factor?,
+            })
+        }
+        "kms_key_disabled" => {
+            let tenants = tenants(ctx, obj, "the tenant whose KMS key is disabled");
+            Some(FaultKind::KmsKeyDisabled { tenants: tenants? })
+        }
+        "partition" => {
+            let node = obj.required(ctx, "between", "[\"edge\", \"mapping_store\"]")?;
+            let mut ends: Vec<String> = match &node.value {
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(|i| match &i.value {
+                        Value::String(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            ends.sort();
+            if ends != ["edge", "mapping_store"] {
+                ctx.push(
+                    node.origin.clone(),
+                    &obj.key("between"),
+                    format!(
+                        "expected [\"edge\", \"mapping_store\"] (the partition the model supports), found {}",
+                        node.value.describe()
+                    ),
+                );
+                return None;
+            }
+            Some(FaultKind::Partition)
+        }
+        "control_plane_outage" => Some(FaultKind::ControlPlaneOutage),
+        "dependency_errors" => {
+            let dep_node = obj.required(ctx, "dependency", "\"kms\" or a database name");
+            let rate = obj
+                .required(ctx, "rate", "the fraction of calls that fail, such as 0.5")
+                .and_then(|n| read_fraction(ctx, n, &obj.key("rate"), "a failure rate"));
+            let dep_node = dep_node?;
+            let dependency = match &dep_node.value {
+                Value::String(s) if s == "kms" => Some(Dependency::Kms),
+                _ => resolve(
+                    ctx,
+                    fc.db_names,
+                    dep_node,
+                    &obj.key("dependency"),
+                    "database",
+                )
+                .map(Dependency::Database),
+            };
+            Some(FaultKind::DependencyErrors {
+                dependency: dependency?,
+                rate: rate?,
+            })
+        }
+        "poison_jobs" => {
+            let tenants_node = obj.node("tenant");
+            let tenants = tenants(ctx, obj, "the tenant whose jobs are poisoned");
+            let fraction = obj.or(ctx, "fraction", 1.0, |c, n, k| {
+                read_fraction(c, n, k, "a fraction of its jobs")
+            });
+            let tenants = tenants?;
+            if let Some(&t) = tenants.iter().find(|&&t| fc.tenants[t].jobs.is_none()) {
+                ctx.push(
+                    tenants_node.map_or(obj.origin.clone(), |n| n.origin.clone()),
+                    &obj.key("tenant"),
+                    format!("tenant {:?} submits no background jobs (give it `jobs = {{ rate = ... }}`)", fc.tenants[t].name),
+                );
+                return None;
+            }
+            Some(FaultKind::PoisonJobs {
+                tenants,
+                fraction: fraction?,
+            })
+        }
+        "migrate_tenant" => {
+            let tenant_node = obj.node("tenant");
+            let tenants = tenants(ctx, obj, "the tenant to move");
+            let to_node = obj.required(ctx, "to", "the destination cell");
+            let to = to_node.and_then(|n| resolve(ctx, fc.cell_names, n, &obj.key("to"), "cell"));
+            let (tenants, to) = (tenants?, to?);
+            let [tenant] = tenants[..] else {
+                ctx.push(
+                    tenant_node.map_or(obj.origin.clone(), |n| n.origin.clone()),
+                    &obj.key("tenant"),
+                    "expected one tenant, not a group".into(),
+                );
+                return None;
+            };
+            if fc.tenants[tenant].eu_only && !fc.cells[to].eu {
+                ctx.push(
+                    to_node.map_or(obj.origin.clone(), |n| n.origin.clone()),
+                    &obj.key("to"),
+                    format!(
+                        "tenant {:?} is eu_only; cell {:?} is not an EU cell",
+                        fc.tenants[tenant].name, fc.cells[to].name
+                    ),
+                );
+                return None;
+            }
+            Some(FaultKind::MigrateTenant { tenant, to })
+        }
+        _ => None,
+    }
 }
 
 /// What SLO tables are resolved against.

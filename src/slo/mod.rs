@@ -5,6 +5,7 @@
 //! with fewer samples than `min_samples` is inconclusive, never a silent pass: latency
 //! expectations count `ok` requests, rate expectations count finished requests.
 
+use crate::model::RunOutput;
 use crate::model::metrics::{Metrics, WindowStats};
 use crate::scenario::{Expectation, Metric, Scenario, Scope, Threshold};
 use crate::text::thousands;
@@ -80,15 +81,47 @@ pub struct Evaluation {
     pub verdict: Status,
 }
 
-/// Judges `metrics` against the scenario's SLOs and the always-on invariants.
-pub fn evaluate(scenario: &Scenario, metrics: &Metrics, unaccounted: u64) -> Evaluation {
+/// Judges a run against the scenario's SLOs and the always-on invariants.
+pub fn evaluate(scenario: &Scenario, output: &RunOutput) -> Evaluation {
+    let metrics = &output.metrics;
+    let unaccounted = output.unaccounted;
     let slos: Vec<SloResult> = scenario
         .slos
         .iter()
         .enumerate()
         .map(|(i, _)| evaluate_slo(scenario, metrics, i))
         .collect();
-    let invariants = vec![conservation(metrics, unaccounted)];
+    let checks = &output.invariants;
+    let mut invariants = vec![conservation(metrics, unaccounted)];
+    for (name, check, what) in [
+        (
+            "no_tenantless_work",
+            &checks.tenantless,
+            "units of work carried a tenant",
+        ),
+        (
+            "no_cross_tenant_access",
+            &checks.cross_tenant,
+            "data-key uses were the tenant's own",
+        ),
+        (
+            "eu_residency",
+            &checks.residency,
+            "EU-only requests were served in the EU",
+        ),
+        (
+            "no_split_brain",
+            &checks.split_brain,
+            "authoritative write acceptances had one cell per tenant and epoch",
+        ),
+        (
+            "no_lost_writes",
+            &checks.lost_writes,
+            "owner checks found every acknowledged write",
+        ),
+    ] {
+        invariants.push(invariant(name, check, what));
+    }
     let slo_worst = slos
         .iter()
         .map(|s| s.status)
@@ -165,6 +198,10 @@ pub fn observe(metric: Metric, stats: &WindowStats) -> (Option<f64>, u64) {
         Metric::ThrottleRate => (fraction(counts.throttled), finished),
         Metric::Availability => (fraction(counts.errors()).map(|e| 1.0 - e), finished),
         Metric::Count => (Some(finished as f64), finished),
+        Metric::JobsPercentile(p) => (
+            stats.jobs.latency.percentile(p).map(|d| d.as_millis_f64()),
+            stats.jobs.latency.count(),
+        ),
     }
 }
 
@@ -200,6 +237,31 @@ fn check(
         observed,
         samples,
         status,
+    }
+}
+
+/// An observed invariant: passed iff no violation, with counts and the first violation.
+fn invariant(
+    name: &'static str,
+    check: &crate::model::invariants::Check,
+    what: &str,
+) -> InvariantResult {
+    let detail = match &check.first {
+        None => format!(
+            "{} of {} {what}",
+            thousands(check.checked),
+            thousands(check.checked)
+        ),
+        Some(first) => format!(
+            "{} violation(s) in {} checks; first: {first}",
+            thousands(check.violations),
+            thousands(check.checked)
+        ),
+    };
+    InvariantResult {
+        name,
+        passed: check.violations == 0,
+        detail,
     }
 }
 

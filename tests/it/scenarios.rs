@@ -171,31 +171,47 @@ fn another_seed_gives_another_run() {
 #[test]
 fn default_output_folder_and_repro_line() {
     // The README's first command: the report lands in reports/<name>/seed-<N>/ (relative to
-    // the working folder) and the summary ends with the verdict and a repro command.
+    // the working folder) and the summary ends with the verdict and a repro command. A run
+    // with overrides gets its own folder, so a twin never overwrites the run as written.
     let dir = tempfile::tempdir().expect("temp dir");
     let scenario = crate::common::root().join("scenarios/hot-tenant.toml");
-    let output = crate::common::simulate_in(
-        dir.path(),
-        &[
-            scenario.to_str().expect("utf-8 path"),
-            "--set",
-            "simulation.duration=\"60s\"",
-        ],
-    );
+    let scenario = scenario.to_str().expect("utf-8 path");
+    let output = crate::common::simulate_in(dir.path(), &[scenario]);
     assert_eq!(code(&output), 0, "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let tail: Vec<&str> = stdout.lines().rev().take(2).collect();
     assert!(tail[1].starts_with("Verdict: PASS"), "{stdout}");
     assert!(
-        tail[0].starts_with("Reproduce: ") && tail[0].contains("--seed 42"),
+        tail[0].starts_with("Reproduce: ") && tail[0].ends_with("--seed 42"),
         "{stdout}"
+    );
+    let written = dir.path().join("reports/hot-tenant/seed-42");
+    let first =
+        std::fs::read(written.join("report.json")).expect("report.json in the default folder");
+
+    let output =
+        crate::common::simulate_in(dir.path(), &[scenario, "--set", "edge.rate_limiting=false"]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with("--set edge.rate_limiting=false")),
+        "{stdout}"
+    );
+    let folders: Vec<String> = std::fs::read_dir(dir.path().join("reports/hot-tenant"))
+        .expect("folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        folders.iter().any(|f| f.starts_with("seed-42-set-")),
+        "{folders:?}"
     );
     assert!(
-        tail[0].contains("--set 'simulation.duration=\"60s\"'"),
-        "{stdout}"
+        std::fs::read(written.join("report.json")).expect("still there") == first,
+        "the twin overwrote the run as written"
     );
-    let report = dir.path().join("reports/hot-tenant/seed-42");
-    assert_eq!(read_report(&report)["verdict"], "pass");
 }
 
 #[test]

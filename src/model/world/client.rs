@@ -1,0 +1,251 @@
+//! Open-loop clients: arrivals, attempts, timeouts, retries (with budgets), outcomes.
+
+use rand::Rng;
+
+use super::{Event, RETRY_DRAWS, Request, WRITE_DRAW, World};
+use crate::components::retry::{RetryDecision, RetryState};
+use crate::kernel::EventQueue;
+use crate::kernel::rng::{CounterDraws, unit_open};
+use crate::model::config::ArrivalProcess;
+use crate::model::metrics::Outcome;
+use crate::model::trace::TraceKind;
+use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
+
+impl World<'_, '_> {
+    pub(super) fn first_arrival(&mut self, tenant: usize) -> SimTime {
+        let spec = self.system.tenants[tenant].arrival;
+        match spec.process {
+            ArrivalProcess::Poisson => self.next_arrival(tenant, SimTime::ZERO),
+            ArrivalProcess::Constant => {
+                // A random phase, so constant-rate tenants do not all arrive at once.
+                let (multiplier, _) = self.rate_at(tenant, SimTime::ZERO);
+                let interval = NANOS_PER_SEC as f64 / (spec.rate * multiplier);
+                let u = unit_open(self.tenants[tenant].arrivals.next_u64());
+                SimTime::ZERO + SimDuration::from_nanos((interval * u) as u64)
+            }
+        }
+    }
+
+    fn rate_at(&self, tenant: usize, t: SimTime) -> (f64, SimTime) {
+        match self.tenants[tenant].rate_schedule {
+            Some(s) => self.rate_schedules[s as usize].at(t),
+            None => (1.0, SimTime::MAX),
+        }
+    }
+
+    /// The arrival after one at `now`. Poisson arrivals restart their exponential draw at every
+    /// rate change, which is exact for a piecewise-constant rate (memorylessness).
+    fn next_arrival(&mut self, tenant: usize, now: SimTime) -> SimTime {
+        let spec = self.system.tenants[tenant].arrival;
+        let mut t = now;
+        loop {
+            let (multiplier, until) = self.rate_at(tenant, t);
+            let rate = spec.rate * multiplier;
+            let gap_secs = match spec.process {
+                ArrivalProcess::Poisson => {
+                    -libm::log(unit_open(self.tenants[tenant].arrivals.next_u64())) / rate
+                }
+                ArrivalProcess::Constant => 1.0 / rate,
+            };
+            let candidate =
+                t + SimDuration::from_secs_f64(gap_secs).max(SimDuration::from_nanos(1));
+            if candidate < until || spec.process == ArrivalProcess::Constant {
+                return candidate;
+            }
+            t = until;
+        }
+    }
+
+    pub(super) fn on_arrival(&mut self, now: SimTime, tenant: u32, queue: &mut EventQueue<Event>) {
+        let t = tenant as usize;
+        let next = self.next_arrival(t, now);
+        if next < self.end {
+            queue.schedule(next, Event::Arrival(tenant));
+        }
+        let writes = self.system.tenants[t].writes;
+        let state = &mut self.tenants[t];
+        let index = state.issued;
+        let work_key = CounterDraws::new(state.work_key).word(index);
+        state.issued += 1;
+        if let Some(budget) = state.budget.as_mut() {
+            budget.on_first_attempt();
+        }
+        let write = writes > 0.0 && CounterDraws::new(work_key).unit(WRITE_DRAW) < writes;
+        let request = self.requests.insert(Request {
+            tenant,
+            attempts: 0,
+            issued_at: now,
+            work_key,
+            awaiting: 0,
+            work: u32::MAX,
+            retry_due: SimTime::MAX,
+            index,
+            retry: RetryState::new(),
+            write,
+        });
+        self.metrics.issued(t, now);
+        self.series.issued(t, now);
+        self.trace(now, tenant, index, 0, TraceKind::Issued);
+        self.start_attempt(now, request, queue);
+    }
+
+    /// A new attempt of `request` leaves the client.
+    pub(super) fn start_attempt(
+        &mut self,
+        now: SimTime,
+        request: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let attempt_id = self.next_attempt_id;
+        self.next_attempt_id += 1;
+        let Some(r) = self.requests.get_mut(request) else {
+            return;
+        };
+        r.attempts += 1;
+        r.awaiting = attempt_id;
+        r.retry_due = SimTime::MAX;
+        let (tenant, attempt, index, issued_at) = (r.tenant, r.attempts, r.index, r.issued_at);
+        self.metrics.attempted(tenant as usize, issued_at);
+        self.trace(now, tenant, index, attempt, TraceKind::AttemptStart);
+        self.route(now, request, attempt_id, queue);
+    }
+
+    /// Arms the client's timeout for an attempt that entered a cell.
+    pub(super) fn arm_timeout(
+        &mut self,
+        now: SimTime,
+        tenant: u32,
+        request: u32,
+        attempt_id: u64,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let Some(lane) = self.tenants[tenant as usize].timeout_lane else {
+            return;
+        };
+        let l = &mut self.lanes[lane as usize];
+        let deadline = now + l.timeout;
+        l.pending.push_back((deadline, request, attempt_id));
+        if !l.armed {
+            l.armed = true;
+            queue.schedule(deadline, Event::TimeoutDue(lane));
+        }
+    }
+
+    pub(super) fn on_timeout_due(
+        &mut self,
+        now: SimTime,
+        lane: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
+        while let Some(&(deadline, request, attempt_id)) = self.lanes[lane as usize].pending.front()
+        {
+            if deadline > now {
+                break;
+            }
+            self.lanes[lane as usize].pending.pop_front();
+            let waiting = self
+                .requests
+                .get(request)
+                .filter(|r| r.awaiting == attempt_id)
+                .map(|r| (r.tenant, r.index, r.attempts));
+            if let Some((tenant, index, attempt)) = waiting {
+                self.trace(now, tenant, index, attempt, TraceKind::TimedOut);
+                self.attempt_failed(now, request, Outcome::TimedOut, None, queue);
+            }
+        }
+        let l = &mut self.lanes[lane as usize];
+        match l.pending.front() {
+            Some(&(deadline, _, _)) => queue.schedule(deadline, Event::TimeoutDue(lane)),
+            None => l.armed = false,
+        }
+    }
+
+    /// The attempt the client was waiting for failed: retry if the policy (and budget) allow,
+    /// else end the request with this outcome.
+    pub(super) fn attempt_failed(
+        &mut self,
+        now: SimTime,
+        request: u32,
+        outcome: Outcome,
+        retry_at: Option<SimTime>,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let Some(r) = self.requests.get_mut(request) else {
+            return;
+        };
+        r.awaiting = 0;
+        let tenant = r.tenant as usize;
+        let policy = self.system.tenants[tenant].retry;
+        let random = CounterDraws::new(r.work_key).word(RETRY_DRAWS + u64::from(r.attempts));
+        let decision = match self.tenants[tenant].budget.as_mut() {
+            Some(budget) => {
+                policy.next_attempt_with_budget(&mut r.retry, budget, now, retry_at, random)
+            }
+            None => match policy.next_attempt(&mut r.retry, now, retry_at, random) {
+                Some(at) => RetryDecision::RetryAt(at),
+                None => RetryDecision::OutOfAttempts,
+            },
+        };
+        match decision {
+            RetryDecision::RetryAt(at) => {
+                r.retry_due = at;
+                let (t, index, attempt) = (r.tenant, r.index, r.attempts);
+                self.trace(now, t, index, attempt, TraceKind::RetryScheduled { at });
+                // A retry due after the end stays in flight: the run ends before it.
+                if at < self.end {
+                    queue.schedule(at, Event::Attempt(request));
+                }
+            }
+            RetryDecision::OutOfAttempts | RetryDecision::OutOfBudget => {
+                self.finish_request(now, request, outcome);
+            }
+        }
+    }
+
+    pub(super) fn finish_request(&mut self, now: SimTime, request: u32, outcome: Outcome) {
+        if let Some(r) = self.requests.remove(request) {
+            let latency = now - r.issued_at;
+            self.metrics
+                .finished(r.tenant as usize, r.issued_at, outcome, latency);
+            self.series.finished(
+                r.tenant as usize,
+                now,
+                (outcome == Outcome::Ok).then_some(latency),
+                outcome == Outcome::Throttled,
+            );
+            self.trace(now, r.tenant, r.index, 0, TraceKind::Finished { outcome });
+        }
+    }
+
+    /// Whether the client still waits for this attempt.
+    pub(super) fn awaited(&self, request: u32, attempt_id: u64) -> bool {
+        self.requests
+            .get(request)
+            .is_some_and(|r| r.awaiting == attempt_id)
+    }
+
+    /// Counts requests still in flight and returns how many of them are unaccounted for: a
+    /// live request must be waiting for live work, or backing off until after the end.
+    pub(in crate::model) fn count_in_flight(&mut self) -> u64 {
+        let mut unaccounted = 0;
+        for (_, r) in self.requests.iter() {
+            self.metrics.tenants[r.tenant as usize].in_flight_at_end += 1;
+            let serving = r.awaiting != 0
+                && self
+                    .works
+                    .get(r.work)
+                    .is_some_and(|w| w.attempt_id == r.awaiting && !w.dead);
+            let backing_off = r.awaiting == 0 && r.retry_due >= self.end;
+            if !(serving || backing_off) {
+                unaccounted += 1;
+            }
+        }
+        unaccounted
+    }
+}
+
+/// `SimTime` of a job arrival after `now` for a Poisson job rate (no spikes apply to jobs).
+pub(super) fn poisson_after(now: SimTime, rate: f64, bits: u64) -> SimTime {
+    now + SimDuration::from_secs_f64(-libm::log(unit_open(bits)) / rate)
+        .max(SimDuration::from_nanos(1))
+}

@@ -1,0 +1,332 @@
+//! The control plane and faults: placement at the start, fault start and end, failover
+//! (evacuating a failed cell's tenants with placement), and tenant migrations.
+//!
+//! The control plane is off the hot path: while it is down (or the edge is partitioned from
+//! the mapping store) the data plane keeps serving from caches, and evacuations and migration
+//! steps wait until it is back.
+
+use super::{ControlOp, Event, World};
+use crate::components::mapping::{MappingState, Transition};
+use crate::components::placement::{CellView, Decision, TenantDemand};
+use crate::kernel::EventQueue;
+use crate::kernel::rng::mix64;
+use crate::model::config::{Dependency, FailoverPolicy, FaultKind};
+use crate::model::invariants::Sabotage;
+use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
+
+/// Load units per request per second in placement (integer milli-requests per second).
+const LOAD_UNITS: f64 = 1_000.0;
+/// Time between a migration's cutover and its final state.
+const FINALIZE_AFTER: SimDuration = SimDuration::from_secs(1);
+
+impl World<'_, '_> {
+    /// A tenant's predicted load for placement.
+    fn load_of(&self, tenant: usize) -> u64 {
+        (self.system.tenants[tenant].arrival.rate * LOAD_UNITS).ceil() as u64
+    }
+
+    /// What placement sees of every cell now; failed cells are draining.
+    fn cell_views(&self, owners: &[Option<u32>]) -> Vec<CellView<u32, String>> {
+        self.system
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                let capacity = cell.capacity.unwrap_or_else(|| {
+                    let mean = cell.api.service_time.mean().as_nanos().max(1) as f64;
+                    f64::from(cell.api.workers) * NANOS_PER_SEC as f64 / mean
+                });
+                let members: Vec<usize> = (0..owners.len())
+                    .filter(|&t| owners[t] == Some(c as u32))
+                    .collect();
+                CellView {
+                    id: c as u32,
+                    region: cell.region.clone(),
+                    eu: cell.eu,
+                    draining: self.faults.cell_down[c],
+                    capacity: (capacity * LOAD_UNITS) as u64,
+                    used: members.iter().map(|&t| self.load_of(t)).sum(),
+                    spiky_tenants: 0,
+                    tenants: members.len() as u32,
+                }
+            })
+            .collect()
+    }
+
+    fn demand(&self, tenant: usize) -> TenantDemand<String> {
+        let spec = &self.system.tenants[tenant];
+        TenantDemand {
+            key: mix64(tenant as u64 ^ 0x007e_4a17),
+            region: spec.region.clone(),
+            eu_only: spec.eu_only && self.sabotage != Some(Sabotage::IgnoreResidency),
+            load: self.load_of(tenant),
+            spiky: false,
+        }
+    }
+
+    /// Chooses a cell for `tenant` among `views`: placement's decision, or, when every cell
+    /// is full, the least-used cell that still meets the hard constraints (overload beats
+    /// leaving a tenant without a cell); `None` if no cell is allowed at all.
+    fn choose(&self, views: &[CellView<u32, String>], tenant: usize) -> Option<u32> {
+        let demand = self.demand(tenant);
+        if let Ok(Decision::Placed(placed)) = self.placement.place(views, &demand) {
+            return Some(placed.cell);
+        }
+        views
+            .iter()
+            .filter(|v| !v.draining && (!demand.eu_only || v.eu))
+            .filter(|v| demand.region.as_ref().is_none_or(|r| *r == v.region))
+            .min_by(|a, b| {
+                let ua = a.used as f64 / a.capacity.max(1) as f64;
+                let ub = b.used as f64 / b.capacity.max(1) as f64;
+                ua.total_cmp(&ub).then(a.id.cmp(&b.id))
+            })
+            .map(|v| v.id)
+    }
+
+    /// Places every tenant (pinned ones where pinned) and records the assignment in the
+    /// mapping store, with the cells' fences informed.
+    // The loops index `owners` and `views` while calling `&self` methods, which an iterator
+    // over `owners` would not allow.
+    #[allow(clippy::needless_range_loop)]
+    pub(super) fn place_at_start(&mut self) {
+        let n = self.tenants.len();
+        let mut owners: Vec<Option<u32>> = (0..n)
+            .map(|t| self.system.tenants[t].cell.map(|c| c as u32))
+            .collect();
+        let mut views = self.cell_views(&owners);
+        for t in 0..n {
+            if owners[t].is_some() {
+                continue;
+            }
+            let cell = self.choose(&views, t).unwrap_or(0);
+            owners[t] = Some(cell);
+            views[cell as usize].used += self.load_of(t);
+            views[cell as usize].tenants += 1;
+        }
+        for (t, owner) in owners.into_iter().enumerate() {
+            let cell = owner.unwrap_or(0);
+            self.tenants[t].home = cell;
+            if let Ok(transition) = self.store.assign(SimTime::ZERO, t as u32, cell) {
+                self.deliver(t as u32, &transition);
+            }
+        }
+    }
+
+    /// Applies a transition's notices to the cells' fences, in order, and acknowledges them.
+    fn deliver(&mut self, tenant: u32, transition: &Transition<u32>) {
+        for notice in &transition.notices {
+            self.fences[notice.cell as usize].apply(&tenant, notice.update);
+            let _ = self
+                .store
+                .acknowledge(&tenant, &notice.cell, notice.update.epoch);
+        }
+    }
+
+    /// Recomputes what the active faults amount to.
+    fn recompute_faults(&mut self) {
+        let f = &mut self.faults;
+        f.cell_down.iter_mut().for_each(|x| *x = false);
+        f.db_factor.iter_mut().for_each(|x| *x = 1.0);
+        let mut db_ok: Vec<f64> = vec![1.0; f.db_error_rate.len()];
+        let mut kms_ok = 1.0;
+        f.kms_disabled.iter_mut().for_each(|x| *x = false);
+        f.poison.iter_mut().for_each(|x| *x = 0.0);
+        f.partition = false;
+        f.control_down = false;
+        for (i, fault) in self.system.faults.iter().enumerate() {
+            if !f.active[i] {
+                continue;
+            }
+            match &fault.kind {
+                FaultKind::CellOutage { cells } | FaultKind::RegionOutage { cells, .. } => {
+                    for &c in cells {
+                        f.cell_down[c] = true;
+                    }
+                }
+                FaultKind::DbSlowdown { database, factor } => f.db_factor[*database] *= factor,
+                FaultKind::KmsKeyDisabled { tenants } => {
+                    for &t in tenants {
+                        f.kms_disabled[t] = true;
+                    }
+                }
+                FaultKind::Partition => f.partition = true,
+                FaultKind::ControlPlaneOutage => f.control_down = true,
+                FaultKind::DependencyErrors { dependency, rate } => match dependency {
+                    Dependency::Database(d) => db_ok[*d] *= 1.0 - rate,
+                    Dependency::Kms => kms_ok *= 1.0 - rate,
+                },
+                FaultKind::PoisonJobs { tenants, fraction } => {
+                    for &t in tenants {
+                        f.poison[t] = 1.0 - (1.0 - f.poison[t]) * (1.0 - fraction);
+                    }
+                }
+                FaultKind::LoadSpike { .. } | FaultKind::MigrateTenant { .. } => {}
+            }
+        }
+        for (rate, ok) in f.db_error_rate.iter_mut().zip(db_ok) {
+            *rate = 1.0 - ok;
+        }
+        f.kms_error_rate = 1.0 - kms_ok;
+    }
+
+    fn control_up(&self) -> bool {
+        !self.faults.control_down
+    }
+
+    pub(super) fn on_fault_start(
+        &mut self,
+        now: SimTime,
+        fault: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let i = fault as usize;
+        let was_down = self.faults.cell_down.clone();
+        self.faults.active[i] = true;
+        self.recompute_faults();
+        match &self.system.faults[i].kind {
+            FaultKind::CellOutage { cells } | FaultKind::RegionOutage { cells, .. } => {
+                for &c in cells {
+                    if !was_down[c] {
+                        self.kill_cell(now, c, queue);
+                        if self.system.failover.policy == FailoverPolicy::Evacuate {
+                            queue.schedule(
+                                now + self.system.failover.detection,
+                                Event::Evacuate(c as u32),
+                            );
+                        }
+                    }
+                }
+            }
+            FaultKind::MigrateTenant { .. } => self.migrate_start(now, fault, queue),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_fault_end(&mut self, now: SimTime, fault: u32, queue: &mut EventQueue<Event>) {
+        let i = fault as usize;
+        if matches!(self.system.faults[i].kind, FaultKind::MigrateTenant { .. }) {
+            // A migration's duration is its backfill; it ends with its own steps.
+            return;
+        }
+        self.faults.active[i] = false;
+        let was_control_down = self.faults.control_down;
+        self.recompute_faults();
+        if was_control_down && self.control_up() {
+            // Work that waited for the control plane runs now.
+            for op in std::mem::take(&mut self.pending_control) {
+                match op {
+                    ControlOp::Evacuate(cell) => self.evacuate(now, cell),
+                    ControlOp::Migrate(f) => self.migration_step(now, f, queue),
+                }
+            }
+        }
+        // Job pools of recovered cells start dispatching again.
+        for c in 0..self.cells.len() {
+            if !self.faults.cell_down[c] {
+                self.dispatch_jobs(now, c, queue);
+            }
+        }
+    }
+
+    /// Failover: re-place a failed cell's tenants (placement respects residency: an EU-only
+    /// tenant with no EU cell left stays down rather than leaving the EU).
+    #[allow(clippy::needless_range_loop)] // as in `place_at_start`
+    pub(super) fn evacuate(&mut self, now: SimTime, cell: u32) {
+        if !self.faults.cell_down[cell as usize] {
+            return; // recovered before the failure was detected
+        }
+        if !self.control_up() {
+            self.pending_control.push(ControlOp::Evacuate(cell));
+            return;
+        }
+        let n = self.tenants.len();
+        let mut owners: Vec<Option<u32>> = (0..n as u32).map(|t| Some(self.owner(t))).collect();
+        let mut views = self.cell_views(&owners);
+        for t in 0..n {
+            if owners[t] != Some(cell) {
+                continue;
+            }
+            let Some(to) = self.choose(&views, t) else {
+                continue;
+            };
+            let Ok(transition) = self.store.fail_over(now, &(t as u32), to) else {
+                continue;
+            };
+            self.deliver(t as u32, &transition);
+            self.invariants.restored(t as u32, to);
+            owners[t] = Some(to);
+            views[to as usize].used += self.load_of(t);
+            views[to as usize].tenants += 1;
+        }
+    }
+
+    fn migrate_start(&mut self, now: SimTime, fault: u32, queue: &mut EventQueue<Event>) {
+        let FaultKind::MigrateTenant { tenant, to } = self.system.faults[fault as usize].kind
+        else {
+            return;
+        };
+        if !self.control_up() {
+            self.pending_control.push(ControlOp::Migrate(fault));
+            return;
+        }
+        let tenant = tenant as u32;
+        let from = self.owner(tenant);
+        match self.store.start_migration(now, &tenant, to as u32) {
+            Ok(transition) => {
+                self.deliver(tenant, &transition);
+                self.invariants.migration_started(tenant, from);
+                let backfill = self.system.faults[fault as usize].duration;
+                queue.schedule(now + backfill, Event::MigrationStep(fault));
+            }
+            Err(_) => self.faults.active[fault as usize] = false,
+        }
+    }
+
+    /// The next step of a migration: after the backfill, cut over; a moment later, finalize.
+    pub(super) fn migration_step(
+        &mut self,
+        now: SimTime,
+        fault: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let FaultKind::MigrateTenant { tenant, to } = self.system.faults[fault as usize].kind
+        else {
+            return;
+        };
+        if !self.control_up() {
+            self.pending_control.push(ControlOp::Migrate(fault));
+            return;
+        }
+        let tenant = tenant as u32;
+        let Some(entry) = self.store.lookup(&tenant) else {
+            return;
+        };
+        match entry.state {
+            MappingState::Active { .. } | MappingState::Final { .. }
+                if !self.faults.active[fault as usize] => {}
+            MappingState::Active { cell } | MappingState::Final { cell } if cell != to as u32 => {
+                // Started while the control plane was down.
+                self.migrate_start(now, fault, queue);
+            }
+            MappingState::Migrating { to: target, .. } => {
+                if self.store.mark_backfilled(&tenant, entry.epoch).is_ok() {
+                    self.invariants.backfilled(tenant, target);
+                }
+                if let Ok(transition) = self.store.cutover(now, &tenant) {
+                    self.deliver(tenant, &transition);
+                    self.invariants
+                        .check_owner(now, tenant, target, &self.names, &self.cell_names);
+                    queue.schedule(now + FINALIZE_AFTER, Event::MigrationStep(fault));
+                }
+            }
+            MappingState::Cutover { .. } => {
+                if let Ok(transition) = self.store.finalize(now, &tenant) {
+                    self.deliver(tenant, &transition);
+                }
+                self.faults.active[fault as usize] = false;
+            }
+            _ => {}
+        }
+    }
+}

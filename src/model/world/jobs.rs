@@ -1,0 +1,168 @@
+//! Background jobs: tenants submit jobs (a Poisson rate and/or a batch); each runs in its
+//! tenant's cell, dispatched to the cell's job workers by the fair scheduler (or FIFO). Poison
+//! jobs fail and are retried up to the pool's `max_attempts`, then dead-lettered.
+
+use rand::Rng;
+
+use super::client::poisson_after;
+use super::{BgJob, Event, World};
+use crate::kernel::EventQueue;
+use crate::kernel::rng::CounterDraws;
+use crate::model::invariants::Sabotage;
+use crate::model::series::Resource;
+use crate::time::{NANOS_PER_MICRO, SimTime};
+
+impl World<'_, '_> {
+    pub(super) fn next_job_arrival(&mut self, tenant: usize, now: SimTime) -> SimTime {
+        let rate = self.system.tenants[tenant].jobs.map_or(0.0, |j| j.rate);
+        match self.tenants[tenant].job_arrivals.as_mut() {
+            Some(stream) if rate > 0.0 => poisson_after(now, rate, stream.next_u64()),
+            _ => SimTime::MAX,
+        }
+    }
+
+    pub(super) fn on_job_arrival(
+        &mut self,
+        now: SimTime,
+        tenant: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let next = self.next_job_arrival(tenant as usize, now);
+        if next < self.end {
+            queue.schedule(next, Event::JobArrival(tenant));
+        }
+        let cell = self.submit_job(now, tenant);
+        self.dispatch_jobs(now, cell, queue);
+    }
+
+    pub(super) fn on_job_batch(
+        &mut self,
+        now: SimTime,
+        tenant: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let count = self.system.tenants[tenant as usize]
+            .jobs
+            .and_then(|j| j.batch)
+            .map_or(0, |(count, _)| count);
+        let mut cell = 0;
+        for _ in 0..count {
+            cell = self.submit_job(now, tenant);
+        }
+        self.dispatch_jobs(now, cell, queue);
+    }
+
+    /// Queues one new job of `tenant` in its cell; returns the cell.
+    fn submit_job(&mut self, now: SimTime, tenant: u32) -> usize {
+        let t = tenant as usize;
+        let cell = self.owner(tenant) as usize;
+        let state = &mut self.tenants[t];
+        let key = CounterDraws::new(state.job_key).word(state.jobs_issued);
+        state.jobs_issued += 1;
+        let draws = CounterDraws::new(key);
+        let poison = self.faults.poison[t] > 0.0 && draws.unit(1) < self.faults.poison[t];
+        let Some(pool) = self.system.cells[cell].jobs.as_ref() else {
+            // Validation requires a job pool in every cell a job-submitting tenant may use.
+            return cell;
+        };
+        let duration = pool.job_time.quantile(draws.unit(0));
+        let tier = &self.system.tiers[self.system.tenants[t].tier];
+        let Some(jobs) = self.cells[cell].jobs.as_mut() else {
+            return cell;
+        };
+        let config = jobs.scheduler.config(&tenant);
+        if config.weight != tier.job_weight || config.max_running != tier.max_running_jobs {
+            let _ = jobs
+                .scheduler
+                .set_tenant(tenant, tier.job_weight, tier.max_running_jobs);
+        }
+        let job = self.bg_jobs.insert(BgJob {
+            tenant: Some(tenant),
+            owner: tenant,
+            submitted_at: now,
+            queued_at: now,
+            attempts: 0,
+            poison,
+            cell: cell as u32,
+            duration,
+        });
+        let cost = (duration.as_nanos() / NANOS_PER_MICRO).max(1);
+        jobs.scheduler.submit(now, tenant, job, cost);
+        self.metrics.job_submitted(t, now);
+        cell
+    }
+
+    /// Fills the cell's free job workers from its scheduler.
+    pub(super) fn dispatch_jobs(
+        &mut self,
+        now: SimTime,
+        cell: usize,
+        queue: &mut EventQueue<Event>,
+    ) {
+        if self.faults.cell_down[cell] {
+            return;
+        }
+        let Some(workers) = self.system.cells[cell].jobs.as_ref().map(|p| p.workers) else {
+            return;
+        };
+        loop {
+            let Some(pool) = self.cells[cell].jobs.as_mut() else {
+                return;
+            };
+            if pool.busy >= workers {
+                return;
+            }
+            let Some(dispatch) = pool.scheduler.next(now) else {
+                return;
+            };
+            pool.busy += 1;
+            let Some(job) = self.bg_jobs.get_mut(dispatch.job) else {
+                continue;
+            };
+            let (owner, context, queued_at, duration) =
+                (job.owner, job.tenant, job.queued_at, job.duration);
+            job.queued_at = SimTime::MAX;
+            self.series
+                .held(owner as usize, Resource::Backlog, queued_at, now);
+            self.invariants.work(now, context, "a background job");
+            queue.schedule(now + duration, Event::JobDone(dispatch.job));
+        }
+    }
+
+    pub(super) fn on_job_done(&mut self, now: SimTime, job: u32, queue: &mut EventQueue<Event>) {
+        let Some(j) = self.bg_jobs.get_mut(job) else {
+            return;
+        };
+        let cell = j.cell as usize;
+        let owner = j.owner;
+        j.attempts += 1;
+        if let Some(pool) = self.cells[cell].jobs.as_mut() {
+            pool.busy = pool.busy.saturating_sub(1);
+            let _ = pool.scheduler.complete(now, &owner);
+        }
+        let max_attempts = self.system.cells[cell]
+            .jobs
+            .as_ref()
+            .map_or(1, |p| p.max_attempts);
+        if j.poison {
+            if max_attempts == 0 || j.attempts < max_attempts {
+                // Retried: back of the tenant's queue.
+                if self.sabotage == Some(Sabotage::TenantlessRetries) {
+                    j.tenant = None;
+                }
+                j.queued_at = now;
+                let cost = (j.duration.as_nanos() / NANOS_PER_MICRO).max(1);
+                if let Some(pool) = self.cells[cell].jobs.as_mut() {
+                    pool.scheduler.submit(now, owner, job, cost);
+                }
+            } else if let Some(j) = self.bg_jobs.remove(job) {
+                self.metrics
+                    .job_finished(owner as usize, j.submitted_at, None);
+            }
+        } else if let Some(j) = self.bg_jobs.remove(job) {
+            self.metrics
+                .job_finished(owner as usize, j.submitted_at, Some(now - j.submitted_at));
+        }
+        self.dispatch_jobs(now, cell, queue);
+    }
+}

@@ -1,0 +1,596 @@
+//! The simulated world's state and its event dispatch. The handlers live in submodules by
+//! concern: `client` (arrivals, attempts, retries, timeouts), `edge` (limiter, mapping,
+//! fencing, admission), `cell` (workers, KMS, database, breakers), `control` (faults,
+//! failover, migrations, placement) and `jobs` (background jobs).
+
+mod cell;
+mod client;
+mod control;
+mod edge;
+mod jobs;
+
+use std::collections::VecDeque;
+
+use super::Event;
+use super::config::{BreakerKey, FaultKind, MappingPolicy, SchedulerMode, System};
+use super::invariants::{Invariants, Sabotage};
+use super::metrics::Metrics;
+use super::series::Series;
+use super::slab::Slab;
+use super::trace::{TraceKind, TraceRecord, TraceSink};
+use crate::components::admission::{
+    AdaptiveLimit, AdmissionConfig, AdmissionController, PartitionConfig, PermitId,
+};
+use crate::components::breaker::{BreakerConfig, BreakerPolicy, BreakerSet, CallToken, KeyPolicy};
+use crate::components::limiter::{GcraState, Quota};
+use crate::components::mapping::MappingStore;
+use crate::components::mapping_cache::{EdgeCache, OnUnavailable};
+use crate::components::migration::CellFence;
+use crate::components::placement::PlacementPolicy;
+use crate::components::retry::{RetryBudget, RetryState};
+use crate::components::scheduler::{JobScheduler, Mode};
+use crate::kernel::rng::{Stream, Streams};
+use crate::kernel::{EventQueue, Model};
+use crate::time::{NANOS_PER_MICRO, SimDuration, SimTime};
+
+/// A dependency behind a circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Dep {
+    Database(u32),
+    Kms,
+}
+
+/// A request, from its first attempt to its outcome.
+struct Request {
+    tenant: u32,
+    /// Attempts made so far (1 during the first).
+    attempts: u32,
+    issued_at: SimTime,
+    /// Key of the request's counter-based work draws.
+    work_key: u64,
+    /// Id of the attempt the client is waiting for; 0 while backing off.
+    awaiting: u64,
+    /// The work serving the awaited attempt.
+    work: u32,
+    /// When the next attempt is due, while backing off.
+    retry_due: SimTime,
+    /// The request's number within its tenant (for traces).
+    index: u64,
+    /// Backoff state (decorrelated jitter remembers the last delay).
+    retry: RetryState,
+    /// Whether the request writes (and so goes through epoch fencing).
+    write: bool,
+}
+
+/// The server-side work of one attempt in a cell. It outlives the client's interest if the
+/// client times out, and is `dead` if its cell failed under it.
+struct Work {
+    request: u32,
+    request_index: u64,
+    attempt_id: u64,
+    tenant: u32,
+    cell: u32,
+    attempt: u32,
+    queries_left: u32,
+    queries_done: u32,
+    work_key: u64,
+    /// When the work got its worker (`SimTime::MAX` while queued).
+    worker_since: SimTime,
+    /// When its current query got a connection (`SimTime::MAX` when none).
+    query_since: SimTime,
+    permit: Option<PermitId>,
+    ticket: Option<CallToken<u32, Dep>>,
+    /// For a write: the cells that accepted it (acknowledged if the work succeeds).
+    write_cells: Option<(u32, Option<u32>)>,
+    dead: bool,
+}
+
+/// A background job.
+struct BgJob {
+    /// `None` only under the `TenantlessRetries` sabotage.
+    tenant: Option<u32>,
+    owner: u32,
+    submitted_at: SimTime,
+    queued_at: SimTime,
+    attempts: u32,
+    poison: bool,
+    cell: u32,
+    duration: SimDuration,
+}
+
+struct TenantState {
+    arrivals: Stream,
+    job_arrivals: Option<Stream>,
+    work_key: u64,
+    job_key: u64,
+    issued: u64,
+    jobs_issued: u64,
+    limiter: GcraState,
+    /// Requests queued or running in a cell without admission control.
+    in_flight: u32,
+    timeout_lane: Option<u32>,
+    /// Index into `World::rate_schedules`, if a fault changes this tenant's rate.
+    rate_schedule: Option<u32>,
+    budget: Option<RetryBudget>,
+    /// The cell that caches the tenant's data key, and until when.
+    data_key: (u32, SimTime),
+    /// Where placement put the tenant at the start.
+    home: u32,
+}
+
+struct JobPoolState {
+    scheduler: JobScheduler<u32, u32>,
+    busy: u32,
+}
+
+struct CellState {
+    busy: u32,
+    queue: VecDeque<u32>,
+    admission: Option<AdmissionController<u32>>,
+    jobs: Option<JobPoolState>,
+    /// Under the `SharedKeyCache` sabotage: the one data key the cell caches.
+    shared_key: (u32, SimTime),
+}
+
+struct DbState {
+    busy: u32,
+    waiting: VecDeque<u32>,
+}
+
+/// Attempts sharing one timeout length: their deadlines are issued in time order, so a FIFO
+/// holds them sorted and only its head needs an event in the queue.
+struct TimeoutLane {
+    timeout: SimDuration,
+    pending: VecDeque<(SimTime, u32, u64)>,
+    armed: bool,
+}
+
+/// Piecewise-constant rate multiplier: `(from, multiplier)` sorted by time.
+struct RateSchedule {
+    segments: Vec<(SimTime, f64)>,
+}
+
+impl RateSchedule {
+    /// The multiplier at `t` and the time it next changes.
+    fn at(&self, t: SimTime) -> (f64, SimTime) {
+        let i = self.segments.partition_point(|(from, _)| *from <= t);
+        let multiplier = if i == 0 { 1.0 } else { self.segments[i - 1].1 };
+        let until = self.segments.get(i).map_or(SimTime::MAX, |(from, _)| *from);
+        (multiplier, until)
+    }
+}
+
+/// What the active faults amount to, recomputed whenever one starts or ends.
+#[derive(Default)]
+struct FaultState {
+    active: Vec<bool>,
+    cell_down: Vec<bool>,
+    db_factor: Vec<f64>,
+    db_error_rate: Vec<f64>,
+    kms_error_rate: f64,
+    kms_disabled: Vec<bool>,
+    poison: Vec<f64>,
+    partition: bool,
+    control_down: bool,
+}
+
+/// Control-plane work that waits while the control plane is down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ControlOp {
+    Evacuate(u32),
+    Migrate(u32),
+}
+
+/// Index of a request's draws: attempts use blocks of 256 (service time, queries, KMS,
+/// errors); retry jitter and the write decision use their own blocks past every attempt's.
+const DRAWS_PER_ATTEMPT: u64 = 256;
+const RETRY_DRAWS: u64 = 1 << 40;
+const WRITE_DRAW: u64 = 1 << 41;
+/// Offsets within an attempt's block.
+const DRAW_KMS_TIME: u64 = 200;
+const DRAW_KMS_ERROR: u64 = 201;
+const DRAW_QUERY_ERROR: u64 = 100;
+
+pub(super) struct World<'s, 't> {
+    system: &'s System,
+    end: SimTime,
+    names: Vec<String>,
+    cell_names: Vec<String>,
+    // Clients.
+    tenants: Vec<TenantState>,
+    requests: Slab<Request>,
+    lanes: Vec<TimeoutLane>,
+    rate_schedules: Vec<RateSchedule>,
+    next_attempt_id: u64,
+    // Edge.
+    quotas: Vec<Quota>,
+    mapping_cache: EdgeCache<u32, u32>,
+    // Control plane.
+    store: MappingStore<u32, u32>,
+    fences: Vec<CellFence<u32>>,
+    placement: PlacementPolicy,
+    pending_control: Vec<ControlOp>,
+    // Cells.
+    cells: Vec<CellState>,
+    dbs: Vec<DbState>,
+    works: Slab<Work>,
+    breakers: Option<BreakerSet<u32, Dep>>,
+    bg_jobs: Slab<BgJob>,
+    faults: FaultState,
+    // Observation.
+    pub(super) metrics: Metrics,
+    pub(super) series: Series,
+    pub(super) invariants: Invariants,
+    sabotage: Option<Sabotage>,
+    trace: Option<&'t mut dyn TraceSink>,
+}
+
+impl<'s, 't> World<'s, 't> {
+    pub(super) fn new(
+        system: &'s System,
+        tenant_windows: Vec<Vec<usize>>,
+        tracked: &[usize],
+        trace: Option<&'t mut dyn TraceSink>,
+        perturb: Option<u64>,
+        sabotage: Option<Sabotage>,
+    ) -> Self {
+        let streams = Streams::new(system.simulation.seed);
+        // `perturb` is a test hook that plants nondeterminism: it changes the seed of the
+        // first tenant's arrivals, as a leaked ambient random source would.
+        let perturbed = perturb.map(|salt| Streams::new(system.simulation.seed ^ salt));
+        let mut lanes: Vec<TimeoutLane> = Vec::new();
+        let mut rate_schedules = Vec::new();
+        let tenants = system
+            .tenants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let timeout_lane = t.timeout.map(|timeout| {
+                    match lanes.iter().position(|l| l.timeout == timeout) {
+                        Some(lane) => lane as u32,
+                        None => {
+                            lanes.push(TimeoutLane {
+                                timeout,
+                                pending: VecDeque::new(),
+                                armed: false,
+                            });
+                            (lanes.len() - 1) as u32
+                        }
+                    }
+                });
+                let rate_schedule = rate_schedule_for(system, i).map(|s| {
+                    rate_schedules.push(s);
+                    (rate_schedules.len() - 1) as u32
+                });
+                let arrival_streams = match (&perturbed, i) {
+                    (Some(p), 0) => p,
+                    _ => &streams,
+                };
+                TenantState {
+                    arrivals: arrival_streams.stream("arrivals", i as u64),
+                    job_arrivals: t.jobs.map(|_| streams.stream("job-arrivals", i as u64)),
+                    work_key: streams.key_for("work", i as u64),
+                    job_key: streams.key_for("jobs", i as u64),
+                    issued: 0,
+                    jobs_issued: 0,
+                    limiter: GcraState::default(),
+                    in_flight: 0,
+                    timeout_lane,
+                    rate_schedule,
+                    // Validated at load time; an invalid budget means no budget.
+                    budget: t.retry_budget.and_then(|b| RetryBudget::new(b).ok()),
+                    data_key: (u32::MAX, SimTime::ZERO),
+                    home: 0,
+                }
+            })
+            .collect();
+        let edge = &system.edge;
+        let on_unavailable = match edge.on_mapping_unavailable {
+            MappingPolicy::ServeStale => OnUnavailable::ServeStale {
+                max_staleness: edge.max_staleness,
+            },
+            MappingPolicy::FailClosed => OnUnavailable::FailClosed,
+        };
+        // Validated at load time (max_staleness >= ttl); fall back to fail-closed otherwise.
+        let mapping_cache = EdgeCache::new(edge.mapping_cache_ttl, on_unavailable)
+            .or_else(|_| EdgeCache::new(edge.mapping_cache_ttl, OnUnavailable::FailClosed))
+            .expect("fail-closed edge caches accept any TTL");
+        let cells = system
+            .cells
+            .iter()
+            .map(|c| CellState {
+                busy: 0,
+                queue: VecDeque::new(),
+                admission: c
+                    .api
+                    .admission
+                    .then(|| AdmissionController::new(admission_config(system, c)).ok())
+                    .flatten(),
+                jobs: c.jobs.as_ref().and_then(|pool| {
+                    let mode = match pool.scheduler {
+                        SchedulerMode::Fair => Mode::Fair,
+                        SchedulerMode::Fifo => Mode::Fifo,
+                    };
+                    let quantum = (pool.job_time.mean().as_nanos() / NANOS_PER_MICRO).max(1);
+                    JobScheduler::new(mode, quantum)
+                        .ok()
+                        .map(|scheduler| JobPoolState { scheduler, busy: 0 })
+                }),
+                shared_key: (u32::MAX, SimTime::ZERO),
+            })
+            .collect();
+        let breakers = system
+            .breakers
+            .enabled
+            .then(|| breaker_set(system))
+            .flatten();
+        World {
+            system,
+            end: system.end(),
+            names: system.tenants.iter().map(|t| t.name.clone()).collect(),
+            cell_names: system.cells.iter().map(|c| c.name.clone()).collect(),
+            tenants,
+            requests: Slab::new(),
+            lanes,
+            rate_schedules,
+            next_attempt_id: 1,
+            quotas: system.tiers.iter().map(|t| t.quota).collect(),
+            mapping_cache,
+            store: MappingStore::new(),
+            fences: system.cells.iter().map(|_| CellFence::new()).collect(),
+            placement: PlacementPolicy::DEFAULT,
+            pending_control: Vec::new(),
+            cells,
+            dbs: system
+                .databases
+                .iter()
+                .map(|_| DbState {
+                    busy: 0,
+                    waiting: VecDeque::new(),
+                })
+                .collect(),
+            works: Slab::new(),
+            breakers,
+            bg_jobs: Slab::new(),
+            faults: FaultState {
+                active: vec![false; system.faults.len()],
+                cell_down: vec![false; system.cells.len()],
+                db_factor: vec![1.0; system.databases.len()],
+                db_error_rate: vec![0.0; system.databases.len()],
+                kms_disabled: vec![false; system.tenants.len()],
+                poison: vec![0.0; system.tenants.len()],
+                ..FaultState::default()
+            },
+            metrics: Metrics::new(
+                system.windows.clone(),
+                tenant_windows,
+                system.simulation.duration,
+            ),
+            series: Series::new(
+                system.simulation.duration,
+                &system
+                    .tiers
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>(),
+                &system.tenants.iter().map(|t| t.tier).collect::<Vec<_>>(),
+                &system
+                    .tenants
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>(),
+                tracked,
+            ),
+            invariants: Invariants::new(system.tenants.len()),
+            sabotage,
+            trace,
+        }
+    }
+
+    /// Places tenants, then schedules the first arrivals, job submissions and fault events.
+    pub(super) fn start(&mut self, queue: &mut EventQueue<Event>) {
+        self.place_at_start();
+        for tenant in 0..self.tenants.len() {
+            let first = self.first_arrival(tenant);
+            if first < self.end {
+                queue.schedule(first, Event::Arrival(tenant as u32));
+            }
+            if let Some(load) = self.system.tenants[tenant].jobs {
+                if load.rate > 0.0 {
+                    let first = self.next_job_arrival(tenant, SimTime::ZERO);
+                    if first < self.end {
+                        queue.schedule(first, Event::JobArrival(tenant as u32));
+                    }
+                }
+                if let Some((_, at)) = load.batch
+                    && at < self.end
+                {
+                    queue.schedule(at, Event::JobBatch(tenant as u32));
+                }
+            }
+        }
+        for (i, fault) in self.system.faults.iter().enumerate() {
+            queue.schedule(fault.at, Event::FaultStart(i as u32));
+            if fault.end() < self.end {
+                queue.schedule(fault.end(), Event::FaultEnd(i as u32));
+            }
+        }
+    }
+
+    /// The cell a tenant is routed to by the control plane now.
+    fn owner(&self, tenant: u32) -> u32 {
+        self.store
+            .lookup(&tenant)
+            .map_or(self.tenants[tenant as usize].home, |e| *e.state.owner())
+    }
+
+    /// Ends the holdings still open at the end of the run, so occupancy covers the whole run,
+    /// and checks that every tenant's owner holds its acknowledged writes.
+    pub(super) fn close(&mut self) {
+        let end = self.series.end();
+        for (_, w) in self.works.iter() {
+            if w.worker_since != SimTime::MAX {
+                self.series.held(
+                    w.tenant as usize,
+                    super::series::Resource::Worker,
+                    w.worker_since,
+                    end,
+                );
+            }
+            if w.query_since != SimTime::MAX {
+                self.series.held(
+                    w.tenant as usize,
+                    super::series::Resource::Connection,
+                    w.query_since,
+                    end,
+                );
+            }
+        }
+        for (_, j) in self.bg_jobs.iter() {
+            if j.queued_at != SimTime::MAX {
+                self.series.held(
+                    j.owner as usize,
+                    super::series::Resource::Backlog,
+                    j.queued_at,
+                    end,
+                );
+            }
+        }
+        for tenant in 0..self.tenants.len() as u32 {
+            let owner = self.owner(tenant);
+            self.invariants
+                .check_owner(end, tenant, owner, &self.names, &self.cell_names);
+        }
+    }
+
+    /// The final owner cell of every tenant.
+    pub(super) fn owners(&self) -> Vec<usize> {
+        (0..self.tenants.len() as u32)
+            .map(|t| self.owner(t) as usize)
+            .collect()
+    }
+
+    #[inline]
+    fn trace(&mut self, at: SimTime, tenant: u32, request: u64, attempt: u32, kind: TraceKind) {
+        if let Some(sink) = self.trace.as_deref_mut() {
+            sink.record(&TraceRecord {
+                at,
+                tenant,
+                request,
+                attempt,
+                kind,
+            });
+        }
+    }
+}
+
+impl Model for World<'_, '_> {
+    type Event = Event;
+
+    #[inline]
+    fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) {
+        match event {
+            Event::Arrival(tenant) => self.on_arrival(now, tenant, queue),
+            Event::Attempt(request) => self.start_attempt(now, request, queue),
+            Event::CpuDone(work) => self.on_cpu_done(now, work, queue),
+            Event::QueryDone(work) => self.on_query_done(now, work, queue),
+            Event::KmsDone(work) => self.on_kms_done(now, work, queue),
+            Event::TimeoutDue(lane) => self.on_timeout_due(now, lane, queue),
+            Event::FaultStart(fault) => self.on_fault_start(now, fault, queue),
+            Event::FaultEnd(fault) => self.on_fault_end(now, fault, queue),
+            Event::Evacuate(cell) => self.evacuate(now, cell),
+            Event::MigrationStep(fault) => self.migration_step(now, fault, queue),
+            Event::JobArrival(tenant) => self.on_job_arrival(now, tenant, queue),
+            Event::JobBatch(tenant) => self.on_job_batch(now, tenant, queue),
+            Event::JobDone(job) => self.on_job_done(now, job, queue),
+        }
+    }
+}
+
+/// Admission for a cell's API pool: the limit is workers plus queue; one partition per tier,
+/// with the tier's guaranteed share (lendable while idle); AIMD if the pool adapts.
+fn admission_config(system: &System, cell: &super::config::Cell) -> AdmissionConfig {
+    let limit = cell.api.workers.saturating_add(cell.api.queue).max(1);
+    AdmissionConfig {
+        limit,
+        partitions: system
+            .tiers
+            .iter()
+            .map(|t| PartitionConfig {
+                guaranteed: t.guaranteed_share.unwrap_or(0.0),
+                lendable: 1.0,
+                max: None,
+            })
+            .collect(),
+        critical_reserve: 0.0,
+        retry_after: cell
+            .api
+            .service_time
+            .mean()
+            .max(SimDuration::from_millis(10)),
+        adaptive: cell.api.adaptive.then_some(AdaptiveLimit {
+            min_limit: cell.api.workers.max(1),
+            max_limit: limit,
+            increase: 1,
+            backoff: 0.9,
+            grow_at_utilization: 0.8,
+            overload_latency: None,
+        }),
+    }
+}
+
+/// The breaker set from `[breakers]`.
+fn breaker_set(system: &System) -> Option<BreakerSet<u32, Dep>> {
+    let b = &system.breakers;
+    let buckets = if b.window.as_nanos() % 10 == 0 { 10 } else { 1 };
+    let policy = BreakerPolicy::new(BreakerConfig {
+        failure_rate_threshold: b.failure_rate,
+        window: b.window,
+        buckets,
+        min_calls: b.min_calls,
+        open_for: b.open_for,
+        half_open_probes: b.half_open_probes,
+        successes_to_close: b.half_open_probes,
+        probe_timeout: b.probe_timeout,
+    })
+    .ok()?;
+    let key = match b.key {
+        BreakerKey::TenantDependency => KeyPolicy::TenantAndDependency,
+        BreakerKey::Dependency => KeyPolicy::DependencyOnly,
+    };
+    Some(BreakerSet::new(policy, key))
+}
+
+/// The rate multiplier over time for `tenant`, if any fault changes it. Overlapping spikes
+/// multiply.
+fn rate_schedule_for(system: &System, tenant: usize) -> Option<RateSchedule> {
+    let spikes: Vec<(SimTime, SimTime, f64)> = system
+        .faults
+        .iter()
+        .filter_map(|f| match &f.kind {
+            FaultKind::LoadSpike {
+                tenants,
+                multiplier,
+            } if tenants.contains(&tenant) => Some((f.at, f.end(), *multiplier)),
+            _ => None,
+        })
+        .collect();
+    if spikes.is_empty() {
+        return None;
+    }
+    let mut bounds: Vec<SimTime> = spikes.iter().flat_map(|&(a, b, _)| [a, b]).collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    let segments = bounds
+        .into_iter()
+        .map(|from| {
+            let multiplier = spikes
+                .iter()
+                .filter(|&&(a, b, _)| a <= from && from < b)
+                .map(|&(_, _, m)| m)
+                .product();
+            (from, multiplier)
+        })
+        .collect();
+    Some(RateSchedule { segments })
+}
