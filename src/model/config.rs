@@ -22,6 +22,8 @@ pub struct System {
     pub kms: Kms,
     /// What the control plane does when a cell fails.
     pub failover: Failover,
+    /// How tenant migrations protect data.
+    pub migration: Migration,
     /// Quota tiers.
     pub tiers: Vec<Tier>,
     /// Cells (API pools, job pools).
@@ -97,6 +99,8 @@ pub struct Edge {
     pub max_staleness: SimDuration,
     /// Where per-request tenant configuration comes from.
     pub config_lookup: ConfigLookup,
+    /// Edge nodes, each with its own mapping cache; an attempt lands on a random one.
+    pub replicas: u32,
 }
 
 /// How circuit breakers are keyed.
@@ -157,6 +161,18 @@ pub struct Failover {
     pub policy: FailoverPolicy,
     /// Time from a cell failure to the evacuation decision.
     pub detection: SimDuration,
+    /// Whether placement keeps EU-only tenants in EU cells when it evacuates (the failing
+    /// twin of the region drill ignores residency).
+    pub enforce_residency: bool,
+}
+
+/// `[migration]`.
+#[derive(Clone, Debug)]
+pub struct Migration {
+    /// Cells reject writes carrying a stale epoch (off: the split-brain twin).
+    pub fencing: bool,
+    /// While MIGRATING, writes go to both cells (off: the lost-write twin).
+    pub dual_write: bool,
 }
 
 /// `[[tiers]]`.
@@ -284,8 +300,10 @@ pub struct Tenant {
     pub group: usize,
     /// Index of its tier.
     pub tier: usize,
-    /// Index of its pinned cell, if pinned; otherwise placement chooses.
-    pub cell: Option<usize>,
+    /// Index of its cell at the start: pinned in the file, or chosen by placement.
+    pub cell: usize,
+    /// Whether the file pinned the cell.
+    pub pinned: bool,
     /// Required region for placement, if any.
     pub region: Option<String>,
     /// Residency: only EU cells may serve it, at placement and at failover.
@@ -339,7 +357,10 @@ impl Fault {
         match &self.kind {
             FaultKind::LoadSpike { tenants, .. }
             | FaultKind::KmsKeyDisabled { tenants }
-            | FaultKind::PoisonJobs { tenants, .. } => tenants,
+            | FaultKind::PoisonJobs { tenants, .. }
+            | FaultKind::CellOutage { tenants, .. }
+            | FaultKind::RegionOutage { tenants, .. }
+            | FaultKind::DbSlowdown { tenants, .. } => tenants,
             FaultKind::MigrateTenant { tenant, .. } => std::slice::from_ref(tenant),
             _ => &[],
         }
@@ -374,6 +395,8 @@ pub enum FaultKind {
     CellOutage {
         /// Failed cells.
         cells: Vec<usize>,
+        /// Tenants placed in them at the start (the fault's blast radius by design).
+        tenants: Vec<usize>,
     },
     /// A fraction of a region's cells fail.
     RegionOutage {
@@ -383,6 +406,8 @@ pub enum FaultKind {
         fraction: f64,
         /// The cells that fail (the first `ceil(fraction·n)` of the region by name).
         cells: Vec<usize>,
+        /// Tenants placed in them at the start.
+        tenants: Vec<usize>,
     },
     /// A database's queries take `factor` times longer.
     DbSlowdown {
@@ -390,6 +415,8 @@ pub enum FaultKind {
         database: usize,
         /// Slowdown factor.
         factor: f64,
+        /// Tenants placed at the start in cells that use the database.
+        tenants: Vec<usize>,
     },
     /// The tenants' KMS keys are disabled: calls for their data keys fail.
     KmsKeyDisabled {

@@ -1,8 +1,10 @@
 //! The always-on invariants, observed while the model runs: no tenantless work, no
 //! cross-tenant access, EU residency, no split brain, no lost acknowledged writes.
 //!
-//! Each check counts violations and keeps the first one as an example. Tests plant broken
-//! policies ([`Sabotage`]) to prove every check can fail.
+//! Each check counts violations and keeps the first one as an example. Every check can be
+//! made to fail: residency by `[failover] residency = "ignore"`, split brain by
+//! `[migration] fencing = false`, lost writes by `[migration] dual_write = false`, and the
+//! two that no configuration should ever break by a test-only [`Sabotage`].
 
 use std::collections::BTreeMap;
 
@@ -15,12 +17,6 @@ pub enum Sabotage {
     TenantlessRetries,
     /// A cell caches one data key for everyone, whoever it belongs to.
     SharedKeyCache,
-    /// Failover ignores residency and may move EU-only tenants anywhere.
-    IgnoreResidency,
-    /// Cells accept writes whatever their epoch (no fencing).
-    NoFencing,
-    /// Migrations skip the dual write of the MIGRATING state.
-    NoDualWrite,
 }
 
 /// One invariant's observations.
@@ -46,15 +42,17 @@ impl Check {
     }
 }
 
-/// Per tenant: acknowledged writes, and how many of them each cell holds.
+/// Per tenant: every write some cell accepted, with the cells that hold it, until it is
+/// acknowledged (then kept, to be checked) or its work ends without an acknowledgement.
 #[derive(Clone, Debug, Default)]
 struct WriteBooks {
-    acknowledged: u64,
-    held: BTreeMap<u32, u64>,
-    /// Writes the source held when the current migration started (copied by the backfill).
-    snapshot: Option<(u32, u64)>,
+    next: u64,
+    /// Writes with a smaller id were stored before the current migration started: the
+    /// backfill copies exactly those.
+    snapshot: u64,
+    /// Write id -> (cells holding it, acknowledged).
+    writes: BTreeMap<u64, (Vec<u32>, bool)>,
 }
-
 /// All invariant checks of a run.
 #[derive(Clone, Debug, Default)]
 pub struct Invariants {
@@ -126,48 +124,68 @@ impl Invariants {
         tenant: u32,
         epoch: u64,
         cell: u32,
+        names: &[String],
         cells: &[String],
     ) {
         let first = *self.authoritative.entry((tenant, epoch)).or_insert(cell);
         self.split_brain.observe(first == cell, || {
             format!(
-                "{at}: cells {} and {} both accepted writes of tenant #{tenant} as authoritative at epoch {epoch}",
+                "{at}: cells {} and {} both accepted writes of tenant {} as authoritative at epoch {epoch}",
                 name(cells, first),
-                name(cells, cell)
+                name(cells, cell),
+                name(names, tenant)
             )
         });
     }
 
-    /// A write of `tenant` was acknowledged to the client; `cells` hold it.
-    pub fn acknowledged(&mut self, tenant: u32, cells: &[u32]) {
+    /// `cells` stored a write of `tenant`; returns its id.
+    pub fn write_accepted(&mut self, tenant: u32, cells: &[u32]) -> u64 {
         let books = &mut self.books[tenant as usize];
-        books.acknowledged += 1;
-        for &c in cells {
-            *books.held.entry(c).or_default() += 1;
+        let id = books.next;
+        books.next += 1;
+        books.writes.insert(id, (cells.to_vec(), false));
+        id
+    }
+
+    /// The client got the acknowledgement of write `id`.
+    pub fn write_acknowledged(&mut self, tenant: u32, id: u64) {
+        if let Some(entry) = self.books[tenant as usize].writes.get_mut(&id) {
+            entry.1 = true;
         }
     }
 
-    /// A migration of `tenant` from `from` started: the backfill will copy what `from` holds now.
-    pub fn migration_started(&mut self, tenant: u32, from: u32) {
+    /// Write `id`'s work ended without an acknowledgement: it no longer needs tracking.
+    pub fn write_settled(&mut self, tenant: u32, id: u64) {
         let books = &mut self.books[tenant as usize];
-        let held = books.held.get(&from).copied().unwrap_or(0);
-        books.snapshot = Some((from, held));
-    }
-
-    /// The backfill of `tenant`'s migration into `to` finished.
-    pub fn backfilled(&mut self, tenant: u32, to: u32) {
-        let books = &mut self.books[tenant as usize];
-        if let Some((_, held)) = books.snapshot.take() {
-            *books.held.entry(to).or_default() += held;
+        if books.writes.get(&id).is_some_and(|(_, acked)| !acked) {
+            books.writes.remove(&id);
         }
     }
 
-    /// Failover restored `tenant` into `to` from replicated storage: it holds every
-    /// acknowledged write.
+    /// A migration of `tenant` started: its backfill will copy the writes stored so far.
+    pub fn migration_started(&mut self, tenant: u32) {
+        let books = &mut self.books[tenant as usize];
+        books.snapshot = books.next;
+    }
+
+    /// The backfill of `tenant`'s migration copied to `to` what `from` held when the
+    /// migration started; later writes reach `to` only by the dual write.
+    pub fn backfilled(&mut self, tenant: u32, from: u32, to: u32) {
+        let books = &mut self.books[tenant as usize];
+        for (_, (cells, _)) in books.writes.range_mut(..books.snapshot) {
+            if cells.contains(&from) && !cells.contains(&to) {
+                cells.push(to);
+            }
+        }
+    }
+
+    /// Failover restored `tenant` into `to` from replicated storage: it holds every write.
     pub fn restored(&mut self, tenant: u32, to: u32) {
-        let books = &mut self.books[tenant as usize];
-        books.held.insert(to, books.acknowledged);
-        books.snapshot = None;
+        for (cells, _) in self.books[tenant as usize].writes.values_mut() {
+            if !cells.contains(&to) {
+                cells.push(to);
+            }
+        }
     }
 
     /// Checks that `owner` holds every acknowledged write of `tenant` (at cutover and at the
@@ -181,11 +199,15 @@ impl Invariants {
         cells: &[String],
     ) {
         let books = &self.books[tenant as usize];
-        let held = books.held.get(&owner).copied().unwrap_or(0);
-        let acknowledged = books.acknowledged;
-        self.lost_writes.observe(held >= acknowledged, || {
+        let acknowledged = books.writes.values().filter(|(_, acked)| *acked).count();
+        let missing = books
+            .writes
+            .values()
+            .filter(|(held, acked)| *acked && !held.contains(&owner))
+            .count();
+        self.lost_writes.observe(missing == 0, || {
             format!(
-                "{at}: tenant {} has {acknowledged} acknowledged writes but its owner {} holds {held}",
+                "{at}: {missing} of tenant {}'s {acknowledged} acknowledged writes are not on its owner {}",
                 name(names, tenant),
                 name(cells, owner)
             )

@@ -253,7 +253,11 @@ pub struct JobStats {
     pub completed: u64,
     /// Jobs given up after their attempts (dead-lettered).
     pub dead_lettered: u64,
-    /// Completion time (submission to success) of completed jobs.
+    /// Jobs still queued or running when the run ended.
+    pub unfinished: u64,
+    /// Completion time (submission to success) of completed jobs, and the age at the end of
+    /// the run of unfinished ones (a lower bound of their completion time), so a starved
+    /// tenant shows a long tail rather than no samples.
     pub latency: Latency,
 }
 
@@ -262,6 +266,7 @@ impl JobStats {
         self.submitted += other.submitted;
         self.completed += other.completed;
         self.dead_lettered += other.dead_lettered;
+        self.unfinished += other.unfinished;
         self.latency.merge(&other.latency);
     }
 }
@@ -417,6 +422,22 @@ impl Metrics {
         for (w, stats) in &mut tenants[tenant].windows {
             if windows[*w].contains(at) {
                 stats.jobs.submitted += 1;
+            }
+        }
+    }
+
+    /// A background job of `tenant` submitted at `submitted_at` was still unfinished, `age`
+    /// old, when the run ended.
+    pub fn job_unfinished(&mut self, tenant: usize, submitted_at: SimTime, age: SimDuration) {
+        let Metrics {
+            windows,
+            tenants,
+            highest_micros,
+        } = self;
+        for (w, stats) in &mut tenants[tenant].windows {
+            if windows[*w].contains(submitted_at) {
+                stats.jobs.unfinished += 1;
+                stats.jobs.latency.record(age, *highest_micros);
             }
         }
     }

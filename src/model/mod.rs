@@ -15,6 +15,7 @@ pub mod config;
 pub mod dist;
 pub mod invariants;
 pub mod metrics;
+pub mod placing;
 pub mod series;
 mod slab;
 pub mod trace;

@@ -47,6 +47,8 @@ pub struct Report {
     pub slos: Vec<SloReport>,
     /// Always-on invariants.
     pub invariants: Vec<InvariantReport>,
+    /// Per fault: the tenants whose SLOs failed during or after it.
+    pub blast_radius: Vec<BlastRadius>,
     /// The scenario file's text, so `simulate replay` can rerun exactly this run.
     pub scenario_text: String,
 }
@@ -173,6 +175,24 @@ pub struct CheckReport {
     pub passed: bool,
     /// `pass`, `fail` or `inconclusive`.
     pub status: String,
+}
+
+/// Who a fault hurt: tenants with a failed SLO check in a window overlapping the fault or
+/// the time after it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BlastRadius {
+    /// Fault name.
+    pub fault: String,
+    /// Fault kind.
+    pub kind: String,
+    /// Tenants the fault targets by design (its own tenant, or those of a failed cell).
+    pub targeted: u64,
+    /// Tenants with a failed check.
+    pub affected: u64,
+    /// `affected` over all tenants.
+    pub fraction: f64,
+    /// Their names (the first 100).
+    pub tenants: Vec<String>,
 }
 
 /// One invariant's result.
@@ -369,6 +389,7 @@ pub fn build(
             detail: i.detail.clone(),
         })
         .collect();
+    let blast_radius = blast_radius(scenario, evaluation);
     Report {
         scenario: scenario.name.clone(),
         seed: scenario.system.simulation.seed,
@@ -388,8 +409,49 @@ pub fn build(
         tenants,
         slos,
         invariants,
+        blast_radius,
         scenario_text: invocation.scenario_text.clone(),
     }
+}
+
+/// Per fault, the tenants with a failed check in any SLO whose window overlaps the fault or
+/// what follows it (a pooled check counts for its whole selection).
+fn blast_radius(scenario: &Scenario, evaluation: &Evaluation) -> Vec<BlastRadius> {
+    let system = &scenario.system;
+    let total = system.tenants.len().max(1);
+    system
+        .faults
+        .iter()
+        .map(|fault| {
+            let mut hit = vec![false; system.tenants.len()];
+            for result in &evaluation.slos {
+                let slo = &scenario.slos[result.slo];
+                let window = &system.windows[slo.window];
+                if window.end <= fault.at {
+                    continue;
+                }
+                for check in result.checks.iter().filter(|c| c.status == Status::Failed) {
+                    match check.tenant {
+                        Some(t) => hit[t] = true,
+                        None => slo.tenants.iter().for_each(|&t| hit[t] = true),
+                    }
+                }
+            }
+            let affected: Vec<usize> = (0..hit.len()).filter(|&t| hit[t]).collect();
+            BlastRadius {
+                fault: fault.name.clone(),
+                kind: fault.kind.name().to_string(),
+                targeted: fault.named_tenants().len() as u64,
+                affected: affected.len() as u64,
+                fraction: round_to(affected.len() as f64 / total as f64, 6),
+                tenants: affected
+                    .iter()
+                    .take(100)
+                    .map(|&t| system.tenants[t].name.clone())
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// The report as pretty-printed JSON with a trailing newline.

@@ -59,7 +59,11 @@ fn observed_text(expect: &str, observed: Option<f64>) -> String {
         return "no samples".to_string();
     };
     let metric = expect.split(['<', '>']).next().unwrap_or("").trim();
-    if metric.starts_with('p') || metric == "mean" || metric == "max" {
+    if metric.starts_with('p')
+        || metric.starts_with("jobs_p")
+        || metric == "mean"
+        || metric == "max"
+    {
         ms(v)
     } else if metric == "count" {
         thousands(v as u64)
@@ -188,7 +192,14 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
                     }
                 });
             let worst_text = worst
-                .map(|c| format!("worst {} ({})", observed_text(expect, c.observed), c.tenant))
+                .map(|c| {
+                    let who = if c.tenant == "(pooled)" {
+                        "pooled"
+                    } else {
+                        c.tenant.as_str()
+                    };
+                    format!("worst {} ({who})", observed_text(expect, c.observed))
+                })
                 .unwrap_or_else(|| "no samples".to_string());
             let _ = writeln!(
                 out,
@@ -225,6 +236,35 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
                 out,
                 "        … and {} more tenants (see report.json)",
                 by_tenant.len() - MAX_LISTED_FAILURES
+            );
+        }
+    }
+
+    if !report.blast_radius.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nBlast radius (tenants with a failed SLO during or after each fault)"
+        );
+        for b in &report.blast_radius {
+            let names = if b.tenants.is_empty() {
+                String::new()
+            } else {
+                let shown: Vec<&str> = b.tenants.iter().take(6).map(String::as_str).collect();
+                let more = if b.affected > shown.len() as u64 {
+                    ", …"
+                } else {
+                    ""
+                };
+                format!(": {}{more}", shown.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  {:<18} {:<20} targets {:>6}  affected {:>6} ({:.1}% of tenants){names}",
+                b.fault,
+                b.kind,
+                thousands(b.targeted),
+                thousands(b.affected),
+                b.fraction * 100.0
             );
         }
     }

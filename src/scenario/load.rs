@@ -15,7 +15,7 @@ use crate::components::retry::{Backoff, BudgetConfig, RetryBudget, RetryPolicy};
 use crate::model::config::{
     ApiPool, Arrival, ArrivalProcess, BreakerKey, Breakers, Cell, ConfigLookup, Database,
     Dependency, Edge, Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms,
-    MappingPolicy, SchedulerMode, Simulation, System, Tenant, TenantGroup, Tier, Window,
+    MappingPolicy, Migration, SchedulerMode, Simulation, System, Tenant, TenantGroup, Tier, Window,
 };
 use crate::model::dist::Dist;
 use crate::time::{SimDuration, SimTime};
@@ -607,6 +607,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     let breakers = read_breakers(ctx, top.node("breakers"));
     let kms = read_kms(ctx, top.node("kms"));
     let failover = read_failover(ctx, top.node("failover"));
+    let migration = read_migration(ctx, top.node("migration"));
 
     let mut tier_names = Names::new();
     let tiers_node = top.required(ctx, "tiers", "at least one [[tiers]] table");
@@ -619,6 +620,32 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     let tenants_node = top.required(ctx, "tenants", "at least one [[tenants]] table");
     let (tenants, groups, target_names) =
         read_tenants(ctx, tenants_node, &tier_names, &cell_names, &cells);
+    let shares: f64 = tiers.iter().filter_map(|t| t.guaranteed_share).sum();
+    if shares > 1.0 + 1e-9 {
+        ctx.push(
+            tiers_node.map_or(Origin::Span(0..0), |n| n.origin.clone()),
+            "tiers",
+            format!(
+                "the tiers' guaranteed_share values add up to {shares}, more than a whole pool (1)"
+            ),
+        );
+    }
+    for group in &groups {
+        let Some(first) = group.tenants.clone().next() else {
+            continue;
+        };
+        let t = &tenants[first];
+        if t.jobs.is_some() && cells[t.cell].jobs.is_none() {
+            ctx.push(
+                tenants_node.map_or(Origin::Span(0..0), |n| n.origin.clone()),
+                &format!("tenants.{}.jobs", group.name),
+                format!(
+                    "tenants of {:?} submit background jobs but their cell {:?} has no `jobs` pool",
+                    group.name, cells[t.cell].name
+                ),
+            );
+        }
+    }
 
     let simulation = simulation?;
     let faults_node = top.node("faults");
@@ -660,6 +687,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             breakers: breakers?,
             kms: kms?,
             failover: failover?,
+            migration: migration?,
             tiers,
             cells,
             databases,
@@ -747,6 +775,7 @@ fn read_edge(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Edge> {
         on_mapping_unavailable: MappingPolicy::ServeStale,
         max_staleness: SimDuration::from_secs(600),
         config_lookup: ConfigLookup::Cached,
+        replicas: 1,
     };
     let Some(node) = node else {
         return Some(defaults);
@@ -793,6 +822,9 @@ fn read_edge(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Edge> {
             ],
         )
     });
+    let replicas = obj.or(ctx, "replicas", 1, |c, n, k| {
+        read_int(c, n, k, 1, 1_000, "a number of edge nodes")
+    });
     obj.finish(ctx);
     let (ttl, max_staleness) = (ttl?, max_staleness?);
     if max_staleness < ttl {
@@ -809,6 +841,7 @@ fn read_edge(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Edge> {
         on_mapping_unavailable: policy?,
         max_staleness,
         config_lookup: config_lookup?,
+        replicas: replicas? as u32,
     })
 }
 
@@ -911,6 +944,7 @@ fn read_failover(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Failover> {
     let defaults = Failover {
         policy: FailoverPolicy::Evacuate,
         detection: SimDuration::from_secs(30),
+        enforce_residency: true,
     };
     let Some(node) = node else {
         return Some(defaults);
@@ -927,13 +961,32 @@ fn read_failover(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Failover> {
             ],
         )
     });
-    let detection = obj.or(ctx, "detection", defaults.detection, |c, n, k| {
-        read_duration(c, n, k)
+    let detection = obj.or(ctx, "detection", defaults.detection, read_duration);
+    let residency = obj.or(ctx, "residency", true, |c, n, k| {
+        read_choice(c, n, k, &[("enforce", true), ("ignore", false)])
     });
     obj.finish(ctx);
     Some(Failover {
         policy: policy?,
         detection: detection?,
+        enforce_residency: residency?,
+    })
+}
+
+fn read_migration(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Migration> {
+    let Some(node) = node else {
+        return Some(Migration {
+            fencing: true,
+            dual_write: true,
+        });
+    };
+    let mut obj = read_table(ctx, node, "migration", "the [migration] table")?;
+    let fencing = obj.or(ctx, "fencing", true, read_bool);
+    let dual_write = obj.or(ctx, "dual_write", true, read_bool);
+    obj.finish(ctx);
+    Some(Migration {
+        fencing: fencing?,
+        dual_write: dual_write?,
     })
 }
 
@@ -1370,7 +1423,8 @@ fn read_tenants(
                 name: member,
                 group,
                 tier,
-                cell,
+                cell: cell.unwrap_or(0),
+                pinned: cell.is_some(),
                 region: region.clone(),
                 eu_only,
                 arrival,
@@ -1387,6 +1441,32 @@ fn read_tenants(
             name,
             tenants: first..tenants.len(),
         });
+    }
+    // Unpinned tenants get their starting cell from placement now, so faults can name the
+    // tenants a cell or database outage affects.
+    let pinned: Vec<Option<usize>> = tenants.iter().map(|t| t.pinned.then_some(t.cell)).collect();
+    match crate::model::placing::initial_cells(cells, &tenants, &pinned) {
+        Ok(placed) => {
+            for (t, cell) in tenants.iter_mut().zip(placed) {
+                t.cell = cell;
+            }
+        }
+        Err(t) => {
+            let tenant = &tenants[t];
+            let why = if tenant.eu_only {
+                "it is eu_only and no EU cell fits its region".to_string()
+            } else {
+                format!(
+                    "no cell is in its region {:?}",
+                    tenant.region.as_deref().unwrap_or("?")
+                )
+            };
+            ctx.push(
+                node.origin.clone(),
+                &format!("tenants.{}", groups[tenant.group].name),
+                format!("tenant {:?} cannot be placed: {why}", tenant.name),
+            );
+        }
     }
     (tenants, groups, targets)
 }
@@ -1449,9 +1529,7 @@ fn read_retry(
     let cap = obj.or(ctx, "cap", SimDuration::from_secs(5), |c, n, k| {
         read_duration(c, n, k)
     });
-    let budget = obj.or(ctx, "budget", None, |c, n, k| {
-        read_budget(c, n, k).map(Some)
-    });
+    let budget = obj.or(ctx, "budget", None, read_budget);
     obj.finish(ctx);
     Some((
         RetryPolicy {
@@ -1464,12 +1542,20 @@ fn read_retry(
     ))
 }
 
-fn read_budget(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<BudgetConfig> {
+/// A retry budget table, or `false` for none (so an override can switch a budget off).
+fn read_budget(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Option<BudgetConfig>> {
+    if let Value::Boolean(false) = node.value {
+        return Some(None);
+    }
+    read_budget_table(ctx, node, key).map(Some)
+}
+
+fn read_budget_table(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<BudgetConfig> {
     let mut obj = read_table(
         ctx,
         node,
         key,
-        "a retry budget such as { ratio = 0.1, reserve = 10 }",
+        "a retry budget such as { ratio = 0.1, reserve = 10 }, or false",
     )?;
     let ratio = obj.or(ctx, "ratio", 0.1, |c, n, k| {
         read_fraction(c, n, k, "retries per request")
@@ -1552,6 +1638,13 @@ fn resolve_targets(
             None
         }
     }
+}
+
+/// Tenants whose starting cell satisfies `in_cell`.
+fn tenants_in(tenants: &[Tenant], in_cell: impl Fn(usize) -> bool) -> Vec<usize> {
+    (0..tenants.len())
+        .filter(|&t| in_cell(tenants[t].cell))
+        .collect()
 }
 
 /// What fault tables are resolved against.
@@ -1677,7 +1770,11 @@ fn read_fault_kind(
             let cell = obj
                 .required(ctx, "cell", "the cell that fails")
                 .and_then(|n| resolve(ctx, fc.cell_names, n, &obj.key("cell"), "cell"));
-            Some(FaultKind::CellOutage { cells: vec![cell?] })
+            let cell = cell?;
+            Some(FaultKind::CellOutage {
+                cells: vec![cell],
+                tenants: tenants_in(fc.tenants, |c| c == cell),
+            })
         }
         "region_outage" => {
             let region_node = obj.required(ctx, "region", "the region whose cells fail");
@@ -1706,10 +1803,12 @@ fn read_fault_kind(
             members.sort_by(|&a, &b| fc.cells[a].name.cmp(&fc.cells[b].name));
             let failing = ((fraction * members.len() as f64).ceil() as usize).min(members.len());
             members.truncate(failing);
+            let tenants = tenants_in(fc.tenants, |c| members.contains(&c));
             Some(FaultKind::RegionOutage {
                 region,
                 fraction,
                 cells: members,
+                tenants,
             })
         }
         "db_slowdown" => {
@@ -1723,9 +1822,11 @@ fn read_fault_kind(
                     "how many times longer queries take, such as 10",
                 )
                 .and_then(|n| read_positive(ctx, n, &obj.key("factor"), "a slowdown factor"));
+            let database = database?;
             Some(FaultKind::DbSlowdown {
-                database: database?,
+                database,
                 factor: factor?,
+                tenants: tenants_in(fc.tenants, |c| fc.cells[c].db == Some(database)),
             })
         }
         "kms_key_disabled" => {
@@ -2035,7 +2136,7 @@ fn read_window(
     judged_from: SimTime,
     run_end: SimTime,
 ) -> Option<Window> {
-    let what = "\"whole\", \"during:FAULT\", \"after:FAULT\" or \"after:FAULT+DELAY\"";
+    let what = "\"whole\", \"during:FAULT\", \"during:FAULT+DELAY\", \"after:FAULT\" or \"after:FAULT+DELAY\"";
     let text = read_string(ctx, node, key, what)?;
     let (start, end) = if text == "whole" {
         (judged_from, run_end)
@@ -2075,9 +2176,10 @@ fn read_window(
             }
         };
         match mode {
-            "during" if delay == SimDuration::ZERO => {
-                (fault.at.max(judged_from), fault.end().min(run_end))
-            }
+            "during" => (
+                (fault.at + delay).max(judged_from),
+                fault.end().min(run_end),
+            ),
             "after" => ((fault.end() + delay).max(judged_from), run_end),
             _ => {
                 ctx.push(

@@ -259,6 +259,10 @@ impl World<'_, '_> {
     ) -> Option<super::Work> {
         let w = self.works.remove(work)?;
         let c = w.cell as usize;
+        if let Some(id) = w.write {
+            // Acknowledged by now if it ever will be (`complete_work` acknowledges first).
+            self.invariants.write_settled(w.tenant, id);
+        }
         if let (Some(permit), Some(admission)) = (w.permit, self.cells[c].admission.as_mut()) {
             // A permit is released once, when its work ends; an error would be a model bug
             // and is harmless to the run.
@@ -294,15 +298,20 @@ impl World<'_, '_> {
     }
 
     fn complete_work(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
-        let Some(w) = self.release(now, work, AdmissionOutcome::Success, queue) else {
+        let Some((request, attempt_id, tenant, write)) = self
+            .works
+            .get(work)
+            .map(|w| (w.request, w.attempt_id, w.tenant, w.write))
+        else {
             return;
         };
-        if self.awaited(w.request, w.attempt_id) {
-            if let Some((primary, shadow)) = w.write_cells {
-                let cells: Vec<u32> = std::iter::once(primary).chain(shadow).collect();
-                self.invariants.acknowledged(w.tenant, &cells);
-            }
-            self.finish_request(now, w.request, Outcome::Ok);
+        let answered = self.awaited(request, attempt_id);
+        if let (true, Some(id)) = (answered, write) {
+            self.invariants.write_acknowledged(tenant, id);
+        }
+        self.release(now, work, AdmissionOutcome::Success, queue);
+        if answered {
+            self.finish_request(now, request, Outcome::Ok);
         }
     }
 
@@ -340,6 +349,9 @@ impl World<'_, '_> {
             .collect();
         for work in queued {
             if let Some(w) = self.works.remove(work) {
+                if let Some(id) = w.write {
+                    self.invariants.write_settled(w.tenant, id);
+                }
                 self.drop_permit(now, &w);
                 if self.awaited(w.request, w.attempt_id) {
                     self.attempt_failed(now, w.request, Outcome::Failed, None, queue);

@@ -7,105 +7,19 @@
 
 use super::{ControlOp, Event, World};
 use crate::components::mapping::{MappingState, Transition};
-use crate::components::placement::{CellView, Decision, TenantDemand};
 use crate::kernel::EventQueue;
-use crate::kernel::rng::mix64;
 use crate::model::config::{Dependency, FailoverPolicy, FaultKind};
-use crate::model::invariants::Sabotage;
-use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
-
-/// Load units per request per second in placement (integer milli-requests per second).
-const LOAD_UNITS: f64 = 1_000.0;
+use crate::model::placing;
+use crate::time::{SimDuration, SimTime};
 /// Time between a migration's cutover and its final state.
 const FINALIZE_AFTER: SimDuration = SimDuration::from_secs(1);
 
 impl World<'_, '_> {
-    /// A tenant's predicted load for placement.
-    fn load_of(&self, tenant: usize) -> u64 {
-        (self.system.tenants[tenant].arrival.rate * LOAD_UNITS).ceil() as u64
-    }
-
-    /// What placement sees of every cell now; failed cells are draining.
-    fn cell_views(&self, owners: &[Option<u32>]) -> Vec<CellView<u32, String>> {
-        self.system
-            .cells
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| {
-                let capacity = cell.capacity.unwrap_or_else(|| {
-                    let mean = cell.api.service_time.mean().as_nanos().max(1) as f64;
-                    f64::from(cell.api.workers) * NANOS_PER_SEC as f64 / mean
-                });
-                let members: Vec<usize> = (0..owners.len())
-                    .filter(|&t| owners[t] == Some(c as u32))
-                    .collect();
-                CellView {
-                    id: c as u32,
-                    region: cell.region.clone(),
-                    eu: cell.eu,
-                    draining: self.faults.cell_down[c],
-                    capacity: (capacity * LOAD_UNITS) as u64,
-                    used: members.iter().map(|&t| self.load_of(t)).sum(),
-                    spiky_tenants: 0,
-                    tenants: members.len() as u32,
-                }
-            })
-            .collect()
-    }
-
-    fn demand(&self, tenant: usize) -> TenantDemand<String> {
-        let spec = &self.system.tenants[tenant];
-        TenantDemand {
-            key: mix64(tenant as u64 ^ 0x007e_4a17),
-            region: spec.region.clone(),
-            eu_only: spec.eu_only && self.sabotage != Some(Sabotage::IgnoreResidency),
-            load: self.load_of(tenant),
-            spiky: false,
-        }
-    }
-
-    /// Chooses a cell for `tenant` among `views`: placement's decision, or, when every cell
-    /// is full, the least-used cell that still meets the hard constraints (overload beats
-    /// leaving a tenant without a cell); `None` if no cell is allowed at all.
-    fn choose(&self, views: &[CellView<u32, String>], tenant: usize) -> Option<u32> {
-        let demand = self.demand(tenant);
-        if let Ok(Decision::Placed(placed)) = self.placement.place(views, &demand) {
-            return Some(placed.cell);
-        }
-        views
-            .iter()
-            .filter(|v| !v.draining && (!demand.eu_only || v.eu))
-            .filter(|v| demand.region.as_ref().is_none_or(|r| *r == v.region))
-            .min_by(|a, b| {
-                let ua = a.used as f64 / a.capacity.max(1) as f64;
-                let ub = b.used as f64 / b.capacity.max(1) as f64;
-                ua.total_cmp(&ub).then(a.id.cmp(&b.id))
-            })
-            .map(|v| v.id)
-    }
-
-    /// Places every tenant (pinned ones where pinned) and records the assignment in the
-    /// mapping store, with the cells' fences informed.
-    // The loops index `owners` and `views` while calling `&self` methods, which an iterator
-    // over `owners` would not allow.
-    #[allow(clippy::needless_range_loop)]
+    /// Records every tenant's starting cell (resolved by the scenario loader) in the mapping
+    /// store, with the cells' fences informed.
     pub(super) fn place_at_start(&mut self) {
-        let n = self.tenants.len();
-        let mut owners: Vec<Option<u32>> = (0..n)
-            .map(|t| self.system.tenants[t].cell.map(|c| c as u32))
-            .collect();
-        let mut views = self.cell_views(&owners);
-        for t in 0..n {
-            if owners[t].is_some() {
-                continue;
-            }
-            let cell = self.choose(&views, t).unwrap_or(0);
-            owners[t] = Some(cell);
-            views[cell as usize].used += self.load_of(t);
-            views[cell as usize].tenants += 1;
-        }
-        for (t, owner) in owners.into_iter().enumerate() {
-            let cell = owner.unwrap_or(0);
+        for t in 0..self.tenants.len() {
+            let cell = self.system.tenants[t].cell as u32;
             self.tenants[t].home = cell;
             if let Ok(transition) = self.store.assign(SimTime::ZERO, t as u32, cell) {
                 self.deliver(t as u32, &transition);
@@ -139,12 +53,14 @@ impl World<'_, '_> {
                 continue;
             }
             match &fault.kind {
-                FaultKind::CellOutage { cells } | FaultKind::RegionOutage { cells, .. } => {
+                FaultKind::CellOutage { cells, .. } | FaultKind::RegionOutage { cells, .. } => {
                     for &c in cells {
                         f.cell_down[c] = true;
                     }
                 }
-                FaultKind::DbSlowdown { database, factor } => f.db_factor[*database] *= factor,
+                FaultKind::DbSlowdown {
+                    database, factor, ..
+                } => f.db_factor[*database] *= factor,
                 FaultKind::KmsKeyDisabled { tenants } => {
                     for &t in tenants {
                         f.kms_disabled[t] = true;
@@ -185,7 +101,7 @@ impl World<'_, '_> {
         self.faults.active[i] = true;
         self.recompute_faults();
         match &self.system.faults[i].kind {
-            FaultKind::CellOutage { cells } | FaultKind::RegionOutage { cells, .. } => {
+            FaultKind::CellOutage { cells, .. } | FaultKind::RegionOutage { cells, .. } => {
                 for &c in cells {
                     if !was_down[c] {
                         self.kill_cell(now, c, queue);
@@ -231,7 +147,9 @@ impl World<'_, '_> {
 
     /// Failover: re-place a failed cell's tenants (placement respects residency: an EU-only
     /// tenant with no EU cell left stays down rather than leaving the EU).
-    #[allow(clippy::needless_range_loop)] // as in `place_at_start`
+    /// Failover: re-place a failed cell's tenants (placement respects residency: an EU-only
+    /// tenant with no EU cell left stays down rather than leaving the EU, unless the scenario
+    /// switches residency off).
     pub(super) fn evacuate(&mut self, now: SimTime, cell: u32) {
         if !self.faults.cell_down[cell as usize] {
             return; // recovered before the failure was detected
@@ -240,14 +158,23 @@ impl World<'_, '_> {
             self.pending_control.push(ControlOp::Evacuate(cell));
             return;
         }
-        let n = self.tenants.len();
-        let mut owners: Vec<Option<u32>> = (0..n as u32).map(|t| Some(self.owner(t))).collect();
-        let mut views = self.cell_views(&owners);
-        for t in 0..n {
-            if owners[t] != Some(cell) {
+        let system = self.system;
+        let owners: Vec<Option<u32>> = (0..self.tenants.len() as u32)
+            .map(|t| Some(self.owner(t)))
+            .collect();
+        let mut views = placing::cell_views(
+            &system.cells,
+            &system.tenants,
+            &owners,
+            &self.faults.cell_down,
+        );
+        let enforce = system.failover.enforce_residency;
+        for (t, owner) in owners.iter().enumerate() {
+            if *owner != Some(cell) {
                 continue;
             }
-            let Some(to) = self.choose(&views, t) else {
+            let demand = placing::demand(t, &system.tenants[t], enforce);
+            let Some(to) = placing::choose(&self.placement, &views, &demand) else {
                 continue;
             };
             let Ok(transition) = self.store.fail_over(now, &(t as u32), to) else {
@@ -255,8 +182,7 @@ impl World<'_, '_> {
             };
             self.deliver(t as u32, &transition);
             self.invariants.restored(t as u32, to);
-            owners[t] = Some(to);
-            views[to as usize].used += self.load_of(t);
+            views[to as usize].used += demand.load;
             views[to as usize].tenants += 1;
         }
     }
@@ -271,11 +197,10 @@ impl World<'_, '_> {
             return;
         }
         let tenant = tenant as u32;
-        let from = self.owner(tenant);
         match self.store.start_migration(now, &tenant, to as u32) {
             Ok(transition) => {
                 self.deliver(tenant, &transition);
-                self.invariants.migration_started(tenant, from);
+                self.invariants.migration_started(tenant);
                 let backfill = self.system.faults[fault as usize].duration;
                 queue.schedule(now + backfill, Event::MigrationStep(fault));
             }
@@ -309,9 +234,9 @@ impl World<'_, '_> {
                 // Started while the control plane was down.
                 self.migrate_start(now, fault, queue);
             }
-            MappingState::Migrating { to: target, .. } => {
+            MappingState::Migrating { from, to: target } => {
                 if self.store.mark_backfilled(&tenant, entry.epoch).is_ok() {
-                    self.invariants.backfilled(tenant, target);
+                    self.invariants.backfilled(tenant, from, target);
                 }
                 if let Ok(transition) = self.store.cutover(now, &tenant) {
                     self.deliver(tenant, &transition);

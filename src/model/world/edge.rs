@@ -1,14 +1,15 @@
 //! The edge and a cell's front door: tenant config, rate limiting, tenant-to-cell routing from
 //! the mapping cache, epoch fencing of writes, and admission into the cell's API pool.
 
-use super::{Event, Work, World};
+use super::{DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, Work, World};
 use crate::components::admission::{Reason, Request as AdmissionRequest};
+use crate::components::draw::uniform_inclusive;
 use crate::components::limiter::Decision;
 use crate::components::mapping_cache::Resolution;
 use crate::components::migration::{ReadResult, RejectReason, WriteOutcome, WriteResult};
 use crate::kernel::EventQueue;
+use crate::kernel::rng::CounterDraws;
 use crate::model::config::ConfigLookup;
-use crate::model::invariants::Sabotage;
 use crate::model::metrics::Outcome;
 use crate::model::trace::TraceKind;
 use crate::time::SimTime;
@@ -54,11 +55,18 @@ impl World<'_, '_> {
             return;
         }
 
-        // Which cell: the edge's cached mapping, refreshed from the store when reachable.
+        // Which cell: the edge node's cached mapping, refreshed from the store when reachable.
+        let edge = match self.mapping_caches.len() {
+            1 => 0,
+            n => {
+                let draw = CounterDraws::new(work_key)
+                    .word(u64::from(attempt) * DRAWS_PER_ATTEMPT + DRAW_EDGE);
+                uniform_inclusive(draw, n as u64 - 1) as usize
+            }
+        };
         let reachable = !(self.faults.partition || self.faults.control_down);
         let store = &self.store;
-        let entry = match self
-            .mapping_cache
+        let entry = match self.mapping_caches[edge]
             .resolve(now, &tenant, reachable, || store.lookup(&tenant))
         {
             Resolution::Route { entry, .. } => entry,
@@ -73,7 +81,7 @@ impl World<'_, '_> {
                 Ok(cells) => (route.authoritative, Some(cells)),
                 Err(hint) => {
                     if let Some(epoch) = hint {
-                        self.mapping_cache.note_stale_epoch(&tenant, epoch);
+                        self.mapping_caches[edge].note_stale_epoch(&tenant, epoch);
                     }
                     self.fail_attempt(now, request, Outcome::Failed, None, queue);
                     return;
@@ -89,7 +97,7 @@ impl World<'_, '_> {
                         reason,
                     } => {
                         if reason == RejectReason::StaleEpoch {
-                            self.mapping_cache.note_stale_epoch(&tenant, current_epoch);
+                            self.mapping_caches[edge].note_stale_epoch(&tenant, current_epoch);
                         }
                         self.fail_attempt(now, request, Outcome::Failed, None, queue);
                         return;
@@ -102,7 +110,7 @@ impl World<'_, '_> {
         if self.faults.cell_down[c] {
             // Connection refused: forget the mapping, so the retry asks the store again (which
             // knows where a failover put the tenant).
-            self.mapping_cache.invalidate(&tenant);
+            self.mapping_caches[edge].invalidate(&tenant);
             self.fail_attempt(now, request, Outcome::Failed, None, queue);
             return;
         }
@@ -137,12 +145,7 @@ impl World<'_, '_> {
                 }
             }
             None => {
-                // No admission control: only the queue bounds the pool.
-                if !has_worker && self.cells[c].queue.len() >= pool.queue as usize {
-                    self.trace(now, tenant, index, attempt, TraceKind::Rejected);
-                    self.fail_attempt(now, request, Outcome::Rejected, None, queue);
-                    return;
-                }
+                // No admission control: nothing sheds load, the queue grows without bound.
                 self.tenants[t].in_flight += 1;
                 None
             }
@@ -158,6 +161,10 @@ impl World<'_, '_> {
             },
         );
         self.arm_timeout(now, tenant, request, attempt_id, queue);
+        let write = write_cells.map(|(primary, shadow)| {
+            let cells: Vec<u32> = std::iter::once(primary).chain(shadow).collect();
+            self.invariants.write_accepted(tenant, &cells)
+        });
         let work = self.works.insert(Work {
             request,
             request_index: index,
@@ -172,7 +179,7 @@ impl World<'_, '_> {
             query_since: SimTime::MAX,
             permit,
             ticket: None,
-            write_cells,
+            write,
             dead: false,
         });
         if let Some(r) = self.requests.get_mut(request) {
@@ -199,18 +206,22 @@ impl World<'_, '_> {
                 return None;
             }
             let fence = &world.fences[cell as usize];
-            Some(match world.sabotage {
-                // A cell without fencing believes it is authoritative whatever the epoch.
-                Some(Sabotage::NoFencing) if cell == route.authoritative => WriteResult::Accepted {
-                    authoritative: true,
+            // A cell without fencing believes it is authoritative whatever the epoch.
+            Some(
+                if !world.system.migration.fencing && cell == route.authoritative {
+                    WriteResult::Accepted {
+                        authoritative: true,
+                    }
+                } else {
+                    fence.accept_write(&tenant, route.epoch)
                 },
-                _ => fence.accept_write(&tenant, route.epoch),
-            })
+            )
         };
         let primary = accept(self, route.authoritative);
-        let shadow = match (route.shadow, self.sabotage) {
-            (_, Some(Sabotage::NoDualWrite)) | (None, _) => None,
-            (Some(s), _) => accept(self, s),
+        let dual_write = self.system.migration.dual_write;
+        let shadow = match route.shadow {
+            Some(s) if dual_write => accept(self, s),
+            _ => None,
         };
         let Some(primary) = primary else {
             // The authoritative cell is down: the caller refuses the attempt.
@@ -230,13 +241,19 @@ impl World<'_, '_> {
                 // Recorded at the epoch the cell itself holds, which is what it would store the
                 // write under.
                 let epoch = self.fences[cell as usize].epoch(&tenant).get();
-                self.invariants
-                    .authoritative_write(now, tenant, epoch, cell, &self.cell_names);
+                self.invariants.authoritative_write(
+                    now,
+                    tenant,
+                    epoch,
+                    cell,
+                    &self.names,
+                    &self.cell_names,
+                );
             }
         }
-        let outcome = match (self.sabotage, route.shadow) {
+        let outcome = match route.shadow {
             // Without the dual write, only the authoritative cell is asked.
-            (Some(Sabotage::NoDualWrite), Some(_)) => match primary {
+            Some(_) if !dual_write => match primary {
                 WriteResult::Accepted {
                     authoritative: true,
                 } => WriteOutcome::Acknowledged,

@@ -80,8 +80,8 @@ struct Work {
     query_since: SimTime,
     permit: Option<PermitId>,
     ticket: Option<CallToken<u32, Dep>>,
-    /// For a write: the cells that accepted it (acknowledged if the work succeeds).
-    write_cells: Option<(u32, Option<u32>)>,
+    /// For a write: its id in the invariant books (acknowledged if the work succeeds).
+    write: Option<u64>,
     dead: bool,
 }
 
@@ -189,6 +189,7 @@ const WRITE_DRAW: u64 = 1 << 41;
 /// Offsets within an attempt's block.
 const DRAW_KMS_TIME: u64 = 200;
 const DRAW_KMS_ERROR: u64 = 201;
+const DRAW_EDGE: u64 = 202;
 const DRAW_QUERY_ERROR: u64 = 100;
 
 pub(super) struct World<'s, 't> {
@@ -204,7 +205,8 @@ pub(super) struct World<'s, 't> {
     next_attempt_id: u64,
     // Edge.
     quotas: Vec<Quota>,
-    mapping_cache: EdgeCache<u32, u32>,
+    /// One mapping cache per edge node.
+    mapping_caches: Vec<EdgeCache<u32, u32>>,
     // Control plane.
     store: MappingStore<u32, u32>,
     fences: Vec<CellFence<u32>>,
@@ -335,7 +337,7 @@ impl<'s, 't> World<'s, 't> {
             rate_schedules,
             next_attempt_id: 1,
             quotas: system.tiers.iter().map(|t| t.quota).collect(),
-            mapping_cache,
+            mapping_caches: vec![mapping_cache; edge.replicas.max(1) as usize],
             store: MappingStore::new(),
             fences: system.cells.iter().map(|_| CellFence::new()).collect(),
             placement: PlacementPolicy::DEFAULT,
@@ -455,6 +457,9 @@ impl<'s, 't> World<'s, 't> {
                     end,
                 );
             }
+            // Unfinished jobs count at their age: a starved tenant shows its wait, not nothing.
+            self.metrics
+                .job_unfinished(j.owner as usize, j.submitted_at, end - j.submitted_at);
         }
         for tenant in 0..self.tenants.len() as u32 {
             let owner = self.owner(tenant);
