@@ -194,8 +194,25 @@ fn default_output_folder_and_repro_line() {
         tail[0].contains("--set 'simulation.duration=\"60s\"'"),
         "{stdout}"
     );
-    let report = dir.path().join("reports/hot-tenant/seed-42");
-    assert_eq!(read_report(&report)["verdict"], "pass");
+    // A run with overrides lands beside the reference run, never on it.
+    let runs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("reports/hot-tenant"))
+        .expect("reports/hot-tenant/ written")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let folder = runs[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        folder.starts_with("seed-42-set-") && folder.len() == "seed-42-set-".len() + 8,
+        "{folder}"
+    );
+    assert_eq!(read_report(&runs[0])["verdict"], "pass");
+    for file in ["summary.md", "junit.xml", "index.html", "plots/latency.svg"] {
+        assert!(runs[0].join(file).is_file(), "{folder}/{file}");
+    }
 }
 
 #[test]
