@@ -238,7 +238,9 @@ fn render(fig: &Figure) -> String {
 }
 
 fn draw(fig: &Figure, buf: &mut String) -> Result<(), String> {
-    let height = HEADER_H + PANEL_H * fig.panels.len().max(1) as u32;
+    // Panels share the height; a long legend makes them taller rather than run off the page.
+    let legend_h = draw_legend(fig, None)?.max(0) as u32 + 16;
+    let height = HEADER_H + (PANEL_H * fig.panels.len().max(1) as u32).max(legend_h);
     {
         let root = SVGBackend::with_string(buf, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
@@ -281,7 +283,7 @@ fn draw(fig: &Figure, buf: &mut String) -> Result<(), String> {
                 }
             }
         }
-        draw_legend(fig, &legend)?;
+        draw_legend(fig, Some(&legend))?;
         root.present().map_err(err)?;
     }
     Ok(())
@@ -510,7 +512,15 @@ fn truncate(label: &str, max: usize) -> String {
     }
 }
 
-fn draw_legend(fig: &Figure, area: &Area<'_>) -> Result<(), String> {
+/// Draws the legend into `area`, or with `None` only measures it; returns its height.
+fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
+    macro_rules! put {
+        ($element:expr) => {
+            if let Some(area) = area {
+                area.draw($element).map_err(err)?;
+            }
+        };
+    }
     let stacked = fig.panels.iter().any(|p| p.stacked);
     let mut y = 44;
     let x = 10;
@@ -521,63 +531,56 @@ fn draw_legend(fig: &Figure, area: &Area<'_>) -> Result<(), String> {
             bold_style(13.0).pos(Pos::new(HPos::Left, VPos::Center)),
         )
     };
-    area.draw(&heading("tenant class", y)).map_err(err)?;
+    put!(&heading("tenant class", y));
     y += 22;
     for (i, label) in fig.legend.iter().enumerate() {
         let c = colour(i);
         if stacked {
-            area.draw(&Rectangle::new(
+            put!(&Rectangle::new(
                 [(x, y - 6), (x + 22, y + 6)],
                 lighten(c, 0.45).filled(),
-            ))
-            .map_err(err)?;
-            area.draw(&Rectangle::new(
+            ));
+            put!(&Rectangle::new(
                 [(x, y - 6), (x + 22, y + 6)],
                 c.stroke_width(1),
-            ))
-            .map_err(err)?;
+            ));
         } else {
             let width = fig.weight.get(i).copied().unwrap_or(2) + 1;
-            area.draw(&PathElement::new(
+            put!(&PathElement::new(
                 vec![(x, y), (x + 22, y)],
                 c.stroke_width(width),
-            ))
-            .map_err(err)?;
+            ));
         }
         // A long label wraps (a tenant name that cannot is cut short).
         for line in wrap(label, 28).iter().take(2) {
-            area.draw(&Text::new(
+            put!(&Text::new(
                 truncate(line, 30),
                 (x + 30, y),
                 text_style(13.0, BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(err)?;
+            ));
             y += 16;
         }
         y += 4;
     }
     y += 10;
     if fig.runs.len() > 1 {
-        area.draw(&heading("run", y)).map_err(err)?;
+        put!(&heading("run", y));
         y += 22;
         for (i, run) in fig.runs.iter().enumerate() {
             let style = BLACK.mix(0.8).stroke_width(2);
             if i == 0 {
-                area.draw(&PathElement::new(vec![(x, y), (x + 22, y)], style))
-                    .map_err(err)?;
+                put!(&PathElement::new(vec![(x, y), (x + 22, y)], style));
             } else {
                 for k in 0..2 {
                     let x0 = x + k * 13;
-                    area.draw(&PathElement::new(vec![(x0, y), (x0 + 8, y)], style))
-                        .map_err(err)?;
+                    put!(&PathElement::new(vec![(x0, y), (x0 + 8, y)], style));
                 }
             }
-            area.draw(&Text::new(
+            put!(&Text::new(
                 truncate(run, 28),
                 (x + 30, y),
                 text_style(13.0, BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(err)?;
+            ));
             y += 20;
         }
         y += 10;
@@ -605,68 +608,61 @@ fn draw_legend(fig: &Figure, area: &Area<'_>) -> Result<(), String> {
     for (kind, label) in marks {
         match kind {
             0 => {
-                area.draw(&Rectangle::new(
+                put!(&Rectangle::new(
                     [(x, y - 7), (x + 22, y + 7)],
                     FAULT.mix(0.12).filled(),
-                ))
-                .map_err(err)?;
-                area.draw(&PathElement::new(
+                ));
+                put!(&PathElement::new(
                     vec![(x, y - 7), (x, y + 7)],
                     FAULT.mix(0.75).stroke_width(1),
-                ))
-                .map_err(err)?;
+                ));
             }
             1 => {
-                area.draw(&Rectangle::new(
+                put!(&Rectangle::new(
                     [(x, y - 7), (x + 22, y + 7)],
                     BLACK.mix(0.08).filled(),
-                ))
-                .map_err(err)?;
+                ));
             }
             2 => {
                 for k in 0..2 {
                     let x0 = x + k * 13;
-                    area.draw(&PathElement::new(
+                    put!(&PathElement::new(
                         vec![(x0, y), (x0 + 9, y)],
                         THRESHOLD.stroke_width(2),
-                    ))
-                    .map_err(err)?;
+                    ));
                 }
             }
             _ => {
                 for k in 0..4 {
                     let x0 = x + k * 6;
-                    area.draw(&PathElement::new(
+                    put!(&PathElement::new(
                         vec![(x0, y), (x0 + 3, y)],
                         BLACK.mix(0.7).stroke_width(1),
-                    ))
-                    .map_err(err)?;
+                    ));
                 }
             }
         }
-        area.draw(&Text::new(
+        put!(&Text::new(
             label.to_string(),
             (x + 30, y),
             text_style(13.0, BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(err)?;
+        ));
         y += 20;
         if kind == 2 {
             for entry in &slo_entries {
                 for line in wrap(entry, 30) {
-                    area.draw(&Text::new(
+                    put!(&Text::new(
                         line,
                         (x + 30, y),
                         text_style(12.0, GREY_TEXT).pos(Pos::new(HPos::Left, VPos::Center)),
-                    ))
-                    .map_err(err)?;
+                    ));
                     y += 16;
                 }
                 y += 4;
             }
         }
     }
-    Ok(())
+    Ok(y)
 }
 
 /// Splits `text` into lines of at most `width` characters at spaces.
