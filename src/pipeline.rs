@@ -4,7 +4,8 @@ use std::fmt;
 
 use crate::kernel::RunError;
 use crate::model::{self, RunOptions, RunOutput};
-use crate::report::{self, Invocation, Report};
+use crate::report::timeline::Timeline;
+use crate::report::{self, Invocation, OutputFile, Report};
 use crate::scenario::{self, LoadOptions, Scenario, ScenarioError};
 use crate::slo::{self, Evaluation};
 
@@ -19,6 +20,18 @@ pub struct Executed {
     pub evaluation: Evaluation,
     /// The report.
     pub report: Report,
+}
+
+impl Executed {
+    /// The run's course in time, for the report files.
+    pub fn timeline(&self) -> Timeline<'_> {
+        Timeline::new(&self.scenario, &self.output.series)
+    }
+
+    /// Every file the run leaves in its output folder (see [`report::files`]).
+    pub fn files(&self) -> Vec<OutputFile> {
+        report::files(&self.report, &self.timeline())
+    }
 }
 
 /// Why a run produced no report.

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use clap::Args;
 use rayon::prelude::*;
 
+use super::run::default_out_dir;
 use super::sweep::run_seeds;
 use super::{
     EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_PASS, ScenarioArgs, exit_code, parse_seeds,
-    read_scenario, repro_command, scenario_files, severity,
+    read_scenario, repro_command, scenario_files, severity, write_files,
 };
 use crate::pipeline;
 use crate::report::Invocation;
@@ -32,6 +33,11 @@ pub struct CheckArgs {
     max_violation_rate: Option<f64>,
     #[command(flatten)]
     overrides: ScenarioArgs,
+    /// Also write each scenario's report files (report.json, summary.md, junit.xml,
+    /// index.html, plots/) to its default folder, reports/<scenario>/seed-<N>/: run from the
+    /// repository root, this regenerates the committed reference reports.
+    #[arg(long, conflicts_with = "seeds")]
+    write_reports: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -156,6 +162,17 @@ fn check_one(
                     name,
                     report.seed
                 );
+                if args.write_reports {
+                    let dir = default_out_dir(&report.scenario, report.seed, &report.overrides);
+                    match write_files(&dir, &executed.files()) {
+                        Ok(written) => text.push_str(&format!(
+                            "\n       wrote {} files to {}/",
+                            written.len(),
+                            dir.display()
+                        )),
+                        Err(e) => return invalid(e),
+                    }
+                }
                 if !failed.is_empty() {
                     text.push_str(&format!(
                         "\n       {}: {}\n       {}",

@@ -4,6 +4,7 @@
 
 mod bench;
 mod check;
+mod compare;
 mod replay;
 mod run;
 mod sweep;
@@ -39,9 +40,15 @@ Examples:
   simulate scenarios/hot-tenant.toml --set edge.rate_limiting=false
       Switch the isolation control off (the scenario's failing twin) and see who breaks.
   simulate scenarios/hot-tenant.toml --set tenants.heavy.arrival.rate=500 --out /tmp/run
-      Change one value of the scenario; write the report to /tmp/run/report.json.
+      Change one value of the scenario; write the report files to /tmp/run/ (report.json,
+      summary.md, junit.xml, index.html, plots/*.svg).
+  simulate compare scenarios/hot-tenant.toml --set edge.rate_limiting=false
+      Policy A/B on one seed (same arrivals and service times): which SLOs flip, how far each
+      tier moved; compare.md, index.html and overlay plots. Exit code from run B's verdict.
   simulate check scenarios/ --seeds 1..51
       The CI gate: every scenario on 50 seeds; exit 1 if any SLO fails.
+  simulate check scenarios/ --write-reports
+      Regenerate the reference reports in reports/<scenario>/seed-<N>/ (run from the repo root).
   simulate sweep scenarios/hot-tenant.toml --seeds 1..1001 --out sweeps/hot
       1,000 seeds in parallel; failing seeds with repro commands; sweeps/hot/sweep.json.
   simulate replay reports/hot-tenant/seed-42/report.json
@@ -52,7 +59,8 @@ Examples:
 Exit codes:
   0  every SLO and invariant held      1  an SLO or invariant failed
   2  invalid scenario, override, usage 3  nondeterminism detected
-  4  inconclusive: an SLO had fewer samples than its min_samples";
+  4  inconclusive: an SLO had fewer samples than its min_samples
+  (compare: 0, 1 or 4 by run B's verdict; 2 if either run is invalid)";
 
 /// Deterministic simulator and chaos harness for multi-tenant SaaS architectures.
 ///
@@ -72,6 +80,9 @@ enum Command {
     Run(run::RunArgs),
     /// The CI gate: run scenarios (files or folders), one line each, exit with the worst code.
     Check(check::CheckArgs),
+    /// Policy A/B on one seed: the scenario as written (A) and with --set overrides (B); which
+    /// SLOs flip, how far each tier moved. Exit 0 / 1 / 4 by B's verdict.
+    Compare(compare::CompareArgs),
     /// Run one scenario over many seeds in parallel; write sweep.json.
     Sweep(sweep::SweepArgs),
     /// Combine the sweep.json files of a sharded sweep into the unsharded result.
@@ -97,8 +108,8 @@ struct ScenarioArgs {
     set: Vec<String>,
 }
 
-const SUBCOMMANDS: [&str; 8] = [
-    "run", "check", "sweep", "merge", "replay", "validate", "bench", "help",
+const SUBCOMMANDS: [&str; 9] = [
+    "run", "check", "compare", "sweep", "merge", "replay", "validate", "bench", "help",
 ];
 
 /// Inserts `run` when the first argument is a scenario rather than a subcommand, so
@@ -132,6 +143,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run::run_command(&program, &args),
         Command::Check(args) => check::check_command(&program, &args),
+        Command::Compare(args) => compare::compare_command(&program, &args),
         Command::Sweep(args) => sweep::sweep_command(&program, &args),
         Command::Merge(args) => sweep::merge_command(&args),
         Command::Replay(args) => replay::replay_command(&args),
@@ -192,6 +204,42 @@ pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
         file.sync_all()?;
     }
     fs::rename(&tmp, path)
+}
+
+/// Writes a run's files into `dir` (each atomically) and removes plots a previous run left there
+/// that this one did not draw (e.g. `backlog.svg` once jobs are gone). Returns the paths written.
+fn write_files(dir: &Path, files: &[crate::report::OutputFile]) -> Result<Vec<String>, String> {
+    let mut written = Vec::new();
+    for file in files {
+        let path = file
+            .path
+            .split('/')
+            .fold(dir.to_path_buf(), |p, part| p.join(part));
+        write_atomically(&path, &file.contents)
+            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+        written.push(path.display().to_string());
+    }
+    let mut folders: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.path.rsplit_once('/').map(|(d, _)| d))
+        .filter(|d| d.ends_with("plots"))
+        .collect();
+    folders.dedup();
+    for folder in folders {
+        for name in crate::report::plots::FILE_NAMES {
+            let relative = format!("{folder}/{name}");
+            if !files.iter().any(|f| f.path == relative) {
+                let stale = relative
+                    .split('/')
+                    .fold(dir.to_path_buf(), |p, part| p.join(part));
+                if stale.is_file() {
+                    fs::remove_file(&stale)
+                        .map_err(|e| format!("error: cannot remove {}: {e}", stale.display()))?;
+                }
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// The scenario files named by `paths`: files as given, folders' `.toml` files sorted.

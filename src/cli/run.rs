@@ -7,7 +7,7 @@ use clap::Args;
 use super::trace::{TraceFormat, TraceWriter};
 use super::{
     EXIT_INVALID, EXIT_NONDETERMINISM, ScenarioArgs, exit_code, read_scenario, repro_command,
-    write_atomically,
+    write_files,
 };
 use crate::model::{DIGEST_CHUNK, RecordedEvent, RunOptions};
 use crate::pipeline::{self, Executed};
@@ -25,7 +25,8 @@ pub struct RunArgs {
     seed: Option<u64>,
     #[command(flatten)]
     overrides: ScenarioArgs,
-    /// Folder for report.json (default: reports/<scenario>/seed-<N>/).
+    /// Folder for report.json, summary.md, junit.xml, index.html and plots/*.svg
+    /// (default: reports/<scenario>/seed-<N>/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Print only the verdict line and the repro command.
@@ -105,13 +106,14 @@ pub(super) fn run_command(program: &str, args: &RunArgs) -> u8 {
         .out
         .clone()
         .unwrap_or_else(|| default_out_dir(&report.scenario, report.seed, &report.overrides));
-    let report_path = out_dir.join("report.json");
-    if let Err(e) = write_atomically(&report_path, &report::to_json(report)) {
-        eprintln!("error: cannot write {}: {e}", report_path.display());
-        return EXIT_INVALID;
-    }
+    let written = match write_files(&out_dir, &executed.files()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
     let command = repro_command(program, &report.repro);
-    let written = vec![report_path.display().to_string()];
     if args.quiet {
         println!(
             "{}: {} (seed {}) — {}",

@@ -1,12 +1,20 @@
-//! Run reports: `report.json` (the fixed fields of DESIGN.md 4.4 and more) and the terminal
-//! summary.
+//! Run reports: `report.json` (the fixed fields of DESIGN.md 4.4 and more), the terminal
+//! summary, and the files a run leaves for people and CI: `summary.md`, `junit.xml`, SVG plots
+//! and `index.html` (see [`files`]); and the A/B comparison of two runs.
 //!
 //! A report holds no wall-clock figure, so the same inputs give byte-identical JSON. Numbers
 //! are rounded (latencies to the microsecond, fractions to six decimals) so the files diff
 //! cleanly.
 
+pub mod compare;
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod plots;
 pub mod summary;
 pub mod sweep;
+pub mod tables;
+pub mod timeline;
 
 use serde::{Deserialize, Serialize};
 
@@ -460,4 +468,52 @@ pub fn to_json(report: &Report) -> String {
         serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
+}
+
+/// One file of a run's output folder: a path relative to the folder (`/`-separated) and its
+/// contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Relative path, e.g. `plots/latency.svg`.
+    pub path: String,
+    /// Contents.
+    pub contents: String,
+}
+
+/// Every file a run writes into its folder, in this order: `report.json`, `summary.md`,
+/// `junit.xml`, `index.html`, `plots/*.svg`. Same inputs, same bytes.
+pub fn files(report: &Report, timeline: &timeline::Timeline<'_>) -> Vec<OutputFile> {
+    let run = plots::Run {
+        timeline,
+        name: "run",
+    };
+    let plots: Vec<(String, String)> = plots::render_all(&[run], &report.scenario, report.seed)
+        .into_iter()
+        .map(|(name, svg)| (format!("plots/{name}"), svg))
+        .collect();
+    let plot_paths: Vec<String> = plots.iter().map(|(p, _)| p.clone()).collect();
+    let mut out = vec![
+        OutputFile {
+            path: "report.json".to_string(),
+            contents: to_json(report),
+        },
+        OutputFile {
+            path: "summary.md".to_string(),
+            contents: markdown::render(report, &timeline.faults, &plot_paths),
+        },
+        OutputFile {
+            path: "junit.xml".to_string(),
+            contents: junit::render(report),
+        },
+        OutputFile {
+            path: "index.html".to_string(),
+            contents: html::run_page(report, &timeline.faults, &plots),
+        },
+    ];
+    out.extend(
+        plots
+            .into_iter()
+            .map(|(path, contents)| OutputFile { path, contents }),
+    );
+    out
 }

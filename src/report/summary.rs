@@ -3,9 +3,10 @@
 //!
 //! Rendered from a [`Report`] alone, so a saved report.json can be summarised again.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::{LatencyReport, Report, TenantReport};
+use super::{CheckReport, LatencyReport, Report, SloReport, TenantReport};
 pub use crate::text::thousands;
 
 /// How many failing checks an SLO lists before summarising the rest.
@@ -13,7 +14,8 @@ const MAX_LISTED_FAILURES: usize = 12;
 /// How many tenants the "worst tenants" table shows.
 const WORST_TENANTS: usize = 5;
 
-fn ms(value: f64) -> String {
+/// A latency in milliseconds, with as many digits as are meaningful: `8.89ms`, `266ms`, `1.20s`.
+pub(crate) fn ms(value: f64) -> String {
     if value >= 1000.0 {
         format!("{:.2}s", value / 1000.0)
     } else if value >= 100.0 {
@@ -25,7 +27,8 @@ fn ms(value: f64) -> String {
     }
 }
 
-fn percent(part: u64, whole: u64) -> String {
+/// `part` as a percentage of `whole` (`-` when `whole` is 0).
+pub(crate) fn percent(part: u64, whole: u64) -> String {
     if whole == 0 {
         "-".to_string()
     } else {
@@ -38,23 +41,23 @@ fn percent(part: u64, whole: u64) -> String {
     }
 }
 
-fn latency_cells(latency: &Option<LatencyReport>) -> (String, String) {
+pub(crate) fn latency_cells(latency: &Option<LatencyReport>) -> (String, String) {
     match latency {
         Some(l) => (ms(l.p50), ms(l.p99)),
         None => ("-".to_string(), "-".to_string()),
     }
 }
 
-fn errors(t: &TenantReport) -> u64 {
+pub(crate) fn errors(t: &TenantReport) -> u64 {
     t.rejected + t.failed + t.timed_out
 }
 
-fn finished(t: &TenantReport) -> u64 {
+pub(crate) fn finished(t: &TenantReport) -> u64 {
     t.ok + t.throttled + errors(t)
 }
 
 /// Formats an observed value of an expectation for reading.
-fn observed_text(expect: &str, observed: Option<f64>) -> String {
+pub(crate) fn observed_text(expect: &str, observed: Option<f64>) -> String {
     let Some(v) = observed else {
         return "no samples".to_string();
     };
@@ -114,39 +117,14 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
         );
     }
 
-    // Worst tenants: most failed checks, then error rate, then p99.
-    let mut failed_checks: std::collections::BTreeMap<&str, u64> =
-        std::collections::BTreeMap::new();
-    for slo in &report.slos {
-        for c in slo.checks.iter().filter(|c| c.status == "fail") {
-            *failed_checks.entry(c.tenant.as_str()).or_default() += 1;
-        }
-    }
-    let mut ranked: Vec<&TenantReport> = report.tenants.iter().collect();
-    let error_rate = |t: &TenantReport| {
-        let f = finished(t);
-        if f == 0 {
-            0.0
-        } else {
-            errors(t) as f64 / f as f64
-        }
-    };
-    let p99 = |t: &TenantReport| t.latency_ms.as_ref().map_or(0.0, |l| l.p99);
-    ranked.sort_by(|a, b| {
-        let fa = failed_checks.get(a.name.as_str()).copied().unwrap_or(0);
-        let fb = failed_checks.get(b.name.as_str()).copied().unwrap_or(0);
-        fb.cmp(&fa)
-            .then(error_rate(b).total_cmp(&error_rate(a)))
-            .then(p99(b).total_cmp(&p99(a)))
-            .then(a.name.cmp(&b.name))
-    });
+    let ranked = rank_tenants(report);
     let _ = writeln!(out, "\nWorst tenants");
     let _ = writeln!(
         out,
         "  {:<18} {:<12} {:>11} {:>8} {:>10} {:>8} {:>9} {:>13}",
         "tenant", "tier", "requests", "ok", "throttled", "errors", "p99", "failed checks"
     );
-    for t in ranked.iter().take(WORST_TENANTS) {
+    for (t, failed) in ranked.iter().take(WORST_TENANTS) {
         let (_, p99) = latency_cells(&t.latency_ms);
         let f = finished(t);
         let _ = writeln!(
@@ -159,7 +137,7 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
             percent(t.throttled, f),
             percent(errors(t), f),
             p99,
-            failed_checks.get(t.name.as_str()).copied().unwrap_or(0)
+            failed
         );
     }
 
@@ -178,20 +156,9 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
             slo.window
         );
         for expect in &slo.expect {
-            let checks: Vec<_> = slo.checks.iter().filter(|c| &c.expect == expect).collect();
-            let passed = checks.iter().filter(|c| c.status == "pass").count();
-            let worst = checks
-                .iter()
-                .filter(|c| c.observed.is_some())
-                .max_by(|a, b| {
-                    let (x, y) = (a.observed.unwrap_or(0.0), b.observed.unwrap_or(0.0));
-                    if expect.contains('>') {
-                        y.total_cmp(&x)
-                    } else {
-                        x.total_cmp(&y)
-                    }
-                });
-            let worst_text = worst
+            let e = expectation_summary(slo, expect);
+            let worst_text = e
+                .worst
                 .map(|c| {
                     let who = if c.tenant == "(pooled)" {
                         "pooled"
@@ -203,8 +170,8 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
                 .unwrap_or_else(|| "no samples".to_string());
             let _ = writeln!(
                 out,
-                "        {expect:<24} {passed}/{} pass, {worst_text}",
-                checks.len()
+                "        {expect:<24} {}/{} pass, {worst_text}",
+                e.passed, e.checks
             );
         }
         // One line per tenant that did not pass: which expectations, and what was observed.
@@ -289,4 +256,71 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
     let _ = writeln!(out, "\nVerdict: {}", report.verdict.to_uppercase());
     let _ = writeln!(out, "Reproduce: {command}");
     out
+}
+
+/// Tenants from worst to best: most failed checks, then error rate, then p99, then name; with
+/// each tenant's failed checks.
+pub(crate) fn rank_tenants(report: &Report) -> Vec<(&TenantReport, u64)> {
+    let mut failed_checks: BTreeMap<&str, u64> = BTreeMap::new();
+    for slo in &report.slos {
+        for c in slo.checks.iter().filter(|c| c.status == "fail") {
+            *failed_checks.entry(c.tenant.as_str()).or_default() += 1;
+        }
+    }
+    let error_rate = |t: &TenantReport| {
+        let f = finished(t);
+        if f == 0 {
+            0.0
+        } else {
+            errors(t) as f64 / f as f64
+        }
+    };
+    let p99 = |t: &TenantReport| t.latency_ms.as_ref().map_or(0.0, |l| l.p99);
+    let mut ranked: Vec<(&TenantReport, u64)> = report
+        .tenants
+        .iter()
+        .map(|t| (t, failed_checks.get(t.name.as_str()).copied().unwrap_or(0)))
+        .collect();
+    ranked.sort_by(|(a, fa), (b, fb)| {
+        fb.cmp(fa)
+            .then(error_rate(b).total_cmp(&error_rate(a)))
+            .then(p99(b).total_cmp(&p99(a)))
+            .then(a.name.cmp(&b.name))
+    });
+    ranked
+}
+
+/// One expectation of an SLO over its checks.
+pub(crate) struct ExpectationSummary<'a> {
+    /// Checks of this expectation.
+    pub checks: usize,
+    /// Of which passed.
+    pub passed: usize,
+    /// Of which inconclusive.
+    pub inconclusive: usize,
+    /// The check with the worst observed value.
+    pub worst: Option<&'a CheckReport>,
+}
+
+/// How the checks of `expect` went in `slo`.
+pub(crate) fn expectation_summary<'a>(slo: &'a SloReport, expect: &str) -> ExpectationSummary<'a> {
+    let checks: Vec<&CheckReport> = slo.checks.iter().filter(|c| c.expect == expect).collect();
+    let worst = checks
+        .iter()
+        .copied()
+        .filter(|c| c.observed.is_some())
+        .max_by(|a, b| {
+            let (x, y) = (a.observed.unwrap_or(0.0), b.observed.unwrap_or(0.0));
+            if expect.contains('>') {
+                y.total_cmp(&x)
+            } else {
+                x.total_cmp(&y)
+            }
+        });
+    ExpectationSummary {
+        checks: checks.len(),
+        passed: checks.iter().filter(|c| c.status == "pass").count(),
+        inconclusive: checks.iter().filter(|c| c.status == "inconclusive").count(),
+        worst,
+    }
 }

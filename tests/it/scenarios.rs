@@ -226,6 +226,15 @@ fn default_output_folder_and_repro_line() {
         std::fs::read(written.join("report.json")).expect("still there") == first,
         "the twin overwrote the run as written"
     );
+    // The twin's folder holds the full set of report files too.
+    let twin = folders
+        .iter()
+        .find(|f| f.starts_with("seed-42-set-"))
+        .map(|f| dir.path().join("reports/hot-tenant").join(f))
+        .expect("twin folder");
+    for file in ["summary.md", "junit.xml", "index.html", "plots/latency.svg"] {
+        assert!(twin.join(file).is_file(), "{}/{file}", twin.display());
+    }
 }
 
 #[test]

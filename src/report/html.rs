@@ -1,0 +1,280 @@
+//! `index.html`: one self-contained page (inline CSS and SVG, no scripts, no external assets)
+//! with the verdict, the SLO table, the plots, the blast radius, tiers, worst tenants, faults,
+//! invariants and the repro command. Opens from disk in any browser, or as a CI artifact.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::summary::observed_text;
+use super::tables::{self, Cell, Table};
+use super::timeline::FaultSpan;
+use crate::text::thousands;
+
+/// How many tenants the worst-tenants table shows.
+const WORST_TENANTS: usize = 10;
+/// How many failing tenants each SLO lists.
+const LISTED_FAILURES: usize = 50;
+
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;\
+max-width:1000px;padding:16px 20px 48px;color:#1a1a1a;line-height:1.45}\
+h1{font-size:1.6em;margin:.4em 0 .2em}h2{font-size:1.25em;margin:1.6em 0 .5em;\
+border-bottom:1px solid #ddd;padding-bottom:.2em}\
+.meta{color:#555;font-size:.92em}\
+table{border-collapse:collapse;margin:.4em 0 .8em;font-size:.92em}\
+th,td{padding:4px 10px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top;\
+white-space:nowrap}td.wrap{white-space:normal;min-width:14em}\
+th{background:#f5f5f5;font-weight:600}td.num,th.num{text-align:right;white-space:nowrap;\
+font-variant-numeric:tabular-nums}\
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.92em}\
+code{background:#f3f3f3;padding:0 3px;border-radius:3px}\
+pre{background:#f6f8fa;padding:10px 12px;overflow-x:auto;border-radius:4px}\
+.badge{display:inline-block;padding:1px 8px;border-radius:4px;font-weight:700;font-size:.85em;\
+letter-spacing:.03em}\
+.pass{background:#dcf5e3;color:#116329}.fail{background:#fde2e1;color:#a40e26}\
+.inconclusive{background:#fff4d6;color:#7a5300}\
+h1 .badge{font-size:.7em;vertical-align:middle}\
+figure{margin:1em 0 1.6em}figure svg{max-width:100%;height:auto;display:block;\
+border:1px solid #eee}\
+nav a{margin-right:12px}ul.failures{font-size:.92em}";
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A status badge: `pass`, `fail` or `inconclusive`.
+pub fn badge(status: &str) -> String {
+    let class = match status {
+        "pass" | "fail" | "inconclusive" => status,
+        _ => "",
+    };
+    format!(
+        "<span class=\"badge {class}\">{}</span>",
+        escape(&status.to_uppercase())
+    )
+}
+
+/// Renders a table.
+pub fn table(t: &Table) -> String {
+    let mut out = String::from("<table>\n<thead><tr>");
+    for c in &t.columns {
+        let class = if c.numeric { " class=\"num\"" } else { "" };
+        let _ = write!(out, "<th{class}>{}</th>", escape(&c.title));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &t.rows {
+        out.push_str("<tr>");
+        for (i, cell) in row.iter().enumerate() {
+            let numeric = t.columns.get(i).is_some_and(|c| c.numeric);
+            // Long free text (an SLO's name, an invariant's detail) may wrap; the rest not.
+            let class = if numeric {
+                " class=\"num\""
+            } else if cell.text().chars().count() > 32 {
+                " class=\"wrap\""
+            } else {
+                ""
+            };
+            let inner = match cell {
+                Cell::Text(s) => escape(s),
+                Cell::Code(s) => format!("<code>{}</code>", escape(s)),
+                Cell::Status(s) => badge(s),
+            };
+            let _ = write!(out, "<td{class}>{inner}</td>");
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// An SVG document as an inline element: without the XML namespace attribute (HTML does not
+/// need it), so the page holds no URL at all.
+pub fn inline_svg(svg: &str) -> String {
+    svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
+}
+
+/// A whole page around `body`.
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        escape(title)
+    )
+}
+
+/// The plots as figures with inline SVG; `plots` are `(relative path, SVG)`.
+pub fn figures(plots: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (path, svg) in plots {
+        let _ = write!(
+            out,
+            "<figure id=\"{}\">\n{}<figcaption class=\"meta\">{}</figcaption>\n</figure>\n",
+            escape(path.trim_start_matches("plots/").trim_end_matches(".svg")),
+            inline_svg(svg),
+            escape(path)
+        );
+    }
+    out
+}
+
+fn failures(report: &Report) -> String {
+    let mut out = String::new();
+    for slo in report.slos.iter().filter(|s| s.status != "pass") {
+        let mut by_tenant: Vec<(&str, Vec<String>)> = Vec::new();
+        for c in slo.checks.iter().filter(|c| c.status != "pass") {
+            let what = if c.status == "inconclusive" {
+                format!(
+                    "<code>{}</code> inconclusive ({} samples)",
+                    escape(&c.expect),
+                    thousands(c.samples)
+                )
+            } else {
+                format!(
+                    "<code>{}</code> observed {}",
+                    escape(&c.expect),
+                    escape(&observed_text(&c.expect, c.observed))
+                )
+            };
+            match by_tenant.last_mut() {
+                Some((tenant, items)) if *tenant == c.tenant.as_str() => items.push(what),
+                _ => by_tenant.push((c.tenant.as_str(), vec![what])),
+            }
+        }
+        let _ = writeln!(
+            out,
+            "<details><summary><b>{}</b>: {} tenant(s) did not pass</summary>\n<ul class=\"failures\">",
+            escape(&slo.name),
+            thousands(by_tenant.len() as u64)
+        );
+        for (tenant, items) in by_tenant.iter().take(LISTED_FAILURES) {
+            let _ = writeln!(
+                out,
+                "<li><code>{}</code>: {}</li>",
+                escape(tenant),
+                items.join("; ")
+            );
+        }
+        if by_tenant.len() > LISTED_FAILURES {
+            let _ = writeln!(
+                out,
+                "<li>… and {} more (see report.json or junit.xml)</li>",
+                thousands((by_tenant.len() - LISTED_FAILURES) as u64)
+            );
+        }
+        out.push_str("</ul></details>\n");
+    }
+    out
+}
+
+/// The header every page starts with: scenario, verdict, description, run facts.
+pub fn header(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<h1>{} {}</h1>",
+        escape(&report.scenario),
+        badge(&report.verdict)
+    );
+    if !report.description.is_empty() {
+        let _ = writeln!(out, "<p>{}</p>", escape(&report.description));
+    }
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">seed {} · {} simulated (warmup {}) · {} tenants · {} events · tenantsim {}</p>",
+        report.seed,
+        tables::seconds(report.run.duration_s),
+        tables::seconds(report.run.warmup_s),
+        thousands(report.tenants.len() as u64),
+        thousands(report.run.events),
+        escape(&report.version)
+    );
+    if !report.overrides.is_empty() {
+        let sets: Vec<String> = report
+            .overrides
+            .iter()
+            .map(|o| format!("<code>--set {}</code>", escape(o)))
+            .collect();
+        let _ = writeln!(out, "<p>Overrides: {}</p>", sets.join(" "));
+    }
+    out
+}
+
+/// The page of one run: `plots` are `(relative path, SVG)` pairs, inlined.
+pub fn run_page(report: &Report, faults: &[FaultSpan], plots: &[(String, String)]) -> String {
+    let mut body = header(report);
+    body.push_str(
+        "<nav class=\"meta\"><a href=\"#slos\">SLOs</a><a href=\"#plots\">Plots</a>\
+         <a href=\"#blast\">Blast radius</a><a href=\"#tiers\">Tiers</a>\
+         <a href=\"#worst\">Worst tenants</a><a href=\"#repro\">Reproduce</a></nav>\n",
+    );
+    body.push_str("<h2 id=\"slos\">SLOs</h2>\n");
+    if report.slos.is_empty() {
+        body.push_str("<p>No SLOs defined.</p>\n");
+    } else {
+        body.push_str(&table(&tables::slos(report)));
+        body.push_str(&failures(report));
+    }
+    body.push_str("<h2 id=\"plots\">Plots</h2>\n");
+    body.push_str(&figures(plots));
+    body.push_str("<h2 id=\"blast\">Blast radius</h2>\n");
+    let _ = writeln!(
+        body,
+        "<p>{}</p>",
+        escape(&tables::blast_sentence(report, faults))
+    );
+    body.push_str(&table(&tables::blast_radius(report, faults)));
+    body.push_str("<h2 id=\"tiers\">Tiers (requests issued after warmup)</h2>\n");
+    body.push_str(&table(&tables::tiers(report)));
+    body.push_str("<h2 id=\"worst\">Worst tenants</h2>\n");
+    body.push_str(&table(&tables::worst_tenants(report, WORST_TENANTS)));
+    if !faults.is_empty() {
+        body.push_str("<h2 id=\"faults\">Faults</h2>\n");
+        body.push_str(&table(&tables::faults(faults)));
+    }
+    body.push_str("<h2 id=\"invariants\">Invariants</h2>\n");
+    body.push_str(&table(&tables::invariants(report)));
+    body.push_str("<h2 id=\"repro\">Reproduce</h2>\n");
+    let _ = writeln!(body, "<pre><code>{}</code></pre>", escape(&report.repro));
+    body.push_str(
+        "<p class=\"meta\">Files: <a href=\"report.json\">report.json</a> · \
+         <a href=\"summary.md\">summary.md</a> · <a href=\"junit.xml\">junit.xml</a></p>\n",
+    );
+    page(
+        &format!(
+            "{} seed {}: {}",
+            report.scenario,
+            report.seed,
+            report.verdict.to_uppercase()
+        ),
+        &body,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape("<b>&'\""), "&lt;b&gt;&amp;&#39;&quot;");
+    }
+
+    #[test]
+    fn inline_svg_drops_the_namespace_url() {
+        let svg = "<svg width=\"1\" xmlns=\"http://www.w3.org/2000/svg\">\n</svg>\n";
+        assert_eq!(inline_svg(svg), "<svg width=\"1\">\n</svg>\n");
+    }
+}

@@ -1,0 +1,196 @@
+//! What the report files need from a run besides the [`Report`](super::Report): the time
+//! series, the fault windows, the SLO thresholds in time and the capacities of the shared pools.
+//!
+//! Built once from the scenario and the run's [`Series`]; the Markdown, JUnit, HTML and plot
+//! renderers read it and never the model directly.
+
+use crate::model::config::FaultKind;
+use crate::model::series::Series;
+use crate::scenario::Scenario;
+use crate::scenario::expect::{Metric, Threshold};
+use crate::time::SimTime;
+
+/// A fault window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpan {
+    /// The fault's name (`spike`).
+    pub name: String,
+    /// What it does, for tables: `load spike ×10`.
+    pub what: String,
+    /// Tenants it names (they are not bystanders).
+    pub targets: Vec<String>,
+    /// Start, simulated seconds.
+    pub start_s: f64,
+    /// End, simulated seconds.
+    pub end_s: f64,
+}
+
+/// What an SLO threshold line is drawn against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LineMetric {
+    /// A latency percentile of ok requests (value in milliseconds).
+    Latency(f64),
+    /// Error rate (value a fraction).
+    ErrorRate,
+    /// Throttle rate (value a fraction).
+    ThrottleRate,
+}
+
+/// An SLO threshold over the SLO's window, drawn on the matching plot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SloLine {
+    /// Which plot it belongs on.
+    pub metric: LineMetric,
+    /// Threshold: milliseconds for latencies, a fraction for rates.
+    pub value: f64,
+    /// The expectation as written: `p99 < 250ms`.
+    pub expect: String,
+    /// The SLO's selection as written: `bystanders`.
+    pub selection: String,
+    /// The SLO's window label: `during:spike`.
+    pub window: String,
+    /// Window start, simulated seconds.
+    pub start_s: f64,
+    /// Window end, simulated seconds.
+    pub end_s: f64,
+}
+
+/// Everything about a run's course in time that the report files show.
+#[derive(Clone, Debug)]
+pub struct Timeline<'a> {
+    /// Per class and bucket counts, latency and occupancy.
+    pub series: &'a Series,
+    /// Simulated seconds.
+    pub duration_s: f64,
+    /// Warmup seconds.
+    pub warmup_s: f64,
+    /// Fault windows, in file order.
+    pub faults: Vec<FaultSpan>,
+    /// SLO thresholds with their windows.
+    pub slo_lines: Vec<SloLine>,
+    /// API workers over all cells.
+    pub workers: u64,
+    /// Database connections over all databases.
+    pub connections: u64,
+    /// For each class of the series, how many tenants it stands for.
+    pub class_sizes: Vec<u64>,
+}
+
+fn secs(t: SimTime) -> f64 {
+    t.as_secs_f64()
+}
+
+impl<'a> Timeline<'a> {
+    /// The timeline of a run of `scenario` that produced `series`.
+    pub fn new(scenario: &Scenario, series: &'a Series) -> Timeline<'a> {
+        let system = &scenario.system;
+        let faults = system
+            .faults
+            .iter()
+            .map(|f| FaultSpan {
+                name: f.name.clone(),
+                what: match &f.kind {
+                    FaultKind::LoadSpike { multiplier, .. } => {
+                        format!("load spike ×{multiplier}")
+                    }
+                },
+                targets: f
+                    .named_tenants()
+                    .iter()
+                    .map(|&t| system.tenants[t].name.clone())
+                    .collect(),
+                start_s: secs(f.at),
+                end_s: secs(f.end()).min(system.simulation.duration.as_secs_f64()),
+            })
+            .collect();
+        let mut slo_lines = Vec::new();
+        for slo in &scenario.slos {
+            let window = &system.windows[slo.window];
+            let selection: String = if slo.selector.chars().count() > 24 {
+                let mut s: String = slo.selector.chars().take(23).collect();
+                s.push('…');
+                s
+            } else {
+                slo.selector.clone()
+            };
+            let start_s = secs(window.start);
+            let end_s = secs(window.end).min(system.simulation.duration.as_secs_f64());
+            for e in &slo.expect {
+                let (metric, value) = match (e.metric, e.threshold) {
+                    (Metric::Percentile(p), Threshold::Duration(d)) => {
+                        (LineMetric::Latency(p), d.as_millis_f64())
+                    }
+                    (Metric::ErrorRate, Threshold::Fraction(x)) => (LineMetric::ErrorRate, x),
+                    (Metric::Availability, Threshold::Fraction(x)) => {
+                        (LineMetric::ErrorRate, 1.0 - x)
+                    }
+                    (Metric::ThrottleRate, Threshold::Fraction(x)) => (LineMetric::ThrottleRate, x),
+                    _ => continue,
+                };
+                slo_lines.push(SloLine {
+                    metric,
+                    value,
+                    expect: e.text.clone(),
+                    selection: selection.clone(),
+                    window: window.label.clone(),
+                    start_s,
+                    end_s,
+                });
+            }
+        }
+        let mut class_sizes = vec![0u64; series.classes.len()];
+        for (t, tenant) in system.tenants.iter().enumerate() {
+            let class = series
+                .classes
+                .iter()
+                .position(|c| c.tenant == Some(t))
+                .or_else(|| {
+                    series
+                        .classes
+                        .iter()
+                        .position(|c| c.tenant.is_none() && c.tier == tenant.tier)
+                });
+            if let Some(c) = class {
+                class_sizes[c] += 1;
+            }
+        }
+        Timeline {
+            series,
+            duration_s: system.simulation.duration.as_secs_f64(),
+            warmup_s: system.simulation.warmup.as_secs_f64(),
+            faults,
+            slo_lines,
+            workers: system.cells.iter().map(|c| u64::from(c.api.workers)).sum(),
+            connections: system
+                .databases
+                .iter()
+                .map(|d| u64::from(d.connections))
+                .sum(),
+            class_sizes,
+        }
+    }
+
+    /// The label a class is shown with: a tracked tenant's name, or `standard (46 others)`.
+    pub fn class_label(&self, class: usize) -> String {
+        let c = &self.series.classes[class];
+        if c.tenant.is_some() {
+            return c.label.clone();
+        }
+        let tier = c.label.trim_end_matches(" (others)");
+        let n = self.class_sizes.get(class).copied().unwrap_or(0);
+        let noun = if n == 1 { "tenant" } else { "tenants" };
+        let n = crate::text::thousands(n);
+        if c.label.ends_with(" (others)") {
+            format!("{tier} ({n} other {noun})")
+        } else {
+            format!("{tier} (all {n} {noun})")
+        }
+    }
+
+    /// Seconds covered by bucket `b` (the last may be cut short by the end of the run).
+    pub fn bucket_span(&self, b: usize) -> (f64, f64) {
+        let start = self.series.bucket_start(b).as_secs_f64();
+        let end = (start + self.series.bucket.as_secs_f64()).min(self.duration_s);
+        (start, end)
+    }
+}

@@ -1,0 +1,537 @@
+//! The report files: the committed reference reports in `reports/` are exactly what the
+//! current code writes; every run leaves a well-formed summary.md, junit.xml, index.html and
+//! plots with the fault windows on them; `simulate compare` reports the SLO that flips.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{code, read_report, root, simulate, simulate_in, text, toml_files};
+
+const REGENERATE: &str = "cargo run --release -- check scenarios/ --write-reports";
+
+/// Every file under `dir`, relative to it, sorted.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(path.strip_prefix(base).expect("under base").to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A minimal XML well-formedness check: one root element, balanced and properly nested tags,
+/// quoted attributes, no raw `<` in attribute values, `&` only as an entity.
+fn check_xml(text: &str) -> Result<usize, String> {
+    let entity_ok = |s: &str| -> bool {
+        let mut rest = s;
+        while let Some(i) = rest.find('&') {
+            let after = &rest[i + 1..];
+            let Some(end) = after.find(';') else {
+                return false;
+            };
+            let name = &after[..end];
+            let known = ["amp", "lt", "gt", "quot", "apos"].contains(&name)
+                || (name.starts_with('#') && name[1..].chars().all(|c| c.is_ascii_digit()));
+            if !known {
+                return false;
+            }
+            rest = &after[end + 1..];
+        }
+        true
+    };
+    let mut rest = text.trim_start();
+    if let Some(r) = rest.strip_prefix("<?xml") {
+        let end = r.find("?>").ok_or("unterminated XML declaration")?;
+        rest = &r[end + 2..];
+    }
+    let mut stack: Vec<String> = Vec::new();
+    let mut roots = 0;
+    let mut elements = 0;
+    while !rest.is_empty() {
+        let Some(open) = rest.find('<') else {
+            if !entity_ok(rest) {
+                return Err(format!(
+                    "bad entity in text {:?}",
+                    &rest[..rest.len().min(60)]
+                ));
+            }
+            if !stack.is_empty() || !rest.trim().is_empty() {
+                return Err(format!(
+                    "text after the root or unclosed <{}>",
+                    stack.join("><")
+                ));
+            }
+            break;
+        };
+        let content = &rest[..open];
+        if !entity_ok(content) {
+            return Err(format!(
+                "bad entity in text {:?}",
+                &content[..content.len().min(60)]
+            ));
+        }
+        if stack.is_empty() && !content.trim().is_empty() {
+            return Err(format!("text outside the root: {:?}", content.trim()));
+        }
+        rest = &rest[open..];
+        let close = rest.find('>').ok_or("unterminated tag")?;
+        let tag = &rest[1..close];
+        rest = &rest[close + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            let expected = stack
+                .pop()
+                .ok_or(format!("</{name}> without an open tag"))?;
+            if expected != name.trim() {
+                return Err(format!("</{name}> closes <{expected}>"));
+            }
+            continue;
+        }
+        let self_closing = tag.ends_with('/');
+        let tag = tag.trim_end_matches('/');
+        let name_end = tag.find(char::is_whitespace).unwrap_or(tag.len());
+        let name = &tag[..name_end];
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_:.".contains(c))
+        {
+            return Err(format!("bad tag name {name:?}"));
+        }
+        // Attributes: name="value" pairs.
+        let mut attrs = tag[name_end..].trim();
+        while !attrs.is_empty() {
+            let eq = attrs
+                .find('=')
+                .ok_or(format!("attribute without value in <{name}>"))?;
+            let quoted = attrs[eq + 1..].trim_start();
+            let q = quoted.chars().next().ok_or("missing attribute value")?;
+            if q != '"' && q != '\'' {
+                return Err(format!("unquoted attribute in <{name}>"));
+            }
+            let end = quoted[1..].find(q).ok_or("unterminated attribute value")?;
+            let value = &quoted[1..1 + end];
+            if value.contains('<') || !entity_ok(value) {
+                return Err(format!("unescaped attribute value {value:?} in <{name}>"));
+            }
+            attrs = quoted[end + 2..].trim_start();
+        }
+        if stack.is_empty() {
+            roots += 1;
+        }
+        elements += 1;
+        if !self_closing {
+            stack.push(name.to_string());
+        }
+    }
+    if !stack.is_empty() {
+        return Err(format!("unclosed <{}>", stack.join("> <")));
+    }
+    if roots != 1 {
+        return Err(format!("{roots} root elements"));
+    }
+    Ok(elements)
+}
+
+#[test]
+fn the_xml_checker_rejects_broken_documents() {
+    assert!(check_xml("<a><b x=\"1\"/>t &amp; u</a>").is_ok());
+    assert!(check_xml("<a><b></a>").is_err());
+    assert!(check_xml("<a>x & y</a>").is_err());
+    assert!(check_xml("<a x=\"<\"/>").is_err());
+    assert!(check_xml("<a/><b/>").is_err());
+    assert!(check_xml("<a x=1/>").is_err());
+}
+
+#[test]
+fn reference_reports_are_up_to_date() {
+    // Regenerate exactly as documented, in a scratch copy of the repository's scenarios, and
+    // compare every file byte for byte with the committed reports.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("scenarios")).expect("mkdir");
+    for file in toml_files("scenarios") {
+        let name = file.file_name().expect("file name");
+        std::fs::copy(&file, dir.path().join("scenarios").join(name)).expect("copy scenario");
+    }
+    let output = simulate_in(dir.path(), &["check", "scenarios/", "--write-reports"]);
+    assert!(
+        matches!(code(&output), 0 | 1 | 4),
+        "check --write-reports\n{}",
+        text(&output)
+    );
+    let fresh_root = dir.path().join("reports");
+    let fresh = files_under(&fresh_root);
+    assert!(!fresh.is_empty(), "nothing regenerated\n{}", text(&output));
+    let mut problems = Vec::new();
+    let mut folders: Vec<PathBuf> = Vec::new();
+    for file in &fresh {
+        let committed = root().join("reports").join(file);
+        let new = std::fs::read(fresh_root.join(file)).expect("fresh file");
+        match std::fs::read(&committed) {
+            Ok(old) if old == new => {}
+            Ok(_) => problems.push(format!("reports/{} is out of date", file.display())),
+            Err(_) => problems.push(format!("reports/{} is missing", file.display())),
+        }
+        let folder = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        // The run folder is reports/<scenario>/seed-<N>/.
+        let run_folder: PathBuf = folder.components().take(2).collect();
+        if !folders.contains(&run_folder) {
+            folders.push(run_folder);
+        }
+    }
+    for folder in &folders {
+        for file in files_under(&root().join("reports").join(folder)) {
+            let relative = folder.join(&file);
+            if !fresh.contains(&relative) {
+                problems.push(format!(
+                    "reports/{} is no longer written (delete it)",
+                    relative.display()
+                ));
+            }
+        }
+    }
+    // Every scenario has its reference folder.
+    for file in toml_files("scenarios") {
+        let text = std::fs::read_to_string(&file).expect("scenario");
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("name = "))
+            .map(|n| n.trim().trim_matches('"').to_string())
+            .expect("scenario name");
+        assert!(
+            folders.iter().any(|f| f.starts_with(&name)),
+            "no reference reports for {}",
+            file.display()
+        );
+    }
+    assert!(
+        problems.is_empty(),
+        "the reference reports differ from what the code writes:\n  {}\nregenerate them from \
+         the repository root with:\n  {REGENERATE}\n(runs are deterministic: review the diff, \
+         then commit it)",
+        problems.join("\n  ")
+    );
+}
+
+fn twin_run() -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().display().to_string();
+    let output = simulate(&[
+        "scenarios/hot-tenant.toml",
+        "--set",
+        "edge.rate_limiting=false",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for file in ["report.json", "summary.md", "junit.xml", "index.html"] {
+        assert!(
+            stdout.contains(&format!("wrote {}", dir.path().join(file).display())),
+            "the terminal lists {file}:\n{stdout}"
+        );
+    }
+    let report = read_report(dir.path());
+    (dir, report)
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn a_run_leaves_summary_junit_html_and_plots() {
+    let (dir, report) = twin_run();
+    let dir = dir.path();
+
+    let summary = read(dir, "summary.md");
+    assert!(
+        summary.starts_with("# hot-tenant: ❌ **FAIL**"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "|  | SLO | tenants | window | expected | checks | worst observed |\n\
+             |---|---|---|---|---|---:|---:|\n\
+             | ❌ **FAIL** | bystanders keep their latency and errors during the spike | \
+             bystanders (each) | `during:spike` | `p99 < 250ms` | 0/50 pass |"
+        ),
+        "summary.md has the SLO table with observed vs expected:\n{summary}"
+    );
+    for section in [
+        "## Blast radius",
+        "## Tiers",
+        "## Worst tenants",
+        "## Faults",
+    ] {
+        assert!(summary.contains(section), "{section}:\n{summary}");
+    }
+    assert!(
+        summary.contains("50 of 50 judged bystanders failed an SLO check"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "```sh\n{}\n```",
+            report["repro"].as_str().expect("repro")
+        )),
+        "{summary}"
+    );
+
+    let junit = read(dir, "junit.xml");
+    check_xml(&junit).unwrap_or_else(|e| panic!("junit.xml is not well-formed: {e}\n{junit}"));
+    let cases = junit.matches("<testcase ").count();
+    let failures = junit.matches("<failure ").count();
+    assert_eq!(
+        cases,
+        50 + 1,
+        "one case per judged bystander and one per invariant"
+    );
+    assert_eq!(failures, 50, "every bystander fails in the twin");
+    assert!(
+        junit.contains(
+            "<testsuites name=\"tenantsim hot-tenant seed 42 (fail)\" tests=\"51\" failures=\"50\""
+        ),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(
+            "name=\"light-001\">\n      <failure message=\"expected p99 &lt; 250ms, observed "
+        ),
+        "failures carry observed vs expected:\n{junit}"
+    );
+
+    let html = read(dir, "index.html");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert_eq!(html.matches("<svg").count(), 3, "three plots inline");
+    for banned in ["http://", "https://", "<script", "<link", "src=", "url("] {
+        assert!(
+            !html.contains(banned),
+            "index.html must be self-contained; found {banned}"
+        );
+    }
+    assert!(
+        html.contains("<h2 id=\"slos\">SLOs</h2>\n<table>"),
+        "SLO table"
+    );
+    assert!(
+        html.contains("<code>p99 &lt; 250ms</code>"),
+        "escaped expectation"
+    );
+    let body = &html[html.find("<body>").expect("body")..html.find("</body>").expect("/body") + 7];
+    // The body is XHTML-like apart from void elements; check the inline SVGs parse.
+    for svg in body.split("<svg").skip(1) {
+        let svg = format!(
+            "<svg{}",
+            &svg[..svg.find("</svg>").expect("closed svg") + 6]
+        );
+        check_xml(&svg).unwrap_or_else(|e| panic!("inline svg: {e}"));
+    }
+
+    let plots = files_under(&dir.join("plots"));
+    let names: Vec<String> = plots.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(
+        names,
+        vec!["latency.svg", "occupancy.svg", "throughput.svg"],
+        "no jobs, so no backlog plot"
+    );
+    for name in &names {
+        let svg = read(&dir.join("plots"), name);
+        check_xml(&svg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            svg.contains("simulated time (s)"),
+            "{name}: time axis with unit"
+        );
+        // The fault window: a light red band and its name, on every time axis.
+        let panels = svg.matches("simulated time (s)").count();
+        let bands = svg.matches("opacity=\"0.1\" fill=\"#D62728\"").count();
+        let labels = svg.matches(">\nspike\n</text>").count();
+        assert!(
+            panels >= 2 && bands == panels && labels == panels,
+            "{name}: {panels} time axes, {bands} fault bands, {labels} fault labels"
+        );
+        assert_eq!(
+            svg.matches(">\nwarmup\n</text>").count(),
+            panels,
+            "{name}: the warmup is marked on every time axis"
+        );
+    }
+    let latency = read(&dir.join("plots"), "latency.svg");
+    assert!(latency.contains("p99 latency (ms)"), "latency axis in ms");
+    assert!(
+        latency.contains("SLO &lt; 250ms"),
+        "the SLO threshold is drawn"
+    );
+    let occupancy = read(&dir.join("plots"), "occupancy.svg");
+    assert!(occupancy.contains("busy workers") && occupancy.contains("64 workers"));
+    assert!(occupancy.contains("busy connections") && occupancy.contains("40 connections"));
+    let throughput = read(&dir.join("plots"), "throughput.svg");
+    assert!(throughput.contains("ok responses/s") && throughput.contains("errors (%)"));
+    for svg in [&latency, &occupancy, &throughput] {
+        assert!(
+            svg.contains(">\nstandard (46 other tenants)\n</text>"),
+            "legend"
+        );
+    }
+}
+
+#[test]
+fn hostile_names_are_escaped_everywhere() {
+    let source = std::fs::read_to_string(root().join("scenarios/hot-tenant.toml"))
+        .expect("scenario")
+        .replace(
+            "name = \"bystanders keep their latency and errors during the spike\"",
+            "name = \"<b>bold</b> & 'quoted' | piped *starred* _under_\"",
+        );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("hostile.toml");
+    std::fs::write(&file, source).expect("write scenario");
+    let out = dir.path().join("out");
+    let output = simulate(&[
+        file.to_str().expect("utf-8"),
+        "--set",
+        "simulation.duration=\"40s\"",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(matches!(code(&output), 0 | 1 | 4), "{}", text(&output));
+    let junit = read(&out, "junit.xml");
+    check_xml(&junit).unwrap_or_else(|e| panic!("junit.xml: {e}\n{junit}"));
+    assert!(
+        junit.contains("&lt;b&gt;bold&lt;/b&gt; &amp; &apos;quoted&apos;"),
+        "{junit}"
+    );
+    let html = read(&out, "index.html");
+    assert!(!html.contains("<b>bold</b>"), "raw markup in index.html");
+    assert!(html.contains("&lt;b&gt;bold&lt;/b&gt; &amp; &#39;quoted&#39;"));
+    let summary = read(&out, "summary.md");
+    assert!(
+        summary.contains("\\<b>bold\\</b> & 'quoted' \\| piped \\*starred\\* \\_under\\_"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn compare_reports_the_flip_on_common_random_numbers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().display().to_string();
+    let output = simulate(&[
+        "compare",
+        "scenarios/hot-tenant.toml",
+        "--set",
+        "edge.rate_limiting=false",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(
+        code(&output),
+        1,
+        "exit code of B's verdict\n{}",
+        text(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Verdict: A PASS → B FAIL"), "{stdout}");
+    assert!(
+        stdout.contains("FLIPS bystanders keep their latency and errors during the spike"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Reproduce: ")
+            && stdout.contains(
+                "compare scenarios/hot-tenant.toml --seed 42 --set edge.rate_limiting=false"
+            ),
+        "{stdout}"
+    );
+    let md = read(dir.path(), "compare.md");
+    assert!(
+        md.contains("| `p99 < 250ms` | ✅ PASS | 50/50 pass, 69.2ms (light-045) | ❌ **FAIL** |")
+            && md.contains("flips PASS → FAIL"),
+        "compare.md names the flip with A and B side by side:\n{md}"
+    );
+    assert!(md.contains("| tier standard |"), "per-tier change:\n{md}");
+
+    // A is exactly the scenario as written: byte-identical to the reference report.
+    let a = std::fs::read(dir.path().join("a/report.json")).expect("a/report.json");
+    let reference =
+        std::fs::read(root().join("reports/hot-tenant/seed-42/report.json")).expect("reference");
+    assert!(a == reference, "run A differs from the reference run");
+    // Common random numbers: every tenant issued the same requests in A and B.
+    let (ra, rb) = (
+        read_report(&dir.path().join("a")),
+        read_report(&dir.path().join("b")),
+    );
+    assert_eq!(rb["verdict"], "fail");
+    let requests = |r: &serde_json::Value| -> Vec<u64> {
+        r["tenants"]
+            .as_array()
+            .expect("tenants")
+            .iter()
+            .map(|t| t["requests"].as_u64().expect("requests"))
+            .collect()
+    };
+    assert_eq!(
+        requests(&ra),
+        requests(&rb),
+        "arrivals differ between A and B"
+    );
+
+    let html = read(dir.path(), "index.html");
+    assert_eq!(html.matches("<svg").count(), 3, "overlay plots inline");
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    for name in ["latency.svg", "throughput.svg", "occupancy.svg"] {
+        let svg = read(&dir.path().join("plots"), name);
+        check_xml(&svg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(svg.contains("B: with the overrides"), "{name}: run legend");
+        assert!(svg.contains(">\nspike\n</text>"), "{name}: fault window");
+    }
+}
+
+#[test]
+fn compare_exit_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().display().to_string();
+    // B passes too: exit 0, nothing flips.
+    let output = simulate(&[
+        "compare",
+        "scenarios/hot-tenant.toml",
+        "--set",
+        "tiers.standard.burst=250",
+        "--set",
+        "simulation.duration=\"60s\"",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let md = read(dir.path(), "compare.md");
+    assert!(
+        md.contains("**No SLO flips.**") && !md.contains("flips PASS"),
+        "{md}"
+    );
+    // Without an override there is nothing to compare.
+    let output = simulate(&["compare", "scenarios/hot-tenant.toml"]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    // Both runs share one seed.
+    let output = simulate(&[
+        "compare",
+        "scenarios/hot-tenant.toml",
+        "--set",
+        "simulation.seed=7",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("choose it with --seed"),
+        "{}",
+        text(&output)
+    );
+}
