@@ -345,6 +345,7 @@ mod tests {
                     .collect(),
             }],
             invariants: Vec::new(),
+            blast_radius: Vec::new(),
             scenario_text: String::new(),
         }
     }

@@ -261,13 +261,16 @@ fn draw(fig: &Figure, buf: &mut String) -> Result<(), String> {
         let areas = plots.split_evenly((fig.panels.len().max(1), 1));
         for (panel, area) in fig.panels.iter().zip(areas.iter()) {
             let (lo, hi) = panel.y_range();
+            // Room for the widest tick label (large counts such as 1,000,000) and the axis
+            // title beside it.
+            let widest = text_width(&tick(hi), 13.0).max(text_width(&tick(lo), 13.0));
             let mut builder = ChartBuilder::on(area);
             builder
                 .margin_top(38)
                 .margin_right(14)
                 .margin_bottom(6)
                 .x_label_area_size(38)
-                .y_label_area_size(68);
+                .y_label_area_size((widest + 40).max(68) as u32);
             match panel.scale {
                 Scale::Linear => {
                     let chart = builder
@@ -414,6 +417,8 @@ where
         .map_err(err)?;
     }
     let (x_px, y_px) = chart.plotting_area().get_pixel_range();
+    // Label each threshold value once: two SLOs with the same threshold share a label.
+    let mut labelled: Vec<String> = Vec::new();
     for t in &panel.thresholds {
         let points = vec![(t.start_s, t.value), (t.end_s, t.value)];
         // A white halo keeps the threshold visible over dense lines.
@@ -433,6 +438,10 @@ where
             .map_err(err)?;
         let end = chart.plotting_area().map_coordinate(&(t.end_s, t.value));
         let label = short_threshold(t, panel.percent);
+        if labelled.contains(&label) {
+            continue;
+        }
+        labelled.push(label.clone());
         let width = text_width(&label, 12.0);
         let start = chart.plotting_area().map_coordinate(&(t.start_s, t.value));
         // Beside the line where there is room (outside its window), else just above its end;

@@ -76,6 +76,44 @@ pub struct Timeline<'a> {
     pub class_sizes: Vec<u64>,
 }
 
+/// A short description of a fault for plot labels and tables.
+fn describe_fault(system: &crate::model::config::System, kind: &FaultKind) -> String {
+    let cells = |cells: &[usize]| {
+        cells
+            .iter()
+            .map(|&c| system.cells[c].name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match kind {
+        FaultKind::LoadSpike { multiplier, .. } => format!("load spike ×{multiplier}"),
+        FaultKind::CellOutage { cells: c, .. } => format!("cell outage ({})", cells(c)),
+        FaultKind::RegionOutage {
+            region, cells: c, ..
+        } => {
+            format!("region outage {region} ({})", cells(c))
+        }
+        FaultKind::DbSlowdown {
+            database, factor, ..
+        } => format!(
+            "database {} ×{factor} slower",
+            system.databases[*database].name
+        ),
+        FaultKind::KmsKeyDisabled { .. } => "KMS key disabled".to_string(),
+        FaultKind::Partition => "edge ↔ mapping store partition".to_string(),
+        FaultKind::ControlPlaneOutage => "control plane down".to_string(),
+        FaultKind::DependencyErrors { dependency, rate } => {
+            let name = match dependency {
+                crate::model::config::Dependency::Database(d) => system.databases[*d].name.as_str(),
+                crate::model::config::Dependency::Kms => "KMS",
+            };
+            format!("{name} errors {:.0}%", rate * 100.0)
+        }
+        FaultKind::PoisonJobs { fraction, .. } => format!("poison jobs {:.0}%", fraction * 100.0),
+        FaultKind::MigrateTenant { to, .. } => format!("migration to {}", system.cells[*to].name),
+    }
+}
+
 fn secs(t: SimTime) -> f64 {
     t.as_secs_f64()
 }
@@ -89,11 +127,7 @@ impl<'a> Timeline<'a> {
             .iter()
             .map(|f| FaultSpan {
                 name: f.name.clone(),
-                what: match &f.kind {
-                    FaultKind::LoadSpike { multiplier, .. } => {
-                        format!("load spike ×{multiplier}")
-                    }
-                },
+                what: describe_fault(system, &f.kind),
                 targets: f
                     .named_tenants()
                     .iter()
