@@ -5,6 +5,7 @@
 mod bench;
 mod check;
 mod compare;
+mod explore;
 mod replay;
 mod run;
 mod sweep;
@@ -51,6 +52,12 @@ Examples:
       Regenerate the reference reports in reports/<scenario>/seed-<N>/ (run from the repo root).
   simulate sweep scenarios/hot-tenant.toml --seeds 1..1001 --out sweeps/hot
       1,000 seeds in parallel; failing seeds with repro commands; sweeps/hot/sweep.json.
+  simulate explore scenarios/retry-storm.toml --seeds 1..101
+      Swarm testing: each seed draws faults from the [explore] table; failing seeds are listed
+      with their schedule and a scenario file of their own.
+  simulate shrink reports/retry-storm/explore/seed-7.toml --seed 7
+      Minimise a failing run (drop faults and tenants, shorten and weaken what is left) while
+      the same SLO still fails; writes a minimal scenario file.
   simulate replay reports/hot-tenant/seed-42/report.json
       Rerun exactly what produced a report and check it reproduces byte for byte.
   simulate validate scenarios/
@@ -87,6 +94,10 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Combine the sweep.json files of a sharded sweep into the unsharded result.
     Merge(sweep::MergeArgs),
+    /// Swarm testing: each seed draws its own fault schedule from the `[explore]` table.
+    Explore(explore::ExploreArgs),
+    /// Shrink a failing run to a minimal scenario that still fails the same SLO.
+    Shrink(explore::ShrinkArgs),
     /// Rerun exactly what produced a report.json and check the result is byte-identical.
     Replay(replay::ReplayArgs),
     /// Parse and check scenario files (or every .toml in a folder); run nothing.
@@ -108,8 +119,9 @@ struct ScenarioArgs {
     set: Vec<String>,
 }
 
-const SUBCOMMANDS: [&str; 9] = [
-    "run", "check", "compare", "sweep", "merge", "replay", "validate", "bench", "help",
+const SUBCOMMANDS: [&str; 11] = [
+    "explore", "shrink", "run", "check", "compare", "sweep", "merge", "replay", "validate",
+    "bench", "help",
 ];
 
 /// Inserts `run` when the first argument is a scenario rather than a subcommand, so
@@ -146,6 +158,8 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare::compare_command(&program, &args),
         Command::Sweep(args) => sweep::sweep_command(&program, &args),
         Command::Merge(args) => sweep::merge_command(&args),
+        Command::Explore(args) => explore::explore_command(&program, &args),
+        Command::Shrink(args) => explore::shrink_command(&program, &args),
         Command::Replay(args) => replay::replay_command(&args),
         Command::Validate { paths } => validate_command(&paths),
         Command::Bench(args) => bench::bench_command(&args),

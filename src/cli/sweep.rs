@@ -99,6 +99,8 @@ pub(super) fn run_seeds(
                             PipelineError::Invalid(e) => e.to_string(),
                             PipelineError::Budget(e) => e.to_string(),
                         }),
+                        drawn_faults: Vec::new(),
+                        scenario_file: None,
                     },
                 };
                 if run.verdict == "fail" || run.verdict == "error" {
@@ -116,7 +118,13 @@ pub(super) fn run_seeds(
 /// Prints progress to stderr until `finished`: a bar on a terminal, a line every 10 s
 /// otherwise.
 #[allow(clippy::disallowed_methods)] // ok: progress display reads the wall clock, in the CLI
-fn progress(label: &str, total: u64, done: &AtomicU64, failing: &AtomicU64, finished: &AtomicBool) {
+pub(super) fn progress(
+    label: &str,
+    total: u64,
+    done: &AtomicU64,
+    failing: &AtomicU64,
+    finished: &AtomicBool,
+) {
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_line = started;
@@ -227,7 +235,7 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
     finish_sweep(program, &report, &out)
 }
 
-fn finish_sweep(program: &str, report: &SweepReport, out: &Path) -> u8 {
+pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path) -> u8 {
     let path = out.join("sweep.json");
     let json = match serde_json::to_string_pretty(report) {
         Ok(j) => j + "\n",
@@ -301,12 +309,23 @@ fn render_sweep(program: &str, report: &SweepReport) -> String {
                 .collect::<Vec<_>>()
                 .join("; "),
         };
+        let invocation = match &run.scenario_file {
+            // An explored seed has its own scenario file (the scenario plus its drawn faults).
+            Some(file) => Invocation {
+                scenario_file: file.clone(),
+                ..invocation.clone()
+            },
+            None => invocation.clone(),
+        };
         let _ = writeln!(
             out,
             "  seed {}: {why}\n    {}",
             run.seed,
             repro_command(program, &invocation.repro(run.seed))
         );
+        for fault in &run.drawn_faults {
+            let _ = writeln!(out, "      drew {fault}");
+        }
     }
     if report.failing_seeds.len() > LISTED {
         let _ = writeln!(

@@ -24,6 +24,12 @@ pub struct SweepRun {
     /// Why the run could not finish, for `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `simulate explore`: the faults this seed drew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drawn_faults: Vec<String>,
+    /// `simulate explore`: the standalone scenario file written for a failing seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario_file: Option<String>,
 }
 
 impl SweepRun {
@@ -45,6 +51,8 @@ impl SweepRun {
                 .map(|i| i.name.clone())
                 .collect(),
             error: None,
+            drawn_faults: Vec::new(),
+            scenario_file: None,
         }
     }
 }

@@ -673,6 +673,18 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             simulation: &simulation,
         },
     );
+    let explore = match top.node("explore") {
+        Some(n) => match super::explore::parse(n) {
+            Ok(spec) => Some(spec),
+            Err(errors) => {
+                for (origin, key, message) in errors {
+                    ctx.push(origin, &key, message);
+                }
+                None
+            }
+        },
+        None => None,
+    };
     top.finish(ctx);
 
     if !ctx.diagnostics.is_empty() {
@@ -697,6 +709,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             windows,
         },
         slos,
+        explore,
     })
 }
 

@@ -5,7 +5,9 @@
 //! name.
 
 pub mod expect;
+pub mod explore;
 mod load;
+pub mod shrink;
 pub mod tree;
 
 use std::fmt;
@@ -28,6 +30,8 @@ pub struct Scenario {
     pub system: System,
     /// SLOs, in file order.
     pub slos: Vec<Slo>,
+    /// What `simulate explore` may draw, if the file has an `[explore]` table.
+    pub explore: Option<explore::ExploreSpec>,
 }
 
 /// Whether each selected tenant must pass, or the selection pooled.

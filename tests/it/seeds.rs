@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{code, root, simulate, text};
+use crate::common::{code, read_report, root, simulate, text};
 
 const SHORT: &str = "simulation.duration=\"60s\"";
 
@@ -285,4 +285,129 @@ fn traces_are_well_formed() {
             "no {step} step in the heavy tenant's trace: {steps:?}"
         );
     }
+}
+
+#[test]
+fn explore_is_deterministic_per_seed_and_lists_failing_schedules() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |name: &str, threads: &str| {
+        let out = dir.path().join(name);
+        let out_arg = out.display().to_string();
+        let output = Command::new(env!("CARGO_BIN_EXE_simulate"))
+            .args([
+                "explore",
+                "scenarios/cell-outage.toml",
+                "--seeds",
+                "1..7",
+                "--out",
+                &out_arg,
+                "--quiet",
+            ])
+            .current_dir(root())
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .expect("runs");
+        assert!(matches!(code(&output), 0 | 1), "{}", text(&output));
+        (
+            std::fs::read(out.join("explore.json")).expect("explore.json"),
+            output,
+        )
+    };
+    let (first, output) = run("a", "2");
+    let (second, _) = run("a", "1");
+    assert!(
+        first == second,
+        "explore.json differs between runs / thread counts"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&first).expect("json");
+    let runs = json["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 6);
+    assert!(
+        runs.iter()
+            .all(|r| !r["drawn_faults"].as_array().expect("faults").is_empty())
+    );
+    // Every failing seed has its own scenario file, which fails on its own with the same seed.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for seed in json["failing_seeds"].as_array().expect("failing") {
+        let seed = seed.as_u64().expect("seed");
+        let file = dir.path().join("a").join(format!("seed-{seed}.toml"));
+        assert!(
+            stdout.contains(&format!("seed-{seed}.toml --seed {seed}")),
+            "{stdout}"
+        );
+        let rerun = simulate(&[
+            file.to_str().expect("path"),
+            "--seed",
+            &seed.to_string(),
+            "--quiet",
+            "--out",
+            dir.path().join("re").to_str().expect("path"),
+        ]);
+        assert_eq!(
+            code(&rerun),
+            1,
+            "seed {seed} of explore must fail again from its file\n{}",
+            text(&rerun)
+        );
+    }
+}
+
+#[test]
+fn shrink_reaches_the_planted_cause() {
+    // The hot-tenant twin (no rate limiting) fails because of the heavy tenant's spike. Plant
+    // two irrelevant faults and a longer run: shrink must keep only the spike.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source =
+        std::fs::read_to_string(root().join("scenarios/hot-tenant.toml")).expect("scenario");
+    let planted = format!(
+        "{source}\n[[faults]]\nname = \"noise-cp\"\nkind = \"control_plane_outage\"\nat = \"20s\"\nduration = \"30s\"\n\
+         \n[[faults]]\nname = \"noise-light\"\nkind = \"load_spike\"\ntenant = \"light-007\"\nmultiplier = 1.5\nat = \"95s\"\nduration = \"10s\"\n"
+    );
+    let file = dir.path().join("planted.toml");
+    std::fs::write(&file, planted).expect("write");
+    let out = dir.path().join("min.toml");
+    let output = simulate(&[
+        "shrink",
+        file.to_str().expect("path"),
+        "--seed",
+        "42",
+        "--set",
+        "edge.rate_limiting=false",
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("faults 3 -> 1"), "{stdout}");
+    let minimal = std::fs::read_to_string(&out).expect("minimal scenario");
+    let faults: Vec<&str> = minimal
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter(|n| n.starts_with("spike") || n.starts_with("noise"))
+        .collect();
+    assert_eq!(faults, vec!["spike\""], "{minimal}");
+    assert!(
+        minimal.contains("rate_limiting = false"),
+        "the overrides are baked in:\n{minimal}"
+    );
+    // It runs on its own and still fails the same SLO.
+    let rerun = simulate(&[
+        out.to_str().expect("path"),
+        "--quiet",
+        "--out",
+        dir.path().join("r").to_str().expect("path"),
+    ]);
+    assert_eq!(code(&rerun), 1, "{}", text(&rerun));
+    let report = read_report(&dir.path().join("r"));
+    let failed: Vec<&str> = report["slos"]
+        .as_array()
+        .expect("slos")
+        .iter()
+        .filter(|s| s["status"] == "fail")
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["bystanders keep their latency and errors during the spike"]
+    );
 }

@@ -1,0 +1,325 @@
+//! `simulate explore` (swarm testing: each seed draws its own fault schedule from the
+//! scenario's `[explore]` table) and `simulate shrink` (minimise a failing run while the same
+//! SLO still fails).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use clap::Args;
+use rayon::prelude::*;
+
+use super::sweep::{finish_sweep, progress};
+use super::{EXIT_INVALID, EXIT_PASS, ScenarioArgs, parse_seeds, read_scenario, write_atomically};
+use crate::pipeline::{self, PipelineError};
+use crate::report::shell_quote;
+use crate::report::sweep::{self, SweepHeader, SweepRun};
+use crate::scenario::explore;
+use crate::scenario::shrink::{self, ShrinkError};
+use crate::scenario::{self, LoadOptions};
+
+/// Options of `simulate explore`.
+#[derive(Args, Debug)]
+pub struct ExploreArgs {
+    /// The scenario file; it must have an `[explore]` table.
+    #[arg(value_name = "SCENARIO.toml")]
+    scenario: PathBuf,
+    /// Seeds to run: `A..B` (B excluded) or `A..=B`; each draws its own faults.
+    #[arg(long, value_name = "A..B")]
+    seeds: String,
+    #[command(flatten)]
+    overrides: ScenarioArgs,
+    /// Folder for explore.json and the failing seeds' scenario files (default:
+    /// reports/<scenario>/explore/).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Options of `simulate shrink`.
+#[derive(Args, Debug)]
+pub struct ShrinkArgs {
+    /// A failing scenario (written, or a seed file from `simulate explore`).
+    #[arg(value_name = "SCENARIO.toml")]
+    scenario: PathBuf,
+    /// The failing seed.
+    #[arg(long)]
+    seed: u64,
+    /// The SLO (or invariant) that must keep failing (default: the first that fails).
+    #[arg(long, value_name = "NAME")]
+    slo: Option<String>,
+    #[command(flatten)]
+    overrides: ScenarioArgs,
+    /// Where to write the minimal scenario (default: reports/<scenario>/seed-<N>-shrunk.toml).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Most candidate runs to try.
+    #[arg(long, default_value_t = 400)]
+    max_runs: u32,
+}
+
+pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
+    let range = match parse_seeds(&args.seeds) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    let text = match read_scenario(&args.scenario) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let base = LoadOptions {
+        path: args.scenario.display().to_string(),
+        overrides: args.overrides.set.clone(),
+        seed: None,
+    };
+    let loaded = match scenario::load(&text, &base) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let Some(spec) = loaded.explore.clone() else {
+        eprintln!(
+            "error: {} has no [explore] table: add one to say which faults seeds may draw \
+             (see `simulate explore --help` and the README)",
+            args.scenario.display()
+        );
+        return EXIT_INVALID;
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&loaded.name).join("explore"));
+    let done = AtomicU64::new(0);
+    let failing = AtomicU64::new(0);
+    let finished = AtomicBool::new(false);
+    let total = range.seeds.len() as u64;
+    let runs: Vec<(SweepRun, Option<String>)> = std::thread::scope(|scope| {
+        if !args.quiet {
+            scope.spawn(|| progress(&loaded.name, total, &done, &failing, &finished));
+        }
+        let runs = range
+            .seeds
+            .par_iter()
+            .map(|&seed| {
+                let drawn = explore::draw(&spec, &loaded.system, seed);
+                let seed_text = format!("{text}{}", explore::render(&drawn, seed));
+                let options = LoadOptions {
+                    seed: Some(seed),
+                    ..base.clone()
+                };
+                let mut run = match pipeline::execute(&seed_text, &options) {
+                    Ok(executed) => SweepRun::from_report(&executed.report),
+                    Err(e) => SweepRun {
+                        seed,
+                        verdict: "error".into(),
+                        failed_slos: Vec::new(),
+                        failed_invariants: Vec::new(),
+                        error: Some(match e {
+                            PipelineError::Invalid(e) => e.to_string(),
+                            PipelineError::Budget(e) => e.to_string(),
+                        }),
+                        drawn_faults: Vec::new(),
+                        scenario_file: None,
+                    },
+                };
+                run.drawn_faults = drawn.iter().map(explore::describe).collect();
+                let failed = run.verdict == "fail" || run.verdict == "error";
+                if failed {
+                    failing.fetch_add(1, Ordering::Relaxed);
+                    run.scenario_file =
+                        Some(out.join(format!("seed-{seed}.toml")).display().to_string());
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+                let keep = failed.then_some(seed_text);
+                (run, keep)
+            })
+            .collect();
+        finished.store(true, Ordering::Relaxed);
+        runs
+    });
+    for (run, seed_text) in &runs {
+        if let (Some(file), Some(seed_text)) = (&run.scenario_file, seed_text) {
+            if let Err(e) = write_atomically(std::path::Path::new(file), seed_text) {
+                eprintln!("error: cannot write {file}: {e}");
+                return EXIT_INVALID;
+            }
+        }
+    }
+    let header = SweepHeader {
+        scenario: loaded.name.clone(),
+        scenario_file: base.path.clone(),
+        overrides: base.overrides.clone(),
+        seed_range: range.text.clone(),
+        shard: None,
+    };
+    let report = sweep::summarize(&header, runs.into_iter().map(|(run, _)| run).collect());
+    let code = finish_sweep(program, &report, &out);
+    // finish_sweep wrote sweep.json; explore's file is explore.json.
+    let (from, to) = (out.join("sweep.json"), out.join("explore.json"));
+    if let Err(e) = std::fs::rename(&from, &to) {
+        eprintln!("error: cannot write {}: {e}", to.display());
+        return EXIT_INVALID;
+    }
+    println!("(the summary above is in {})", to.display());
+    code
+}
+
+pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
+    #[allow(clippy::disallowed_methods)] // ok: the CLI reports how long the shrink took
+    let started = Instant::now();
+    let text = match read_scenario(&args.scenario) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let options = LoadOptions {
+        path: args.scenario.display().to_string(),
+        overrides: args.overrides.set.clone(),
+        seed: Some(args.seed),
+    };
+    let original = match pipeline::execute(&text, &options) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let failing: Vec<String> = original
+        .report
+        .slos
+        .iter()
+        .filter(|s| s.status == "fail")
+        .map(|s| s.name.clone())
+        .chain(
+            original
+                .report
+                .invariants
+                .iter()
+                .filter(|i| !i.passed)
+                .map(|i| i.name.clone()),
+        )
+        .collect();
+    let target = match &args.slo {
+        Some(name) if failing.contains(name) => name.clone(),
+        Some(name) => {
+            eprintln!(
+                "error: seed {} of {} does not fail {name:?} (it fails: {})",
+                args.seed,
+                args.scenario.display(),
+                if failing.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    failing.join("; ")
+                }
+            );
+            return EXIT_INVALID;
+        }
+        None => match failing.first() {
+            Some(name) => name.clone(),
+            None => {
+                eprintln!(
+                    "error: seed {} of {} passes: nothing to shrink",
+                    args.seed,
+                    args.scenario.display()
+                );
+                return EXIT_INVALID;
+            }
+        },
+    };
+    let name = original.report.scenario.clone();
+    eprintln!("shrink: keeping {target:?} failing for seed {}", args.seed);
+    // The seed is baked in, so the minimal file runs on its own.
+    let mut overrides = args.overrides.set.clone();
+    overrides.push(format!("simulation.seed={}", args.seed));
+    let mut runs_done = 0u32;
+    let oracle = |candidate: &str| {
+        runs_done += 1;
+        let options = LoadOptions {
+            path: "candidate.toml".into(),
+            overrides: Vec::new(),
+            seed: None,
+        };
+        let fails = pipeline::execute(candidate, &options).is_ok_and(|e| {
+            e.report
+                .slos
+                .iter()
+                .any(|s| s.name == target && s.status == "fail")
+                || e.report
+                    .invariants
+                    .iter()
+                    .any(|i| i.name == target && !i.passed)
+        });
+        eprint!("{}", if fails { "+" } else { "." });
+        fails
+    };
+    let shrunk = match shrink::shrink(&text, &overrides, args.max_runs, oracle) {
+        Ok(s) => s,
+        Err(ShrinkError::Invalid(e)) => {
+            eprintln!("\nerror: {e}");
+            return EXIT_INVALID;
+        }
+        Err(ShrinkError::DoesNotFail) => {
+            eprintln!("\nerror: the scenario with its overrides does not fail {target:?}");
+            return EXIT_INVALID;
+        }
+    };
+    eprintln!();
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("reports")
+            .join(&name)
+            .join(format!("seed-{}-shrunk.toml", args.seed))
+    });
+    let header = format!(
+        "# Shrunk by `simulate shrink` from {} --seed {}{} in {} runs ({} changes kept).\n\
+         # Still fails: {target}.\n# Run it: simulate {} --seed {}\n",
+        args.scenario.display(),
+        args.seed,
+        args.overrides
+            .set
+            .iter()
+            .map(|o| format!(" --set {}", shell_quote(o)))
+            .collect::<String>(),
+        shrunk.runs,
+        shrunk.steps.len(),
+        out.display(),
+        args.seed
+    );
+    if let Err(e) = write_atomically(&out, &format!("{header}\n{}", shrunk.text)) {
+        eprintln!("error: cannot write {}: {e}", out.display());
+        return EXIT_INVALID;
+    }
+    for step in &shrunk.steps {
+        println!("  kept: {step}");
+    }
+    let count = |key: &str, text: &str| text.matches(&format!("[[{key}]]")).count();
+    println!(
+        "shrunk {name} seed {} in {} runs ({:.1}s): faults {} -> {}, tenant groups {} -> {}; {target:?} still fails",
+        args.seed,
+        shrunk.runs,
+        started.elapsed().as_secs_f64(),
+        original.scenario.system.faults.len(),
+        count("faults", &shrunk.text),
+        original.scenario.system.groups.len(),
+        count("tenants", &shrunk.text),
+    );
+    println!("wrote {}", out.display());
+    println!(
+        "Reproduce: {} {} --seed {}",
+        shell_quote(program),
+        shell_quote(&out.display().to_string()),
+        args.seed
+    );
+    EXIT_PASS
+}
