@@ -922,3 +922,54 @@ fn every_always_on_invariant_can_fail() {
     }
     assert_eq!(covered.len(), 6, "{covered:?}");
 }
+
+/// `mover` submits 10 jobs/s and moves at 5 s to a cell that runs no background jobs.
+const JOBS_MOVE: &str = r#"
+name = "jobs-move"
+[simulation]
+duration = "20s"
+[[tiers]]
+name = "standard"
+rate = 100
+[[cells]]
+name = "cell-a"
+api = { workers = 4, service_time = { dist = "constant", value = "1ms" } }
+jobs = { workers = 2, job_time = { dist = "constant", value = "10ms" } }
+[[cells]]
+name = "cell-b"
+api = { workers = 4, service_time = { dist = "constant", value = "1ms" } }
+[[tenants]]
+name = "mover"
+tier = "standard"
+cell = "cell-a"
+arrival = { rate = 10 }
+jobs = { rate = 10 }
+[[faults]]
+name = "move"
+kind = "migrate_tenant"
+tenant = "mover"
+to = "cell-b"
+at = "5s"
+duration = "1s"
+"#;
+
+#[test]
+fn jobs_submitted_where_no_job_pool_runs_are_dead_lettered_not_lost() {
+    let moved = run(JOBS_MOVE, &[]);
+    let mover = tenant(&moved, "mover");
+    assert_eq!(moved.output.owners[mover], cell(&moved, "cell-b"));
+    let jobs = &stats(&moved, mover, "whole").jobs;
+    println!(
+        "jobs after a move to a cell without a job pool: {} submitted, {} completed, {} \
+         dead-lettered, {} unfinished",
+        jobs.submitted, jobs.completed, jobs.dead_lettered, jobs.unfinished
+    );
+    // About 200 jobs in 20 s, every one accounted for; those after the move (about 150) have
+    // nowhere to run.
+    assert!(jobs.submitted > 150, "{} jobs submitted", jobs.submitted);
+    assert_eq!(
+        jobs.submitted,
+        jobs.completed + jobs.dead_lettered + jobs.unfinished
+    );
+    assert!(jobs.dead_lettered > 100, "{}", jobs.dead_lettered);
+}
