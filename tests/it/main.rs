@@ -6,8 +6,10 @@
 
 mod architecture;
 mod common;
+mod control_plane;
 mod kernel;
 mod reports;
+mod resilience;
 mod scenarios;
 mod seeds;
 mod slo_grammar;

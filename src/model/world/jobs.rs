@@ -62,7 +62,11 @@ impl World<'_, '_> {
         let draws = CounterDraws::new(key);
         let poison = self.faults.poison[t] > 0.0 && draws.unit(1) < self.faults.poison[t];
         let Some(pool) = self.system.cells[cell].jobs.as_ref() else {
-            // Validation requires a job pool in every cell a job-submitting tenant may use.
+            // Validation gives the tenant's first cell a job pool, but failover or a migration
+            // may have moved it to a cell without one: the job has nowhere to run and is
+            // dead-lettered at once rather than silently lost.
+            self.metrics.job_submitted(t, now);
+            self.metrics.job_finished(t, now, None);
             return cell;
         };
         let duration = pool.job_time.quantile(draws.unit(0));
