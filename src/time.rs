@@ -88,6 +88,18 @@ impl SimDuration {
         SimDuration(secs.saturating_mul(NANOS_PER_SEC))
     }
 
+    /// A span of `nanos` nanoseconds given as a float, rounded half up to a whole nanosecond
+    /// and clamped to `[0, MAX]` (NaN is zero). Plain arithmetic rather than `round()`, which
+    /// is a library call: this is on the sampling hot path.
+    #[inline]
+    pub fn from_nanos_f64(nanos: f64) -> SimDuration {
+        if nanos.is_nan() || nanos <= 0.0 {
+            SimDuration::ZERO
+        } else {
+            SimDuration((nanos + 0.5) as u64) // `as` saturates at u64::MAX
+        }
+    }
+
     /// A span of `secs` seconds given as a float, rounded to the nearest nanosecond and clamped
     /// to `[0, MAX]`. Used to turn sampled values into time; never used to order events.
     pub fn from_secs_f64(secs: f64) -> SimDuration {

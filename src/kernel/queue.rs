@@ -14,8 +14,6 @@
 //! time and the current time), buckets are appended to and emptied in order, and bucket 0 is
 //! consumed from the front.
 
-use std::collections::VecDeque;
-
 use crate::time::SimTime;
 
 /// Bucket 0 plus one per bit of a `u64` time.
@@ -23,8 +21,10 @@ const BUCKETS: usize = 65;
 
 /// A priority queue of events ordered by `(time, seq)`, where `seq` is the insertion order.
 pub struct EventQueue<E> {
-    /// Events at the current time, in insertion order.
-    now_bucket: VecDeque<E>,
+    /// Events at the current time, in insertion order; those before `now_head` are consumed.
+    /// (A vector and a cursor rather than a `VecDeque`: it is only appended to until drained.)
+    now_bucket: Vec<E>,
+    now_head: usize,
     /// Buckets 1..=64 (index 0 unused).
     buckets: Vec<Vec<(u64, E)>>,
     /// Bit `b - 1` set iff bucket `b` is non-empty.
@@ -38,7 +38,8 @@ pub struct EventQueue<E> {
 impl<E> Default for EventQueue<E> {
     fn default() -> Self {
         EventQueue {
-            now_bucket: VecDeque::new(),
+            now_bucket: Vec::new(),
+            now_head: 0,
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
             occupied: 0,
             last: 0,
@@ -53,7 +54,7 @@ fn bucket_of(time: u64, last: u64) -> usize {
     (64 - (time ^ last).leading_zeros()) as usize
 }
 
-impl<E> EventQueue<E> {
+impl<E: Copy> EventQueue<E> {
     /// An empty queue.
     pub fn new() -> Self {
         Self::default()
@@ -69,7 +70,7 @@ impl<E> EventQueue<E> {
         self.len += 1;
         let b = bucket_of(time, self.last);
         if b == 0 {
-            self.now_bucket.push_back(event);
+            self.now_bucket.push(event);
         } else {
             self.buckets[b].push((time, event));
             self.occupied |= 1 << (b - 1);
@@ -79,31 +80,45 @@ impl<E> EventQueue<E> {
     /// Makes the earliest pending events the current bucket, if it is empty.
     #[inline]
     fn refill(&mut self) {
-        if !self.now_bucket.is_empty() || self.occupied == 0 {
+        if self.now_head < self.now_bucket.len() {
+            return;
+        }
+        self.now_bucket.clear();
+        self.now_head = 0;
+        if self.occupied == 0 {
             return;
         }
         let b = self.occupied.trailing_zeros() as usize + 1;
         self.occupied &= !(1 << (b - 1));
-        let mut items = std::mem::take(&mut self.buckets[b]);
-        self.last = items.iter().map(|(t, _)| *t).min().unwrap_or(self.last);
-        for (time, event) in items.drain(..) {
-            let nb = bucket_of(time, self.last);
-            if nb == 0 {
-                self.now_bucket.push_back(event);
-            } else {
-                self.buckets[nb].push((time, event));
-                self.occupied |= 1 << (nb - 1);
+        // Every event of bucket `b` moves to a lower bucket, so the two halves never alias.
+        let (lower, upper) = self.buckets.split_at_mut(b);
+        let items = &mut upper[0];
+        if let [(time, event)] = items[..] {
+            // The common case with few events pending: one event, which becomes current.
+            self.last = time;
+            self.now_bucket.push(event);
+        } else {
+            let last = items.iter().map(|(t, _)| *t).min().unwrap_or(self.last);
+            self.last = last;
+            for &(time, event) in items.iter() {
+                let nb = bucket_of(time, last);
+                if nb == 0 {
+                    self.now_bucket.push(event);
+                } else {
+                    lower[nb].push((time, event));
+                    self.occupied |= 1 << (nb - 1);
+                }
             }
         }
-        // Keep the emptied vector's capacity for the next time this bucket fills.
-        self.buckets[b] = items;
+        items.clear();
     }
 
     /// Removes and returns the earliest event.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         self.refill();
-        let event = self.now_bucket.pop_front()?;
+        let event = *self.now_bucket.get(self.now_head)?;
+        self.now_head += 1;
         self.len -= 1;
         Some((SimTime::from_nanos(self.last), event))
     }
@@ -112,7 +127,7 @@ impl<E> EventQueue<E> {
     #[inline]
     pub fn peek_time(&mut self) -> Option<SimTime> {
         self.refill();
-        (!self.now_bucket.is_empty()).then_some(SimTime::from_nanos(self.last))
+        (self.now_head < self.now_bucket.len()).then_some(SimTime::from_nanos(self.last))
     }
 
     /// Number of pending events.

@@ -52,6 +52,11 @@ impl Streams {
         Stream::from_seed(self.seed_for(purpose, entity))
     }
 
+    /// The compact sequential stream for `(purpose, entity)` (see [`CounterStream`]).
+    pub fn counter_stream(&self, purpose: &str, entity: u64) -> CounterStream {
+        CounterStream::new(self.key_for(purpose, entity))
+    }
+
     /// A single 64-bit key for `(purpose, entity)`, for [`CounterDraws`].
     pub fn key_for(&self, purpose: &str, entity: u64) -> u64 {
         let seed = self.seed_for(purpose, entity);
@@ -108,6 +113,35 @@ impl CounterDraws {
     #[inline]
     pub fn unit(self, index: u64) -> f64 {
         unit_open(self.word(index))
+    }
+}
+
+/// A sequential stream of counter-based draws: the next word of a [`CounterDraws`] key.
+///
+/// Sixteen bytes of state where a buffered ChaCha8 generator takes about 320: this is the
+/// stream kept per tenant (arrivals), which is what keeps hot state small at 100,000 tenants.
+/// Its key still comes from the ChaCha derivation of `(master seed, purpose, entity)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CounterStream {
+    draws: CounterDraws,
+    position: u64,
+}
+
+impl CounterStream {
+    /// The stream for `key`, at its first word.
+    pub const fn new(key: u64) -> Self {
+        CounterStream {
+            draws: CounterDraws::new(key),
+            position: 0,
+        }
+    }
+
+    /// The next random word.
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        let word = self.draws.word(self.position);
+        self.position += 1;
+        word
     }
 }
 

@@ -12,7 +12,7 @@ use crate::time::SimTime;
 /// A simulated system driven by events.
 pub trait Model {
     /// The events this model schedules and handles.
-    type Event;
+    type Event: Copy;
 
     /// Handles one event at simulated time `now`, scheduling follow-up events on `queue`.
     fn handle(&mut self, now: SimTime, event: Self::Event, queue: &mut EventQueue<Self::Event>);

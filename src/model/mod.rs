@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod dist;
+pub mod fastlog;
 pub mod invariants;
 pub mod metrics;
 pub mod placing;
@@ -46,6 +47,9 @@ pub struct RunOptions<'a> {
     pub perturb: Option<u64>,
     /// Test hook: run with a deliberately broken policy (proves an invariant can fail).
     pub sabotage: Option<invariants::Sabotage>,
+    /// Test hook: take the general code paths even where a fast path applies. A fast path must
+    /// not change a run; a test compares the two on every scenario.
+    pub general_paths: bool,
 }
 
 /// Events per digest chunk: a divergence is first located to a chunk, then to an event.
@@ -106,8 +110,12 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         record_events,
         perturb,
         sabotage,
+        general_paths,
     } = options;
     let mut world = World::new(system, tenant_windows, &tracked, trace, perturb, sabotage);
+    if general_paths {
+        world.take_general_paths();
+    }
     let mut queue = EventQueue::new();
     world.start(&mut queue);
     let budget = system

@@ -55,6 +55,19 @@ impl<T> Slab<T> {
         value
     }
 
+    /// Drops the value behind `handle` in place (no move out); `false` if it was not live.
+    #[inline]
+    pub fn free(&mut self, handle: u32) -> bool {
+        match self.slots.get_mut(handle as usize) {
+            Some(slot @ Some(_)) => {
+                *slot = None;
+                self.free.push(handle);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Live values in handle order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.slots

@@ -455,7 +455,7 @@ fn compare_reports_the_flip_on_common_random_numbers() {
     );
     let md = read(dir.path(), "compare.md");
     assert!(
-        md.contains("| `p99 < 250ms` | ✅ PASS | 50/50 pass, 69.2ms (light-045) | ❌ **FAIL** |")
+        md.contains("| `p99 < 250ms` | ✅ PASS | 50/50 pass, 73.7ms (light-019) | ❌ **FAIL** |")
             && md.contains("flips PASS → FAIL"),
         "compare.md names the flip with A and B side by side:\n{md}"
     );

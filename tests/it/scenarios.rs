@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::common::{code, read_report, relative, shell_words, simulate, text, toml_files};
 
 /// The overrides on the scenario's `# twin:` line.
-fn twin_args(path: &Path) -> Vec<String> {
+pub(crate) fn twin_args(path: &Path) -> Vec<String> {
     let source = std::fs::read_to_string(path).expect("scenario readable");
     let line = source
         .lines()

@@ -249,40 +249,47 @@ impl World<'_, '_> {
         }
     }
 
-    /// Gives back the work's worker (the next queued attempt takes it) and its permit.
+    /// Gives back the work's worker (the next queued attempt takes it) and its permit; returns
+    /// the work's `(request, attempt_id)`.
     fn release(
         &mut self,
         now: SimTime,
         work: u32,
         outcome: AdmissionOutcome,
         queue: &mut EventQueue<Event>,
-    ) -> Option<super::Work> {
-        let w = self.works.remove(work)?;
-        let c = w.cell as usize;
-        if let Some(id) = w.write {
+    ) -> Option<(u32, u64)> {
+        // Copy out what is needed and free the slot in place: moving the whole work out of
+        // the slab was a measurable cost on the hot path.
+        let w = self.works.get(work)?;
+        let (c, tenant, write, permit, dead, worker_since) = (
+            w.cell as usize,
+            w.tenant,
+            w.write,
+            w.permit,
+            w.dead,
+            w.worker_since,
+        );
+        let (request, attempt_id, request_index, attempt) =
+            (w.request, w.attempt_id, w.request_index, w.attempt);
+        self.works.free(work);
+        if let Some(id) = write {
             // Acknowledged by now if it ever will be (`complete_work` acknowledges first).
-            self.invariants.write_settled(w.tenant, id);
+            self.invariants.write_settled(tenant, id);
         }
-        if let (Some(permit), Some(admission)) = (w.permit, self.cells[c].admission.as_mut()) {
+        if let (Some(permit), Some(admission)) = (permit, self.cells[c].admission.as_mut()) {
             // A permit is released once, when its work ends; an error would be a model bug
             // and is harmless to the run.
             let _ = admission.release(now, permit, outcome);
-        } else if w.permit.is_none() && !w.dead {
-            self.tenants[w.tenant as usize].in_flight -= 1;
+        } else if permit.is_none() && !dead {
+            self.tenants[tenant as usize].in_flight -= 1;
         }
-        if w.worker_since != SimTime::MAX {
+        if worker_since != SimTime::MAX {
             self.series
-                .held(w.tenant as usize, Resource::Worker, w.worker_since, now);
-            self.trace(
-                now,
-                w.tenant,
-                w.request_index,
-                w.attempt,
-                TraceKind::ServiceDone,
-            );
+                .held(tenant as usize, Resource::Worker, worker_since, now);
+            self.trace(now, tenant, request_index, attempt, TraceKind::ServiceDone);
             self.next_from_queue(now, c, queue);
         }
-        Some(w)
+        Some((request, attempt_id))
     }
 
     /// A worker of cell `c` is free: the next live queued attempt takes it.
@@ -292,7 +299,7 @@ impl World<'_, '_> {
                 self.begin_work(now, next, queue);
                 return;
             }
-            self.works.remove(next);
+            self.works.free(next);
         }
         self.cells[c].busy -= 1;
     }
@@ -324,11 +331,13 @@ impl World<'_, '_> {
         retry_at: Option<SimTime>,
         queue: &mut EventQueue<Event>,
     ) {
-        let Some(w) = self.release(now, work, AdmissionOutcome::Overload, queue) else {
+        let Some((request, attempt_id)) =
+            self.release(now, work, AdmissionOutcome::Overload, queue)
+        else {
             return;
         };
-        if self.awaited(w.request, w.attempt_id) {
-            self.attempt_failed(now, w.request, Outcome::Failed, retry_at, queue);
+        if self.awaited(request, attempt_id) {
+            self.attempt_failed(now, request, Outcome::Failed, retry_at, queue);
         }
     }
 

@@ -1,12 +1,11 @@
 //! Open-loop clients: arrivals, attempts, timeouts, retries (with budgets), outcomes.
 
-use rand::Rng;
-
 use super::{Event, RETRY_DRAWS, Request, WRITE_DRAW, World};
 use crate::components::retry::{RetryDecision, RetryState};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::{CounterDraws, unit_open};
 use crate::model::config::ArrivalProcess;
+use crate::model::fastlog;
 use crate::model::metrics::Outcome;
 use crate::model::trace::TraceKind;
 use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
@@ -36,20 +35,26 @@ impl World<'_, '_> {
     /// The arrival after one at `now`. Poisson arrivals restart their exponential draw at every
     /// rate change, which is exact for a piecewise-constant rate (memorylessness).
     fn next_arrival(&mut self, tenant: usize, now: SimTime) -> SimTime {
-        let spec = self.system.tenants[tenant].arrival;
+        let process = self.system.tenants[tenant].arrival.process;
         let mut t = now;
         loop {
             let (multiplier, until) = self.rate_at(tenant, t);
-            let rate = spec.rate * multiplier;
-            let gap_secs = match spec.process {
+            let state = &mut self.tenants[tenant];
+            // `rate * 1.0 == rate`, so the cached gap equals the computed one when unscaled.
+            let mean_gap = if multiplier == 1.0 {
+                state.mean_gap_nanos
+            } else {
+                NANOS_PER_SEC as f64 / (self.system.tenants[tenant].arrival.rate * multiplier)
+            };
+            let gap_nanos = match process {
                 ArrivalProcess::Poisson => {
-                    -libm::log(unit_open(self.tenants[tenant].arrivals.next_u64())) / rate
+                    -fastlog::ln(unit_open(state.arrivals.next_u64())) * mean_gap
                 }
-                ArrivalProcess::Constant => 1.0 / rate,
+                ArrivalProcess::Constant => mean_gap,
             };
             let candidate =
-                t + SimDuration::from_secs_f64(gap_secs).max(SimDuration::from_nanos(1));
-            if candidate < until || spec.process == ArrivalProcess::Constant {
+                t + SimDuration::from_nanos_f64(gap_nanos).max(SimDuration::from_nanos(1));
+            if candidate < until || process == ArrivalProcess::Constant {
                 return candidate;
             }
             t = until;
@@ -246,6 +251,7 @@ impl World<'_, '_> {
 
 /// `SimTime` of a job arrival after `now` for a Poisson job rate (no spikes apply to jobs).
 pub(super) fn poisson_after(now: SimTime, rate: f64, bits: u64) -> SimTime {
-    now + SimDuration::from_secs_f64(-libm::log(unit_open(bits)) / rate)
+    let mean_gap = NANOS_PER_SEC as f64 / rate;
+    now + SimDuration::from_nanos_f64(-fastlog::ln(unit_open(bits)) * mean_gap)
         .max(SimDuration::from_nanos(1))
 }

@@ -14,6 +14,9 @@ use crate::model::metrics::Outcome;
 use crate::model::trace::TraceKind;
 use crate::time::SimTime;
 
+/// The cells that accepted a write: the primary, and the shadow of a dual-write migration.
+type WriteCells = (u32, Option<u32>);
+
 impl World<'_, '_> {
     /// Takes an attempt from the client to a worker (or a queue slot) of its tenant's cell, or
     /// fails it with the outcome the first refusing stage gives.
@@ -55,65 +58,13 @@ impl World<'_, '_> {
             return;
         }
 
-        // Which cell: the edge node's cached mapping, refreshed from the store when reachable.
-        let edge = match self.mapping_caches.len() {
-            1 => 0,
-            n => {
-                let draw = CounterDraws::new(work_key)
-                    .word(u64::from(attempt) * DRAWS_PER_ATTEMPT + DRAW_EDGE);
-                uniform_inclusive(draw, n as u64 - 1) as usize
-            }
-        };
-        let reachable = !(self.faults.partition || self.faults.control_down);
-        let store = &self.store;
-        let entry = match self.mapping_caches[edge]
-            .resolve(now, &tenant, reachable, || store.lookup(&tenant))
-        {
-            Resolution::Route { entry, .. } => entry,
-            Resolution::Unavailable(_) => {
-                self.fail_attempt(now, request, Outcome::Failed, None, queue);
-                return;
-            }
-        };
-        let (cell, write_cells) = if write {
-            let route = entry.write_route();
-            match self.fence_write(now, tenant, &route) {
-                Ok(cells) => (route.authoritative, Some(cells)),
-                Err(hint) => {
-                    if let Some(epoch) = hint {
-                        self.mapping_caches[edge].note_stale_epoch(&tenant, epoch);
-                    }
-                    self.fail_attempt(now, request, Outcome::Failed, None, queue);
-                    return;
-                }
-            }
-        } else {
-            let cell = *entry.read_cell();
-            if !self.faults.cell_down[cell as usize] {
-                match self.fences[cell as usize].check_read(&tenant, entry.epoch) {
-                    ReadResult::Served => {}
-                    ReadResult::Rejected {
-                        current_epoch,
-                        reason,
-                    } => {
-                        if reason == RejectReason::StaleEpoch {
-                            self.mapping_caches[edge].note_stale_epoch(&tenant, current_epoch);
-                        }
-                        self.fail_attempt(now, request, Outcome::Failed, None, queue);
-                        return;
-                    }
-                }
-            }
-            (cell, None)
+        // Which cell (and for a write, which cells take it).
+        let Some((cell, write_cells)) =
+            self.locate(now, request, tenant, attempt, write, work_key, queue)
+        else {
+            return;
         };
         let c = cell as usize;
-        if self.faults.cell_down[c] {
-            // Connection refused: forget the mapping, so the retry asks the store again (which
-            // knows where a failover put the tenant).
-            self.mapping_caches[edge].invalidate(&tenant);
-            self.fail_attempt(now, request, Outcome::Failed, None, queue);
-            return;
-        }
         self.invariants.served(
             now,
             tenant,
@@ -191,6 +142,85 @@ impl World<'_, '_> {
         } else {
             self.cells[c].queue.push_back(work);
         }
+    }
+
+    /// The cell an attempt goes to (and for a write, the cells that accepted it), or `None`
+    /// when routing failed the attempt: no mapping, a fenced-off cell, or a refused connection.
+    #[allow(clippy::too_many_arguments)]
+    fn locate(
+        &mut self,
+        now: SimTime,
+        request: u32,
+        tenant: u32,
+        attempt: u32,
+        write: bool,
+        work_key: u64,
+        queue: &mut EventQueue<Event>,
+    ) -> Option<(u32, Option<WriteCells>)> {
+        if self.static_routing && !write {
+            // Nothing in this scenario moves a tenant, cuts the edge off the store or fences a
+            // read: every cache lookup would return the home cell and every fence serve it.
+            return Some((self.tenants[tenant as usize].home, None));
+        }
+        // The edge node's cached mapping, refreshed from the store when reachable.
+        let edge = match self.mapping_caches.len() {
+            1 => 0,
+            n => {
+                let draw = CounterDraws::new(work_key)
+                    .word(u64::from(attempt) * DRAWS_PER_ATTEMPT + DRAW_EDGE);
+                uniform_inclusive(draw, n as u64 - 1) as usize
+            }
+        };
+        let reachable = !(self.faults.partition || self.faults.control_down);
+        let store = &self.store;
+        let entry = match self.mapping_caches[edge]
+            .resolve(now, &tenant, reachable, || store.lookup(&tenant))
+        {
+            Resolution::Route { entry, .. } => entry,
+            Resolution::Unavailable(_) => {
+                self.fail_attempt(now, request, Outcome::Failed, None, queue);
+                return None;
+            }
+        };
+        let (cell, write_cells) = if write {
+            let route = entry.write_route();
+            match self.fence_write(now, tenant, &route) {
+                Ok(cells) => (route.authoritative, Some(cells)),
+                Err(hint) => {
+                    if let Some(epoch) = hint {
+                        self.mapping_caches[edge].note_stale_epoch(&tenant, epoch);
+                    }
+                    self.fail_attempt(now, request, Outcome::Failed, None, queue);
+                    return None;
+                }
+            }
+        } else {
+            let cell = *entry.read_cell();
+            if !self.faults.cell_down[cell as usize] {
+                match self.fences[cell as usize].check_read(&tenant, entry.epoch) {
+                    ReadResult::Served => {}
+                    ReadResult::Rejected {
+                        current_epoch,
+                        reason,
+                    } => {
+                        if reason == RejectReason::StaleEpoch {
+                            self.mapping_caches[edge].note_stale_epoch(&tenant, current_epoch);
+                        }
+                        self.fail_attempt(now, request, Outcome::Failed, None, queue);
+                        return None;
+                    }
+                }
+            }
+            (cell, None)
+        };
+        if self.faults.cell_down[cell as usize] {
+            // Connection refused: forget the mapping, so the retry asks the store again (which
+            // knows where a failover put the tenant).
+            self.mapping_caches[edge].invalidate(&tenant);
+            self.fail_attempt(now, request, Outcome::Failed, None, queue);
+            return None;
+        }
+        Some((cell, write_cells))
     }
 
     /// Fences a write at its cells: `Ok(cells that accepted it)` when it may proceed, or

@@ -2,8 +2,6 @@
 //! tenant's cell, dispatched to the cell's job workers by the fair scheduler (or FIFO). Poison
 //! jobs fail and are retried up to the pool's `max_attempts`, then dead-lettered.
 
-use rand::Rng;
-
 use super::client::poisson_after;
 use super::{BgJob, Event, World};
 use crate::kernel::EventQueue;

@@ -29,9 +29,9 @@ use crate::components::migration::CellFence;
 use crate::components::placement::PlacementPolicy;
 use crate::components::retry::{RetryBudget, RetryState};
 use crate::components::scheduler::{JobScheduler, Mode};
-use crate::kernel::rng::{Stream, Streams};
+use crate::kernel::rng::{CounterStream, Streams};
 use crate::kernel::{EventQueue, Model};
-use crate::time::{NANOS_PER_MICRO, SimDuration, SimTime};
+use crate::time::{NANOS_PER_MICRO, NANOS_PER_SEC, SimDuration, SimTime};
 
 /// A dependency behind a circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -99,8 +99,11 @@ struct BgJob {
 }
 
 struct TenantState {
-    arrivals: Stream,
-    job_arrivals: Option<Stream>,
+    arrivals: CounterStream,
+    /// Nanoseconds between arrivals at the tenant's base rate (`1e9 / rate`), kept so the
+    /// arrival path multiplies instead of dividing.
+    mean_gap_nanos: f64,
+    job_arrivals: Option<CounterStream>,
     work_key: u64,
     job_key: u64,
     issued: u64,
@@ -207,6 +210,9 @@ pub(super) struct World<'s, 't> {
     quotas: Vec<Quota>,
     /// One mapping cache per edge node.
     mapping_caches: Vec<EdgeCache<u32, u32>>,
+    /// No fault moves a tenant, cuts the edge off the mapping store or fences reads, so reads
+    /// go straight to the tenant's home cell (see `edge::locate`).
+    static_routing: bool,
     // Control plane.
     store: MappingStore<u32, u32>,
     fences: Vec<CellFence<u32>>,
@@ -269,8 +275,11 @@ impl<'s, 't> World<'s, 't> {
                     _ => &streams,
                 };
                 TenantState {
-                    arrivals: arrival_streams.stream("arrivals", i as u64),
-                    job_arrivals: t.jobs.map(|_| streams.stream("job-arrivals", i as u64)),
+                    arrivals: arrival_streams.counter_stream("arrivals", i as u64),
+                    mean_gap_nanos: NANOS_PER_SEC as f64 / t.arrival.rate,
+                    job_arrivals: t
+                        .jobs
+                        .map(|_| streams.counter_stream("job-arrivals", i as u64)),
                     work_key: streams.key_for("work", i as u64),
                     job_key: streams.key_for("jobs", i as u64),
                     issued: 0,
@@ -338,6 +347,16 @@ impl<'s, 't> World<'s, 't> {
             next_attempt_id: 1,
             quotas: system.tiers.iter().map(|t| t.quota).collect(),
             mapping_caches: vec![mapping_cache; edge.replicas.max(1) as usize],
+            static_routing: !system.faults.iter().any(|f| {
+                matches!(
+                    f.kind,
+                    FaultKind::CellOutage { .. }
+                        | FaultKind::RegionOutage { .. }
+                        | FaultKind::Partition
+                        | FaultKind::ControlPlaneOutage
+                        | FaultKind::MigrateTenant { .. }
+                )
+            }),
             store: MappingStore::new(),
             fences: system.cells.iter().map(|_| CellFence::new()).collect(),
             placement: PlacementPolicy::DEFAULT,
@@ -387,6 +406,11 @@ impl<'s, 't> World<'s, 't> {
             sabotage,
             trace,
         }
+    }
+
+    /// Turns the fast paths off (the `general_paths` test hook of `RunOptions`).
+    pub(super) fn take_general_paths(&mut self) {
+        self.static_routing = false;
     }
 
     /// Places tenants, then schedules the first arrivals, job submissions and fault events.
