@@ -106,7 +106,10 @@
 //! assert_eq!(pool.in_flight(), 0);
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::hash::Hash;
+
+use super::KeyMap;
 use std::fmt;
 
 use crate::time::{SimDuration, SimTime};
@@ -440,17 +443,17 @@ pub struct AdmissionController<T> {
     retry_after: SimDuration,
     partitions: Vec<Partition>,
     adaptive: Option<Aimd>,
-    tenant_caps: BTreeMap<T, u32>,
+    tenant_caps: KeyMap<T, u32>,
     /// Permits per tenant; entries are removed at zero so memory follows the tenants in flight.
-    tenant_in_flight: BTreeMap<T, u32>,
-    permits: BTreeMap<u64, PermitRecord<T>>,
+    tenant_in_flight: KeyMap<T, u32>,
+    permits: KeyMap<u64, PermitRecord<T>>,
     /// Critical permits charged to the pool because the reserve was full, oldest first.
     critical_in_pool: BTreeSet<u64>,
     reserve_in_use: u32,
     next_id: u64,
 }
 
-impl<T: Ord + Clone> AdmissionController<T> {
+impl<T: Hash + Eq + Clone> AdmissionController<T> {
     /// A controller with nothing in flight, or an error naming the invalid setting.
     pub fn new(config: AdmissionConfig) -> Result<AdmissionController<T>, AdmissionConfigError> {
         if config.limit == 0 {
@@ -538,9 +541,9 @@ impl<T: Ord + Clone> AdmissionController<T> {
             retry_after: config.retry_after,
             partitions,
             adaptive,
-            tenant_caps: BTreeMap::new(),
-            tenant_in_flight: BTreeMap::new(),
-            permits: BTreeMap::new(),
+            tenant_caps: KeyMap::default(),
+            tenant_in_flight: KeyMap::default(),
+            permits: KeyMap::default(),
             critical_in_pool: BTreeSet::new(),
             reserve_in_use: 0,
             next_id: 0,
@@ -555,7 +558,7 @@ impl<T: Ord + Clone> AdmissionController<T> {
                 self.tenant_caps.insert(tenant, cap);
             }
             None => {
-                self.tenant_caps.remove(&tenant);
+                self.tenant_caps.swap_remove(&tenant);
             }
         }
     }
@@ -668,7 +671,7 @@ impl<T: Ord + Clone> AdmissionController<T> {
         permit: PermitId,
         outcome: Outcome,
     ) -> Result<(), AdmissionError> {
-        let Some(record) = self.permits.remove(&permit.0) else {
+        let Some(record) = self.permits.swap_remove(&permit.0) else {
             return Err(if permit.0 < self.next_id {
                 AdmissionError::AlreadyReleased(permit)
             } else {
@@ -679,7 +682,7 @@ impl<T: Ord + Clone> AdmissionController<T> {
         if let Some(count) = self.tenant_in_flight.get_mut(&record.tenant) {
             *count -= 1;
             if *count == 0 {
-                self.tenant_in_flight.remove(&record.tenant);
+                self.tenant_in_flight.swap_remove(&record.tenant);
             }
         }
         let partition = &mut self.partitions[record.partition];
@@ -856,6 +859,8 @@ impl<T: Ord + Clone> AdmissionController<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use proptest::prelude::*;
 

@@ -75,7 +75,9 @@
 //! breakers.record(clock(), token, Outcome::Success);
 //! ```
 
-use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use super::KeyMap;
 use std::fmt;
 
 use crate::time::{SimDuration, SimTime};
@@ -617,17 +619,17 @@ pub struct BreakerSet<T, D> {
     policy: BreakerPolicy,
     key_policy: KeyPolicy,
     /// Keyed by (tenant, dependency); the tenant is `None` under [`KeyPolicy::DependencyOnly`].
-    breakers: BTreeMap<(Option<T>, D), Breaker>,
+    breakers: KeyMap<(Option<T>, D), Breaker>,
     lifetimes: u64,
 }
 
-impl<T: Ord + Clone, D: Ord + Clone> BreakerSet<T, D> {
+impl<T: Hash + Eq + Clone, D: Hash + Eq + Clone> BreakerSet<T, D> {
     /// An empty set: every breaker starts closed.
     pub fn new(policy: BreakerPolicy, key_policy: KeyPolicy) -> BreakerSet<T, D> {
         BreakerSet {
             policy,
             key_policy,
-            breakers: BTreeMap::new(),
+            breakers: KeyMap::default(),
             lifetimes: 0,
         }
     }
@@ -649,8 +651,8 @@ impl<T: Ord + Clone, D: Ord + Clone> BreakerSet<T, D> {
     ) -> Result<CallToken<T, D>, Rejected> {
         let key = self.key(tenant, dependency);
         let breaker = match self.breakers.entry(key) {
-            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::btree_map::Entry::Vacant(entry) => {
+            indexmap::map::Entry::Occupied(entry) => entry.into_mut(),
+            indexmap::map::Entry::Vacant(entry) => {
                 self.lifetimes += 1;
                 entry.insert(Breaker {
                     lifetime: self.lifetimes,
@@ -724,6 +726,8 @@ impl<T: Ord + Clone, D: Ord + Clone> BreakerSet<T, D> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use proptest::prelude::*;
 

@@ -48,7 +48,9 @@
 //! assert!(matches!(cache.resolve(later, &tenant, false, || None), Resolution::Route { .. }));
 //! ```
 
-use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use super::KeyMap;
 use std::fmt;
 
 use super::mapping::{Epoch, MappingEntry};
@@ -185,10 +187,10 @@ struct Cached<C> {
 pub struct EdgeCache<T, C> {
     ttl: SimDuration,
     on_unavailable: OnUnavailable,
-    entries: BTreeMap<T, Cached<C>>,
+    entries: KeyMap<T, Cached<C>>,
 }
 
-impl<T: Ord + Clone, C: Clone> EdgeCache<T, C> {
+impl<T: Hash + Eq + Clone, C: Clone> EdgeCache<T, C> {
     /// An empty cache; entries are fresh for `ttl`. `ServeStale { max_staleness }` needs
     /// `max_staleness >= ttl`.
     pub fn new(ttl: SimDuration, on_unavailable: OnUnavailable) -> Result<Self, CacheConfigError> {
@@ -200,7 +202,7 @@ impl<T: Ord + Clone, C: Clone> EdgeCache<T, C> {
         Ok(EdgeCache {
             ttl,
             on_unavailable,
-            entries: BTreeMap::new(),
+            entries: KeyMap::default(),
         })
     }
 
@@ -289,7 +291,7 @@ impl<T: Ord + Clone, C: Clone> EdgeCache<T, C> {
 
     /// Drops the tenant's entry; returns whether there was one.
     pub fn invalidate(&mut self, tenant: &T) -> bool {
-        self.entries.remove(tenant).is_some()
+        self.entries.swap_remove(tenant).is_some()
     }
 
     /// Decides how to route a request of `tenant` at `now` (see the module documentation).
@@ -312,7 +314,7 @@ impl<T: Ord + Clone, C: Clone> EdgeCache<T, C> {
         }
         if store_reachable {
             let Some(fetched) = fetch() else {
-                self.entries.remove(tenant);
+                self.entries.swap_remove(tenant);
                 return Resolution::Unavailable(Unresolved::UnknownTenant);
             };
             self.fill(now, tenant, fetched.clone());
@@ -349,6 +351,8 @@ impl<T: Ord + Clone, C: Clone> EdgeCache<T, C> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::components::mapping::MappingState;
     use proptest::prelude::*;

@@ -78,7 +78,9 @@
 //! assert_eq!(route.outcome(primary, shadow), WriteOutcome::Acknowledged);
 //! ```
 
-use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use super::KeyMap;
 
 use super::mapping::{CellRole, Epoch, FenceUpdate};
 
@@ -183,20 +185,20 @@ impl<C> WriteRoute<C> {
 /// One cell's epoch fence: per tenant, the newest role the control plane gave this cell.
 #[derive(Clone, Debug)]
 pub struct CellFence<T> {
-    tenants: BTreeMap<T, FenceUpdate>,
+    tenants: KeyMap<T, FenceUpdate>,
 }
 
-impl<T: Ord + Clone> Default for CellFence<T> {
+impl<T: Hash + Eq + Clone> Default for CellFence<T> {
     fn default() -> Self {
         CellFence::new()
     }
 }
 
-impl<T: Ord + Clone> CellFence<T> {
+impl<T: Hash + Eq + Clone> CellFence<T> {
     /// A fence that knows no tenant (every request is `CellBehind` until a notice arrives).
     pub fn new() -> Self {
         CellFence {
-            tenants: BTreeMap::new(),
+            tenants: KeyMap::default(),
         }
     }
 
@@ -278,6 +280,8 @@ impl<T: Ord + Clone> CellFence<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::components::mapping::{
         CellNotice, MappingEntry, MappingState, MappingStore, MigrationStep,

@@ -16,3 +16,12 @@ pub mod migration;
 pub mod placement;
 pub mod retry;
 pub mod scheduler;
+
+/// Per-key state of the components (per tenant, per permit, per breaker key): a hash map
+/// that iterates in insertion order, with a fixed-seed hasher.
+///
+/// Lookups are O(1) whatever the number of tenants, which a sorted map's are not. Nothing
+/// depends on the hash values: no result is read from iteration order, and that order is
+/// insertion order anyway. A service keying components by untrusted strings may prefer a
+/// keyed hasher; the fixed one keeps the simulator free of ambient randomness.
+pub type KeyMap<K, V> = indexmap::IndexMap<K, V, foldhash::fast::FixedState>;

@@ -80,9 +80,15 @@ impl<E: Copy> EventQueue<E> {
     /// Makes the earliest pending events the current bucket, if it is empty.
     #[inline]
     fn refill(&mut self) {
-        if self.now_head < self.now_bucket.len() {
-            return;
+        if self.now_head >= self.now_bucket.len() {
+            self.next_bucket();
         }
+    }
+
+    /// Empties the lowest non-empty bucket into lower ones around its minimum (kept out of
+    /// line: `refill` is inlined into every pop and peek, and usually finds work to hand).
+    #[inline(never)]
+    fn next_bucket(&mut self) {
         self.now_bucket.clear();
         self.now_head = 0;
         if self.occupied == 0 {

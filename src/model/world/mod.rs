@@ -34,7 +34,7 @@ use crate::kernel::{EventQueue, Model};
 use crate::time::{NANOS_PER_MICRO, NANOS_PER_SEC, SimDuration, SimTime};
 
 /// A dependency behind a circuit breaker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Dep {
     Database(u32),
     Kms,
