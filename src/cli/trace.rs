@@ -76,6 +76,15 @@ impl TraceWriter {
             TraceKind::Admitted { cell, queued } => format!(",\"cell\":{cell},\"queued\":{queued}"),
             TraceKind::RetryScheduled { at } => format!(",\"at_ns\":{}", at.as_nanos()),
             TraceKind::Finished { outcome } => format!(",\"outcome\":\"{}\"", outcome.name()),
+            TraceKind::JobStarted {
+                cell,
+                waited,
+                duration,
+            } => format!(
+                ",\"cell\":{cell},\"waited_ns\":{},\"duration_ns\":{}",
+                waited.as_nanos(),
+                duration.as_nanos()
+            ),
             _ => String::new(),
         };
         let tenant = self

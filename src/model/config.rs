@@ -24,6 +24,8 @@ pub struct System {
     pub failover: Failover,
     /// How tenant migrations protect data.
     pub migration: Migration,
+    /// How the control plane places tenants on cells.
+    pub placement: Placement,
     /// Quota tiers.
     pub tiers: Vec<Tier>,
     /// Cells (API pools, job pools).
@@ -173,6 +175,14 @@ pub struct Migration {
     pub fencing: bool,
     /// While MIGRATING, writes go to both cells (off: the lost-write twin).
     pub dual_write: bool,
+}
+
+/// `[placement]`.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    /// Shuffle sharding: each tenant may only use the cells of its shard, this many cells
+    /// chosen from its key (at placement and at failover); `None` lets it use every cell.
+    pub shard_size: Option<usize>,
 }
 
 /// `[[tiers]]`.

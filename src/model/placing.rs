@@ -5,12 +5,21 @@
 //! tenants a cell or database outage affects) and the control plane (failover).
 
 use super::config::{Cell, Tenant};
-use crate::components::placement::{CellView, Decision, PlacementPolicy, TenantDemand};
+use crate::components::placement::{
+    CellView, Decision, PlacementPolicy, ScoreWeights, TenantDemand, shuffle_shard_ids,
+};
 use crate::kernel::rng::mix64;
 use crate::time::NANOS_PER_SEC;
 
 /// Load units per request per second (placement works in integer milli-requests per second).
 pub const LOAD_UNITS: f64 = 1_000.0;
+
+/// The placement policy of a system: 20% headroom, default weights, and shuffle sharding
+/// with shards of `shard_size` cells if set (a size of 0 means none).
+pub fn policy(shard_size: Option<usize>) -> PlacementPolicy {
+    PlacementPolicy::new(0.2, ScoreWeights::DEFAULT, shard_size.filter(|&k| k > 0))
+        .unwrap_or(PlacementPolicy::DEFAULT)
+}
 
 /// A tenant's predicted load: its arrival rate, in load units.
 pub fn load_of(tenant: &Tenant) -> u64 {
@@ -70,8 +79,8 @@ pub fn demand(index: usize, tenant: &Tenant, enforce_residency: bool) -> TenantD
 }
 
 /// Placement's choice for `demand`, or, when every allowed cell is full, the least-used cell
-/// that still meets the hard constraints (overload beats leaving a tenant without a cell);
-/// `None` if no cell is allowed at all.
+/// that still meets the hard constraints, its shuffle shard included (overload beats leaving a
+/// tenant without a cell); `None` if no cell is allowed at all.
 pub fn choose(
     policy: &PlacementPolicy,
     views: &[CellView<u32, String>],
@@ -80,8 +89,13 @@ pub fn choose(
     if let Ok(Decision::Placed(placed)) = policy.place(views, demand) {
         return Some(placed.cell);
     }
+    let shard = policy.shard_size().map(|k| {
+        let ids: Vec<u32> = views.iter().map(|v| v.id).collect();
+        shuffle_shard_ids(demand.key, &ids, k)
+    });
     views
         .iter()
+        .filter(|v| shard.as_ref().is_none_or(|s| s.contains(&v.id)))
         .filter(|v| !v.draining && (!demand.eu_only || v.eu))
         .filter(|v| demand.region.as_ref().is_none_or(|r| *r == v.region))
         .min_by(|a, b| {
@@ -92,21 +106,21 @@ pub fn choose(
         .map(|v| v.id)
 }
 
-/// Initial cells: pinned tenants where pinned, the others placed one by one in file order.
-/// `Err(tenant)` names a tenant no cell may take (residency or region).
+/// Initial cells: pinned tenants where pinned, the others placed one by one in file order
+/// with `policy`. `Err(tenant)` names a tenant no cell may take (residency, region or shard).
 pub fn initial_cells(
     cells: &[Cell],
     tenants: &[Tenant],
     pinned: &[Option<usize>],
+    policy: &PlacementPolicy,
 ) -> Result<Vec<usize>, usize> {
     let mut owners: Vec<Option<u32>> = pinned.iter().map(|c| c.map(|c| c as u32)).collect();
     let mut views = cell_views(cells, tenants, &owners, &[]);
-    let policy = PlacementPolicy::DEFAULT;
     for (t, tenant) in tenants.iter().enumerate() {
         if owners[t].is_some() {
             continue;
         }
-        let cell = choose(&policy, &views, &demand(t, tenant, true)).ok_or(t)?;
+        let cell = choose(policy, &views, &demand(t, tenant, true)).ok_or(t)?;
         owners[t] = Some(cell);
         views[cell as usize].used += load_of(tenant);
         views[cell as usize].tenants += 1;

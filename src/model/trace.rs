@@ -1,10 +1,11 @@
-//! What happened to each request, as records a trace sink can write (JSON Lines, Chrome trace).
+//! What happened to each request and background job, as records a trace sink can write (JSON
+//! Lines, Chrome trace).
 //!
 //! The model calls a [`TraceSink`] it is given; the sink (in the CLI) does the I/O. With no
 //! sink the model pays one branch per traced step.
 
 use super::metrics::Outcome;
-use crate::time::SimTime;
+use crate::time::{SimDuration, SimTime};
 
 /// One step of one request.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,6 +61,16 @@ pub enum TraceKind {
         /// Its outcome.
         outcome: Outcome,
     },
+    /// A background job got a job worker. Its record's `request` is the job's number within
+    /// its tenant and `attempt` the job's attempt (poison jobs run again).
+    JobStarted {
+        /// Cell index.
+        cell: u32,
+        /// How long it waited in the cell's job queue (since its last submission).
+        waited: SimDuration,
+        /// How long it will run (the scheduler's cost is this in microseconds).
+        duration: SimDuration,
+    },
 }
 
 impl TraceKind {
@@ -77,6 +88,7 @@ impl TraceKind {
             TraceKind::ServiceDone => "service_done",
             TraceKind::RetryScheduled { .. } => "retry_scheduled",
             TraceKind::Finished { .. } => "finished",
+            TraceKind::JobStarted { .. } => "job_started",
         }
     }
 }

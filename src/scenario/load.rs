@@ -15,7 +15,8 @@ use crate::components::retry::{Backoff, BudgetConfig, RetryBudget, RetryPolicy};
 use crate::model::config::{
     ApiPool, Arrival, ArrivalProcess, BreakerKey, Breakers, Cell, ConfigLookup, Database,
     Dependency, Edge, Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms,
-    MappingPolicy, Migration, SchedulerMode, Simulation, System, Tenant, TenantGroup, Tier, Window,
+    MappingPolicy, Migration, Placement, SchedulerMode, Simulation, System, Tenant, TenantGroup,
+    Tier, Window,
 };
 use crate::model::dist::Dist;
 use crate::time::{SimDuration, SimTime};
@@ -608,6 +609,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     let kms = read_kms(ctx, top.node("kms"));
     let failover = read_failover(ctx, top.node("failover"));
     let migration = read_migration(ctx, top.node("migration"));
+    let placement = read_placement(ctx, top.node("placement"));
 
     let mut tier_names = Names::new();
     let tiers_node = top.required(ctx, "tiers", "at least one [[tiers]] table");
@@ -618,8 +620,14 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     let cells_node = top.required(ctx, "cells", "at least one [[cells]] table");
     let cells = read_cells(ctx, cells_node, &db_names, &mut cell_names);
     let tenants_node = top.required(ctx, "tenants", "at least one [[tenants]] table");
-    let (tenants, groups, target_names) =
-        read_tenants(ctx, tenants_node, &tier_names, &cell_names, &cells);
+    let (tenants, groups, target_names) = read_tenants(
+        ctx,
+        tenants_node,
+        &tier_names,
+        &cell_names,
+        &cells,
+        placement.as_ref().and_then(|p| p.shard_size),
+    );
     let shares: f64 = tiers.iter().filter_map(|t| t.guaranteed_share).sum();
     if shares > 1.0 + 1e-9 {
         ctx.push(
@@ -700,6 +708,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             kms: kms?,
             failover: failover?,
             migration: migration?,
+            placement: placement?,
             tiers,
             cells,
             databases,
@@ -1003,6 +1012,20 @@ fn read_migration(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Migration> {
     })
 }
 
+fn read_placement(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Placement> {
+    let Some(node) = node else {
+        return Some(Placement::default());
+    };
+    let mut obj = read_table(ctx, node, "placement", "the [placement] table")?;
+    let shard_size = obj.or(ctx, "shard_size", None, |c, n, k| {
+        read_int(c, n, k, 1, 1_000_000, "a number of cells per shuffle shard").map(Some)
+    });
+    obj.finish(ctx);
+    Some(Placement {
+        shard_size: shard_size?.map(|k| k as usize),
+    })
+}
+
 fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<Tier> {
     let Some(node) = node else {
         return Vec::new();
@@ -1269,6 +1292,7 @@ fn read_tenants(
     tier_names: &Names,
     cell_names: &Names,
     cells: &[Cell],
+    shard_size: Option<usize>,
 ) -> (Vec<Tenant>, Vec<TenantGroup>, Targets) {
     let mut tenants: Vec<Tenant> = Vec::new();
     let mut groups = Vec::new();
@@ -1458,7 +1482,8 @@ fn read_tenants(
     // Unpinned tenants get their starting cell from placement now, so faults can name the
     // tenants a cell or database outage affects.
     let pinned: Vec<Option<usize>> = tenants.iter().map(|t| t.pinned.then_some(t.cell)).collect();
-    match crate::model::placing::initial_cells(cells, &tenants, &pinned) {
+    let policy = crate::model::placing::policy(shard_size);
+    match crate::model::placing::initial_cells(cells, &tenants, &pinned, &policy) {
         Ok(placed) => {
             for (t, cell) in tenants.iter_mut().zip(placed) {
                 t.cell = cell;
@@ -1467,7 +1492,15 @@ fn read_tenants(
         Err(t) => {
             let tenant = &tenants[t];
             let why = if tenant.eu_only {
-                "it is eu_only and no EU cell fits its region".to_string()
+                let shard = shard_size.map_or(String::new(), |k| {
+                    format!(" among the {k} cells of its shuffle shard")
+                });
+                format!("it is eu_only and no EU cell{shard} fits its region")
+            } else if let Some(k) = shard_size {
+                format!(
+                    "no cell of its shuffle shard ({k} cells) is in its region {:?}",
+                    tenant.region.as_deref().unwrap_or("?")
+                )
             } else {
                 format!(
                     "no cell is in its region {:?}",

@@ -1,5 +1,5 @@
 //! The integration test binary: scenarios, validation corpus, kernel, SLO grammar, architecture,
-//! report files.
+//! report files, fidelity against queueing theory (`TENANTSIM_SLOW=1` for the long variants).
 //!
 //! Data-driven: every file in `scenarios/` is run as written and as its failing twin, twice for
 //! determinism; every file in `tests/bad/` must be rejected with the error its header promises.
@@ -7,6 +7,7 @@
 mod architecture;
 mod common;
 mod control_plane;
+mod fidelity;
 mod kernel;
 mod performance;
 mod reports;

@@ -8,6 +8,7 @@ use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::invariants::Sabotage;
 use crate::model::series::Resource;
+use crate::model::trace::TraceKind;
 use crate::time::{NANOS_PER_MICRO, SimTime};
 
 impl World<'_, '_> {
@@ -55,7 +56,8 @@ impl World<'_, '_> {
         let t = tenant as usize;
         let cell = self.owner(tenant) as usize;
         let state = &mut self.tenants[t];
-        let key = CounterDraws::new(state.job_key).word(state.jobs_issued);
+        let index = state.jobs_issued;
+        let key = CounterDraws::new(state.job_key).word(index);
         state.jobs_issued += 1;
         let draws = CounterDraws::new(key);
         let poison = self.faults.poison[t] > 0.0 && draws.unit(1) < self.faults.poison[t];
@@ -81,6 +83,7 @@ impl World<'_, '_> {
         let job = self.bg_jobs.insert(BgJob {
             tenant: Some(tenant),
             owner: tenant,
+            index,
             submitted_at: now,
             queued_at: now,
             attempts: 0,
@@ -123,10 +126,22 @@ impl World<'_, '_> {
             };
             let (owner, context, queued_at, duration) =
                 (job.owner, job.tenant, job.queued_at, job.duration);
+            let (index, attempt) = (job.index, job.attempts + 1);
             job.queued_at = SimTime::MAX;
             self.series
                 .held(owner as usize, Resource::Backlog, queued_at, now);
             self.invariants.work(now, context, "a background job");
+            self.trace(
+                now,
+                owner,
+                index,
+                attempt,
+                TraceKind::JobStarted {
+                    cell: cell as u32,
+                    waited: now - queued_at,
+                    duration,
+                },
+            );
             queue.schedule(now + duration, Event::JobDone(dispatch.job));
         }
     }

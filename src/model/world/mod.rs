@@ -90,6 +90,8 @@ struct BgJob {
     /// `None` only under the `TenantlessRetries` sabotage.
     tenant: Option<u32>,
     owner: u32,
+    /// The job's number within its owner (for traces).
+    index: u64,
     submitted_at: SimTime,
     queued_at: SimTime,
     attempts: u32,
@@ -359,7 +361,7 @@ impl<'s, 't> World<'s, 't> {
             }),
             store: MappingStore::new(),
             fences: system.cells.iter().map(|_| CellFence::new()).collect(),
-            placement: PlacementPolicy::DEFAULT,
+            placement: super::placing::policy(system.placement.shard_size),
             pending_control: Vec::new(),
             cells,
             dbs: system
