@@ -1,5 +1,6 @@
 //! `simulate bench`: speed of the full pipeline on the reference M/M/c model, measured side by
-//! side with the SimPy peer in the same run, and its accuracy against Erlang C.
+//! side with the minimal hand-written loop and the SimPy peer in the same run, and its accuracy
+//! against Erlang C; other suites (event list, scale, sweeps, AcmeDocs) in `bench_suites.rs`.
 //!
 //! Wall-clock timing is the point of this command, so it is the one place that reads
 //! `Instant::now` (the CLI layer is allowed to).
@@ -8,9 +9,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::{EXIT_INVALID, EXIT_PASS, read_scenario};
+use super::{EXIT_INVALID, EXIT_PASS, bench_suites, read_scenario};
 use crate::analytic::MMc;
 use crate::model::dist::Dist;
 use crate::model::metrics::WindowStats;
@@ -19,9 +20,35 @@ use crate::report;
 use crate::report::summary::thousands;
 use crate::scenario::LoadOptions;
 
+/// What `simulate bench` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    /// The reference M/M/c model: full pipeline vs the minimal loop vs SimPy; Erlang C.
+    Reference,
+    /// The event list against std's BinaryHeap at 1e3, 1e5, 1e6 pending events.
+    Queue,
+    /// The full SaaS model at 1,000 / 10,000 / 100,000 tenants (same total load).
+    Scale,
+    /// Seed sweep of scenarios/hot-tenant.toml on one thread and on all: parallel efficiency.
+    Sweep,
+    /// scenarios/acmedocs.toml (12,000 tenants, 10 minutes) with every report file.
+    Acmedocs,
+    /// Every suite above.
+    All,
+}
+
 /// Options of `simulate bench`.
 #[derive(Args, Debug)]
+#[command(after_help = "EXAMPLES:
+  simulate bench                       reference model: full pipeline vs minimal loop vs SimPy
+  simulate bench --no-peer             the same without Python
+  simulate bench scale                 1,000 / 10,000 / 100,000 tenants (about a minute)
+  simulate bench scale --tenants 100000 --scale-duration 60
+  simulate bench all --no-peer         every suite (a few minutes)")]
 pub struct BenchArgs {
+    /// Suites to run.
+    #[arg(value_enum, default_values_t = [Suite::Reference])]
+    suites: Vec<Suite>,
     /// Requests to simulate (the run length is set so the scenario issues about this many).
     #[arg(long, default_value_t = 1_000_000)]
     requests: u64,
@@ -38,10 +65,63 @@ pub struct BenchArgs {
     /// Skip the SimPy peer.
     #[arg(long)]
     no_peer: bool,
+    /// Tenant counts for `scale` (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    tenants: Vec<u64>,
+    /// Simulated seconds of each `scale` run.
+    #[arg(long, default_value_t = 60)]
+    scale_duration: u64,
+    /// Requests per second, all tenants together, in `scale` runs.
+    #[arg(long, default_value_t = 20_000.0)]
+    scale_rate: f64,
+    /// Also write each generated `scale` scenario to DIR/saas-<tenants>.toml, to run or read.
+    #[arg(long, value_name = "DIR")]
+    write_scenarios: Option<PathBuf>,
+    /// Seeds in the `sweep` suite.
+    #[arg(long, default_value_t = 8)]
+    sweep_seeds: u64,
 }
 
-/// Runs the benchmark and prints a table.
+/// Runs the chosen suites in a fixed order; exit 2 if one could not be measured.
 pub fn bench_command(args: &BenchArgs) -> u8 {
+    let wants = |suite: Suite| args.suites.contains(&suite) || args.suites.contains(&Suite::All);
+    let mut measured = Vec::new();
+    if wants(Suite::Reference) {
+        measured.push(reference_suite(args) == EXIT_PASS);
+    }
+    if wants(Suite::Queue) {
+        println!();
+        bench_suites::queue_suite(&[1_000, 100_000, 1_000_000]);
+    }
+    if wants(Suite::Scale) {
+        println!();
+        measured.push(bench_suites::scale_suite(
+            &args.tenants,
+            args.scale_duration,
+            args.scale_rate,
+            args.write_scenarios.as_deref(),
+        ));
+    }
+    if wants(Suite::Sweep) {
+        println!();
+        measured.push(bench_suites::sweep_suite(
+            "scenarios/hot-tenant.toml",
+            args.sweep_seeds,
+        ));
+    }
+    if wants(Suite::Acmedocs) {
+        println!();
+        measured.push(bench_suites::acmedocs_suite("scenarios/acmedocs.toml"));
+    }
+    if measured.iter().all(|ok| *ok) {
+        EXIT_PASS
+    } else {
+        EXIT_INVALID
+    }
+}
+
+/// The reference model: our pipeline and the minimal loop, interleaved, then the peer.
+fn reference_suite(args: &BenchArgs) -> u8 {
     let text = match read_scenario(&args.scenario) {
         Ok(t) => t,
         Err(e) => {
@@ -74,7 +154,21 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
         thousands(args.requests),
         args.repeat
     );
+    // The minimal hand-written loop on the same model. Runs alternate with ours, so a change
+    // in the machine's load during the benchmark hits both sides alike.
+    let rates: Vec<f64> = scenario
+        .system
+        .tenants
+        .iter()
+        .map(|t| t.arrival.rate)
+        .collect();
+    let mean_service_s = scenario
+        .system
+        .cells
+        .first()
+        .map_or(0.008, |c| c.api.service_time.mean().as_secs_f64());
     let mut walls = Vec::new();
+    let mut baseline = Vec::new();
     let mut last = None;
     for _ in 0..args.repeat.max(1) {
         #[allow(clippy::disallowed_methods)] // ok: the CLI times the whole pipeline
@@ -89,6 +183,14 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
         let json = report::to_json(&executed.report);
         walls.push(started.elapsed());
         std::hint::black_box(json);
+        let completed: u64 = executed
+            .output
+            .metrics
+            .tenants
+            .iter()
+            .map(|t| t.total.finished())
+            .sum();
+        baseline.push(baseline_loop(completed, &rates, workers, mean_service_s, 1));
         last = Some(executed);
     }
     let Some(executed) = last else {
@@ -124,22 +226,6 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
         format!("{:.3}s", wall.as_secs_f64())
     );
 
-    // The minimal hand-written loop on the same model, in the same process and run.
-    let rates: Vec<f64> = scenario
-        .system
-        .tenants
-        .iter()
-        .map(|t| t.arrival.rate)
-        .collect();
-    let mean_service_s = scenario
-        .system
-        .cells
-        .first()
-        .map_or(0.008, |c| c.api.service_time.mean().as_secs_f64());
-    let mut baseline = Vec::new();
-    for _ in 0..args.repeat.max(1) {
-        baseline.push(baseline_loop(completed, &rates, workers, mean_service_s, 1));
-    }
     baseline.sort_by_key(|b| b.2);
     let (base_done, base_events, base_wall) = baseline[baseline.len() / 2];
     let base_rps = base_done as f64 / base_wall.as_secs_f64();
@@ -422,7 +508,7 @@ fn find_python(args: &BenchArgs) -> Result<PathBuf, String> {
 }
 
 /// Peak resident set size of this process in KiB (Linux only).
-fn peak_rss_kib() -> Option<u64> {
+pub(super) fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -3,6 +3,7 @@
 //! This is the only layer that touches files, the terminal or the wall clock.
 
 mod bench;
+mod bench_suites;
 mod check;
 mod compare;
 mod explore;

@@ -52,6 +52,16 @@ pub struct RunOptions<'a> {
     pub general_paths: bool,
 }
 
+/// Bytes of the fixed records a run keeps per tenant: its state in the model, its metrics in
+/// one judged window, its spec. Latency samples come on top and grow with its requests (4 bytes
+/// each up to 2,048, then one histogram), as do its in-flight requests.
+pub fn per_tenant_bytes() -> usize {
+    world::per_tenant_bytes()
+        + size_of::<metrics::TenantMetrics>()
+        + size_of::<(usize, metrics::WindowStats)>()
+        + size_of::<config::Tenant>()
+}
+
 /// Events per digest chunk: a divergence is first located to a chunk, then to an event.
 pub const DIGEST_CHUNK: u64 = 1 << 16;
 

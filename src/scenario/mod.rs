@@ -8,6 +8,7 @@ pub mod expect;
 pub mod explore;
 mod load;
 pub mod shrink;
+pub mod synthetic;
 pub mod tree;
 
 use std::fmt;

@@ -98,3 +98,14 @@ pub fn read_report(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
     serde_json::from_str(&text).expect("report.json is JSON")
 }
+
+/// Whether a scenario's reports are committed under `reports/` (its header has no
+/// `# reference-report: none` line; very large scenarios opt out, their report.json runs to
+/// megabytes).
+pub fn has_reference_report(path: &Path) -> bool {
+    let source = std::fs::read_to_string(path).expect("scenario readable");
+    !source
+        .lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .any(|l| l.starts_with("# reference-report: none"))
+}

@@ -1,14 +1,17 @@
 //! Performance work must not change results: every fast path gives the same run, event for
-//! event, as the general code it short-cuts, on every scenario and its twin.
+//! event, as the general code it short-cuts, on every scenario and its twin. And the hot path
+//! does not allocate per event, and memory does not grow with the simulated duration.
 
 use std::path::Path;
 
-use tenantsim::model::RunOptions;
+use tenantsim::model::metrics::RAW_SAMPLE_LIMIT;
+use tenantsim::model::{self, RunOptions};
 use tenantsim::pipeline::{self, Executed};
 use tenantsim::report;
 use tenantsim::scenario::LoadOptions;
+use tenantsim::scenario::synthetic::{SaasShape, saas};
 
-use crate::common::{relative, toml_files};
+use crate::common::{has_reference_report, relative, toml_files};
 use crate::scenarios::twin_args;
 
 fn execute(path: &Path, overrides: &[String], general_paths: bool) -> Executed {
@@ -39,7 +42,12 @@ fn overrides_of(args: &[String]) -> Vec<String> {
 fn fast_paths_change_no_run() {
     let mut compared = 0;
     for path in toml_files("scenarios") {
-        for overrides in [Vec::new(), overrides_of(&twin_args(&path))] {
+        // The very large scenarios (no committed report) only as written: each run is long.
+        let mut variants = vec![Vec::new()];
+        if has_reference_report(&path) {
+            variants.push(overrides_of(&twin_args(&path)));
+        }
+        for overrides in variants {
             let fast = execute(&path, &overrides, false);
             let general = execute(&path, &overrides, true);
             assert_eq!(
@@ -58,4 +66,58 @@ fn fast_paths_change_no_run() {
         }
     }
     assert!(compared >= 2, "no scenario was compared");
+}
+
+/// Runs a generated SaaS scenario, counting the heap allocations of the model run alone.
+fn counted_run(shape: SaasShape) -> (u64, allocation_counter::AllocationInfo) {
+    let text = saas(shape);
+    let scenario = tenantsim::scenario::load(&text, &LoadOptions::default()).expect("loads");
+    let options = RunOptions {
+        tenant_windows: scenario.tenant_windows(),
+        tracked: scenario.tracked_tenants(),
+        ..RunOptions::default()
+    };
+    let mut events = 0;
+    let info = allocation_counter::measure(|| {
+        events = model::run(&scenario.system, options).expect("runs").events;
+    });
+    (events, info)
+}
+
+#[test]
+fn steady_state_allocates_nothing_per_event_and_memory_stays_bounded() {
+    // 100 tenants, so the bound on memory growth (each tenant's latency samples, capped) is
+    // far below what one byte leaked per event would add.
+    let shape = |duration_secs| SaasShape {
+        tenants: 100,
+        total_rate: 10_000.0,
+        duration_secs,
+        seed: 1,
+    };
+    let (events_short, short) = counted_run(shape(10));
+    let (events_long, long) = counted_run(shape(30));
+    let extra_events = events_long - events_short;
+    assert!(
+        extra_events > 500_000,
+        "too few events to measure: {extra_events}"
+    );
+    let per_event = (long.count_total - short.count_total) as f64 / extra_events as f64;
+    assert!(
+        per_event < 0.001,
+        "steady state allocates {per_event:.4} times per event ({} more allocations for \
+         {extra_events} more events)",
+        long.count_total - short.count_total
+    );
+    let growth = long.bytes_max.saturating_sub(short.bytes_max);
+    eprintln!(
+        "{extra_events} more events: {per_event:.6} allocations per event; peak heap {} -> {} \
+         bytes",
+        short.bytes_max, long.bytes_max
+    );
+    let bound = 100 * RAW_SAMPLE_LIMIT as u64 * 4 + (1 << 20);
+    assert!(
+        growth < bound && growth < extra_events,
+        "peak heap grew {growth} bytes when the run doubled ({extra_events} more events); \
+         bounded growth is at most {bound} (per-tenant sample caps)"
+    );
 }

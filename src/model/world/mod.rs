@@ -235,6 +235,11 @@ pub(super) struct World<'s, 't> {
     trace: Option<&'t mut dyn TraceSink>,
 }
 
+/// Bytes of the model's own per-tenant state (see [`super::per_tenant_bytes`]).
+pub(super) fn per_tenant_bytes() -> usize {
+    size_of::<TenantState>()
+}
+
 impl<'s, 't> World<'s, 't> {
     pub(super) fn new(
         system: &'s System,

@@ -1,0 +1,364 @@
+//! `simulate bench queue|scale|sweep|acmedocs`: the event list against std's binary heap, cost
+//! per event from 1,000 to 100,000 tenants, parallel efficiency of seed sweeps, and the
+//! AcmeDocs capstone's wall time.
+//!
+//! Like `bench.rs`, this is CLI code and may read the wall clock: timing is its purpose.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::bench::peak_rss_kib;
+use crate::kernel::EventQueue;
+use crate::kernel::rng::CounterDraws;
+use crate::model::{self, RunOptions};
+use crate::pipeline;
+use crate::report;
+use crate::report::summary::thousands;
+use crate::scenario::synthetic::{SaasShape, saas};
+use crate::scenario::{self, LoadOptions};
+use crate::slo;
+use crate::time::SimTime;
+
+#[allow(clippy::disallowed_methods)] // ok: benchmarks time things
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Nanoseconds per hold operation (pop the earliest event, schedule one later) on a queue
+/// holding `pending` events, for our event list and for `BinaryHeap<Reverse<(time, seq)>>`.
+pub fn queue_suite(sizes: &[usize]) {
+    println!("Event list: one hold (pop the earliest, schedule one later) with n pending");
+    println!(
+        "{:>12} {:>16} {:>16} {:>8}",
+        "pending", "radix heap ns", "BinaryHeap ns", "ratio"
+    );
+    // Increments: exponential, mean 1 ms in nanoseconds, precomputed so draws are not timed.
+    let increments: Vec<u64> = (0..1u64 << 16)
+        .map(|i| {
+            let u = CounterDraws::new(7).unit(i);
+            (-model::fastlog::ln(u) * 1e6) as u64 + 1
+        })
+        .collect();
+    for &pending in sizes {
+        let holds = (20 * pending).clamp(2_000_000, 20_000_000);
+        let ours = hold_radix(pending, holds, &increments);
+        let std_heap = hold_binary_heap(pending, holds, &increments);
+        println!(
+            "{:>12} {:>16.1} {:>16.1} {:>7.2}x",
+            thousands(pending as u64),
+            ours,
+            std_heap,
+            std_heap / ours
+        );
+    }
+}
+
+fn hold_radix(pending: usize, holds: usize, increments: &[u64]) -> f64 {
+    let mut queue: EventQueue<u32> = EventQueue::new();
+    let mask = increments.len() - 1;
+    for i in 0..pending {
+        queue.schedule(SimTime::from_nanos(increments[i & mask] * 64), i as u32);
+    }
+    let started = now();
+    let mut checksum = 0u64;
+    for i in 0..holds {
+        let Some((at, event)) = queue.pop() else {
+            break;
+        };
+        checksum = checksum.wrapping_add(u64::from(event));
+        queue.schedule(
+            SimTime::from_nanos(at.as_nanos() + increments[i & mask] * 64),
+            event,
+        );
+    }
+    std::hint::black_box(checksum);
+    started.elapsed().as_nanos() as f64 / holds as f64
+}
+
+fn hold_binary_heap(pending: usize, holds: usize, increments: &[u64]) -> f64 {
+    let mut heap: BinaryHeap<Reverse<(u64, u64, u32)>> = BinaryHeap::new();
+    let mask = increments.len() - 1;
+    let mut seq = 0u64;
+    for i in 0..pending {
+        heap.push(Reverse((increments[i & mask] * 64, seq, i as u32)));
+        seq += 1;
+    }
+    let started = now();
+    let mut checksum = 0u64;
+    for i in 0..holds {
+        let Some(Reverse((at, _, event))) = heap.pop() else {
+            break;
+        };
+        checksum = checksum.wrapping_add(u64::from(event));
+        heap.push(Reverse((at + increments[i & mask] * 64, seq, event)));
+        seq += 1;
+    }
+    std::hint::black_box(checksum);
+    started.elapsed().as_nanos() as f64 / holds as f64
+}
+
+/// One measured run of a generated scenario.
+struct ScaleRun {
+    tenants: u64,
+    events: u64,
+    setup: Duration,
+    run: Duration,
+    report: Duration,
+    peak_kib: Option<u64>,
+    verdict: String,
+}
+
+/// The full SaaS model (edge limiter, admission, pools, shared databases, timeouts, retries,
+/// breakers) at each tenant count, same total load: events/s, cost per event relative to the
+/// smallest count, and the process's peak memory after each run (counts run in increasing
+/// order, so the growth of the peak is the larger run's extra memory).
+pub fn scale_suite(
+    tenant_counts: &[u64],
+    duration_secs: u64,
+    total_rate: f64,
+    write_to: Option<&Path>,
+) -> bool {
+    println!(
+        "Full SaaS model (limiter, admission, 4 cells, 2 shared databases, timeouts, retries, \
+         breakers): {} requests/s in all, {duration_secs} simulated seconds",
+        thousands(total_rate as u64)
+    );
+    let mut counts = tenant_counts.to_vec();
+    counts.sort_unstable();
+    let mut runs: Vec<ScaleRun> = Vec::new();
+    for &tenants in &counts {
+        let text = saas(SaasShape {
+            tenants,
+            total_rate,
+            duration_secs,
+            seed: 42,
+        });
+        if let Some(dir) = write_to {
+            let path = dir.join(format!("saas-{tenants}.toml"));
+            if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &text))
+            {
+                eprintln!("bench scale: cannot write {}: {e}", path.display());
+                return false;
+            }
+            eprintln!("bench scale: wrote {}", path.display());
+        }
+        match scale_run(tenants, &text) {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                eprintln!("bench scale: {tenants} tenants: {e}");
+                return false;
+            }
+        }
+    }
+    println!(
+        "{:>9} {:>12} {:>9} {:>10} {:>9} {:>8} {:>9} {:>10} {:>11} {:>8}",
+        "tenants",
+        "events",
+        "run s",
+        "events/s",
+        "ns/event",
+        "vs first",
+        "set-up s",
+        "report s",
+        "peak MiB",
+        "verdict"
+    );
+    let first_cost = runs
+        .first()
+        .map_or(1.0, |r| r.run.as_nanos() as f64 / r.events.max(1) as f64);
+    for r in &runs {
+        let cost = r.run.as_nanos() as f64 / r.events.max(1) as f64;
+        println!(
+            "{:>9} {:>12} {:>9.2} {:>10} {:>9.1} {:>7.2}x {:>9.2} {:>10.2} {:>11} {:>8}",
+            thousands(r.tenants),
+            thousands(r.events),
+            r.run.as_secs_f64(),
+            thousands((r.events as f64 / r.run.as_secs_f64()) as u64),
+            cost,
+            cost / first_cost,
+            r.setup.as_secs_f64(),
+            r.report.as_secs_f64(),
+            r.peak_kib
+                .map_or("?".to_string(), |k| format!("{:.0}", k as f64 / 1024.0)),
+            r.verdict
+        );
+    }
+    if let (Some(a), Some(b)) = (runs.first(), runs.last())
+        && let (Some(ka), Some(kb)) = (a.peak_kib, b.peak_kib)
+        && b.tenants > a.tenants
+    {
+        let per_tenant = (kb.saturating_sub(ka) * 1024) as f64 / (b.tenants - a.tenants) as f64;
+        println!(
+            "memory per tenant (peak growth {} -> {} tenants): {:.0} bytes; per-tenant records \
+             the run keeps: {} bytes",
+            thousands(a.tenants),
+            thousands(b.tenants),
+            per_tenant,
+            model::per_tenant_bytes()
+        );
+    }
+    true
+}
+
+fn scale_run(tenants: u64, text: &str) -> Result<ScaleRun, String> {
+    let options = LoadOptions {
+        path: format!("<generated saas-{tenants}>"),
+        ..LoadOptions::default()
+    };
+    let started = now();
+    let scenario = scenario::load(text, &options).map_err(|e| e.to_string())?;
+    let setup = started.elapsed();
+    let run_options = RunOptions {
+        tenant_windows: scenario.tenant_windows(),
+        tracked: scenario.tracked_tenants(),
+        ..RunOptions::default()
+    };
+    let started = now();
+    let output = model::run(&scenario.system, run_options).map_err(|e| e.to_string())?;
+    let run = started.elapsed();
+    let started = now();
+    let evaluation = slo::evaluate(&scenario, &output);
+    let invocation = report::Invocation {
+        scenario_file: options.path.clone(),
+        scenario_text: text.to_string(),
+        overrides: Vec::new(),
+    };
+    let built = report::build(&scenario, &output, &evaluation, &invocation);
+    let json = report::to_json(&built);
+    let report_time = started.elapsed();
+    std::hint::black_box(json.len());
+    Ok(ScaleRun {
+        tenants,
+        events: output.events,
+        setup,
+        run,
+        report: report_time,
+        peak_kib: peak_rss_kib(),
+        verdict: evaluation.verdict.as_str().to_string(),
+    })
+}
+
+/// Seeds of `scenario` on one thread, then on every thread rayon has: parallel efficiency
+/// (T1 / (threads x Tn)), and the share of a run spent on set-up (load, placement, an empty
+/// run and its report) against a full run.
+pub fn sweep_suite(scenario_path: &str, seeds: u64) -> bool {
+    let text = match std::fs::read_to_string(scenario_path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bench sweep: cannot read {scenario_path}: {e}");
+            return false;
+        }
+    };
+    let threads = rayon::current_num_threads();
+    let run_seeds = |pool_threads: usize| -> Result<Duration, String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(pool_threads)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let started = now();
+        let results: Vec<Result<u64, String>> = pool.install(|| {
+            (1..=seeds)
+                .into_par_iter()
+                .map(|seed| {
+                    let options = LoadOptions {
+                        path: scenario_path.to_string(),
+                        seed: Some(seed),
+                        ..LoadOptions::default()
+                    };
+                    pipeline::execute(&text, &options)
+                        .map(|e| report::to_json(&e.report).len() as u64)
+                        .map_err(|e| e.to_string())
+                })
+                .collect()
+        });
+        let elapsed = started.elapsed();
+        for r in results {
+            r?;
+        }
+        Ok(elapsed)
+    };
+    let (one, many) = match (run_seeds(1), run_seeds(threads)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("bench sweep: {e}");
+            return false;
+        }
+    };
+    let setup_options = LoadOptions {
+        path: scenario_path.to_string(),
+        overrides: vec![
+            "simulation.duration=\"1ns\"".into(),
+            "simulation.warmup=\"0s\"".into(),
+        ],
+        ..LoadOptions::default()
+    };
+    let started = now();
+    let setups = 5;
+    for _ in 0..setups {
+        if let Err(e) = pipeline::execute(&text, &setup_options) {
+            eprintln!("bench sweep: set-up run: {e}");
+            return false;
+        }
+    }
+    let setup = started.elapsed() / setups;
+    let per_seed = one / seeds as u32;
+    let efficiency = one.as_secs_f64() / (threads as f64 * many.as_secs_f64());
+    println!("Seed sweep of {scenario_path}: {seeds} seeds");
+    println!(
+        "  1 thread: {:.2}s ({:.1} seeds/s); {threads} threads: {:.2}s ({:.1} seeds/s)",
+        one.as_secs_f64(),
+        seeds as f64 / one.as_secs_f64(),
+        many.as_secs_f64(),
+        seeds as f64 / many.as_secs_f64()
+    );
+    println!("  parallel efficiency: {efficiency:.2} (target >= 0.9)");
+    println!(
+        "  set-up per seed: {:.1} ms of {:.1} ms per run ({:.1} %; target < 10 %)",
+        setup.as_secs_f64() * 1e3,
+        per_seed.as_secs_f64() * 1e3,
+        setup.as_secs_f64() / per_seed.as_secs_f64() * 100.0
+    );
+    true
+}
+
+/// The capstone scenario through the full pipeline, report files included.
+pub fn acmedocs_suite(path: &str) -> bool {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bench acmedocs: cannot read {path}: {e}");
+            return false;
+        }
+    };
+    let options = LoadOptions {
+        path: path.to_string(),
+        ..LoadOptions::default()
+    };
+    let started = now();
+    let executed = match pipeline::execute(&text, &options) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("bench acmedocs: {e}");
+            return false;
+        }
+    };
+    let files = executed.files();
+    let wall = started.elapsed();
+    let bytes: usize = files.iter().map(|f| f.contents.len()).sum();
+    println!(
+        "{path}: {} tenants, {} events, {} simulated: {:.2}s wall with every report file \
+         ({:.1} MB), verdict {}; peak memory {} MiB (target < 60 s)",
+        thousands(executed.scenario.system.tenants.len() as u64),
+        thousands(executed.output.events),
+        executed.scenario.system.simulation.duration,
+        wall.as_secs_f64(),
+        bytes as f64 / 1e6,
+        executed.evaluation.verdict.as_str(),
+        peak_rss_kib().map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0))
+    );
+    true
+}
