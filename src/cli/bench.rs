@@ -91,7 +91,7 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
     }
     if wants(Suite::Queue) {
         println!();
-        bench_suites::queue_suite(&[1_000, 100_000, 1_000_000]);
+        bench_suites::queue_suite(&[16, 1_000, 100_000, 1_000_000]);
     }
     if wants(Suite::Scale) {
         println!();

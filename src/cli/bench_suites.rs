@@ -101,6 +101,13 @@ fn hold_binary_heap(pending: usize, holds: usize, increments: &[u64]) -> f64 {
     started.elapsed().as_nanos() as f64 / holds as f64
 }
 
+/// Resident memory of this process now (VmRSS), where /proc is available.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// One measured run of a generated scenario.
 struct ScaleRun {
     tenants: u64,
@@ -108,6 +115,8 @@ struct ScaleRun {
     setup: Duration,
     run: Duration,
     report: Duration,
+    /// Resident memory right after the simulation, before judging and reporting.
+    live_kib: Option<u64>,
     peak_kib: Option<u64>,
     verdict: String,
 }
@@ -188,16 +197,19 @@ pub fn scale_suite(
         );
     }
     if let (Some(a), Some(b)) = (runs.first(), runs.last())
-        && let (Some(ka), Some(kb)) = (a.peak_kib, b.peak_kib)
+        && let (Some(la), Some(lb), Some(pa), Some(pb)) =
+            (a.live_kib, b.live_kib, a.peak_kib, b.peak_kib)
         && b.tenants > a.tenants
     {
-        let per_tenant = (kb.saturating_sub(ka) * 1024) as f64 / (b.tenants - a.tenants) as f64;
+        let per_tenant =
+            |x: u64, y: u64| (y.saturating_sub(x) * 1024) as f64 / (b.tenants - a.tenants) as f64;
         println!(
-            "memory per tenant (peak growth {} -> {} tenants): {:.0} bytes; per-tenant records \
-             the run keeps: {} bytes",
+            "memory per tenant, {} -> {} tenants: {:.0} bytes resident after the simulation, \
+             {:.0} bytes of peak (report building included); fixed per-tenant records: {} bytes",
             thousands(a.tenants),
             thousands(b.tenants),
-            per_tenant,
+            per_tenant(la, lb),
+            per_tenant(pa, pb),
             model::per_tenant_bytes()
         );
     }
@@ -209,8 +221,15 @@ fn scale_run(tenants: u64, text: &str) -> Result<ScaleRun, String> {
         path: format!("<generated saas-{tenants}>"),
         ..LoadOptions::default()
     };
+    let mut run = scale_run_text(text, &options)?;
+    run.tenants = tenants;
+    Ok(run)
+}
+
+/// Loads, runs and reports `text`, timing each phase.
+fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String> {
     let started = now();
-    let scenario = scenario::load(text, &options).map_err(|e| e.to_string())?;
+    let scenario = scenario::load(text, options).map_err(|e| e.to_string())?;
     let setup = started.elapsed();
     let run_options = RunOptions {
         tenant_windows: scenario.tenant_windows(),
@@ -220,6 +239,7 @@ fn scale_run(tenants: u64, text: &str) -> Result<ScaleRun, String> {
     let started = now();
     let output = model::run(&scenario.system, run_options).map_err(|e| e.to_string())?;
     let run = started.elapsed();
+    let live_kib = rss_kib();
     let started = now();
     let evaluation = slo::evaluate(&scenario, &output);
     let invocation = report::Invocation {
@@ -232,11 +252,12 @@ fn scale_run(tenants: u64, text: &str) -> Result<ScaleRun, String> {
     let report_time = started.elapsed();
     std::hint::black_box(json.len());
     Ok(ScaleRun {
-        tenants,
+        tenants: scenario.system.tenants.len() as u64,
         events: output.events,
         setup,
         run,
         report: report_time,
+        live_kib,
         peak_kib: peak_rss_kib(),
         verdict: evaluation.verdict.as_str().to_string(),
     })
@@ -288,23 +309,18 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64) -> bool {
             return false;
         }
     };
-    let setup_options = LoadOptions {
+    // One seed by phases: load (parse, validate, place), the simulation, judging + report.
+    let options = LoadOptions {
         path: scenario_path.to_string(),
-        overrides: vec![
-            "simulation.duration=\"1ns\"".into(),
-            "simulation.warmup=\"0s\"".into(),
-        ],
         ..LoadOptions::default()
     };
-    let started = now();
-    let setups = 5;
-    for _ in 0..setups {
-        if let Err(e) = pipeline::execute(&text, &setup_options) {
-            eprintln!("bench sweep: set-up run: {e}");
+    let phases = match scale_run_text(&text, &options) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("bench sweep: {e}");
             return false;
         }
-    }
-    let setup = started.elapsed() / setups;
+    };
     let per_seed = one / seeds as u32;
     let efficiency = one.as_secs_f64() / (threads as f64 * many.as_secs_f64());
     println!("Seed sweep of {scenario_path}: {seeds} seeds");
@@ -316,11 +332,16 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64) -> bool {
         seeds as f64 / many.as_secs_f64()
     );
     println!("  parallel efficiency: {efficiency:.2} (target >= 0.9)");
+    let whole = phases.setup + phases.run + phases.report;
     println!(
-        "  set-up per seed: {:.1} ms of {:.1} ms per run ({:.1} %; target < 10 %)",
-        setup.as_secs_f64() * 1e3,
-        per_seed.as_secs_f64() * 1e3,
-        setup.as_secs_f64() / per_seed.as_secs_f64() * 100.0
+        "  one seed: set-up (parse, validate, place) {:.2} ms, simulation {:.1} ms, judging and \
+         report {:.1} ms: set-up is {:.2} % of the run (target < 10 %); {:.1} ms per seed in \
+         the 1-thread sweep",
+        phases.setup.as_secs_f64() * 1e3,
+        phases.run.as_secs_f64() * 1e3,
+        phases.report.as_secs_f64() * 1e3,
+        phases.setup.as_secs_f64() / whole.as_secs_f64() * 100.0,
+        per_seed.as_secs_f64() * 1e3
     );
     true
 }
