@@ -15,6 +15,7 @@ use super::{EXIT_INVALID, EXIT_PASS, bench_suites, read_scenario};
 use crate::analytic::MMc;
 use crate::model::dist::Dist;
 use crate::model::metrics::WindowStats;
+use crate::model::{self, RunOptions};
 use crate::pipeline;
 use crate::report;
 use crate::report::summary::thousands;
@@ -277,6 +278,14 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         );
     }
 
+    if let Some(overhead) = series_overhead(&executed.scenario, args.repeat.max(1)) {
+        println!(
+            "time series (plots) cost {:+.1} % of the simulation (model run with vs without \
+             them; target <= 10 %)",
+            overhead * 100.0
+        );
+    }
+
     // Accuracy: pooled response time of all tenants against Erlang C.
     let service_rate = match scenario.system.cells.first().map(|c| c.api.service_time) {
         Some(Dist::Exponential { mean }) => 1.0 / mean.as_secs_f64(),
@@ -327,6 +336,34 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         println!("(p99 is read from a 2-significant-digit histogram: about 1% resolution)");
     }
     status
+}
+
+/// What collecting the time series adds to `model::run`, as a fraction: runs with and without
+/// them alternate, medians compared.
+fn series_overhead(scenario: &crate::scenario::Scenario, repeat: u32) -> Option<f64> {
+    let time = |no_series: bool| -> Option<Duration> {
+        let options = RunOptions {
+            tenant_windows: scenario.tenant_windows(),
+            tracked: scenario.tracked_tenants(),
+            no_series,
+            ..RunOptions::default()
+        };
+        #[allow(clippy::disallowed_methods)] // ok: benchmark timing
+        let started = Instant::now();
+        let output = model::run(&scenario.system, options).ok()?;
+        let elapsed = started.elapsed();
+        std::hint::black_box(output.events);
+        Some(elapsed)
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        with.push(time(false)?);
+        without.push(time(true)?);
+    }
+    with.sort();
+    without.sort();
+    let (a, b) = (with[with.len() / 2], without[without.len() / 2]);
+    Some(a.as_secs_f64() / b.as_secs_f64() - 1.0)
 }
 
 /// The minimal hand-written M/M/c loop the issue measures against: a std BinaryHeap of

@@ -138,14 +138,16 @@ pub fn scale_suite(
     );
     let mut counts = tenant_counts.to_vec();
     counts.sort_unstable();
-    let mut runs: Vec<ScaleRun> = Vec::new();
+    let mut runs: Vec<(ScaleRun, f64)> = Vec::new();
+    let short_secs = (duration_secs / 10).max(2).min(duration_secs);
     for &tenants in &counts {
-        let text = saas(SaasShape {
+        let shape = |duration_secs| SaasShape {
             tenants,
             total_rate,
             duration_secs,
             seed: 42,
-        });
+        };
+        let text = saas(shape(duration_secs));
         if let Some(dir) = write_to {
             let path = dir.join(format!("saas-{tenants}.toml"));
             if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &text))
@@ -155,8 +157,18 @@ pub fn scale_suite(
             }
             eprintln!("bench scale: wrote {}", path.display());
         }
-        match scale_run(tenants, &text) {
-            Ok(run) => runs.push(run),
+        // A short run too: the difference to the full one is the cost of events alone,
+        // without the per-tenant set-up and wrap-up inside the run. (The full run goes first
+        // so its resident memory is not inflated by what an earlier run left to the allocator.)
+        let measured = scale_run(tenants, &text).and_then(|full| {
+            scale_run(tenants, &saas(shape(short_secs))).map(|short| (short, full))
+        });
+        match measured {
+            Ok((short, full)) => {
+                let marginal = full.run.saturating_sub(short.run).as_nanos() as f64
+                    / full.events.saturating_sub(short.events).max(1) as f64;
+                runs.push((full, marginal));
+            }
             Err(e) => {
                 eprintln!("bench scale: {tenants} tenants: {e}");
                 return false;
@@ -164,31 +176,35 @@ pub fn scale_suite(
         }
     }
     println!(
-        "{:>9} {:>12} {:>9} {:>10} {:>9} {:>8} {:>9} {:>10} {:>11} {:>8}",
+        "{:>9} {:>12} {:>8} {:>10} {:>9} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8}",
         "tenants",
         "events",
         "run s",
         "events/s",
         "ns/event",
         "vs first",
+        "marginal",
+        "vs first",
         "set-up s",
         "report s",
         "peak MiB",
         "verdict"
     );
-    let first_cost = runs
-        .first()
-        .map_or(1.0, |r| r.run.as_nanos() as f64 / r.events.max(1) as f64);
-    for r in &runs {
+    let (first_cost, first_marginal) = runs.first().map_or((1.0, 1.0), |(r, m)| {
+        (r.run.as_nanos() as f64 / r.events.max(1) as f64, *m)
+    });
+    for (r, marginal) in &runs {
         let cost = r.run.as_nanos() as f64 / r.events.max(1) as f64;
         println!(
-            "{:>9} {:>12} {:>9.2} {:>10} {:>9.1} {:>7.2}x {:>9.2} {:>10.2} {:>11} {:>8}",
+            "{:>9} {:>12} {:>8.2} {:>10} {:>9.1} {:>7.2}x {:>10.1} {:>7.2}x {:>9.2} {:>9.2} {:>9} {:>8}",
             thousands(r.tenants),
             thousands(r.events),
             r.run.as_secs_f64(),
             thousands((r.events as f64 / r.run.as_secs_f64()) as u64),
             cost,
             cost / first_cost,
+            marginal,
+            marginal / first_marginal,
             r.setup.as_secs_f64(),
             r.report.as_secs_f64(),
             r.peak_kib
@@ -196,7 +212,11 @@ pub fn scale_suite(
             r.verdict
         );
     }
-    if let (Some(a), Some(b)) = (runs.first(), runs.last())
+    println!(
+        "ns/event: the simulation's wall time over its events; marginal: the same between a \
+         {short_secs} s and a {duration_secs} s run (per-tenant set-up and wrap-up excluded)"
+    );
+    if let (Some((a, _)), Some((b, _))) = (runs.first(), runs.last())
         && let (Some(la), Some(lb), Some(pa), Some(pb)) =
             (a.live_kib, b.live_kib, a.peak_kib, b.peak_kib)
         && b.tenants > a.tenants

@@ -50,6 +50,8 @@ pub struct RunOptions<'a> {
     /// Test hook: take the general code paths even where a fast path applies. A fast path must
     /// not change a run; a test compares the two on every scenario.
     pub general_paths: bool,
+    /// Benchmark hook: collect no time series (`simulate bench` measures what they cost).
+    pub no_series: bool,
 }
 
 /// Bytes of the fixed records a run keeps per tenant: its state in the model, its metrics in
@@ -121,10 +123,14 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         perturb,
         sabotage,
         general_paths,
+        no_series,
     } = options;
     let mut world = World::new(system, tenant_windows, &tracked, trace, perturb, sabotage);
     if general_paths {
         world.take_general_paths();
+    }
+    if no_series {
+        world.series.switch_off();
     }
     let mut queue = EventQueue::new();
     world.start(&mut queue);

@@ -153,6 +153,14 @@ impl Series {
         }
     }
 
+    /// Stops collecting: every hook returns at once and the series stay empty (the benchmark
+    /// hook that measures what collection costs).
+    pub fn switch_off(&mut self) {
+        self.classes.clear();
+        self.class_of.clear();
+        self.data.clear();
+    }
+
     /// The bucket of `at`, which must not be earlier than any time given before.
     #[inline]
     fn current(&mut self, at: SimTime) -> usize {
@@ -167,7 +175,10 @@ impl Series {
     /// A request of `tenant` was issued.
     #[inline]
     pub fn issued(&mut self, tenant: usize, at: SimTime) {
-        let class = self.class_of[tenant] as usize;
+        let Some(&class) = self.class_of.get(tenant) else {
+            return; // collection is off
+        };
+        let class = class as usize;
         let slot = class * self.buckets + self.current(at);
         self.data[slot].issued += 1;
     }
@@ -181,7 +192,10 @@ impl Series {
         ok: Option<SimDuration>,
         throttled: bool,
     ) {
-        let class = self.class_of[tenant] as usize;
+        let Some(&class) = self.class_of.get(tenant) else {
+            return;
+        };
+        let class = class as usize;
         let slot = class * self.buckets + self.current(at);
         let b = &mut self.data[slot];
         match ok {
@@ -205,7 +219,10 @@ impl Series {
     /// holding, when it ends, so a worker costs one call rather than two level changes.
     #[inline]
     pub fn held(&mut self, tenant: usize, resource: Resource, from: SimTime, to: SimTime) {
-        let class = self.class_of[tenant] as usize;
+        let Some(&class) = self.class_of.get(tenant) else {
+            return;
+        };
+        let class = class as usize;
         let bucket = self.current(to);
         let bucket_start = self.cursor_end - self.bucket.as_nanos();
         if from.as_nanos() >= bucket_start {
