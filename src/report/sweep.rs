@@ -108,6 +108,17 @@ pub struct SweepReport {
     pub slo_failures: Vec<SloFailures>,
     /// Violation rate over all runs.
     pub violation_rate: ViolationRate,
+    /// Set when the sweep was interrupted (Ctrl-C): `runs` holds the seeds that finished, and
+    /// the counts and rates cover only them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// Seeds of the range (or shard) that did not finish because of the interruption.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_run: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The one-sided upper confidence bound of a binomial proportion (Wilson score interval).
@@ -202,6 +213,8 @@ pub fn summarize(header: &SweepHeader, mut runs: Vec<SweepRun>) -> SweepReport {
             upper_95: round6(wilson_upper(failures, n, Z_95_ONE_SIDED)),
         },
         runs,
+        interrupted: false,
+        not_run: 0,
     }
 }
 
@@ -241,6 +254,14 @@ pub fn merge(shards: &[SweepReport], all_seeds: &[u64]) -> Result<SweepReport, M
                 s.overrides,
                 s.seed_range,
                 s.version
+            )));
+        }
+        if s.interrupted {
+            return Err(MergeError(format!(
+                "{} is from an interrupted sweep ({} seeds did not run): rerun that shard",
+                s.shard
+                    .map_or("a file".to_string(), |sh| format!("shard {}", sh.index)),
+                s.not_run
             )));
         }
         let Some(shard) = s.shard else {

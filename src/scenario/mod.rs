@@ -5,15 +5,17 @@
 //! name.
 
 pub mod expect;
+pub mod limits;
 mod load;
+pub mod schema;
+pub mod spec;
 pub mod tree;
 
 use std::fmt;
 
 pub use expect::{Expectation, Metric, Op, Threshold};
-pub use load::{
-    DEFAULT_MIN_SAMPLES, LoadOptions, MAX_ATTEMPTS, MAX_DB_QUERIES, MAX_DURATION, MAX_TENANTS, load,
-};
+pub use limits::{MAX_DURATION, MAX_SCENARIO_BYTES};
+pub use load::{DEFAULT_MIN_SAMPLES, LoadOptions, is_valid_name, load};
 
 use crate::model::config::System;
 
