@@ -126,7 +126,7 @@ pub(super) fn run_seeds(
     });
     let total = seeds.len() as u64;
     let mut progress = (!quiet).then(|| Progress::new(label, total));
-    let mut runs = Vec::with_capacity(seeds.len());
+    let mut runs = Vec::new();
     let (mut skipped, mut failing) = (0u64, 0u64);
     loop {
         match receiver.recv_timeout(Duration::from_millis(100)) {
@@ -259,6 +259,11 @@ fn load_checked(
 }
 
 pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
+    // First, so an early Ctrl-C is already a request to stop rather than a kill.
+    if let Err(e) = super::interrupt::install() {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
     let range = match parse_seeds(&args.seeds) {
         Ok(r) => r,
         Err(e) => {
@@ -312,10 +317,6 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
             PathBuf::from("reports").join(&name).join(folder)
         }
     };
-    if let Err(e) = super::interrupt::install() {
-        eprintln!("{e}");
-        return EXIT_INVALID;
-    }
     let results = run_seeds(&text, &options, &seeds, &label, args.quiet, true);
     let header = SweepHeader {
         scenario: name.clone(),

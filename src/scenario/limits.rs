@@ -64,7 +64,7 @@ pub const MAX_OVERRIDES: Limit = limit("MAX_OVERRIDES", 1_000.0, "overrides per 
 /// Most tenants a scenario may expand to (counting every `count` member).
 pub const MAX_TENANTS: Limit = limit("MAX_TENANTS", 1_000_000.0, "tenants per scenario");
 /// Most `[[tenants]]` tables.
-pub const MAX_TENANT_GROUPS: Limit = limit("MAX_TENANT_GROUPS", 100_000.0, "[[tenants]] tables");
+pub const MAX_TENANT_GROUPS: Limit = limit("MAX_TENANT_GROUPS", 100_000.0, "`[[tenants]]` tables");
 /// Most tiers.
 pub const MAX_TIERS: Limit = limit("MAX_TIERS", 1_000.0, "tiers");
 /// Most cells.
@@ -114,7 +114,11 @@ pub const MAX_ATTEMPTS: Limit = limit("MAX_ATTEMPTS", 100.0, "attempts per reque
 /// Largest batch of background jobs.
 pub const MAX_JOB_BATCH: Limit = limit("MAX_JOB_BATCH", 100_000_000.0, "jobs per batch");
 /// Largest per-tenant burst, in-flight cap or running-job cap.
-pub const MAX_PER_TENANT: Limit = limit("MAX_PER_TENANT", 4_294_967_295.0, "per tenant");
+pub const MAX_PER_TENANT: Limit = limit(
+    "MAX_PER_TENANT",
+    4_294_967_295.0,
+    "(burst or in-flight requests) per tenant",
+);
 /// Largest count of breaker calls or probes, job weight or retry-budget tokens.
 pub const MAX_SMALL_COUNT: Limit = limit(
     "MAX_SMALL_COUNT",

@@ -163,12 +163,31 @@ impl Ctx<'_> {
             Origin::Span(span) => (0, span.start),
             Origin::Override(i) => (1, *i),
         };
+        // Keys and messages quote the file; control characters in them must not reach a
+        // terminal (an escape sequence could rewrite what the user sees).
         let diagnostic = Diagnostic {
-            location: self.location(&origin),
-            key: key.to_string(),
-            message,
+            location: printable(&self.location(&origin)),
+            key: printable(key),
+            message: printable(&message),
         };
         self.diagnostics.push((order, diagnostic));
+    }
+}
+
+/// `text` with control characters escaped (`\u{1b}`).
+fn printable(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.to_string()
     }
 }
 
@@ -566,7 +585,11 @@ fn read_duration(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<SimDuratio
                 ctx.push(
                     node.origin.clone(),
                     key,
-                    format!("expected {what} of at most {MAX_DURATION}, found {s:?}"),
+                    format!(
+                        "expected {what}, found {s:?}: it is above the limit of {MAX_DURATION} \
+                         for any duration (MAX_DURATION); {}",
+                        limits::HOW_TO_RAISE
+                    ),
                 );
                 None
             }
@@ -660,7 +683,11 @@ fn read_table_array<'t>(
         match &item.value {
             Value::Table(t) => {
                 let label = match t.get("name").map(|n| &n.value) {
-                    Some(Value::String(s)) if !s.is_empty() && !s.contains(['.', '[', ']']) => {
+                    Some(Value::String(s))
+                        if !s.is_empty()
+                            && !s.contains(['.', '[', ']'])
+                            && !s.chars().any(char::is_control) =>
+                    {
                         format!("{key}.{s}")
                     }
                     _ => format!("{key}[{i}]"),
@@ -1734,6 +1761,10 @@ fn read_tenants(
     }
     // Unpinned tenants get their starting cell from placement now, so faults can name the
     // tenants a cell or database outage affects.
+    // With an invalid cell (already reported), placement would only add confusing errors.
+    if cells.is_empty() || cell_names.values().any(Option::is_none) {
+        return (tenants, groups, targets);
+    }
     let pinned: Vec<Option<usize>> = tenants.iter().map(|t| t.pinned.then_some(t.cell)).collect();
     match crate::model::placing::initial_cells(cells, &tenants, &pinned) {
         Ok(placed) => {

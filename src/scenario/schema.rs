@@ -237,7 +237,12 @@ pub fn markdown() -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for (_, spec) in spec::TABLES {
-        let _ = writeln!(out, "### `{}`\n\n{}\n", spec.title, spec.doc);
+        let title = if spec.title.contains(['[', '.']) {
+            format!("`{}`", spec.title)
+        } else {
+            spec.title.to_string()
+        };
+        let _ = writeln!(out, "### {title}\n\n{}\n", spec.doc);
         let _ = writeln!(out, "| key | type | default | meaning |\n|---|---|---|---|");
         for key in spec.keys {
             row(&mut out, key);
@@ -339,5 +344,9 @@ pub fn limits_markdown() -> String {
             limit.what
         );
     }
+    let _ = writeln!(
+        out,
+        "| `MAX_DURATION` | {MAX_DURATION} of simulated time, and for any duration in a scenario |"
+    );
     out
 }

@@ -6,6 +6,7 @@
 
 mod architecture;
 mod common;
+mod hostile;
 mod kernel;
 mod reports;
 mod scenarios;
