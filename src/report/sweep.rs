@@ -283,7 +283,10 @@ pub fn merge(shards: &[SweepReport], all_seeds: &[u64]) -> Result<SweepReport, M
     let mut expected = all_seeds.to_vec();
     expected.sort_unstable();
     if seeds != expected {
-        let missing = expected.iter().filter(|s| !seeds.contains(s)).count();
+        let missing = expected
+            .iter()
+            .filter(|s| seeds.binary_search(s).is_err())
+            .count();
         return Err(MergeError(format!(
             "the shards cover {} of {} seeds ({missing} missing): merge every shard of the sweep",
             seeds.len(),

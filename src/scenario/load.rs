@@ -865,13 +865,17 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             continue;
         };
         let t = &tenants[first];
-        if t.jobs.is_some() && cells[t.cell].jobs.is_none() {
+        // No cell when every cell was invalid (already reported).
+        let Some(cell) = cells.get(t.cell) else {
+            continue;
+        };
+        if t.jobs.is_some() && cell.jobs.is_none() {
             ctx.push(
                 tenants_node.map_or(Origin::Span(0..0), |n| n.origin.clone()),
                 &format!("tenants.{}.jobs", group.name),
                 format!(
                     "tenants of {:?} submit background jobs but their cell {:?} has no `jobs` pool",
-                    group.name, cells[t.cell].name
+                    group.name, cell.name
                 ),
             );
         }
@@ -2181,7 +2185,11 @@ fn read_fault_kind(
             Some(FaultKind::DbSlowdown {
                 database,
                 factor: factor?,
-                tenants: tenants_in(fc.tenants, |c| fc.cells[c].db == Some(database)),
+                tenants: tenants_in(fc.tenants, |c| {
+                    fc.cells
+                        .get(c)
+                        .is_some_and(|cell| cell.db == Some(database))
+                }),
             })
         }
         "kms_key_disabled" => {
