@@ -37,7 +37,7 @@ pub const EXIT_INCONCLUSIVE: u8 = 4;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs whose estimated work is above this many events need `--allow-long`.
-pub const LONG_RUN_EVENTS: f64 = 1e10;
+pub const LONG_RUN_EVENTS: f64 = 5e10;
 /// Runs whose estimated work is above this many events print the estimate first.
 pub const SHOW_ESTIMATE_EVENTS: f64 = 1e9;
 
@@ -74,7 +74,7 @@ Exit codes:
   4  inconclusive: an SLO had fewer samples than its min_samples
   130  interrupted (Ctrl-C on a sweep): the finished seeds are in sweep.json
   (compare: 0, 1 or 4 by run B's verdict; 2 if either run is invalid)
-Runs estimated above 10,000,000,000 events need --allow-long; --out into a folder
+Runs estimated above 50,000,000,000 events need --allow-long; --out into a folder
 that holds files tenantsim did not write needs --force.";
 
 /// Deterministic simulator and chaos harness for multi-tenant SaaS architectures.

@@ -76,9 +76,9 @@ pub fn load(text: &str, options: &LoadOptions) -> Result<Scenario, ScenarioError
             let offset = e.span.as_ref().map_or(0, |s| s.start);
             return Err(ScenarioError {
                 diagnostics: vec![Diagnostic {
-                    location: ctx.location(&Origin::Span(offset..offset)),
-                    key: tree::key_near(text, offset),
-                    message: format!("invalid TOML: {}", e.message),
+                    location: printable(&ctx.location(&Origin::Span(offset..offset))),
+                    key: printable(&tree::key_near(text, offset)),
+                    message: printable(&format!("invalid TOML: {}", e.message)),
                 }],
             });
         }
@@ -317,9 +317,31 @@ impl<'t> Obj<'t> {
                 }
                 continue;
             }
-            let suggestion = suggest(key, &accepted)
-                .map(|s| format!("; did you mean `{s}`?"))
+            let other_cases: Vec<&str> = self
+                .spec
+                .variants
+                .map(|v| {
+                    v.cases
+                        .iter()
+                        .filter(|c| c.keys.iter().any(|k| k.name == key))
+                        .map(|c| c.value)
+                        .collect()
+                })
                 .unwrap_or_default();
+            let suggestion = match (other_cases.is_empty(), self.spec.variants) {
+                (false, Some(v)) => format!(
+                    "; `{key}` belongs to {} = {}",
+                    v.tag,
+                    other_cases
+                        .iter()
+                        .map(|c| format!("{c:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+                _ => suggest(key, &accepted)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default(),
+            };
             let mut expected = accepted.clone();
             expected.sort_unstable();
             let what = match self.variant {

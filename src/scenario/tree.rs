@@ -363,9 +363,8 @@ pub fn key_near(text: &str, offset: usize) -> String {
             && in_array
             && k.trim() == "name"
         {
-            let v = v.trim().trim_matches('"');
-            if bare(v).is_some() {
-                element_name = Some(v.to_string());
+            if let Some(v) = bare(v.trim().trim_matches('"')) {
+                element_name = Some(v);
             }
         }
     }
