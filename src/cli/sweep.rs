@@ -180,7 +180,9 @@ struct Progress {
     terminal: bool,
     started: Instant,
     last_draw: Instant,
-    last_line: Instant,
+    /// When the last plain line was printed (`None`: not yet, so the first comes at once and a
+    /// log shows the sweep has started).
+    last_line: Option<Instant>,
     finished: bool,
 }
 
@@ -194,7 +196,7 @@ impl Progress {
             terminal: std::io::stderr().is_terminal(),
             started: now,
             last_draw: now,
-            last_line: now,
+            last_line: None,
             finished: false,
         }
     }
@@ -230,9 +232,13 @@ impl Progress {
             if stop {
                 eprintln!();
             }
-        } else if stop || self.last_line.elapsed() >= Duration::from_secs(10) {
+        } else if stop
+            || self
+                .last_line
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
             eprintln!("{line}");
-            self.last_line = Instant::now();
+            self.last_line = Some(Instant::now());
         }
         self.finished = stop;
     }
