@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use super::run::default_out_dir;
 use super::sweep::run_seeds;
 use super::{
-    EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_PASS, ScenarioArgs, exit_code, parse_seeds,
-    read_scenario, repro_command, scenario_files, severity, write_files,
+    EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_PASS, ScenarioArgs, check_work, exit_code,
+    parse_seeds, read_scenario, repro_command, scenario_files, severity, write_files,
 };
 use crate::pipeline;
 use crate::report::Invocation;
@@ -38,6 +38,9 @@ pub struct CheckArgs {
     /// repository root, this regenerates the committed reference reports.
     #[arg(long, conflicts_with = "seeds")]
     write_reports: bool,
+    /// Run scenarios even when their estimated work is above the long-run threshold.
+    #[arg(long)]
+    allow_long: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -135,7 +138,13 @@ fn check_one(
         seed: None,
     };
     let name = match scenario::load(&text, &options) {
-        Ok(s) => s.name,
+        Ok(s) => {
+            let runs = seeds.map_or(1, |(s, _)| s.len() as u64);
+            if let Err(e) = check_work(&s, runs, args.allow_long, args.quiet) {
+                return invalid(e);
+            }
+            s.name
+        }
         Err(e) => return invalid(e.to_string()),
     };
     match seeds {
@@ -190,7 +199,7 @@ fn check_one(
             Err(e) => invalid(e.to_string()),
         },
         Some((seeds, range_text)) => {
-            let runs = run_seeds(&text, &options, seeds, &name, args.quiet);
+            let runs = run_seeds(&text, &options, seeds, &name, args.quiet, false).runs;
             let header = SweepHeader {
                 scenario: name.clone(),
                 scenario_file: shown.clone(),

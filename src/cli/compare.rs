@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::output::check_out_dir;
 use super::run::default_out_dir;
-use super::{EXIT_INVALID, exit_code, read_scenario, repro_command, write_files};
+use super::{EXIT_INVALID, check_work, exit_code, read_scenario, repro_command, write_files};
 use crate::pipeline::{self, Executed};
 use crate::report::compare::{self, Side};
-use crate::scenario::LoadOptions;
+use crate::scenario::{self, LoadOptions};
 
 /// Options of `simulate compare`.
 #[derive(Args, Debug)]
@@ -29,6 +30,12 @@ pub struct CompareArgs {
     /// (default: reports/<scenario>/compare-seed-<N>-set-<digest>/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write into --out even if it holds files tenantsim did not write.
+    #[arg(long, requires = "out")]
+    force: bool,
+    /// Run even when the estimated work is above the long-run threshold.
+    #[arg(long)]
+    allow_long: bool,
     /// Print only the verdicts and the repro command.
     #[arg(long, short)]
     quiet: bool,
@@ -53,6 +60,24 @@ pub(super) fn compare_command(program: &str, args: &CompareArgs) -> u8 {
         overrides: args.set.clone(),
         seed: args.seed,
     };
+    for (options, which) in [
+        (&options_a, ""),
+        (&options_b, "run B (with the overrides): "),
+    ] {
+        let checked = scenario::load(&text, options)
+            .map_err(|e| format!("{which}{e}"))
+            .and_then(|s| check_work(&s, 1, args.allow_long, args.quiet));
+        if let Err(e) = checked {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    }
+    if let Some(dir) = &args.out
+        && let Err(e) = check_out_dir(dir, args.force)
+    {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
     // Two independent runs; each is deterministic, so running them in parallel changes nothing.
     let (a, b) = rayon::join(
         || pipeline::execute(&text, &options_a),

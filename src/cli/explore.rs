@@ -9,8 +9,11 @@ use std::time::Instant;
 use clap::Args;
 use rayon::prelude::*;
 
-use super::sweep::{finish_sweep, progress};
-use super::{EXIT_INVALID, EXIT_PASS, ScenarioArgs, parse_seeds, read_scenario, write_atomically};
+use super::output::check_out_dir;
+use super::sweep::{Progress, finish_sweep};
+use super::{
+    EXIT_INVALID, EXIT_PASS, ScenarioArgs, check_work, parse_seeds, read_scenario, write_atomically,
+};
 use crate::pipeline::{self, PipelineError};
 use crate::report::shell_quote;
 use crate::report::sweep::{self, SweepHeader, SweepRun};
@@ -33,6 +36,12 @@ pub struct ExploreArgs {
     /// reports/<scenario>/explore/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write into --out even if it holds files this tool did not write.
+    #[arg(long)]
+    force: bool,
+    /// Run even if the estimated work is above the long-run threshold.
+    #[arg(long)]
+    allow_long: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -58,6 +67,9 @@ pub struct ShrinkArgs {
     /// Most candidate runs to try.
     #[arg(long, default_value_t = 400)]
     max_runs: u32,
+    /// Run even if the estimated work (up to --max-runs runs) is above the long-run threshold.
+    #[arg(long)]
+    allow_long: bool,
 }
 
 pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
@@ -99,13 +111,38 @@ pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&loaded.name).join("explore"));
+    if let Err(e) = check_work(
+        &loaded,
+        range.seeds.len() as u64,
+        args.allow_long,
+        args.quiet,
+    )
+    .and_then(|()| check_out_dir(&out, args.force))
+    {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
     let done = AtomicU64::new(0);
     let failing = AtomicU64::new(0);
     let finished = AtomicBool::new(false);
     let total = range.seeds.len() as u64;
     let runs: Vec<(SweepRun, Option<String>)> = std::thread::scope(|scope| {
         if !args.quiet {
-            scope.spawn(|| progress(&loaded.name, total, &done, &failing, &finished));
+            scope.spawn(|| {
+                let mut shown = Progress::new(&loaded.name, total);
+                loop {
+                    let stop = finished.load(Ordering::Relaxed);
+                    shown.show(
+                        done.load(Ordering::Relaxed),
+                        failing.load(Ordering::Relaxed),
+                        stop,
+                    );
+                    if stop {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
         }
         let runs = range
             .seeds
@@ -189,6 +226,14 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
         overrides: args.overrides.set.clone(),
         seed: Some(args.seed),
     };
+    // Shrinking runs the scenario up to --max-runs times (smaller each time).
+    if let Err(e) = scenario::load(&text, &options)
+        .map_err(|e| e.to_string())
+        .and_then(|s| check_work(&s, u64::from(args.max_runs), args.allow_long, false))
+    {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
     let original = match pipeline::execute(&text, &options) {
         Ok(e) => e,
         Err(e) => {

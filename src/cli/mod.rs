@@ -7,8 +7,11 @@ mod bench_suites;
 mod check;
 mod compare;
 mod explore;
+mod interrupt;
+mod output;
 mod replay;
 mod run;
+mod schema;
 mod sweep;
 mod trace;
 
@@ -32,6 +35,13 @@ pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_NONDETERMINISM: u8 = 3;
 /// An SLO had fewer samples than its `min_samples`.
 pub const EXIT_INCONCLUSIVE: u8 = 4;
+/// Interrupted (Ctrl-C) before every run finished; the finished runs were written.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs whose estimated work is above this many events need `--allow-long`.
+pub const LONG_RUN_EVENTS: f64 = 5e10;
+/// Runs whose estimated work is above this many events print the estimate first.
+pub const SHOW_ESTIMATE_EVENTS: f64 = 1e9;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -63,12 +73,17 @@ Examples:
       Rerun exactly what produced a report and check it reproduces byte for byte.
   simulate validate scenarios/
       Check scenario files without running them.
+  simulate schema > tenantsim.schema.json
+      The JSON Schema of the scenario format, for editor completion and validation.
 
 Exit codes:
   0  every SLO and invariant held      1  an SLO or invariant failed
   2  invalid scenario, override, usage 3  nondeterminism detected
   4  inconclusive: an SLO had fewer samples than its min_samples
-  (compare: 0, 1 or 4 by run B's verdict; 2 if either run is invalid)";
+  130  interrupted (Ctrl-C on a sweep): the finished seeds are in sweep.json
+  (compare: 0, 1 or 4 by run B's verdict; 2 if either run is invalid)
+Runs estimated above 50,000,000,000 events need --allow-long; --out into a folder
+that holds files tenantsim did not write needs --force.";
 
 /// Deterministic simulator and chaos harness for multi-tenant SaaS architectures.
 ///
@@ -109,6 +124,8 @@ enum Command {
     },
     /// Measure speed on the reference M/M/c model against the SimPy peer and Erlang C.
     Bench(bench::BenchArgs),
+    /// Print the JSON Schema of the scenario format (for editors and other tools).
+    Schema(schema::SchemaArgs),
 }
 
 /// Options shared by commands that load a scenario.
@@ -120,9 +137,9 @@ struct ScenarioArgs {
     set: Vec<String>,
 }
 
-const SUBCOMMANDS: [&str; 11] = [
+const SUBCOMMANDS: [&str; 12] = [
     "explore", "shrink", "run", "check", "compare", "sweep", "merge", "replay", "validate",
-    "bench", "help",
+    "bench", "schema", "help",
 ];
 
 /// Inserts `run` when the first argument is a scenario rather than a subcommand, so
@@ -164,12 +181,92 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::replay_command(&args),
         Command::Validate { paths } => validate_command(&paths),
         Command::Bench(args) => bench::bench_command(&args),
+        Command::Schema(args) => schema::schema_command(&args),
     };
     ExitCode::from(code)
 }
 
+/// Reads a scenario file, refusing anything larger than the limit before reading it all (so
+/// `simulate /dev/zero` fails at once instead of filling memory).
 fn read_scenario(path: &Path) -> Result<String, String> {
-    fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("error: cannot read {}: {e}", path.display());
+    let limit = scenario::MAX_SCENARIO_BYTES;
+    let file = fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(limit.max_int() + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit.max_int() {
+        return Err(format!(
+            "error: {}:1:1: the file is too large: {}",
+            path.display(),
+            limit.exceeded(format!("more than {} bytes", limit.max_int()))
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.into_bytes()[..offset]).into_owned();
+        let (line, col) = scenario::tree::line_col(&text, offset);
+        format!(
+            "error: {}:{line}:{col}: the file is not UTF-8 text (invalid byte at offset {offset})",
+            path.display()
+        )
+    })
+}
+
+/// Prints the work estimate of `runs` runs of `scenario` before a long command, and refuses
+/// one above [`LONG_RUN_EVENTS`] unless `allow_long`.
+fn check_work(
+    scenario: &scenario::Scenario,
+    runs: u64,
+    allow_long: bool,
+    quiet: bool,
+) -> Result<(), String> {
+    let per_run = crate::model::estimated_events(&scenario.system);
+    let budget = scenario.system.simulation.max_events.map(|m| m as f64);
+    // A run cannot do more than its event budget, whatever the estimate says.
+    let per_run = budget.map_or(per_run, |b| per_run.min(b));
+    let total = per_run * runs as f64;
+    let show = |x: f64| {
+        if x >= 1e18 {
+            format!("{x:.3e}")
+        } else {
+            crate::text::thousands(x.ceil() as u64)
+        }
+    };
+    if total > LONG_RUN_EVENTS && !allow_long {
+        return Err(format!(
+            "error: {}: estimated work is up to {} events{}, above the long-run threshold of {} \
+             events; pass --allow-long to run it anyway, or shorten `simulation.duration`, lower \
+             rates or set `simulation.max_events`",
+            scenario.name,
+            show(total),
+            if runs > 1 {
+                format!(
+                    " ({} runs of {})",
+                    crate::text::thousands(runs),
+                    show(per_run)
+                )
+            } else {
+                String::new()
+            },
+            show(LONG_RUN_EVENTS)
+        ));
+    }
+    if total > SHOW_ESTIMATE_EVENTS && !quiet {
+        eprintln!(
+            "{}: estimated work up to {} events{} (an upper bound: every attempt retried and timed out)",
+            scenario.name,
+            show(total),
+            if runs > 1 {
+                format!(" over {} runs", crate::text::thousands(runs))
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }
 
 fn exit_code(status: Status) -> u8 {
@@ -226,10 +323,7 @@ pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
 fn write_files(dir: &Path, files: &[crate::report::OutputFile]) -> Result<Vec<String>, String> {
     let mut written = Vec::new();
     for file in files {
-        let path = file
-            .path
-            .split('/')
-            .fold(dir.to_path_buf(), |p, part| p.join(part));
+        let path = output::inside(dir, &file.path)?;
         write_atomically(&path, &file.contents)
             .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
         written.push(path.display().to_string());
@@ -344,12 +438,13 @@ fn validate_command(paths: &[PathBuf]) -> u8 {
         });
         match loaded {
             Ok(s) => println!(
-                "ok       {}  ({} tenants, {} cells, {} faults, {} SLOs)",
+                "ok       {}  ({} tenants, {} cells, {} faults, {} SLOs; work up to {} events)",
                 file.display(),
                 s.system.tenants.len(),
                 s.system.cells.len(),
                 s.system.faults.len(),
-                s.slos.len()
+                s.slos.len(),
+                crate::text::thousands(crate::model::estimated_events(&s.system).ceil() as u64)
             ),
             Err(e) => {
                 invalid += 1;

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{EXIT_INVALID, EXIT_NONDETERMINISM, exit_code};
+use super::{EXIT_INVALID, EXIT_NONDETERMINISM, check_work, exit_code};
 use crate::pipeline;
 use crate::report::{self, Report, VERSION};
-use crate::scenario::LoadOptions;
+use crate::scenario::{self, LoadOptions};
 
 /// Options of `simulate replay`.
 #[derive(Args, Debug)]
@@ -16,6 +16,9 @@ pub struct ReplayArgs {
     /// A report.json written by `simulate run`.
     #[arg(value_name = "report.json")]
     report: PathBuf,
+    /// Run even when the estimated work is above the long-run threshold.
+    #[arg(long)]
+    allow_long: bool,
 }
 
 pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
@@ -45,6 +48,14 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
         overrides: report.overrides.clone(),
         seed: Some(report.seed),
     };
+    // The report is input like any scenario file: check its work before running it.
+    let checked = scenario::load(&report.scenario_text, &options)
+        .map_err(|e| e.to_string())
+        .and_then(|s| check_work(&s, 1, args.allow_long, false));
+    if let Err(e) = checked {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
     let executed = match pipeline::execute(&report.scenario_text, &options) {
         Ok(e) => e,
         Err(e) => {

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::output::check_out_dir;
 use super::trace::{TraceFormat, TraceWriter};
 use super::{
-    EXIT_INVALID, EXIT_NONDETERMINISM, ScenarioArgs, exit_code, read_scenario, repro_command,
-    write_files,
+    EXIT_INVALID, EXIT_NONDETERMINISM, ScenarioArgs, check_work, exit_code, read_scenario,
+    repro_command, write_files,
 };
 use crate::model::{DIGEST_CHUNK, RecordedEvent, RunOptions};
 use crate::pipeline::{self, Executed};
@@ -29,6 +30,12 @@ pub struct RunArgs {
     /// (default: reports/<scenario>/seed-<N>/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write into --out even if it holds files tenantsim did not write.
+    #[arg(long, requires = "out")]
+    force: bool,
+    /// Run even when the estimated work is above the long-run threshold.
+    #[arg(long)]
+    allow_long: bool,
     /// Print only the verdict line and the repro command.
     #[arg(long, short)]
     quiet: bool,
@@ -62,6 +69,26 @@ pub(super) fn run_command(program: &str, args: &RunArgs) -> u8 {
         overrides: args.overrides.set.clone(),
         seed: args.seed,
     };
+    // Checked before the run: a refused long run or output folder costs nothing.
+    let loaded = match scenario::load(&text, &options) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    let runs = if args.check_determinism { 2 } else { 1 };
+    if let Err(e) = check_work(&loaded, runs, args.allow_long, args.quiet) {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
+    if let Some(dir) = &args.out
+        && let Err(e) = check_out_dir(dir, args.force)
+    {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
+    drop(loaded);
     let mut trace = match &args.trace {
         Some(path) => match open_trace(path, args.trace_tenant.as_deref(), &text, &options) {
             Ok(t) => Some(t),

@@ -3,15 +3,16 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use rayon::prelude::*;
 
+use super::output::check_out_dir;
 use super::{
-    EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_PASS, ScenarioArgs, parse_seeds,
-    read_scenario, repro_command, write_atomically,
+    EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_PASS, ScenarioArgs,
+    check_work, parse_seeds, read_scenario, repro_command, write_atomically,
 };
 use crate::pipeline::{self, PipelineError};
 use crate::report::Invocation;
@@ -37,6 +38,12 @@ pub struct SweepArgs {
     /// Folder for sweep.json (default: reports/<scenario>/sweep/, or sweep-shard-I-of-N/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write into --out even if it holds files tenantsim did not write.
+    #[arg(long, requires = "out")]
+    force: bool,
+    /// Run even when the estimated work is above the long-run threshold.
+    #[arg(long)]
+    allow_long: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -51,6 +58,9 @@ pub struct MergeArgs {
     /// Folder for the merged sweep.json (default: reports/<scenario>/sweep/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write into --out even if it holds files tenantsim did not write.
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 fn parse_shard(text: &str) -> Result<Shard, String> {
@@ -64,89 +74,158 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
     Ok(Shard { index, count })
 }
 
-/// Runs `seeds` of a scenario in parallel and returns their results in seed order. Shows
+/// What a batch of seeds produced.
+pub(super) struct SeedResults {
+    /// Finished runs, in seed order.
+    pub runs: Vec<SweepRun>,
+    /// Seeds that did not finish because of an interruption.
+    pub not_run: u64,
+}
+
+enum Message {
+    Finished(SweepRun),
+    Skipped,
+}
+
+/// Runs `seeds` of a scenario in parallel and returns the finished runs in seed order. Shows
 /// progress on stderr unless `quiet`.
+///
+/// With `interruptible`, Ctrl-C (see [`super::interrupt`]) stops the dispatch of new seeds;
+/// the running ones finish, unless a second Ctrl-C abandons them. The work runs on a detached
+/// thread that reports each seed over a channel, so the caller can stop waiting at any moment
+/// and still has every finished run.
 pub(super) fn run_seeds(
     text: &str,
     base: &LoadOptions,
     seeds: &[u64],
     label: &str,
     quiet: bool,
-) -> Vec<SweepRun> {
-    let done = AtomicU64::new(0);
-    let failing = AtomicU64::new(0);
-    let finished = AtomicBool::new(false);
-    let total = seeds.len() as u64;
-    std::thread::scope(|scope| {
-        if !quiet {
-            scope.spawn(|| progress(label, total, &done, &failing, &finished));
+    interruptible: bool,
+) -> SeedResults {
+    let interrupts = || {
+        if interruptible {
+            super::interrupt::count()
+        } else {
+            0
         }
-        let runs: Vec<SweepRun> = seeds
+    };
+    let (sender, receiver) = mpsc::channel();
+    let work_text: Arc<str> = Arc::from(text);
+    let work_base = base.clone();
+    let work_seeds = seeds.to_vec();
+    std::thread::spawn(move || {
+        work_seeds
             .par_iter()
-            .map(|&seed| {
-                let options = LoadOptions {
-                    seed: Some(seed),
-                    ..base.clone()
-                };
-                let run = match pipeline::execute(text, &options) {
-                    Ok(executed) => SweepRun::from_report(&executed.report),
-                    Err(e) => SweepRun {
-                        seed,
-                        verdict: "error".into(),
-                        failed_slos: Vec::new(),
-                        failed_invariants: Vec::new(),
-                        error: Some(match e {
-                            PipelineError::Invalid(e) => e.to_string(),
-                            PipelineError::Budget(e) => e.to_string(),
-                        }),
-                        drawn_faults: Vec::new(),
-                        scenario_file: None,
-                    },
-                };
-                if run.verdict == "fail" || run.verdict == "error" {
-                    failing.fetch_add(1, Ordering::Relaxed);
+            .for_each_with(sender, |sender, &seed| {
+                if interruptible && super::interrupt::count() > 0 {
+                    let _ = sender.send(Message::Skipped);
+                    return;
                 }
-                done.fetch_add(1, Ordering::Relaxed);
-                run
-            })
-            .collect();
-        finished.store(true, Ordering::Relaxed);
-        runs
-    })
+                let _ = sender.send(Message::Finished(run_one(&work_text, &work_base, seed)));
+            });
+    });
+    let total = seeds.len() as u64;
+    let mut progress = (!quiet).then(|| Progress::new(label, total));
+    let mut runs = Vec::new();
+    let (mut skipped, mut failing) = (0u64, 0u64);
+    loop {
+        match receiver.recv_timeout(Duration::from_millis(100)) {
+            Ok(Message::Finished(run)) => {
+                if run.verdict == "fail" || run.verdict == "error" {
+                    failing += 1;
+                }
+                runs.push(run);
+            }
+            Ok(Message::Skipped) => skipped += 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let received = runs.len() as u64 + skipped;
+        if let Some(p) = progress.as_mut() {
+            p.show(runs.len() as u64, failing, received == total);
+        }
+        if received == total || interrupts() >= 2 {
+            break;
+        }
+    }
+    runs.sort_by_key(|r| r.seed);
+    let not_run = total - runs.len() as u64;
+    SeedResults { runs, not_run }
 }
 
-/// Prints progress to stderr until `finished`: a bar on a terminal, a line every 10 s
-/// otherwise.
-#[allow(clippy::disallowed_methods)] // ok: progress display reads the wall clock, in the CLI
-pub(super) fn progress(
-    label: &str,
+fn run_one(text: &str, base: &LoadOptions, seed: u64) -> SweepRun {
+    let options = LoadOptions {
+        seed: Some(seed),
+        ..base.clone()
+    };
+    match pipeline::execute(text, &options) {
+        Ok(executed) => SweepRun::from_report(&executed.report),
+        Err(e) => SweepRun {
+            seed,
+            verdict: "error".into(),
+            failed_slos: Vec::new(),
+            failed_invariants: Vec::new(),
+            error: Some(match e {
+                PipelineError::Invalid(e) => e.to_string(),
+                PipelineError::Budget(e) => e.to_string(),
+            }),
+            drawn_faults: Vec::new(),
+            scenario_file: None,
+        },
+    }
+}
+
+/// Progress on stderr: a bar on a terminal, a line every 10 s otherwise.
+pub(super) struct Progress {
+    label: String,
     total: u64,
-    done: &AtomicU64,
-    failing: &AtomicU64,
-    finished: &AtomicBool,
-) {
-    let terminal = std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut last_line = started;
-    loop {
-        let stop = finished.load(Ordering::Relaxed);
-        let n = done.load(Ordering::Relaxed);
-        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-        let rate = n as f64 / elapsed;
+    terminal: bool,
+    started: Instant,
+    last_draw: Instant,
+    /// When the last plain line was printed (`None`: not yet, so the first comes at once and a
+    /// log shows the sweep has started).
+    last_line: Option<Instant>,
+    finished: bool,
+}
+
+impl Progress {
+    #[allow(clippy::disallowed_methods)] // ok: progress display reads the wall clock, in the CLI
+    pub(super) fn new(label: &str, total: u64) -> Progress {
+        let now = Instant::now();
+        Progress {
+            label: label.to_string(),
+            total,
+            terminal: std::io::stderr().is_terminal(),
+            started: now,
+            last_draw: now,
+            last_line: None,
+            finished: false,
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)] // ok: progress display reads the wall clock, in the CLI
+    pub(super) fn show(&mut self, done: u64, failing: u64, stop: bool) {
+        if self.finished || (!stop && self.last_draw.elapsed() < Duration::from_millis(200)) {
+            return;
+        }
+        self.last_draw = Instant::now();
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = done as f64 / elapsed;
         let eta = if rate > 0.0 {
-            (total - n) as f64 / rate
+            self.total.saturating_sub(done) as f64 / rate
         } else {
             0.0
         };
         let line = format!(
-            "{label}: {}/{} seeds, {} failing, {rate:.1} seeds/s, eta {eta:.0}s",
-            thousands(n),
-            thousands(total),
-            thousands(failing.load(Ordering::Relaxed))
+            "{}: {}/{} seeds, {} failing, {rate:.1} seeds/s, eta {eta:.0}s",
+            self.label,
+            thousands(done),
+            thousands(self.total),
+            thousands(failing)
         );
-        if terminal {
+        if self.terminal {
             let width = 30;
-            let filled = (n * width / total.max(1)) as usize;
+            let filled = ((done * width / self.total.max(1)) as usize).min(width as usize);
             eprint!(
                 "\r[{}{}] {line}   ",
                 "#".repeat(filled),
@@ -155,18 +234,22 @@ pub(super) fn progress(
             if stop {
                 eprintln!();
             }
-        } else if stop || last_line.elapsed() >= Duration::from_secs(10) {
+        } else if stop
+            || self
+                .last_line
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
             eprintln!("{line}");
-            last_line = Instant::now();
+            self.last_line = Some(Instant::now());
         }
-        if stop {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        self.finished = stop;
     }
 }
 
-fn load_checked(path: &Path, overrides: &[String]) -> Result<(String, LoadOptions, String), u8> {
+fn load_checked(
+    path: &Path,
+    overrides: &[String],
+) -> Result<(String, LoadOptions, scenario::Scenario), u8> {
     let text = read_scenario(path).map_err(|e| {
         eprintln!("{e}");
         EXIT_INVALID
@@ -180,10 +263,15 @@ fn load_checked(path: &Path, overrides: &[String]) -> Result<(String, LoadOption
         eprintln!("{e}");
         EXIT_INVALID
     })?;
-    Ok((text, options, loaded.name))
+    Ok((text, options, loaded))
 }
 
 pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
+    // First, so an early Ctrl-C is already a request to stop rather than a kill.
+    if let Err(e) = super::interrupt::install() {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
     let range = match parse_seeds(&args.seeds) {
         Ok(r) => r,
         Err(e) => {
@@ -198,10 +286,11 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
             return EXIT_INVALID;
         }
     };
-    let (text, options, name) = match load_checked(&args.scenario, &args.overrides.set) {
+    let (text, options, loaded) = match load_checked(&args.scenario, &args.overrides.set) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let name = loaded.name.clone();
     let seeds: Vec<u64> = match shard {
         Some(s) => range
             .seeds
@@ -216,7 +305,27 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
         Some(s) => format!("{name} shard {}/{}", s.index, s.count),
         None => name.clone(),
     };
-    let runs = run_seeds(&text, &options, &seeds, &label, args.quiet);
+    if let Err(e) = check_work(&loaded, seeds.len() as u64, args.allow_long, args.quiet) {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
+    let out = match &args.out {
+        Some(dir) => match check_out_dir(dir, args.force) {
+            Ok(()) => dir.clone(),
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_INVALID;
+            }
+        },
+        None => {
+            let folder = match shard {
+                Some(s) => format!("sweep-shard-{}-of-{}", s.index, s.count),
+                None => "sweep".to_string(),
+            };
+            PathBuf::from("reports").join(&name).join(folder)
+        }
+    };
+    let results = run_seeds(&text, &options, &seeds, &label, args.quiet, true);
     let header = SweepHeader {
         scenario: name.clone(),
         scenario_file: options.path.clone(),
@@ -224,14 +333,9 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
         seed_range: range.text.clone(),
         shard,
     };
-    let report = sweep::summarize(&header, runs);
-    let out = args.out.clone().unwrap_or_else(|| {
-        let folder = match shard {
-            Some(s) => format!("sweep-shard-{}-of-{}", s.index, s.count),
-            None => "sweep".to_string(),
-        };
-        PathBuf::from("reports").join(&name).join(folder)
-    });
+    let mut report = sweep::summarize(&header, results.runs);
+    report.interrupted = results.not_run > 0;
+    report.not_run = results.not_run;
     finish_sweep(program, &report, &out)
 }
 
@@ -254,7 +358,9 @@ pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path) -> u
 }
 
 pub(super) fn sweep_exit_code(report: &SweepReport) -> u8 {
-    if !report.failing_seeds.is_empty() {
+    if report.interrupted {
+        EXIT_INTERRUPTED
+    } else if !report.failing_seeds.is_empty() {
         EXIT_FAIL
     } else if !report.inconclusive_seeds.is_empty() {
         EXIT_INCONCLUSIVE
@@ -284,6 +390,15 @@ fn render_sweep(program: &str, report: &SweepReport) -> String {
         v.rate * 100.0,
         v.upper_95 * 100.0
     );
+    if report.interrupted {
+        let _ = writeln!(
+            out,
+            "  INTERRUPTED: {} of {} seeds finished; sweep.json holds those and is marked \
+             \"interrupted\" (exit {EXIT_INTERRUPTED})",
+            thousands(report.runs.len() as u64),
+            thousands(report.runs.len() as u64 + report.not_run)
+        );
+    }
     for f in &report.slo_failures {
         let _ = writeln!(out, "  {:>6} × {}", thousands(f.failures), f.name);
     }
@@ -372,11 +487,28 @@ pub(super) fn merge_command(args: &MergeArgs) -> u8 {
     };
     match sweep::merge(&shards, &all) {
         Ok(merged) => {
-            let out = args.out.clone().unwrap_or_else(|| {
-                PathBuf::from("reports")
+            let out = match &args.out {
+                Some(dir) => match check_out_dir(dir, args.force) {
+                    Ok(()) => dir.clone(),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return EXIT_INVALID;
+                    }
+                },
+                // The name comes from a file, not from a validated scenario: it names a folder
+                // only if it is a valid scenario name (so it cannot climb out of reports/).
+                None if scenario::is_valid_name(&merged.scenario) => PathBuf::from("reports")
                     .join(&merged.scenario)
-                    .join("sweep")
-            });
+                    .join("sweep"),
+                None => {
+                    eprintln!(
+                        "error: the shards name the scenario {:?}, which is not a valid scenario \
+                         name ([a-z0-9-]); give the output folder with --out",
+                        merged.scenario
+                    );
+                    return EXIT_INVALID;
+                }
+            };
             finish_sweep("simulate", &merged, &out)
         }
         Err(e) => {

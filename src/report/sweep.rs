@@ -116,6 +116,17 @@ pub struct SweepReport {
     pub slo_failures: Vec<SloFailures>,
     /// Violation rate over all runs.
     pub violation_rate: ViolationRate,
+    /// Set when the sweep was interrupted (Ctrl-C): `runs` holds the seeds that finished, and
+    /// the counts and rates cover only them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// Seeds of the range (or shard) that did not finish because of the interruption.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_run: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The one-sided upper confidence bound of a binomial proportion (Wilson score interval).
@@ -210,6 +221,8 @@ pub fn summarize(header: &SweepHeader, mut runs: Vec<SweepRun>) -> SweepReport {
             upper_95: round6(wilson_upper(failures, n, Z_95_ONE_SIDED)),
         },
         runs,
+        interrupted: false,
+        not_run: 0,
     }
 }
 
@@ -251,6 +264,14 @@ pub fn merge(shards: &[SweepReport], all_seeds: &[u64]) -> Result<SweepReport, M
                 s.version
             )));
         }
+        if s.interrupted {
+            return Err(MergeError(format!(
+                "{} is from an interrupted sweep ({} seeds did not run): rerun that shard",
+                s.shard
+                    .map_or("a file".to_string(), |sh| format!("shard {}", sh.index)),
+                s.not_run
+            )));
+        }
         let Some(shard) = s.shard else {
             return Err(MergeError(
                 "a file without a shard (an unsharded sweep) cannot be merged".into(),
@@ -270,7 +291,10 @@ pub fn merge(shards: &[SweepReport], all_seeds: &[u64]) -> Result<SweepReport, M
     let mut expected = all_seeds.to_vec();
     expected.sort_unstable();
     if seeds != expected {
-        let missing = expected.iter().filter(|s| !seeds.contains(s)).count();
+        let missing = expected
+            .iter()
+            .filter(|s| seeds.binary_search(s).is_err())
+            .count();
         return Err(MergeError(format!(
             "the shards cover {} of {} seeds ({missing} missing): merge every shard of the sweep",
             seeds.len(),

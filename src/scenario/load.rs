@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::expect::parse_expectation;
+use super::limits::{self, Limit, MAX_ATTEMPTS, MAX_DB_QUERIES, MAX_DURATION, MAX_TENANTS};
+use super::spec::{self, TableSpec};
 use super::tree::{self, Node, Origin, Table, Value};
 use super::{Diagnostic, Scenario, ScenarioError, Scope, Slo};
 use crate::components::limiter::Quota;
@@ -32,14 +34,6 @@ pub struct LoadOptions {
     pub seed: Option<u64>,
 }
 
-/// Most tenants a scenario may expand to.
-pub const MAX_TENANTS: u64 = 1_000_000;
-/// Most database queries per request.
-pub const MAX_DB_QUERIES: u64 = 64;
-/// Most attempts per request.
-pub const MAX_ATTEMPTS: u64 = 100;
-/// Longest simulated duration.
-pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 /// Default `min_samples` of an SLO.
 pub const DEFAULT_MIN_SAMPLES: u64 = 100;
 
@@ -51,18 +45,41 @@ pub fn load(text: &str, options: &LoadOptions) -> Result<Scenario, ScenarioError
         overrides: &options.overrides,
         diagnostics: Vec::new(),
     };
+    if text.len() > limits::MAX_SCENARIO_BYTES.max_int() as usize {
+        return Err(ScenarioError {
+            diagnostics: vec![Diagnostic {
+                location: format!("{}:1:1", options.path),
+                key: String::new(),
+                message: format!(
+                    "the file is too large: {}",
+                    limits::MAX_SCENARIO_BYTES.exceeded(text.len())
+                ),
+            }],
+        });
+    }
+    if options.overrides.len() > limits::MAX_OVERRIDES.max_int() as usize {
+        return Err(ScenarioError {
+            diagnostics: vec![Diagnostic {
+                location: "--set".to_string(),
+                key: String::new(),
+                message: format!(
+                    "too many overrides: {}",
+                    limits::MAX_OVERRIDES.exceeded(options.overrides.len())
+                ),
+            }],
+        });
+    }
     let mut root = match tree::parse_document(text) {
         Ok(root) => root,
         Err(e) => {
-            let location = match &e.span {
-                Some(span) => ctx.location(&Origin::Span(span.clone())),
-                None => options.path.clone(),
-            };
+            // A parser error without a span is placed at the start of the file, so every
+            // error still has a line and a column.
+            let offset = e.span.as_ref().map_or(0, |s| s.start);
             return Err(ScenarioError {
                 diagnostics: vec![Diagnostic {
-                    location,
-                    key: String::new(),
-                    message: format!("invalid TOML: {}", e.message),
+                    location: printable(&ctx.location(&Origin::Span(offset..offset))),
+                    key: printable(&tree::key_near(text, offset)),
+                    message: printable(&format!("invalid TOML: {}", e.message)),
                 }],
             });
         }
@@ -71,7 +88,7 @@ pub fn load(text: &str, options: &LoadOptions) -> Result<Scenario, ScenarioError
         let Some((path, value)) = raw.split_once('=') else {
             ctx.push(
                 Origin::Override(index),
-                "",
+                raw,
                 "an override is PATH=VALUE, as in `--set edge.rate_limiting=false`".into(),
             );
             continue;
@@ -92,9 +109,21 @@ pub fn load(text: &str, options: &LoadOptions) -> Result<Scenario, ScenarioError
             let mut diagnostics = ctx.diagnostics;
             diagnostics.sort_by_key(|(order, _)| *order);
             diagnostics.dedup_by(|a, b| a.1 == b.1);
-            Err(ScenarioError {
-                diagnostics: diagnostics.into_iter().map(|(_, d)| d).collect(),
-            })
+            let hidden = diagnostics.len().saturating_sub(limits::MAX_DIAGNOSTICS);
+            diagnostics.truncate(limits::MAX_DIAGNOSTICS);
+            let mut diagnostics: Vec<Diagnostic> =
+                diagnostics.into_iter().map(|(_, d)| d).collect();
+            if hidden > 0 {
+                diagnostics.push(Diagnostic {
+                    location: format!("{}:1:1", options.path),
+                    key: String::new(),
+                    message: format!(
+                        "{hidden} more errors not shown (at most {} are listed); fix these first",
+                        limits::MAX_DIAGNOSTICS
+                    ),
+                });
+            }
+            Err(ScenarioError { diagnostics })
         }
     }
 }
@@ -120,35 +149,71 @@ impl Ctx<'_> {
         }
     }
 
+    /// A disagreement between the loader and its declaration in `spec`: a bug, reported like
+    /// any error so it can never pass silently.
+    fn internal(&mut self, origin: Origin, key: &str, what: &str) {
+        self.push(
+            origin,
+            key,
+            format!("internal error: {what} (a bug in tenantsim; please report it)"),
+        );
+    }
+
     fn push(&mut self, origin: Origin, key: &str, message: String) {
         let order = match &origin {
             Origin::Span(span) => (0, span.start),
             Origin::Override(i) => (1, *i),
         };
+        // Keys and messages quote the file; control characters in them must not reach a
+        // terminal (an escape sequence could rewrite what the user sees).
         let diagnostic = Diagnostic {
-            location: self.location(&origin),
-            key: key.to_string(),
-            message,
+            location: printable(&self.location(&origin)),
+            key: printable(key),
+            message: printable(&message),
         };
         self.diagnostics.push((order, diagnostic));
     }
 }
 
-/// A table being read: remembers which keys were asked for, so leftovers are reported as
-/// unknown with a suggestion.
+/// `text` with control characters escaped (`\u{1b}`).
+fn printable(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.to_string()
+    }
+}
+
+/// A table being read against its declaration in [`spec`]: keys the spec does not declare are
+/// reported as unknown (with a suggestion), and the loader's own reads are checked against the
+/// spec, so the schema and the loader cannot drift apart silently.
 struct Obj<'t> {
     table: &'t Table,
     path: String,
     origin: Origin,
+    spec: &'static TableSpec,
+    /// The tag value that selects the table's variant keys (fault `kind`, `dist`).
+    variant: Option<&'static str>,
+    /// Keys the loader asked for.
     known: Vec<&'static str>,
 }
 
 impl<'t> Obj<'t> {
-    fn new(table: &'t Table, path: String, origin: Origin) -> Self {
+    fn new(table: &'t Table, path: String, origin: Origin, spec: &'static TableSpec) -> Self {
         Obj {
             table,
             path,
             origin,
+            spec,
+            variant: None,
             known: Vec::new(),
         }
     }
@@ -161,12 +226,39 @@ impl<'t> Obj<'t> {
         }
     }
 
+    /// Selects the variant keys for tag value `value` (one of the spec's cases).
+    fn set_variant(&mut self, value: &str) {
+        self.variant = self
+            .spec
+            .variants
+            .and_then(|v| v.cases.iter().find(|c| c.value == value))
+            .map(|c| c.value);
+    }
+
+    /// The declaration of `key`: a common key, or a key of any variant.
+    fn declared(&self, key: &str) -> Option<&'static spec::Key> {
+        self.spec.key(key, self.variant).or_else(|| {
+            self.spec.variants.and_then(|v| {
+                v.cases
+                    .iter()
+                    .find_map(|c| c.keys.iter().find(|k| k.name == key))
+            })
+        })
+    }
+
     fn node(&mut self, key: &'static str) -> Option<&'t Node> {
         self.known.push(key);
         self.table.get(key)
     }
 
     fn required(&mut self, ctx: &mut Ctx<'_>, key: &'static str, what: &str) -> Option<&'t Node> {
+        if !self.declared(key).is_some_and(|k| k.required) {
+            ctx.internal(
+                self.origin.clone(),
+                &self.key(key),
+                "the loader requires a key the scenario schema does not declare as required",
+            );
+        }
         let node = self.node(key);
         if node.is_none() {
             let place = if self.path.is_empty() {
@@ -201,23 +293,67 @@ impl<'t> Obj<'t> {
         }
     }
 
+    /// Reports keys the spec does not declare (with a suggestion), and any disagreement
+    /// between what the loader read and what the spec declares.
     fn finish(&self, ctx: &mut Ctx<'_>) {
+        let accepted = self.spec.names(self.variant);
+        for &read in &self.known {
+            if self.declared(read).is_none() {
+                ctx.internal(
+                    self.origin.clone(),
+                    &self.key(read),
+                    "the loader reads a key the scenario schema does not declare",
+                );
+            }
+        }
         for entry in &self.table.entries {
-            if self.known.contains(&entry.key.as_str()) {
+            let key = entry.key.as_str();
+            if accepted.contains(&key) {
+                if !self.known.contains(&key) {
+                    ctx.internal(
+                        entry.key_origin.clone(),
+                        &self.key(key),
+                        "the scenario schema declares this key but the loader did not read it",
+                    );
+                }
                 continue;
             }
-            let suggestion = suggest(&entry.key, &self.known)
-                .map(|s| format!("; did you mean `{s}`?"))
+            let other_cases: Vec<&str> = self
+                .spec
+                .variants
+                .map(|v| {
+                    v.cases
+                        .iter()
+                        .filter(|c| c.keys.iter().any(|k| k.name == key))
+                        .map(|c| c.value)
+                        .collect()
+                })
                 .unwrap_or_default();
-            let mut expected: Vec<&str> = self.known.clone();
+            let suggestion = match (other_cases.is_empty(), self.spec.variants) {
+                (false, Some(v)) => format!(
+                    "; `{key}` belongs to {} = {}",
+                    v.tag,
+                    other_cases
+                        .iter()
+                        .map(|c| format!("{c:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+                _ => suggest(key, &accepted)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default(),
+            };
+            let mut expected = accepted.clone();
             expected.sort_unstable();
-            expected.dedup();
+            let what = match self.variant {
+                Some(v) => format!(" for {v:?}"),
+                None => String::new(),
+            };
             ctx.push(
                 entry.key_origin.clone(),
-                &self.key(&entry.key),
+                &self.key(key),
                 format!(
-                    "unknown key `{}`{suggestion} (expected one of: {})",
-                    entry.key,
+                    "unknown key `{key}`{suggestion} (expected{what} one of: {})",
                     expected.join(", ")
                 ),
             );
@@ -253,24 +389,68 @@ fn read_string(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) -> Option<
     }
 }
 
-fn read_name(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<String> {
-    let what = "a name of lowercase letters, digits and dashes, such as \"cell-a\"";
-    let name = read_string(ctx, node, key, what)?;
-    let valid = !name.is_empty()
-        && name.len() <= 64
+/// Free text shown in reports: at most [`limits::MAX_TEXT`] characters, no control characters
+/// (which could rewrite a terminal).
+fn read_text(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<String> {
+    let text = read_string(ctx, node, key, "a string")?;
+    let length = text.chars().count();
+    if length > limits::MAX_TEXT.max_int() as usize {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!(
+                "expected a shorter text, found {length} characters: {}",
+                limits::MAX_TEXT.exceeded(length)
+            ),
+        );
+        return None;
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!("expected text without control characters, found {c:?}"),
+        );
+        return None;
+    }
+    Some(text)
+}
+
+/// Whether `name` is a valid scenario, tier, cell, database, tenant, fault or region name:
+/// `[a-z0-9-]`, not starting with a dash, 1 to 64 characters. Such a name is safe as a path
+/// component: it can be neither `..`, nor absolute, nor contain a separator.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= limits::MAX_NAME.max_int() as usize
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-');
-    if valid {
+        && !name.starts_with('-')
+}
+
+fn read_name(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<String> {
+    let what = "a name of lowercase letters, digits and dashes, such as \"cell-a\"";
+    let name = read_string(ctx, node, key, what)?;
+    let max = limits::MAX_NAME.max_int() as usize;
+    if name.chars().count() > max {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!(
+                "expected {what}, found a name of {} characters: {}",
+                name.chars().count(),
+                limits::MAX_NAME.exceeded(name.chars().count())
+            ),
+        );
+        return None;
+    }
+    if is_valid_name(&name) {
         Some(name)
     } else {
         ctx.push(
             node.origin.clone(),
             key,
-            format!(
-                "expected {what} (at most 64 characters, not starting with a dash), found {name:?}"
-            ),
+            format!("expected {what} (not starting with a dash), found {name:?}"),
         );
         None
     }
@@ -311,7 +491,36 @@ fn read_int(
     }
 }
 
-fn read_positive(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) -> Option<f64> {
+/// An integer from `min` up to `limit`; above the limit, an error naming it.
+fn read_count(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    min: u64,
+    limit: &Limit,
+    what: &str,
+) -> Option<u64> {
+    match node.value {
+        Value::Integer(i) if i >= 0 && (i as u64) > limit.max_int() => {
+            ctx.push(
+                node.origin.clone(),
+                key,
+                format!("expected {what}: {}", limit.exceeded(i)),
+            );
+            None
+        }
+        _ => read_int(ctx, node, key, min, limit.max_int(), what),
+    }
+}
+
+/// A positive number up to `limit`; above the limit, an error naming it.
+fn read_positive(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    limit: &Limit,
+    what: &str,
+) -> Option<f64> {
     let value = match node.value {
         Value::Integer(i) => i as f64,
         Value::Float(x) => x,
@@ -320,13 +529,20 @@ fn read_positive(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) -> Optio
             return None;
         }
     };
-    if value.is_finite() && value > 0.0 && value <= 1e9 {
+    if value.is_finite() && value > limit.max {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!("expected {what}: {}", limit.exceeded(value)),
+        );
+        None
+    } else if value.is_finite() && value > 0.0 {
         Some(value)
     } else {
         ctx.push(
             node.origin.clone(),
             key,
-            format!("expected {what} (a positive number up to 1e9), found {value}"),
+            format!("expected {what} (a positive number), found {value}"),
         );
         None
     }
@@ -392,7 +608,11 @@ fn read_duration(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<SimDuratio
                 ctx.push(
                     node.origin.clone(),
                     key,
-                    format!("expected {what} of at most {MAX_DURATION}, found {s:?}"),
+                    format!(
+                        "expected {what}, found {s:?}: it is above the limit of {MAX_DURATION} \
+                         for any duration (MAX_DURATION); {}",
+                        limits::HOW_TO_RAISE
+                    ),
                 );
                 None
             }
@@ -433,9 +653,15 @@ fn read_positive_duration(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<S
     Some(d)
 }
 
-fn read_table<'t>(ctx: &mut Ctx<'_>, node: &'t Node, key: &str, what: &str) -> Option<Obj<'t>> {
+fn read_table<'t>(
+    ctx: &mut Ctx<'_>,
+    node: &'t Node,
+    key: &str,
+    what: &str,
+    spec: &'static TableSpec,
+) -> Option<Obj<'t>> {
     match &node.value {
-        Value::Table(t) => Some(Obj::new(t, key.to_string(), node.origin.clone())),
+        Value::Table(t) => Some(Obj::new(t, key.to_string(), node.origin.clone(), spec)),
         _ => {
             type_error(ctx, node, key, what);
             None
@@ -444,8 +670,15 @@ fn read_table<'t>(ctx: &mut Ctx<'_>, node: &'t Node, key: &str, what: &str) -> O
 }
 
 /// The tables of an array of tables, each with its dotted path (`tenants.heavy`, or
-/// `tenants[3]` when it has no usable name).
-fn read_table_array<'t>(ctx: &mut Ctx<'_>, node: &'t Node, key: &str) -> Vec<Obj<'t>> {
+/// `tenants[3]` when it has no usable name). More than `limit` entries is an error naming the
+/// limit (the rest are not read).
+fn read_table_array<'t>(
+    ctx: &mut Ctx<'_>,
+    node: &'t Node,
+    key: &str,
+    spec: &'static TableSpec,
+    limit: &Limit,
+) -> Vec<Obj<'t>> {
     let Value::Array(items) = &node.value else {
         type_error(
             ctx,
@@ -456,16 +689,33 @@ fn read_table_array<'t>(ctx: &mut Ctx<'_>, node: &'t Node, key: &str) -> Vec<Obj
         return Vec::new();
     };
     let mut out = Vec::new();
+    if items.len() > limit.max_int() as usize {
+        let first_over = &items[limit.max_int() as usize];
+        ctx.push(
+            first_over.origin.clone(),
+            key,
+            format!(
+                "expected at most {} entries: {}",
+                limit.max_int(),
+                limit.exceeded(items.len())
+            ),
+        );
+        return out;
+    }
     for (i, item) in items.iter().enumerate() {
         match &item.value {
             Value::Table(t) => {
                 let label = match t.get("name").map(|n| &n.value) {
-                    Some(Value::String(s)) if !s.is_empty() && !s.contains(['.', '[', ']']) => {
+                    Some(Value::String(s))
+                        if !s.is_empty()
+                            && !s.contains(['.', '[', ']'])
+                            && !s.chars().any(char::is_control) =>
+                    {
                         format!("{key}.{s}")
                     }
                     _ => format!("{key}[{i}]"),
                 };
-                out.push(Obj::new(t, label, item.origin.clone()));
+                out.push(Obj::new(t, label, item.origin.clone(), spec));
             }
             _ => type_error(ctx, item, &format!("{key}[{i}]"), "a table"),
         }
@@ -479,10 +729,12 @@ fn read_dist(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Dist> {
         node,
         key,
         "a distribution table such as { dist = \"exponential\", mean = \"4ms\" }",
+        &spec::DIST,
     )?;
     let kinds = "\"constant\", \"exponential\", \"lognormal\" or \"uniform\"";
     let kind_node = obj.required(ctx, "dist", kinds)?;
     let kind = read_string(ctx, kind_node, &obj.key("dist"), kinds)?;
+    obj.set_variant(&kind);
     let dist = match kind.as_str() {
         "constant" => {
             let v = obj.required(ctx, "value", "a duration")?;
@@ -593,13 +845,13 @@ fn resolve(ctx: &mut Ctx<'_>, names: &Names, node: &Node, key: &str, what: &str)
 
 fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<Scenario> {
     let root_origin = Origin::Span(0..0);
-    let mut top = Obj::new(root, String::new(), root_origin);
+    let mut top = Obj::new(root, String::new(), root_origin, &spec::SCENARIO);
 
     let name = top
         .required(ctx, "name", "the scenario name, such as \"hot-tenant\"")
         .and_then(|n| read_name(ctx, n, "name"));
     let description = match top.node("description") {
-        Some(n) => read_string(ctx, n, "description", "a string").unwrap_or_default(),
+        Some(n) => read_text(ctx, n, "description").unwrap_or_default(),
         None => String::new(),
     };
 
@@ -643,13 +895,17 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             continue;
         };
         let t = &tenants[first];
-        if t.jobs.is_some() && cells[t.cell].jobs.is_none() {
+        // No cell when every cell was invalid (already reported).
+        let Some(cell) = cells.get(t.cell) else {
+            continue;
+        };
+        if t.jobs.is_some() && cell.jobs.is_none() {
             ctx.push(
                 tenants_node.map_or(Origin::Span(0..0), |n| n.origin.clone()),
                 &format!("tenants.{}.jobs", group.name),
                 format!(
                     "tenants of {:?} submit background jobs but their cell {:?} has no `jobs` pool",
-                    group.name, cells[t.cell].name
+                    group.name, cell.name
                 ),
             );
         }
@@ -737,7 +993,13 @@ fn read_simulation(
         sim.seed = seed.unwrap_or(sim.seed);
         return Some(sim);
     };
-    let mut obj = read_table(ctx, node, "simulation", "the [simulation] table")?;
+    let mut obj = read_table(
+        ctx,
+        node,
+        "simulation",
+        "the [simulation] table",
+        &spec::SIMULATION,
+    )?;
     let mut ok = true;
     if let Some(n) = obj.node("seed") {
         match read_int(ctx, n, "simulation.seed", 0, i64::MAX as u64, "a seed") {
@@ -802,7 +1064,7 @@ fn read_edge(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Edge> {
     let Some(node) = node else {
         return Some(defaults);
     };
-    let mut obj = read_table(ctx, node, "edge", "the [edge] table")?;
+    let mut obj = read_table(ctx, node, "edge", "the [edge] table", &spec::EDGE)?;
     let rate_limiting = obj.or(ctx, "rate_limiting", defaults.rate_limiting, |c, n, k| {
         read_bool(c, n, k)
     });
@@ -845,7 +1107,14 @@ fn read_edge(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Edge> {
         )
     });
     let replicas = obj.or(ctx, "replicas", 1, |c, n, k| {
-        read_int(c, n, k, 1, 1_000, "a number of edge nodes")
+        read_count(
+            c,
+            n,
+            k,
+            1,
+            &limits::MAX_EDGE_REPLICAS,
+            "a number of edge nodes",
+        )
     });
     obj.finish(ctx);
     let (ttl, max_staleness) = (ttl?, max_staleness?);
@@ -881,7 +1150,13 @@ fn read_breakers(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Breakers> {
     let Some(node) = node else {
         return Some(defaults);
     };
-    let mut obj = read_table(ctx, node, "breakers", "the [breakers] table")?;
+    let mut obj = read_table(
+        ctx,
+        node,
+        "breakers",
+        "the [breakers] table",
+        &spec::BREAKERS,
+    )?;
     let enabled = obj.or(ctx, "enabled", defaults.enabled, |c, n, k| {
         read_bool(c, n, k)
     });
@@ -903,7 +1178,7 @@ fn read_breakers(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Breakers> {
         ctx,
         "min_calls",
         u64::from(defaults.min_calls),
-        |c, n, k| read_int(c, n, k, 1, 1_000_000, "a call count"),
+        |c, n, k| read_count(c, n, k, 1, &limits::MAX_SMALL_COUNT, "a call count"),
     );
     let window = obj.or(ctx, "window", defaults.window, |c, n, k| {
         read_positive_duration(c, n, k)
@@ -915,7 +1190,7 @@ fn read_breakers(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Breakers> {
         ctx,
         "half_open_probes",
         u64::from(defaults.half_open_probes),
-        |c, n, k| read_int(c, n, k, 1, 10_000, "a probe count"),
+        |c, n, k| read_count(c, n, k, 1, &limits::MAX_SMALL_COUNT, "a probe count"),
     );
     let probe_timeout = obj.or(ctx, "probe_timeout", defaults.probe_timeout, |c, n, k| {
         read_positive_duration(c, n, k)
@@ -945,7 +1220,7 @@ fn read_kms(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Kms> {
             data_key_ttl: SimDuration::from_secs(300),
         });
     };
-    let mut obj = read_table(ctx, node, "kms", "the [kms] table")?;
+    let mut obj = read_table(ctx, node, "kms", "the [kms] table", &spec::KMS)?;
     let enabled = obj.or(ctx, "enabled", true, read_bool);
     let call_time = obj.or(ctx, "call_time", call_time, read_dist);
     let ttl = obj.or(
@@ -971,7 +1246,13 @@ fn read_failover(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Failover> {
     let Some(node) = node else {
         return Some(defaults);
     };
-    let mut obj = read_table(ctx, node, "failover", "the [failover] table")?;
+    let mut obj = read_table(
+        ctx,
+        node,
+        "failover",
+        "the [failover] table",
+        &spec::FAILOVER,
+    )?;
     let policy = obj.or(ctx, "policy", defaults.policy, |c, n, k| {
         read_choice(
             c,
@@ -1002,7 +1283,13 @@ fn read_migration(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Migration> {
             dual_write: true,
         });
     };
-    let mut obj = read_table(ctx, node, "migration", "the [migration] table")?;
+    let mut obj = read_table(
+        ctx,
+        node,
+        "migration",
+        "the [migration] table",
+        &spec::MIGRATION,
+    )?;
     let fencing = obj.or(ctx, "fencing", true, read_bool);
     let dual_write = obj.or(ctx, "dual_write", true, read_bool);
     obj.finish(ctx);
@@ -1016,7 +1303,13 @@ fn read_placement(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Placement> {
     let Some(node) = node else {
         return Some(Placement::default());
     };
-    let mut obj = read_table(ctx, node, "placement", "the [placement] table")?;
+    let mut obj = read_table(
+        ctx,
+        node,
+        "placement",
+        "the [placement] table",
+        &spec::PLACEMENT,
+    )?;
     let shard_size = obj.or(ctx, "shard_size", None, |c, n, k| {
         read_int(c, n, k, 1, 1_000_000, "a number of cells per shuffle shard").map(Some)
     });
@@ -1031,7 +1324,7 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
         return Vec::new();
     };
     let mut tiers = Vec::new();
-    for mut obj in read_table_array(ctx, node, "tiers") {
+    for mut obj in read_table_array(ctx, node, "tiers", &spec::TIERS, &limits::MAX_TIERS) {
         let name_node = obj.required(ctx, "name", "a tier name");
         let name = name_node
             .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
@@ -1039,26 +1332,34 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
             .map(|(v, _)| v);
         let rate = obj
             .required(ctx, "rate", "sustained requests per second per tenant")
-            .and_then(|n| read_positive(ctx, n, &obj.key("rate"), "requests per second"));
+            .and_then(|n| {
+                read_positive(
+                    ctx,
+                    n,
+                    &obj.key("rate"),
+                    &limits::MAX_TIER_RATE,
+                    "requests per second",
+                )
+            });
         let burst = match obj.node("burst") {
-            Some(n) => read_int(
+            Some(n) => read_count(
                 ctx,
                 n,
                 &obj.key("burst"),
                 1,
-                u64::from(u32::MAX),
+                &limits::MAX_PER_TENANT,
                 "a burst size",
             )
             .map(|b| b as u32),
             None => rate.map(|r| r.ceil().clamp(1.0, f64::from(u32::MAX)) as u32),
         };
         let max_in_flight = match obj.node("max_in_flight") {
-            Some(n) => read_int(
+            Some(n) => read_count(
                 ctx,
                 n,
                 &obj.key("max_in_flight"),
                 1,
-                u64::from(u32::MAX),
+                &limits::MAX_PER_TENANT,
                 "a request count",
             )
             .map(|m| Some(m as u32)),
@@ -1068,10 +1369,10 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
             read_fraction(c, n, k, "a share of each API pool").map(Some)
         });
         let job_weight = obj.or(ctx, "job_weight", 1, |c, n, k| {
-            read_int(c, n, k, 1, 1_000_000, "a weight")
+            read_count(c, n, k, 1, &limits::MAX_SMALL_COUNT, "a weight")
         });
         let max_running_jobs = obj.or(ctx, "max_running_jobs", None, |c, n, k| {
-            read_int(c, n, k, 1, 1_000_000, "a job count").map(|m| Some(m as u32))
+            read_count(c, n, k, 1, &limits::MAX_SMALL_COUNT, "a job count").map(|m| Some(m as u32))
         });
         if let (
             Some(name),
@@ -1121,7 +1422,13 @@ fn read_databases(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> 
         return Vec::new();
     };
     let mut databases = Vec::new();
-    for mut obj in read_table_array(ctx, node, "databases") {
+    for mut obj in read_table_array(
+        ctx,
+        node,
+        "databases",
+        &spec::DATABASES,
+        &limits::MAX_DATABASES,
+    ) {
         let name_node = obj.required(ctx, "name", "a database name");
         let name = name_node
             .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
@@ -1130,12 +1437,12 @@ fn read_databases(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> 
         let connections = obj
             .required(ctx, "connections", "the number of concurrent queries")
             .and_then(|n| {
-                read_int(
+                read_count(
                     ctx,
                     n,
                     &obj.key("connections"),
                     1,
-                    1_000_000,
+                    &limits::MAX_CONNECTIONS,
                     "a connection count",
                 )
             });
@@ -1165,7 +1472,7 @@ fn read_cells(
         return Vec::new();
     };
     let mut cells = Vec::new();
-    for mut obj in read_table_array(ctx, node, "cells") {
+    for mut obj in read_table_array(ctx, node, "cells", &spec::CELLS, &limits::MAX_CELLS) {
         let name_node = obj.required(ctx, "name", "a cell name");
         let name = name_node
             .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
@@ -1190,7 +1497,14 @@ fn read_cells(
             read_job_pool(c, n, k).map(Some)
         });
         let capacity = obj.or(ctx, "capacity", None, |c, n, k| {
-            read_positive(c, n, k, "a capacity in requests per second").map(Some)
+            read_positive(
+                c,
+                n,
+                k,
+                &limits::MAX_CAPACITY,
+                "a capacity in requests per second",
+            )
+            .map(Some)
         });
         if let (
             Some(name),
@@ -1219,12 +1533,28 @@ fn read_cells(
 }
 
 fn read_api(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<ApiPool> {
-    let mut obj = read_table(ctx, node, key, "the API pool table")?;
+    let mut obj = read_table(ctx, node, key, "the API pool table", &spec::API)?;
     let workers = obj
         .required(ctx, "workers", "the number of concurrent requests")
-        .and_then(|n| read_int(ctx, n, &obj.key("workers"), 1, 1_000_000, "a worker count"));
+        .and_then(|n| {
+            read_count(
+                ctx,
+                n,
+                &obj.key("workers"),
+                1,
+                &limits::MAX_WORKERS,
+                "a worker count",
+            )
+        });
     let queue = match obj.node("queue") {
-        Some(n) => read_int(ctx, n, &obj.key("queue"), 0, 100_000_000, "a queue length"),
+        Some(n) => read_count(
+            ctx,
+            n,
+            &obj.key("queue"),
+            0,
+            &limits::MAX_QUEUE,
+            "a queue length",
+        ),
         None => workers.map(|w| w * 16),
     };
     let service_time = obj
@@ -1248,10 +1578,20 @@ fn read_job_pool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobPool> {
         node,
         key,
         "a job pool such as { workers = 4, job_time = { dist = \"exponential\", mean = \"200ms\" } }",
+        &spec::JOB_POOL,
     )?;
     let workers = obj
         .required(ctx, "workers", "the number of concurrent jobs")
-        .and_then(|n| read_int(ctx, n, &obj.key("workers"), 1, 1_000_000, "a worker count"));
+        .and_then(|n| {
+            read_count(
+                ctx,
+                n,
+                &obj.key("workers"),
+                1,
+                &limits::MAX_WORKERS,
+                "a worker count",
+            )
+        });
     let scheduler = obj.or(ctx, "scheduler", SchedulerMode::Fair, |c, n, k| {
         read_choice(
             c,
@@ -1264,12 +1604,12 @@ fn read_job_pool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobPool> {
         .required(ctx, "job_time", "a distribution")
         .and_then(|n| read_dist(ctx, n, &obj.key("job_time")));
     let max_attempts = obj.or(ctx, "max_attempts", 3, |c, n, k| {
-        read_int(
+        read_count(
             c,
             n,
             k,
             0,
-            MAX_ATTEMPTS,
+            &MAX_ATTEMPTS,
             "an attempt count (0 retries forever)",
         )
     });
@@ -1301,7 +1641,13 @@ fn read_tenants(
         return (tenants, groups, targets);
     };
     let mut total: u64 = 0;
-    for mut obj in read_table_array(ctx, node, "tenants") {
+    for mut obj in read_table_array(
+        ctx,
+        node,
+        "tenants",
+        &spec::TENANTS,
+        &limits::MAX_TENANT_GROUPS,
+    ) {
         let name_node = obj.required(ctx, "name", "a tenant name");
         let name = match name_node.and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
         {
@@ -1322,7 +1668,7 @@ fn read_tenants(
         let count_node = obj.node("count");
         let count = match count_node {
             Some(n) => {
-                read_int(ctx, n, &obj.key("count"), 1, MAX_TENANTS, "a tenant count").map(Some)
+                read_count(ctx, n, &obj.key("count"), 1, &MAX_TENANTS, "a tenant count").map(Some)
             }
             None => Some(None),
         };
@@ -1342,12 +1688,12 @@ fn read_tenants(
             .and_then(|n| read_arrival(ctx, n, &obj.key("arrival")));
         let db_queries_node = obj.node("db_queries");
         let db_queries = match db_queries_node {
-            Some(n) => read_int(
+            Some(n) => read_count(
                 ctx,
                 n,
                 &obj.key("db_queries"),
                 0,
-                MAX_DB_QUERIES,
+                &MAX_DB_QUERIES,
                 "a query count",
             ),
             None => Some(0),
@@ -1402,11 +1748,14 @@ fn read_tenants(
             continue;
         }
         total += count.unwrap_or(1);
-        if total > MAX_TENANTS {
+        if total > MAX_TENANTS.max_int() {
             ctx.push(
                 count_node.unwrap_or(name_node).origin.clone(),
                 &obj.key("count"),
-                format!("the scenario expands to more than {MAX_TENANTS} tenants (the limit)"),
+                format!(
+                    "the scenario expands to {total} tenants or more: {}",
+                    MAX_TENANTS.exceeded(total)
+                ),
             );
             break;
         }
@@ -1481,6 +1830,10 @@ fn read_tenants(
     }
     // Unpinned tenants get their starting cell from placement now, so faults can name the
     // tenants a cell or database outage affects.
+    // With an invalid cell (already reported), placement would only add confusing errors.
+    if cells.is_empty() || cell_names.values().any(Option::is_none) {
+        return (tenants, groups, targets);
+    }
     let pinned: Vec<Option<usize>> = tenants.iter().map(|t| t.pinned.then_some(t.cell)).collect();
     let policy = crate::model::placing::policy(shard_size);
     match crate::model::placing::initial_cells(cells, &tenants, &pinned, &policy) {
@@ -1518,7 +1871,7 @@ fn read_tenants(
 }
 
 fn read_arrival(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Arrival> {
-    let mut obj = read_table(ctx, node, key, "an arrival table")?;
+    let mut obj = read_table(ctx, node, key, "an arrival table", &spec::ARRIVAL)?;
     let process = match obj.node("process") {
         Some(n) => {
             let what = "\"poisson\" or \"constant\"";
@@ -1539,7 +1892,15 @@ fn read_arrival(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Arrival> {
     };
     let rate = obj
         .required(ctx, "rate", "requests per second")
-        .and_then(|n| read_positive(ctx, n, &obj.key("rate"), "requests per second"));
+        .and_then(|n| {
+            read_positive(
+                ctx,
+                n,
+                &obj.key("rate"),
+                &limits::MAX_RATE,
+                "requests per second",
+            )
+        });
     obj.finish(ctx);
     Some(Arrival {
         process: process?,
@@ -1552,9 +1913,15 @@ fn read_retry(
     node: &Node,
     key: &str,
 ) -> Option<(RetryPolicy, Option<BudgetConfig>)> {
-    let mut obj = read_table(ctx, node, key, "a retry table such as { max_attempts = 3 }")?;
+    let mut obj = read_table(
+        ctx,
+        node,
+        key,
+        "a retry table such as { max_attempts = 3 }",
+        &spec::RETRY,
+    )?;
     let max_attempts = obj.or(ctx, "max_attempts", 3, |c, n, k| {
-        read_int(c, n, k, 1, MAX_ATTEMPTS, "an attempt count")
+        read_count(c, n, k, 1, &MAX_ATTEMPTS, "an attempt count")
     });
     let backoff = obj.or(ctx, "backoff", Backoff::ExponentialFullJitter, |c, n, k| {
         read_choice(
@@ -1602,12 +1969,13 @@ fn read_budget_table(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Budget
         node,
         key,
         "a retry budget such as { ratio = 0.1, reserve = 10 }, or false",
+        &spec::BUDGET,
     )?;
     let ratio = obj.or(ctx, "ratio", 0.1, |c, n, k| {
         read_fraction(c, n, k, "retries per request")
     });
     let reserve = obj.or(ctx, "reserve", 10, |c, n, k| {
-        read_int(c, n, k, 0, 1_000_000, "a token count")
+        read_count(c, n, k, 0, &limits::MAX_SMALL_COUNT, "a token count")
     });
     obj.finish(ctx);
     let config = BudgetConfig {
@@ -1634,13 +2002,22 @@ fn read_job_load(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobLoad> {
         node,
         key,
         "a jobs table such as { rate = 0.5 } or { batch = 1000, at = \"10s\" }",
+        &spec::JOB_LOAD,
     )?;
     let rate = obj.or(ctx, "rate", 0.0, |c, n, k| {
-        read_positive(c, n, k, "jobs per second")
+        read_positive(c, n, k, &limits::MAX_RATE, "jobs per second")
     });
     let batch_node = obj.node("batch");
     let batch = match batch_node {
-        Some(n) => read_int(ctx, n, &obj.key("batch"), 1, 100_000_000, "a job count").map(Some),
+        Some(n) => read_count(
+            ctx,
+            n,
+            &obj.key("batch"),
+            1,
+            &limits::MAX_JOB_BATCH,
+            "a job count",
+        )
+        .map(Some),
         None => Some(None),
     };
     let at = obj.or(ctx, "at", SimDuration::ZERO, |c, n, k| {
@@ -1703,18 +2080,7 @@ struct FaultContext<'a> {
     simulation: &'a Simulation,
 }
 
-const FAULT_KINDS: [&str; 10] = [
-    "load_spike",
-    "cell_outage",
-    "region_outage",
-    "db_slowdown",
-    "kms_key_disabled",
-    "partition",
-    "control_plane_outage",
-    "dependency_errors",
-    "poison_jobs",
-    "migrate_tenant",
-];
+const FAULT_KINDS: &[&str] = spec::FAULT_KINDS;
 
 fn read_faults(
     ctx: &mut Ctx<'_>,
@@ -1726,13 +2092,17 @@ fn read_faults(
     let Some(node) = node else {
         return (faults, names);
     };
-    for mut obj in read_table_array(ctx, node, "faults") {
+    for mut obj in read_table_array(ctx, node, "faults", &spec::FAULTS, &limits::MAX_FAULTS) {
         let name_node = obj.required(ctx, "name", "a fault name");
         let name = name_node
             .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
             .filter(|(v, n)| claim_name(ctx, &mut names, v, n, &obj.key("name"), "fault"))
             .map(|(v, _)| v);
-        let kinds = FAULT_KINDS.map(|k| format!("{k:?}")).join(", ");
+        let kinds = FAULT_KINDS
+            .iter()
+            .map(|k| format!("{k:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let kind_node = obj.required(ctx, "kind", &kinds);
         let kind_name = kind_node.and_then(|n| read_string(ctx, n, &obj.key("kind"), &kinds));
         let at_node = obj.required(ctx, "at", "the start time, such as \"30s\"");
@@ -1742,6 +2112,7 @@ fn read_faults(
             .and_then(|n| read_positive_duration(ctx, n, &obj.key("duration")));
         let kind = match kind_name.as_deref() {
             Some(k) if FAULT_KINDS.contains(&k) => {
+                obj.set_variant(k);
                 let kind = read_fault_kind(ctx, &mut obj, k, fc);
                 obj.finish(ctx);
                 kind
@@ -1749,7 +2120,7 @@ fn read_faults(
             Some(other) => {
                 // The keys of an unknown kind cannot be judged; report the kind alone.
                 if let Some(n) = kind_node {
-                    let suggestion = suggest(other, &FAULT_KINDS)
+                    let suggestion = suggest(other, FAULT_KINDS)
                         .map(|s| format!("; did you mean {s:?}?"))
                         .unwrap_or_default();
                     ctx.push(
@@ -1806,7 +2177,15 @@ fn read_fault_kind(
             let tenants = tenants(ctx, obj, "the tenant (or tenant group) that spikes");
             let multiplier = obj
                 .required(ctx, "multiplier", "the arrival-rate multiplier, such as 10")
-                .and_then(|n| read_positive(ctx, n, &obj.key("multiplier"), "a multiplier"));
+                .and_then(|n| {
+                    read_positive(
+                        ctx,
+                        n,
+                        &obj.key("multiplier"),
+                        &limits::MAX_MULTIPLIER,
+                        "a multiplier",
+                    )
+                });
             Some(FaultKind::LoadSpike {
                 tenants: tenants?,
                 multiplier: multiplier?,
@@ -1867,12 +2246,24 @@ fn read_fault_kind(
                     "factor",
                     "how many times longer queries take, such as 10",
                 )
-                .and_then(|n| read_positive(ctx, n, &obj.key("factor"), "a slowdown factor"));
+                .and_then(|n| {
+                    read_positive(
+                        ctx,
+                        n,
+                        &obj.key("factor"),
+                        &limits::MAX_SLOWDOWN,
+                        "a slowdown factor",
+                    )
+                });
             let database = database?;
             Some(FaultKind::DbSlowdown {
                 database,
                 factor: factor?,
-                tenants: tenants_in(fc.tenants, |c| fc.cells[c].db == Some(database)),
+                tenants: tenants_in(fc.tenants, |c| {
+                    fc.cells
+                        .get(c)
+                        .is_some_and(|cell| cell.db == Some(database))
+                }),
             })
         }
         "kms_key_disabled" => {
@@ -2006,9 +2397,10 @@ fn read_slos(
     };
     let mut slos = Vec::new();
     let mut names = BTreeSet::new();
-    for mut obj in read_table_array(ctx, node, "slo") {
+    let mut selections: u64 = 0;
+    for mut obj in read_table_array(ctx, node, "slo", &spec::SLOS, &limits::MAX_SLOS) {
         let name_node = obj.required(ctx, "name", "a description of the objective");
-        let name = name_node.and_then(|n| read_string(ctx, n, &obj.key("name"), "a string"));
+        let name = name_node.and_then(|n| read_text(ctx, n, &obj.key("name")));
         if let (Some(name), Some(n)) = (&name, name_node)
             && !names.insert(name.clone())
         {
@@ -2084,6 +2476,18 @@ fn read_slos(
             Some(min_samples),
         ) = (name, selected, scope, window, expect, min_samples)
         {
+            selections += selected.len() as u64;
+            if selections > limits::MAX_SLO_SELECTIONS.max_int() {
+                ctx.push(
+                    obj.origin.clone(),
+                    &obj.key("tenants"),
+                    format!(
+                        "the SLOs judge too many tenants in total: {}",
+                        limits::MAX_SLO_SELECTIONS.exceeded(selections)
+                    ),
+                );
+                break;
+            }
             slos.push(Slo {
                 name,
                 selector,
@@ -2109,10 +2513,17 @@ fn read_selector(
     match &node.value {
         Value::String(s) if s == "all" => ("all".into(), Some(all())),
         Value::String(s) if s == "bystanders" => {
-            let bystanders = all()
-                .into_iter()
-                .filter(|t| !sc.faults.iter().any(|f| f.named_tenants().contains(t)))
-                .collect();
+            // One pass over the faults, then one over the tenants: linear, so a million
+            // tenants under a cell outage load in a blink.
+            let mut named = vec![false; sc.tenants.len()];
+            for fault in sc.faults {
+                for &t in fault.named_tenants() {
+                    if let Some(flag) = named.get_mut(t) {
+                        *flag = true;
+                    }
+                }
+            }
+            let bystanders = all().into_iter().filter(|&t| !named[t]).collect();
             ("bystanders".into(), Some(bystanders))
         }
         Value::String(s) => {
@@ -2150,7 +2561,12 @@ fn read_selector(
             )
         }
         Value::Table(t) => {
-            let mut obj = Obj::new(t, key.to_string(), node.origin.clone());
+            let mut obj = Obj::new(
+                t,
+                key.to_string(),
+                node.origin.clone(),
+                &spec::TIER_SELECTOR,
+            );
             let tier_node = obj.required(ctx, "tier", "a tier name");
             let tier =
                 tier_node.and_then(|n| resolve(ctx, sc.tier_names, n, &obj.key("tier"), "tier"));
@@ -2281,6 +2697,17 @@ fn read_expectations(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Vec<su
             node.origin.clone(),
             key,
             "expected at least one expectation".into(),
+        );
+        return None;
+    }
+    if items.len() > limits::MAX_EXPECTATIONS.max_int() as usize {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!(
+                "expected fewer expectations: {}",
+                limits::MAX_EXPECTATIONS.exceeded(items.len())
+            ),
         );
         return None;
     }

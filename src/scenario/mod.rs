@@ -6,17 +6,19 @@
 
 pub mod expect;
 pub mod explore;
+pub mod limits;
 mod load;
+pub mod schema;
 pub mod shrink;
+pub mod spec;
 pub mod synthetic;
 pub mod tree;
 
 use std::fmt;
 
 pub use expect::{Expectation, Metric, Op, Threshold};
-pub use load::{
-    DEFAULT_MIN_SAMPLES, LoadOptions, MAX_ATTEMPTS, MAX_DB_QUERIES, MAX_DURATION, MAX_TENANTS, load,
-};
+pub use limits::{MAX_DURATION, MAX_SCENARIO_BYTES};
+pub use load::{DEFAULT_MIN_SAMPLES, LoadOptions, is_valid_name, load};
 
 use crate::model::config::System;
 
@@ -110,9 +112,12 @@ impl Scenario {
     /// lists, then the top [`crate::model::series::TOP_K`] by offered load (rate times the
     /// largest spike), in that order, without repeats.
     pub fn tracked_tenants(&self) -> Vec<usize> {
+        use crate::model::series::{MAX_TRACKED, TOP_K};
+        // Linear in tenants and fault targets: a fault may name a million tenants, and only the
+        // first MAX_TRACKED survive the truncation, so stop collecting there.
         let mut tracked: Vec<usize> = Vec::new();
         let push = |t: usize, tracked: &mut Vec<usize>| {
-            if !tracked.contains(&t) {
+            if tracked.len() < MAX_TRACKED && !tracked.contains(&t) {
                 tracked.push(t);
             }
         };
@@ -128,27 +133,28 @@ impl Scenario {
                 }
             }
         }
-        let peak = |t: usize| {
-            let spike: f64 = self
-                .system
-                .faults
-                .iter()
-                .filter_map(|f| match &f.kind {
-                    crate::model::config::FaultKind::LoadSpike {
-                        tenants,
-                        multiplier,
-                    } if tenants.contains(&t) => Some(*multiplier),
-                    _ => None,
-                })
-                .fold(1.0, f64::max);
-            self.system.tenants[t].arrival.rate * spike
-        };
+        // Each tenant's largest spike, in one pass over the faults.
+        let mut spike = vec![1.0f64; self.system.tenants.len()];
+        for fault in &self.system.faults {
+            if let crate::model::config::FaultKind::LoadSpike {
+                tenants,
+                multiplier,
+            } = &fault.kind
+            {
+                for &t in tenants {
+                    if let Some(s) = spike.get_mut(t) {
+                        *s = s.max(*multiplier);
+                    }
+                }
+            }
+        }
+        let peak = |t: usize| self.system.tenants[t].arrival.rate * spike[t];
         let mut by_load: Vec<usize> = (0..self.system.tenants.len()).collect();
         by_load.sort_by(|&a, &b| peak(b).total_cmp(&peak(a)).then(a.cmp(&b)));
-        for t in by_load.into_iter().take(crate::model::series::TOP_K) {
+        for t in by_load.into_iter().take(TOP_K) {
             push(t, &mut tracked);
         }
-        tracked.truncate(crate::model::series::MAX_TRACKED);
+        tracked.truncate(MAX_TRACKED);
         tracked
     }
 

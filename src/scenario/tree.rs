@@ -466,6 +466,61 @@ impl Table {
     }
 }
 
+/// The dotted key nearest to byte `offset`, for syntax errors (which the parser reports
+/// without one): the enclosing table header (an array-of-tables element by its `name`, when
+/// written before the offset) and the key being assigned on that line. Empty only when the
+/// offset is before any key.
+pub fn key_near(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or("");
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    let line = text.get(line_start..line_end).unwrap_or("").trim();
+    let bare = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ')))
+        .then(|| s.split_whitespace().collect::<Vec<_>>().join(""))
+    };
+    if line.starts_with('[') {
+        return bare(line.trim_matches(|c| c == '[' || c == ']')).unwrap_or_default();
+    }
+    let assigned = line.split_once('=').and_then(|(k, _)| bare(k));
+    // The enclosing header, and the element's name if it was set before this line.
+    let mut header = String::new();
+    let mut in_array = false;
+    let mut element_name = None;
+    for previous in text[..line_start].lines() {
+        let previous = previous.trim();
+        if previous.starts_with('[') {
+            header = bare(previous.trim_matches(|c| c == '[' || c == ']')).unwrap_or_default();
+            in_array = previous.starts_with("[[");
+            element_name = None;
+        } else if let Some((k, v)) = previous.split_once('=')
+            && in_array
+            && k.trim() == "name"
+        {
+            if let Some(v) = bare(v.trim().trim_matches('"')) {
+                element_name = Some(v);
+            }
+        }
+    }
+    let mut parts: Vec<String> = Vec::new();
+    if !header.is_empty() {
+        parts.push(header);
+    }
+    if let Some(name) = element_name {
+        parts.push(name);
+    }
+    if let Some(k) = assigned {
+        parts.push(k);
+    }
+    parts.join(".")
+}
+
 #[cfg(test)]
 mod writer_tests {
     use super::*;

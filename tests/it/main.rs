@@ -8,6 +8,7 @@ mod architecture;
 mod common;
 mod control_plane;
 mod fidelity;
+mod hostile;
 mod kernel;
 mod performance;
 mod reports;

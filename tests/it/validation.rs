@@ -159,3 +159,22 @@ fn validate_accepts_every_shipped_scenario() {
     let output = simulate(&["validate", "scenarios", "benches/mmc-reference.toml"]);
     assert_eq!(code(&output), 0, "{}", text(&output));
 }
+
+#[test]
+fn too_many_overrides_name_the_limit() {
+    let sets: Vec<String> = (0..=tenantsim::scenario::limits::MAX_OVERRIDES.max_int())
+        .map(|i| format!("tiers.standard.burst={}", i + 1))
+        .collect();
+    let mut args = vec!["scenarios/hot-tenant.toml"];
+    for s in &sets {
+        args.push("--set");
+        args.push(s);
+    }
+    let output = simulate(&args);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("(MAX_OVERRIDES)"),
+        "{}",
+        text(&output)
+    );
+}

@@ -1,0 +1,168 @@
+//! Limits on everything a scenario can ask for, so hostile or mistaken input fails with a clear
+//! error instead of exhausting memory or running for days.
+//!
+//! Two kinds: the *work* a run may do is bounded by the event budget (`simulation.max_events`,
+//! raisable in the scenario or with `--set`) and by the long-run threshold of the CLI
+//! (`--allow-long`); everything structural (tenants, cells, queue sizes, rates, faults, SLOs,
+//! file size) is a *hard cap* sized so that any accepted scenario fits in memory. A hard cap is
+//! raised by changing its constant here and rebuilding. The scenario schema and the loader read
+//! the same constants, and the README's "Limits" table lists them.
+
+use std::fmt;
+
+use crate::time::SimDuration;
+
+/// An upper bound on one quantity of a scenario.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limit {
+    /// The constant's name, as errors show it (`MAX_TENANTS`).
+    pub name: &'static str,
+    /// The largest accepted value.
+    pub max: f64,
+    /// What is counted, plural and with its scope ("tenants per scenario").
+    pub what: &'static str,
+}
+
+impl Limit {
+    /// The largest accepted value as an integer (for integer limits).
+    pub fn max_int(&self) -> u64 {
+        self.max as u64
+    }
+
+    /// The error text for a value above the limit: names the limit and how to raise it.
+    pub fn exceeded(&self, found: impl fmt::Display) -> String {
+        format!(
+            "{found} is above the limit of {} {} ({}); {HOW_TO_RAISE}",
+            format_number(self.max),
+            self.what,
+            self.name
+        )
+    }
+}
+
+/// What every hard-cap error says about raising it.
+pub const HOW_TO_RAISE: &str = "this is a hard safety cap of tenantsim: split the scenario, or \
+     raise the constant in src/scenario/limits.rs and rebuild";
+
+fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        crate::text::thousands(x as u64)
+    } else {
+        format!("{x}")
+    }
+}
+
+const fn limit(name: &'static str, max: f64, what: &'static str) -> Limit {
+    Limit { name, max, what }
+}
+
+/// Largest scenario file.
+pub const MAX_SCENARIO_BYTES: Limit =
+    limit("MAX_SCENARIO_BYTES", 4_194_304.0, "bytes of scenario text");
+/// Most `--set` overrides.
+pub const MAX_OVERRIDES: Limit = limit("MAX_OVERRIDES", 1_000.0, "overrides per run");
+/// Most tenants a scenario may expand to (counting every `count` member).
+pub const MAX_TENANTS: Limit = limit("MAX_TENANTS", 1_000_000.0, "tenants per scenario");
+/// Most `[[tenants]]` tables.
+pub const MAX_TENANT_GROUPS: Limit = limit("MAX_TENANT_GROUPS", 100_000.0, "`[[tenants]]` tables");
+/// Most tiers.
+pub const MAX_TIERS: Limit = limit("MAX_TIERS", 1_000.0, "tiers");
+/// Most cells.
+pub const MAX_CELLS: Limit = limit("MAX_CELLS", 10_000.0, "cells");
+/// Most databases.
+pub const MAX_DATABASES: Limit = limit("MAX_DATABASES", 10_000.0, "databases");
+/// Most faults and operations.
+pub const MAX_FAULTS: Limit = limit("MAX_FAULTS", 1_000.0, "faults");
+/// Most SLOs.
+pub const MAX_SLOS: Limit = limit("MAX_SLOS", 1_000.0, "SLOs");
+/// Most expectations in one SLO.
+pub const MAX_EXPECTATIONS: Limit = limit("MAX_EXPECTATIONS", 32.0, "expectations per SLO");
+/// Most (tenant, SLO) pairs judged, summed over every SLO's selection: each needs its own
+/// results.
+pub const MAX_SLO_SELECTIONS: Limit = limit(
+    "MAX_SLO_SELECTIONS",
+    10_000_000.0,
+    "selected tenants summed over all SLOs",
+);
+/// Fastest arrival rate of one tenant, and fastest job rate.
+pub const MAX_RATE: Limit = limit(
+    "MAX_RATE",
+    1_000_000.0,
+    "requests (or jobs) per second per tenant",
+);
+/// Fastest tier quota: one request per nanosecond is what the limiter can resolve.
+pub const MAX_TIER_RATE: Limit = limit("MAX_TIER_RATE", 1e9, "requests per second per tier quota");
+/// Largest cell capacity.
+pub const MAX_CAPACITY: Limit = limit("MAX_CAPACITY", 1e9, "requests per second of cell capacity");
+/// Largest load-spike multiplier. Large on purpose: a stampede is a near-idle tenant multiplied
+/// enormously for a millisecond (the fidelity retry experiment uses 1e8); what a spike costs
+/// is bounded by the work estimate, not by this cap.
+pub const MAX_MULTIPLIER: Limit = limit("MAX_MULTIPLIER", 1e9, "times the arrival rate");
+/// Largest database slowdown factor.
+pub const MAX_SLOWDOWN: Limit = limit("MAX_SLOWDOWN", 10_000.0, "times the query time");
+/// Most workers of an API or job pool.
+pub const MAX_WORKERS: Limit = limit("MAX_WORKERS", 1_000_000.0, "workers per pool");
+/// Longest API queue.
+pub const MAX_QUEUE: Limit = limit("MAX_QUEUE", 100_000_000.0, "queued requests per API pool");
+/// Most database connections.
+pub const MAX_CONNECTIONS: Limit =
+    limit("MAX_CONNECTIONS", 1_000_000.0, "connections per database");
+/// Most edge nodes.
+pub const MAX_EDGE_REPLICAS: Limit = limit("MAX_EDGE_REPLICAS", 1_000.0, "edge nodes");
+/// Most database queries per request.
+pub const MAX_DB_QUERIES: Limit = limit("MAX_DB_QUERIES", 64.0, "database queries per request");
+/// Most attempts per request or job.
+pub const MAX_ATTEMPTS: Limit = limit("MAX_ATTEMPTS", 100.0, "attempts per request or job");
+/// Largest batch of background jobs.
+pub const MAX_JOB_BATCH: Limit = limit("MAX_JOB_BATCH", 100_000_000.0, "jobs per batch");
+/// Largest per-tenant burst, in-flight cap or running-job cap.
+pub const MAX_PER_TENANT: Limit = limit(
+    "MAX_PER_TENANT",
+    4_294_967_295.0,
+    "(burst or in-flight requests) per tenant",
+);
+/// Largest count of breaker calls or probes, job weight or retry-budget tokens.
+pub const MAX_SMALL_COUNT: Limit = limit(
+    "MAX_SMALL_COUNT",
+    1_000_000.0,
+    "(breaker calls or probes, job weight, running jobs, retry-budget tokens)",
+);
+/// Longest text (description, SLO name).
+pub const MAX_TEXT: Limit = limit("MAX_TEXT", 1_000.0, "characters");
+/// Longest name (scenario, tier, cell, database, tenant, fault, region).
+pub const MAX_NAME: Limit = limit("MAX_NAME", 64.0, "characters per name");
+/// Longest simulated duration, and longest of any duration in a scenario.
+pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
+/// Errors shown for one scenario; the rest are counted.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+/// Every limit, for the README table and the schema tests.
+pub const ALL: [Limit; 27] = [
+    MAX_SCENARIO_BYTES,
+    MAX_OVERRIDES,
+    MAX_TENANTS,
+    MAX_TENANT_GROUPS,
+    MAX_TIERS,
+    MAX_CELLS,
+    MAX_DATABASES,
+    MAX_FAULTS,
+    MAX_SLOS,
+    MAX_EXPECTATIONS,
+    MAX_SLO_SELECTIONS,
+    MAX_RATE,
+    MAX_TIER_RATE,
+    MAX_CAPACITY,
+    MAX_MULTIPLIER,
+    MAX_SLOWDOWN,
+    MAX_WORKERS,
+    MAX_QUEUE,
+    MAX_CONNECTIONS,
+    MAX_EDGE_REPLICAS,
+    MAX_DB_QUERIES,
+    MAX_ATTEMPTS,
+    MAX_JOB_BATCH,
+    MAX_PER_TENANT,
+    MAX_SMALL_COUNT,
+    MAX_TEXT,
+    MAX_NAME,
+];
