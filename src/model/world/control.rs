@@ -146,8 +146,6 @@ impl World<'_, '_> {
     }
 
     /// Failover: re-place a failed cell's tenants (placement respects residency: an EU-only
-    /// tenant with no EU cell left stays down rather than leaving the EU).
-    /// Failover: re-place a failed cell's tenants (placement respects residency: an EU-only
     /// tenant with no EU cell left stays down rather than leaving the EU, unless the scenario
     /// switches residency off).
     pub(super) fn evacuate(&mut self, now: SimTime, cell: u32) {
