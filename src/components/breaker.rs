@@ -316,6 +316,19 @@ impl Breaker {
         }
     }
 
+    /// Reads the whole of the breaker's state and returns a value of no meaning. For callers
+    /// holding very many breakers: called when a call through this breaker is known to come
+    /// soon (at a request's arrival, say), it brings the breaker's memory into cache while
+    /// other work goes on, instead of stalling that call on a cache miss: a software
+    /// prefetch in safe code. It changes nothing.
+    pub fn warm(&self) -> u64 {
+        self.window
+            .iter()
+            .fold(self.period ^ self.latest.as_nanos(), |acc, b| {
+                acc ^ b.index ^ u64::from(b.calls)
+            })
+    }
+
     fn enter(&mut self, phase: Phase) {
         self.period += 1;
         self.phase = phase;

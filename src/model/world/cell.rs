@@ -6,7 +6,7 @@ use super::{
     DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAW_QUERY_ERROR, DRAWS_PER_ATTEMPT, Dep, Event, World,
 };
 use crate::components::admission::Outcome as AdmissionOutcome;
-use crate::components::breaker::Outcome as CallOutcome;
+use crate::components::breaker::{Outcome as CallOutcome, Ticket};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::invariants::Sabotage;
@@ -75,26 +75,26 @@ impl World<'_, '_> {
         now: SimTime,
         tenant: u32,
         dependency: Dep,
-    ) -> Result<Option<crate::components::breaker::CallToken<u32, Dep>>, SimTime> {
+    ) -> Result<Option<(Dep, Ticket)>, SimTime> {
         match self.breakers.as_mut() {
             None => Ok(None),
-            Some(breakers) => breakers
-                .try_call(now, &tenant, &dependency)
-                .map(Some)
-                .map_err(|rejected| rejected.retry_at),
+            Some(breakers) => breakers.try_call(now, tenant, dependency).map(Some),
         }
     }
 
     /// Reports the outcome of the work's current dependency call to its breaker.
     fn record_call(&mut self, now: SimTime, work: u32, failed: bool) {
-        let ticket = self.works.get_mut(work).and_then(|w| w.ticket.take());
-        if let (Some(ticket), Some(breakers)) = (ticket, self.breakers.as_mut()) {
+        let call = self
+            .works
+            .get_mut(work)
+            .and_then(|w| Some((w.tenant, w.ticket.take()?)));
+        if let (Some((tenant, ticket)), Some(breakers)) = (call, self.breakers.as_mut()) {
             let outcome = if failed {
                 CallOutcome::Failure
             } else {
                 CallOutcome::Success
             };
-            breakers.record(now, ticket, outcome);
+            breakers.record(now, tenant, ticket, outcome);
         }
     }
 

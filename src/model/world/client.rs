@@ -35,7 +35,7 @@ impl World<'_, '_> {
     /// The arrival after one at `now`. Poisson arrivals restart their exponential draw at every
     /// rate change, which is exact for a piecewise-constant rate (memorylessness).
     fn next_arrival(&mut self, tenant: usize, now: SimTime) -> SimTime {
-        let process = self.system.tenants[tenant].arrival.process;
+        let poisson = self.tenants[tenant].hot.poisson;
         let mut t = now;
         loop {
             let (multiplier, until) = self.rate_at(tenant, t);
@@ -46,15 +46,14 @@ impl World<'_, '_> {
             } else {
                 NANOS_PER_SEC as f64 / (self.system.tenants[tenant].arrival.rate * multiplier)
             };
-            let gap_nanos = match process {
-                ArrivalProcess::Poisson => {
-                    -fastlog::ln(unit_open(state.arrivals.next_u64())) * mean_gap
-                }
-                ArrivalProcess::Constant => mean_gap,
+            let gap_nanos = if poisson {
+                -fastlog::ln(unit_open(state.arrivals.next_u64())) * mean_gap
+            } else {
+                mean_gap
             };
             let candidate =
                 t + SimDuration::from_nanos_f64(gap_nanos).max(SimDuration::from_nanos(1));
-            if candidate < until || process == ArrivalProcess::Constant {
+            if candidate < until || !poisson {
                 return candidate;
             }
             t = until;
@@ -63,12 +62,13 @@ impl World<'_, '_> {
 
     pub(super) fn on_arrival(&mut self, now: SimTime, tenant: u32, queue: &mut EventQueue<Event>) {
         let t = tenant as usize;
+        self.warm(tenant);
         let next = self.next_arrival(t, now);
         if next < self.end {
             queue.schedule(next, Event::Arrival(tenant));
         }
-        let writes = self.system.tenants[t].writes;
         let state = &mut self.tenants[t];
+        let writes = state.hot.writes;
         let index = state.issued;
         let work_key = CounterDraws::new(state.work_key).word(index);
         state.issued += 1;
@@ -220,6 +220,16 @@ impl World<'_, '_> {
             );
             self.trace(now, r.tenant, r.index, 0, TraceKind::Finished { outcome });
         }
+    }
+
+    /// Loads, at a request's arrival, the per-tenant records its later events will use (its
+    /// circuit breakers, its latency samples). With many tenants each is a cache miss; taken
+    /// here, together with the arrival's own, the misses overlap instead of stalling one event
+    /// after another. `black_box` keeps the loads from being optimised away; nothing changes.
+    fn warm(&self, tenant: u32) {
+        let breakers = self.breakers.as_ref().map_or(0, |b| b.warm(tenant));
+        let metrics = self.metrics.tenants[tenant as usize].warm();
+        std::hint::black_box(breakers ^ metrics);
     }
 
     /// Whether the client still waits for this attempt.

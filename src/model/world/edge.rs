@@ -33,7 +33,8 @@ impl World<'_, '_> {
         let (tenant, attempt, index, write, work_key) =
             (r.tenant, r.attempts, r.index, r.write, r.work_key);
         let t = tenant as usize;
-        let spec = &self.system.tenants[t];
+        let spec = self.tenants[t].hot;
+        let tier_index = spec.tier as usize;
 
         // Tenant configuration: cached at the edge, or fetched from the control plane on the
         // hot path (which fails while the control plane is down).
@@ -45,7 +46,7 @@ impl World<'_, '_> {
         // The tenant's quota.
         if self.system.edge.rate_limiting
             && let Decision::Denied { retry_at } =
-                self.quotas[spec.tier].check(&mut self.tenants[t].limiter, now, 1)
+                self.quotas[tier_index].check(&mut self.tenants[t].limiter, now, 1)
         {
             self.trace(
                 now,
@@ -77,10 +78,10 @@ impl World<'_, '_> {
         // Admission into the cell's API pool.
         let pool = &self.system.cells[c].api;
         let has_worker = self.cells[c].busy < pool.workers;
-        let tier = &self.system.tiers[spec.tier];
+        let tier = &self.system.tiers[tier_index];
         let permit = match self.cells[c].admission.as_mut() {
             Some(admission) => {
-                let mut ask = AdmissionRequest::normal(&tenant, spec.tier);
+                let mut ask = AdmissionRequest::normal(&tenant, tier_index);
                 if let Some(cap) = tier.max_in_flight {
                     ask = ask.with_tenant_cap(cap);
                 }
