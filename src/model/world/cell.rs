@@ -6,7 +6,7 @@ use super::{
     DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAW_QUERY_ERROR, DRAWS_PER_ATTEMPT, Dep, Event, World,
 };
 use crate::components::admission::Outcome as AdmissionOutcome;
-use crate::components::breaker::{Outcome as CallOutcome, Ticket};
+use crate::components::breaker::Outcome as CallOutcome;
 use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::invariants::Sabotage;
@@ -68,33 +68,19 @@ impl World<'_, '_> {
         }
     }
 
-    /// Asks the breaker for `(tenant, dependency)`: `Ok(ticket)` to go ahead (no ticket when
-    /// breakers are off), `Err(retry_at)` if it is open.
-    fn call(
-        &mut self,
-        now: SimTime,
-        tenant: u32,
-        dependency: Dep,
-    ) -> Result<Option<(Dep, Ticket)>, SimTime> {
-        match self.breakers.as_mut() {
-            None => Ok(None),
-            Some(breakers) => breakers.try_call(now, tenant, dependency).map(Some),
-        }
-    }
-
     /// Reports the outcome of the work's current dependency call to its breaker.
     fn record_call(&mut self, now: SimTime, work: u32, failed: bool) {
         let call = self
             .works
             .get_mut(work)
             .and_then(|w| Some((w.tenant, w.ticket.take()?)));
-        if let (Some((tenant, ticket)), Some(breakers)) = (call, self.breakers.as_mut()) {
+        if let Some((tenant, ticket)) = call {
             let outcome = if failed {
                 CallOutcome::Failure
             } else {
                 CallOutcome::Success
             };
-            breakers.record(now, tenant, ticket, outcome);
+            self.record_breaker(now, tenant, ticket, outcome);
         }
     }
 

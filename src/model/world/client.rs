@@ -227,7 +227,7 @@ impl World<'_, '_> {
     /// here, together with the arrival's own, the misses overlap instead of stalling one event
     /// after another. `black_box` keeps the loads from being optimised away; nothing changes.
     fn warm(&self, tenant: u32) {
-        let breakers = self.breakers.as_ref().map_or(0, |b| b.warm(tenant));
+        let breakers = self.warm_breakers(tenant);
         let metrics = self.metrics.tenants[tenant as usize].warm();
         std::hint::black_box(breakers ^ metrics);
     }

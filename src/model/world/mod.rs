@@ -129,6 +129,8 @@ struct TenantState {
     /// request path touches one record per tenant instead of two, and at 100,000 tenants each
     /// is a cache miss.
     hot: HotSpec,
+    /// Its circuit breakers when they are keyed per tenant (see [`Breakers`]).
+    breakers: BreakerList,
 }
 
 /// The per-request fields of a tenant's spec (see [`TenantState`]).
@@ -330,6 +332,7 @@ impl<'s, 't> World<'s, 't> {
                     data_key: (u32::MAX, SimTime::ZERO),
                     home: 0,
                     hot: HotSpec::of(t),
+                    breakers: SmallVec::new(),
                 }
             })
             .collect();
@@ -606,73 +609,89 @@ fn admission_config(system: &System, cell: &super::config::Cell) -> AdmissionCon
     }
 }
 
-/// The service's circuit breakers: the component's caller-owned [`Breaker`] states, held in a
-/// list per tenant (or one list for everyone when keyed by dependency only) and driven by one
-/// [`BreakerPolicy`]. This is the component's [`BreakerSet`](crate::components::breaker::BreakerSet)
-/// laid out for a dense tenant index: a call reads the tenant's own list rather than hashing
-/// into a map of every (tenant, dependency), one cache miss instead of two or three when
-/// tenants are many. Breakers are never dropped here, so no ticket can go stale.
+/// A tenant's circuit breakers, one per dependency it has called: the component's
+/// caller-owned [`Breaker`] states.
+type BreakerList = SmallVec<[(Dep, Breaker); 1]>;
+
+/// The service's circuit breakers, driven by one [`BreakerPolicy`]. This is the component's
+/// [`BreakerSet`](crate::components::breaker::BreakerSet) laid out for a dense tenant index:
+/// keyed per tenant, a tenant's breakers live in its own record ([`TenantState::breakers`]),
+/// so a call touches memory the request has already brought into cache instead of hashing
+/// into a map of every (tenant, dependency): at 100,000 tenants that map cost two or three
+/// cache misses per call. Breakers are never dropped here, so no ticket can go stale.
 pub(super) struct Breakers {
     policy: BreakerPolicy,
-    /// Whether each tenant has its own breakers (else list 0 serves every tenant).
+    /// Whether each tenant has its own breakers (else `shared` serves every tenant).
     per_tenant: bool,
-    lists: Vec<SmallVec<[(Dep, Breaker); 1]>>,
+    shared: BreakerList,
 }
 
-impl Breakers {
-    fn new(policy: BreakerPolicy, per_tenant: bool, tenants: usize) -> Breakers {
-        let lists = if per_tenant { tenants } else { 1 };
-        Breakers {
-            policy,
-            per_tenant,
-            lists: (0..lists).map(|_| SmallVec::new()).collect(),
+/// The breaker for `dependency` in `list`, created closed on first use.
+fn breaker_in(list: &mut BreakerList, dependency: Dep) -> &mut Breaker {
+    let at = match list.iter().position(|(d, _)| *d == dependency) {
+        Some(at) => at,
+        None => {
+            list.push((dependency, Breaker::new()));
+            list.len() - 1
         }
-    }
+    };
+    &mut list[at].1
+}
 
-    /// The breaker for `(tenant, dependency)`, created closed on first use.
-    fn breaker(&mut self, tenant: u32, dependency: Dep) -> &mut Breaker {
-        let list = &mut self.lists[if self.per_tenant { tenant as usize } else { 0 }];
-        let at = match list.iter().position(|(d, _)| *d == dependency) {
-            Some(at) => at,
-            None => {
-                list.push((dependency, Breaker::new()));
-                list.len() - 1
-            }
+impl World<'_, '_> {
+    /// The breaker policy and the breakers that serve `tenant`, if breakers are on.
+    fn breakers_of(&mut self, tenant: u32) -> Option<(BreakerPolicy, &mut BreakerList)> {
+        let breakers = self.breakers.as_mut()?;
+        let list = if breakers.per_tenant {
+            &mut self.tenants[tenant as usize].breakers
+        } else {
+            &mut breakers.shared
         };
-        &mut list[at].1
+        Some((breakers.policy, list))
     }
 
-    /// Asks the breaker for `(tenant, dependency)` to admit a call: its ticket, or when to retry.
-    pub(super) fn try_call(
+    /// Asks the breaker for `(tenant, dependency)` to admit a call: `Ok(ticket)` to go ahead
+    /// (no ticket when breakers are off), `Err(retry_at)` if it is open.
+    pub(super) fn call(
         &mut self,
         now: SimTime,
         tenant: u32,
         dependency: Dep,
-    ) -> Result<(Dep, Ticket), SimTime> {
-        let policy = self.policy;
-        policy
-            .try_call(self.breaker(tenant, dependency), now)
-            .map(|ticket| (dependency, ticket))
-            .map_err(|rejected| rejected.retry_at)
-    }
-
-    /// Reads the tenant's breakers (see [`Breaker::warm`]).
-    fn warm(&self, tenant: u32) -> u64 {
-        let list = &self.lists[if self.per_tenant { tenant as usize } else { 0 }];
-        list.iter().fold(0, |acc, (_, b)| acc ^ b.warm())
+    ) -> Result<Option<(Dep, Ticket)>, SimTime> {
+        match self.breakers_of(tenant) {
+            None => Ok(None),
+            Some((policy, list)) => policy
+                .try_call(breaker_in(list, dependency), now)
+                .map(|ticket| Some((dependency, ticket)))
+                .map_err(|rejected| rejected.retry_at),
+        }
     }
 
     /// Records the outcome of an admitted call.
-    pub(super) fn record(
+    pub(super) fn record_breaker(
         &mut self,
         now: SimTime,
         tenant: u32,
         call: (Dep, Ticket),
         outcome: CallOutcome,
     ) {
-        let policy = self.policy;
-        let (dependency, ticket) = call;
-        policy.record(self.breaker(tenant, dependency), now, ticket, outcome);
+        if let Some((policy, list)) = self.breakers_of(tenant) {
+            let (dependency, ticket) = call;
+            policy.record(breaker_in(list, dependency), now, ticket, outcome);
+        }
+    }
+
+    /// Reads the tenant's breakers (see [`Breaker::warm`]).
+    pub(super) fn warm_breakers(&self, tenant: u32) -> u64 {
+        let Some(breakers) = self.breakers.as_ref() else {
+            return 0;
+        };
+        let list = if breakers.per_tenant {
+            &self.tenants[tenant as usize].breakers
+        } else {
+            &breakers.shared
+        };
+        list.iter().fold(0, |acc, (_, b)| acc ^ b.warm())
     }
 }
 
@@ -695,7 +714,11 @@ fn breaker_set(system: &System) -> Option<Breakers> {
         BreakerKey::TenantDependency => true,
         BreakerKey::Dependency => false,
     };
-    Some(Breakers::new(policy, per_tenant, system.tenants.len()))
+    Some(Breakers {
+        policy,
+        per_tenant,
+        shared: SmallVec::new(),
+    })
 }
 
 /// The rate multiplier over time for `tenant`, if any fault changes it. Overlapping spikes
