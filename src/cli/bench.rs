@@ -56,7 +56,8 @@ pub struct BenchArgs {
     /// Reference scenario (one cell, exponential service, no database).
     #[arg(long, default_value = "benches/mmc-reference.toml")]
     scenario: PathBuf,
-    /// Timed runs of our simulator; the median is reported.
+    /// Timed runs of our simulator (`reference`), or rounds over every tenant count
+    /// (`scale`); the median is reported.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
     /// Python with simpy 4.1.2 installed. Default: .venv/bin/python if it has simpy, else a
@@ -101,6 +102,7 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
             args.scale_duration,
             args.scale_rate,
             args.write_scenarios.as_deref(),
+            args.repeat,
         ));
     }
     if wants(Suite::Sweep) {

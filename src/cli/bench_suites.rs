@@ -130,16 +130,19 @@ pub fn scale_suite(
     duration_secs: u64,
     total_rate: f64,
     write_to: Option<&Path>,
+    rounds: u32,
 ) -> bool {
     println!(
         "Full SaaS model (limiter, admission, 4 cells, 2 shared databases, timeouts, retries, \
-         breakers): {} requests/s in all, {duration_secs} simulated seconds",
-        thousands(total_rate as u64)
+         breakers): {} requests/s in all, {duration_secs} simulated seconds, medians of {} \
+         rounds",
+        thousands(total_rate as u64),
+        rounds.max(1)
     );
     let mut counts = tenant_counts.to_vec();
     counts.sort_unstable();
-    let mut runs: Vec<(ScaleRun, f64)> = Vec::new();
     let short_secs = (duration_secs / 10).max(2).min(duration_secs);
+    let mut texts = Vec::new();
     for &tenants in &counts {
         let shape = |duration_secs| SaasShape {
             tenants,
@@ -157,24 +160,50 @@ pub fn scale_suite(
             }
             eprintln!("bench scale: wrote {}", path.display());
         }
-        // A short run too: the difference to the full one is the cost of events alone,
-        // without the per-tenant set-up and wrap-up inside the run. (The full run goes first
-        // so its resident memory is not inflated by what an earlier run left to the allocator.)
-        let measured = scale_run(tenants, &text).and_then(|full| {
-            scale_run(tenants, &saas(shape(short_secs))).map(|short| (short, full))
-        });
-        match measured {
-            Ok((short, full)) => {
-                let marginal = full.run.saturating_sub(short.run).as_nanos() as f64
-                    / full.events.saturating_sub(short.events).max(1) as f64;
-                runs.push((full, marginal));
-            }
-            Err(e) => {
-                eprintln!("bench scale: {tenants} tenants: {e}");
-                return false;
+        texts.push((tenants, text, saas(shape(short_secs))));
+    }
+    // Rounds over every count, so a change in the machine's speed (a VM's neighbours) hits
+    // all counts alike; each count's median over the rounds is reported.
+    let rounds = rounds.max(1);
+    let mut measured: Vec<Vec<(ScaleRun, f64)>> = counts.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (i, (tenants, text, short_text)) in texts.iter().enumerate() {
+            // A short run too: the difference to the full one is the cost of events alone,
+            // without the per-tenant set-up and wrap-up inside the run. (The full run goes
+            // first so its resident memory is not inflated by what an earlier run left to the
+            // allocator.)
+            let result = scale_run(*tenants, text)
+                .and_then(|full| scale_run(*tenants, short_text).map(|short| (short, full)));
+            match result {
+                Ok((short, full)) => {
+                    let marginal = full.run.saturating_sub(short.run).as_nanos() as f64
+                        / full.events.saturating_sub(short.events).max(1) as f64;
+                    measured[i].push((full, marginal));
+                }
+                Err(e) => {
+                    eprintln!("bench scale: {tenants} tenants: {e}");
+                    return false;
+                }
             }
         }
+        if rounds > 1 {
+            eprintln!("bench scale: round {} of {rounds} done", round + 1);
+        }
     }
+    // Memory comes from the first round (the process's peak only grows after it); times are
+    // each count's medians.
+    let runs: Vec<(ScaleRun, f64)> = measured
+        .into_iter()
+        .map(|mut per_round| {
+            let mut runs: Vec<Duration> = per_round.iter().map(|(r, _)| r.run).collect();
+            let mut marginals: Vec<f64> = per_round.iter().map(|(_, m)| *m).collect();
+            runs.sort_unstable();
+            marginals.sort_unstable_by(f64::total_cmp);
+            let (mut first, _) = per_round.swap_remove(0);
+            first.run = runs[runs.len() / 2];
+            (first, marginals[marginals.len() / 2])
+        })
+        .collect();
     println!(
         "{:>9} {:>12} {:>8} {:>10} {:>9} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8}",
         "tenants",

@@ -54,14 +54,12 @@ pub struct RunOptions<'a> {
     pub no_series: bool,
 }
 
-/// Bytes of the fixed records a run keeps per tenant: its state in the model, its metrics in
-/// one judged window, its spec. Latency samples come on top and grow with its requests (4 bytes
-/// each up to 2,048, then one histogram), as do its in-flight requests.
+/// Bytes of the fixed records a run keeps per tenant: its state in the model (circuit breakers
+/// included), its metrics with one judged window (inline), its spec. Latency samples come on
+/// top and grow with its requests (4 bytes each up to 2,048, then one histogram), as do its
+/// in-flight requests and any further judged windows.
 pub fn per_tenant_bytes() -> usize {
-    world::per_tenant_bytes()
-        + size_of::<metrics::TenantMetrics>()
-        + size_of::<(usize, metrics::WindowStats)>()
-        + size_of::<config::Tenant>()
+    world::per_tenant_bytes() + size_of::<metrics::TenantMetrics>() + size_of::<config::Tenant>()
 }
 
 /// Events per digest chunk: a divergence is first located to a chunk, then to an event.

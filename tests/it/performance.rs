@@ -121,3 +121,30 @@ fn steady_state_allocates_nothing_per_event_and_memory_stays_bounded() {
          bounded growth is at most {bound} (per-tenant sample caps)"
     );
 }
+
+#[test]
+fn state_per_tenant_stays_under_a_kilobyte() {
+    // The model's fixed records per tenant (state with its breakers, metrics with one window,
+    // spec) ...
+    let fixed = model::per_tenant_bytes();
+    assert!(fixed <= 1024, "fixed per-tenant records take {fixed} bytes");
+    // ... and everything the run holds per tenant, measured: the peak heap of a run with
+    // 20,000 tenants against one with 2,000, at the same load and length.
+    let shape = |tenants| SaasShape {
+        tenants,
+        total_rate: 20_000.0,
+        duration_secs: 2,
+        seed: 1,
+    };
+    let (_, few) = counted_run(shape(2_000));
+    let (_, many) = counted_run(shape(20_000));
+    let per_tenant = many.bytes_max.saturating_sub(few.bytes_max) as f64 / 18_000.0;
+    eprintln!("fixed records {fixed} bytes; peak heap per tenant {per_tenant:.0} bytes");
+    assert!(
+        per_tenant <= 1024.0,
+        "the run holds {per_tenant:.0} bytes per tenant (peak heap {} -> {} bytes from 2,000 \
+         to 20,000 tenants)",
+        few.bytes_max,
+        many.bytes_max
+    );
+}
