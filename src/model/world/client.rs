@@ -10,6 +10,9 @@ use crate::model::metrics::Outcome;
 use crate::model::trace::TraceKind;
 use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
 
+/// Tenant count from which `World::warm` pays: below it, the per-tenant records fit in cache.
+const WARM_FROM_TENANTS: usize = 4096;
+
 impl World<'_, '_> {
     pub(super) fn first_arrival(&mut self, tenant: usize) -> SimTime {
         let spec = self.system.tenants[tenant].arrival;
@@ -88,7 +91,7 @@ impl World<'_, '_> {
             retry: RetryState::new(),
             write,
         });
-        self.metrics.issued(t, now);
+        self.metrics.issued(&mut self.tenants[t].metrics, now);
         self.series.issued(t, now);
         self.trace(now, tenant, index, 0, TraceKind::Issued);
         self.start_attempt(now, request, queue);
@@ -110,7 +113,8 @@ impl World<'_, '_> {
         r.awaiting = attempt_id;
         r.retry_due = SimTime::MAX;
         let (tenant, attempt, index, issued_at) = (r.tenant, r.attempts, r.index, r.issued_at);
-        self.metrics.attempted(tenant as usize, issued_at);
+        self.metrics
+            .attempted(&mut self.tenants[tenant as usize].metrics, issued_at);
         self.trace(now, tenant, index, attempt, TraceKind::AttemptStart);
         self.route(now, request, attempt_id, queue);
     }
@@ -210,8 +214,12 @@ impl World<'_, '_> {
     pub(super) fn finish_request(&mut self, now: SimTime, request: u32, outcome: Outcome) {
         if let Some(r) = self.requests.remove(request) {
             let latency = now - r.issued_at;
-            self.metrics
-                .finished(r.tenant as usize, r.issued_at, outcome, latency);
+            self.metrics.finished(
+                &mut self.tenants[r.tenant as usize].metrics,
+                r.issued_at,
+                outcome,
+                latency,
+            );
             self.series.finished(
                 r.tenant as usize,
                 now,
@@ -226,9 +234,13 @@ impl World<'_, '_> {
     /// circuit breakers, its latency samples). With many tenants each is a cache miss; taken
     /// here, together with the arrival's own, the misses overlap instead of stalling one event
     /// after another. `black_box` keeps the loads from being optimised away; nothing changes.
+    /// With few tenants everything is in cache already and the loads would be wasted work.
     fn warm(&self, tenant: u32) {
+        if self.tenants.len() < WARM_FROM_TENANTS {
+            return;
+        }
         let breakers = self.warm_breakers(tenant);
-        let metrics = self.metrics.tenants[tenant as usize].warm();
+        let metrics = self.tenants[tenant as usize].metrics.warm();
         std::hint::black_box(breakers ^ metrics);
     }
 
@@ -244,7 +256,7 @@ impl World<'_, '_> {
     pub(in crate::model) fn count_in_flight(&mut self) -> u64 {
         let mut unaccounted = 0;
         for (_, r) in self.requests.iter() {
-            self.metrics.tenants[r.tenant as usize].in_flight_at_end += 1;
+            self.tenants[r.tenant as usize].metrics.in_flight_at_end += 1;
             let serving = r.awaiting != 0
                 && self
                     .works
