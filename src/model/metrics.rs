@@ -390,30 +390,31 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics over `windows` (index 0 is `whole`) for a run of `run_length`, with no tenant
-    /// records yet: the model keeps each tenant's record ([`Metrics::tenant_record`]) in its own
-    /// state during the run (one place in memory per tenant: at 100,000 tenants every separate
-    /// array is another cache and TLB miss per request) and hands them over at the end
-    /// ([`Metrics::set_tenants`]).
-    pub fn new(windows: Vec<Window>, run_length: SimDuration) -> Self {
+    /// Metrics for `tenant_windows[t]` (window indices per tenant; `whole` is added).
+    pub fn new(
+        windows: Vec<Window>,
+        tenant_windows: Vec<Vec<usize>>,
+        run_length: SimDuration,
+    ) -> Self {
+        let tenants = tenant_windows
+            .into_iter()
+            .map(|mut ws| {
+                ws.insert(0, 0);
+                ws.sort_unstable();
+                ws.dedup();
+                TenantMetrics {
+                    windows: ws
+                        .into_iter()
+                        .map(|w| (w, WindowStats::default()))
+                        .collect(),
+                    ..TenantMetrics::default()
+                }
+            })
+            .collect();
         Metrics {
             windows,
-            tenants: Vec::new(),
+            tenants,
             highest_micros: run_length.as_nanos() / NANOS_PER_MICRO + 1,
-        }
-    }
-
-    /// A tenant's empty record, tracked in `whole` and in `judged` (window indices).
-    pub fn tenant_record(&self, mut judged: Vec<usize>) -> TenantMetrics {
-        judged.insert(0, 0);
-        judged.sort_unstable();
-        judged.dedup();
-        TenantMetrics {
-            windows: judged
-                .into_iter()
-                .map(|w| (w, WindowStats::default()))
-                .collect(),
-            ..TenantMetrics::default()
         }
     }
 
@@ -429,91 +430,109 @@ impl Metrics {
         }
     }
 
-    /// Sets the per-tenant records, in tenant order, once the run is over.
-    pub fn set_tenants(&mut self, tenants: Vec<TenantMetrics>) {
-        self.tenants = tenants;
-    }
-
-    /// A request of the tenant `m` belongs to was issued at `at`.
+    /// A request of `tenant` was issued at `at`.
     #[inline]
-    pub fn issued(&self, m: &mut TenantMetrics, at: SimTime) {
+    pub fn issued(&mut self, tenant: usize, at: SimTime) {
+        let Metrics {
+            windows, tenants, ..
+        } = self;
+        let m = &mut tenants[tenant];
         m.total.issued += 1;
         for (w, stats) in &mut m.windows {
-            if self.windows[*w].contains(at) {
+            if windows[*w].contains(at) {
                 stats.counts.issued += 1;
             }
         }
     }
 
-    /// A request issued at `issued_at` made an attempt.
+    /// A request of `tenant` issued at `issued_at` made an attempt.
     #[inline]
-    pub fn attempted(&self, m: &mut TenantMetrics, issued_at: SimTime) {
+    pub fn attempted(&mut self, tenant: usize, issued_at: SimTime) {
+        let Metrics {
+            windows, tenants, ..
+        } = self;
+        let m = &mut tenants[tenant];
         m.total.attempts += 1;
         for (w, stats) in &mut m.windows {
-            if self.windows[*w].contains(issued_at) {
+            if windows[*w].contains(issued_at) {
                 stats.counts.attempts += 1;
             }
         }
     }
 
-    /// A request issued at `issued_at` ended with `outcome` after `latency`.
+    /// A request of `tenant` issued at `issued_at` ended with `outcome` after `latency`.
     #[inline]
     pub fn finished(
-        &self,
-        m: &mut TenantMetrics,
+        &mut self,
+        tenant: usize,
         issued_at: SimTime,
         outcome: Outcome,
         latency: SimDuration,
     ) {
+        let Metrics {
+            windows,
+            tenants,
+            highest_micros,
+        } = self;
+        let m = &mut tenants[tenant];
         m.total.add_outcome(outcome);
         for (w, stats) in &mut m.windows {
-            if self.windows[*w].contains(issued_at) {
+            if windows[*w].contains(issued_at) {
                 stats.counts.add_outcome(outcome);
                 if outcome == Outcome::Ok {
-                    stats.latency.record(latency, self.highest_micros);
+                    stats.latency.record(latency, *highest_micros);
                 }
             }
         }
     }
 
-    /// A background job was submitted at `at`.
-    pub fn job_submitted(&self, m: &mut TenantMetrics, at: SimTime) {
-        for (w, stats) in &mut m.windows {
-            if self.windows[*w].contains(at) {
+    /// A background job of `tenant` was submitted at `at`.
+    pub fn job_submitted(&mut self, tenant: usize, at: SimTime) {
+        let Metrics {
+            windows, tenants, ..
+        } = self;
+        for (w, stats) in &mut tenants[tenant].windows {
+            if windows[*w].contains(at) {
                 stats.jobs.get_mut().submitted += 1;
             }
         }
     }
 
-    /// A background job submitted at `submitted_at` was still unfinished, `age` old, when
-    /// the run ended.
-    pub fn job_unfinished(&self, m: &mut TenantMetrics, submitted_at: SimTime, age: SimDuration) {
-        for (w, stats) in &mut m.windows {
-            if self.windows[*w].contains(submitted_at) {
+    /// A background job of `tenant` submitted at `submitted_at` was still unfinished, `age`
+    /// old, when the run ended.
+    pub fn job_unfinished(&mut self, tenant: usize, submitted_at: SimTime, age: SimDuration) {
+        let Metrics {
+            windows,
+            tenants,
+            highest_micros,
+        } = self;
+        for (w, stats) in &mut tenants[tenant].windows {
+            if windows[*w].contains(submitted_at) {
                 stats.jobs.get_mut().unfinished += 1;
-                stats
-                    .jobs
-                    .get_mut()
-                    .latency
-                    .record(age, self.highest_micros);
+                stats.jobs.get_mut().latency.record(age, *highest_micros);
             }
         }
     }
 
-    /// A background job submitted at `submitted_at` ended: completed after `latency`, or
-    /// dead-lettered.
+    /// A background job of `tenant` submitted at `submitted_at` ended: completed after
+    /// `latency`, or dead-lettered.
     pub fn job_finished(
-        &self,
-        m: &mut TenantMetrics,
+        &mut self,
+        tenant: usize,
         submitted_at: SimTime,
         latency: Option<SimDuration>,
     ) {
-        for (w, stats) in &mut m.windows {
-            if self.windows[*w].contains(submitted_at) {
+        let Metrics {
+            windows,
+            tenants,
+            highest_micros,
+        } = self;
+        for (w, stats) in &mut tenants[tenant].windows {
+            if windows[*w].contains(submitted_at) {
                 match latency {
                     Some(l) => {
                         stats.jobs.get_mut().completed += 1;
-                        stats.jobs.get_mut().latency.record(l, self.highest_micros);
+                        stats.jobs.get_mut().latency.record(l, *highest_micros);
                     }
                     None => stats.jobs.get_mut().dead_lettered += 1,
                 }

@@ -54,12 +54,12 @@ pub struct RunOptions<'a> {
     pub no_series: bool,
 }
 
-/// Bytes of the fixed records a run keeps per tenant: its state in the model (its circuit
-/// breakers and its metrics with one judged window included, inline), its spec. Latency samples come on
+/// Bytes of the fixed records a run keeps per tenant: its state in the model (circuit breakers
+/// included), its metrics with one judged window (inline), its spec. Latency samples come on
 /// top and grow with its requests (4 bytes each up to 2,048, then one histogram), as do its
 /// in-flight requests and any further judged windows.
 pub fn per_tenant_bytes() -> usize {
-    world::per_tenant_bytes() + size_of::<config::Tenant>()
+    world::per_tenant_bytes() + size_of::<metrics::TenantMetrics>() + size_of::<config::Tenant>()
 }
 
 /// Events per digest chunk: a divergence is first located to a chunk, then to an event.
@@ -172,7 +172,6 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     let unaccounted = world.count_in_flight();
     world.close();
     let owners = world.owners();
-    world.gather_metrics();
     let invariants = world.invariants;
     let mut metrics = world.metrics;
     metrics.finalize();

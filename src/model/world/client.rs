@@ -91,7 +91,7 @@ impl World<'_, '_> {
             retry: RetryState::new(),
             write,
         });
-        self.metrics.issued(&mut self.tenants[t].metrics, now);
+        self.metrics.issued(t, now);
         self.series.issued(t, now);
         self.trace(now, tenant, index, 0, TraceKind::Issued);
         self.start_attempt(now, request, queue);
@@ -113,8 +113,7 @@ impl World<'_, '_> {
         r.awaiting = attempt_id;
         r.retry_due = SimTime::MAX;
         let (tenant, attempt, index, issued_at) = (r.tenant, r.attempts, r.index, r.issued_at);
-        self.metrics
-            .attempted(&mut self.tenants[tenant as usize].metrics, issued_at);
+        self.metrics.attempted(tenant as usize, issued_at);
         self.trace(now, tenant, index, attempt, TraceKind::AttemptStart);
         self.route(now, request, attempt_id, queue);
     }
@@ -214,12 +213,8 @@ impl World<'_, '_> {
     pub(super) fn finish_request(&mut self, now: SimTime, request: u32, outcome: Outcome) {
         if let Some(r) = self.requests.remove(request) {
             let latency = now - r.issued_at;
-            self.metrics.finished(
-                &mut self.tenants[r.tenant as usize].metrics,
-                r.issued_at,
-                outcome,
-                latency,
-            );
+            self.metrics
+                .finished(r.tenant as usize, r.issued_at, outcome, latency);
             self.series.finished(
                 r.tenant as usize,
                 now,
@@ -240,7 +235,7 @@ impl World<'_, '_> {
             return;
         }
         let breakers = self.warm_breakers(tenant);
-        let metrics = self.tenants[tenant as usize].metrics.warm();
+        let metrics = self.metrics.tenants[tenant as usize].warm();
         std::hint::black_box(breakers ^ metrics);
     }
 
@@ -256,7 +251,7 @@ impl World<'_, '_> {
     pub(in crate::model) fn count_in_flight(&mut self) -> u64 {
         let mut unaccounted = 0;
         for (_, r) in self.requests.iter() {
-            self.tenants[r.tenant as usize].metrics.in_flight_at_end += 1;
+            self.metrics.tenants[r.tenant as usize].in_flight_at_end += 1;
             let serving = r.awaiting != 0
                 && self
                     .works

@@ -65,9 +65,8 @@ impl World<'_, '_> {
             // Validation gives the tenant's first cell a job pool, but failover or a migration
             // may have moved it to a cell without one: the job has nowhere to run and is
             // dead-lettered at once rather than silently lost.
-            let m = &mut self.tenants[t].metrics;
-            self.metrics.job_submitted(m, now);
-            self.metrics.job_finished(m, now, None);
+            self.metrics.job_submitted(t, now);
+            self.metrics.job_finished(t, now, None);
             return cell;
         };
         let duration = pool.job_time.quantile(draws.unit(0));
@@ -94,8 +93,7 @@ impl World<'_, '_> {
         });
         let cost = (duration.as_nanos() / NANOS_PER_MICRO).max(1);
         jobs.scheduler.submit(now, tenant, job, cost);
-        self.metrics
-            .job_submitted(&mut self.tenants[t].metrics, now);
+        self.metrics.job_submitted(t, now);
         cell
     }
 
@@ -175,18 +173,12 @@ impl World<'_, '_> {
                     pool.scheduler.submit(now, owner, job, cost);
                 }
             } else if let Some(j) = self.bg_jobs.remove(job) {
-                self.metrics.job_finished(
-                    &mut self.tenants[owner as usize].metrics,
-                    j.submitted_at,
-                    None,
-                );
+                self.metrics
+                    .job_finished(owner as usize, j.submitted_at, None);
             }
         } else if let Some(j) = self.bg_jobs.remove(job) {
-            self.metrics.job_finished(
-                &mut self.tenants[owner as usize].metrics,
-                j.submitted_at,
-                Some(now - j.submitted_at),
-            );
+            self.metrics
+                .job_finished(owner as usize, j.submitted_at, Some(now - j.submitted_at));
         }
         self.dispatch_jobs(now, cell, queue);
     }

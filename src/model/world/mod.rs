@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use super::Event;
 use super::config::{ArrivalProcess, BreakerKey, FaultKind, MappingPolicy, SchedulerMode, System};
 use super::invariants::{Invariants, Sabotage};
-use super::metrics::{Metrics, TenantMetrics};
+use super::metrics::Metrics;
 use super::series::Series;
 use super::slab::Slab;
 use super::trace::{TraceKind, TraceRecord, TraceSink};
@@ -131,8 +131,6 @@ struct TenantState {
     hot: HotSpec,
     /// Its circuit breakers when they are keyed per tenant (see [`Breakers`]).
     breakers: BreakerList,
-    /// Its metrics, kept here during the run (see `Metrics::take_tenants`).
-    metrics: TenantMetrics,
 }
 
 /// The per-request fields of a tenant's spec (see [`TenantState`]).
@@ -269,19 +267,6 @@ pub(super) struct World<'s, 't> {
     trace: Option<&'t mut dyn TraceSink>,
 }
 
-impl World<'_, '_> {
-    /// Hands the per-tenant metrics, kept in the tenants' records during the run, to
-    /// [`World::metrics`], dropping the tenants' state: call last, after the run. (Collected in
-    /// place, so the tenants' state and the metrics are never both held in full.)
-    pub(super) fn gather_metrics(&mut self) {
-        let tenants = std::mem::take(&mut self.tenants)
-            .into_iter()
-            .map(|t| t.metrics)
-            .collect();
-        self.metrics.set_tenants(tenants);
-    }
-}
-
 /// Bytes of the model's own per-tenant state (see [`super::per_tenant_bytes`]).
 pub(super) fn per_tenant_bytes() -> usize {
     size_of::<TenantState>()
@@ -302,13 +287,11 @@ impl<'s, 't> World<'s, 't> {
         let perturbed = perturb.map(|salt| Streams::new(system.simulation.seed ^ salt));
         let mut lanes: Vec<TimeoutLane> = Vec::new();
         let mut rate_schedules = Vec::new();
-        let metrics = Metrics::new(system.windows.clone(), system.simulation.duration);
         let tenants = system
             .tenants
             .iter()
-            .zip(tenant_windows)
             .enumerate()
-            .map(|(i, (t, judged))| {
+            .map(|(i, t)| {
                 let timeout_lane = t.timeout.map(|timeout| {
                     match lanes.iter().position(|l| l.timeout == timeout) {
                         Some(lane) => lane as u32,
@@ -352,7 +335,6 @@ impl<'s, 't> World<'s, 't> {
                     home: 0,
                     hot: HotSpec::of(t),
                     breakers: SmallVec::new(),
-                    metrics: metrics.tenant_record(judged),
                 }
             })
             .collect();
@@ -443,7 +425,11 @@ impl<'s, 't> World<'s, 't> {
                 poison: vec![0.0; system.tenants.len()],
                 ..FaultState::default()
             },
-            metrics,
+            metrics: Metrics::new(
+                system.windows.clone(),
+                tenant_windows,
+                system.simulation.duration,
+            ),
             series: Series::new(
                 system.simulation.duration,
                 &system
@@ -539,11 +525,8 @@ impl<'s, 't> World<'s, 't> {
                 );
             }
             // Unfinished jobs count at their age: a starved tenant shows its wait, not nothing.
-            self.metrics.job_unfinished(
-                &mut self.tenants[j.owner as usize].metrics,
-                j.submitted_at,
-                end - j.submitted_at,
-            );
+            self.metrics
+                .job_unfinished(j.owner as usize, j.submitted_at, end - j.submitted_at);
         }
         for tenant in 0..self.tenants.len() as u32 {
             let owner = self.owner(tenant);
