@@ -34,9 +34,14 @@
 //! [`KeyPolicy::TenantAndDependency`] isolates tenants (tenant A's disabled KMS key opens only
 //! A's breaker for KMS), [`KeyPolicy::DependencyOnly`] shares one breaker per dependency (the
 //! failing twin: one tenant's errors open the breaker for everyone). Breakers live in a
-//! `BTreeMap`; [`BreakerSet::prune`] drops closed breakers whose window is empty, which are
-//! indistinguishable from fresh ones except that a late outcome of a call admitted before the
-//! drop is then stale.
+//! [`KeyMap`] (hashing with a fixed seed, insertion-ordered); [`BreakerSet::prune`] drops closed
+//! breakers whose window is empty, which are indistinguishable from fresh ones except that a
+//! late outcome of a call admitted before the drop is then stale.
+//!
+//! **Caller-owned state**: a caller that already keeps a record per tenant can hold the
+//! [`Breaker`]s there and drive them with one [`BreakerPolicy`], skipping the set's lookups
+//! (the simulator does this: with 100,000 tenants the map cost two cache misses per call).
+//! [`Breaker::warm`] lets such a caller read a breaker early, when it knows a call will come.
 //!
 //! A production service keeps one set per outbound client and wraps each call:
 //!
