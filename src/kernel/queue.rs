@@ -193,6 +193,40 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// The same over the whole range of times: delays from nanoseconds to centuries, so
+        /// events land in every bucket and move down through them.
+        #[test]
+        fn pops_in_order_across_every_bucket(ops in proptest::collection::vec((0u8..3, 0u32..64, 0u64..4), 1..400)) {
+            let mut queue = EventQueue::new();
+            let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, id)
+            let mut now = 0u64;
+            let mut id = 0u64;
+            for (op, shift, tie) in ops {
+                if op < 2 {
+                    // A few distinct delays per magnitude keep ties common at every level.
+                    let at = now.saturating_add((tie << shift) >> 1);
+                    queue.schedule(SimTime::from_nanos(at), id);
+                    reference.push((at, id));
+                    id += 1;
+                } else {
+                    reference.sort_unstable();
+                    let expected = (!reference.is_empty()).then(|| reference.remove(0));
+                    let got = queue.pop().map(|(t, e)| (t.as_nanos(), e));
+                    prop_assert_eq!(got, expected);
+                    if let Some((t, _)) = got {
+                        now = t;
+                    }
+                }
+            }
+            reference.sort_unstable();
+            for expected in reference {
+                prop_assert_eq!(queue.pop().map(|(t, e)| (t.as_nanos(), e)), Some(expected));
+            }
+            prop_assert!(queue.pop().is_none());
+        }
+    }
+
     #[test]
     fn an_event_in_the_past_runs_now_after_the_others() {
         let mut queue = EventQueue::new();
