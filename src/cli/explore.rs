@@ -200,15 +200,7 @@ pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
         shard: None,
     };
     let report = sweep::summarize(&header, runs.into_iter().map(|(run, _)| run).collect());
-    let code = finish_sweep(program, &report, &out);
-    // finish_sweep wrote sweep.json; explore's file is explore.json.
-    let (from, to) = (out.join("sweep.json"), out.join("explore.json"));
-    if let Err(e) = std::fs::rename(&from, &to) {
-        eprintln!("error: cannot write {}: {e}", to.display());
-        return EXIT_INVALID;
-    }
-    println!("(the summary above is in {})", to.display());
-    code
+    finish_sweep(program, &report, &out, "explore.json")
 }
 
 pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {

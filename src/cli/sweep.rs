@@ -336,11 +336,13 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
     let mut report = sweep::summarize(&header, results.runs);
     report.interrupted = results.not_run > 0;
     report.not_run = results.not_run;
-    finish_sweep(program, &report, &out)
+    finish_sweep(program, &report, &out, "sweep.json")
 }
 
-pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path) -> u8 {
-    let path = out.join("sweep.json");
+/// Writes `report` to `out/file_name` (`sweep.json`, or `explore.json` for explore), prints
+/// its summary and says where it is; returns the exit code.
+pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path, file_name: &str) -> u8 {
+    let path = out.join(file_name);
     let json = match serde_json::to_string_pretty(report) {
         Ok(j) => j + "\n",
         Err(e) => {
@@ -352,7 +354,7 @@ pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path) -> u
         eprintln!("error: cannot write {}: {e}", path.display());
         return EXIT_INVALID;
     }
-    print!("{}", render_sweep(program, report));
+    print!("{}", render_sweep(program, report, file_name));
     println!("wrote {}", path.display());
     sweep_exit_code(report)
 }
@@ -371,7 +373,7 @@ pub(super) fn sweep_exit_code(report: &SweepReport) -> u8 {
 
 /// The terminal summary of a sweep: counts, per-SLO failures, failing seeds with repro
 /// commands.
-fn render_sweep(program: &str, report: &SweepReport) -> String {
+fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let v = &report.violation_rate;
@@ -393,7 +395,7 @@ fn render_sweep(program: &str, report: &SweepReport) -> String {
     if report.interrupted {
         let _ = writeln!(
             out,
-            "  INTERRUPTED: {} of {} seeds finished; sweep.json holds those and is marked \
+            "  INTERRUPTED: {} of {} seeds finished; {file_name} holds those and is marked \
              \"interrupted\" (exit {EXIT_INTERRUPTED})",
             thousands(report.runs.len() as u64),
             thousands(report.runs.len() as u64 + report.not_run)
@@ -509,7 +511,7 @@ pub(super) fn merge_command(args: &MergeArgs) -> u8 {
                     return EXIT_INVALID;
                 }
             };
-            finish_sweep("simulate", &merged, &out)
+            finish_sweep("simulate", &merged, &out, "sweep.json")
         }
         Err(e) => {
             eprintln!("error: cannot merge: {e}");

@@ -328,6 +328,10 @@ fn explore_is_deterministic_per_seed_and_lists_failing_schedules() {
     );
     // Every failing seed has its own scenario file, which fails on its own with the same seed.
     let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("explore.json") && !stdout.contains("sweep.json"),
+        "explore names its own file, not a sweep's: {stdout}"
+    );
     for seed in json["failing_seeds"].as_array().expect("failing") {
         let seed = seed.as_u64().expect("seed");
         let file = dir.path().join("a").join(format!("seed-{seed}.toml"));
