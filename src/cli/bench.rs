@@ -43,7 +43,8 @@ pub enum Suite {
 #[command(after_help = "EXAMPLES:
   simulate bench                       reference model: full pipeline vs minimal loop vs SimPy
   simulate bench --no-peer             the same without Python
-  simulate bench scale                 1,000 / 10,000 / 100,000 tenants (about a minute)
+  simulate bench scale                 1,000 / 10,000 / 100,000 tenants, medians of 3 rounds (~30 s)
+  simulate bench scale --repeat 5      more rounds, for a noisy machine
   simulate bench scale --tenants 100000 --scale-duration 60
   simulate bench all --no-peer         every suite (a few minutes)")]
 pub struct BenchArgs {
