@@ -125,9 +125,9 @@ struct TenantState {
     data_key: (u32, SimTime),
     /// Where placement put the tenant at the start.
     home: u32,
-    /// Copies of the spec fields every request reads ([`TenantState::hot`]): with them the
-    /// request path touches one record per tenant instead of two, and at 100,000 tenants each
-    /// is a cache miss.
+    /// Copies of the spec fields every request reads: with them the request path touches one
+    /// record per tenant instead of two, and at 100,000 tenants each is a cache miss. (The
+    /// spec cannot change during a run: the model only borrows it.)
     hot: HotSpec,
     /// Its circuit breakers when they are keyed per tenant (see [`Breakers`]).
     breakers: BreakerList,
