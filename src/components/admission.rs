@@ -87,6 +87,8 @@
 //!     adaptive: None,
 //! };
 //! let mut pool = AdmissionController::<String>::new(config).expect("valid configuration");
+//! // The caller's wall clock, as in a production service: the component only ever sees
+//! // `now` (the simulator passes simulated time, never this clock).
 //! let start = Instant::now();
 //! let clock = || SimTime::from_nanos(start.elapsed().as_nanos() as u64);
 //!

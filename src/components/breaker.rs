@@ -62,6 +62,8 @@
 //! })
 //! .expect("valid breaker configuration");
 //! let mut breakers = BreakerSet::new(policy, KeyPolicy::TenantAndDependency);
+//! // The caller's wall clock, as in a production service: the component only ever sees
+//! // `now` (the simulator passes simulated time, never this clock).
 //! let start = Instant::now();
 //! let clock = || SimTime::from_nanos(start.elapsed().as_nanos() as u64);
 //!

@@ -33,6 +33,8 @@
 //!
 //! let quota = Quota::per_second(100.0, 20).expect("valid quota");
 //! let mut tenant = GcraState::default();
+//! // The caller's wall clock, as in a production service: the component only ever sees
+//! // `now` (the simulator passes simulated time, never this clock).
 //! let start = Instant::now();
 //! let now = SimTime::from_nanos(start.elapsed().as_nanos() as u64);
 //! let admitted = (0..25)

@@ -38,6 +38,8 @@
 //! use tenantsim::components::mapping::{MappingState, MappingStore, Transition};
 //! use tenantsim::time::SimTime;
 //!
+//! // The caller's wall clock, as in a production service: the component only ever sees
+//! // `now` (the simulator passes simulated time, never this clock).
 //! let start = Instant::now();
 //! let now = || SimTime::from_nanos(start.elapsed().as_nanos() as u64);
 //! let mut store: MappingStore<&str, u32> = MappingStore::new();

@@ -36,6 +36,8 @@
 //! let mut cache: EdgeCache<String, u32> =
 //!     EdgeCache::new(SimDuration::from_secs(30), policy).expect("valid policy");
 //! let store_entry = MappingEntry { state: MappingState::Active { cell: 3 }, epoch: Epoch::from_u64(1) };
+//! // The caller's wall clock, as in a production service: the component only ever sees
+//! // `now` (the simulator passes simulated time, never this clock).
 //! let start = Instant::now();
 //! let now = SimTime::from_nanos(start.elapsed().as_nanos() as u64);
 //! let tenant = "acme".to_string();

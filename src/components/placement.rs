@@ -42,6 +42,8 @@
 //! };
 //! use tenantsim::time::SimTime;
 //!
+//! // The caller's wall clock, as in a production service: the component only ever sees
+//! // `now` (the simulator passes simulated time, never this clock).
 //! let start = Instant::now();
 //! let cell = |id: &str, eu: bool, used: u64| CellView {
 //!     id: id.to_string(), region: "eu-west", eu, draining: false,

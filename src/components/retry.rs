@@ -39,6 +39,8 @@
 //!     base: SimDuration::from_millis(100),
 //!     cap: SimDuration::from_secs(5),
 //! };
+//! // The caller's wall clock, as in a production service: the component only ever sees
+//! // `now` (the simulator passes simulated time, never this clock).
 //! let start = Instant::now();
 //! let now = SimTime::from_nanos(start.elapsed().as_nanos() as u64);
 //! let random_word = 0x1234_5678_9abc_def0_u64; // from your RNG
