@@ -114,12 +114,7 @@ impl World<'_, '_> {
         let Some(w) = self.works.get(work) else {
             return;
         };
-        let u = self.draw(work, 0);
-        let service = self.system.cells[w.cell as usize]
-            .api
-            .service_time
-            .quantile(u);
-        queue.schedule(now + service, Event::CpuDone(work));
+        queue.schedule(now + w.service, Event::CpuDone(work));
     }
 
     pub(super) fn on_cpu_done(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {

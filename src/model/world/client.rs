@@ -3,7 +3,7 @@
 use super::{Event, RETRY_DRAWS, Request, WRITE_DRAW, World};
 use crate::components::retry::{RetryDecision, RetryState};
 use crate::kernel::EventQueue;
-use crate::kernel::rng::{CounterDraws, unit_open};
+use crate::kernel::rng::{CounterDraws, CounterStream, unit_open};
 use crate::model::config::ArrivalProcess;
 use crate::model::fastlog;
 use crate::model::metrics::Outcome;
@@ -17,7 +17,11 @@ impl World<'_, '_> {
     pub(super) fn first_arrival(&mut self, tenant: usize) -> SimTime {
         let spec = self.system.tenants[tenant].arrival;
         match spec.process {
-            ArrivalProcess::Poisson => self.next_arrival(tenant, SimTime::ZERO),
+            ArrivalProcess::Poisson => {
+                let state = &mut self.tenants[tenant];
+                state.next_exponential = standard_exponential(&mut state.arrivals);
+                self.next_arrival(tenant, SimTime::ZERO)
+            }
             ArrivalProcess::Constant => {
                 // A random phase, so constant-rate tenants do not all arrive at once.
                 let (multiplier, _) = self.rate_at(tenant, SimTime::ZERO);
@@ -50,7 +54,13 @@ impl World<'_, '_> {
                 NANOS_PER_SEC as f64 / (self.system.tenants[tenant].arrival.rate * multiplier)
             };
             let gap_nanos = if poisson {
-                -fastlog::ln(unit_open(state.arrivals.next_u64())) * mean_gap
+                // The gap uses the draw taken one arrival ago and draws the next one now: the
+                // same draws in the same order, but the new one's latency (a hash and a
+                // logarithm) is off the path to scheduling this arrival, which the next event
+                // waits on.
+                let standard = state.next_exponential;
+                state.next_exponential = standard_exponential(&mut state.arrivals);
+                standard * mean_gap
             } else {
                 mean_gap
             };
@@ -264,6 +274,12 @@ impl World<'_, '_> {
         }
         unaccounted
     }
+}
+
+/// A standard exponential draw (mean 1), `-ln(u)`, from the next word of `stream`.
+#[inline]
+fn standard_exponential(stream: &mut CounterStream) -> f64 {
+    -fastlog::ln(unit_open(stream.next_u64()))
 }
 
 /// `SimTime` of a job arrival after `now` for a Poisson job rate (no spikes apply to jobs).

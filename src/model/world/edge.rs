@@ -1,7 +1,7 @@
 //! The edge and a cell's front door: tenant config, rate limiting, tenant-to-cell routing from
 //! the mapping cache, epoch fencing of writes, and admission into the cell's API pool.
 
-use super::{DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, Work, World};
+use super::{DRAW_EDGE, DRAW_SERVICE, DRAWS_PER_ATTEMPT, Event, Work, World};
 use crate::components::admission::{Reason, Request as AdmissionRequest};
 use crate::components::draw::uniform_inclusive;
 use crate::components::limiter::Decision;
@@ -66,6 +66,13 @@ impl World<'_, '_> {
             return;
         };
         let c = cell as usize;
+        // The work's CPU time, drawn here rather than when a worker starts it: the same draw
+        // (a pure function of the request, the attempt and the cell's fixed distribution), but
+        // its latency (a hash and a logarithm) now overlaps admission's bookkeeping instead of
+        // delaying the schedule the next event waits on.
+        let service = self.system.cells[c].api.service_time.quantile(
+            CounterDraws::new(work_key).unit(u64::from(attempt) * DRAWS_PER_ATTEMPT + DRAW_SERVICE),
+        );
         self.invariants.served(
             now,
             tenant,
@@ -127,6 +134,7 @@ impl World<'_, '_> {
             queries_left: spec.db_queries,
             queries_done: 0,
             work_key,
+            service,
             worker_since: SimTime::MAX,
             query_since: SimTime::MAX,
             permit,

@@ -77,6 +77,8 @@ struct Work {
     queries_left: u32,
     queries_done: u32,
     work_key: u64,
+    /// Its CPU time (drawn when it enters the cell).
+    service: SimDuration,
     /// When the work got its worker (`SimTime::MAX` while queued).
     worker_since: SimTime,
     /// When its current query got a connection (`SimTime::MAX` when none).
@@ -109,6 +111,8 @@ struct TenantState {
     /// Nanoseconds between arrivals at the tenant's base rate (`1e9 / rate`), kept so the
     /// arrival path multiplies instead of dividing.
     mean_gap_nanos: f64,
+    /// A Poisson tenant's next standard exponential draw (`-ln u`), taken one arrival ahead.
+    next_exponential: f64,
     job_arrivals: Option<CounterStream>,
     work_key: u64,
     job_key: u64,
@@ -223,7 +227,8 @@ enum ControlOp {
 const DRAWS_PER_ATTEMPT: u64 = 256;
 const RETRY_DRAWS: u64 = 1 << 40;
 const WRITE_DRAW: u64 = 1 << 41;
-/// Offsets within an attempt's block.
+/// Offsets within an attempt's block (queries take 1, 2, ...).
+const DRAW_SERVICE: u64 = 0;
 const DRAW_KMS_TIME: u64 = 200;
 const DRAW_KMS_ERROR: u64 = 201;
 const DRAW_EDGE: u64 = 202;
@@ -316,6 +321,7 @@ impl<'s, 't> World<'s, 't> {
                 TenantState {
                     arrivals: arrival_streams.counter_stream("arrivals", i as u64),
                     mean_gap_nanos: NANOS_PER_SEC as f64 / t.arrival.rate,
+                    next_exponential: 0.0,
                     job_arrivals: t
                         .jobs
                         .map(|_| streams.counter_stream("job-arrivals", i as u64)),
