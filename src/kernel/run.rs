@@ -16,6 +16,16 @@ pub trait Model {
 
     /// Handles one event at simulated time `now`, scheduling follow-up events on `queue`.
     fn handle(&mut self, now: SimTime, event: Self::Event, queue: &mut EventQueue<Self::Event>);
+
+    /// Events due within `2^warm_bits()` ns are passed to [`Model::warm`] ahead of their turn
+    /// (see [`EventQueue::pop_warming`]); 0, the default, turns the look-ahead off.
+    fn warm_bits(&self) -> u32 {
+        0
+    }
+
+    /// Reads, without changing anything, the state handling `event` will touch, so the cache
+    /// misses of several soon-due events overlap. Must not affect the run in any way.
+    fn warm(&self, _event: &Self::Event) {}
 }
 
 /// Limits on one run.
@@ -85,7 +95,16 @@ pub fn run_observed<M: Model>(
 ) -> Result<RunSummary, RunError> {
     let mut events: u64 = 0;
     let mut last_event_at = SimTime::ZERO;
-    while let Some(at) = queue.peek_time() {
+    let warm_bits = model.warm_bits();
+    loop {
+        let next = if warm_bits == 0 {
+            queue.peek_time()
+        } else {
+            queue.peek_time_warming(warm_bits, |e| model.warm(e))
+        };
+        let Some(at) = next else {
+            break;
+        };
         if at >= end {
             break;
         }

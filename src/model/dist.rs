@@ -19,12 +19,17 @@ pub enum Dist {
         /// Mean.
         mean: SimDuration,
     },
-    /// Log-normal given by its median and 99th percentile.
+    /// Log-normal given by its median and 99th percentile; build it with
+    /// [`Dist::log_normal`], which derives `mu` and `sigma` once rather than at every draw.
     LogNormal {
         /// Median (`exp(mu)`).
         median: SimDuration,
         /// 99th percentile (`exp(mu + 2.326·sigma)`).
         p99: SimDuration,
+        /// `ln(median)`.
+        mu: f64,
+        /// `(ln(p99) - mu) / 2.326`.
+        sigma: f64,
     },
     /// Uniform on `[min, max]`.
     Uniform {
@@ -39,6 +44,18 @@ pub enum Dist {
 const Z99: f64 = 2.326_347_874_040_840_8;
 
 impl Dist {
+    /// The log-normal with this median and 99th percentile.
+    pub fn log_normal(median: SimDuration, p99: SimDuration) -> Dist {
+        let mu = libm::log(median.as_nanos() as f64);
+        let sigma = (libm::log(p99.as_nanos() as f64) - mu) / Z99;
+        Dist::LogNormal {
+            median,
+            p99,
+            mu,
+            sigma,
+        }
+    }
+
     /// The duration at quantile `u` (0 < u < 1).
     #[inline]
     pub fn quantile(&self, u: f64) -> SimDuration {
@@ -47,9 +64,7 @@ impl Dist {
             Dist::Exponential { mean } => SimDuration::from_nanos(round_nanos(
                 -(mean.as_nanos() as f64) * fastlog::ln(1.0 - u),
             )),
-            Dist::LogNormal { median, p99 } => {
-                let mu = libm::log(median.as_nanos() as f64);
-                let sigma = (libm::log(p99.as_nanos() as f64) - mu) / Z99;
+            Dist::LogNormal { mu, sigma, .. } => {
                 SimDuration::from_nanos(round_nanos(libm::exp(mu + sigma * normal_quantile(u))))
             }
             Dist::Uniform { min, max } => {
@@ -64,9 +79,7 @@ impl Dist {
         match *self {
             Dist::Constant(d) => d,
             Dist::Exponential { mean } => mean,
-            Dist::LogNormal { median, p99 } => {
-                let mu = libm::log(median.as_nanos() as f64);
-                let sigma = (libm::log(p99.as_nanos() as f64) - mu) / Z99;
+            Dist::LogNormal { mu, sigma, .. } => {
                 SimDuration::from_nanos(round_nanos(libm::exp(mu + sigma * sigma / 2.0)))
             }
             Dist::Uniform { min, max } => {
@@ -81,10 +94,7 @@ impl Dist {
         match *self {
             Dist::Constant(d) => Dist::Constant(s(d)),
             Dist::Exponential { mean } => Dist::Exponential { mean: s(mean) },
-            Dist::LogNormal { median, p99 } => Dist::LogNormal {
-                median: s(median),
-                p99: s(p99),
-            },
+            Dist::LogNormal { median, p99, .. } => Dist::log_normal(s(median), s(p99)),
             Dist::Uniform { min, max } => Dist::Uniform {
                 min: s(min),
                 max: s(max),
@@ -212,10 +222,7 @@ mod tests {
 
     #[test]
     fn lognormal_hits_its_median_and_p99() {
-        let d = Dist::LogNormal {
-            median: SimDuration::from_millis(2),
-            p99: SimDuration::from_millis(20),
-        };
+        let d = Dist::log_normal(SimDuration::from_millis(2), SimDuration::from_millis(20));
         let median = d.quantile(0.5).as_nanos() as f64;
         let p99 = d.quantile(0.99).as_nanos() as f64;
         assert!((median - 2e6).abs() <= 1.0);

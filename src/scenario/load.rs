@@ -760,7 +760,7 @@ fn read_dist(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Dist> {
                 );
                 return None;
             }
-            Dist::LogNormal { median, p99 }
+            Dist::log_normal(median, p99)
         }
         "uniform" => {
             let min_node = obj.required(ctx, "min", "a duration");
@@ -1209,10 +1209,7 @@ fn read_breakers(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Breakers> {
 }
 
 fn read_kms(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Kms> {
-    let call_time = Dist::LogNormal {
-        median: SimDuration::from_millis(2),
-        p99: SimDuration::from_millis(20),
-    };
+    let call_time = Dist::log_normal(SimDuration::from_millis(2), SimDuration::from_millis(20));
     let Some(node) = node else {
         return Some(Kms {
             enabled: false,

@@ -222,6 +222,10 @@ enum ControlOp {
     Migrate(u32),
 }
 
+/// Tenant count from which arrivals are warmed ahead of their turn (see `Model::warm_bits`):
+/// about where the per-tenant records (some 700 bytes each) outgrow a 32 MiB last-level cache.
+const WARM_AHEAD_FROM_TENANTS: usize = 50_000;
+
 /// Index of a request's draws: attempts use blocks of 256 (service time, queries, KMS,
 /// errors); retry jitter and the write decision use their own blocks past every attempt's.
 const DRAWS_PER_ATTEMPT: u64 = 256;
@@ -581,6 +585,24 @@ impl Model for World<'_, '_> {
             Event::JobArrival(tenant) => self.on_job_arrival(now, tenant, queue),
             Event::JobBatch(tenant) => self.on_job_batch(now, tenant, queue),
             Event::JobDone(job) => self.on_job_done(now, job, queue),
+        }
+    }
+
+    /// Arrivals due within 2^17 ns (131 µs, about ten events of a busy run) are warmed ahead,
+    /// once the tenants' records outgrow the last-level cache; below that the look-ahead costs
+    /// more than it saves (measured at 10,000 tenants: no gain).
+    fn warm_bits(&self) -> u32 {
+        if self.tenants.len() >= WARM_AHEAD_FROM_TENANTS {
+            17
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn warm(&self, event: &Event) {
+        if let Event::Arrival(tenant) = *event {
+            self.warm_records(tenant);
         }
     }
 }
