@@ -23,9 +23,9 @@ pub trait Model {
         0
     }
 
-    /// Reads, without changing anything, the state handling `event` will touch, so the cache
-    /// misses of several soon-due events overlap. Must not affect the run in any way.
-    fn warm(&self, _event: &Self::Event) {}
+    /// Reads, without changing anything, the state handling these soon-due `events` will
+    /// touch, so that their cache misses overlap. Must not affect the run in any way.
+    fn warm(&self, _events: &[Self::Event]) {}
 }
 
 /// Limits on one run.

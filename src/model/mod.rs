@@ -52,6 +52,9 @@ pub struct RunOptions<'a> {
     pub general_paths: bool,
     /// Benchmark hook: collect no time series (`simulate bench` measures what they cost).
     pub no_series: bool,
+    /// Test hook: warm soon-due arrivals ahead of their turn whatever the tenant count
+    /// (normally from 50,000 tenants), so a test can check that warming changes nothing.
+    pub force_warm_ahead: bool,
 }
 
 /// Bytes of the fixed records a run keeps per tenant: its state in the model (circuit breakers
@@ -122,6 +125,7 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         sabotage,
         general_paths,
         no_series,
+        force_warm_ahead,
     } = options;
     let mut world = World::new(system, tenant_windows, &tracked, trace, perturb, sabotage);
     if general_paths {
@@ -129,6 +133,9 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     }
     if no_series {
         world.series.switch_off();
+    }
+    if force_warm_ahead {
+        world.force_warm_ahead();
     }
     let mut queue = EventQueue::new();
     world.start(&mut queue);

@@ -172,6 +172,12 @@ impl Series {
         self.cursor
     }
 
+    /// Reads the tenant's class (a load that brings its line into cache), returning a value of
+    /// no meaning.
+    pub fn warm(&self, tenant: usize) -> u64 {
+        self.class_of.get(tenant).map_or(0, |&c| u64::from(c))
+    }
+
     /// A request of `tenant` was issued.
     #[inline]
     pub fn issued(&mut self, tenant: usize, at: SimTime) {

@@ -24,6 +24,8 @@ fn execute(path: &Path, overrides: &[String], general_paths: bool) -> Executed {
     let run = RunOptions {
         digest: true,
         general_paths,
+        // The fast side warms arrivals ahead, which only the largest runs do by default.
+        force_warm_ahead: !general_paths,
         ..RunOptions::default()
     };
     pipeline::execute_with(&text, &options, run)

@@ -246,20 +246,29 @@ impl World<'_, '_> {
         }
     }
 
-    /// Reads the tenant's records a request touches (one field per cache line or so: that is
-    /// what brings a line in), changing nothing; `black_box` keeps the loads from being
-    /// optimised away. Called at the arrival (`warm`) and, with very many tenants, some events
-    /// ahead of it (`Model::warm`), where the misses of several arrivals overlap.
-    pub(super) fn warm_records(&self, tenant: u32) {
+    /// Reads the tenant's records a request touches, changing nothing; `black_box` keeps the
+    /// loads from being optimised away. Called at the arrival (`warm`).
+    fn warm_records(&self, tenant: u32) {
+        let breakers = self.warm_breakers(tenant);
+        let metrics = self.metrics.tenants[tenant as usize].warm();
+        std::hint::black_box(self.touch_records(tenant) ^ breakers ^ metrics);
+    }
+
+    /// A few plain loads spread over the tenant's two records (a load anywhere in a cache line
+    /// brings the line in), returning a value of no meaning. With very many tenants the model
+    /// calls it for arrivals some events ahead of their turn (`Model::warm`).
+    pub(super) fn touch_records(&self, tenant: u32) -> u64 {
         let state = &self.tenants[tenant as usize];
-        let fields = state.work_key
+        state.work_key
             ^ u64::from(state.limiter.is_idle(SimTime::ZERO))
             ^ u64::from(state.budget.is_some())
             ^ u64::from(state.hot.tier)
-            ^ u64::from(state.in_flight);
-        let breakers = self.warm_breakers(tenant);
-        let metrics = self.metrics.tenants[tenant as usize].warm();
-        std::hint::black_box(fields ^ breakers ^ metrics);
+            ^ state.breakers.len() as u64
+            ^ u64::from(state.in_flight)
+            ^ self.metrics.tenants[tenant as usize].windows.len() as u64
+            ^ self.series.warm(tenant as usize)
+            ^ self.warm_breakers(tenant)
+            ^ self.metrics.tenants[tenant as usize].warm()
     }
 
     /// Whether the client still waits for this attempt.
