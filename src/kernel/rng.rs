@@ -47,6 +47,22 @@ impl Streams {
         seed
     }
 
+    /// The keys of [`Streams::key_for`] for `(purpose, entity)`, entity `0..count`, in order:
+    /// the same values, but from one pass over the purpose's ChaCha stream (one block per
+    /// entity, generated four at a time) instead of a fresh generator per entity, which
+    /// discards three of the four blocks it makes. For setting up very many tenants.
+    pub fn keys_for(&self, purpose: &str, count: u64) -> impl Iterator<Item = u64> {
+        let mut derive = ChaCha20Rng::from_seed(self.master_key);
+        derive.set_stream(fnv1a64(purpose.as_bytes()));
+        (0..count).map(move |_| {
+            let mut block = [0u8; 64];
+            derive.fill_bytes(&mut block);
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&block[..8]);
+            u64::from_le_bytes(word)
+        })
+    }
+
     /// The stream for `(purpose, entity)`, e.g. `("arrivals", tenant_id)`.
     pub fn stream(&self, purpose: &str, entity: u64) -> Stream {
         Stream::from_seed(self.seed_for(purpose, entity))
@@ -175,6 +191,15 @@ mod tests {
         assert_eq!(first, again);
         assert_eq!(fnv1a64(b"arrivals"), fnv1a64(b"arrivals"));
         assert_ne!(fnv1a64(b"arrivals"), fnv1a64(b"arrival"));
+    }
+
+    #[test]
+    fn batch_keys_equal_single_keys() {
+        let streams = Streams::new(7);
+        let batch: Vec<u64> = streams.keys_for("work", 37).collect();
+        let single: Vec<u64> = (0..37).map(|e| streams.key_for("work", e)).collect();
+        assert_eq!(batch, single);
+        assert_ne!(batch[0], batch[1]);
     }
 
     #[test]

@@ -32,6 +32,7 @@ impl World<'_, '_> {
         }
     }
 
+    #[inline]
     fn rate_at(&self, tenant: usize, t: SimTime) -> (f64, SimTime) {
         match self.tenants[tenant].rate_schedule {
             Some(s) => self.rate_schedules[s as usize].at(t),

@@ -303,11 +303,18 @@ impl<'s, 't> World<'s, 't> {
         let perturbed = perturb.map(|salt| Streams::new(system.simulation.seed ^ salt));
         let mut lanes: Vec<TimeoutLane> = Vec::new();
         let mut rate_schedules = Vec::new();
+        // Every tenant's arrival and work keys, each purpose's in one pass (same values as
+        // `key_for` per tenant, a quarter of the ChaCha blocks).
+        let count = system.tenants.len() as u64;
+        let keys = streams
+            .keys_for("arrivals", count)
+            .zip(streams.keys_for("work", count));
         let tenants = system
             .tenants
             .iter()
+            .zip(keys)
             .enumerate()
-            .map(|(i, t)| {
+            .map(|(i, (t, (arrival_key, work_key)))| {
                 let timeout_lane = t.timeout.map(|timeout| {
                     match lanes.iter().position(|l| l.timeout == timeout) {
                         Some(lane) => lane as u32,
@@ -325,18 +332,18 @@ impl<'s, 't> World<'s, 't> {
                     rate_schedules.push(s);
                     (rate_schedules.len() - 1) as u32
                 });
-                let arrival_streams = match (&perturbed, i) {
-                    (Some(p), 0) => p,
-                    _ => &streams,
+                let arrivals = match (&perturbed, i) {
+                    (Some(p), 0) => p.counter_stream("arrivals", 0),
+                    _ => CounterStream::new(arrival_key),
                 };
                 TenantState {
-                    arrivals: arrival_streams.counter_stream("arrivals", i as u64),
+                    arrivals,
                     mean_gap_nanos: NANOS_PER_SEC as f64 / t.arrival.rate,
                     next_exponential: 0.0,
                     job_arrivals: t
                         .jobs
                         .map(|_| streams.counter_stream("job-arrivals", i as u64)),
-                    work_key: streams.key_for("work", i as u64),
+                    work_key,
                     // Only tenants with jobs draw from it; deriving a key is a ChaCha20 block,
                     // a noticeable part of setting up 100,000 tenants.
                     job_key: t.jobs.map_or(0, |_| streams.key_for("jobs", i as u64)),
