@@ -240,36 +240,27 @@ impl World<'_, '_> {
     /// circuit breakers, its latency samples). With many tenants each is a cache miss; taken
     /// here, together with the arrival's own, the misses overlap instead of stalling one event
     /// after another. With few tenants everything is in cache already and the loads would be
-    /// wasted work.
+    /// wasted work. `black_box` keeps the loads from being optimised away; nothing changes.
     fn warm(&self, tenant: u32) {
         if self.tenants.len() >= WARM_FROM_TENANTS {
-            self.warm_records(tenant);
+            std::hint::black_box(self.touch_records(tenant));
         }
     }
 
-    /// Reads the tenant's records a request touches, changing nothing; `black_box` keeps the
-    /// loads from being optimised away. Called at the arrival (`warm`).
-    fn warm_records(&self, tenant: u32) {
-        let breakers = self.warm_breakers(tenant);
-        let metrics = self.metrics.tenants[tenant as usize].warm();
-        std::hint::black_box(self.touch_records(tenant) ^ breakers ^ metrics);
-    }
-
-    /// A few plain loads spread over the tenant's two records (a load anywhere in a cache line
-    /// brings the line in), returning a value of no meaning. With very many tenants the model
-    /// calls it for arrivals some events ahead of their turn (`Model::warm`).
+    /// Plain loads spread over the tenant's records that a request touches (a load anywhere
+    /// in a cache line brings the line in), returning a value of no meaning. Called at the
+    /// arrival (`warm`) and, with very many tenants, some events ahead of it (`Model::warm`).
     pub(super) fn touch_records(&self, tenant: u32) -> u64 {
         let state = &self.tenants[tenant as usize];
+        let metrics = &self.metrics.tenants[tenant as usize];
         state.work_key
             ^ u64::from(state.limiter.is_idle(SimTime::ZERO))
             ^ u64::from(state.budget.is_some())
             ^ u64::from(state.hot.tier)
-            ^ state.breakers.len() as u64
             ^ u64::from(state.in_flight)
-            ^ self.metrics.tenants[tenant as usize].windows.len() as u64
-            ^ self.series.warm(tenant as usize)
             ^ self.warm_breakers(tenant)
-            ^ self.metrics.tenants[tenant as usize].warm()
+            ^ metrics.warm()
+            ^ self.series.warm(tenant as usize)
     }
 
     /// Whether the client still waits for this attempt.
