@@ -87,7 +87,7 @@ impl Invariants {
     }
 
     /// `tenant`'s request used the data key of `key_owner`.
-    pub fn key_use(&mut self, at: SimTime, tenant: u32, key_owner: u32, names: &[String]) {
+    pub fn key_use(&mut self, at: SimTime, tenant: u32, key_owner: u32, names: &[&str]) {
         self.cross_tenant.observe(tenant == key_owner, || {
             format!(
                 "{at}: a request of {} used the data key of {}",
@@ -105,7 +105,7 @@ impl Invariants {
         eu_only: bool,
         cell_eu: bool,
         cell: &str,
-        names: &[String],
+        names: &[&str],
     ) {
         if eu_only {
             self.residency.observe(cell_eu, || {
@@ -124,8 +124,8 @@ impl Invariants {
         tenant: u32,
         epoch: u64,
         cell: u32,
-        names: &[String],
-        cells: &[String],
+        names: &[&str],
+        cells: &[&str],
     ) {
         let first = *self.authoritative.entry((tenant, epoch)).or_insert(cell);
         self.split_brain.observe(first == cell, || {
@@ -195,8 +195,8 @@ impl Invariants {
         at: SimTime,
         tenant: u32,
         owner: u32,
-        names: &[String],
-        cells: &[String],
+        names: &[&str],
+        cells: &[&str],
     ) {
         let books = &self.books[tenant as usize];
         let acknowledged = books.writes.values().filter(|(_, acked)| *acked).count();
@@ -215,9 +215,8 @@ impl Invariants {
     }
 }
 
-fn name(names: &[String], index: u32) -> String {
+fn name(names: &[&str], index: u32) -> String {
     names
         .get(index as usize)
-        .cloned()
-        .unwrap_or_else(|| format!("#{index}"))
+        .map_or_else(|| format!("#{index}"), |n| (*n).to_string())
 }

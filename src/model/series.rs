@@ -98,7 +98,7 @@ impl Series {
         duration: SimDuration,
         tiers: &[String],
         tenant_tiers: &[usize],
-        tenant_names: &[String],
+        tenant_names: &[&str],
         tracked: &[usize],
     ) -> Series {
         let bucket_ms = (duration.as_nanos() / TARGET_BUCKETS / 1_000_000).max(1);
@@ -110,7 +110,7 @@ impl Series {
             if class_of[t] == u16::MAX {
                 class_of[t] = classes.len() as u16;
                 classes.push(Class {
-                    label: tenant_names[t].clone(),
+                    label: tenant_names[t].to_string(),
                     tenant: Some(t),
                     tier: tenant_tiers[t],
                 });
@@ -289,7 +289,7 @@ mod tests {
             SimDuration::from_secs(10),
             &["gold".into(), "free".into()],
             &[0, 1, 1, 1],
-            &["big".into(), "a".into(), "b".into(), "c".into()],
+            &["big", "a", "b", "c"],
             &[0],
         )
     }

@@ -78,7 +78,7 @@ impl World<'_, '_> {
             tenant,
             spec.eu_only,
             self.system.cells[c].eu,
-            &self.cell_names[c],
+            self.cell_names[c],
             &self.names,
         );
 

@@ -246,8 +246,9 @@ const DRAW_QUERY_ERROR: u64 = 100;
 pub(super) struct World<'s, 't> {
     system: &'s System,
     end: SimTime,
-    names: Vec<String>,
-    cell_names: Vec<String>,
+    /// Tenant and cell names for invariant messages, borrowed from the system.
+    names: Vec<&'s str>,
+    cell_names: Vec<&'s str>,
     // Clients.
     tenants: Vec<TenantState>,
     requests: Slab<Request>,
@@ -402,11 +403,23 @@ impl<'s, 't> World<'s, 't> {
             .enabled
             .then(|| breaker_set(system))
             .flatten();
+        let names: Vec<&str> = system.tenants.iter().map(|t| t.name.as_str()).collect();
+        let series = Series::new(
+            system.simulation.duration,
+            &system
+                .tiers
+                .iter()
+                .map(|t| t.name.clone())
+                .collect::<Vec<_>>(),
+            &system.tenants.iter().map(|t| t.tier).collect::<Vec<_>>(),
+            &names,
+            tracked,
+        );
         World {
             system,
             end: system.end(),
-            names: system.tenants.iter().map(|t| t.name.clone()).collect(),
-            cell_names: system.cells.iter().map(|c| c.name.clone()).collect(),
+            names,
+            cell_names: system.cells.iter().map(|c| c.name.as_str()).collect(),
             tenants,
             requests: Slab::new(),
             lanes,
@@ -459,21 +472,7 @@ impl<'s, 't> World<'s, 't> {
                 tenant_windows,
                 system.simulation.duration,
             ),
-            series: Series::new(
-                system.simulation.duration,
-                &system
-                    .tiers
-                    .iter()
-                    .map(|t| t.name.clone())
-                    .collect::<Vec<_>>(),
-                &system.tenants.iter().map(|t| t.tier).collect::<Vec<_>>(),
-                &system
-                    .tenants
-                    .iter()
-                    .map(|t| t.name.clone())
-                    .collect::<Vec<_>>(),
-                tracked,
-            ),
+            series,
             invariants: Invariants::new(system.tenants.len()),
             sabotage,
             trace,
