@@ -190,6 +190,20 @@ pub fn scale_suite(
             eprintln!("bench scale: round {} of {rounds} done", round + 1);
         }
     }
+    // The growth from the first count to the last within each round: the two ran seconds
+    // apart, on much the same machine, so the median of these is steadier on a noisy VM than
+    // a ratio of medians.
+    let growth: Vec<(f64, f64)> = match (measured.first(), measured.last()) {
+        (Some(first), Some(last)) if measured.len() > 1 => first
+            .iter()
+            .zip(last)
+            .map(|((a, am), (b, bm))| {
+                let per_event = |r: &ScaleRun| r.run.as_nanos() as f64 / r.events.max(1) as f64;
+                (per_event(b) / per_event(a), bm / am)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     // Memory comes from the first round (the process's peak only grows after it); times are
     // each count's medians.
     let runs: Vec<(ScaleRun, f64)> = measured
@@ -245,6 +259,29 @@ pub fn scale_suite(
         "ns/event: the simulation's wall time over its events; marginal: the same between a \
          {short_secs} s and a {duration_secs} s run (per-tenant set-up and wrap-up excluded)"
     );
+    if let (Some((a, _)), Some((b, _))) = (runs.first(), runs.last())
+        && !growth.is_empty()
+    {
+        let spread = |values: Vec<f64>| {
+            let mut v = values;
+            v.sort_unstable_by(f64::total_cmp);
+            format!(
+                "{:.2}x (range {:.2}-{:.2})",
+                v[v.len() / 2],
+                v[0],
+                v[v.len() - 1]
+            )
+        };
+        println!(
+            "cost per event {} -> {} tenants, median of the {} rounds' own ratios: {}; \
+             marginal {} (target <= 1.5x)",
+            thousands(a.tenants),
+            thousands(b.tenants),
+            growth.len(),
+            spread(growth.iter().map(|g| g.0).collect()),
+            spread(growth.iter().map(|g| g.1).collect()),
+        );
+    }
     if let (Some((a, _)), Some((b, _))) = (runs.first(), runs.last())
         && let (Some(la), Some(lb), Some(pa), Some(pb)) =
             (a.live_kib, b.live_kib, a.peak_kib, b.peak_kib)
