@@ -90,7 +90,8 @@ impl<E: Copy> EventQueue<E> {
 
     /// [`EventQueue::peek_time`], also calling `near(events)` with the pending events that,
     /// as the queue reorganises, come within `2^near_bits` ns of the new current time (each
-    /// event once, when it first does). They come in batches, tens of events ahead of their
+    /// event once, when it first does; one scheduled that near to begin with is never named).
+    /// They come in batches, tens of events ahead of their
     /// turn: a model can read (never change) what they will touch, so that their cache misses
     /// overlap one another instead of each stalling its own event. The order is unchanged.
     #[inline]
@@ -266,7 +267,7 @@ mod tests {
             let (mut plain, mut warming) = (EventQueue::new(), EventQueue::new());
             let mut times: Vec<u64> = Vec::new(); // by id
             let mut now = 0u64;
-            let mut warmed = vec![false; 0];
+            let mut warmed: Vec<bool> = Vec::new();
             for (op, shift, tie) in ops.into_iter().chain(std::iter::repeat_n((2, 0, 0), 400)) {
                 if op < 2 {
                     let at = now.saturating_add((tie << shift) >> 1);
