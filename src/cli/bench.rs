@@ -187,29 +187,26 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         let json = report::to_json(&executed.report);
         walls.push(started.elapsed());
         std::hint::black_box(json);
-        let completed: u64 = executed
-            .output
-            .metrics
-            .tenants
-            .iter()
-            .map(|t| t.total.finished())
-            .sum();
+        let completed = completed_requests(&executed);
         baseline.push(baseline_loop(completed, &rates, workers, mean_service_s, 1));
         last = Some(executed);
     }
     let Some(executed) = last else {
         return EXIT_INVALID;
     };
-    let (walls_in_order, baseline_in_order) = (walls.clone(), baseline.clone());
+    let completed = completed_requests(&executed);
+    // Runs alternate, so each of ours and the loop run next to it saw much the same machine:
+    // the median of those paired ratios is steadier on a noisy VM than a ratio of medians.
+    let mut paired: Vec<f64> = walls
+        .iter()
+        .zip(&baseline)
+        .map(|(ours, (done, _, base_wall))| {
+            (completed as f64 / ours.as_secs_f64()) / (*done as f64 / base_wall.as_secs_f64())
+        })
+        .collect();
+    paired.sort_by(f64::total_cmp);
     walls.sort();
     let wall = walls[walls.len() / 2];
-    let completed: u64 = executed
-        .output
-        .metrics
-        .tenants
-        .iter()
-        .map(|t| t.total.finished())
-        .sum();
     let events = executed.output.events;
     let ours_rps = completed as f64 / wall.as_secs_f64();
     let peak_rss = peak_rss_kib();
@@ -241,16 +238,6 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         thousands((base_events as f64 / base_wall.as_secs_f64()) as u64),
         format!("{:.3}s", base_wall.as_secs_f64())
     );
-    // Runs alternate, so each of ours and the loop run next to it saw much the same machine:
-    // the median of those paired ratios is steadier on a noisy VM than a ratio of medians.
-    let mut paired: Vec<f64> = walls_in_order
-        .iter()
-        .zip(&baseline_in_order)
-        .map(|(ours, (done, _, base_wall))| {
-            (completed as f64 / ours.as_secs_f64()) / (*done as f64 / base_wall.as_secs_f64())
-        })
-        .collect();
-    paired.sort_by(f64::total_cmp);
     println!(
         "tenantsim / minimal loop: {:.2}x (requests/s, median of {} side-by-side pairs, \
          range {:.2}-{:.2}; target >= 0.7x)",
@@ -354,6 +341,17 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         println!("(p99 is read from a 2-significant-digit histogram: about 1% resolution)");
     }
     status
+}
+
+/// Requests the run finished, over all tenants.
+fn completed_requests(executed: &pipeline::Executed) -> u64 {
+    executed
+        .output
+        .metrics
+        .tenants
+        .iter()
+        .map(|t| t.total.finished())
+        .sum()
 }
 
 /// What collecting the time series adds to `model::run`, as a fraction: runs with and without
