@@ -83,8 +83,29 @@ impl<E: Copy> EventQueue<E> {
     /// Makes the earliest pending events the current bucket, if it is empty.
     #[inline]
     fn refill(&mut self) {
-        if self.now_head >= self.now_bucket.len() {
+        if self.now_head >= self.now_bucket.len() && !self.take_single() {
             self.next_bucket(0);
+        }
+    }
+
+    /// The common case with few events pending, kept inline: the lowest non-empty bucket holds
+    /// one event, which becomes current (the order is the same as through `next_bucket`, which
+    /// would do just this for a bucket of one). `false` if the bucket holds more, or none.
+    #[inline]
+    fn take_single(&mut self) -> bool {
+        let b = self.occupied.trailing_zeros() as usize + 1;
+        match self.buckets.get_mut(b) {
+            Some(items) if items.len() == 1 => {
+                let (time, event) = items[0];
+                items.clear();
+                self.occupied &= !(1 << (b - 1));
+                self.last = time;
+                self.now_bucket.clear();
+                self.now_bucket.push(event);
+                self.now_head = 0;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -100,7 +121,7 @@ impl<E: Copy> EventQueue<E> {
         near_bits: u32,
         mut near: impl FnMut(&[E]),
     ) -> Option<SimTime> {
-        if self.now_head >= self.now_bucket.len() {
+        if self.now_head >= self.now_bucket.len() && !self.take_single() {
             self.next_bucket(near_bits);
             if !self.near.is_empty() {
                 near(&self.near);

@@ -47,7 +47,7 @@ pub fn ln(x: f64) -> f64 {
     let bits = x.to_bits();
     let exponent_field = (bits >> 52) as i64; // includes the sign bit: negatives are >= 0x800
     if exponent_field == 0 || exponent_field >= 0x7ff {
-        return libm::log(x);
+        return outside_fast_path(x);
     }
     let index = ((bits >> (52 - BITS)) & (ENTRIES as u64 - 1)) as usize;
     let upper = (index >= ENTRIES / 2) as i64;
@@ -63,6 +63,14 @@ pub fn ln(x: f64) -> f64 {
     let low = r2 * (-0.5 + r * (1.0 / 3.0));
     let high = r4 * ((-0.25 + r * 0.2) - r2 * (1.0 / 6.0));
     (k as f64 * LN_2 + ln_c) + (r + (low + high))
+}
+
+/// `ln` of zero, subnormals, negatives, infinities and NaN: never met when sampling, so kept
+/// out of line, where its register spills stay off the fast path.
+#[cold]
+#[inline(never)]
+fn outside_fast_path(x: f64) -> f64 {
+    libm::log(x)
 }
 
 #[cfg(test)]
