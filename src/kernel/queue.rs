@@ -89,8 +89,9 @@ impl<E: Copy> EventQueue<E> {
     }
 
     /// The common case with few events pending, kept inline: the lowest non-empty bucket holds
-    /// one event, which becomes current (the order is the same as through `next_bucket`, which
-    /// would do just this for a bucket of one). `false` if the bucket holds more, or none.
+    /// one event, which becomes current without the out-of-line `next_bucket` (and, as a lone
+    /// event, is never named to the warming callback). `false` if the bucket holds more, or
+    /// none: then `next_bucket` must run.
     #[inline]
     fn take_single(&mut self) -> bool {
         let b = self.occupied.trailing_zeros() as usize + 1;
@@ -146,24 +147,19 @@ impl<E: Copy> EventQueue<E> {
         // Every event of bucket `b` moves to a lower bucket, so the two halves never alias.
         let (lower, upper) = self.buckets.split_at_mut(b);
         let items = &mut upper[0];
-        if let [(time, event)] = items[..] {
-            // The common case with few events pending: one event, which becomes current.
-            self.last = time;
-            self.now_bucket.push(event);
-        } else {
-            let last = items.iter().map(|(t, _)| *t).min().unwrap_or(self.last);
-            self.last = last;
-            for &(time, event) in items.iter() {
-                let nb = bucket_of(time, last);
-                if nb == 0 {
-                    self.now_bucket.push(event);
-                } else {
-                    lower[nb].push((time, event));
-                    self.occupied |= 1 << (nb - 1);
-                }
-                if (nb as u32) < near_bits && b as u32 >= near_bits {
-                    self.near.push(event);
-                }
+        // A bucket of one never gets here: `take_single` makes it current inline first.
+        let last = items.iter().map(|(t, _)| *t).min().unwrap_or(self.last);
+        self.last = last;
+        for &(time, event) in items.iter() {
+            let nb = bucket_of(time, last);
+            if nb == 0 {
+                self.now_bucket.push(event);
+            } else {
+                lower[nb].push((time, event));
+                self.occupied |= 1 << (nb - 1);
+            }
+            if (nb as u32) < near_bits && b as u32 >= near_bits {
+                self.near.push(event);
             }
         }
         items.clear();
