@@ -472,6 +472,13 @@ impl<T: Ord + Clone, C: Clone + Eq> MappingStore<T, C> {
         self.tenants.get(tenant).is_some_and(|r| r.backfilled)
     }
 
+    /// Every mapped tenant with its entry, in tenant order (one pass, no lookups).
+    pub fn entries(&self) -> impl Iterator<Item = (&T, &MappingEntry<C>)> {
+        self.tenants
+            .iter()
+            .map(|(tenant, record)| (tenant, &record.entry))
+    }
+
     /// Number of mapped tenants.
     pub fn len(&self) -> usize {
         self.tenants.len()
@@ -513,6 +520,108 @@ impl<T: Ord + Clone, C: Clone + Eq> MappingStore<T, C> {
             entry,
             notices,
         })
+    }
+
+    /// Maps many new tenants at once, as if each were [`assign`](Self::assign)ed in the
+    /// order given and its notices delivered and acknowledged at once: `deliver(tenant,
+    /// notice)` is called for every notice, in that order, and must return only once the
+    /// cell applied it (a cold start where the cells load their fences in the same step, as
+    /// the simulator does). Every tenant ends `Active(cell)` at epoch 1 with nothing pending.
+    ///
+    /// All or nothing: if a tenant is already mapped or appears twice, nothing is delivered
+    /// or changed, and the error is the one `assign` would give at the first such tenant.
+    /// Returns how many tenants were mapped. Input sorted by tenant costs O(n) (the map is
+    /// built in one pass) instead of one ordered insert per tenant.
+    pub fn assign_all<I, F>(
+        &mut self,
+        now: SimTime,
+        tenants: I,
+        mut deliver: F,
+    ) -> Result<usize, MappingError<C>>
+    where
+        I: IntoIterator<Item = (T, C)>,
+        F: FnMut(&T, &CellNotice<C>),
+    {
+        let batch: Vec<(T, C)> = tenants.into_iter().collect();
+        if let Some(error) = self.first_conflict(&batch) {
+            return Err(error);
+        }
+        let entry_for = |cell: C| MappingEntry {
+            state: MappingState::Active { cell },
+            epoch: Epoch(1),
+        };
+        for (tenant, cell) in &batch {
+            let entry = entry_for(cell.clone());
+            for (cell, role) in entry.state.roles() {
+                let notice = CellNotice {
+                    cell: cell.clone(),
+                    update: FenceUpdate {
+                        epoch: entry.epoch,
+                        role,
+                    },
+                };
+                deliver(tenant, &notice);
+            }
+        }
+        let count = batch.len();
+        // `collect` sorts (linear on sorted input) and builds the tree bottom-up; `append`
+        // merges the two sorted maps in one pass.
+        let mut added: BTreeMap<T, Record<C>> = batch
+            .into_iter()
+            .map(|(tenant, cell)| {
+                let record = Record {
+                    entry: entry_for(cell),
+                    since: now,
+                    pending_acks: Vec::new(),
+                    backfilled: false,
+                };
+                (tenant, record)
+            })
+            .collect();
+        self.tenants.append(&mut added);
+        Ok(count)
+    }
+
+    /// The error [`assign_all`](Self::assign_all) gives for `batch`: `AlreadyAssigned` at the
+    /// first tenant (in batch order) that is mapped already or appeared earlier in the batch.
+    fn first_conflict(&self, batch: &[(T, C)]) -> Option<MappingError<C>> {
+        let conflict_with_store = if self.tenants.is_empty() {
+            None
+        } else {
+            batch.iter().enumerate().find_map(|(i, (tenant, _))| {
+                self.tenants
+                    .get(tenant)
+                    .map(|record| (i, record.entry.clone()))
+            })
+        };
+        let strictly_sorted = batch.windows(2).all(|pair| pair[0].0 < pair[1].0);
+        let conflict_within = if strictly_sorted {
+            None
+        } else {
+            // Positions ordered by (tenant, position): each run of one tenant's positions has
+            // its earliest first, and every later one is a repeat of it.
+            let mut order: Vec<usize> = (0..batch.len()).collect();
+            order.sort_by(|&a, &b| batch[a].0.cmp(&batch[b].0).then(a.cmp(&b)));
+            order
+                .windows(2)
+                .filter(|pair| batch[pair[0]].0 == batch[pair[1]].0)
+                .map(|pair| (pair[1], pair[0]))
+                .min()
+                .map(|(repeat, first)| {
+                    let entry = MappingEntry {
+                        state: MappingState::Active {
+                            cell: batch[first].1.clone(),
+                        },
+                        epoch: Epoch(1),
+                    };
+                    (repeat, entry)
+                })
+        };
+        let (_, current) = match (conflict_with_store, conflict_within) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }?;
+        Some(MappingError::AlreadyAssigned { current })
     }
 
     /// Applies one migration step to the tenant, if it is legal now.
@@ -1048,6 +1157,74 @@ mod tests {
                 for (cell, _) in t.entry.state.roles().into_iter().chain(before.state.roles()) {
                     prop_assert!(seen.contains(cell), "cell {} not told", cell);
                 }
+            }
+        }
+
+        /// `assign_all` is tenant-by-tenant `assign` with every notice delivered and
+        /// acknowledged at once: the same deliveries in the same order and the same records;
+        /// and when `assign` would refuse one tenant, the same error with nothing delivered
+        /// or changed.
+        #[test]
+        fn assign_all_equals_assigning_one_by_one(
+            existing in proptest::collection::vec((0u8..40, 0u8..4), 0..8),
+            batch in proptest::collection::vec((0u8..40, 0u8..4), 0..40),
+            shape in 0u8..3,
+        ) {
+            let mut batch = batch;
+            if shape > 0 {
+                batch.sort_by_key(|&(tenant, _)| tenant);
+            }
+            if shape == 1 {
+                // The fast path: strictly increasing tenants.
+                batch.dedup_by_key(|pair| pair.0);
+            }
+            let mut start = Store::new();
+            for &(tenant, cell) in &existing {
+                if let Ok(t) = start.assign(T0, tenant, cell) {
+                    ack_all(&mut start, tenant, &t);
+                }
+            }
+            let later = SimTime::from_nanos(5);
+            let snapshot = |s: &Store| -> Vec<_> {
+                (0..=u8::MAX)
+                    .map(|t| (s.lookup(&t), s.since(&t), s.pending_acks(&t).map(<[u8]>::to_vec)))
+                    .collect()
+            };
+
+            let mut one_by_one = start.clone();
+            let mut expected_deliveries = Vec::new();
+            let mut expected = Ok(batch.len());
+            for &(tenant, cell) in &batch {
+                match one_by_one.assign(later, tenant, cell) {
+                    Ok(t) => {
+                        expected_deliveries.extend(t.notices.iter().map(|n| (tenant, *n)));
+                        ack_all(&mut one_by_one, tenant, &t);
+                    }
+                    Err(error) => {
+                        expected = Err(error);
+                        break;
+                    }
+                }
+            }
+
+            let mut bulk = start.clone();
+            let mut deliveries = Vec::new();
+            let result = bulk.assign_all(later, batch.iter().copied(), |tenant, notice| {
+                deliveries.push((*tenant, *notice));
+            });
+            prop_assert_eq!(&result, &expected);
+            if expected.is_ok() {
+                prop_assert_eq!(deliveries, expected_deliveries);
+                prop_assert_eq!(snapshot(&bulk), snapshot(&one_by_one));
+                prop_assert_eq!(bulk.len(), one_by_one.len());
+                let in_order: Vec<u8> = bulk.entries().map(|(t, _)| *t).collect();
+                let mut sorted = in_order.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                prop_assert_eq!(in_order, sorted);
+            } else {
+                prop_assert!(deliveries.is_empty());
+                prop_assert_eq!(snapshot(&bulk), snapshot(&start));
             }
         }
     }

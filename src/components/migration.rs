@@ -204,6 +204,12 @@ impl<T: Hash + Eq + Clone> CellFence<T> {
         }
     }
 
+    /// Makes room for `additional` more tenants, so loading a cell's fences at start-up does
+    /// not rehash as it grows.
+    pub fn reserve(&mut self, additional: usize) {
+        self.tenants.reserve(additional);
+    }
+
     /// Applies a control-plane notice for `tenant`. Returns whether it changed anything (an
     /// update for an epoch the cell already has, or an older one, is ignored).
     pub fn apply(&mut self, tenant: &T, update: FenceUpdate) -> bool {

@@ -177,8 +177,7 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         run_observed(&mut world, &mut queue, end, budgets, |_, _, _| {})?
     };
     let unaccounted = world.count_in_flight();
-    world.close();
-    let owners = world.owners();
+    let owners = world.close();
     let invariants = world.invariants;
     let mut metrics = world.metrics;
     metrics.finalize();

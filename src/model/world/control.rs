@@ -18,13 +18,24 @@ impl World<'_, '_> {
     /// Records every tenant's starting cell (resolved by the scenario loader) in the mapping
     /// store, with the cells' fences informed.
     pub(super) fn place_at_start(&mut self) {
-        for t in 0..self.tenants.len() {
-            let cell = self.system.tenants[t].cell as u32;
-            self.tenants[t].home = cell;
-            if let Ok(transition) = self.store.assign(SimTime::ZERO, t as u32, cell) {
-                self.deliver(t as u32, &transition);
-            }
+        let mut per_cell = vec![0usize; self.fences.len()];
+        for (state, spec) in self.tenants.iter_mut().zip(&self.system.tenants) {
+            state.home = spec.cell as u32;
+            per_cell[spec.cell] += 1;
         }
+        for (fence, count) in self.fences.iter_mut().zip(per_cell) {
+            fence.reserve(count);
+        }
+        let fences = &mut self.fences;
+        let homes = self.tenants.iter().enumerate();
+        // A fresh store and distinct tenant numbers: assign_all cannot refuse.
+        let _ = self.store.assign_all(
+            SimTime::ZERO,
+            homes.map(|(t, state)| (t as u32, state.home)),
+            |tenant, notice| {
+                fences[notice.cell as usize].apply(tenant, notice.update);
+            },
+        );
     }
 
     /// Applies a transition's notices to the cells' fences, in order, and acknowledges them.
