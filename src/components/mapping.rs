@@ -69,6 +69,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use smallvec::{SmallVec, smallvec};
+
 use super::migration::WriteRoute;
 use crate::time::SimTime;
 
@@ -156,17 +158,18 @@ impl<C> MappingState<C> {
         }
     }
 
-    /// Every cell this state gives a role, with that role, owner first.
-    pub fn roles(&self) -> Vec<(&C, CellRole)> {
+    /// Every cell this state gives a role, with that role, owner first. At most two, kept
+    /// inline: no allocation per transition (or per tenant when a store is loaded in bulk).
+    pub fn roles(&self) -> SmallVec<[(&C, CellRole); 2]> {
         match self {
             MappingState::Active { cell } | MappingState::Final { cell } => {
-                vec![(cell, CellRole::Owner)]
+                smallvec![(cell, CellRole::Owner)]
             }
             MappingState::Migrating { from, to } => {
-                vec![(from, CellRole::Owner), (to, CellRole::Replica)]
+                smallvec![(from, CellRole::Owner), (to, CellRole::Replica)]
             }
             MappingState::Cutover { to, fenced } => {
-                vec![(to, CellRole::Owner), (fenced, CellRole::Fenced)]
+                smallvec![(to, CellRole::Owner), (fenced, CellRole::Fenced)]
             }
         }
     }
