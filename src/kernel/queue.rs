@@ -84,7 +84,7 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     fn refill(&mut self) {
         if self.now_head >= self.now_bucket.len() && !self.take_single() {
-            self.next_bucket(0);
+            self.next_bucket::<false>(0);
         }
     }
 
@@ -123,7 +123,7 @@ impl<E: Copy> EventQueue<E> {
         mut near: impl FnMut(&[E]),
     ) -> Option<SimTime> {
         if self.now_head >= self.now_bucket.len() && !self.take_single() {
-            self.next_bucket(near_bits);
+            self.next_bucket::<true>(near_bits);
             if !self.near.is_empty() {
                 near(&self.near);
                 self.near.clear();
@@ -133,10 +133,11 @@ impl<E: Copy> EventQueue<E> {
     }
 
     /// Empties the lowest non-empty bucket into lower ones around its minimum, collecting in
-    /// `near` the events that move from bucket `near_bits` or above to below it (kept out of
-    /// line: `refill` is inlined into every pop and peek, and usually finds work to hand).
+    /// `near` the events that move from bucket `near_bits` or above to below it when
+    /// `WARMING` (a constant, so plain pops pay nothing for it). Kept out of line: `refill` is
+    /// inlined into every pop and peek, and usually finds work to hand.
     #[inline(never)]
-    fn next_bucket(&mut self, near_bits: u32) {
+    fn next_bucket<const WARMING: bool>(&mut self, near_bits: u32) {
         self.now_bucket.clear();
         self.now_head = 0;
         if self.occupied == 0 {
@@ -158,7 +159,7 @@ impl<E: Copy> EventQueue<E> {
                 lower[nb].push((time, event));
                 self.occupied |= 1 << (nb - 1);
             }
-            if (nb as u32) < near_bits && b as u32 >= near_bits {
+            if WARMING && (nb as u32) < near_bits && b as u32 >= near_bits {
                 self.near.push(event);
             }
         }
