@@ -31,13 +31,22 @@ pub struct Check {
 }
 
 impl Check {
+    /// Counts one check; on a violation, also keeps the first description. Inlined, with the
+    /// violation out of line: checks run on every request and almost never fail.
+    #[inline]
     fn observe(&mut self, ok: bool, describe: impl FnOnce() -> String) {
         self.checked += 1;
         if !ok {
-            self.violations += 1;
-            if self.first.is_none() {
-                self.first = Some(describe());
-            }
+            self.violated(describe);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn violated(&mut self, describe: impl FnOnce() -> String) {
+        self.violations += 1;
+        if self.first.is_none() {
+            self.first = Some(describe());
         }
     }
 }
@@ -98,6 +107,7 @@ impl Invariants {
     }
 
     /// `tenant` (EU-only or not) was served by a cell that is EU or not.
+    #[inline]
     pub fn served(
         &mut self,
         at: SimTime,
