@@ -170,6 +170,13 @@ impl<E: Copy> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         self.refill();
+        self.pop_peeked()
+    }
+
+    /// Removes and returns the event [`EventQueue::peek_time`] (or `peek_time_warming`) just
+    /// named, without looking for the earliest again; `None` if none was named.
+    #[inline]
+    pub fn pop_peeked(&mut self) -> Option<(SimTime, E)> {
         let event = *self.now_bucket.get(self.now_head)?;
         self.now_head += 1;
         self.len -= 1;
@@ -207,9 +214,10 @@ mod tests {
 
     proptest! {
         /// Against the definition: events come out sorted by (time, insertion order), with
-        /// scheduling interleaved with popping and never before the current time.
+        /// scheduling interleaved with popping (by `pop`, or by `peek_time` then
+        /// `pop_peeked`) and never before the current time.
         #[test]
-        fn pops_in_time_then_insertion_order(ops in proptest::collection::vec((0u8..3, 0u64..1_000), 1..400)) {
+        fn pops_in_time_then_insertion_order(ops in proptest::collection::vec((0u8..4, 0u64..1_000), 1..400)) {
             let mut queue = EventQueue::new();
             let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, id)
             let mut now = 0u64;
@@ -224,7 +232,15 @@ mod tests {
                 } else {
                     reference.sort_unstable();
                     let expected = (!reference.is_empty()).then(|| reference.remove(0));
-                    let got = queue.pop().map(|(t, e)| (t.as_nanos(), e));
+                    let got = if op == 2 {
+                        queue.pop()
+                    } else {
+                        let peeked = queue.peek_time();
+                        let popped = queue.pop_peeked();
+                        prop_assert_eq!(peeked, popped.map(|(t, _)| t));
+                        popped
+                    };
+                    let got = got.map(|(t, e)| (t.as_nanos(), e));
                     prop_assert_eq!(got, expected);
                     if let Some((t, _)) = got {
                         now = t;

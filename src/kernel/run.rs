@@ -115,7 +115,7 @@ pub fn run_observed<M: Model>(
                 end,
             });
         }
-        let Some((now, event)) = queue.pop() else {
+        let Some((now, event)) = queue.pop_peeked() else {
             break;
         };
         observe(events, now, &event);
