@@ -603,7 +603,9 @@ impl<'s, 't> World<'s, 't> {
 impl Model for World<'_, '_> {
     type Event = Event;
 
-    #[inline]
+    // Always inlined into the run loop: out of line it was a call per event that only saved
+    // registers and jumped on (about 25 instructions per request on the reference model).
+    #[inline(always)]
     fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) {
         match event {
             Event::Arrival(tenant) => self.on_arrival(now, tenant, queue),
