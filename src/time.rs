@@ -351,20 +351,55 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// The fast conversion is rounding half up with saturation, for every float: NaN,
-        /// negatives, subnormals, the 2^63 boundary, huge values and infinities included.
+        /// The fast conversion gives exactly what the plain `(x + 0.5) as u64` (NaN and
+        /// non-positive to zero) gives, for every float: negatives, subnormals, the 2^63
+        /// boundary, huge values and infinities included.
         #[test]
-        fn from_nanos_f64_rounds_half_up_and_saturates(bits in any::<u64>(), near in -4096i64..4096) {
+        fn from_nanos_f64_equals_the_plain_conversion(bits in any::<u64>(), near in -4096i64..4096) {
             let around_two_pow_63 = 9_223_372_036_854_775_808.0f64 + near as f64 * 1024.0;
             for nanos in [f64::from_bits(bits), around_two_pow_63, near as f64 / 7.0] {
-                let expected = if nanos.is_nan() || nanos <= 0.0 {
-                    0
-                } else {
-                    (nanos + 0.5) as u64
-                };
-                prop_assert_eq!(SimDuration::from_nanos_f64(nanos).as_nanos(), expected, "{}", nanos);
+                prop_assert_eq!(
+                    SimDuration::from_nanos_f64(nanos).as_nanos(),
+                    plain_conversion(nanos),
+                    "{}",
+                    nanos
+                );
             }
         }
+    }
+
+    /// The definition the fast conversion must keep.
+    fn plain_conversion(nanos: f64) -> u64 {
+        if nanos.is_nan() || nanos <= 0.0 {
+            0
+        } else {
+            (nanos + 0.5) as u64
+        }
+    }
+
+    #[test]
+    fn from_nanos_f64_at_the_edges() {
+        let two_pow_63 = 9_223_372_036_854_775_808.0f64;
+        for nanos in [
+            two_pow_63,
+            two_pow_63 - 1024.0, // the float just below 2^63
+            two_pow_63 + 2048.0, // the float just above
+            0.49999999999999994,
+            0.5,
+            f64::MIN_POSITIVE / 2.0,
+            -0.0,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ] {
+            assert_eq!(
+                SimDuration::from_nanos_f64(nanos).as_nanos(),
+                plain_conversion(nanos),
+                "{nanos}"
+            );
+        }
+        assert_eq!(SimDuration::from_nanos_f64(two_pow_63).as_nanos(), 1 << 63);
     }
 
     #[test]

@@ -533,8 +533,9 @@ impl<T: Ord + Clone, C: Clone + Eq> MappingStore<T, C> {
     ///
     /// All or nothing: if a tenant is already mapped or appears twice, nothing is delivered
     /// or changed, and the error is the one `assign` would give at the first such tenant.
-    /// Returns how many tenants were mapped. Input sorted by tenant costs O(n) (the map is
-    /// built in one pass) instead of one ordered insert per tenant.
+    /// Returns how many tenants were mapped. Into an empty store, input sorted by tenant costs
+    /// O(n) (the map is built in one pass) instead of one ordered insert per tenant; into a
+    /// non-empty one, add a lookup per tenant and an O(n + m) merge.
     pub fn assign_all<I, F>(
         &mut self,
         now: SimTime,

@@ -173,8 +173,11 @@ impl<E: Copy> EventQueue<E> {
         self.pop_peeked()
     }
 
-    /// Removes and returns the event [`EventQueue::peek_time`] (or `peek_time_warming`) just
-    /// named, without looking for the earliest again; `None` if none was named.
+    /// Removes and returns the earliest event of the current time without refilling: after
+    /// [`EventQueue::peek_time`] (or `peek_time_warming`) returned `Some(t)`, and with nothing
+    /// scheduled since, that is exactly what [`EventQueue::pop`] would return. It returns
+    /// `None` once the events of the current time are used up, even if later ones wait, so
+    /// call it only right after a peek.
     #[inline]
     pub fn pop_peeked(&mut self) -> Option<(SimTime, E)> {
         let event = *self.now_bucket.get(self.now_head)?;
