@@ -352,8 +352,10 @@ impl WindowStats {
     }
 }
 
-/// One tenant's metrics.
+/// One tenant's metrics. Aligned to a cache line, so its 256 bytes are exactly four lines
+/// (at no particular alignment they span five): fewer misses per request with many tenants.
 #[derive(Clone, Debug, Default)]
+#[repr(align(64))]
 pub struct TenantMetrics {
     /// Every request of the run, warmup included (for the conservation invariant).
     pub total: Counts,
