@@ -34,7 +34,7 @@ pub fn queue_suite(sizes: &[usize]) {
     println!("Event list: one hold (pop the earliest, schedule one later) with n pending");
     println!(
         "{:>12} {:>16} {:>16} {:>8}",
-        "pending", "radix heap ns", "BinaryHeap ns", "ratio"
+        "pending", "event list ns", "BinaryHeap ns", "ratio"
     );
     // Increments: exponential, mean 1 ms in nanoseconds, precomputed so draws are not timed.
     let increments: Vec<u64> = (0..1u64 << 16)
