@@ -86,7 +86,10 @@ impl<E: Copy> EventQueue<E> {
     /// Schedules `event` at `at`. Events at the same time run in the order they were
     /// scheduled. An event scheduled before the current time (a model bug) runs at the
     /// current time, after everything already scheduled for it.
-    #[inline]
+    // Always inline: left to itself the compiler calls it out of line once the sorted array's
+    // loop is in it, which cost 1-2 % of instructions in both the reference and the
+    // 1,000-tenant model (cachegrind); inlined, the radix path is as before plus one branch.
+    #[inline(always)]
     pub fn schedule(&mut self, at: SimTime, event: E) {
         let time = at.as_nanos().max(self.last);
         self.scheduled += 1;
