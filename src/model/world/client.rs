@@ -1,6 +1,6 @@
 //! Open-loop clients: arrivals, attempts, timeouts, retries (with budgets), outcomes.
 
-use super::{Event, RETRY_DRAWS, Request, WRITE_DRAW, World};
+use super::{DRAW_SERVICE, DRAWS_PER_ATTEMPT, Event, RETRY_DRAWS, Request, WRITE_DRAW, World};
 use crate::components::retry::{RetryDecision, RetryState};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::{CounterDraws, CounterStream, unit_open};
@@ -86,6 +86,12 @@ impl World<'_, '_> {
         let index = state.issued;
         let work_key = CounterDraws::new(state.work_key).word(index);
         state.issued += 1;
+        let first_service_ln = state.next_service_ln;
+        if self.service_ln_ahead {
+            // The next request's, so the logarithm's latency is off this request's path.
+            let next_key = CounterDraws::new(state.work_key).word(index + 1);
+            state.next_service_ln = first_service_ln_of(next_key);
+        }
         if let Some(budget) = state.budget.as_mut() {
             budget.on_first_attempt();
         }
@@ -101,6 +107,7 @@ impl World<'_, '_> {
             index,
             retry: RetryState::new(),
             write,
+            first_service_ln,
         });
         self.metrics.issued(t, now);
         self.series.issued(t, now);
@@ -292,6 +299,12 @@ impl World<'_, '_> {
 
 /// A standard exponential draw (mean 1), `-ln(u)`, from the next word of `stream`.
 #[inline]
+/// `fastlog::ln(1 - u)` of the service-time draw `u` of a request's first attempt, `work_key`
+/// being the request's (see `edge::route`).
+fn first_service_ln_of(work_key: u64) -> f64 {
+    fastlog::ln(1.0 - CounterDraws::new(work_key).unit(DRAWS_PER_ATTEMPT + DRAW_SERVICE))
+}
+
 fn standard_exponential(stream: &mut CounterStream) -> f64 {
     -fastlog::ln(unit_open(stream.next_u64()))
 }

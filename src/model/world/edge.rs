@@ -32,6 +32,7 @@ impl World<'_, '_> {
         };
         let (tenant, attempt, index, write, work_key) =
             (r.tenant, r.attempts, r.index, r.write, r.work_key);
+        let first_service_ln = r.first_service_ln;
         let t = tenant as usize;
         let spec = self.tenants[t].hot;
         let tier_index = spec.tier as usize;
@@ -70,9 +71,15 @@ impl World<'_, '_> {
         // (a pure function of the request, the attempt and the cell's fixed distribution), but
         // its latency (a hash and a logarithm) now overlaps admission's bookkeeping instead of
         // delaying the schedule the next event waits on.
-        let service = self.system.cells[c].api.service_time.quantile(
-            CounterDraws::new(work_key).unit(u64::from(attempt) * DRAWS_PER_ATTEMPT + DRAW_SERVICE),
-        );
+        // For a first attempt the logarithm was taken one arrival ahead (`on_arrival`).
+        let service_time = &self.system.cells[c].api.service_time;
+        let u =
+            CounterDraws::new(work_key).unit(u64::from(attempt) * DRAWS_PER_ATTEMPT + DRAW_SERVICE);
+        let service = if attempt == 1 && !first_service_ln.is_nan() {
+            service_time.quantile_with_ln(u, first_service_ln)
+        } else {
+            service_time.quantile(u)
+        };
         self.invariants.served(
             now,
             tenant,

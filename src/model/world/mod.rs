@@ -63,6 +63,9 @@ struct Request {
     retry: RetryState,
     /// Whether the request writes (and so goes through epoch fencing).
     write: bool,
+    /// `fastlog::ln(1 - u)` of its first attempt's service-time draw, taken one arrival ahead
+    /// ([`TenantState::next_service_ln`]); NaN when not taken.
+    first_service_ln: f64,
 }
 
 /// The server-side work of one attempt in a cell. It outlives the client's interest if the
@@ -116,6 +119,10 @@ struct TenantState {
     mean_gap_nanos: f64,
     /// A Poisson tenant's next standard exponential draw (`-ln u`), taken one arrival ahead.
     next_exponential: f64,
+    /// For the tenant's next request, the logarithm its first attempt's service time needs
+    /// (`fastlog::ln(1 - u)`), taken one arrival ahead for the same reason; NaN until the
+    /// first arrival, and while no cell's service time is exponential.
+    next_service_ln: f64,
     job_arrivals: Option<CounterStream>,
     work_key: u64,
     job_key: u64,
@@ -265,6 +272,9 @@ pub(super) struct World<'s, 't> {
     /// No fault moves a tenant, cuts the edge off the mapping store or fences reads, so reads
     /// go straight to the tenant's home cell (see `edge::locate`).
     static_routing: bool,
+    /// Some cell's service time is exponential, so taking each request's service logarithm
+    /// one arrival ahead can pay (see [`TenantState::next_service_ln`]).
+    service_ln_ahead: bool,
     /// `Model::warm_bits`: 0 (off) below [`WARM_AHEAD_FROM_TENANTS`].
     warm_bits: u32,
     // Control plane.
@@ -344,6 +354,7 @@ impl<'s, 't> World<'s, 't> {
                     arrivals,
                     mean_gap_nanos: NANOS_PER_SEC as f64 / t.arrival.rate,
                     next_exponential: 0.0,
+                    next_service_ln: f64::NAN,
                     job_arrivals: t
                         .jobs
                         .map(|_| streams.counter_stream("job-arrivals", i as u64)),
@@ -435,6 +446,10 @@ impl<'s, 't> World<'s, 't> {
             } else {
                 0
             },
+            service_ln_ahead: system
+                .cells
+                .iter()
+                .any(|c| c.api.service_time.is_exponential()),
             static_routing: !system.faults.iter().any(|f| {
                 matches!(
                     f.kind,
