@@ -28,7 +28,7 @@ const BUCKETS: usize = 65;
 /// The most events the queue holds as a sorted array; one more and it becomes a radix heap.
 /// In the `bench queue` hold model (exponential delays) the array took 12 / 15 / 20 / 23 /
 /// 27 ns per hold at 8 / 16 / 32 / 48 / 64 pending, the radix heap 17-22 / 22-25 / 23 / 26 /
-/// 24: level at about 56. 32 leaves a margin and bounds an insertion at 32 moves.
+/// 24: level at about 56. 32 leaves a margin and bounds an insertion at 31 moves.
 pub const SMALL_MAX: usize = 32;
 
 /// A priority queue of events ordered by `(time, seq)`, where `seq` is the insertion order.
@@ -519,13 +519,20 @@ mod tests {
 
     #[test]
     fn an_event_in_the_past_runs_now_after_the_others() {
-        let mut queue = EventQueue::new();
-        queue.schedule(SimTime::from_nanos(100), 'a');
-        queue.schedule(SimTime::from_nanos(100), 'b');
-        assert_eq!(queue.pop(), Some((SimTime::from_nanos(100), 'a')));
-        queue.schedule(SimTime::from_nanos(5), 'c');
-        assert_eq!(queue.pop(), Some((SimTime::from_nanos(100), 'b')));
-        assert_eq!(queue.pop(), Some((SimTime::from_nanos(100), 'c')));
-        assert_eq!(queue.peek_time(), None);
+        // As a sorted array (3 pending), then as a radix heap (more than SMALL_MAX).
+        for later in [0, SMALL_MAX as u64] {
+            let mut queue = EventQueue::new();
+            for i in 0..later {
+                queue.schedule(SimTime::from_nanos(1_000 + i), 'z');
+            }
+            queue.schedule(SimTime::from_nanos(100), 'a');
+            queue.schedule(SimTime::from_nanos(100), 'b');
+            assert_eq!(queue.is_radix(), later > 0);
+            assert_eq!(queue.pop(), Some((SimTime::from_nanos(100), 'a')));
+            queue.schedule(SimTime::from_nanos(5), 'c');
+            assert_eq!(queue.pop(), Some((SimTime::from_nanos(100), 'b')));
+            assert_eq!(queue.pop(), Some((SimTime::from_nanos(100), 'c')));
+            assert_eq!(queue.len(), later as usize);
+        }
     }
 }

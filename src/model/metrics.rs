@@ -372,9 +372,9 @@ impl TenantMetrics {
     /// called at the request's arrival, it brings them into cache while the arrival's other
     /// loads are in flight (see `World::warm`).
     pub fn warm(&self) -> u64 {
-        // One load per cache line a request writes: the record is 256 bytes at no particular
-        // alignment, and the first window's counts, its latency samples and the run's totals
-        // can each sit on a line of their own.
+        // One load per cache line a request writes: the first window's counts, its latency
+        // samples and the run's totals can each sit on a line of their own (the record is
+        // four lines).
         let first = self
             .windows
             .first()

@@ -299,14 +299,14 @@ impl World<'_, '_> {
 
 /// A standard exponential draw (mean 1), `-ln(u)`, from the next word of `stream`.
 #[inline]
+fn standard_exponential(stream: &mut CounterStream) -> f64 {
+    -fastlog::ln(unit_open(stream.next_u64()))
+}
+
 /// `fastlog::ln(1 - u)` of the service-time draw `u` of a request's first attempt, `work_key`
 /// being the request's (see `edge::route`).
 fn first_service_ln_of(work_key: u64) -> f64 {
     fastlog::ln(1.0 - CounterDraws::new(work_key).unit(DRAWS_PER_ATTEMPT + DRAW_SERVICE))
-}
-
-fn standard_exponential(stream: &mut CounterStream) -> f64 {
-    -fastlog::ln(unit_open(stream.next_u64()))
 }
 
 /// `SimTime` of a job arrival after `now` for a Poisson job rate (no spikes apply to jobs).

@@ -500,6 +500,7 @@ impl<'s, 't> World<'s, 't> {
     /// Turns the fast paths off (the `general_paths` test hook of `RunOptions`).
     pub(super) fn take_general_paths(&mut self) {
         self.static_routing = false;
+        self.service_ln_ahead = false;
         self.warm_bits = 0;
     }
 
