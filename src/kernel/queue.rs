@@ -306,8 +306,50 @@ impl<E: Copy> EventQueue<E> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     use super::*;
+
+    /// The definition a queue is checked against: the pending `(time, id)` pairs, ids given
+    /// in scheduling order, so sorting the pairs gives (time, insertion) order.
+    #[derive(Default)]
+    struct Definition {
+        pending: Vec<(u64, u64)>,
+        next_id: u64,
+        now: u64,
+    }
+
+    impl Definition {
+        /// Schedules the next id at `delay` after the current time, in `queue` and here.
+        fn schedule(&mut self, queue: &mut EventQueue<u64>, delay: u64) {
+            let at = self.now.saturating_add(delay);
+            queue.schedule(SimTime::from_nanos(at), self.next_id);
+            self.pending.push((at, self.next_id));
+            self.next_id += 1;
+        }
+
+        /// Checks `got`, what the queue popped, against the earliest pending pair, and moves
+        /// the current time to it.
+        fn check_pop(&mut self, got: Option<(SimTime, u64)>) -> Result<(), TestCaseError> {
+            self.pending.sort_unstable();
+            let expected = (!self.pending.is_empty()).then(|| self.pending.remove(0));
+            let got = got.map(|(t, e)| (t.as_nanos(), e));
+            prop_assert_eq!(got, expected);
+            if let Some((t, _)) = got {
+                self.now = t;
+            }
+            Ok(())
+        }
+
+        /// Pops everything left, checking each, and that the queue is then empty.
+        fn check_drain(mut self, queue: &mut EventQueue<u64>) -> Result<(), TestCaseError> {
+            while !self.pending.is_empty() {
+                self.check_pop(queue.pop())?;
+            }
+            prop_assert!(queue.pop().is_none());
+            Ok(())
+        }
+    }
 
     proptest! {
         /// Against the definition: events come out sorted by (time, insertion order), with
@@ -316,19 +358,12 @@ mod tests {
         #[test]
         fn pops_in_time_then_insertion_order(ops in proptest::collection::vec((0u8..4, 0u64..1_000), 1..400)) {
             let mut queue = EventQueue::new();
-            let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, id)
-            let mut now = 0u64;
-            let mut id = 0u64;
+            let mut definition = Definition::default();
             for (op, delay) in ops {
                 if op < 2 {
                     // Delays cluster on a few values to make same-time ties common.
-                    let at = now + delay % 7 * 100;
-                    queue.schedule(SimTime::from_nanos(at), id);
-                    reference.push((at, id));
-                    id += 1;
+                    definition.schedule(&mut queue, delay % 7 * 100);
                 } else {
-                    reference.sort_unstable();
-                    let expected = (!reference.is_empty()).then(|| reference.remove(0));
                     let got = if op == 2 {
                         queue.pop()
                     } else {
@@ -337,19 +372,11 @@ mod tests {
                         prop_assert_eq!(peeked, popped.map(|(t, _)| t));
                         popped
                     };
-                    let got = got.map(|(t, e)| (t.as_nanos(), e));
-                    prop_assert_eq!(got, expected);
-                    if let Some((t, _)) = got {
-                        now = t;
-                    }
+                    definition.check_pop(got)?;
                 }
-                prop_assert_eq!(queue.len(), reference.len());
+                prop_assert_eq!(queue.len(), definition.pending.len());
             }
-            reference.sort_unstable();
-            for expected in reference {
-                prop_assert_eq!(queue.pop().map(|(t, e)| (t.as_nanos(), e)), Some(expected));
-            }
-            prop_assert!(queue.pop().is_none());
+            definition.check_drain(&mut queue)?;
         }
     }
 
@@ -363,37 +390,20 @@ mod tests {
             ops in proptest::collection::vec((0u8..3, 0u64..1_000), 0..200),
         ) {
             let mut queue = EventQueue::new();
-            let mut reference: Vec<(u64, usize)> = Vec::new(); // (time, id)
-            let mut now = 0u64;
-            for id in 0..prefill {
-                let at = (id as u64 * 7919) % 5 * 100;
-                queue.schedule(SimTime::from_nanos(at), id);
-                reference.push((at, id));
+            let mut definition = Definition::default();
+            for i in 0..prefill as u64 {
+                definition.schedule(&mut queue, i * 7919 % 5 * 100);
             }
             prop_assert_eq!(queue.is_radix(), prefill > SMALL_MAX);
-            let mut next_id = prefill;
             for (op, delay) in ops {
                 if op == 0 {
-                    let at = now + delay % 5 * 100;
-                    queue.schedule(SimTime::from_nanos(at), next_id);
-                    reference.push((at, next_id));
-                    next_id += 1;
+                    definition.schedule(&mut queue, delay % 5 * 100);
                 } else {
-                    reference.sort_unstable();
-                    let expected = (!reference.is_empty()).then(|| reference.remove(0));
-                    let got = queue.pop().map(|(t, e)| (t.as_nanos(), e));
-                    prop_assert_eq!(got, expected);
-                    if let Some((t, _)) = got {
-                        now = t;
-                    }
+                    definition.check_pop(queue.pop())?;
                 }
-                prop_assert_eq!(queue.len(), reference.len());
+                prop_assert_eq!(queue.len(), definition.pending.len());
             }
-            reference.sort_unstable();
-            for expected in reference {
-                prop_assert_eq!(queue.pop().map(|(t, e)| (t.as_nanos(), e)), Some(expected));
-            }
-            prop_assert!(queue.pop().is_none());
+            definition.check_drain(&mut queue)?;
         }
     }
 
@@ -403,31 +413,16 @@ mod tests {
         #[test]
         fn pops_in_order_across_every_bucket(ops in proptest::collection::vec((0u8..3, 0u32..64, 0u64..4), 1..400)) {
             let mut queue = EventQueue::new();
-            let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, id)
-            let mut now = 0u64;
-            let mut id = 0u64;
+            let mut definition = Definition::default();
             for (op, shift, tie) in ops {
                 if op < 2 {
                     // A few distinct delays per magnitude keep ties common at every level.
-                    let at = now.saturating_add((tie << shift) >> 1);
-                    queue.schedule(SimTime::from_nanos(at), id);
-                    reference.push((at, id));
-                    id += 1;
+                    definition.schedule(&mut queue, (tie << shift) >> 1);
                 } else {
-                    reference.sort_unstable();
-                    let expected = (!reference.is_empty()).then(|| reference.remove(0));
-                    let got = queue.pop().map(|(t, e)| (t.as_nanos(), e));
-                    prop_assert_eq!(got, expected);
-                    if let Some((t, _)) = got {
-                        now = t;
-                    }
+                    definition.check_pop(queue.pop())?;
                 }
             }
-            reference.sort_unstable();
-            for expected in reference {
-                prop_assert_eq!(queue.pop().map(|(t, e)| (t.as_nanos(), e)), Some(expected));
-            }
-            prop_assert!(queue.pop().is_none());
+            definition.check_drain(&mut queue)?;
         }
     }
 
