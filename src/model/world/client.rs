@@ -1,6 +1,6 @@
 //! Open-loop clients: arrivals, attempts, timeouts, retries (with budgets), outcomes.
 
-use super::{DRAW_SERVICE, DRAWS_PER_ATTEMPT, Event, RETRY_DRAWS, Request, WRITE_DRAW, World};
+use super::{Event, RETRY_DRAWS, Request, WRITE_DRAW, World, service_draw};
 use crate::components::retry::{RetryDecision, RetryState};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::{CounterDraws, CounterStream, unit_open};
@@ -306,7 +306,7 @@ fn standard_exponential(stream: &mut CounterStream) -> f64 {
 /// `fastlog::ln(1 - u)` of the service-time draw `u` of a request's first attempt, `work_key`
 /// being the request's (see `edge::route`).
 fn first_service_ln_of(work_key: u64) -> f64 {
-    fastlog::ln(1.0 - CounterDraws::new(work_key).unit(DRAWS_PER_ATTEMPT + DRAW_SERVICE))
+    fastlog::ln(1.0 - service_draw(work_key, 1))
 }
 
 /// `SimTime` of a job arrival after `now` for a Poisson job rate (no spikes apply to jobs).

@@ -1,7 +1,7 @@
 //! The edge and a cell's front door: tenant config, rate limiting, tenant-to-cell routing from
 //! the mapping cache, epoch fencing of writes, and admission into the cell's API pool.
 
-use super::{DRAW_EDGE, DRAW_SERVICE, DRAWS_PER_ATTEMPT, Event, Work, World};
+use super::{DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, Work, World, service_draw};
 use crate::components::admission::{Reason, Request as AdmissionRequest};
 use crate::components::draw::uniform_inclusive;
 use crate::components::limiter::Decision;
@@ -73,8 +73,7 @@ impl World<'_, '_> {
         // delaying the schedule the next event waits on.
         // For a first attempt the logarithm was taken one arrival ahead (`on_arrival`).
         let service_time = &self.system.cells[c].api.service_time;
-        let u =
-            CounterDraws::new(work_key).unit(u64::from(attempt) * DRAWS_PER_ATTEMPT + DRAW_SERVICE);
+        let u = service_draw(work_key, attempt);
         let service = if attempt == 1 && !first_service_ln.is_nan() {
             service_time.quantile_with_ln(u, first_service_ln)
         } else {

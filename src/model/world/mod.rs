@@ -31,7 +31,7 @@ use crate::components::migration::CellFence;
 use crate::components::placement::PlacementPolicy;
 use crate::components::retry::{RetryBudget, RetryState};
 use crate::components::scheduler::{JobScheduler, Mode};
-use crate::kernel::rng::{CounterStream, Streams};
+use crate::kernel::rng::{CounterDraws, CounterStream, Streams};
 use crate::kernel::{EventQueue, Model};
 use crate::time::{NANOS_PER_MICRO, NANOS_PER_SEC, SimDuration, SimTime};
 use smallvec::SmallVec;
@@ -252,6 +252,14 @@ const DRAW_KMS_TIME: u64 = 200;
 const DRAW_KMS_ERROR: u64 = 201;
 const DRAW_EDGE: u64 = 202;
 const DRAW_QUERY_ERROR: u64 = 100;
+
+/// The uniform draw behind the CPU time of attempt `attempt` (1 for the first) of the request
+/// whose work key is `work_key`: one definition for the edge, which uses it, and the arrival,
+/// which takes a first attempt's logarithm ahead.
+#[inline]
+fn service_draw(work_key: u64, attempt: u32) -> f64 {
+    CounterDraws::new(work_key).unit(u64::from(attempt) * DRAWS_PER_ATTEMPT + DRAW_SERVICE)
+}
 
 pub(super) struct World<'s, 't> {
     system: &'s System,
