@@ -285,70 +285,8 @@ pub fn render(report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{RunFacts, TenantReport};
+    use super::super::fixtures::report;
     use super::*;
-
-    /// A report of `n` tenants in two tiers judged by one `each` SLO; the first `failing` fail.
-    fn report(n: usize, failing: usize) -> Report {
-        let name = |i: usize| format!("t-{i:04}");
-        let tier = |i: usize| if i % 2 == 0 { "gold" } else { "free" };
-        Report {
-            scenario: "many".into(),
-            seed: 1,
-            version: "0".into(),
-            verdict: if failing > 0 { "fail" } else { "pass" }.into(),
-            description: String::new(),
-            scenario_file: "many.toml".into(),
-            overrides: Vec::new(),
-            repro: "simulate many.toml --seed 1".into(),
-            run: RunFacts {
-                duration_s: 1.0,
-                warmup_s: 0.0,
-                events: 0,
-                event_budget: 0,
-            },
-            tiers: Vec::new(),
-            tenants: (0..n)
-                .map(|i| TenantReport {
-                    name: name(i),
-                    tier: tier(i).into(),
-                    cell: "c".into(),
-                    requests: 0,
-                    ok: 0,
-                    throttled: 0,
-                    rejected: 0,
-                    failed: 0,
-                    timed_out: 0,
-                    in_flight: 0,
-                    latency_ms: None,
-                })
-                .collect(),
-            slos: vec![SloReport {
-                name: "fast".into(),
-                tenants: "all".into(),
-                scope: "each".into(),
-                window: "whole".into(),
-                expect: vec!["p99 < 250ms".into()],
-                status: if failing > 0 { "fail" } else { "pass" }.into(),
-                passed: failing == 0,
-                failed_checks: failing as u64,
-                inconclusive_checks: 0,
-                checks: (0..n)
-                    .map(|i| CheckReport {
-                        tenant: name(i),
-                        expect: "p99 < 250ms".into(),
-                        observed: Some(if i < failing { 300.0 } else { 10.0 }),
-                        samples: 100,
-                        passed: i >= failing,
-                        status: if i < failing { "fail" } else { "pass" }.into(),
-                    })
-                    .collect(),
-            }],
-            invariants: Vec::new(),
-            blast_radius: Vec::new(),
-            scenario_text: String::new(),
-        }
-    }
 
     #[test]
     fn one_case_per_tenant_when_few() {

@@ -192,7 +192,7 @@ pub fn worst_tenants(report: &Report, n: usize) -> Table {
         ("p99", true),
         ("failed checks", true),
     ]);
-    for (tenant, failed) in rank_tenants(report).into_iter().take(n) {
+    for (tenant, failed) in rank_tenants(report, n) {
         let f = finished(tenant);
         let (_, p99) = latency_cells(&tenant.latency_ms);
         t.rows.push(vec![
