@@ -407,12 +407,16 @@ impl Metrics {
     ) -> Self {
         let tenants = tenant_windows
             .into_iter()
-            .map(|mut ws| {
-                ws.insert(0, 0);
-                ws.sort_unstable();
-                ws.dedup();
+            .map(|judged| {
+                // `whole` (window 0) and the judged ones, in order, without a heap block for
+                // the common case of none (at 100,000 tenants, 100,000 allocations and frees).
+                let mut ids: SmallVec<[usize; 2]> = SmallVec::new();
+                ids.push(0);
+                ids.extend(judged);
+                ids.sort_unstable();
+                ids.dedup();
                 TenantMetrics {
-                    windows: ws
+                    windows: ids
                         .into_iter()
                         .map(|w| (w, WindowStats::default()))
                         .collect(),
