@@ -68,6 +68,11 @@ pub struct BenchArgs {
     /// Skip the SimPy peer.
     #[arg(long)]
     no_peer: bool,
+    /// SimPy runs of `--requests / N` requests each, every one between two timed runs of
+    /// ours; the speed-up is the median of these bracketed ratios, so a change in the
+    /// machine's speed during SimPy's long run hits both sides alike.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    peer_rounds: u32,
     /// Tenant counts for `scale` (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
     tenants: Vec<u64>,
@@ -175,18 +180,14 @@ fn reference_suite(args: &BenchArgs) -> u8 {
     let mut baseline = Vec::new();
     let mut last = None;
     for _ in 0..args.repeat.max(1) {
-        #[allow(clippy::disallowed_methods)] // ok: the CLI times the whole pipeline
-        let started = Instant::now();
-        let executed = match pipeline::execute(&text, &options) {
-            Ok(e) => e,
+        let (wall, executed) = match timed_pipeline(&text, &options) {
+            Ok(timed) => timed,
             Err(e) => {
                 eprintln!("{e}");
                 return EXIT_INVALID;
             }
         };
-        let json = report::to_json(&executed.report);
-        walls.push(started.elapsed());
-        std::hint::black_box(json);
+        walls.push(wall);
         let completed = completed_requests(&executed);
         baseline.push(baseline_loop(completed, &rates, workers, mean_service_s, 1));
         last = Some(executed);
@@ -249,19 +250,32 @@ fn reference_suite(args: &BenchArgs) -> u8 {
 
     let mut status = EXIT_PASS;
     if !args.no_peer {
-        match run_simpy(args, workers) {
-            Ok(peer) => {
+        match peer_rounds(args, workers, &text, &options) {
+            Ok(rounds) => {
+                let mut peer_rps: Vec<f64> =
+                    rounds.iter().map(|r| r.peer.requests_per_sec).collect();
+                let peer_wall: f64 = rounds.iter().map(|r| r.peer.wall_secs).sum();
+                let mut ratios: Vec<f64> = rounds.iter().map(PeerRound::speed_up).collect();
+                peer_rps.sort_by(f64::total_cmp);
+                ratios.sort_by(f64::total_cmp);
+                let median_rps = peer_rps[peer_rps.len() / 2];
                 println!(
                     "{:<34} {:>14} {:>14} {:>12}",
-                    "SimPy 4.1.2 peer (mmc_simpy.py)",
-                    thousands(peer.requests_per_sec as u64),
-                    thousands((2.0 * peer.requests_per_sec) as u64),
-                    format!("{:.3}s", peer.wall_secs)
+                    "SimPy 4.1.2 peer (median)",
+                    thousands(median_rps as u64),
+                    thousands((2.0 * median_rps) as u64),
+                    format!("{peer_wall:.3}s")
                 );
                 println!();
                 println!(
-                    "speed-up over SimPy: {:.1}x (requests/s, same model, same run)",
-                    ours_rps / peer.requests_per_sec
+                    "speed-up over SimPy: {:.1}x (requests/s, median of {} SimPy runs of {} \
+                     requests, each against the mean of our runs just before and after it; \
+                     range {:.1}-{:.1}x; target >= 100x)",
+                    ratios[ratios.len() / 2],
+                    ratios.len(),
+                    thousands(peer_requests(args)),
+                    ratios[0],
+                    ratios[ratios.len() - 1]
                 );
             }
             Err(e) => {
@@ -341,6 +355,74 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         println!("(p99 is read from a 2-significant-digit histogram: about 1% resolution)");
     }
     status
+}
+
+/// Runs the whole pipeline on `text` once, timing it through report.json.
+fn timed_pipeline(
+    text: &str,
+    options: &LoadOptions,
+) -> Result<(Duration, pipeline::Executed), String> {
+    #[allow(clippy::disallowed_methods)] // ok: the CLI times the whole pipeline
+    let started = Instant::now();
+    let executed = pipeline::execute(text, options).map_err(|e| e.to_string())?;
+    let json = report::to_json(&executed.report);
+    let wall = started.elapsed();
+    std::hint::black_box(json);
+    Ok((wall, executed))
+}
+
+/// One SimPy run and our timed runs just before and after it (requests/s).
+struct PeerRound {
+    ours_before: f64,
+    peer: PeerResult,
+    ours_after: f64,
+}
+
+impl PeerRound {
+    /// Our speed over SimPy's: the mean of our two runs around it, so a machine that speeds
+    /// up or slows down during SimPy's run is seen on both sides.
+    fn speed_up(&self) -> f64 {
+        (self.ours_before + self.ours_after) / 2.0 / self.peer.requests_per_sec
+    }
+}
+
+/// Requests in each SimPy run.
+fn peer_requests(args: &BenchArgs) -> u64 {
+    (args.requests / u64::from(args.peer_rounds.max(1))).max(1)
+}
+
+/// `--peer-rounds` SimPy runs, each between two timed runs of ours (adjacent rounds share one).
+fn peer_rounds(
+    args: &BenchArgs,
+    workers: u32,
+    text: &str,
+    options: &LoadOptions,
+) -> Result<Vec<PeerRound>, String> {
+    let python = find_python(args)?;
+    eprintln!("bench: running the SimPy peer with {}", python.display());
+    let ours = || -> Result<f64, String> {
+        let (wall, executed) = timed_pipeline(text, options)?;
+        Ok(completed_requests(&executed) as f64 / wall.as_secs_f64())
+    };
+    let mut before = ours()?;
+    let mut rounds = Vec::new();
+    for round in 0..args.peer_rounds.max(1) {
+        eprintln!(
+            "bench: SimPy run {} of {} ({} requests)",
+            round + 1,
+            args.peer_rounds.max(1),
+            thousands(peer_requests(args))
+        );
+        let peer = run_simpy(&python, peer_requests(args), workers)?;
+        let after = ours()?;
+        rounds.push(PeerRound {
+            ours_before: before,
+            peer,
+            ours_after: after,
+        });
+        before = after;
+    }
+    Ok(rounds)
 }
 
 /// Requests the run finished, over all tenants.
@@ -476,8 +558,7 @@ struct PeerResult {
     requests_per_sec: f64,
 }
 
-fn run_simpy(args: &BenchArgs, workers: u32) -> Result<PeerResult, String> {
-    let python = find_python(args)?;
+fn run_simpy(python: &PathBuf, requests: u64, workers: u32) -> Result<PeerResult, String> {
     let script = PathBuf::from("benches/peers/mmc_simpy.py");
     if !script.exists() {
         return Err(format!(
@@ -485,10 +566,9 @@ fn run_simpy(args: &BenchArgs, workers: u32) -> Result<PeerResult, String> {
             script.display()
         ));
     }
-    eprintln!("bench: running the SimPy peer with {}", python.display());
-    let output = Command::new(&python)
+    let output = Command::new(python)
         .arg(&script)
-        .arg(args.requests.to_string())
+        .arg(requests.to_string())
         .arg(workers.to_string())
         .arg("1")
         .output()
@@ -565,4 +645,22 @@ pub(super) fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_round_compares_simpy_with_our_runs_on_both_sides_of_it() {
+        let round = PeerRound {
+            ours_before: 4_000_000.0,
+            peer: PeerResult {
+                wall_secs: 5.0,
+                requests_per_sec: 50_000.0,
+            },
+            ours_after: 6_000_000.0,
+        };
+        assert_eq!(round.speed_up(), 100.0);
+    }
 }
