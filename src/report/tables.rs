@@ -180,7 +180,7 @@ pub fn tiers(report: &Report) -> Table {
     t
 }
 
-/// The `n` worst tenants: most failed checks, then error rate, then p99.
+/// The `n` worst tenants: most failed checks, then error rate, then p99, then name.
 pub fn worst_tenants(report: &Report, n: usize) -> Table {
     let mut t = Table::new(&[
         ("tenant", false),
