@@ -5,7 +5,7 @@
 //! Wall-clock timing is the point of this command, so it is the one place that reads
 //! `Instant::now` (the CLI layer is allowed to).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -68,9 +68,10 @@ pub struct BenchArgs {
     /// Skip the SimPy peer.
     #[arg(long)]
     no_peer: bool,
-    /// SimPy runs of `--requests / N` requests each, every one between two timed runs of
-    /// ours; the speed-up is the median of these bracketed ratios, so a change in the
-    /// machine's speed during SimPy's long run hits both sides alike.
+    /// Number of SimPy runs (N), of `--requests / N` requests each (at least 20,000: the peer
+    /// skips its first 10 simulated seconds), every one between two timed runs of ours; the
+    /// speed-up is the median of these bracketed ratios, so a change in the machine's speed
+    /// during SimPy's runs, which take seconds, hits both sides alike.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     peer_rounds: u32,
     /// Tenant counts for `scale` (comma-separated).
@@ -129,7 +130,8 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
     }
 }
 
-/// The reference model: our pipeline and the minimal loop, interleaved, then the peer.
+/// The reference model: our pipeline and the minimal loop, interleaved; then the peer, each of
+/// its runs between two more of ours.
 fn reference_suite(args: &BenchArgs) -> u8 {
     let text = match read_scenario(&args.scenario) {
         Ok(t) => t,
@@ -158,10 +160,15 @@ fn reference_suite(args: &BenchArgs) -> u8 {
     let workers = scenario.system.cells.first().map_or(1, |c| c.api.workers);
 
     eprintln!(
-        "bench: {} for {seconds} simulated seconds (~{} requests), {} timed run(s)",
+        "bench: {} for {seconds} simulated seconds (~{} requests), {} timed run(s){}",
         args.scenario.display(),
         thousands(args.requests),
-        args.repeat
+        args.repeat,
+        if args.no_peer {
+            String::new()
+        } else {
+            format!(", {} more around the SimPy runs", args.peer_rounds + 1)
+        }
     );
     // The minimal hand-written loop on the same model. Runs alternate with ours, so a change
     // in the machine's load during the benchmark hits both sides alike.
@@ -198,14 +205,14 @@ fn reference_suite(args: &BenchArgs) -> u8 {
     let completed = completed_requests(&executed);
     // Runs alternate, so each of ours and the loop run next to it saw much the same machine:
     // the median of those paired ratios is steadier on a noisy VM than a ratio of medians.
-    let mut paired: Vec<f64> = walls
+    let paired: Vec<f64> = walls
         .iter()
         .zip(&baseline)
         .map(|(ours, (done, _, base_wall))| {
             (completed as f64 / ours.as_secs_f64()) / (*done as f64 / base_wall.as_secs_f64())
         })
         .collect();
-    paired.sort_by(f64::total_cmp);
+    let (paired_median, paired_low, paired_high) = spread(paired);
     walls.sort();
     let wall = walls[walls.len() / 2];
     let events = executed.output.events;
@@ -242,40 +249,38 @@ fn reference_suite(args: &BenchArgs) -> u8 {
     println!(
         "tenantsim / minimal loop: {:.2}x (requests/s, median of {} side-by-side pairs, \
          range {:.2}-{:.2}; target >= 0.7x)",
-        paired[paired.len() / 2],
-        paired.len(),
-        paired[0],
-        paired[paired.len() - 1]
+        paired_median,
+        walls.len(),
+        paired_low,
+        paired_high
     );
 
     let mut status = EXIT_PASS;
     if !args.no_peer {
         match peer_rounds(args, workers, &text, &options) {
             Ok(rounds) => {
-                let mut peer_rps: Vec<f64> =
-                    rounds.iter().map(|r| r.peer.requests_per_sec).collect();
-                let peer_wall: f64 = rounds.iter().map(|r| r.peer.wall_secs).sum();
-                let mut ratios: Vec<f64> = rounds.iter().map(PeerRound::speed_up).collect();
-                peer_rps.sort_by(f64::total_cmp);
-                ratios.sort_by(f64::total_cmp);
-                let median_rps = peer_rps[peer_rps.len() / 2];
+                let (median_rps, _, _) =
+                    spread(rounds.iter().map(|r| r.peer.requests_per_sec).collect());
+                let (median_wall, _, _) = spread(rounds.iter().map(|r| r.peer.wall_secs).collect());
+                let (ratio, ratio_low, ratio_high) =
+                    spread(rounds.iter().map(PeerRound::speed_up).collect());
                 println!(
                     "{:<34} {:>14} {:>14} {:>12}",
                     "SimPy 4.1.2 peer (median)",
                     thousands(median_rps as u64),
                     thousands((2.0 * median_rps) as u64),
-                    format!("{peer_wall:.3}s")
+                    format!("{median_wall:.3}s")
                 );
                 println!();
                 println!(
                     "speed-up over SimPy: {:.1}x (requests/s, median of {} SimPy runs of {} \
                      requests, each against the mean of our runs just before and after it; \
                      range {:.1}-{:.1}x; target >= 100x)",
-                    ratios[ratios.len() / 2],
-                    ratios.len(),
+                    ratio,
+                    rounds.len(),
                     thousands(peer_requests(args)),
-                    ratios[0],
-                    ratios[ratios.len() - 1]
+                    ratio_low,
+                    ratio_high
                 );
             }
             Err(e) => {
@@ -386,9 +391,26 @@ impl PeerRound {
     }
 }
 
-/// Requests in each SimPy run.
+/// Requests in each SimPy run: the peer records nothing for its first 10 simulated seconds
+/// (about 10,000 requests), so fewer than twice that would leave it little or nothing to time.
 fn peer_requests(args: &BenchArgs) -> u64 {
-    (args.requests / u64::from(args.peer_rounds.max(1))).max(1)
+    (args.requests / u64::from(args.peer_rounds)).max(20_000)
+}
+
+/// The median (the mean of the middle two for an even count), lowest and highest of `values`;
+/// zeros when there are none.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    (median, values[0], values[n - 1])
 }
 
 /// `--peer-rounds` SimPy runs, each between two timed runs of ours (adjacent rounds share one).
@@ -401,19 +423,21 @@ fn peer_rounds(
     let python = find_python(args)?;
     eprintln!("bench: running the SimPy peer with {}", python.display());
     let ours = || -> Result<f64, String> {
-        let (wall, executed) = timed_pipeline(text, options)?;
+        let (wall, executed) = timed_pipeline(text, options)
+            .map_err(|e| format!("our run between SimPy runs failed: {e}"))?;
         Ok(completed_requests(&executed) as f64 / wall.as_secs_f64())
     };
+    let requests = peer_requests(args);
     let mut before = ours()?;
     let mut rounds = Vec::new();
-    for round in 0..args.peer_rounds.max(1) {
+    for round in 0..args.peer_rounds {
         eprintln!(
             "bench: SimPy run {} of {} ({} requests)",
             round + 1,
-            args.peer_rounds.max(1),
-            thousands(peer_requests(args))
+            args.peer_rounds,
+            thousands(requests)
         );
-        let peer = run_simpy(&python, peer_requests(args), workers)?;
+        let peer = run_simpy(&python, requests, workers)?;
         let after = ours()?;
         rounds.push(PeerRound {
             ours_before: before,
@@ -558,7 +582,7 @@ struct PeerResult {
     requests_per_sec: f64,
 }
 
-fn run_simpy(python: &PathBuf, requests: u64, workers: u32) -> Result<PeerResult, String> {
+fn run_simpy(python: &Path, requests: u64, workers: u32) -> Result<PeerResult, String> {
     let script = PathBuf::from("benches/peers/mmc_simpy.py");
     if !script.exists() {
         return Err(format!(
@@ -662,5 +686,12 @@ mod tests {
             ours_after: 6_000_000.0,
         };
         assert_eq!(round.speed_up(), 100.0);
+    }
+
+    #[test]
+    fn spread_takes_the_middle_of_odd_and_even_counts() {
+        assert_eq!(spread(vec![3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(spread(vec![4.0, 1.0, 3.0, 2.0]), (2.5, 1.0, 4.0));
+        assert_eq!(spread(Vec::new()), (0.0, 0.0, 0.0));
     }
 }
