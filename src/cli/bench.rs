@@ -213,10 +213,9 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         })
         .collect();
     let (paired_median, paired_low, paired_high) = spread(paired);
-    walls.sort();
-    let wall = walls[walls.len() / 2];
+    let (wall, _, _) = spread(walls.iter().map(Duration::as_secs_f64).collect());
     let events = executed.output.events;
-    let ours_rps = completed as f64 / wall.as_secs_f64();
+    let ours_rps = completed as f64 / wall;
     let peak_rss = peak_rss_kib();
 
     println!(
@@ -232,19 +231,29 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         "{:<34} {:>14} {:>14} {:>12}",
         "tenantsim (full pipeline, median)",
         thousands(ours_rps as u64),
-        thousands((events as f64 / wall.as_secs_f64()) as u64),
-        format!("{:.3}s", wall.as_secs_f64())
+        thousands((events as f64 / wall) as u64),
+        format!("{wall:.3}s")
     );
 
-    baseline.sort_by_key(|b| b.2);
-    let (base_done, base_events, base_wall) = baseline[baseline.len() / 2];
-    let base_rps = base_done as f64 / base_wall.as_secs_f64();
+    let (base_wall, _, _) = spread(baseline.iter().map(|b| b.2.as_secs_f64()).collect());
+    let (base_rps, _, _) = spread(
+        baseline
+            .iter()
+            .map(|b| b.0 as f64 / b.2.as_secs_f64())
+            .collect(),
+    );
+    let (base_events_per_sec, _, _) = spread(
+        baseline
+            .iter()
+            .map(|b| b.1 as f64 / b.2.as_secs_f64())
+            .collect(),
+    );
     println!(
         "{:<34} {:>14} {:>14} {:>12}",
         "minimal hand-written loop (median)",
         thousands(base_rps as u64),
-        thousands((base_events as f64 / base_wall.as_secs_f64()) as u64),
-        format!("{:.3}s", base_wall.as_secs_f64())
+        thousands(base_events_per_sec as u64),
+        format!("{base_wall:.3}s")
     );
     println!(
         "tenantsim / minimal loop: {:.2}x (requests/s, median of {} side-by-side pairs, \
@@ -482,10 +491,9 @@ fn series_overhead(scenario: &crate::scenario::Scenario, repeat: u32) -> Option<
         with.push(time(false)?);
         without.push(time(true)?);
     }
-    with.sort();
-    without.sort();
-    let (a, b) = (with[with.len() / 2], without[without.len() / 2]);
-    Some(a.as_secs_f64() / b.as_secs_f64() - 1.0)
+    let (a, _, _) = spread(with.iter().map(Duration::as_secs_f64).collect());
+    let (b, _, _) = spread(without.iter().map(Duration::as_secs_f64).collect());
+    Some(a / b - 1.0)
 }
 
 /// The minimal hand-written M/M/c loop the issue measures against: a std BinaryHeap of
