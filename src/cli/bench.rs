@@ -408,7 +408,7 @@ fn peer_requests(args: &BenchArgs) -> u64 {
 
 /// The median (the mean of the middle two for an even count), lowest and highest of `values`;
 /// zeros when there are none.
-fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+pub(super) fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n == 0 {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::bench::peak_rss_kib;
+use super::bench::{peak_rss_kib, spread};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::{self, RunOptions};
@@ -209,13 +209,11 @@ pub fn scale_suite(
     let runs: Vec<(ScaleRun, f64)> = measured
         .into_iter()
         .map(|mut per_round| {
-            let mut runs: Vec<Duration> = per_round.iter().map(|(r, _)| r.run).collect();
-            let mut marginals: Vec<f64> = per_round.iter().map(|(_, m)| *m).collect();
-            runs.sort_unstable();
-            marginals.sort_unstable_by(f64::total_cmp);
+            let (run, _, _) = spread(per_round.iter().map(|(r, _)| r.run.as_secs_f64()).collect());
+            let (marginal, _, _) = spread(per_round.iter().map(|(_, m)| *m).collect());
             let (mut first, _) = per_round.swap_remove(0);
-            first.run = runs[runs.len() / 2];
-            (first, marginals[marginals.len() / 2])
+            first.run = Duration::from_secs_f64(run);
+            (first, marginal)
         })
         .collect();
     println!(
@@ -263,14 +261,8 @@ pub fn scale_suite(
         && !growth.is_empty()
     {
         let spread = |values: Vec<f64>| {
-            let mut v = values;
-            v.sort_unstable_by(f64::total_cmp);
-            format!(
-                "{:.2}x (range {:.2}-{:.2})",
-                v[v.len() / 2],
-                v[0],
-                v[v.len() - 1]
-            )
+            let (median, low, high) = spread(values);
+            format!("{median:.2}x (range {low:.2}-{high:.2})")
         };
         println!(
             "cost per event {} -> {} tenants, median of the {} rounds' own ratios: {}; \

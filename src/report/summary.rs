@@ -276,7 +276,6 @@ pub(crate) fn rank_tenants(report: &Report, n: usize) -> Vec<(&TenantReport, u64
         failed: u64,
         error_rate: f64,
         p99: f64,
-        name: &'a str,
         position: usize,
         tenant: &'a TenantReport,
     }
@@ -294,7 +293,6 @@ pub(crate) fn rank_tenants(report: &Report, n: usize) -> Vec<(&TenantReport, u64
                     errors(t) as f64 / f as f64
                 },
                 p99: t.latency_ms.as_ref().map_or(0.0, |l| l.p99),
-                name: &t.name,
                 position,
                 tenant: t,
             }
@@ -308,7 +306,7 @@ pub(crate) fn rank_tenants(report: &Report, n: usize) -> Vec<(&TenantReport, u64
             .cmp(&a.failed)
             .then(b.error_rate.total_cmp(&a.error_rate))
             .then(b.p99.total_cmp(&a.p99))
-            .then(a.name.cmp(b.name))
+            .then(a.tenant.name.cmp(&b.tenant.name))
             .then(a.position.cmp(&b.position))
     };
     if n < ranked.len() {
