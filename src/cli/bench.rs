@@ -57,8 +57,9 @@ pub struct BenchArgs {
     /// Reference scenario (one cell, exponential service, no database).
     #[arg(long, default_value = "benches/mmc-reference.toml")]
     scenario: PathBuf,
-    /// Timed runs of our simulator (`reference`), or rounds over every tenant count
-    /// (`scale`); the median is reported.
+    /// Timed runs of our simulator (`reference`), rounds over every tenant count (`scale`),
+    /// or bracketed rounds of 1-thread and n-thread seed sweeps (`sweep`); the median is
+    /// reported.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
     /// Python with simpy 4.1.2 installed. Default: .venv/bin/python if it has simpy, else a
@@ -117,6 +118,7 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
         measured.push(bench_suites::sweep_suite(
             "scenarios/hot-tenant.toml",
             args.sweep_seeds,
+            args.repeat,
         ));
     }
     if wants(Suite::Acmedocs) {

@@ -341,10 +341,14 @@ fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String>
     })
 }
 
-/// Seeds of `scenario` on one thread, then on every thread rayon has: parallel efficiency
-/// (T1 / (threads x Tn)), and the share of a run spent on set-up (load, placement, an empty
-/// run and its report) against a full run.
-pub fn sweep_suite(scenario_path: &str, seeds: u64) -> bool {
+/// Seeds of `scenario` on one thread and on every thread rayon has, in `rounds` bracketed
+/// rounds: parallel efficiency (T1 / (threads x Tn)); and the share of a run spent on set-up
+/// (load, placement, an empty run and its report) against a full run.
+///
+/// The sweeps run 1, n, 1, n, ..., 1: each n-thread sweep sits between two 1-thread ones and is
+/// compared with their mean, so a machine whose speed drifts within seconds (a busy VM host)
+/// slows both sides of each ratio alike. The efficiency is the median of those ratios.
+pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32) -> bool {
     let text = match std::fs::read_to_string(scenario_path) {
         Ok(t) => t,
         Err(e) => {
@@ -353,7 +357,7 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64) -> bool {
         }
     };
     let threads = rayon::current_num_threads();
-    let run_seeds = |pool_threads: usize| -> Result<Duration, String> {
+    let run_seeds = |pool_threads: usize| -> Result<f64, String> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(pool_threads)
             .build()
@@ -378,15 +382,24 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64) -> bool {
         for r in results {
             r?;
         }
-        Ok(elapsed)
+        Ok(elapsed.as_secs_f64())
     };
-    let (one, many) = match (run_seeds(1), run_seeds(threads)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("bench sweep: {e}");
-            return false;
+    let rounds = rounds.max(1);
+    let mut one_thread = Vec::new();
+    let mut many_threads = Vec::new();
+    let mut sweeps = || -> Result<(), String> {
+        one_thread.push(run_seeds(1)?);
+        for round in 1..=rounds {
+            many_threads.push(run_seeds(threads)?);
+            one_thread.push(run_seeds(1)?);
+            eprintln!("bench sweep: round {round} of {rounds} done");
         }
+        Ok(())
     };
+    if let Err(e) = sweeps() {
+        eprintln!("bench sweep: {e}");
+        return false;
+    }
     // One seed by phases: load (parse, validate, place), the simulation, judging + report.
     let options = LoadOptions {
         path: scenario_path.to_string(),
@@ -399,17 +412,23 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64) -> bool {
             return false;
         }
     };
-    let per_seed = one / seeds as u32;
-    let efficiency = one.as_secs_f64() / (threads as f64 * many.as_secs_f64());
-    println!("Seed sweep of {scenario_path}: {seeds} seeds");
+    let (efficiency, low, high) =
+        spread(bracketed_efficiencies(&one_thread, &many_threads, threads));
+    let (one, _, _) = spread(one_thread);
+    let (many, _, _) = spread(many_threads);
+    let per_seed_ms = one / seeds as f64 * 1e3;
+    println!("Seed sweep of {scenario_path}: {seeds} seeds, {rounds} bracketed round(s)");
     println!(
-        "  1 thread: {:.2}s ({:.1} seeds/s); {threads} threads: {:.2}s ({:.1} seeds/s)",
-        one.as_secs_f64(),
-        seeds as f64 / one.as_secs_f64(),
-        many.as_secs_f64(),
-        seeds as f64 / many.as_secs_f64()
+        "  1 thread: {one:.2}s ({:.1} seeds/s); {threads} threads: {many:.2}s ({:.1} seeds/s) \
+         (medians)",
+        seeds as f64 / one,
+        seeds as f64 / many
     );
-    println!("  parallel efficiency: {efficiency:.2} (target >= 0.9)");
+    println!(
+        "  parallel efficiency: {efficiency:.2} (median of {rounds} round(s), each {threads}-thread \
+         sweep against the mean of the 1-thread sweeps before and after it; range \
+         {low:.2}-{high:.2}; target >= 0.9)"
+    );
     let whole = phases.setup + phases.run + phases.report;
     println!(
         "  one seed: set-up (parse, validate, place) {:.2} ms, simulation {:.1} ms, judging and \
@@ -419,9 +438,18 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64) -> bool {
         phases.run.as_secs_f64() * 1e3,
         phases.report.as_secs_f64() * 1e3,
         phases.setup.as_secs_f64() / whole.as_secs_f64() * 100.0,
-        per_seed.as_secs_f64() * 1e3
+        per_seed_ms
     );
     true
+}
+
+/// Parallel efficiency of each n-thread sweep (`many[i]`, seconds) against the mean of the
+/// 1-thread sweeps just before and after it (`one[i]` and `one[i + 1]`).
+fn bracketed_efficiencies(one: &[f64], many: &[f64], threads: usize) -> Vec<f64> {
+    many.iter()
+        .zip(one.windows(2))
+        .map(|(&n, pair)| (pair[0] + pair[1]) / 2.0 / (threads as f64 * n))
+        .collect()
 }
 
 /// The capstone scenario through the full pipeline, report files included.
@@ -460,4 +488,19 @@ pub fn acmedocs_suite(path: &str) -> bool {
         peak_rss_kib().map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0))
     );
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_parallel_sweep_is_compared_with_the_serial_sweeps_around_it() {
+        // Serial sweeps of 4 s, 6 s and 5 s around parallel sweeps of 2.5 s and 2 s on two
+        // threads: (4 + 6) / 2 / (2 x 2.5) = 1.0 and (6 + 5) / 2 / (2 x 2) = 1.375.
+        let efficiencies = bracketed_efficiencies(&[4.0, 6.0, 5.0], &[2.5, 2.0], 2);
+        assert_eq!(efficiencies, vec![1.0, 1.375]);
+        // A sweep without a serial run after it is not compared.
+        assert_eq!(bracketed_efficiencies(&[4.0], &[2.0], 2), Vec::<f64>::new());
+    }
 }
