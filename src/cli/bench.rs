@@ -313,11 +313,15 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         );
     }
 
-    if let Some(overhead) = series_overhead(&executed.scenario, args.repeat.max(1)) {
+    let rounds = args.repeat.max(1);
+    if let Some((overhead, low, high)) = series_overhead(&executed.scenario, rounds) {
         println!(
-            "time series (plots) cost {:+.1} % of the simulation (model run with vs without \
-             them; target <= 10 %)",
-            overhead * 100.0
+            "time series (plots) cost {:+.1} % of the simulation (median of {rounds} model \
+             run(s) with them, each against the mean of the runs without them before and after \
+             it; range {:+.1} to {:+.1} %; target <= 10 %)",
+            overhead * 100.0,
+            low * 100.0,
+            high * 100.0
         );
     }
 
@@ -471,10 +475,12 @@ fn completed_requests(executed: &pipeline::Executed) -> u64 {
         .sum()
 }
 
-/// What collecting the time series adds to `model::run`, as a fraction: runs with and without
-/// them alternate, medians compared.
-fn series_overhead(scenario: &crate::scenario::Scenario, repeat: u32) -> Option<f64> {
-    let time = |no_series: bool| -> Option<Duration> {
+/// What collecting the time series adds to `model::run`, as a fraction (median, lowest,
+/// highest): runs without and with them alternate, starting and ending without, and each run
+/// with them is compared with the mean of the runs without on either side of it, so a machine
+/// whose speed drifts between runs slows both sides of each ratio alike.
+fn series_overhead(scenario: &crate::scenario::Scenario, repeat: u32) -> Option<(f64, f64, f64)> {
+    let time = |no_series: bool| -> Option<f64> {
         let options = RunOptions {
             tenant_windows: scenario.tenant_windows(),
             tracked: scenario.tracked_tenants(),
@@ -486,16 +492,24 @@ fn series_overhead(scenario: &crate::scenario::Scenario, repeat: u32) -> Option<
         let output = model::run(&scenario.system, options).ok()?;
         let elapsed = started.elapsed();
         std::hint::black_box(output.events);
-        Some(elapsed)
+        Some(elapsed.as_secs_f64())
     };
-    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let mut without = vec![time(true)?];
+    let mut with = Vec::new();
     for _ in 0..repeat {
         with.push(time(false)?);
         without.push(time(true)?);
     }
-    let (a, _, _) = spread(with.iter().map(Duration::as_secs_f64).collect());
-    let (b, _, _) = spread(without.iter().map(Duration::as_secs_f64).collect());
-    Some(a / b - 1.0)
+    Some(spread(bracketed_overheads(&with, &without)))
+}
+
+/// Each run with the series (`with[i]`) over the mean of the runs without them just before and
+/// after it (`without[i]` and `without[i + 1]`), minus one.
+fn bracketed_overheads(with: &[f64], without: &[f64]) -> Vec<f64> {
+    with.iter()
+        .zip(without.windows(2))
+        .map(|(&w, pair)| w / ((pair[0] + pair[1]) / 2.0) - 1.0)
+        .collect()
 }
 
 /// The minimal hand-written M/M/c loop the issue measures against: a std BinaryHeap of
@@ -684,6 +698,18 @@ pub(super) fn peak_rss_kib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_run_with_the_series_is_compared_with_the_runs_without_around_it() {
+        // Without: 1.0 s, 1.2 s, 0.8 s; with: 1.21 s, 1.1 s.
+        // 1.21 / 1.1 - 1 = 0.1 and 1.1 / 1.0 - 1 = 0.1.
+        let overheads = bracketed_overheads(&[1.21, 1.1], &[1.0, 1.2, 0.8]);
+        assert_eq!(overheads.len(), 2);
+        assert!(
+            overheads.iter().all(|o| (o - 0.1).abs() < 1e-12),
+            "{overheads:?}"
+        );
+    }
 
     #[test]
     fn a_peer_round_compares_simpy_with_our_runs_on_both_sides_of_it() {
