@@ -506,10 +506,22 @@ fn series_overhead(scenario: &crate::scenario::Scenario, repeat: u32) -> Option<
 /// Each run with the series (`with[i]`) over the mean of the runs without them just before and
 /// after it (`without[i]` and `without[i + 1]`), minus one.
 fn bracketed_overheads(with: &[f64], without: &[f64]) -> Vec<f64> {
-    with.iter()
-        .zip(without.windows(2))
-        .map(|(&w, pair)| w / ((pair[0] + pair[1]) / 2.0) - 1.0)
+    bracketed(with, without)
+        .map(|(with, around)| with / around - 1.0)
         .collect()
+}
+
+/// Pairs each measurement of `inner[i]` with the mean of `around[i]` and `around[i + 1]`, the
+/// measurements of the other kind made just before and after it (a measurement without one on
+/// each side is dropped).
+pub(super) fn bracketed<'a>(
+    inner: &'a [f64],
+    around: &'a [f64],
+) -> impl Iterator<Item = (f64, f64)> + 'a {
+    inner
+        .iter()
+        .zip(around.windows(2))
+        .map(|(&x, pair)| (x, (pair[0] + pair[1]) / 2.0))
 }
 
 /// The minimal hand-written M/M/c loop the issue measures against: a std BinaryHeap of

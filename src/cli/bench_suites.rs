@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::bench::{peak_rss_kib, spread};
+use super::bench::{bracketed, peak_rss_kib, spread};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::{self, RunOptions};
@@ -446,9 +446,8 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32) -> bool {
 /// Parallel efficiency of each n-thread sweep (`many[i]`, seconds) against the mean of the
 /// 1-thread sweeps just before and after it (`one[i]` and `one[i + 1]`).
 fn bracketed_efficiencies(one: &[f64], many: &[f64], threads: usize) -> Vec<f64> {
-    many.iter()
-        .zip(one.windows(2))
-        .map(|(&n, pair)| (pair[0] + pair[1]) / 2.0 / (threads as f64 * n))
+    bracketed(many, one)
+        .map(|(many, one)| one / (threads as f64 * many))
         .collect()
 }
 
