@@ -114,11 +114,44 @@ struct ScaleRun {
     events: u64,
     setup: Duration,
     run: Duration,
+    /// The parts of `run`: building the world, placing tenants and scheduling their first
+    /// events; the event loop; the wrap-up (closing holdings, finalising metrics, dropping).
+    run_parts: RunParts,
     report: Duration,
     /// Resident memory right after the simulation, before judging and reporting.
     live_kib: Option<u64>,
     peak_kib: Option<u64>,
     verdict: String,
+}
+
+/// `model::run`'s wall time in three parts, timed at its phase marks.
+#[derive(Clone, Copy, Default)]
+struct RunParts {
+    start: Duration,
+    events: Duration,
+    wrap_up: Duration,
+}
+
+impl ScaleRun {
+    fn ns_per_event(&self, time: Duration) -> f64 {
+        time.as_nanos() as f64 / self.events.max(1) as f64
+    }
+}
+
+/// Splits a run from `started` to `ended` at its two phase marks (event loop start, end); a
+/// run that set no marks counts as all events.
+fn run_parts(started: Instant, marks: &[Instant], ended: Instant) -> RunParts {
+    match *marks {
+        [events_start, events_end] => RunParts {
+            start: events_start - started,
+            events: events_end - events_start,
+            wrap_up: ended - events_end,
+        },
+        _ => RunParts {
+            events: ended - started,
+            ..RunParts::default()
+        },
+    }
 }
 
 /// The full SaaS model (edge limiter, admission, pools, shared databases, timeouts, retries,
@@ -141,16 +174,14 @@ pub fn scale_suite(
     );
     let mut counts = tenant_counts.to_vec();
     counts.sort_unstable();
-    let short_secs = (duration_secs / 10).max(2).min(duration_secs);
     let mut texts = Vec::new();
     for &tenants in &counts {
-        let shape = |duration_secs| SaasShape {
+        let text = saas(SaasShape {
             tenants,
             total_rate,
             duration_secs,
             seed: 42,
-        };
-        let text = saas(shape(duration_secs));
+        });
         if let Some(dir) = write_to {
             let path = dir.join(format!("saas-{tenants}.toml"));
             if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &text))
@@ -160,26 +191,16 @@ pub fn scale_suite(
             }
             eprintln!("bench scale: wrote {}", path.display());
         }
-        texts.push((tenants, text, saas(shape(short_secs))));
+        texts.push((tenants, text));
     }
     // Rounds over every count, so a change in the machine's speed (a VM's neighbours) hits
     // all counts alike; each count's median over the rounds is reported.
     let rounds = rounds.max(1);
-    let mut measured: Vec<Vec<(ScaleRun, f64)>> = counts.iter().map(|_| Vec::new()).collect();
+    let mut measured: Vec<Vec<ScaleRun>> = counts.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
-        for (i, (tenants, text, short_text)) in texts.iter().enumerate() {
-            // A short run too: the difference to the full one is the cost of events alone,
-            // without the per-tenant set-up and wrap-up inside the run. (The full run goes
-            // first so its resident memory is not inflated by what an earlier run left to the
-            // allocator.)
-            let result = scale_run(*tenants, text)
-                .and_then(|full| scale_run(*tenants, short_text).map(|short| (short, full)));
-            match result {
-                Ok((short, full)) => {
-                    let marginal = full.run.saturating_sub(short.run).as_nanos() as f64
-                        / full.events.saturating_sub(short.events).max(1) as f64;
-                    measured[i].push((full, marginal));
-                }
+        for (i, (tenants, text)) in texts.iter().enumerate() {
+            match scale_run(*tenants, text) {
+                Ok(run) => measured[i].push(run),
                 Err(e) => {
                     eprintln!("bench scale: {tenants} tenants: {e}");
                     return false;
@@ -190,63 +211,77 @@ pub fn scale_suite(
             eprintln!("bench scale: round {} of {rounds} done", round + 1);
         }
     }
-    // The growth from the first count to the last within each round: the two ran seconds
-    // apart, on much the same machine, so the median of these is steadier on a noisy VM than
-    // a ratio of medians.
+    // The growth from the first count to the last within each round, for the whole run and
+    // for its event loop alone: the two counts ran seconds apart, on much the same machine,
+    // so the median of these is steadier on a noisy VM than a ratio of medians.
     let growth: Vec<(f64, f64)> = match (measured.first(), measured.last()) {
         (Some(first), Some(last)) if measured.len() > 1 => first
             .iter()
             .zip(last)
-            .map(|((a, am), (b, bm))| {
-                let per_event = |r: &ScaleRun| r.run.as_nanos() as f64 / r.events.max(1) as f64;
-                (per_event(b) / per_event(a), bm / am)
+            .map(|(a, b)| {
+                (
+                    b.ns_per_event(b.run) / a.ns_per_event(a.run),
+                    b.ns_per_event(b.run_parts.events) / a.ns_per_event(a.run_parts.events),
+                )
             })
             .collect(),
         _ => Vec::new(),
     };
     // Memory comes from the first round (the process's peak only grows after it); times are
     // each count's medians.
-    let runs: Vec<(ScaleRun, f64)> = measured
+    let runs: Vec<ScaleRun> = measured
         .into_iter()
         .map(|mut per_round| {
-            let (run, _, _) = spread(per_round.iter().map(|(r, _)| r.run.as_secs_f64()).collect());
-            let (marginal, _, _) = spread(per_round.iter().map(|(_, m)| *m).collect());
-            let (mut first, _) = per_round.swap_remove(0);
-            first.run = Duration::from_secs_f64(run);
-            (first, marginal)
+            let median = |part: fn(&ScaleRun) -> Duration| {
+                let (secs, _, _) =
+                    spread(per_round.iter().map(|r| part(r).as_secs_f64()).collect());
+                Duration::from_secs_f64(secs)
+            };
+            let run = median(|r| r.run);
+            let run_parts = RunParts {
+                start: median(|r| r.run_parts.start),
+                events: median(|r| r.run_parts.events),
+                wrap_up: median(|r| r.run_parts.wrap_up),
+            };
+            let mut first = per_round.swap_remove(0);
+            first.run = run;
+            first.run_parts = run_parts;
+            first
         })
         .collect();
     println!(
-        "{:>9} {:>12} {:>8} {:>10} {:>9} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8}",
+        "{:>9} {:>12} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "tenants",
         "events",
         "run s",
         "events/s",
         "ns/event",
         "vs first",
-        "marginal",
+        "loop ns",
         "vs first",
-        "set-up s",
+        "start ms",
+        "wrap ms",
         "report s",
         "peak MiB",
         "verdict"
     );
-    let (first_cost, first_marginal) = runs.first().map_or((1.0, 1.0), |(r, m)| {
-        (r.run.as_nanos() as f64 / r.events.max(1) as f64, *m)
+    let (first_cost, first_loop_cost) = runs.first().map_or((1.0, 1.0), |r| {
+        (r.ns_per_event(r.run), r.ns_per_event(r.run_parts.events))
     });
-    for (r, marginal) in &runs {
-        let cost = r.run.as_nanos() as f64 / r.events.max(1) as f64;
+    for r in &runs {
+        let (cost, loop_cost) = (r.ns_per_event(r.run), r.ns_per_event(r.run_parts.events));
         println!(
-            "{:>9} {:>12} {:>8.2} {:>10} {:>9.1} {:>7.2}x {:>10.1} {:>7.2}x {:>9.2} {:>9.2} {:>9} {:>8}",
+            "{:>9} {:>12} {:>8.2} {:>10} {:>9.1} {:>7.2}x {:>9.1} {:>7.2}x {:>9.1} {:>9.1} {:>9.2} {:>9} {:>8}",
             thousands(r.tenants),
             thousands(r.events),
             r.run.as_secs_f64(),
             thousands((r.events as f64 / r.run.as_secs_f64()) as u64),
             cost,
             cost / first_cost,
-            marginal,
-            marginal / first_marginal,
-            r.setup.as_secs_f64(),
+            loop_cost,
+            loop_cost / first_loop_cost,
+            r.run_parts.start.as_secs_f64() * 1e3,
+            r.run_parts.wrap_up.as_secs_f64() * 1e3,
             r.report.as_secs_f64(),
             r.peak_kib
                 .map_or("?".to_string(), |k| format!("{:.0}", k as f64 / 1024.0)),
@@ -254,10 +289,11 @@ pub fn scale_suite(
         );
     }
     println!(
-        "ns/event: the simulation's wall time over its events; marginal: the same between a \
-         {short_secs} s and a {duration_secs} s run (per-tenant set-up and wrap-up excluded)"
+        "run s: the simulation (model::run) = start (build the world, place every tenant, \
+         schedule first events) + event loop + wrap-up; ns/event: the run over its events; \
+         loop ns: the event loop's alone"
     );
-    if let (Some((a, _)), Some((b, _))) = (runs.first(), runs.last())
+    if let (Some(a), Some(b)) = (runs.first(), runs.last())
         && !growth.is_empty()
     {
         let spread = |values: Vec<f64>| {
@@ -265,16 +301,24 @@ pub fn scale_suite(
             format!("{median:.2}x (range {low:.2}-{high:.2})")
         };
         println!(
-            "cost per event {} -> {} tenants, median of the {} rounds' own ratios: {}; \
-             marginal {} (target <= 1.5x)",
+            "cost per event {} -> {} tenants, median of the {} rounds' own ratios: whole run {}; \
+             event loop alone {} (target <= 1.5x)",
             thousands(a.tenants),
             thousands(b.tenants),
             growth.len(),
             spread(growth.iter().map(|g| g.0).collect()),
             spread(growth.iter().map(|g| g.1).collect()),
         );
+        let fixed = |r: &ScaleRun| (r.run_parts.start + r.run_parts.wrap_up).as_nanos() as f64;
+        println!(
+            "per-tenant fixed cost inside the run (start and wrap-up), {} -> {} tenants: {:.0} ns \
+             per added tenant",
+            thousands(a.tenants),
+            thousands(b.tenants),
+            (fixed(b) - fixed(a)) / b.tenants.saturating_sub(a.tenants).max(1) as f64
+        );
     }
-    if let (Some((a, _)), Some((b, _))) = (runs.first(), runs.last())
+    if let (Some(a), Some(b)) = (runs.first(), runs.last())
         && let (Some(la), Some(lb), Some(pa), Some(pb)) =
             (a.live_kib, b.live_kib, a.peak_kib, b.peak_kib)
         && b.tenants > a.tenants
@@ -309,14 +353,19 @@ fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String>
     let started = now();
     let scenario = scenario::load(text, options).map_err(|e| e.to_string())?;
     let setup = started.elapsed();
+    let mut marks: Vec<Instant> = Vec::with_capacity(2);
+    let mut mark = |_: model::RunPhase| marks.push(now());
     let run_options = RunOptions {
         tenant_windows: scenario.tenant_windows(),
         tracked: scenario.tracked_tenants(),
+        phase_marks: Some(&mut mark),
         ..RunOptions::default()
     };
     let started = now();
     let output = model::run(&scenario.system, run_options).map_err(|e| e.to_string())?;
-    let run = started.elapsed();
+    let ended = now();
+    let run = ended - started;
+    let run_parts = run_parts(started, &marks, ended);
     let live_kib = rss_kib();
     let started = now();
     let evaluation = slo::evaluate(&scenario, &output);
@@ -334,6 +383,7 @@ fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String>
         events: output.events,
         setup,
         run,
+        run_parts,
         report: report_time,
         live_kib,
         peak_kib: peak_rss_kib(),
@@ -492,6 +542,20 @@ pub fn acmedocs_suite(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_splits_at_its_phase_marks() {
+        let started = now();
+        let at = |ms| started + Duration::from_millis(ms);
+        let parts = run_parts(started, &[at(70), at(900)], at(921));
+        assert_eq!(parts.start, Duration::from_millis(70));
+        assert_eq!(parts.events, Duration::from_millis(830));
+        assert_eq!(parts.wrap_up, Duration::from_millis(21));
+        // Without both marks (a run that failed), the whole run counts as events.
+        let unmarked = run_parts(started, &[at(70)], at(921));
+        assert_eq!(unmarked.events, Duration::from_millis(921));
+        assert_eq!(unmarked.start + unmarked.wrap_up, Duration::ZERO);
+    }
 
     #[test]
     fn each_parallel_sweep_is_compared_with_the_serial_sweeps_around_it() {

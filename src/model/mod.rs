@@ -55,6 +55,20 @@ pub struct RunOptions<'a> {
     /// Test hook: warm soon-due arrivals ahead of their turn whatever the tenant count
     /// (normally from 50,000 tenants), so a test can check that warming changes nothing.
     pub force_warm_ahead: bool,
+    /// Benchmark hook: called when the event loop starts (the world built, every tenant
+    /// placed, the first events scheduled) and when it ends (before the wrap-up), so a caller
+    /// with a clock can time per-tenant set-up, events and wrap-up apart. The model only calls
+    /// it: it reads no clock, and nothing it does depends on the hook.
+    pub phase_marks: Option<&'a mut dyn FnMut(RunPhase)>,
+}
+
+/// The points of a run [`RunOptions::phase_marks`] is called at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunPhase {
+    /// The world is built and the first events are scheduled; the first event is next.
+    EventsStart,
+    /// The last event has run; the wrap-up (closing holdings, finalising metrics) is next.
+    EventsEnd,
 }
 
 /// Bytes of the fixed records a run keeps per tenant: its state in the model (circuit breakers
@@ -126,6 +140,7 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         general_paths,
         no_series,
         force_warm_ahead,
+        mut phase_marks,
     } = options;
     let mut world = World::new(system, tenant_windows, &tracked, trace, perturb, sabotage);
     if general_paths {
@@ -139,6 +154,9 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     }
     let mut queue = EventQueue::new();
     world.start(&mut queue);
+    if let Some(mark) = phase_marks.as_mut() {
+        mark(RunPhase::EventsStart);
+    }
     let budget = system
         .simulation
         .max_events
@@ -176,6 +194,9 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     } else {
         run_observed(&mut world, &mut queue, end, budgets, |_, _, _| {})?
     };
+    if let Some(mark) = phase_marks.as_mut() {
+        mark(RunPhase::EventsEnd);
+    }
     let unaccounted = world.count_in_flight();
     let owners = world.close();
     let invariants = world.invariants;

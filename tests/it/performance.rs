@@ -185,3 +185,83 @@ fn state_per_tenant_stays_under_a_kilobyte() {
         many.bytes_max
     );
 }
+
+/// The benchmark's phase hook is called once as the event loop starts and once as it ends,
+/// with every event in between, and a run with it is the same run, event for event.
+#[test]
+fn phase_marks_bracket_the_event_loop_and_change_nothing() {
+    let path = Path::new("scenarios/hot-tenant.toml");
+    let text = std::fs::read_to_string(path).expect("scenario readable");
+    let options = LoadOptions {
+        path: relative(path),
+        ..LoadOptions::default()
+    };
+    let plain = pipeline::execute_with(
+        &text,
+        &options,
+        RunOptions {
+            digest: true,
+            ..RunOptions::default()
+        },
+    )
+    .expect("hot-tenant runs");
+    let mut marks = Vec::new();
+    let mut mark = |phase: model::RunPhase| marks.push(phase);
+    let marked = pipeline::execute_with(
+        &text,
+        &options,
+        RunOptions {
+            digest: true,
+            phase_marks: Some(&mut mark),
+            ..RunOptions::default()
+        },
+    )
+    .expect("hot-tenant runs");
+    assert_eq!(
+        marks,
+        [model::RunPhase::EventsStart, model::RunPhase::EventsEnd]
+    );
+    assert!(marked.output.events > 0);
+    assert_eq!(marked.output.digest, plain.output.digest);
+    assert_eq!(
+        report::to_json(&marked.report),
+        report::to_json(&plain.report)
+    );
+}
+
+/// `bench scale` splits each run at the phase marks and reports the event loop's own cost
+/// per event beside the whole run's (a tiny configuration: this checks the output, not speed).
+#[test]
+fn bench_scale_reports_the_event_loop_apart_from_the_fixed_cost() {
+    let output = crate::common::simulate(&[
+        "bench",
+        "scale",
+        "--tenants",
+        "100,300",
+        "--scale-duration",
+        "3",
+        "--repeat",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "bench scale failed: {stdout}");
+    for expected in [
+        "loop ns",
+        "start ms",
+        "wrap ms",
+        "event loop alone",
+        "per added tenant",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in: {stdout}");
+    }
+    // Both counts' rows, each with a positive loop cost.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("100 ") || l.trim_start().starts_with("300 "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in rows {
+        let loop_ns: f64 = row.split_whitespace().nth(6).unwrap().parse().unwrap();
+        assert!(loop_ns > 0.0, "{row}");
+    }
+}
