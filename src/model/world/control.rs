@@ -18,20 +18,21 @@ impl World<'_, '_> {
     /// Records every tenant's starting cell (resolved by the scenario loader) in the mapping
     /// store, with the cells' fences informed.
     pub(super) fn place_at_start(&mut self) {
+        // Each tenant's home is set from its spec when its record is built; read here from the
+        // specs, not the records, so the start does not walk 100,000 cold records once more.
         let mut per_cell = vec![0usize; self.fences.len()];
-        for (state, spec) in self.tenants.iter_mut().zip(&self.system.tenants) {
-            state.home = spec.cell as u32;
+        for spec in &self.system.tenants {
             per_cell[spec.cell] += 1;
         }
         for (fence, count) in self.fences.iter_mut().zip(per_cell) {
             fence.reserve(count);
         }
         let fences = &mut self.fences;
-        let homes = self.tenants.iter().enumerate();
+        let homes = self.system.tenants.iter().enumerate();
         // A fresh store and distinct tenant numbers: assign_all cannot refuse.
         let _ = self.store.assign_all(
             SimTime::ZERO,
-            homes.map(|(t, state)| (t as u32, state.home)),
+            homes.map(|(t, spec)| (t as u32, spec.cell as u32)),
             |tenant, notice| {
                 fences[notice.cell as usize].apply(tenant, notice.update);
             },

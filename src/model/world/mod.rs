@@ -379,7 +379,7 @@ impl<'s, 't> World<'s, 't> {
                     // Validated at load time; an invalid budget means no budget.
                     budget: t.retry_budget.and_then(|b| RetryBudget::new(b).ok()),
                     data_key: (u32::MAX, SimTime::ZERO),
-                    home: 0,
+                    home: t.cell as u32,
                     hot: HotSpec::of(t),
                     breakers: SmallVec::new(),
                 }
