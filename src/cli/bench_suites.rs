@@ -114,8 +114,9 @@ struct ScaleRun {
     events: u64,
     setup: Duration,
     run: Duration,
-    /// The parts of `run`: building the world, placing tenants and scheduling their first
-    /// events; the event loop; the wrap-up (closing holdings, finalising metrics, dropping).
+    /// The parts of `run`: building the world (every tenant's records); placing the tenants
+    /// and scheduling their first events; the event loop; the wrap-up (closing holdings,
+    /// finalising metrics, dropping the world).
     run_parts: RunParts,
     report: Duration,
     /// Resident memory right after the simulation, before judging and reporting.
@@ -127,7 +128,8 @@ struct ScaleRun {
 /// `model::run`'s wall time in three parts, timed at its phase marks.
 #[derive(Clone, Copy, Default)]
 struct RunParts {
-    start: Duration,
+    build: Duration,
+    place: Duration,
     events: Duration,
     wrap_up: Duration,
 }
@@ -138,12 +140,13 @@ impl ScaleRun {
     }
 }
 
-/// Splits a run from `started` to `ended` at its two phase marks (event loop start, end); a
-/// run that set no marks counts as all events.
+/// Splits a run from `started` to `ended` at its three phase marks (world built, event loop
+/// start, event loop end); a run without all three counts as all events.
 fn run_parts(started: Instant, marks: &[Instant], ended: Instant) -> RunParts {
     match *marks {
-        [events_start, events_end] => RunParts {
-            start: events_start - started,
+        [world_built, events_start, events_end] => RunParts {
+            build: world_built - started,
+            place: events_start - world_built,
             events: events_end - events_start,
             wrap_up: ended - events_end,
         },
@@ -239,7 +242,8 @@ pub fn scale_suite(
             };
             let run = median(|r| r.run);
             let run_parts = RunParts {
-                start: median(|r| r.run_parts.start),
+                build: median(|r| r.run_parts.build),
+                place: median(|r| r.run_parts.place),
                 events: median(|r| r.run_parts.events),
                 wrap_up: median(|r| r.run_parts.wrap_up),
             };
@@ -250,7 +254,7 @@ pub fn scale_suite(
         })
         .collect();
     println!(
-        "{:>9} {:>12} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "{:>9} {:>12} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "tenants",
         "events",
         "run s",
@@ -259,7 +263,8 @@ pub fn scale_suite(
         "vs first",
         "loop ns",
         "vs first",
-        "start ms",
+        "build ms",
+        "place ms",
         "wrap ms",
         "report s",
         "peak MiB",
@@ -271,7 +276,7 @@ pub fn scale_suite(
     for r in &runs {
         let (cost, loop_cost) = (r.ns_per_event(r.run), r.ns_per_event(r.run_parts.events));
         println!(
-            "{:>9} {:>12} {:>8.2} {:>10} {:>9.1} {:>7.2}x {:>9.1} {:>7.2}x {:>9.1} {:>9.1} {:>9.2} {:>9} {:>8}",
+            "{:>9} {:>12} {:>8.2} {:>10} {:>9.1} {:>7.2}x {:>9.1} {:>7.2}x {:>9.1} {:>9.1} {:>9.1} {:>9.2} {:>9} {:>8}",
             thousands(r.tenants),
             thousands(r.events),
             r.run.as_secs_f64(),
@@ -280,7 +285,8 @@ pub fn scale_suite(
             cost / first_cost,
             loop_cost,
             loop_cost / first_loop_cost,
-            r.run_parts.start.as_secs_f64() * 1e3,
+            r.run_parts.build.as_secs_f64() * 1e3,
+            r.run_parts.place.as_secs_f64() * 1e3,
             r.run_parts.wrap_up.as_secs_f64() * 1e3,
             r.report.as_secs_f64(),
             r.peak_kib
@@ -289,9 +295,9 @@ pub fn scale_suite(
         );
     }
     println!(
-        "run s: the simulation (model::run) = start (build the world, place every tenant, \
-         schedule first events) + event loop + wrap-up; ns/event: the run over its events; \
-         loop ns: the event loop's alone"
+        "run s: the simulation (model::run) = build (every tenant's records) + place (place \
+         every tenant, schedule first events) + event loop + wrap-up; ns/event: the run over \
+         its events; loop ns: the event loop's alone"
     );
     if let (Some(a), Some(b)) = (runs.first(), runs.last())
         && !growth.is_empty()
@@ -309,10 +315,12 @@ pub fn scale_suite(
             spread(growth.iter().map(|g| g.0).collect()),
             spread(growth.iter().map(|g| g.1).collect()),
         );
-        let fixed = |r: &ScaleRun| (r.run_parts.start + r.run_parts.wrap_up).as_nanos() as f64;
+        let fixed = |r: &ScaleRun| {
+            (r.run_parts.build + r.run_parts.place + r.run_parts.wrap_up).as_nanos() as f64
+        };
         println!(
-            "per-tenant fixed cost inside the run (start and wrap-up), {} -> {} tenants: {:.0} ns \
-             per added tenant",
+            "per-tenant fixed cost inside the run (build, place and wrap-up), {} -> {} tenants: \
+             {:.0} ns per added tenant",
             thousands(a.tenants),
             thousands(b.tenants),
             (fixed(b) - fixed(a)) / b.tenants.saturating_sub(a.tenants).max(1) as f64
@@ -353,7 +361,7 @@ fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String>
     let started = now();
     let scenario = scenario::load(text, options).map_err(|e| e.to_string())?;
     let setup = started.elapsed();
-    let mut marks: Vec<Instant> = Vec::with_capacity(2);
+    let mut marks: Vec<Instant> = Vec::with_capacity(3);
     let mut mark = |_: model::RunPhase| marks.push(now());
     let run_options = RunOptions {
         tenant_windows: scenario.tenant_windows(),
@@ -547,14 +555,18 @@ mod tests {
     fn a_run_splits_at_its_phase_marks() {
         let started = now();
         let at = |ms| started + Duration::from_millis(ms);
-        let parts = run_parts(started, &[at(70), at(900)], at(921));
-        assert_eq!(parts.start, Duration::from_millis(70));
+        let parts = run_parts(started, &[at(45), at(70), at(900)], at(921));
+        assert_eq!(parts.build, Duration::from_millis(45));
+        assert_eq!(parts.place, Duration::from_millis(25));
         assert_eq!(parts.events, Duration::from_millis(830));
         assert_eq!(parts.wrap_up, Duration::from_millis(21));
-        // Without both marks (a run that failed), the whole run counts as events.
-        let unmarked = run_parts(started, &[at(70)], at(921));
+        // Without all three marks (a run that failed), the whole run counts as events.
+        let unmarked = run_parts(started, &[at(45), at(70)], at(921));
         assert_eq!(unmarked.events, Duration::from_millis(921));
-        assert_eq!(unmarked.start + unmarked.wrap_up, Duration::ZERO);
+        assert_eq!(
+            unmarked.build + unmarked.place + unmarked.wrap_up,
+            Duration::ZERO
+        );
     }
 
     #[test]

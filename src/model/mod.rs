@@ -55,9 +55,9 @@ pub struct RunOptions<'a> {
     /// Test hook: warm soon-due arrivals ahead of their turn whatever the tenant count
     /// (normally from 50,000 tenants), so a test can check that warming changes nothing.
     pub force_warm_ahead: bool,
-    /// Benchmark hook: called when the event loop starts (the world built, every tenant
-    /// placed, the first events scheduled) and when it ends (before the wrap-up), so a caller
-    /// with a clock can time per-tenant set-up, events and wrap-up apart. The model only calls
+    /// Benchmark hook: called when the world is built, when the event loop starts (every
+    /// tenant placed, the first events scheduled) and when it ends (before the wrap-up), so a
+    /// caller with a clock can time per-tenant set-up, events and wrap-up apart. The model only calls
     /// it: it reads no clock, and nothing it does depends on the hook.
     pub phase_marks: Option<&'a mut dyn FnMut(RunPhase)>,
 }
@@ -65,6 +65,8 @@ pub struct RunOptions<'a> {
 /// The points of a run [`RunOptions::phase_marks`] is called at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunPhase {
+    /// Every record is built (tenants, metrics, series); placing the tenants is next.
+    WorldBuilt,
     /// The world is built and the first events are scheduled; the first event is next.
     EventsStart,
     /// The last event has run; the wrap-up (closing holdings, finalising metrics) is next.
@@ -143,6 +145,9 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         mut phase_marks,
     } = options;
     let mut world = World::new(system, tenant_windows, &tracked, trace, perturb, sabotage);
+    if let Some(mark) = phase_marks.as_mut() {
+        mark(RunPhase::WorldBuilt);
+    }
     if general_paths {
         world.take_general_paths();
     }

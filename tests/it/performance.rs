@@ -186,8 +186,8 @@ fn state_per_tenant_stays_under_a_kilobyte() {
     );
 }
 
-/// The benchmark's phase hook is called once as the event loop starts and once as it ends,
-/// with every event in between, and a run with it is the same run, event for event.
+/// The benchmark's phase hook is called once the world is built, once as the event loop
+/// starts and once as it ends, with every event in between, and a run with it is the same run, event for event.
 #[test]
 fn phase_marks_bracket_the_event_loop_and_change_nothing() {
     let path = Path::new("scenarios/hot-tenant.toml");
@@ -219,7 +219,11 @@ fn phase_marks_bracket_the_event_loop_and_change_nothing() {
     .expect("hot-tenant runs");
     assert_eq!(
         marks,
-        [model::RunPhase::EventsStart, model::RunPhase::EventsEnd]
+        [
+            model::RunPhase::WorldBuilt,
+            model::RunPhase::EventsStart,
+            model::RunPhase::EventsEnd
+        ]
     );
     assert!(marked.output.events > 0);
     assert_eq!(marked.output.digest, plain.output.digest);
@@ -247,7 +251,8 @@ fn bench_scale_reports_the_event_loop_apart_from_the_fixed_cost() {
     assert!(output.status.success(), "bench scale failed: {stdout}");
     for expected in [
         "loop ns",
-        "start ms",
+        "build ms",
+        "place ms",
         "wrap ms",
         "event loop alone",
         "per added tenant",
