@@ -57,9 +57,9 @@ pub struct BenchArgs {
     /// Reference scenario (one cell, exponential service, no database).
     #[arg(long, default_value = "benches/mmc-reference.toml")]
     scenario: PathBuf,
-    /// Timed runs of our simulator (`reference`), rounds over every tenant count (`scale`),
-    /// or bracketed rounds of 1-thread and n-thread seed sweeps (`sweep`); the median is
-    /// reported.
+    /// Timed runs of our simulator (`reference`), alternating rounds of both event lists at
+    /// every size (`queue`), rounds over every tenant count (`scale`), or bracketed rounds of
+    /// 1-thread and n-thread seed sweeps (`sweep`); the median is reported.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
     /// Python with simpy 4.1.2 installed. Default: .venv/bin/python if it has simpy, else a
@@ -101,7 +101,7 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
     }
     if wants(Suite::Queue) {
         println!();
-        bench_suites::queue_suite(&[16, 1_000, 100_000, 1_000_000]);
+        bench_suites::queue_suite(&[16, 1_000, 100_000, 1_000_000], args.repeat);
     }
     if wants(Suite::Scale) {
         println!();

@@ -29,9 +29,15 @@ fn now() -> Instant {
 }
 
 /// Nanoseconds per hold operation (pop the earliest event, schedule one later) on a queue
-/// holding `pending` events, for our event list and for `BinaryHeap<Reverse<(time, seq)>>`.
-pub fn queue_suite(sizes: &[usize]) {
-    println!("Event list: one hold (pop the earliest, schedule one later) with n pending");
+/// holding `pending` events, for our event list and for `BinaryHeap<Reverse<(time, seq)>>`:
+/// `rounds` measurements of each, alternating, and their medians, so one slow moment of the
+/// machine (a single measurement of a few tens of milliseconds) does not make the figure.
+pub fn queue_suite(sizes: &[usize], rounds: u32) {
+    let rounds = rounds.max(1);
+    println!(
+        "Event list: one hold (pop the earliest, schedule one later) with n pending, medians of \
+         {rounds} alternating rounds"
+    );
     println!(
         "{:>12} {:>16} {:>16} {:>8}",
         "pending", "event list ns", "BinaryHeap ns", "ratio"
@@ -44,9 +50,15 @@ pub fn queue_suite(sizes: &[usize]) {
         })
         .collect();
     for &pending in sizes {
-        let holds = (20 * pending).clamp(2_000_000, 20_000_000);
-        let ours = hold_radix(pending, holds, &increments);
-        let std_heap = hold_binary_heap(pending, holds, &increments);
+        // About 20 holds per pending event in all, split over the rounds (at least 2 million
+        // each), so more rounds do not multiply the time of the largest sizes.
+        let holds = (20 * pending / rounds as usize).clamp(2_000_000, 20_000_000);
+        let (mut ours, mut std_heap) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            ours.push(hold_radix(pending, holds, &increments));
+            std_heap.push(hold_binary_heap(pending, holds, &increments));
+        }
+        let ((ours, _, _), (std_heap, _, _)) = (spread(ours), spread(std_heap));
         println!(
             "{:>12} {:>16.1} {:>16.1} {:>7.2}x",
             thousands(pending as u64),
