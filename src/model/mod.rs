@@ -57,8 +57,8 @@ pub struct RunOptions<'a> {
     pub force_warm_ahead: bool,
     /// Benchmark hook: called when the world is built, when the event loop starts (every
     /// tenant placed, the first events scheduled) and when it ends (before the wrap-up), so a
-    /// caller with a clock can time per-tenant set-up, events and wrap-up apart. The model only calls
-    /// it: it reads no clock, and nothing it does depends on the hook.
+    /// caller with a clock can time per-tenant set-up, events and wrap-up apart. The model
+    /// only calls it: it reads no clock, and nothing it does depends on the hook.
     pub phase_marks: Option<&'a mut dyn FnMut(RunPhase)>,
 }
 
