@@ -266,7 +266,7 @@ pub fn scale_suite(
         })
         .collect();
     println!(
-        "{:>9} {:>12} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "{:>9} {:>12} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "tenants",
         "events",
         "run s",
@@ -278,6 +278,7 @@ pub fn scale_suite(
         "build ms",
         "place ms",
         "wrap ms",
+        "parse s",
         "report s",
         "peak MiB",
         "verdict"
@@ -288,7 +289,7 @@ pub fn scale_suite(
     for r in &runs {
         let (cost, loop_cost) = (r.ns_per_event(r.run), r.ns_per_event(r.run_parts.events));
         println!(
-            "{:>9} {:>12} {:>8.2} {:>10} {:>9.1} {:>7.2}x {:>9.1} {:>7.2}x {:>9.1} {:>9.1} {:>9.1} {:>9.2} {:>9} {:>8}",
+            "{:>9} {:>12} {:>8.2} {:>10} {:>9.1} {:>7.2}x {:>9.1} {:>7.2}x {:>9.1} {:>9.1} {:>9.1} {:>9.2} {:>9.2} {:>9} {:>8}",
             thousands(r.tenants),
             thousands(r.events),
             r.run.as_secs_f64(),
@@ -300,6 +301,7 @@ pub fn scale_suite(
             r.run_parts.build.as_secs_f64() * 1e3,
             r.run_parts.place.as_secs_f64() * 1e3,
             r.run_parts.wrap_up.as_secs_f64() * 1e3,
+            r.setup.as_secs_f64(),
             r.report.as_secs_f64(),
             r.peak_kib
                 .map_or("?".to_string(), |k| format!("{:.0}", k as f64 / 1024.0)),
@@ -309,7 +311,7 @@ pub fn scale_suite(
     println!(
         "run s: the simulation (model::run) = build (every tenant's records) + place (place \
          every tenant, schedule first events) + event loop + wrap-up; ns/event: the run over \
-         its events; loop ns: the event loop's alone"
+         its events; loop ns: the event loop's alone; parse and report: outside the run"
     );
     if let (Some(a), Some(b)) = (runs.first(), runs.last())
         && !growth.is_empty()

@@ -254,6 +254,7 @@ fn bench_scale_reports_the_event_loop_apart_from_the_fixed_cost() {
         "build ms",
         "place ms",
         "wrap ms",
+        "parse s",
         "event loop alone",
         "per added tenant",
     ] {
