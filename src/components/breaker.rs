@@ -263,10 +263,10 @@ impl Ticket {
     }
 }
 
+/// One bucket's outcomes. Which bucket a slot holds follows from [`Breaker::newest`], so a
+/// bucket is 8 bytes and the default ten fit two cache lines instead of three.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Bucket {
-    /// Absolute bucket number, `time / width`.
-    index: u64,
     calls: u32,
     failures: u32,
 }
@@ -299,6 +299,10 @@ pub struct Breaker {
     period: u64,
     latest: SimTime,
     phase: Phase,
+    /// Absolute number (`time / width`) of the newest bucket an outcome was counted in while
+    /// `window` is filled. Slot `b % buckets` holds bucket `b` for every `b` in
+    /// `newest - buckets + 1 ..= newest`: slots are cleared as `newest` moves past them.
+    newest: u64,
     /// Ring of buckets, filled on the first recorded outcome; empty when cleared. Inline up to
     /// [`INLINE_BUCKETS`], so a breaker is one record rather than a record and a heap block:
     /// one cache miss per call instead of two when tenants are many.
@@ -319,6 +323,7 @@ impl Breaker {
             period: 0,
             latest: SimTime::ZERO,
             phase: Phase::Closed,
+            newest: 0,
             window: SmallVec::new(),
         }
     }
@@ -329,13 +334,13 @@ impl Breaker {
     /// other work goes on, instead of stalling that call on a cache miss: a software
     /// prefetch in safe code. It changes nothing.
     pub fn warm(&self) -> u64 {
-        // One bucket in four: buckets are 16 bytes, so that is one read per 64-byte line,
+        // One bucket in eight: buckets are 8 bytes, so that is one read per 64-byte line,
         // which is what brings a line in; fewer reads let more warm-ups be in flight at once.
         self.window
             .iter()
-            .step_by(4)
+            .step_by(8)
             .fold(self.period ^ self.latest.as_nanos(), |acc, b| {
-                acc ^ b.index ^ u64::from(b.calls)
+                acc ^ u64::from(b.calls)
             })
     }
 
@@ -568,20 +573,26 @@ impl BreakerPolicy {
 
     /// Adds an outcome to the window at `now` and returns the window's (calls, failures).
     fn count(&self, breaker: &mut Breaker, now: SimTime, outcome: Outcome) -> (u64, u64) {
+        let buckets = u64::from(self.buckets);
+        // `now` never runs backwards for a breaker (see `advance`), so neither does the bucket.
+        let index = self.current_bucket(now).max(breaker.newest);
         if breaker.window.is_empty() {
             breaker
                 .window
                 .resize(self.buckets as usize, Bucket::default());
+            breaker.newest = index;
+        } else if index > breaker.newest {
+            // The buckets after the newest up to this one saw no outcome yet: empty the slots
+            // they take over (all of them if the window has slid past every slot).
+            let stale = (index - breaker.newest).min(buckets) as usize;
+            let start = ((breaker.newest + 1) % buckets) as usize;
+            let (tail, head) = breaker.window.split_at_mut(start);
+            for slot in head.iter_mut().chain(tail).take(stale) {
+                *slot = Bucket::default();
+            }
+            breaker.newest = index;
         }
-        let index = self.current_bucket(now);
-        let slot = &mut breaker.window[(index % u64::from(self.buckets)) as usize];
-        if slot.index != index {
-            *slot = Bucket {
-                index,
-                calls: 0,
-                failures: 0,
-            };
-        }
+        let slot = &mut breaker.window[(index % buckets) as usize];
         slot.calls = slot.calls.saturating_add(1);
         if outcome == Outcome::Failure {
             slot.failures = slot.failures.saturating_add(1);
@@ -590,12 +601,31 @@ impl BreakerPolicy {
     }
 
     fn window_totals(&self, breaker: &Breaker, now: SimTime) -> (u64, u64) {
+        if breaker.window.is_empty() {
+            return (0, 0);
+        }
+        let buckets = u64::from(self.buckets);
         let current = self.current_bucket(now);
-        let oldest = current.saturating_sub(u64::from(self.buckets) - 1);
-        breaker
-            .window
-            .iter()
-            .filter(|b| b.calls > 0 && b.index >= oldest && b.index <= current)
+        let oldest = current.saturating_sub(buckets - 1);
+        // The slots hold buckets `newest - buckets + 1 ..= newest`; the window at `now` is the
+        // part of those from `oldest` to `current` (none once it has slid past them all).
+        let first = oldest.max(breaker.newest.saturating_sub(buckets - 1));
+        let last = current.min(breaker.newest);
+        if first > last {
+            return (0, 0);
+        }
+        self.sum_buckets(breaker, first, last)
+    }
+
+    /// Outcomes counted in buckets `first..=last`, all within the slots' span.
+    fn sum_buckets(&self, breaker: &Breaker, first: u64, last: u64) -> (u64, u64) {
+        let span = (last - first + 1) as usize;
+        // Consecutive buckets are consecutive slots, wrapping once at most: one division.
+        let start = (first % u64::from(self.buckets)) as usize;
+        let (tail, head) = breaker.window.split_at(start);
+        head.iter()
+            .chain(tail)
+            .take(span)
             .fold((0, 0), |(calls, failures), b| {
                 (calls + u64::from(b.calls), failures + u64::from(b.failures))
             })

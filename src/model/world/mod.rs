@@ -606,9 +606,16 @@ impl<'s, 't> World<'s, 't> {
     /// The final owner cell of every tenant: the same answer as [`World::owner`] for each, in
     /// one walk of the store instead of a lookup per tenant.
     fn owners(&self) -> Vec<usize> {
-        let mut owners: Vec<usize> = self.tenants.iter().map(|t| t.home as usize).collect();
+        // Every tenant is in the store from the start, so the home cells (one cold record per
+        // tenant) are read only for any that is not.
+        let mut owners = vec![usize::MAX; self.tenants.len()];
         for (&tenant, entry) in self.store.entries() {
             owners[tenant as usize] = *entry.state.owner() as usize;
+        }
+        for (tenant, owner) in owners.iter_mut().enumerate() {
+            if *owner == usize::MAX {
+                *owner = self.tenants[tenant].home as usize;
+            }
         }
         owners
     }
