@@ -109,8 +109,8 @@ struct BgJob {
     duration: SimDuration,
 }
 
-/// Aligned to a cache line, so a record is exactly seven lines (unaligned, its 432 bytes span
-/// seven or eight): at 100,000 tenants every line a request touches is a miss to warm.
+/// Aligned to a cache line, so a record is exactly six lines (unaligned, its 376 bytes span
+/// six or seven): at 100,000 tenants every line a request touches is a miss to warm.
 #[repr(align(64))]
 struct TenantState {
     arrivals: CounterStream,
