@@ -25,7 +25,7 @@ mod world;
 use crate::kernel::rng::mix64;
 use crate::kernel::{Budgets, EventQueue, RunError, run_observed};
 use crate::time::SimTime;
-use config::{FaultKind, System};
+use config::{FaultKind, System, Tenant};
 use metrics::Metrics;
 use trace::TraceSink;
 use world::World;
@@ -78,7 +78,7 @@ pub enum RunPhase {
 /// top and grow with its requests (4 bytes each up to 2,048, then one histogram), as do its
 /// in-flight requests and any further judged windows.
 pub fn per_tenant_bytes() -> usize {
-    world::per_tenant_bytes() + size_of::<metrics::TenantMetrics>() + size_of::<config::Tenant>()
+    world::per_tenant_bytes() + size_of::<metrics::TenantMetrics>() + size_of::<Tenant>()
 }
 
 /// Events per digest chunk: a divergence is first located to a chunk, then to an event.
@@ -157,15 +157,17 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     if force_warm_ahead {
         world.force_warm_ahead();
     }
+    // The estimate was summed while the world was built, in the one pass over the specs that
+    // needs them anyway (at 100,000 tenants a pass of its own cost about 3 ms).
+    let budget = system
+        .simulation
+        .max_events
+        .unwrap_or_else(|| budget_for_estimate(world.estimated_events()));
     let mut queue = EventQueue::new();
     world.start(&mut queue);
     if let Some(mark) = phase_marks.as_mut() {
         mark(RunPhase::EventsStart);
     }
-    let budget = system
-        .simulation
-        .max_events
-        .unwrap_or_else(|| default_event_budget(system));
     let end = SimTime::ZERO + system.simulation.duration;
     let budgets = Budgets { max_events: budget };
     let mut chunks = Vec::new();
@@ -224,40 +226,48 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
 /// Expected events for the system's offered load, assuming every attempt is retried to the
 /// limit and times out: an upper bound for a healthy run.
 pub fn estimated_events(system: &System) -> f64 {
-    let duration = system.simulation.duration.as_secs_f64();
     system
         .tenants
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let extra: f64 = system
-                .faults
-                .iter()
-                .map(|f| match &f.kind {
-                    FaultKind::LoadSpike {
-                        tenants,
-                        multiplier,
-                    } if tenants.contains(&i) => {
-                        (multiplier - 1.0).max(0.0) * f.duration.as_secs_f64().min(duration)
-                    }
-                    _ => 0.0,
-                })
-                .sum();
-            let requests = t.arrival.rate * (duration + extra);
-            let per_attempt = 4.0 + f64::from(t.db_queries);
-            let jobs = t.jobs.map_or(0.0, |j| {
-                let attempts = 101.0; // a poison job retried forever is bounded by the budget
-                (j.rate * duration + j.batch.map_or(0.0, |(n, _)| n as f64)) * 2.0 * attempts
-            });
-            requests * (1.0 + f64::from(t.retry.max_attempts) * per_attempt) + jobs
-        })
+        .map(|(i, t)| tenant_estimated_events(system, i, t))
         .sum()
+}
+
+/// Tenant `index`'s share of [`estimated_events`] (`tenant` is its spec).
+fn tenant_estimated_events(system: &System, index: usize, tenant: &Tenant) -> f64 {
+    let duration = system.simulation.duration.as_secs_f64();
+    let extra: f64 = system
+        .faults
+        .iter()
+        .map(|f| match &f.kind {
+            FaultKind::LoadSpike {
+                tenants,
+                multiplier,
+            } if tenants.contains(&index) => {
+                (multiplier - 1.0).max(0.0) * f.duration.as_secs_f64().min(duration)
+            }
+            _ => 0.0,
+        })
+        .sum();
+    let requests = tenant.arrival.rate * (duration + extra);
+    let per_attempt = 4.0 + f64::from(tenant.db_queries);
+    let jobs = tenant.jobs.map_or(0.0, |j| {
+        let attempts = 101.0; // a poison job retried forever is bounded by the budget
+        (j.rate * duration + j.batch.map_or(0.0, |(n, _)| n as f64)) * 2.0 * attempts
+    });
+    requests * (1.0 + f64::from(tenant.retry.max_attempts) * per_attempt) + jobs
 }
 
 /// The event budget when the system sets none: four times the upper-bound estimate plus a
 /// million, so only a runaway loop can exhaust it.
 pub fn default_event_budget(system: &System) -> u64 {
-    let estimate = estimated_events(system) * 4.0 + 1e6;
+    budget_for_estimate(estimated_events(system))
+}
+
+/// [`default_event_budget`] for a system whose [`estimated_events`] is `estimate`.
+fn budget_for_estimate(estimate: f64) -> u64 {
+    let estimate = estimate * 4.0 + 1e6;
     if estimate >= u64::MAX as f64 {
         u64::MAX
     } else {

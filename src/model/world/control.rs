@@ -20,11 +20,8 @@ impl World<'_, '_> {
     pub(super) fn place_at_start(&mut self) {
         // Each tenant's home is set from its spec when its record is built; read here from the
         // specs, not the records, so the start does not walk 100,000 cold records once more.
-        let mut per_cell = vec![0usize; self.fences.len()];
-        for spec in &self.system.tenants {
-            per_cell[spec.cell] += 1;
-        }
-        for (fence, count) in self.fences.iter_mut().zip(per_cell) {
+        // The counts per cell were taken in that same pass.
+        for (fence, &count) in self.fences.iter_mut().zip(&self.tenants_per_cell) {
             fence.reserve(count);
         }
         let fences = &mut self.fences;

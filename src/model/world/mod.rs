@@ -288,6 +288,8 @@ pub(super) struct World<'s, 't> {
     // Control plane.
     store: MappingStore<u32, u32>,
     fences: Vec<CellFence<u32>>,
+    /// Tenants whose starting cell is each cell (counted while the records were built).
+    tenants_per_cell: Vec<usize>,
     placement: PlacementPolicy,
     pending_control: Vec<ControlOp>,
     // Cells.
@@ -300,6 +302,8 @@ pub(super) struct World<'s, 't> {
     // Observation.
     pub(super) metrics: Metrics,
     pub(super) series: Series,
+    /// The system's [`super::estimated_events`], summed while the records were built.
+    estimated_events: f64,
     pub(super) invariants: Invariants,
     sabotage: Option<Sabotage>,
     trace: Option<&'t mut dyn TraceSink>,
@@ -328,6 +332,9 @@ impl<'s, 't> World<'s, 't> {
         // Every tenant's arrival and work keys, each purpose's in one pass (same values as
         // `key_for` per tenant, a quarter of the ChaCha blocks).
         let count = system.tenants.len() as u64;
+        // Gathered in the pass below, so the start reads no spec a second time.
+        let mut estimated_events = 0.0;
+        let mut tenants_per_cell = vec![0usize; system.cells.len()];
         let keys = streams
             .keys_for("arrivals", count)
             .zip(streams.keys_for("work", count));
@@ -337,6 +344,8 @@ impl<'s, 't> World<'s, 't> {
             .zip(keys)
             .enumerate()
             .map(|(i, (t, (arrival_key, work_key)))| {
+                estimated_events += super::tenant_estimated_events(system, i, t);
+                tenants_per_cell[t.cell] += 1;
                 let timeout_lane = t.timeout.map(|timeout| {
                     match lanes.iter().position(|l| l.timeout == timeout) {
                         Some(lane) => lane as u32,
@@ -470,6 +479,8 @@ impl<'s, 't> World<'s, 't> {
             }),
             store: MappingStore::new(),
             fences: system.cells.iter().map(|_| CellFence::new()).collect(),
+            tenants_per_cell,
+            estimated_events,
             placement: super::placing::policy(system.placement.shard_size),
             pending_control: Vec::new(),
             cells,
@@ -518,12 +529,21 @@ impl<'s, 't> World<'s, 't> {
     }
 
     /// Places tenants, then schedules the first arrivals, job submissions and fault events.
+    /// The system's [`super::estimated_events`].
+    pub(super) fn estimated_events(&self) -> f64 {
+        self.estimated_events
+    }
+
     pub(super) fn start(&mut self, queue: &mut EventQueue<Event>) {
         self.place_at_start();
         for tenant in 0..self.tenants.len() {
             let first = self.first_arrival(tenant);
             if first < self.end {
                 queue.schedule(first, Event::Arrival(tenant as u32));
+            }
+            // The record says whether the tenant has jobs: its spec is read only if it does.
+            if self.tenants[tenant].job_arrivals.is_none() {
+                continue;
             }
             if let Some(load) = self.system.tenants[tenant].jobs {
                 if load.rate > 0.0 {
