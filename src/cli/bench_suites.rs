@@ -334,10 +334,10 @@ pub fn scale_suite(
         };
         println!(
             "per-tenant fixed cost inside the run (build, place and wrap-up), {} -> {} tenants: \
-             {:.0} ns per added tenant",
+             {}",
             thousands(a.tenants),
             thousands(b.tenants),
-            (fixed(b) - fixed(a)) / b.tenants.saturating_sub(a.tenants).max(1) as f64
+            per_added_tenant(fixed(a), fixed(b), b.tenants.saturating_sub(a.tenants))
         );
     }
     if let (Some(a), Some(b)) = (runs.first(), runs.last())
@@ -358,6 +358,19 @@ pub fn scale_suite(
         );
     }
     true
+}
+
+/// The fixed cost each added tenant brings, from the fixed costs (ns) at the smaller and the
+/// larger count: below the timer's noise when the larger count's is not the greater (small
+/// configurations, where a few hundred tenants cost microseconds).
+fn per_added_tenant(smaller_ns: f64, larger_ns: f64, added: u64) -> String {
+    if added == 0 || larger_ns <= smaller_ns {
+        return "within timing noise (not larger at the larger count)".to_string();
+    }
+    format!(
+        "{:.0} ns per added tenant",
+        (larger_ns - smaller_ns) / added as f64
+    )
 }
 
 fn scale_run(tenants: u64, text: &str) -> Result<ScaleRun, String> {
@@ -564,6 +577,20 @@ pub fn acmedocs_suite(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_per_tenant_fixed_cost_says_when_it_is_noise() {
+        assert_eq!(
+            per_added_tenant(5e6, 80e6, 99_000),
+            "758 ns per added tenant"
+        );
+        for (smaller, larger, added) in [(5e6, 4.9e6, 200), (5e6, 5e6, 200), (5e6, 9e6, 0)] {
+            assert!(
+                per_added_tenant(smaller, larger, added).starts_with("within timing noise"),
+                "{smaller} -> {larger} over {added}"
+            );
+        }
+    }
 
     #[test]
     fn a_run_splits_at_its_phase_marks() {

@@ -256,7 +256,7 @@ fn bench_scale_reports_the_event_loop_apart_from_the_fixed_cost() {
         "wrap ms",
         "parse s",
         "event loop alone",
-        "per added tenant",
+        "per-tenant fixed cost inside the run",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in: {stdout}");
     }
