@@ -290,7 +290,9 @@ enum Phase {
     },
 }
 
-/// One breaker's state. Create it with [`Breaker::new`] and drive it with a [`BreakerPolicy`].
+/// One breaker's state. Create it with [`Breaker::new`] and drive it with a [`BreakerPolicy`]
+/// (always the same one: a policy with another bucket count reads the window as empty and
+/// starts it afresh at the next outcome).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Breaker {
     /// Distinguishes breakers a [`BreakerSet`] re-creates for the same key, so tickets of a
@@ -574,14 +576,18 @@ impl BreakerPolicy {
     /// Adds an outcome to the window at `now` and returns the window's (calls, failures).
     fn count(&self, breaker: &mut Breaker, now: SimTime, outcome: Outcome) -> (u64, u64) {
         let buckets = u64::from(self.buckets);
-        // `now` never runs backwards for a breaker (see `advance`), so neither does the bucket.
-        let index = self.current_bucket(now).max(breaker.newest);
-        if breaker.window.is_empty() {
+        let current = self.current_bucket(now);
+        if breaker.window.len() != self.buckets as usize {
+            // Empty, or laid out by a policy with another bucket count: start afresh.
+            breaker.window.clear();
             breaker
                 .window
                 .resize(self.buckets as usize, Bucket::default());
-            breaker.newest = index;
-        } else if index > breaker.newest {
+            breaker.newest = current;
+        }
+        // `now` never runs backwards for a breaker (see `advance`), so neither does the bucket.
+        let index = current.max(breaker.newest);
+        if index > breaker.newest {
             // The buckets after the newest up to this one saw no outcome yet: empty the slots
             // they take over (all of them if the window has slid past every slot).
             let stale = (index - breaker.newest).min(buckets) as usize;
@@ -601,7 +607,8 @@ impl BreakerPolicy {
     }
 
     fn window_totals(&self, breaker: &Breaker, now: SimTime) -> (u64, u64) {
-        if breaker.window.is_empty() {
+        if breaker.window.len() != self.buckets as usize {
+            // Empty, or laid out by a policy with another bucket count (see [`Breaker`]).
             return (0, 0);
         }
         let buckets = u64::from(self.buckets);
@@ -1074,6 +1081,48 @@ mod tests {
         assert_eq!(
             policy.try_call(&mut b, at(0)).unwrap_err().retry_at,
             at(150)
+        );
+    }
+
+    #[test]
+    fn a_policy_with_another_bucket_count_starts_the_window_afresh() {
+        let ten = policy();
+        let five = BreakerPolicy::new(BreakerConfig {
+            buckets: 5,
+            ..config()
+        })
+        .unwrap();
+        let mut b = Breaker::new();
+        for _ in 0..3 {
+            let t = ten.try_call(&mut b, at(10)).unwrap();
+            ten.record(&mut b, at(10), t, Outcome::Failure);
+        }
+        assert_eq!(
+            ten.state(&b, at(10)),
+            State::Closed {
+                calls: 3,
+                failures: 3
+            }
+        );
+        // Another layout reads as empty, and counting starts over instead of misreading it.
+        assert_eq!(
+            five.state(&b, at(10)),
+            State::Closed {
+                calls: 0,
+                failures: 0
+            }
+        );
+        let t = five.try_call(&mut b, at(10)).unwrap();
+        assert_eq!(
+            five.record(&mut b, at(10), t, Outcome::Failure),
+            RecordEffect::Counted
+        );
+        assert_eq!(
+            five.state(&b, at(10)),
+            State::Closed {
+                calls: 1,
+                failures: 1
+            }
         );
     }
 

@@ -528,12 +528,12 @@ impl<'s, 't> World<'s, 't> {
         self.warm_bits = WARM_BITS;
     }
 
-    /// Places tenants, then schedules the first arrivals, job submissions and fault events.
     /// The system's [`super::estimated_events`].
     pub(super) fn estimated_events(&self) -> f64 {
         self.estimated_events
     }
 
+    /// Places tenants, then schedules the first arrivals, job submissions and fault events.
     pub(super) fn start(&mut self, queue: &mut EventQueue<Event>) {
         self.place_at_start();
         for tenant in 0..self.tenants.len() {
