@@ -137,7 +137,7 @@ struct ScaleRun {
     verdict: String,
 }
 
-/// `model::run`'s wall time in three parts, timed at its phase marks.
+/// `model::run`'s wall time in four parts, split at its three phase marks.
 #[derive(Clone, Copy, Default)]
 struct RunParts {
     build: Duration,
