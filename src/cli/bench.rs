@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use super::{EXIT_INVALID, EXIT_PASS, bench_suites, read_scenario};
+use super::bench_budgets::{Bound, Scorecard};
+use super::{EXIT_FAIL, EXIT_INVALID, EXIT_PASS, bench_suites, read_scenario};
 use crate::analytic::MMc;
 use crate::model::dist::Dist;
 use crate::model::metrics::WindowStats;
@@ -20,6 +21,9 @@ use crate::pipeline;
 use crate::report;
 use crate::report::summary::thousands;
 use crate::scenario::LoadOptions;
+
+/// The reference model, the one the kernel's budgets are stated on.
+const REFERENCE_SCENARIO: &str = "benches/mmc-reference.toml";
 
 /// What `simulate bench` measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -46,7 +50,11 @@ pub enum Suite {
   simulate bench scale                 1,000 / 10,000 / 100,000 tenants, medians of 3 rounds (~30 s)
   simulate bench scale --repeat 5      more rounds, for a noisy machine
   simulate bench scale --tenants 100000 --scale-duration 60
-  simulate bench all --no-peer         every suite (a few minutes)")]
+  simulate bench all --no-peer         every suite (a few minutes)
+
+The run ends with a table of the budgets of DESIGN.md section 6 that it measured (each suite's
+budgets apply to its default scenario, tenant counts, duration and rate).
+EXIT: 0 every budget measured was met; 1 a budget was missed; 2 a suite could not be measured.")]
 pub struct BenchArgs {
     /// Suites to run.
     #[arg(value_enum, default_values_t = [Suite::Reference])]
@@ -55,7 +63,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     requests: u64,
     /// Reference scenario (one cell, exponential service, no database).
-    #[arg(long, default_value = "benches/mmc-reference.toml")]
+    #[arg(long, default_value = REFERENCE_SCENARIO)]
     scenario: PathBuf,
     /// Timed runs of our simulator (`reference`), alternating rounds of both event lists at
     /// every size (`queue`), rounds over every tenant count (`scale`), or bracketed rounds of
@@ -79,10 +87,10 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
     tenants: Vec<u64>,
     /// Simulated seconds of each `scale` run.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = bench_suites::SCALE_DURATION_SECS)]
     scale_duration: u64,
     /// Requests per second, all tenants together, in `scale` runs.
-    #[arg(long, default_value_t = 20_000.0)]
+    #[arg(long, default_value_t = bench_suites::SCALE_RATE)]
     scale_rate: f64,
     /// Also write each generated `scale` scenario to DIR/saas-<tenants>.toml, to run or read.
     #[arg(long, value_name = "DIR")]
@@ -92,12 +100,14 @@ pub struct BenchArgs {
     sweep_seeds: u64,
 }
 
-/// Runs the chosen suites in a fixed order; exit 2 if one could not be measured.
+/// Runs the chosen suites in a fixed order, then prints the budgets they measured; exit 2 if
+/// a suite could not be measured, else 1 if a budget was missed.
 pub fn bench_command(args: &BenchArgs) -> u8 {
     let wants = |suite: Suite| args.suites.contains(&suite) || args.suites.contains(&Suite::All);
+    let mut card = Scorecard::default();
     let mut measured = Vec::new();
     if wants(Suite::Reference) {
-        measured.push(reference_suite(args) == EXIT_PASS);
+        measured.push(reference_suite(args, &mut card) == EXIT_PASS);
     }
     if wants(Suite::Queue) {
         println!();
@@ -106,11 +116,14 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
     if wants(Suite::Scale) {
         println!();
         measured.push(bench_suites::scale_suite(
-            &args.tenants,
-            args.scale_duration,
-            args.scale_rate,
-            args.write_scenarios.as_deref(),
-            args.repeat,
+            &bench_suites::ScaleConfig {
+                tenant_counts: &args.tenants,
+                duration_secs: args.scale_duration,
+                total_rate: args.scale_rate,
+                write_to: args.write_scenarios.as_deref(),
+                rounds: args.repeat,
+            },
+            &mut card,
         ));
     }
     if wants(Suite::Sweep) {
@@ -119,22 +132,30 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
             "scenarios/hot-tenant.toml",
             args.sweep_seeds,
             args.repeat,
+            &mut card,
         ));
     }
     if wants(Suite::Acmedocs) {
         println!();
-        measured.push(bench_suites::acmedocs_suite("scenarios/acmedocs.toml"));
+        measured.push(bench_suites::acmedocs_suite(
+            "scenarios/acmedocs.toml",
+            &mut card,
+        ));
     }
-    if measured.iter().all(|ok| *ok) {
+    println!();
+    print!("{}", card.render());
+    if !measured.iter().all(|ok| *ok) {
+        EXIT_INVALID
+    } else if card.all_met() {
         EXIT_PASS
     } else {
-        EXIT_INVALID
+        EXIT_FAIL
     }
 }
 
 /// The reference model: our pipeline and the minimal loop, interleaved; then the peer, each of
 /// its runs between two more of ours.
-fn reference_suite(args: &BenchArgs) -> u8 {
+fn reference_suite(args: &BenchArgs, card: &mut Scorecard) -> u8 {
     let text = match read_scenario(&args.scenario) {
         Ok(t) => t,
         Err(e) => {
@@ -266,6 +287,26 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         paired_high
     );
 
+    // The budgets are stated on the reference model; another scenario's figures are printed
+    // but judged against nothing.
+    let budgets_apply = is_reference_scenario(&args.scenario);
+    if budgets_apply {
+        card.add(
+            "reference model, full pipeline, events/s on one core",
+            events as f64 / wall,
+            format!("{:.1}M", events as f64 / wall / 1e6),
+            Bound::AtLeast(15e6),
+            ">= 15M",
+        );
+        card.add(
+            "reference model vs the minimal hand-written loop",
+            paired_median,
+            format!("{paired_median:.2}x"),
+            Bound::AtLeast(0.7),
+            ">= 0.7x",
+        );
+    }
+
     let mut status = EXIT_PASS;
     if !args.no_peer {
         match peer_rounds(args, workers, &text, &options) {
@@ -293,6 +334,15 @@ fn reference_suite(args: &BenchArgs) -> u8 {
                     ratio_low,
                     ratio_high
                 );
+                if budgets_apply {
+                    card.add(
+                        format!("reference model vs SimPy 4.1.2 (Python {python})"),
+                        ratio,
+                        format!("{ratio:.1}x"),
+                        Bound::AtLeast(100.0),
+                        ">= 100x",
+                    );
+                }
             }
             Err(e) => {
                 eprintln!("warning: SimPy peer not measured: {e}");
@@ -323,6 +373,15 @@ fn reference_suite(args: &BenchArgs) -> u8 {
             low * 100.0,
             high * 100.0
         );
+        if budgets_apply {
+            card.add(
+                "time series for plots, cost on the reference model",
+                overhead * 100.0,
+                format!("{:+.1} %", overhead * 100.0),
+                Bound::AtMost(10.0),
+                "<= 10 %",
+            );
+        }
     }
 
     // Accuracy: pooled response time of all tenants against Erlang C.
@@ -375,6 +434,18 @@ fn reference_suite(args: &BenchArgs) -> u8 {
         println!("(p99 is read from a 2-significant-digit histogram: about 1% resolution)");
     }
     status
+}
+
+/// Whether `path` names the reference scenario (`benches/mmc-reference.toml` from the
+/// repository root), however it is spelled.
+fn is_reference_scenario(path: &Path) -> bool {
+    match (
+        std::fs::canonicalize(path),
+        std::fs::canonicalize(REFERENCE_SCENARIO),
+    ) {
+        (Ok(given), Ok(reference)) => given == reference,
+        _ => false,
+    }
 }
 
 /// Runs the whole pipeline on `text` once, timing it through report.json.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::bench::{bracketed, peak_rss_kib, spread};
+use super::bench_budgets::{Bound, Scorecard};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::{self, RunOptions};
@@ -169,17 +170,38 @@ fn run_parts(started: Instant, marks: &[Instant], ended: Instant) -> RunParts {
     }
 }
 
+/// Simulated seconds of a `scale` run, the duration the scale budgets are stated for.
+pub const SCALE_DURATION_SECS: u64 = 60;
+/// Requests per second of all tenants together in a `scale` run, as the budgets assume.
+pub const SCALE_RATE: f64 = 20_000.0;
+
+/// What `bench scale` runs.
+pub struct ScaleConfig<'a> {
+    /// Tenant counts, in any order.
+    pub tenant_counts: &'a [u64],
+    /// Simulated seconds of each run.
+    pub duration_secs: u64,
+    /// Requests per second, all tenants together.
+    pub total_rate: f64,
+    /// Where to write the generated scenarios, if anywhere.
+    pub write_to: Option<&'a Path>,
+    /// Rounds over every count.
+    pub rounds: u32,
+}
+
 /// The full SaaS model (edge limiter, admission, pools, shared databases, timeouts, retries,
 /// breakers) at each tenant count, same total load: events/s, cost per event relative to the
 /// smallest count, and the process's peak memory after each run (counts run in increasing
-/// order, so the growth of the peak is the larger run's extra memory).
-pub fn scale_suite(
-    tenant_counts: &[u64],
-    duration_secs: u64,
-    total_rate: f64,
-    write_to: Option<&Path>,
-    rounds: u32,
-) -> bool {
+/// order, so the growth of the peak is the larger run's extra memory). Adds the scale budgets
+/// to `card` when the run has their duration and rate.
+pub fn scale_suite(config: &ScaleConfig, card: &mut Scorecard) -> bool {
+    let ScaleConfig {
+        tenant_counts,
+        duration_secs,
+        total_rate,
+        write_to,
+        rounds,
+    } = *config;
     println!(
         "Full SaaS model (limiter, admission, 4 cells, 2 shared databases, timeouts, retries, \
          breakers): {} requests/s in all, {duration_secs} simulated seconds, medians of {} \
@@ -340,6 +362,9 @@ pub fn scale_suite(
             per_added_tenant(fixed(a), fixed(b), b.tenants.saturating_sub(a.tenants))
         );
     }
+    if duration_secs == SCALE_DURATION_SECS && total_rate == SCALE_RATE {
+        scale_budgets(&runs, &growth, card);
+    }
     if let (Some(a), Some(b)) = (runs.first(), runs.last())
         && let (Some(la), Some(lb), Some(pa), Some(pb)) =
             (a.live_kib, b.live_kib, a.peak_kib, b.peak_kib)
@@ -358,6 +383,64 @@ pub fn scale_suite(
         );
     }
     true
+}
+
+/// The scale budgets that `runs` (each count's medians, smallest count first) measured:
+/// 10,000 tenants' speed, the growth from 1,000 to 100,000 tenants (`growth`: each round's
+/// whole-run ratio first), the 100,000-tenant run's time and memory, the per-tenant records.
+fn scale_budgets(runs: &[ScaleRun], growth: &[(f64, f64)], card: &mut Scorecard) {
+    if let Some(r) = runs.iter().find(|r| r.tenants == 10_000) {
+        let events_per_sec = r.events as f64 / r.run.as_secs_f64();
+        card.add(
+            "full SaaS model at 10,000 tenants, events/s on one core",
+            events_per_sec,
+            format!("{:.2}M", events_per_sec / 1e6),
+            Bound::AtLeast(4e6),
+            ">= 4M",
+        );
+    }
+    if let (Some(first), Some(last)) = (runs.first(), runs.last())
+        && first.tenants == 1_000
+        && last.tenants == 100_000
+        && !growth.is_empty()
+    {
+        let (whole_run, _, _) = spread(growth.iter().map(|g| g.0).collect());
+        card.add(
+            "cost per event, 1,000 -> 100,000 tenants (whole run)",
+            whole_run,
+            format!("{whole_run:.2}x"),
+            Bound::AtMost(1.5),
+            "<= 1.5x",
+        );
+    }
+    if let Some(r) = runs.iter().find(|r| r.tenants == 100_000) {
+        let whole = (r.setup + r.run + r.report).as_secs_f64();
+        card.add(
+            "100,000 tenants, 60 simulated s: parse, run, report",
+            whole,
+            format!("{whole:.2} s"),
+            Bound::AtMost(120.0),
+            "<= 120 s",
+        );
+        if let Some(kib) = r.peak_kib {
+            let mib = kib as f64 / 1024.0;
+            card.add(
+                "100,000 tenants: peak memory of the process",
+                mib,
+                format!("{mib:.0} MiB"),
+                Bound::AtMost(2048.0),
+                "<= 2 GiB",
+            );
+        }
+    }
+    let bytes = model::per_tenant_bytes();
+    card.add(
+        "fixed state per tenant",
+        bytes as f64,
+        format!("{bytes} B"),
+        Bound::AtMost(1024.0),
+        "<= 1 KiB",
+    );
 }
 
 /// The fixed cost each added tenant brings, from the fixed costs (ns) at the smaller and the
@@ -433,7 +516,8 @@ fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String>
 /// The sweeps run 1, n, 1, n, ..., 1: each n-thread sweep sits between two 1-thread ones and is
 /// compared with their mean, so a machine whose speed drifts within seconds (a busy VM host)
 /// slows both sides of each ratio alike. The efficiency is the median of those ratios.
-pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32) -> bool {
+/// Adds the efficiency and set-up budgets to `card`.
+pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32, card: &mut Scorecard) -> bool {
     let text = match std::fs::read_to_string(scenario_path) {
         Ok(t) => t,
         Err(e) => {
@@ -525,6 +609,21 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32) -> bool {
         phases.setup.as_secs_f64() / whole.as_secs_f64() * 100.0,
         per_seed_ms
     );
+    card.add(
+        "seed sweep, parallel efficiency",
+        efficiency,
+        format!("{efficiency:.2}"),
+        Bound::AtLeast(0.9),
+        ">= 0.9",
+    );
+    let setup_share = phases.setup.as_secs_f64() / whole.as_secs_f64() * 100.0;
+    card.add(
+        "seed sweep, set-up per seed (share of a run)",
+        setup_share,
+        format!("{setup_share:.2} %"),
+        Bound::Below(10.0),
+        "< 10 %",
+    );
     true
 }
 
@@ -536,8 +635,9 @@ fn bracketed_efficiencies(one: &[f64], many: &[f64], threads: usize) -> Vec<f64>
         .collect()
 }
 
-/// The capstone scenario through the full pipeline, report files included.
-pub fn acmedocs_suite(path: &str) -> bool {
+/// The capstone scenario through the full pipeline, report files included; adds its budgets
+/// (under 60 s, a pass) to `card`.
+pub fn acmedocs_suite(path: &str, card: &mut Scorecard) -> bool {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -571,6 +671,15 @@ pub fn acmedocs_suite(path: &str) -> bool {
         executed.evaluation.verdict.as_str(),
         peak_rss_kib().map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0))
     );
+    card.add(
+        "acmedocs (12,000 tenants, 10 simulated min), whole job",
+        wall.as_secs_f64(),
+        format!("{:.2} s", wall.as_secs_f64()),
+        Bound::Below(60.0),
+        "< 60 s",
+    );
+    let verdict = executed.evaluation.verdict.as_str();
+    card.check("acmedocs verdict", verdict == "pass", verdict, "pass");
     true
 }
 
@@ -618,5 +727,58 @@ mod tests {
         assert_eq!(efficiencies, vec![1.0, 1.375]);
         // A sweep without a serial run after it is not compared.
         assert_eq!(bracketed_efficiencies(&[4.0], &[2.0], 2), Vec::<f64>::new());
+    }
+
+    fn run_of(tenants: u64, events_per_sec: f64) -> ScaleRun {
+        ScaleRun {
+            tenants,
+            events: events_per_sec as u64,
+            setup: Duration::from_millis(50),
+            run: Duration::from_secs(1),
+            run_parts: RunParts::default(),
+            report: Duration::from_millis(100),
+            live_kib: Some(1024),
+            peak_kib: Some(150 * 1024),
+            verdict: "pass".to_string(),
+        }
+    }
+
+    #[test]
+    fn scale_budgets_follow_the_tenant_counts_they_are_stated_for() {
+        let runs = [
+            run_of(1_000, 8e6),
+            run_of(10_000, 3.9e6),
+            run_of(100_000, 5.6e6),
+        ];
+        let mut card = Scorecard::default();
+        scale_budgets(&runs, &[(1.47, 1.3), (1.52, 1.4), (1.44, 1.3)], &mut card);
+        let table = card.render();
+        for expected in [
+            "10,000 tenants, events/s on one core     3.90M  >= 4M",
+            "1,000 -> 100,000 tenants (whole run)     1.47x  <= 1.5x",
+            "100,000 tenants, 60 simulated s: parse, run, report   1.15 s",
+            "peak memory of the process",
+            "fixed state per tenant",
+        ] {
+            let squeezed = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                squeezed(&table).contains(&squeezed(expected)),
+                "no {expected:?} in:\n{table}"
+            );
+        }
+        // 10,000 tenants at 3.9M events/s misses its budget; nothing else does.
+        assert!(
+            table.ends_with("missed: full SaaS model at 10,000 tenants, events/s on one core\n")
+        );
+
+        // Other counts measure no count-specific budget: only the per-tenant records remain.
+        let mut card = Scorecard::default();
+        scale_budgets(
+            &[run_of(100, 8e6), run_of(300, 8e6)],
+            &[(1.1, 1.1)],
+            &mut card,
+        );
+        assert!(card.all_met());
+        assert!(!card.render().contains("tenants,"), "{}", card.render());
     }
 }

@@ -3,6 +3,7 @@
 //! This is the only layer that touches files, the terminal or the wall clock.
 
 mod bench;
+mod bench_budgets;
 mod bench_suites;
 mod check;
 mod compare;
@@ -122,7 +123,8 @@ enum Command {
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
     },
-    /// Measure speed on the reference M/M/c model against the SimPy peer and Erlang C.
+    /// Measure speed against the SimPy peer, a minimal loop and the budgets; exit 1 if one is
+    /// missed.
     Bench(bench::BenchArgs),
     /// Print the JSON Schema of the scenario format (for editors and other tools).
     Schema(schema::SchemaArgs),

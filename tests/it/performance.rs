@@ -257,6 +257,8 @@ fn bench_scale_reports_the_event_loop_apart_from_the_fixed_cost() {
         "parse s",
         "event loop alone",
         "per-tenant fixed cost inside the run",
+        // The budgets are stated for 1,000-100,000 tenants over 60 s: none applies here.
+        "Budgets (DESIGN.md section 6): none measured",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in: {stdout}");
     }
@@ -270,4 +272,56 @@ fn bench_scale_reports_the_event_loop_apart_from_the_fixed_cost() {
         let loop_ns: f64 = row.split_whitespace().nth(6).unwrap().parse().unwrap();
         assert!(loop_ns > 0.0, "{row}");
     }
+}
+
+/// `bench` ends with the budgets it measured, and its exit code says whether they held: 0 or
+/// 1 by the machine's speed (this is a debug build), never 2 (not measured). A scenario other
+/// than the reference is measured but judged against no budget.
+#[test]
+fn bench_ends_with_the_budgets_it_measured() {
+    let output =
+        crate::common::simulate(&["bench", "--no-peer", "--requests", "20000", "--repeat", "1"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let code = crate::common::code(&output);
+    let table = stdout
+        .split("Budgets (DESIGN.md section 6), as measured in this run:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no budget table in: {stdout}"));
+    for row in [
+        "reference model, full pipeline, events/s on one core",
+        "reference model vs the minimal hand-written loop",
+        "time series for plots, cost on the reference model",
+    ] {
+        assert!(table.contains(row), "no {row:?} in: {table}");
+    }
+    let missed = table.contains("MISSED");
+    assert_eq!(code, if missed { 1 } else { 0 }, "{stdout}");
+
+    // The same model from another file is measured but judged against no budget.
+    let dir = std::env::temp_dir().join(format!("tenantsim-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("my-model.toml");
+    std::fs::copy(
+        crate::common::root().join("benches/mmc-reference.toml"),
+        &copy,
+    )
+    .unwrap();
+    let other = crate::common::simulate(&[
+        "bench",
+        "--no-peer",
+        "--requests",
+        "20000",
+        "--repeat",
+        "1",
+        "--scenario",
+        copy.to_str().unwrap(),
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&other.stdout);
+    assert_eq!(crate::common::code(&other), 0, "{stdout}");
+    assert!(stdout.contains("tenantsim / minimal loop"), "{stdout}");
+    assert!(
+        stdout.contains("Budgets (DESIGN.md section 6): none measured"),
+        "{stdout}"
+    );
 }
