@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::bench::{bracketed, peak_rss_kib, spread};
+use super::bench::{bracketed, peak_rss_kib, rss_kib, spread};
 use super::bench_budgets::{Bound, Scorecard};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
@@ -112,13 +112,6 @@ fn hold_binary_heap(pending: usize, holds: usize, increments: &[u64]) -> f64 {
     }
     std::hint::black_box(checksum);
     started.elapsed().as_nanos() as f64 / holds as f64
-}
-
-/// Resident memory of this process now (VmRSS), where /proc is available.
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// One measured run of a generated scenario.
