@@ -54,7 +54,8 @@ pub enum Suite {
 
 The run ends with a table of the budgets of DESIGN.md section 6 that it measured (each suite's
 budgets apply to its default scenario, tenant counts, duration and rate).
-EXIT: 0 every budget measured was met; 1 a budget was missed; 2 a suite could not be measured.")]
+EXIT: 0 measured (with --gate: and every budget met); 1 with --gate, a budget was missed;
+2 a suite could not be measured.")]
 pub struct BenchArgs {
     /// Suites to run.
     #[arg(value_enum, default_values_t = [Suite::Reference])]
@@ -98,10 +99,14 @@ pub struct BenchArgs {
     /// Seeds in the `sweep` suite.
     #[arg(long, default_value_t = 8)]
     sweep_seeds: u64,
+    /// Exit 1 when a budget in the closing table was missed (for scripts that gate on speed;
+    /// on a shared or noisy machine, give `--repeat` rounds enough to steady the medians).
+    #[arg(long)]
+    gate: bool,
 }
 
 /// Runs the chosen suites in a fixed order, then prints the budgets they measured; exit 2 if
-/// a suite could not be measured, else 1 if a budget was missed.
+/// a suite could not be measured, else, with `--gate`, 1 if a budget was missed.
 pub fn bench_command(args: &BenchArgs) -> u8 {
     let wants = |suite: Suite| args.suites.contains(&suite) || args.suites.contains(&Suite::All);
     let mut card = Scorecard::default();
@@ -151,10 +156,10 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
     print!("{}", card.render());
     if !measured.iter().all(|ok| *ok) {
         EXIT_INVALID
-    } else if card.all_met() {
-        EXIT_PASS
-    } else {
+    } else if args.gate && !card.all_met() {
         EXIT_FAIL
+    } else {
+        EXIT_PASS
     }
 }
 
