@@ -85,7 +85,8 @@ impl Scorecard {
     pub fn render(&self) -> String {
         if self.budgets.is_empty() {
             return "Budgets (DESIGN.md section 6): none measured by this configuration \
-                    (they apply to the default scenarios, tenant counts and durations)\n"
+                    (each is judged only in its default one: scenario, requests, tenant \
+                    counts, duration, rate, seeds)\n"
                 .to_string();
         }
         let width = |column: fn(&Budget) -> &str, header: &str| {
