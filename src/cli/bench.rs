@@ -21,6 +21,7 @@ use crate::pipeline;
 use crate::report;
 use crate::report::summary::thousands;
 use crate::scenario::LoadOptions;
+use crate::time::SimDuration;
 
 /// The reference model, the one the kernel's budgets are stated on.
 const REFERENCE_SCENARIO: &str = "benches/mmc-reference.toml";
@@ -63,8 +64,9 @@ pub struct BenchArgs {
     /// Suites to run.
     #[arg(value_enum, default_values_t = [Suite::Reference])]
     suites: Vec<Suite>,
-    /// Requests to simulate (the run length is set so the scenario issues about this many).
-    #[arg(long, default_value_t = BUDGET_REQUESTS)]
+    /// Requests to simulate (the run length is set so the scenario issues about this many,
+    /// and must be longer than its warmup: at least 10,001 for the reference scenario).
+    #[arg(long, default_value_t = BUDGET_REQUESTS, value_parser = clap::value_parser!(u64).range(1..))]
     requests: u64,
     /// Reference scenario (one cell, exponential service, no database).
     #[arg(long, default_value = REFERENCE_SCENARIO)]
@@ -72,7 +74,7 @@ pub struct BenchArgs {
     /// Timed runs of our simulator (`reference`), alternating rounds of both event lists at
     /// every size (`queue`), rounds over every tenant count (`scale`), or bracketed rounds of
     /// 1-thread and n-thread seed sweeps (`sweep`); the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
     /// Python with simpy 4.1.2 installed. Default: .venv/bin/python if it has simpy, else a
     /// virtual environment created in target/peer-venv.
@@ -87,20 +89,21 @@ pub struct BenchArgs {
     /// during SimPy's runs, which take seconds, hits both sides alike.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     peer_rounds: u32,
-    /// Tenant counts for `scale` (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    /// Tenant counts for `scale` (comma-separated; each at least 100, the generated
+    /// scenario's smallest: 95 small, 4 mid-market and 1 enterprise tenant).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000", value_parser = clap::value_parser!(u64).range(100..))]
     tenants: Vec<u64>,
-    /// Simulated seconds of each `scale` run.
-    #[arg(long, default_value_t = bench_suites::SCALE_DURATION_SECS)]
+    /// Simulated seconds of each `scale` run (more than the generated scenario's 1 s warmup).
+    #[arg(long, default_value_t = bench_suites::SCALE_DURATION_SECS, value_parser = clap::value_parser!(u64).range(2..))]
     scale_duration: u64,
-    /// Requests per second, all tenants together, in `scale` runs.
-    #[arg(long, default_value_t = bench_suites::SCALE_RATE)]
+    /// Requests per second, all tenants together, in `scale` runs (a positive number).
+    #[arg(long, default_value_t = bench_suites::SCALE_RATE, value_parser = positive_rate)]
     scale_rate: f64,
     /// Also write each generated `scale` scenario to DIR/saas-<tenants>.toml, to run or read.
     #[arg(long, value_name = "DIR")]
     write_scenarios: Option<PathBuf>,
     /// Seeds in the `sweep` suite.
-    #[arg(long, default_value_t = bench_suites::SWEEP_SEEDS)]
+    #[arg(long, default_value_t = bench_suites::SWEEP_SEEDS, value_parser = clap::value_parser!(u64).range(1..))]
     sweep_seeds: u64,
     /// Exit 1 when a budget in the closing table was missed (for scripts that gate on speed;
     /// on a shared or noisy machine, give `--repeat` rounds enough to steady the medians).
@@ -189,6 +192,21 @@ fn reference_suite(args: &BenchArgs, card: &mut Scorecard) -> u8 {
     };
     let total_rate: f64 = scenario.system.tenants.iter().map(|t| t.arrival.rate).sum();
     let seconds = (args.requests as f64 / total_rate).ceil().max(1.0) as u64;
+    let warmup = scenario.system.simulation.warmup;
+    if SimDuration::from_secs(seconds) <= warmup {
+        // The run lasts whole seconds: it outlasts the warmup once it has one second more
+        // than the warmup's whole seconds.
+        let fewest = (warmup.as_secs_f64().floor() * total_rate).floor() as u64 + 1;
+        eprintln!(
+            "error: --requests {}: {} requests at {total_rate} requests/s take {seconds} \
+             simulated seconds, not longer than the scenario's {warmup} warmup; expected at \
+             least {} requests",
+            args.requests,
+            thousands(args.requests),
+            thousands(fewest)
+        );
+        return EXIT_INVALID;
+    }
     let options = LoadOptions {
         overrides: vec![format!("simulation.duration=\"{seconds}s\"")],
         ..base
@@ -456,6 +474,16 @@ fn reference_suite(args: &BenchArgs, card: &mut Scorecard) -> u8 {
         println!("(p99 is read from a 2-significant-digit histogram: about 1% resolution)");
     }
     status
+}
+
+/// `--scale-rate`: a finite number of requests per second above zero.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "expected requests per second, a number above zero, found {text:?}"
+        )),
+    }
 }
 
 /// Whether `path` names the reference scenario (`benches/mmc-reference.toml` from the

@@ -337,3 +337,28 @@ fn bench_ends_with_the_budgets_it_measured() {
         );
     }
 }
+
+/// Bench options out of range exit 2 with a message naming the option and what it expects,
+/// before anything is measured.
+#[test]
+fn bench_rejects_options_it_cannot_measure() {
+    for (args, expected) in [
+        (
+            &["--requests", "5000", "--no-peer"][..],
+            "expected at least 10,001 requests",
+        ),
+        (&["--repeat", "0"][..], "--repeat"),
+        (&["scale", "--tenants", "1000,50"][..], "--tenants"),
+        (&["scale", "--scale-rate", "nan"][..], "a number above zero"),
+        (&["scale", "--scale-duration", "1"][..], "--scale-duration"),
+        (&["sweep", "--sweep-seeds", "0"][..], "--sweep-seeds"),
+    ] {
+        let output = crate::common::simulate(&[&["bench"][..], args].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(crate::common::code(&output), 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: no {expected:?} in {stderr}"
+        );
+    }
+}
