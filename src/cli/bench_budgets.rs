@@ -1,6 +1,7 @@
 //! The budgets of DESIGN.md section 6 as one `simulate bench` run measured them: each suite
 //! adds the budgets its configuration measures, and the run ends with one table (figure,
-//! measured, target, met or missed) and an exit code that says whether every one held.
+//! measured, target, met, missed or skipped) and, with `--gate`, an exit code that says
+//! whether every one measured held.
 
 /// Which side of its target a measured figure must be on.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,6 +24,16 @@ impl Bound {
     }
 }
 
+/// Where a budget stands after the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Met,
+    Missed,
+    /// Not measured by choice (`--no-peer`): neither met nor missed, but shown, so that a
+    /// gate passing without it can be seen to have passed without it.
+    Skipped,
+}
+
 /// One budget as measured.
 #[derive(Clone, Debug, PartialEq)]
 struct Budget {
@@ -31,7 +42,7 @@ struct Budget {
     measured: String,
     /// The target as printed (`>= 0.7x`).
     target: String,
-    met: bool,
+    status: Status,
 }
 
 /// The budgets a run measured, in the order the suites measured them.
@@ -56,7 +67,11 @@ impl Scorecard {
             measured: measured.into(),
             target: target.into(),
             // A figure that could not be computed (NaN) has not met its budget.
-            met: value.is_finite() && bound.holds(value),
+            status: if value.is_finite() && bound.holds(value) {
+                Status::Met
+            } else {
+                Status::Missed
+            },
         });
     }
 
@@ -72,13 +87,29 @@ impl Scorecard {
             figure: figure.into(),
             measured: measured.into(),
             target: target.into(),
-            met: held,
+            status: if held { Status::Met } else { Status::Missed },
         });
     }
 
-    /// Whether every budget recorded was met (true when none was recorded).
+    /// Records a budget this run chose not to measure, and why (`--no-peer`).
+    pub fn skip(
+        &mut self,
+        figure: impl Into<String>,
+        reason: impl Into<String>,
+        target: impl Into<String>,
+    ) {
+        self.budgets.push(Budget {
+            figure: figure.into(),
+            measured: reason.into(),
+            target: target.into(),
+            status: Status::Skipped,
+        });
+    }
+
+    /// Whether no budget recorded was missed (true when none was recorded; skipped budgets
+    /// are not missed).
     pub fn all_met(&self) -> bool {
-        self.budgets.iter().all(|b| b.met)
+        self.budgets.iter().all(|b| b.status != Status::Missed)
     }
 
     /// The closing table, or a line saying that no budget applies to what was run.
@@ -111,25 +142,33 @@ impl Scorecard {
                 b.figure,
                 b.measured,
                 b.target,
-                if b.met { "met" } else { "MISSED" }
+                match b.status {
+                    Status::Met => "met",
+                    Status::Missed => "MISSED",
+                    Status::Skipped => "skipped",
+                }
             ));
         }
-        let missed: Vec<&str> = self
-            .budgets
-            .iter()
-            .filter(|b| !b.met)
-            .map(|b| b.figure.as_str())
-            .collect();
-        let met = self.budgets.len() - missed.len();
-        if missed.is_empty() {
-            out.push_str(&format!("{met} of {met} budgets met\n"));
-        } else {
-            out.push_str(&format!(
-                "{met} of {} budgets met; missed: {}\n",
-                self.budgets.len(),
-                missed.join("; ")
-            ));
+        let with_status = |status: Status| -> Vec<&str> {
+            self.budgets
+                .iter()
+                .filter(|b| b.status == status)
+                .map(|b| b.figure.as_str())
+                .collect()
+        };
+        let (met, missed, skipped) = (
+            with_status(Status::Met).len(),
+            with_status(Status::Missed),
+            with_status(Status::Skipped),
+        );
+        out.push_str(&format!("{met} of {} budgets met", met + missed.len()));
+        if !missed.is_empty() {
+            out.push_str(&format!("; missed: {}", missed.join("; ")));
         }
+        if !skipped.is_empty() {
+            out.push_str(&format!("; skipped: {}", skipped.join("; ")));
+        }
+        out.push('\n');
         out
     }
 }
@@ -158,25 +197,42 @@ mod tests {
             ">= 100x",
         );
         card.check("acmedocs verdict", true, "pass", "pass");
+        card.skip("peer", "--no-peer", ">= 100x");
         assert!(!card.all_met());
         let table = card.render();
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 6, "{table}");
+        assert_eq!(lines.len(), 7, "{table}");
         assert!(
             lines[2].contains("0.82x") && lines[2].ends_with("met"),
             "{table}"
         );
         assert!(lines[3].ends_with("MISSED"), "{table}");
         assert!(lines[4].ends_with("met"), "{table}");
+        assert!(lines[5].ends_with("skipped"), "{table}");
         assert_eq!(
-            lines[5], "2 of 3 budgets met; missed: reference vs SimPy",
+            lines[6], "2 of 3 budgets met; missed: reference vs SimPy; skipped: peer",
             "{table}"
         );
         // Columns line up: every row's status starts where the header's does.
         let status_at = lines[1].find("status").unwrap();
-        for row in &lines[2..5] {
-            assert!(row[status_at..].starts_with("met") || row[status_at..].starts_with("MISSED"));
+        for row in &lines[2..6] {
+            let status = &row[status_at..];
+            assert!(["met", "MISSED", "skipped"].contains(&status), "{row}");
         }
+    }
+
+    #[test]
+    fn a_skipped_budget_is_shown_but_not_missed() {
+        let mut card = Scorecard::default();
+        card.add("loop", 0.8, "0.80x", Bound::AtLeast(0.7), ">= 0.7x");
+        card.skip("peer", "--no-peer", ">= 100x");
+        assert!(card.all_met());
+        assert!(
+            card.render()
+                .ends_with("1 of 1 budgets met; skipped: peer\n"),
+            "{}",
+            card.render()
+        );
     }
 
     #[test]

@@ -164,7 +164,8 @@ fn run_parts(started: Instant, marks: &[Instant], ended: Instant) -> RunParts {
 }
 
 /// Seeds of a `sweep`: with fewer, the last seeds leave a thread idle for a larger share of
-/// the sweep, so the efficiency budget is judged only from this many.
+/// the sweep, so the efficiency budget is judged only from this many (and only when the
+/// threads divide them evenly).
 pub const SWEEP_SEEDS: u64 = 8;
 
 /// Simulated seconds of a `scale` run, the duration the scale budgets are stated for.
@@ -272,6 +273,7 @@ pub fn scale_suite(config: &ScaleConfig, card: &mut Scorecard) -> bool {
                 Duration::from_secs_f64(secs)
             };
             let run = median(|r| r.run);
+            let (setup, report) = (median(|r| r.setup), median(|r| r.report));
             let run_parts = RunParts {
                 build: median(|r| r.run_parts.build),
                 place: median(|r| r.run_parts.place),
@@ -280,6 +282,8 @@ pub fn scale_suite(config: &ScaleConfig, card: &mut Scorecard) -> bool {
             };
             let mut first = per_round.swap_remove(0);
             first.run = run;
+            first.setup = setup;
+            first.report = report;
             first.run_parts = run_parts;
             first
         })
@@ -425,19 +429,20 @@ fn scale_budgets(runs: &[ScaleRun], growth: &[(f64, f64)], card: &mut Scorecard)
                 "100,000 tenants: peak memory of the process",
                 mib,
                 format!("{mib:.0} MiB"),
-                Bound::AtMost(2048.0),
-                "<= 2 GiB",
+                // 2 GB as the issue states it, in MiB.
+                Bound::AtMost(2e9 / 1_048_576.0),
+                "<= 2 GB",
             );
         }
+        let bytes = model::per_tenant_bytes();
+        card.add(
+            "fixed state per tenant",
+            bytes as f64,
+            format!("{bytes} B"),
+            Bound::AtMost(1000.0),
+            "<= 1 KB",
+        );
     }
-    let bytes = model::per_tenant_bytes();
-    card.add(
-        "fixed state per tenant",
-        bytes as f64,
-        format!("{bytes} B"),
-        Bound::AtMost(1024.0),
-        "<= 1 KiB",
-    );
 }
 
 /// The fixed cost each added tenant brings, from the fixed costs (ns) at the smaller and the
@@ -513,7 +518,8 @@ fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String>
 /// The sweeps run 1, n, 1, n, ..., 1: each n-thread sweep sits between two 1-thread ones and is
 /// compared with their mean, so a machine whose speed drifts within seconds (a busy VM host)
 /// slows both sides of each ratio alike. The efficiency is the median of those ratios.
-/// Adds the efficiency and set-up budgets to `card` when there are at least [`SWEEP_SEEDS`].
+/// Adds the efficiency and set-up budgets to `card` when there are at least [`SWEEP_SEEDS`]
+/// seeds, a multiple of the thread count.
 pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32, card: &mut Scorecard) -> bool {
     let text = match std::fs::read_to_string(scenario_path) {
         Ok(t) => t,
@@ -606,7 +612,10 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32, card: &mut Scor
         phases.setup.as_secs_f64() / whole.as_secs_f64() * 100.0,
         per_seed_ms
     );
-    if seeds < SWEEP_SEEDS {
+    // With a seed count that is not a multiple of the threads, the last seeds leave threads
+    // idle and cap the efficiency below 1 (8 seeds on 3 threads: 0.89) however fast the
+    // machine: the budget is stated for sweeps that divide evenly.
+    if seeds < SWEEP_SEEDS || seeds % threads as u64 != 0 {
         return true;
     }
     card.add(
@@ -771,14 +780,13 @@ mod tests {
             table.ends_with("missed: full SaaS model at 10,000 tenants, events/s on one core\n")
         );
 
-        // Other counts measure no count-specific budget: only the per-tenant records remain.
+        // Other counts measure no budget.
         let mut card = Scorecard::default();
         scale_budgets(
             &[run_of(100, 8e6), run_of(300, 8e6)],
             &[(1.1, 1.1)],
             &mut card,
         );
-        assert!(card.all_met());
-        assert!(!card.render().contains("tenants,"), "{}", card.render());
+        assert!(card.render().contains("none measured"), "{}", card.render());
     }
 }

@@ -123,8 +123,8 @@ enum Command {
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
     },
-    /// Measure speed against the SimPy peer, a minimal loop and the budgets; exit 1 if one is
-    /// missed.
+    /// Measure speed against the SimPy peer, a minimal loop and the budgets (with --gate, exit
+    /// 1 if one is missed).
     Bench(bench::BenchArgs),
     /// Print the JSON Schema of the scenario format (for editors and other tools).
     Schema(schema::SchemaArgs),

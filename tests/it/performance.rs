@@ -302,6 +302,13 @@ fn bench_ends_with_the_budgets_it_measured() {
     ] {
         assert!(table.contains(row), "no {row:?} in: {table}");
     }
+    // `--no-peer` shows the SimPy budget as skipped, not as met.
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("reference model vs SimPy") && l.ends_with("skipped")),
+        "{table}"
+    );
     let missed = table.contains("MISSED");
     assert_eq!(code, if missed { 1 } else { 0 }, "{stdout}");
 
@@ -314,13 +321,13 @@ fn bench_ends_with_the_budgets_it_measured() {
         &copy,
     )
     .unwrap();
+    // The copy runs the budgets' full million requests, so only its path keeps it unjudged.
     let other = crate::common::simulate(&[
         "bench",
         "--no-peer",
-        "--requests",
-        "20000",
         "--repeat",
         "1",
+        "--gate",
         "--scenario",
         copy.to_str().unwrap(),
     ]);
@@ -349,13 +356,29 @@ fn bench_rejects_options_it_cannot_measure() {
         ),
         (&["--repeat", "0"][..], "--repeat"),
         (&["scale", "--tenants", "1000,50"][..], "--tenants"),
-        (&["scale", "--scale-rate", "nan"][..], "a number above zero"),
+        // Checked before any suite runs: nothing of `queue` is printed first.
+        (
+            &["queue", "reference", "--requests", "5000"][..],
+            "expected at least 10,001",
+        ),
+        (
+            &["scale", "--scale-rate", "nan"][..],
+            "from 1 to 100,000,000",
+        ),
+        (
+            &["scale", "--scale-rate", "1e300"][..],
+            "from 1 to 100,000,000",
+        ),
         (&["scale", "--scale-duration", "1"][..], "--scale-duration"),
         (&["sweep", "--sweep-seeds", "0"][..], "--sweep-seeds"),
     ] {
         let output = crate::common::simulate(&[&["bench"][..], args].concat());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(crate::common::code(&output), 2, "{args:?}: {stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?} measured something first"
+        );
         assert!(
             stderr.contains(expected),
             "{args:?}: no {expected:?} in {stderr}"
