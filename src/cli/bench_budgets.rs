@@ -62,17 +62,9 @@ impl Scorecard {
         bound: Bound,
         target: impl Into<String>,
     ) {
-        self.budgets.push(Budget {
-            figure: figure.into(),
-            measured: measured.into(),
-            target: target.into(),
-            // A figure that could not be computed (NaN) has not met its budget.
-            status: if value.is_finite() && bound.holds(value) {
-                Status::Met
-            } else {
-                Status::Missed
-            },
-        });
+        // A figure that could not be computed (NaN) has not met its budget.
+        let held = value.is_finite() && bound.holds(value);
+        self.check(figure, held, measured, target);
     }
 
     /// Records a budget that is a yes-or-no check (a scenario's verdict).
@@ -83,12 +75,8 @@ impl Scorecard {
         measured: impl Into<String>,
         target: impl Into<String>,
     ) {
-        self.budgets.push(Budget {
-            figure: figure.into(),
-            measured: measured.into(),
-            target: target.into(),
-            status: if held { Status::Met } else { Status::Missed },
-        });
+        let status = if held { Status::Met } else { Status::Missed };
+        self.push(figure.into(), measured.into(), target.into(), status);
     }
 
     /// Records a budget this run chose not to measure, and why (`--no-peer`).
@@ -98,11 +86,15 @@ impl Scorecard {
         reason: impl Into<String>,
         target: impl Into<String>,
     ) {
+        self.push(figure.into(), reason.into(), target.into(), Status::Skipped);
+    }
+
+    fn push(&mut self, figure: String, measured: String, target: String, status: Status) {
         self.budgets.push(Budget {
-            figure: figure.into(),
-            measured: reason.into(),
-            target: target.into(),
-            status: Status::Skipped,
+            figure,
+            measured,
+            target,
+            status,
         });
     }
 
@@ -116,8 +108,8 @@ impl Scorecard {
     pub fn render(&self) -> String {
         if self.budgets.is_empty() {
             return "Budgets (DESIGN.md section 6): none measured by this configuration \
-                    (each is judged only in its default one: scenario, requests, tenant \
-                    counts, duration, rate, seeds)\n"
+                    (each is judged only in the configuration it is stated for: see \
+                    `simulate bench --help`)\n"
                 .to_string();
         }
         let width = |column: fn(&Budget) -> &str, header: &str| {
