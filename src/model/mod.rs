@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod placing;
 pub mod series;
 mod slab;
+pub mod topology;
 pub mod trace;
 mod world;
 
@@ -221,6 +222,26 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         invariants,
         owners,
     })
+}
+
+/// Whether a run of `system` can produce any per-tenant [`metrics::Counter`] (replica reads,
+/// statement timeouts): only then are they kept.
+pub fn counts_anything(system: &System) -> bool {
+    system
+        .databases
+        .iter()
+        .any(|d| d.replicas.is_some() || d.statement_timeout.is_some())
+        || system.programs.iter().any(|p| {
+            p.ops.iter().any(|op| {
+                matches!(
+                    op,
+                    topology::Op::Query {
+                        statement_timeout: Some(_),
+                        ..
+                    }
+                )
+            })
+        })
 }
 
 /// Expected events for the system's offered load, assuming every attempt is retried to the

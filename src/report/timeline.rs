@@ -102,13 +102,36 @@ fn describe_fault(system: &crate::model::config::System, kind: &FaultKind) -> St
         FaultKind::KmsKeyDisabled { .. } => "KMS key disabled".to_string(),
         FaultKind::Partition => "edge ↔ mapping store partition".to_string(),
         FaultKind::ControlPlaneOutage => "control plane down".to_string(),
-        FaultKind::DependencyErrors { dependency, rate } => {
+        FaultKind::DependencyErrors {
+            dependency, rate, ..
+        } => {
             let name = match dependency {
-                crate::model::config::Dependency::Database(d) => system.databases[*d].name.as_str(),
                 crate::model::config::Dependency::Kms => "KMS",
+                d => system.dependency_name(*d),
             };
             format!("{name} errors {:.0}%", rate * 100.0)
         }
+        FaultKind::DependencyOutage { dependency, .. } => {
+            format!("{} down", system.dependency_name(*dependency))
+        }
+        FaultKind::DependencySlowdown {
+            dependency, factor, ..
+        } => format!("{} ×{factor} slower", system.dependency_name(*dependency)),
+        FaultKind::CacheFlush { cache, .. } => {
+            format!("cache {} flushed", system.dependencies[*cache].name)
+        }
+        FaultKind::PoolSlowdown { pool, factor, .. } => {
+            format!("pool {} ×{factor} slower", system.cell_pool_name(*pool))
+        }
+        FaultKind::ReplicaLag { database, lag, .. } => {
+            format!("{} replicas +{lag} lag", system.databases[*database].name)
+        }
+        FaultKind::ReplicaOutage {
+            database, replica, ..
+        } => match replica {
+            Some(r) => format!("{} replica {r} down", system.databases[*database].name),
+            None => format!("{} replicas down", system.databases[*database].name),
+        },
         FaultKind::PoisonJobs { fraction, .. } => format!("poison jobs {:.0}%", fraction * 100.0),
         FaultKind::MigrateTenant { to, .. } => format!("migration to {}", system.cells[*to].name),
     }

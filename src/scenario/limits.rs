@@ -56,6 +56,17 @@ const fn limit(name: &'static str, max: f64, what: &'static str) -> Limit {
     Limit { name, max, what }
 }
 
+/// Request classes.
+pub const MAX_CLASSES: Limit = limit("MAX_CLASSES", 1_000.0, "request classes");
+/// Pools per cell besides `api`.
+pub const MAX_POOLS: Limit = limit("MAX_POOLS", 64.0, "`[[pools]]` (each cell has every one)");
+/// Cell groups.
+pub const MAX_CELL_GROUPS: Limit = limit("MAX_CELL_GROUPS", 10_000.0, "cell groups");
+/// Steps of one call script, with `count` repeats unrolled.
+pub const MAX_STEPS: Limit = limit("MAX_STEPS", 1_000.0, "steps per call script");
+/// Read replicas per database.
+pub const MAX_REPLICAS: Limit = limit("MAX_REPLICAS", 100.0, "read replicas per database");
+
 /// Largest scenario file.
 pub const MAX_SCENARIO_BYTES: Limit =
     limit("MAX_SCENARIO_BYTES", 4_194_304.0, "bytes of scenario text");
@@ -137,7 +148,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the README table and the schema tests.
-pub const ALL: [Limit; 27] = [
+pub const ALL: [Limit; 32] = [
     MAX_SCENARIO_BYTES,
     MAX_OVERRIDES,
     MAX_TENANTS,
@@ -165,4 +176,9 @@ pub const ALL: [Limit; 27] = [
     MAX_SMALL_COUNT,
     MAX_TEXT,
     MAX_NAME,
+    MAX_CLASSES,
+    MAX_POOLS,
+    MAX_CELL_GROUPS,
+    MAX_STEPS,
+    MAX_REPLICAS,
 ];

@@ -58,6 +58,14 @@ pub enum Ty {
     Between,
     /// `"kms"` or a database name.
     Dependency,
+    /// A list of call steps (see [`STEP`]), each an inline table.
+    Steps,
+    /// A request mix: a table of class names to shares (`{ api = 0.9, report = 0.1 }`).
+    Mix,
+    /// Cells: a cell group name, a cell name, or a list of cell names.
+    CellSet,
+    /// A list of cell names.
+    CellList,
     /// The `[explore]` table: the faults `simulate explore` may draw (`scenario::explore` reads
     /// and checks it: `count`, `at`, `duration` as `[min, max]`, `kinds` as a list of inline
     /// tables, each a fault `kind` with `[min, max]` ranges for its numbers).
@@ -275,6 +283,24 @@ pub const SCENARIO: TableSpec = TableSpec {
             "cells",
             Ty::Tables(&CELLS, &limits::MAX_CELLS),
             "cells (at least one)",
+        ),
+        key(
+            "pools",
+            Ty::Tables(&POOLS, &limits::MAX_POOLS),
+            "none",
+            "worker pools every cell has besides `api` (bulkheads)",
+        ),
+        key(
+            "cell_groups",
+            Ty::Tables(&CELL_GROUPS, &limits::MAX_CELL_GROUPS),
+            "none",
+            "named groups of cells (a tier's `cells`, SLO selectors)",
+        ),
+        key(
+            "classes",
+            Ty::Tables(&CLASSES, &limits::MAX_CLASSES),
+            "none (one implicit class)",
+            "request classes: what one request of each kind does",
         ),
         req(
             "tenants",
@@ -517,15 +543,23 @@ pub const MIGRATION: TableSpec = TableSpec {
 pub const PLACEMENT: TableSpec = TableSpec {
     title: "[placement]",
     doc: "Where placement may put tenants.",
-    keys: &[key(
-        "shard_size",
-        Ty::Int {
-            min: 1,
-            max: Max::Value(1_000_000),
-        },
-        "none (every cell)",
-        "shuffle sharding: each tenant may only use the cells of its shard, this many cells chosen from the tenant's key (every combination equally likely), at placement and at failover; a tenant whose whole shard is down stays down",
-    )],
+    keys: &[
+        key(
+            "shard_size",
+            Ty::Int {
+                min: 1,
+                max: Max::Value(1_000_000),
+            },
+            "none (every cell)",
+            "shuffle sharding: each tenant may only use the cells of its shard, this many cells chosen from the tenant's key (every combination equally likely), at placement and at failover; a tenant whose whole shard is down stays down",
+        ),
+        key(
+            "tier_routing",
+            Ty::Bool,
+            "true",
+            "placement and failover keep each tenant in its tier's `cells`; `false` places tenants as if tiers named no cells",
+        ),
+    ],
     variants: None,
 };
 
@@ -570,6 +604,12 @@ pub const TIERS: TableSpec = TableSpec {
             "unlimited",
             "per-tenant cap on running background jobs",
         ),
+        key(
+            "cells",
+            Ty::CellSet,
+            "any cell",
+            "routing by tier: the cells its tenants live in (a cell group, a cell, or a list of cells), at placement and at failover",
+        ),
     ],
     variants: None,
 };
@@ -586,6 +626,56 @@ pub const DATABASES: TableSpec = TableSpec {
             "concurrent queries; the rest wait FIFO",
         ),
         req("query_time", Ty::Dist, "time per query"),
+        key(
+            "replicas",
+            Ty::Table(&REPLICAS),
+            "none",
+            "read replicas (`replica = true` query steps go there)",
+        ),
+        key(
+            "statement_timeout",
+            Ty::Duration,
+            "none",
+            "server-side timeout: a longer query is cancelled, frees its connection, and its request fails (`failed`, counted as a statement timeout)",
+        ),
+        key(
+            "max_connections_per_tenant",
+            int(1, &limits::MAX_CONNECTIONS),
+            "unlimited",
+            "workload management: a tenant's queries beyond this many at once wait (without holding up other tenants)",
+        ),
+    ],
+    variants: None,
+};
+
+/// A database's `replicas` table.
+pub const REPLICAS: TableSpec = TableSpec {
+    title: "databases.replicas",
+    doc: "Read replicas of a database.",
+    keys: &[
+        req(
+            "count",
+            int(1, &limits::MAX_REPLICAS),
+            "how many replicas (reads pick one that is up; the primary when none is)",
+        ),
+        key(
+            "connections",
+            int(1, &limits::MAX_CONNECTIONS),
+            "the database's `connections`",
+            "concurrent queries per replica",
+        ),
+        key(
+            "lag",
+            Ty::Duration,
+            "\"0s\"",
+            "replication lag without write load",
+        ),
+        key(
+            "apply_rate",
+            Ty::Positive(&limits::MAX_RATE),
+            "none (the lag stays at `lag`)",
+            "writes per second the replicas apply; writes beyond it build a backlog and the lag grows",
+        ),
     ],
     variants: None,
 };
@@ -616,6 +706,176 @@ pub const CELLS: TableSpec = TableSpec {
             Ty::Positive(&limits::MAX_CAPACITY),
             "workers / mean service time",
             "requests/s placement may put here",
+        ),
+        key(
+            "max_tenants",
+            int(1, &limits::MAX_TENANTS),
+            "unlimited",
+            "placement puts at most this many tenants here (1: a dedicated cell)",
+        ),
+    ],
+    variants: None,
+};
+
+/// `[[pools]]`.
+pub const POOLS: TableSpec = TableSpec {
+    title: "[[pools]]",
+    doc: "A worker pool every cell has besides `api`: a bulkhead a class can be routed to.",
+    keys: &[
+        req("name", Ty::Name, "pool name (`api` is the cell's own pool)"),
+        req(
+            "workers",
+            int(1, &limits::MAX_WORKERS),
+            "concurrent requests per cell",
+        ),
+        key(
+            "queue",
+            int(0, &limits::MAX_QUEUE),
+            "16 × workers",
+            "requests waiting for a worker; when full, new ones get a 503",
+        ),
+        req(
+            "service_time",
+            Ty::Dist,
+            "CPU time of a request whose class gives no `cpu`",
+        ),
+        key(
+            "admission",
+            Ty::Bool,
+            "true",
+            "admission control in front of the pool (per-tenant caps, tier shares)",
+        ),
+        key(
+            "adaptive",
+            Ty::Bool,
+            "false",
+            "adapt the pool's concurrency limit (AIMD) to observed overload",
+        ),
+        key(
+            "max_in_flight_per_tenant",
+            int(1, &limits::MAX_PER_TENANT),
+            "the tier's `max_in_flight`",
+            "per-tenant cap on requests queued or running in this pool; over it, a 503",
+        ),
+    ],
+    variants: None,
+};
+
+/// `[[cell_groups]]`.
+pub const CELL_GROUPS: TableSpec = TableSpec {
+    title: "[[cell_groups]]",
+    doc: "A named set of cells: a tier's cells, an SLO's selection.",
+    keys: &[
+        req("name", Ty::Name, "group name (distinct from cell names)"),
+        req("cells", Ty::CellList, "its cells"),
+    ],
+    variants: None,
+};
+
+/// `[[classes]]`.
+pub const CLASSES: TableSpec = TableSpec {
+    title: "[[classes]]",
+    doc: "A request class: what one request of this kind does. Tenants pick classes with `requests`; a tenant without one has the implicit class of earlier versions (its cell's `api` pool, the pool's `service_time`, its `db_queries` on its cell's database).",
+    keys: &[
+        req("name", Ty::Name, "class name (not `default`)"),
+        key(
+            "pool",
+            Ty::Ref("pool"),
+            "\"api\"",
+            "the cell pool that serves it: `api` or a `[[pools]]` name",
+        ),
+        key(
+            "cpu",
+            Ty::Dist,
+            "the pool's `service_time`",
+            "CPU time of one request (set it, so the cost follows the request wherever it is routed)",
+        ),
+        key(
+            "writes",
+            Ty::Fraction,
+            "the tenant's `writes`",
+            "fraction of its requests that write (epoch fencing; primary only)",
+        ),
+        key(
+            "timeout",
+            Ty::Timeout,
+            "the tenant's `timeout`",
+            "client timeout per attempt, or `\"none\"`",
+        ),
+        key(
+            "retry",
+            Ty::Table(&RETRY),
+            "the tenant's `retry`",
+            "the client's retry policy for this class (the retry budget stays the tenant's)",
+        ),
+        key(
+            "max_in_flight_per_tenant",
+            int(1, &limits::MAX_PER_TENANT),
+            "unlimited",
+            "bulkhead: at most this many of one tenant's requests of this class in its cell at once; over it, a 503",
+        ),
+        key(
+            "calls",
+            Ty::Steps,
+            "the tenant's `db_queries` on its cell's database",
+            "what a request does after its CPU time, while holding its worker: a list of steps (see `classes.calls`)",
+        ),
+    ],
+    variants: None,
+};
+
+/// One step of a class's `calls`.
+pub const STEP: TableSpec = TableSpec {
+    title: "classes.calls",
+    doc: "One step of a call script, run in order while the request holds its worker. A query step names `db`.",
+    keys: &[
+        key(
+            "db",
+            Ty::Ref("database"),
+            "",
+            "a query step: `\"cell\"` (the cell's own database) or a `[[databases]]` name",
+        ),
+        key(
+            "queries",
+            int(1, &limits::MAX_DB_QUERIES),
+            "1",
+            "queries, one after another, each holding a connection",
+        ),
+        key(
+            "replica",
+            Ty::Bool,
+            "false",
+            "read from a replica (writing requests stay on the primary); a read that misses the tenant's last write is a stale read",
+        ),
+        key(
+            "query_time",
+            Ty::Dist,
+            "the database's `query_time`",
+            "time of one query",
+        ),
+        key(
+            "query_factor",
+            Ty::Positive(&limits::MAX_SLOWDOWN),
+            "1",
+            "a factor on the query time",
+        ),
+        key(
+            "statement_timeout",
+            Ty::Duration,
+            "the database's",
+            "server-side timeout for these queries",
+        ),
+        key(
+            "probability",
+            Ty::Fraction,
+            "1",
+            "chance the step runs (drawn per request)",
+        ),
+        key(
+            "count",
+            int(1, &limits::MAX_STEPS),
+            "1",
+            "run the step this many times in sequence",
         ),
     ],
     variants: None,
@@ -728,6 +988,12 @@ pub const TENANTS: TableSpec = TableSpec {
             int(0, &limits::MAX_DB_QUERIES),
             "0",
             "database queries per request (one after another while holding a worker)",
+        ),
+        key(
+            "requests",
+            Ty::Mix,
+            "the implicit class",
+            "request mix: shares of `[[classes]]` adding up to 1, such as `{ api = 0.9, report = 0.1 }`",
         ),
         key(
             "timeout",
@@ -954,6 +1220,45 @@ pub const FAULTS: TableSpec = TableSpec {
                 ],
             },
             Case {
+                value: "pool_slowdown",
+                doc: "a cell pool's requests take `factor` times more CPU time",
+                keys: &[
+                    req("pool", Ty::Ref("pool"), "`api` or a `[[pools]]` name"),
+                    key(
+                        "cell",
+                        Ty::Ref("cell"),
+                        "every cell",
+                        "only this cell's pool",
+                    ),
+                    req(
+                        "factor",
+                        Ty::Positive(&limits::MAX_SLOWDOWN),
+                        "slowdown factor",
+                    ),
+                ],
+            },
+            Case {
+                value: "replica_lag",
+                doc: "a database's replicas fall `lag` further behind",
+                keys: &[
+                    req("database", Ty::Ref("database"), "a database with replicas"),
+                    req("lag", Ty::Duration, "added replication lag"),
+                ],
+            },
+            Case {
+                value: "replica_outage",
+                doc: "a database's replicas stop serving: reads go to the other replicas, or to the primary",
+                keys: &[
+                    req("database", Ty::Ref("database"), "a database with replicas"),
+                    key(
+                        "replica",
+                        int(0, &limits::MAX_REPLICAS),
+                        "every replica",
+                        "one replica, numbered from 0",
+                    ),
+                ],
+            },
+            Case {
                 value: "migrate_tenant",
                 doc: "move one tenant to another cell while traffic flows: MIGRATING for `duration`, then CUTOVER and FINAL",
                 keys: &[
@@ -979,6 +1284,9 @@ pub const FAULT_KINDS: &[&str] = &[
     "control_plane_outage",
     "dependency_errors",
     "poison_jobs",
+    "pool_slowdown",
+    "replica_lag",
+    "replica_outage",
     "migrate_tenant",
 ];
 
@@ -992,7 +1300,7 @@ pub const SLOS: TableSpec = TableSpec {
             "tenants",
             Ty::Selector,
             "\"all\"",
-            "`\"all\"`, `\"bystanders\"` (not named by any fault), a list of tenant or group names, or `{ tier = \"NAME\" }`",
+            "`\"all\"`, `\"bystanders\"` (not named by any fault), a list of tenant or group names, or `{ tier = \"NAME\" }`, `{ cell = \"NAME\" }`, `{ cell_group = \"NAME\" }`",
         ),
         key(
             "scope",
@@ -1020,6 +1328,18 @@ pub const SLOS: TableSpec = TableSpec {
             "100",
             "fewer samples makes the check inconclusive (exit 4)",
         ),
+        key(
+            "class",
+            Ty::Ref("class"),
+            "every class",
+            "judge only requests of this class (`default` is the implicit one)",
+        ),
+        key(
+            "pool",
+            Ty::Ref("pool"),
+            "every pool",
+            "judge only requests of the classes routed to this cell pool",
+        ),
     ],
     variants: None,
 };
@@ -1027,8 +1347,17 @@ pub const SLOS: TableSpec = TableSpec {
 /// The `{ tier = "NAME" }` form of an SLO's `tenants`.
 pub const TIER_SELECTOR: TableSpec = TableSpec {
     title: "slo.tenants",
-    doc: "Every tenant of one tier.",
-    keys: &[req("tier", Ty::Ref("tier"), "a `[[tiers]]` name")],
+    doc: "Every tenant of one tier, of one cell, or of a cell group (give exactly one key; the cell is where placement put the tenant at the start).",
+    keys: &[
+        key("tier", Ty::Ref("tier"), "", "a `[[tiers]]` name"),
+        key("cell", Ty::Ref("cell"), "", "a `[[cells]]` name"),
+        key(
+            "cell_group",
+            Ty::Ref("cell group"),
+            "",
+            "a `[[cell_groups]]` name",
+        ),
+    ],
     variants: None,
 };
 
@@ -1089,9 +1418,14 @@ pub const TABLES: &[(&str, &TableSpec)] = &[
     ("placement", &PLACEMENT),
     ("tiers[]", &TIERS),
     ("databases[]", &DATABASES),
+    ("databases[].replicas", &REPLICAS),
     ("cells[]", &CELLS),
     ("cells[].api", &API),
     ("cells[].jobs", &JOB_POOL),
+    ("pools[]", &POOLS),
+    ("cell_groups[]", &CELL_GROUPS),
+    ("classes[]", &CLASSES),
+    ("classes[].calls[]", &STEP),
     ("tenants[]", &TENANTS),
     ("tenants[].arrival", &ARRIVAL),
     ("tenants[].retry", &RETRY),

@@ -1,7 +1,9 @@
 //! The edge and a cell's front door: tenant config, rate limiting, tenant-to-cell routing from
 //! the mapping cache, epoch fencing of writes, and admission into the cell's API pool.
 
-use super::{DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, Work, World, service_draw};
+use super::{
+    DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, IMPLICIT_PROGRAM, NONE, Work, World, service_draw,
+};
 use crate::components::admission::{Reason, Request as AdmissionRequest};
 use crate::components::draw::uniform_inclusive;
 use crate::components::limiter::Decision;
@@ -11,8 +13,9 @@ use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::config::ConfigLookup;
 use crate::model::metrics::Outcome;
+use crate::model::topology::CLASS_DEFAULT;
 use crate::model::trace::TraceKind;
-use crate::time::SimTime;
+use crate::time::{SimDuration, SimTime};
 
 /// The cells that accepted a write: the primary, and the shadow of a dual-write migration.
 type WriteCells = (u32, Option<u32>);
@@ -67,18 +70,28 @@ impl World<'_, '_> {
             return;
         };
         let c = cell as usize;
+        let class = self
+            .requests
+            .get(request)
+            .map_or(CLASS_DEFAULT, |r| r.class);
+        let route = self.class_routes.get(class as usize).copied();
+        let pool_index = c * self.cell_pools + route.map_or(0, |r| r.pool as usize);
         // The work's CPU time, drawn here rather than when a worker starts it: the same draw
-        // (a pure function of the request, the attempt and the cell's fixed distribution), but
-        // its latency (a hash and a logarithm) now overlaps admission's bookkeeping instead of
-        // delaying the schedule the next event waits on.
+        // (a pure function of the request, the attempt and the class's or pool's fixed
+        // distribution), but its latency (a hash and a logarithm) now overlaps admission's
+        // bookkeeping instead of delaying the schedule the next event waits on.
         // For a first attempt the logarithm was taken one arrival ahead (`on_arrival`).
-        let service_time = &self.system.cells[c].api.service_time;
+        let pool = &self.pools[pool_index];
+        let service_time = route.and_then(|r| r.cpu).unwrap_or(pool.service_time);
         let u = service_draw(work_key, attempt);
-        let service = if attempt == 1 && !first_service_ln.is_nan() {
+        let mut service = if attempt == 1 && !first_service_ln.is_nan() {
             service_time.quantile_with_ln(u, first_service_ln)
         } else {
             service_time.quantile(u)
         };
+        if pool.slowdown != 1.0 {
+            service = SimDuration::from_nanos_f64(service.as_nanos() as f64 * pool.slowdown);
+        }
         self.invariants.served(
             now,
             tenant,
@@ -88,14 +101,30 @@ impl World<'_, '_> {
             &self.names,
         );
 
-        // Admission into the cell's API pool.
-        let pool = &self.system.cells[c].api;
-        let has_worker = self.cells[c].busy < pool.workers;
+        // The class's bulkhead in this cell: at most so many of the tenant's requests of the
+        // class at once.
+        let bulkhead = match route.and_then(|r| r.bulkhead) {
+            Some(cap) => {
+                if !self.take_bulkhead(c, tenant, class, cap) {
+                    let retry_at = now + self.pools[pool_index].service_time.mean();
+                    self.trace(now, tenant, index, attempt, TraceKind::Rejected);
+                    self.fail_attempt(now, request, Outcome::Rejected, Some(retry_at), queue);
+                    return;
+                }
+                true
+            }
+            None => false,
+        };
+
+        // Admission into the pool.
         let tier = &self.system.tiers[tier_index];
-        let permit = match self.cells[c].admission.as_mut() {
+        let pool = &mut self.pools[pool_index];
+        let has_worker = pool.busy < pool.workers;
+        let cap = pool.tenant_cap.or(tier.max_in_flight);
+        let permit = match pool.admission.as_mut() {
             Some(admission) => {
                 let mut ask = AdmissionRequest::normal(&tenant, tier_index);
-                if let Some(cap) = tier.max_in_flight {
+                if let Some(cap) = cap {
                     ask = ask.with_tenant_cap(cap);
                 }
                 match admission.try_acquire(now, ask) {
@@ -103,6 +132,9 @@ impl World<'_, '_> {
                     Err(rejection) => {
                         let retry_at = (rejection.reason != Reason::UnknownPartition)
                             .then_some(rejection.retry_at);
+                        if bulkhead {
+                            self.give_bulkhead(c, tenant, class);
+                        }
                         self.trace(now, tenant, index, attempt, TraceKind::Rejected);
                         self.fail_attempt(now, request, Outcome::Rejected, retry_at, queue);
                         return;
@@ -130,6 +162,7 @@ impl World<'_, '_> {
             let cells: Vec<u32> = std::iter::once(primary).chain(shadow).collect();
             self.invariants.write_accepted(tenant, &cells)
         });
+        let program = route.map_or(IMPLICIT_PROGRAM, |r| r.program);
         let work = self.works.insert(Work {
             request,
             request_index: index,
@@ -137,13 +170,25 @@ impl World<'_, '_> {
             tenant,
             cell,
             attempt,
-            queries_left: spec.db_queries,
+            class,
+            pc: 0,
+            program,
+            pool: pool_index as u32,
+            queries_left: if program == IMPLICIT_PROGRAM {
+                spec.db_queries
+            } else {
+                0
+            },
             queries_done: 0,
+            query_op: u16::MAX,
+            station: NONE,
+            cancelled: false,
             work_key,
             service,
             worker_since: SimTime::MAX,
             query_since: SimTime::MAX,
             permit,
+            bulkhead,
             ticket: None,
             write,
             dead: false,
@@ -152,10 +197,35 @@ impl World<'_, '_> {
             r.work = work;
         }
         if has_worker {
-            self.cells[c].busy += 1;
+            self.pools[pool_index].busy += 1;
             self.begin_work(now, work, queue);
         } else {
-            self.cells[c].queue.push_back(work);
+            self.pools[pool_index].queue.push_back(work);
+        }
+    }
+
+    /// Takes a slot of `class`'s bulkhead for `tenant` in cell `c`; `false` when the tenant
+    /// already has `cap` requests of the class there.
+    fn take_bulkhead(&mut self, c: usize, tenant: u32, class: u16, cap: u32) -> bool {
+        let Some(map) = self.cells[c].bulkheads.as_mut() else {
+            return true;
+        };
+        let held = map.entry((tenant, class)).or_insert(0);
+        if *held >= cap {
+            return false;
+        }
+        *held += 1;
+        true
+    }
+
+    /// Gives back a slot taken by [`World::take_bulkhead`].
+    pub(super) fn give_bulkhead(&mut self, c: usize, tenant: u32, class: u16) {
+        if let Some(held) = self.cells[c]
+            .bulkheads
+            .as_mut()
+            .and_then(|m| m.get_mut(&(tenant, class)))
+        {
+            *held = held.saturating_sub(1);
         }
     }
 

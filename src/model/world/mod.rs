@@ -1,22 +1,27 @@
 //! The simulated world's state and its event dispatch. The handlers live in submodules by
-//! concern: `client` (arrivals, attempts, retries, timeouts), `edge` (limiter, mapping,
-//! fencing, admission), `cell` (workers, KMS, database, breakers), `control` (faults,
-//! failover, migrations, placement) and `jobs` (background jobs).
+//! concern: `client` (arrival sources, attempts, retries, timeouts), `edge` (limiter,
+//! mapping, fencing, admission into a pool), `cell` (a worker's KMS call and CPU, releasing
+//! and killing work), `exec` (a work's program: queries on primaries and replicas, statement
+//! timeouts, replication lag), `control` (faults, failover, migrations, placement) and `jobs`
+//! (background jobs).
 
 mod cell;
 mod client;
 mod control;
 mod edge;
+mod exec;
 mod jobs;
 
 use std::collections::VecDeque;
 
 use super::Event;
 use super::config::{ArrivalProcess, BreakerKey, FaultKind, MappingPolicy, SchedulerMode, System};
+use super::dist::Dist;
 use super::invariants::{Invariants, Sabotage};
 use super::metrics::Metrics;
 use super::series::Series;
 use super::slab::Slab;
+use super::topology::{CLASS_DEFAULT, PoolSpec};
 use super::trace::{TraceKind, TraceRecord, TraceSink};
 use crate::components::admission::{
     AdaptiveLimit, AdmissionConfig, AdmissionController, PartitionConfig, PermitId,
@@ -43,6 +48,11 @@ pub(super) enum Dep {
     Kms,
 }
 
+/// A missing handle (no parent work, no pool, no station).
+const NONE: u32 = u32::MAX;
+/// The program of the implicit class: the tenant's `db_queries` on its cell's database.
+const IMPLICIT_PROGRAM: u32 = u32::MAX;
+
 /// A request, from its first attempt to its outcome.
 struct Request {
     tenant: u32,
@@ -63,6 +73,8 @@ struct Request {
     retry: RetryState,
     /// Whether the request writes (and so goes through epoch fencing).
     write: bool,
+    /// Its class ([`CLASS_DEFAULT`] for the implicit one).
+    class: u16,
     /// `fastlog::ln(1 - u)` of its first attempt's service-time draw, taken one arrival ahead
     /// ([`TenantState::next_service_ln`]); NaN when not taken.
     first_service_ln: f64,
@@ -77,8 +89,22 @@ struct Work {
     tenant: u32,
     cell: u32,
     attempt: u32,
+    /// The request's class.
+    class: u16,
+    /// The next step of its program.
+    pc: u16,
+    /// Its program (index into `System::programs`), or [`IMPLICIT_PROGRAM`].
+    program: u32,
+    /// The pool instance whose worker (or queue slot) it holds.
+    pool: u32,
     queries_left: u32,
     queries_done: u32,
+    /// The query step under way (index into its program), `u16::MAX` for the implicit one.
+    query_op: u16,
+    /// The station (database primary or replica) of the current query, [`NONE`] when none.
+    station: u32,
+    /// Its current query will be cancelled by the statement timeout when it completes.
+    cancelled: bool,
     work_key: u64,
     /// Its CPU time (drawn when it enters the cell).
     service: SimDuration,
@@ -87,6 +113,8 @@ struct Work {
     /// When its current query got a connection (`SimTime::MAX` when none).
     query_since: SimTime,
     permit: Option<PermitId>,
+    /// It holds a slot of its class's bulkhead in its cell.
+    bulkhead: bool,
     /// The breaker ticket of the work's current dependency call, and that dependency.
     ticket: Option<(Dep, Ticket)>,
     /// For a write: its id in the invariant books (acknowledged if the work succeeds).
@@ -113,12 +141,8 @@ struct BgJob {
 /// six or seven): at 100,000 tenants every line a request touches is a miss to warm.
 #[repr(align(64))]
 struct TenantState {
-    arrivals: CounterStream,
-    /// Nanoseconds between arrivals at the tenant's base rate (`1e9 / rate`), kept so the
-    /// arrival path multiplies instead of dividing.
-    mean_gap_nanos: f64,
-    /// A Poisson tenant's next standard exponential draw (`-ln u`), taken one arrival ahead.
-    next_exponential: f64,
+    /// Its first arrival source.
+    arrival: ArrivalState,
     /// For the tenant's next request, the logarithm its first attempt's service time needs
     /// (`fastlog::ln(1 - u)`), taken one arrival ahead for the same reason; NaN until the
     /// first arrival, and while no cell's service time is exponential.
@@ -126,7 +150,13 @@ struct TenantState {
     job_arrivals: Option<CounterStream>,
     work_key: u64,
     job_key: u64,
+    /// Requests its first arrival source issued (see [`Source`]).
     issued: u64,
+    /// The class of its first arrival source ([`CLASS_DEFAULT`] without a mix).
+    class: u16,
+    /// Its arrival sources: one per class of its mix (the first lives in this record, the
+    /// others in `World::sources`), or one for the implicit class.
+    sources: u16,
     jobs_issued: u64,
     limiter: GcraState,
     /// Requests queued or running in a cell without admission control.
@@ -169,23 +199,87 @@ impl HotSpec {
     }
 }
 
+/// Where an arrival source stands.
+struct ArrivalState {
+    stream: CounterStream,
+    /// Nanoseconds between arrivals at the source's base rate (`1e9 / rate`), kept so the
+    /// arrival path multiplies instead of dividing.
+    mean_gap_nanos: f64,
+    /// A Poisson source's next standard exponential draw (`-ln u`), taken one arrival ahead.
+    next_exponential: f64,
+}
+
+/// A tenant's arrival source for one class of its mix beyond the first (the first lives in
+/// the tenant's record). Its streams are keyed by (purpose, tenant, class name), so adding a
+/// class to one tenant's mix changes no other draw.
+struct Source {
+    tenant: u32,
+    class: u16,
+    /// Its position in the tenant's mix (the first class is 0).
+    rank: u16,
+    poisson: bool,
+    arrival: ArrivalState,
+    /// Requests per second at the tenant's base rate (its rate times the class's share).
+    rate: f64,
+    work_key: u64,
+    issued: u64,
+}
+
 struct JobPoolState {
     scheduler: JobScheduler<u32, u32>,
     busy: u32,
 }
 
 struct CellState {
-    busy: u32,
-    queue: VecDeque<u32>,
-    admission: Option<AdmissionController<u32>>,
     jobs: Option<JobPoolState>,
     /// Under the `SharedKeyCache` sabotage: the one data key the cell caches.
     shared_key: (u32, SimTime),
+    /// In-flight requests per (tenant, class) with a bulkhead cap, in this cell.
+    bulkheads: Option<crate::components::KeyMap<(u32, u16), u32>>,
 }
 
-struct DbState {
+/// One instance of a worker pool: a cell's `api` pool or one of its `[[pools]]`.
+struct PoolState {
     busy: u32,
+    workers: u32,
+    queue: VecDeque<u32>,
+    admission: Option<AdmissionController<u32>>,
+    /// CPU time of work whose class does not say its own.
+    service_time: Dist,
+    /// Per-tenant cap of the pool itself (else the tier's `max_in_flight`).
+    tenant_cap: Option<u32>,
+    /// The product of active `pool_slowdown` factors.
+    slowdown: f64,
+}
+
+/// A station: connections held for one query each (a database's primary or a replica),
+/// FIFO for the rest.
+struct Station {
+    busy: u32,
+    capacity: u32,
     waiting: VecDeque<u32>,
+}
+
+/// What a class needs on the request path, resolved once (names to indices).
+#[derive(Clone, Copy)]
+struct ClassRoute {
+    pool: u32,
+    cpu: Option<Dist>,
+    writes: Option<f64>,
+    /// Its own timeout lane: `None` uses the tenant's; `Some(None)`: no timeout.
+    timeout_lane: Option<Option<u32>>,
+    bulkhead: Option<u32>,
+    program: u32,
+}
+
+/// Replication of one database to its replicas: a fluid backlog of writes the replicas have
+/// not applied, drained at the apply rate.
+#[derive(Clone, Copy, Default)]
+struct Replication {
+    backlog: f64,
+    since: SimTime,
+    /// Lag added by active `replica_lag` faults.
+    fault_lag: SimDuration,
 }
 
 /// Attempts sharing one timeout length: their deadlines are issued in time order, so a FIFO
@@ -269,6 +363,11 @@ pub(super) struct World<'s, 't> {
     cell_names: Vec<&'s str>,
     // Clients.
     tenants: Vec<TenantState>,
+    /// Arrival sources beyond each tenant's first; `Event::Arrival(n + i)` is source `i`
+    /// (`n` tenants).
+    sources: Vec<Source>,
+    /// Per class: what its requests need on the path (`System::classes` order).
+    class_routes: Vec<ClassRoute>,
     requests: Slab<Request>,
     lanes: Vec<TimeoutLane>,
     rate_schedules: Vec<RateSchedule>,
@@ -291,10 +390,23 @@ pub(super) struct World<'s, 't> {
     /// Tenants whose starting cell is each cell (counted while the records were built).
     tenants_per_cell: Vec<usize>,
     placement: PlacementPolicy,
+    /// Where each tier's tenants may go (routing by tier, `max_tenants`).
+    routing: super::placing::Routing,
     pending_control: Vec<ControlOp>,
     // Cells.
     cells: Vec<CellState>,
-    dbs: Vec<DbState>,
+    /// Pool instances: cell `c`'s pool `p` is `c * cell_pools + p`.
+    pools: Vec<PoolState>,
+    cell_pools: usize,
+    /// Stations: database `d`'s primary is station `d`; its replicas follow
+    /// `replica_base[d]`.
+    stations: Vec<Station>,
+    replica_base: Vec<u32>,
+    /// Per database with replicas: replication state and which replicas are down.
+    replication: Vec<Replication>,
+    replica_down: Vec<bool>,
+    /// Each tenant's last acknowledged write (kept only when some database has replicas).
+    last_write: Vec<SimTime>,
     works: Slab<Work>,
     breakers: Option<Breakers>,
     bg_jobs: Slab<BgJob>,
@@ -338,6 +450,7 @@ impl<'s, 't> World<'s, 't> {
         let keys = streams
             .keys_for("arrivals", count)
             .zip(streams.keys_for("work", count));
+        let mut sources: Vec<Source> = Vec::new();
         let tenants = system
             .tenants
             .iter()
@@ -346,19 +459,7 @@ impl<'s, 't> World<'s, 't> {
             .map(|(i, (t, (arrival_key, work_key)))| {
                 estimated_events += super::tenant_estimated_events(system, i, t);
                 tenants_per_cell[t.cell] += 1;
-                let timeout_lane = t.timeout.map(|timeout| {
-                    match lanes.iter().position(|l| l.timeout == timeout) {
-                        Some(lane) => lane as u32,
-                        None => {
-                            lanes.push(TimeoutLane {
-                                timeout,
-                                pending: VecDeque::new(),
-                                armed: false,
-                            });
-                            (lanes.len() - 1) as u32
-                        }
-                    }
-                });
+                let timeout_lane = t.timeout.map(|timeout| lane_for(&mut lanes, timeout));
                 let rate_schedule = rate_schedule_for(system, i).map(|s| {
                     rate_schedules.push(s);
                     (rate_schedules.len() - 1) as u32
@@ -367,10 +468,46 @@ impl<'s, 't> World<'s, 't> {
                     (Some(p), 0) => p.counter_stream("arrivals", 0),
                     _ => CounterStream::new(arrival_key),
                 };
+                let poisson = t.arrival.process == ArrivalProcess::Poisson;
+                // A mix: the first class's source lives in the record, the others in
+                // `sources`; each class draws from streams keyed by its name.
+                let (arrivals, work_key, class, share) = match t.mix.as_deref() {
+                    Some([first, rest @ ..]) => {
+                        for (rank, share) in rest.iter().enumerate() {
+                            let name = &system.classes[share.class as usize].name;
+                            let rate = t.arrival.rate * share.share;
+                            sources.push(Source {
+                                tenant: i as u32,
+                                class: share.class,
+                                rank: rank as u16 + 1,
+                                poisson,
+                                arrival: ArrivalState {
+                                    stream: streams
+                                        .counter_stream(&format!("arrivals/{name}"), i as u64),
+                                    mean_gap_nanos: NANOS_PER_SEC as f64 / rate,
+                                    next_exponential: 0.0,
+                                },
+                                rate,
+                                work_key: streams.key_for(&format!("work/{name}"), i as u64),
+                                issued: 0,
+                            });
+                        }
+                        let name = &system.classes[first.class as usize].name;
+                        (
+                            streams.counter_stream(&format!("arrivals/{name}"), i as u64),
+                            streams.key_for(&format!("work/{name}"), i as u64),
+                            first.class,
+                            first.share,
+                        )
+                    }
+                    _ => (arrivals, work_key, CLASS_DEFAULT, 1.0),
+                };
                 TenantState {
-                    arrivals,
-                    mean_gap_nanos: NANOS_PER_SEC as f64 / t.arrival.rate,
-                    next_exponential: 0.0,
+                    arrival: ArrivalState {
+                        stream: arrivals,
+                        mean_gap_nanos: NANOS_PER_SEC as f64 / (t.arrival.rate * share),
+                        next_exponential: 0.0,
+                    },
                     next_service_ln: f64::NAN,
                     job_arrivals: t
                         .jobs
@@ -380,6 +517,8 @@ impl<'s, 't> World<'s, 't> {
                     // a noticeable part of setting up 100,000 tenants.
                     job_key: t.jobs.map_or(0, |_| streams.key_for("jobs", i as u64)),
                     issued: 0,
+                    class,
+                    sources: t.mix.as_ref().map_or(1, |m| m.len() as u16),
                     jobs_issued: 0,
                     limiter: GcraState::default(),
                     in_flight: 0,
@@ -394,6 +533,20 @@ impl<'s, 't> World<'s, 't> {
                 }
             })
             .collect();
+        let class_routes = system
+            .classes
+            .iter()
+            .map(|c| ClassRoute {
+                pool: c.pool as u32,
+                cpu: c.cpu,
+                writes: c.writes,
+                timeout_lane: c
+                    .timeout
+                    .map(|timeout| timeout.map(|d| lane_for(&mut lanes, d))),
+                bulkhead: c.max_in_flight_per_tenant,
+                program: c.program.unwrap_or(IMPLICIT_PROGRAM),
+            })
+            .collect();
         let edge = &system.edge;
         let on_unavailable = match edge.on_mapping_unavailable {
             MappingPolicy::ServeStale => OnUnavailable::ServeStale {
@@ -405,17 +558,14 @@ impl<'s, 't> World<'s, 't> {
         let mapping_cache = EdgeCache::new(edge.mapping_cache_ttl, on_unavailable)
             .or_else(|_| EdgeCache::new(edge.mapping_cache_ttl, OnUnavailable::FailClosed))
             .expect("fail-closed edge caches accept any TTL");
+        let any_bulkhead = system
+            .classes
+            .iter()
+            .any(|c| c.max_in_flight_per_tenant.is_some());
         let cells = system
             .cells
             .iter()
             .map(|c| CellState {
-                busy: 0,
-                queue: VecDeque::new(),
-                admission: c
-                    .api
-                    .admission
-                    .then(|| AdmissionController::new(admission_config(system, c)).ok())
-                    .flatten(),
                 jobs: c.jobs.as_ref().and_then(|pool| {
                     let mode = match pool.scheduler {
                         SchedulerMode::Fair => Mode::Fair,
@@ -427,8 +577,41 @@ impl<'s, 't> World<'s, 't> {
                         .map(|scheduler| JobPoolState { scheduler, busy: 0 })
                 }),
                 shared_key: (u32::MAX, SimTime::ZERO),
+                bulkheads: any_bulkhead.then(crate::components::KeyMap::default),
             })
             .collect();
+        let cell_pools = system.cell_pool_count();
+        let pools = system
+            .cells
+            .iter()
+            .flat_map(|c| {
+                std::iter::once(PoolSpec {
+                    name: "api".into(),
+                    workers: c.api.workers,
+                    queue: c.api.queue,
+                    service_time: c.api.service_time,
+                    admission: c.api.admission,
+                    adaptive: c.api.adaptive,
+                    max_in_flight_per_tenant: None,
+                })
+                .chain(system.pools.iter().cloned())
+            })
+            .map(|spec| pool_state(system, &spec))
+            .collect();
+        let mut stations: Vec<Station> = system
+            .databases
+            .iter()
+            .map(|d| Station::new(d.connections))
+            .collect();
+        let mut replica_base = Vec::with_capacity(system.databases.len());
+        for d in &system.databases {
+            replica_base.push(stations.len() as u32);
+            if let Some(r) = d.replicas {
+                stations.extend((0..r.count).map(|_| Station::new(r.connections)));
+            }
+        }
+        let replica_down = vec![false; stations.len()];
+        let any_replicas = system.databases.iter().any(|d| d.replicas.is_some());
         let breakers = system
             .breakers
             .enabled
@@ -452,6 +635,8 @@ impl<'s, 't> World<'s, 't> {
             names,
             cell_names: system.cells.iter().map(|c| c.name.as_str()).collect(),
             tenants,
+            sources,
+            class_routes,
             requests: Slab::new(),
             lanes,
             rate_schedules,
@@ -463,10 +648,13 @@ impl<'s, 't> World<'s, 't> {
             } else {
                 0
             },
-            service_ln_ahead: system
-                .cells
-                .iter()
-                .any(|c| c.api.service_time.is_exponential()),
+            // Only the implicit class takes the logarithm ahead: a class's CPU time may come
+            // from another pool or its own distribution.
+            service_ln_ahead: system.classes.is_empty()
+                && system
+                    .cells
+                    .iter()
+                    .any(|c| c.api.service_time.is_exponential()),
             static_routing: !system.faults.iter().any(|f| {
                 matches!(
                     f.kind,
@@ -482,16 +670,24 @@ impl<'s, 't> World<'s, 't> {
             tenants_per_cell,
             estimated_events,
             placement: super::placing::policy(system.placement.shard_size),
+            routing: super::placing::Routing::new(
+                &system.cells,
+                &system.tiers,
+                !system.placement.ignore_tier_cells,
+            ),
             pending_control: Vec::new(),
             cells,
-            dbs: system
-                .databases
-                .iter()
-                .map(|_| DbState {
-                    busy: 0,
-                    waiting: VecDeque::new(),
-                })
-                .collect(),
+            pools,
+            cell_pools,
+            stations,
+            replica_base,
+            replication: vec![Replication::default(); system.databases.len()],
+            replica_down,
+            last_write: if any_replicas {
+                vec![SimTime::ZERO; system.tenants.len()]
+            } else {
+                Vec::new()
+            },
             works: Slab::new(),
             breakers,
             bg_jobs: Slab::new(),
@@ -508,6 +704,8 @@ impl<'s, 't> World<'s, 't> {
                 system.windows.clone(),
                 tenant_windows,
                 system.simulation.duration,
+                system.classes.iter().map(|c| c.pool as u32).collect(),
+                super::counts_anything(system),
             ),
             series,
             invariants: Invariants::new(system.tenants.len()),
@@ -557,6 +755,13 @@ impl<'s, 't> World<'s, 't> {
                 {
                     queue.schedule(at, Event::JobBatch(tenant as u32));
                 }
+            }
+        }
+        let n = self.tenants.len();
+        for i in 0..self.sources.len() {
+            let first = self.first_source_arrival(i);
+            if first < self.end {
+                queue.schedule(first, Event::Arrival((n + i) as u32));
             }
         }
         for (i, fault) in self.system.faults.iter().enumerate() {
@@ -693,10 +898,10 @@ impl Model for World<'_, '_> {
     }
 }
 
-/// Admission for a cell's API pool: the limit is workers plus queue; one partition per tier,
-/// with the tier's guaranteed share (lendable while idle); AIMD if the pool adapts.
-fn admission_config(system: &System, cell: &super::config::Cell) -> AdmissionConfig {
-    let limit = cell.api.workers.saturating_add(cell.api.queue).max(1);
+/// Admission for a pool: the limit is workers plus queue; one partition per tier, with the
+/// tier's guaranteed share (lendable while idle); AIMD if the pool adapts.
+fn admission_config(system: &System, pool: &PoolSpec) -> AdmissionConfig {
+    let limit = pool.workers.saturating_add(pool.queue).max(1);
     AdmissionConfig {
         limit,
         partitions: system
@@ -709,19 +914,56 @@ fn admission_config(system: &System, cell: &super::config::Cell) -> AdmissionCon
             })
             .collect(),
         critical_reserve: 0.0,
-        retry_after: cell
-            .api
-            .service_time
-            .mean()
-            .max(SimDuration::from_millis(10)),
-        adaptive: cell.api.adaptive.then_some(AdaptiveLimit {
-            min_limit: cell.api.workers.max(1),
+        retry_after: pool.service_time.mean().max(SimDuration::from_millis(10)),
+        adaptive: pool.adaptive.then_some(AdaptiveLimit {
+            min_limit: pool.workers.max(1),
             max_limit: limit,
             increase: 1,
             backoff: 0.9,
             grow_at_utilization: 0.8,
             overload_latency: None,
         }),
+    }
+}
+
+/// The state of one pool instance.
+fn pool_state(system: &System, spec: &PoolSpec) -> PoolState {
+    PoolState {
+        busy: 0,
+        workers: spec.workers,
+        queue: VecDeque::new(),
+        admission: spec
+            .admission
+            .then(|| AdmissionController::new(admission_config(system, spec)).ok())
+            .flatten(),
+        service_time: spec.service_time,
+        tenant_cap: spec.max_in_flight_per_tenant,
+        slowdown: 1.0,
+    }
+}
+
+impl Station {
+    fn new(capacity: u32) -> Station {
+        Station {
+            busy: 0,
+            capacity,
+            waiting: VecDeque::new(),
+        }
+    }
+}
+
+/// The lane for client or call timeouts of length `timeout`, created on first use.
+fn lane_for(lanes: &mut Vec<TimeoutLane>, timeout: SimDuration) -> u32 {
+    match lanes.iter().position(|l| l.timeout == timeout) {
+        Some(lane) => lane as u32,
+        None => {
+            lanes.push(TimeoutLane {
+                timeout,
+                pending: VecDeque::new(),
+                armed: false,
+            });
+            (lanes.len() - 1) as u32
+        }
     }
 }
 
