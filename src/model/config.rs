@@ -472,6 +472,8 @@ pub enum FaultKind {
         tenants: Vec<usize>,
         /// Rate multiplier.
         multiplier: f64,
+        /// Only this class of their requests spikes; `None`: all of them.
+        class: Option<u16>,
     },
     /// Cells stop serving.
     CellOutage {

@@ -258,26 +258,71 @@ pub fn estimated_events(system: &System) -> f64 {
 /// Tenant `index`'s share of [`estimated_events`] (`tenant` is its spec).
 fn tenant_estimated_events(system: &System, index: usize, tenant: &Tenant) -> f64 {
     let duration = system.simulation.duration.as_secs_f64();
-    let extra: f64 = system
-        .faults
-        .iter()
-        .map(|f| match &f.kind {
-            FaultKind::LoadSpike {
-                tenants,
-                multiplier,
-            } if tenants.contains(&index) => {
-                (multiplier - 1.0).max(0.0) * f.duration.as_secs_f64().min(duration)
-            }
-            _ => 0.0,
-        })
-        .sum();
-    let requests = tenant.arrival.rate * (duration + extra);
-    let per_attempt = 4.0 + f64::from(tenant.db_queries);
+    // Extra seconds at the base rate that the spikes of `class`'s requests add.
+    let extra = |class: Option<u16>| -> f64 {
+        system
+            .faults
+            .iter()
+            .map(|f| match &f.kind {
+                FaultKind::LoadSpike {
+                    tenants,
+                    multiplier,
+                    class: only,
+                } if tenants.contains(&index)
+                    && only.is_none_or(|c| class.is_none_or(|k| k == c)) =>
+                {
+                    (multiplier - 1.0).max(0.0) * f.duration.as_secs_f64().min(duration)
+                }
+                _ => 0.0,
+            })
+            .sum()
+    };
     let jobs = tenant.jobs.map_or(0.0, |j| {
         let attempts = 101.0; // a poison job retried forever is bounded by the budget
         (j.rate * duration + j.batch.map_or(0.0, |(n, _)| n as f64)) * 2.0 * attempts
     });
-    requests * (1.0 + f64::from(tenant.retry.max_attempts) * per_attempt) + jobs
+    let Some(mix) = tenant.mix.as_deref() else {
+        let requests = tenant.arrival.rate * (duration + extra(None));
+        let per_attempt = 4.0 + f64::from(tenant.db_queries);
+        return requests * (1.0 + f64::from(tenant.retry.max_attempts) * per_attempt) + jobs;
+    };
+    let requests: f64 = mix
+        .iter()
+        .map(|share| {
+            let class = &system.classes[share.class as usize];
+            let requests = tenant.arrival.rate * share.share * (duration + extra(Some(share.class)));
+            let attempts = class.retry.unwrap_or(tenant.retry).max_attempts;
+            let per_attempt = 4.0 + program_events(system, class.program, tenant);
+            requests * (1.0 + f64::from(attempts) * per_attempt)
+        })
+        .sum();
+    requests + jobs
+}
+
+/// Events one run of a program may take (each query two; the implicit program the tenant's
+/// `db_queries`).
+fn program_events(system: &System, program: Option<u32>, tenant: &Tenant) -> f64 {
+    let Some(program) = program else {
+        return f64::from(tenant.db_queries);
+    };
+    system.programs[program as usize]
+        .ops
+        .iter()
+        .map(|op| match op {
+            topology::Op::Query { count, .. } => {
+                2.0 * match count {
+                    topology::QueryCount::Fixed(n) => f64::from(*n),
+                    topology::QueryCount::Tenant => f64::from(tenant.db_queries),
+                }
+            }
+            topology::Op::Call { .. } | topology::Op::Cache { .. } => 4.0,
+            topology::Op::CacheFill { .. } => 0.0,
+            topology::Op::Parallel { branches, .. } => branches
+                .iter()
+                .map(|&b| 2.0 + program_events(system, Some(b), tenant))
+                .sum(),
+        })
+        .sum()
 }
 
 /// The event budget when the system sets none: four times the upper-bound estimate plus a

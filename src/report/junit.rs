@@ -234,8 +234,13 @@ pub fn render(report: &Report) -> String {
     let mut suites: Vec<(String, String, Vec<Case>)> = Vec::new();
     for slo in &report.slos {
         let name = format!(
-            "{}: {} [{}, {}, {}]",
-            report.scenario, slo.name, slo.tenants, slo.scope, slo.window
+            "{}: {} [{}, {}, {}{}]",
+            report.scenario,
+            slo.name,
+            slo.tenants,
+            slo.scope,
+            slo.window,
+            super::summary::requests_filter(slo)
         );
         let classname = format!("{}.slo", report.scenario);
         suites.push((name, classname, cases(slo, &tier_of)));

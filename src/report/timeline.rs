@@ -86,7 +86,12 @@ fn describe_fault(system: &crate::model::config::System, kind: &FaultKind) -> St
             .join(", ")
     };
     match kind {
-        FaultKind::LoadSpike { multiplier, .. } => format!("load spike ×{multiplier}"),
+        FaultKind::LoadSpike {
+            multiplier, class, ..
+        } => match class {
+            Some(c) => format!("{} spike ×{multiplier}", system.class_name(*c)),
+            None => format!("load spike ×{multiplier}"),
+        },
         FaultKind::CellOutage { cells: c, .. } => format!("cell outage ({})", cells(c)),
         FaultKind::RegionOutage {
             region, cells: c, ..

@@ -145,6 +145,7 @@ impl Scenario {
             if let crate::model::config::FaultKind::LoadSpike {
                 tenants,
                 multiplier,
+                ..
             } = &fault.kind
             {
                 for &t in tenants {

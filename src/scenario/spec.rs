@@ -1144,6 +1144,12 @@ pub const FAULTS: TableSpec = TableSpec {
                         Ty::Positive(&limits::MAX_MULTIPLIER),
                         "arrival-rate multiplier",
                     ),
+                    key(
+                        "class",
+                        Ty::Ref("class"),
+                        "every class",
+                        "only the tenants' requests of this class spike (a report burst)",
+                    ),
                 ],
             },
             Case {

@@ -42,12 +42,12 @@ impl World<'_, '_> {
     /// The first arrival of source `i` of `sources` (see [`World::first_arrival`]).
     pub(super) fn first_source_arrival(&mut self, i: usize) -> SimTime {
         let source = &mut self.sources[i];
-        let tenant = source.tenant as usize;
+        let schedule = source.rate_schedule;
         if source.poisson {
             source.arrival.next_exponential = standard_exponential(&mut source.arrival.stream);
             return self.next_source_arrival(i, SimTime::ZERO);
         }
-        let (multiplier, _) = self.rate_at(tenant, SimTime::ZERO);
+        let (multiplier, _) = self.schedule_at(schedule, SimTime::ZERO);
         let source = &mut self.sources[i];
         let interval = NANOS_PER_SEC as f64 / (source.rate * multiplier);
         let u = unit_open(source.arrival.stream.next_u64());
@@ -56,7 +56,13 @@ impl World<'_, '_> {
 
     #[inline]
     fn rate_at(&self, tenant: usize, t: SimTime) -> (f64, SimTime) {
-        match self.tenants[tenant].rate_schedule {
+        self.schedule_at(self.tenants[tenant].rate_schedule, t)
+    }
+
+    /// The multiplier of rate schedule `schedule` at `t`, and when it next changes.
+    #[inline]
+    fn schedule_at(&self, schedule: Option<u32>, t: SimTime) -> (f64, SimTime) {
+        match schedule {
             Some(s) => self.rate_schedules[s as usize].at(t),
             None => (1.0, SimTime::MAX),
         }
@@ -83,13 +89,13 @@ impl World<'_, '_> {
 
     /// [`World::next_arrival`] for source `i` of `sources`.
     fn next_source_arrival(&mut self, i: usize, now: SimTime) -> SimTime {
-        let (tenant, poisson, rate) = {
+        let (schedule, poisson, rate) = {
             let s = &self.sources[i];
-            (s.tenant as usize, s.poisson, s.rate)
+            (s.rate_schedule, s.poisson, s.rate)
         };
         let mut t = now;
         loop {
-            let (multiplier, until) = self.rate_at(tenant, t);
+            let (multiplier, until) = self.schedule_at(schedule, t);
             let scaled = (multiplier != 1.0).then(|| NANOS_PER_SEC as f64 / (rate * multiplier));
             let candidate = next_gap(&mut self.sources[i].arrival, poisson, scaled, t);
             if candidate < until || !poisson {

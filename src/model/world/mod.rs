@@ -214,6 +214,8 @@ struct ArrivalState {
 /// class to one tenant's mix changes no other draw.
 struct Source {
     tenant: u32,
+    /// Index into `World::rate_schedules`, if a fault changes this source's rate.
+    rate_schedule: Option<u32>,
     class: u16,
     /// Its position in the tenant's mix (the first class is 0).
     rank: u16,
@@ -460,10 +462,12 @@ impl<'s, 't> World<'s, 't> {
                 estimated_events += super::tenant_estimated_events(system, i, t);
                 tenants_per_cell[t.cell] += 1;
                 let timeout_lane = t.timeout.map(|timeout| lane_for(&mut lanes, timeout));
-                let rate_schedule = rate_schedule_for(system, i).map(|s| {
-                    rate_schedules.push(s);
-                    (rate_schedules.len() - 1) as u32
-                });
+                let mut schedule_of = |class: u16| {
+                    rate_schedule_for(system, i, class).map(|s| {
+                        rate_schedules.push(s);
+                        (rate_schedules.len() - 1) as u32
+                    })
+                };
                 let arrivals = match (&perturbed, i) {
                     (Some(p), 0) => p.counter_stream("arrivals", 0),
                     _ => CounterStream::new(arrival_key),
@@ -478,6 +482,7 @@ impl<'s, 't> World<'s, 't> {
                             let rate = t.arrival.rate * share.share;
                             sources.push(Source {
                                 tenant: i as u32,
+                                rate_schedule: schedule_of(share.class),
                                 class: share.class,
                                 rank: rank as u16 + 1,
                                 poisson,
@@ -502,6 +507,7 @@ impl<'s, 't> World<'s, 't> {
                     }
                     _ => (arrivals, work_key, CLASS_DEFAULT, 1.0),
                 };
+                let rate_schedule = schedule_of(class);
                 TenantState {
                     arrival: ArrivalState {
                         stream: arrivals,
@@ -1079,9 +1085,9 @@ fn breaker_set(system: &System) -> Option<Breakers> {
     })
 }
 
-/// The rate multiplier over time for `tenant`, if any fault changes it. Overlapping spikes
-/// multiply.
-fn rate_schedule_for(system: &System, tenant: usize) -> Option<RateSchedule> {
+/// The rate multiplier over time for `tenant`'s requests of `class`, if any fault changes it.
+/// Overlapping spikes multiply.
+fn rate_schedule_for(system: &System, tenant: usize, class: u16) -> Option<RateSchedule> {
     let spikes: Vec<(SimTime, SimTime, f64)> = system
         .faults
         .iter()
@@ -1089,7 +1095,10 @@ fn rate_schedule_for(system: &System, tenant: usize) -> Option<RateSchedule> {
             FaultKind::LoadSpike {
                 tenants,
                 multiplier,
-            } if tenants.contains(&tenant) => Some((f.at, f.end(), *multiplier)),
+                class: only,
+            } if only.is_none_or(|c| c == class) && tenants.contains(&tenant) => {
+                Some((f.at, f.end(), *multiplier))
+            }
             _ => None,
         })
         .collect();

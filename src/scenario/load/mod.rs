@@ -957,6 +957,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             cell_names: &cell_names,
             db_names: &db_names,
             pool_names: &pool_names,
+            class_names: &class_names,
             cells: &cells,
             tenants: &tenants,
             databases: &databases,
@@ -2237,6 +2238,7 @@ struct FaultContext<'a> {
     cell_names: &'a Names,
     db_names: &'a Names,
     pool_names: &'a Names,
+    class_names: &'a Names,
     cells: &'a [Cell],
     tenants: &'a [Tenant],
     databases: &'a [Database],
@@ -2390,9 +2392,24 @@ fn read_fault_kind(
                         "a multiplier",
                     )
                 });
+            let class = match obj.node("class") {
+                Some(n) => {
+                    let key = obj.key("class");
+                    match read_string(ctx, n, &key, "a class name").as_deref() {
+                        Some(crate::model::topology::DEFAULT_CLASS_NAME) => {
+                            Some(Some(crate::model::topology::CLASS_DEFAULT))
+                        }
+                        Some(_) => resolve(ctx, fc.class_names, n, &key, "class")
+                            .map(|c| Some(c as u16)),
+                        None => None,
+                    }
+                }
+                None => Some(None),
+            };
             Some(FaultKind::LoadSpike {
                 tenants: tenants?,
                 multiplier: multiplier?,
+                class: class?,
             })
         }
         "cell_outage" => {
