@@ -711,6 +711,8 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    const CLASS_DEFAULT_FOR_TEST: u16 = crate::model::topology::CLASS_DEFAULT;
+
     fn ms(n: u64) -> SimDuration {
         SimDuration::from_millis(n)
     }
@@ -815,8 +817,8 @@ mod tests {
                 let at = SimTime::ZERO + ms(issued);
                 let latency = SimDuration::from_micros(micros);
                 match kind {
-                    0 => metrics.finished(tenant, at, Outcome::Ok, latency),
-                    1 => metrics.finished(tenant, at, Outcome::TimedOut, latency),
+                    0 => metrics.finished(tenant, CLASS_DEFAULT_FOR_TEST, at, Outcome::Ok, latency),
+                    1 => metrics.finished(tenant, CLASS_DEFAULT_FOR_TEST, at, Outcome::TimedOut, latency),
                     2 => metrics.job_finished(tenant, at, Some(latency)),
                     _ => metrics.job_unfinished(tenant, at, latency),
                 }

@@ -704,13 +704,17 @@ pub(crate) mod fixtures {
                     timed_out: 0,
                     in_flight: 0,
                     latency_ms: None,
+                    classes: Vec::new(),
+                    counters: None,
                 })
                 .collect(),
+            classes: Vec::new(),
             slos: vec![SloReport {
                 name: "fast".into(),
                 tenants: "all".into(),
                 scope: "each".into(),
                 window: "whole".into(),
+                requests: String::new(),
                 expect: vec!["p99 < 250ms".into()],
                 status: if failing > 0 { "fail" } else { "pass" }.into(),
                 passed: failing == 0,

@@ -804,7 +804,7 @@ pub const CLASSES: TableSpec = TableSpec {
         ),
         key(
             "retry",
-            Ty::Table(&RETRY),
+            Ty::Table(&CLASS_RETRY),
             "the tenant's `retry`",
             "the client's retry policy for this class (the retry budget stays the tenant's)",
         ),
@@ -1033,35 +1033,43 @@ pub const ARRIVAL: TableSpec = TableSpec {
     variants: None,
 };
 
+/// The keys of a retry policy (a tenant's `retry` adds `budget`).
+const RETRY_POLICY_KEYS: &[Key] = &[
+    key(
+        "max_attempts",
+        int(1, &limits::MAX_ATTEMPTS),
+        "3",
+        "attempts in total, including the first",
+    ),
+    key(
+        "backoff",
+        Ty::Choice(BACKOFFS),
+        "\"exponential_full_jitter\"",
+        "backoff between attempts",
+    ),
+    key(
+        "base",
+        Ty::Duration,
+        "\"100ms\"",
+        "first backoff ceiling; doubles per attempt",
+    ),
+    key(
+        "cap",
+        Ty::Duration,
+        "\"5s\"",
+        "largest backoff; a server's `retry_at` may ask for longer and is honoured",
+    ),
+];
+
 /// A tenant's `retry` table.
 pub const RETRY: TableSpec = TableSpec {
     title: "tenants.retry",
     doc: "The client's retry policy.",
     keys: &[
-        key(
-            "max_attempts",
-            int(1, &limits::MAX_ATTEMPTS),
-            "3",
-            "attempts in total, including the first",
-        ),
-        key(
-            "backoff",
-            Ty::Choice(BACKOFFS),
-            "\"exponential_full_jitter\"",
-            "backoff between attempts",
-        ),
-        key(
-            "base",
-            Ty::Duration,
-            "\"100ms\"",
-            "first backoff ceiling; doubles per attempt",
-        ),
-        key(
-            "cap",
-            Ty::Duration,
-            "\"5s\"",
-            "largest backoff; a server's `retry_at` may ask for longer and is honoured",
-        ),
+        RETRY_POLICY_KEYS[0],
+        RETRY_POLICY_KEYS[1],
+        RETRY_POLICY_KEYS[2],
+        RETRY_POLICY_KEYS[3],
         key(
             "budget",
             Ty::Budget,
@@ -1069,6 +1077,14 @@ pub const RETRY: TableSpec = TableSpec {
             "a retry budget `{ ratio, reserve }`, or `false`",
         ),
     ],
+    variants: None,
+};
+
+/// A class's `retry` table: a tenant's without the budget (the budget stays the tenant's).
+pub const CLASS_RETRY: TableSpec = TableSpec {
+    title: "classes.retry",
+    doc: "A class's retry policy (its tenants' retry budget applies to it).",
+    keys: RETRY_POLICY_KEYS,
     variants: None,
 };
 
@@ -1431,6 +1447,7 @@ pub const TABLES: &[(&str, &TableSpec)] = &[
     ("pools[]", &POOLS),
     ("cell_groups[]", &CELL_GROUPS),
     ("classes[]", &CLASSES),
+    ("classes[].retry", &CLASS_RETRY),
     ("classes[].calls[]", &STEP),
     ("tenants[]", &TENANTS),
     ("tenants[].arrival", &ARRIVAL),

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use tenantsim::analytic::{MD1K, MG1, MMc};
 use tenantsim::components::placement::shuffle_shard;
 use tenantsim::model::metrics::Outcome;
+use tenantsim::model::metrics::WindowStats;
 use tenantsim::model::series::Series;
 use tenantsim::model::trace::{TraceKind, TraceRecord, TraceSink};
 use tenantsim::model::{self, RunOptions, RunOutput, placing};
@@ -473,6 +474,262 @@ fn mmc_waits_and_responses_match_erlang_c() {
         );
     }
     checks.finish();
+}
+
+/// Two request classes in two pools of one cell, each class's CPU exponential: each pool is
+/// its own M/M/c. Tenants send both classes (`shares` of each tenant's rate go to class `a`).
+fn two_pool_text(
+    (c_a, mean_a_ms): (u32, f64),
+    (c_b, mean_b_ms): (u32, f64),
+    (lambda_a, lambda_b): (f64, f64),
+    duration_s: u64,
+) -> String {
+    let mut text = format!(
+        r#"name = "fidelity-two-pools"
+[simulation]
+duration = "{duration_s}s"
+warmup = "{WARMUP_S}s"
+[edge]
+rate_limiting = false
+[breakers]
+enabled = false
+[[tiers]]
+name = "open"
+rate = 1000000000
+[[cells]]
+name = "pool"
+api = {{ workers = {c_a}, admission = false, service_time = {{ dist = "exponential", mean = "{mean_a_ms}ms" }} }}
+[[pools]]
+name = "batch"
+workers = {c_b}
+admission = false
+service_time = {{ dist = "exponential", mean = "{mean_b_ms}ms" }}
+[[classes]]
+name = "a"
+timeout = "none"
+calls = []
+[[classes]]
+name = "b"
+pool = "batch"
+timeout = "none"
+calls = []
+"#
+    );
+    // Three tenants with different mixes; each class's total rate is lambda_a / lambda_b.
+    let weights = [0.5, 0.3, 0.2];
+    let mixes = [0.9, 0.5, 0.1]; // share of class a in each tenant's mix
+    let total_a: f64 = weights.iter().zip(mixes).map(|(w, m)| w * m).sum();
+    let total_b: f64 = weights.iter().zip(mixes).map(|(w, m)| w * (1.0 - m)).sum();
+    // Scale each tenant so the class totals come out exactly: solve per tenant with a common
+    // factor for each class (a tenant's rate is ra + rb, its mix ra / (ra + rb)).
+    for (i, (w, m)) in weights.iter().zip(mixes).enumerate() {
+        let ra = lambda_a * w * m / total_a;
+        let rb = lambda_b * w * (1.0 - m) / total_b;
+        let rate = ra + rb;
+        text.push_str(&format!(
+            "[[tenants]]\nname = \"t{}\"\ntier = \"open\"\ntimeout = \"none\"\narrival = {{ rate = {rate} }}\nrequests = {{ a = {}, b = {} }}\n",
+            i + 1,
+            ra / rate,
+            rb / rate
+        ));
+    }
+    text
+}
+
+/// Per class (0 = `a`, 1 = `b`): waits and responses of requests admitted after the warmup.
+/// A tenant with two classes numbers its requests `2 × n + rank`.
+struct ClassProbe {
+    warmup: u64,
+    admitted: std::collections::BTreeMap<(u32, u64), u64>,
+    waits: [Vec<u64>; 2],
+    responses: [Vec<u64>; 2],
+}
+
+impl TraceSink for ClassProbe {
+    fn record(&mut self, r: &TraceRecord) {
+        let at = r.at.as_nanos();
+        let key = (r.tenant, r.request);
+        let class = (r.request % 2) as usize;
+        match r.kind {
+            TraceKind::Admitted { .. } => {
+                self.admitted.insert(key, at);
+            }
+            TraceKind::ServiceStart => {
+                if let Some(&admitted) = self.admitted.get(&key)
+                    && admitted >= self.warmup
+                {
+                    self.waits[class].push(at - admitted);
+                }
+            }
+            TraceKind::ServiceDone => {
+                if let Some(admitted) = self.admitted.remove(&key)
+                    && admitted >= self.warmup
+                {
+                    self.responses[class].push(at - admitted);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn two_classes_in_two_pools_match_erlang_c_per_pool() {
+    let mut checks = Checks::new("two_classes_in_two_pools_match_erlang_c_per_pool");
+    // (servers a, mean a, utilisation a), (servers b, mean b, utilisation b), requests
+    let cases: Vec<((u32, f64, f64), (u32, f64, f64), f64)> = pick(
+        vec![((4, 8.0, 0.7), (2, 40.0, 0.6), 800_000.0)],
+        vec![
+            ((4, 8.0, 0.7), (2, 40.0, 0.6), 3e6),
+            ((10, 8.0, 0.8), (1, 20.0, 0.5), 3e6),
+        ],
+    );
+    let replications = pick(8, 10);
+    let tolerances = pick((0.06, 0.09), (0.02, 0.03));
+    for ((ca, ma, rho_a), (cb, mb, rho_b), requests) in cases {
+        let (mu_a, mu_b) = (1e3 / ma, 1e3 / mb);
+        let (lambda_a, lambda_b) = (rho_a * f64::from(ca) * mu_a, rho_b * f64::from(cb) * mu_b);
+        let duration = WARMUP_S + (requests / (lambda_a + lambda_b)).ceil() as u64;
+        let text = two_pool_text((ca, ma), (cb, mb), (lambda_a, lambda_b), duration);
+        let runs = replicate(replications, |seed| {
+            let mut probe = ClassProbe {
+                warmup: WARMUP_S * 1_000_000_000,
+                admitted: Default::default(),
+                waits: [Vec::new(), Vec::new()],
+                responses: [Vec::new(), Vec::new()],
+            };
+            let _ = run_traced(&text, seed, &mut probe);
+            let mut stats = Vec::new();
+            for k in 0..2 {
+                assert!(probe.waits[k].len() > 1_000, "too few samples");
+                stats.push([
+                    mean_secs(&probe.waits[k]),
+                    quantile(&mut probe.waits[k], 0.99),
+                    mean_secs(&probe.responses[k]),
+                    quantile(&mut probe.responses[k], 0.99),
+                ]);
+            }
+            stats
+        });
+        for (k, (class, c, lambda, mu)) in [("a", ca, lambda_a, mu_a), ("b", cb, lambda_b, mu_b)]
+            .into_iter()
+            .enumerate()
+        {
+            let q = MMc { lambda, mu, c };
+            let reference = [
+                q.mean_wait(),
+                q.wait_quantile(0.99),
+                q.mean_response(),
+                q.response_quantile(0.99),
+            ];
+            for (i, name) in ["mean wait", "p99 wait", "mean response", "p99 response"]
+                .into_iter()
+                .enumerate()
+            {
+                let samples: Vec<f64> = runs.iter().map(|r| r[k][i]).collect();
+                checks.relative(
+                    &format!("class {class} in its own pool, M/M/{c} ρ={:.1}: {name}", lambda / (f64::from(c) * mu)),
+                    "Erlang C",
+                    Estimate::of(&samples),
+                    reference[i],
+                    if i % 2 == 0 { tolerances.0 } else { tolerances.1 },
+                    (1e3, "ms"),
+                );
+            }
+        }
+    }
+    checks.finish();
+}
+
+/// The same system written twice: with the implicit class (today's shape) and with one
+/// declared class that says the same thing explicitly.
+fn single_class_text(declared: bool, duration_s: u64) -> String {
+    let class = if declared {
+        "[[classes]]\nname = \"api\"\ncpu = { dist = \"exponential\", mean = \"4ms\" }\ncalls = [{ db = \"cell\", queries = 2 }]\n"
+    } else {
+        ""
+    };
+    let tenant = if declared {
+        "requests = { api = 1.0 }"
+    } else {
+        "db_queries = 2"
+    };
+    format!(
+        r#"name = "single-class"
+[simulation]
+duration = "{duration_s}s"
+warmup = "{WARMUP_S}s"
+[[tiers]]
+name = "t"
+rate = 100000
+[[cells]]
+name = "cell-a"
+db = "main"
+api = {{ workers = 8, service_time = {{ dist = "exponential", mean = "4ms" }} }}
+[[databases]]
+name = "main"
+connections = 4
+query_time = {{ dist = "lognormal", median = "2ms", p99 = "20ms" }}
+{class}
+[[tenants]]
+name = "t"
+count = 4
+tier = "t"
+arrival = {{ rate = 250 }}
+timeout = "1s"
+{tenant}
+"#
+    )
+}
+
+#[test]
+fn a_declared_class_reproduces_the_implicit_class() {
+    let mut checks = Checks::new("a_declared_class_reproduces_the_implicit_class");
+    let duration = pick(200, 1_200);
+    let replications = pick(8, 10);
+    let measure = |declared: bool| {
+        let text = single_class_text(declared, duration);
+        replicate(replications, |seed| {
+            let (_, output) = run_traced(&text, seed + if declared { 1_000 } else { 0 }, &mut NoTrace);
+            let mut pooled = WindowStats::default();
+            for m in &output.metrics.tenants {
+                pooled.merge(&m.windows[0].1);
+            }
+            let secs = |d: Option<tenantsim::time::SimDuration>| {
+                d.map_or(f64::NAN, |d| d.as_nanos() as f64 / NANOS)
+            };
+            [
+                secs(pooled.latency.mean()),
+                secs(pooled.latency.percentile(99.0)),
+                pooled.counts.ok as f64 / pooled.counts.issued as f64,
+            ]
+        })
+    };
+    let implicit = measure(false);
+    let declared = measure(true);
+    for (i, (name, scale, unit)) in [("mean latency", 1e3, "ms"), ("p99 latency", 1e3, "ms"), ("ok fraction", 1.0, "")]
+        .into_iter()
+        .enumerate()
+    {
+        let a = Estimate::of(&implicit.iter().map(|r| r[i]).collect::<Vec<_>>());
+        let b: Vec<f64> = declared.iter().map(|r| r[i]).collect();
+        checks.relative(
+            &format!("declared class `api` (separate seeds): {name}"),
+            "the implicit class",
+            Estimate::of(&b),
+            a.mean,
+            pick(0.05, 0.02),
+            (scale, unit),
+        );
+    }
+    checks.finish();
+}
+
+/// A sink that keeps nothing.
+struct NoTrace;
+
+impl TraceSink for NoTrace {
+    fn record(&mut self, _: &TraceRecord) {}
 }
 
 #[test]

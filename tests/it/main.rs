@@ -16,4 +16,5 @@ mod resilience;
 mod scenarios;
 mod seeds;
 mod slo_grammar;
+mod topology;
 mod validation;

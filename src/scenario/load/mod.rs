@@ -1501,7 +1501,17 @@ fn read_databases(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> 
         let name_node = obj.required(ctx, "name", "a database name");
         let name = name_node
             .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
-            .filter(|(v, n)| claim_name(ctx, names, v, n, &obj.key("name"), "database"))
+            .filter(|(v, n)| {
+                if v == "cell" {
+                    ctx.push(
+                        n.origin.clone(),
+                        &obj.key("name"),
+                        "\"cell\" means a cell's own database in query steps (`db = \"cell\"`); give this database another name".into(),
+                    );
+                    return false;
+                }
+                claim_name(ctx, names, v, n, &obj.key("name"), "database")
+            })
             .map(|(v, _)| v);
         let connections = obj
             .required(ctx, "connections", "the number of concurrent queries")
@@ -2075,12 +2085,22 @@ fn read_retry(
     node: &Node,
     key: &str,
 ) -> Option<(RetryPolicy, Option<BudgetConfig>)> {
+    read_retry_table(ctx, node, key, &spec::RETRY)
+}
+
+/// A retry table declared by `table` (a tenant's, with a budget; a class's, without).
+fn read_retry_table(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    table: &'static TableSpec,
+) -> Option<(RetryPolicy, Option<BudgetConfig>)> {
     let mut obj = read_table(
         ctx,
         node,
         key,
         "a retry table such as { max_attempts = 3 }",
-        &spec::RETRY,
+        table,
     )?;
     let max_attempts = obj.or(ctx, "max_attempts", 3, |c, n, k| {
         read_count(c, n, k, 1, &MAX_ATTEMPTS, "an attempt count")
@@ -2104,7 +2124,11 @@ fn read_retry(
     let cap = obj.or(ctx, "cap", SimDuration::from_secs(5), |c, n, k| {
         read_duration(c, n, k)
     });
-    let budget = obj.or(ctx, "budget", None, read_budget);
+    let budget = if table.key("budget", None).is_some() {
+        obj.or(ctx, "budget", None, read_budget)
+    } else {
+        Some(None)
+    };
     obj.finish(ctx);
     Some((
         RetryPolicy {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{
     Ctx, Names, Obj, claim_name, read_bool, read_count, read_dist, read_duration, read_fraction,
-    read_name, read_positive, read_positive_duration, read_retry, read_string, read_table,
+    read_name, read_positive, read_positive_duration, read_retry_table, read_string, read_table,
     read_table_array, resolve, suggest, type_error,
 };
 use crate::model::config::Cell;
@@ -318,7 +318,7 @@ pub(super) fn read_classes(
             read_timeout(c, n, k).map(Some)
         });
         let retry = obj.or(ctx, "retry", None, |c, n, k| {
-            read_retry(c, n, k).map(|(policy, _)| Some(policy))
+            read_retry_table(c, n, k, &spec::CLASS_RETRY).map(|(policy, _)| Some(policy))
         });
         let cap = obj.or(ctx, "max_in_flight_per_tenant", None, |c, n, k| {
             read_count(c, n, k, 1, &limits::MAX_PER_TENANT, "a request count")
