@@ -67,6 +67,23 @@ pub const MAX_STEPS: Limit = limit("MAX_STEPS", 1_000.0, "steps per call script"
 /// Read replicas per database.
 pub const MAX_REPLICAS: Limit = limit("MAX_REPLICAS", 100.0, "read replicas per database");
 
+/// Services.
+pub const MAX_SERVICES: Limit = limit("MAX_SERVICES", 1_000.0, "services");
+/// Operations per service.
+pub const MAX_OPERATIONS: Limit = limit("MAX_OPERATIONS", 1_000.0, "operations per service");
+/// Dependencies.
+pub const MAX_DEPENDENCIES: Limit = limit("MAX_DEPENDENCIES", 1_000.0, "dependencies");
+/// Nesting of service calls: a request's call tree is at most this deep.
+pub const MAX_CALL_DEPTH: Limit = limit("MAX_CALL_DEPTH", 16.0, "levels of nested service calls");
+/// Branches of one parallel step.
+pub const MAX_FANOUT: Limit = limit("MAX_FANOUT", 64.0, "branches per parallel step");
+/// Entries of one cache instance.
+pub const MAX_CACHE_ENTRIES: Limit = limit("MAX_CACHE_ENTRIES", 10_000_000.0, "entries per cache");
+/// Keys in a tenant's key space.
+pub const MAX_CACHE_KEYS: Limit = limit("MAX_CACHE_KEYS", 1e12, "keys per tenant key space");
+/// Zipf exponent.
+pub const MAX_ZIPF: Limit = limit("MAX_ZIPF", 10.0, "as a Zipf exponent");
+
 /// Largest scenario file.
 pub const MAX_SCENARIO_BYTES: Limit =
     limit("MAX_SCENARIO_BYTES", 4_194_304.0, "bytes of scenario text");
@@ -148,7 +165,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the README table and the schema tests.
-pub const ALL: [Limit; 32] = [
+pub const ALL: [Limit; 40] = [
     MAX_SCENARIO_BYTES,
     MAX_OVERRIDES,
     MAX_TENANTS,
@@ -181,4 +198,12 @@ pub const ALL: [Limit; 32] = [
     MAX_CELL_GROUPS,
     MAX_STEPS,
     MAX_REPLICAS,
+    MAX_SERVICES,
+    MAX_OPERATIONS,
+    MAX_DEPENDENCIES,
+    MAX_CALL_DEPTH,
+    MAX_FANOUT,
+    MAX_CACHE_ENTRIES,
+    MAX_CACHE_KEYS,
+    MAX_ZIPF,
 ];

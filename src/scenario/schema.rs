@@ -350,7 +350,7 @@ fn type_label(ty: Ty) -> String {
             limits::MAX_EXPECTATIONS.name
         ),
         Ty::Between => "list of two".into(),
-        Ty::Dependency => "`\"kms\"` or database name".into(),
+        Ty::Dependency => "`\"kms\"`, database, service or dependency name".into(),
         Ty::Steps => "list of steps (`classes.calls`)".into(),
         Ty::Mix => "table of class name = share".into(),
         Ty::CellSet => "cell group name, cell name, or list of cell names".into(),

@@ -302,6 +302,18 @@ pub const SCENARIO: TableSpec = TableSpec {
             "none (one implicit class)",
             "request classes: what one request of each kind does",
         ),
+        key(
+            "services",
+            Ty::Tables(&SERVICES, &limits::MAX_SERVICES),
+            "none",
+            "services requests call: pools serving operations, placed per cell, region, globally or per tenant",
+        ),
+        key(
+            "dependencies",
+            Ty::Tables(&DEPENDENCIES, &limits::MAX_DEPENDENCIES),
+            "none",
+            "object storage, search clusters, provider APIs and caches, placed by scope",
+        ),
         req(
             "tenants",
             Ty::Tables(&TENANTS, &limits::MAX_TENANT_GROUPS),
@@ -827,8 +839,68 @@ pub const CLASSES: TableSpec = TableSpec {
 /// One step of a class's `calls`.
 pub const STEP: TableSpec = TableSpec {
     title: "classes.calls",
-    doc: "One step of a call script, run in order while the request holds its worker. A query step names `db`.",
+    doc: "One step of a call script, run in order while the request (or operation) holds its worker. A step names exactly one of `db` (queries), `service` (an operation of a service), `dependency` (object storage, search, a provider), `cache` (a lookup; `on_miss` runs on a miss, then fills the cache) or `parallel` (branches run at once; the step waits for all).",
     keys: &[
+        key(
+            "service",
+            Ty::Ref("service"),
+            "",
+            "a service call: the `[[services]]` name; through the (tenant, service) breaker",
+        ),
+        key(
+            "op",
+            Ty::Name,
+            "the service's first operation",
+            "with `service`: which operation",
+        ),
+        key(
+            "dependency",
+            Ty::Ref("dependency"),
+            "",
+            "a dependency call: a `[[dependencies]]` name (not a cache); through the (tenant, dependency) breaker",
+        ),
+        key(
+            "timeout",
+            Ty::Duration,
+            "none (the request's timeout governs)",
+            "with `service` or `dependency`: the caller gives up after this long (the callee finishes anyway)",
+        ),
+        key(
+            "cache",
+            Ty::Ref("dependency"),
+            "",
+            "a cache lookup: a `[[dependencies]]` name of `kind = \"cache\"`",
+        ),
+        key(
+            "keys",
+            int(1, &limits::MAX_CACHE_KEYS),
+            "1000",
+            "with `cache`: keys in each tenant's key space",
+        ),
+        key(
+            "popularity",
+            Ty::Choice(POPULARITIES),
+            "\"zipf\"",
+            "with `cache`: how keys are picked (`zipf`: rank k with probability ∝ k^-zipf)",
+        ),
+        key(
+            "zipf",
+            Ty::Positive(&limits::MAX_ZIPF),
+            "1",
+            "with `popularity = \"zipf\"`: the exponent",
+        ),
+        key(
+            "on_miss",
+            Ty::Steps,
+            "none",
+            "with `cache`: the steps a miss runs (usually a query) before the key is filled",
+        ),
+        key(
+            "parallel",
+            Ty::Steps,
+            "",
+            "branches run at once (each one step; nest `parallel` for more); the step waits for all, and fails as soon as one fails",
+        ),
         key(
             "db",
             Ty::Ref("database"),
@@ -1221,9 +1293,63 @@ pub const FAULTS: TableSpec = TableSpec {
                 value: "dependency_errors",
                 doc: "a dependency fails a fraction of calls",
                 keys: &[
-                    req("dependency", Ty::Dependency, "`\"kms\"` or a database name"),
+                    req(
+                        "dependency",
+                        Ty::Dependency,
+                        "`\"kms\"`, a database, a service or a `[[dependencies]]` name",
+                    ),
                     req("rate", Ty::Fraction, "fraction of calls that fail"),
+                    key(
+                        "cell",
+                        Ty::Ref("cell"),
+                        "every caller",
+                        "only calls from this cell fail (not for databases and KMS)",
+                    ),
                 ],
+            },
+            Case {
+                value: "dependency_outage",
+                doc: "a service or dependency refuses every call (from one cell: that cell lost connectivity)",
+                keys: &[
+                    req(
+                        "dependency",
+                        Ty::Dependency,
+                        "a service or a `[[dependencies]]` name",
+                    ),
+                    key(
+                        "cell",
+                        Ty::Ref("cell"),
+                        "every caller",
+                        "only calls from this cell fail",
+                    ),
+                ],
+            },
+            Case {
+                value: "dependency_slowdown",
+                doc: "a service's operations or a dependency's take `factor` times longer",
+                keys: &[
+                    req(
+                        "dependency",
+                        Ty::Dependency,
+                        "a service or a `[[dependencies]]` name",
+                    ),
+                    req(
+                        "factor",
+                        Ty::Positive(&limits::MAX_SLOWDOWN),
+                        "slowdown factor",
+                    ),
+                    key(
+                        "cell",
+                        Ty::Ref("cell"),
+                        "every caller",
+                        "only calls from this cell are slow",
+                    ),
+                ],
+            },
+            Case {
+                value: "cache_flush",
+                doc: "a cache loses every entry at `at` (every instance)",
+                keys: &[req("cache", Ty::Ref("dependency"), "a cache")],
             },
             Case {
                 value: "poison_jobs",
@@ -1305,6 +1431,9 @@ pub const FAULT_KINDS: &[&str] = &[
     "partition",
     "control_plane_outage",
     "dependency_errors",
+    "dependency_outage",
+    "dependency_slowdown",
+    "cache_flush",
     "poison_jobs",
     "pool_slowdown",
     "replica_lag",
@@ -1425,6 +1554,173 @@ pub const DIST: TableSpec = TableSpec {
     }),
 };
 
+/// How a cache lookup picks keys.
+pub const POPULARITIES: &[&str] = &["zipf", "uniform"];
+
+/// Where a service or dependency lives.
+pub const SCOPES_OF_PLACEMENT: &[&str] = &["cell", "region", "global", "tenant"];
+
+/// Kinds of dependency, in the order of [`DEPENDENCIES`]' cases.
+pub const DEPENDENCY_KINDS: &[&str] = &["object_storage", "search", "provider", "cache"];
+
+/// Isolation of a cache's tenants.
+pub const CACHE_ISOLATIONS: &[&str] = &["shared", "quota", "partition"];
+
+/// `[[services]]`.
+pub const SERVICES: TableSpec = TableSpec {
+    title: "[[services]]",
+    doc: "A service: pools that serve operations. A class's (or another operation's) `calls` reach it with `{ service = \"NAME\", op = \"OP\" }`; the caller holds its worker while it waits.",
+    keys: &[
+        req("name", Ty::Name, "service name (distinct from databases and dependencies)"),
+        key(
+            "scope",
+            Ty::Choice(SCOPES_OF_PLACEMENT),
+            "\"cell\"",
+            "where its instances live: one per `cell` (callers use their cell's), per `region`, one `global`, or one per `tenant` (dedicated)",
+        ),
+        req(
+            "pools",
+            Ty::Tables(&SERVICE_POOLS, &limits::MAX_POOLS),
+            "its worker pools (each instance has them all)",
+        ),
+        req(
+            "operations",
+            Ty::Tables(&OPERATIONS, &limits::MAX_OPERATIONS),
+            "what it serves",
+        ),
+    ],
+    variants: None,
+};
+
+/// A service's pool: the keys of `[[pools]]`.
+pub const SERVICE_POOLS: TableSpec = TableSpec {
+    title: "services.pools",
+    doc: "A service's worker pool (the keys of `[[pools]]`).",
+    keys: POOLS.keys,
+    variants: None,
+};
+
+/// A service's operation.
+pub const OPERATIONS: TableSpec = TableSpec {
+    title: "services.operations",
+    doc: "One operation of a service: its CPU time on one of the service's pools, then its own calls.",
+    keys: &[
+        req("name", Ty::Name, "operation name"),
+        key(
+            "pool",
+            Ty::Name,
+            "the service's first pool",
+            "the service pool that serves it",
+        ),
+        key(
+            "cpu",
+            Ty::Dist,
+            "the pool's `service_time`",
+            "CPU time of one call",
+        ),
+        key(
+            "calls",
+            Ty::Steps,
+            "none",
+            "its own calls (steps as in `classes.calls`)",
+        ),
+    ],
+    variants: None,
+};
+
+/// `[[dependencies]]`.
+pub const DEPENDENCIES: TableSpec = TableSpec {
+    title: "[[dependencies]]",
+    doc: "Object storage, a search cluster, a provider API or a cache: a pool of concurrent operations with a latency, placed by scope.",
+    keys: &[
+        req("name", Ty::Name, "dependency name (distinct from databases and services)"),
+        req(
+            "kind",
+            Ty::Choice(DEPENDENCY_KINDS),
+            "what it is (the keys below depend on it)",
+        ),
+        key(
+            "scope",
+            Ty::Choice(SCOPES_OF_PLACEMENT),
+            "\"global\"",
+            "where its instances live: per `cell`, per `region`, one `global`, or per `tenant`",
+        ),
+        key(
+            "concurrency",
+            int(1, &limits::MAX_CONNECTIONS),
+            "64",
+            "operations one instance serves at once; the rest wait FIFO",
+        ),
+        req(
+            "latency",
+            Ty::Dist,
+            "time of one operation (a cache: of one lookup)",
+        ),
+        key(
+            "error_rate",
+            Ty::Fraction,
+            "0",
+            "fraction of operations that fail",
+        ),
+        key(
+            "max_in_flight_per_tenant",
+            int(1, &limits::MAX_PER_TENANT),
+            "unlimited",
+            "a per-tenant quota of the real service: a tenant's operations beyond this many at once at an instance fail at once",
+        ),
+        key(
+            "rate_limit",
+            Ty::Positive(&limits::MAX_TIER_RATE),
+            "none",
+            "operations per second one instance accepts (a provider's limit per account); beyond it the call fails (a 429 from the provider)",
+        ),
+    ],
+    variants: Some(Variants {
+        tag: "kind",
+        cases: &[
+            Case {
+                value: "object_storage",
+                doc: "object storage (uploads, downloads)",
+                keys: &[],
+            },
+            Case {
+                value: "search",
+                doc: "a search cluster",
+                keys: &[],
+            },
+            Case {
+                value: "provider",
+                doc: "a third-party API (cloud, DNS, certificates, billing)",
+                keys: &[],
+            },
+            Case {
+                value: "cache",
+                doc: "a cache: entries whose hit ratio follows from the tenants' keys and the capacity",
+                keys: &[
+                    req(
+                        "capacity",
+                        int(1, &limits::MAX_CACHE_ENTRIES),
+                        "entries one instance holds",
+                    ),
+                    key("ttl", Ty::Duration, "none", "how long an entry stays fresh"),
+                    key(
+                        "isolation",
+                        Ty::Choice(CACHE_ISOLATIONS),
+                        "\"shared\"",
+                        "`shared`: one LRU (a tenant's scan evicts the others' keys); `quota`: no tenant holds more than `quota` entries; `partition`: each tenant gets an equal slice",
+                    ),
+                    key(
+                        "quota",
+                        int(1, &limits::MAX_CACHE_ENTRIES),
+                        "",
+                        "with `isolation = \"quota\"`: entries per tenant",
+                    ),
+                ],
+            },
+        ],
+    }),
+};
+
 /// The distribution kinds, in the order of [`DIST`]'s cases.
 pub const DIST_KINDS: &[&str] = &["constant", "exponential", "lognormal", "uniform"];
 
@@ -1449,6 +1745,10 @@ pub const TABLES: &[(&str, &TableSpec)] = &[
     ("classes[]", &CLASSES),
     ("classes[].retry", &CLASS_RETRY),
     ("classes[].calls[]", &STEP),
+    ("services[]", &SERVICES),
+    ("services[].pools[]", &SERVICE_POOLS),
+    ("services[].operations[]", &OPERATIONS),
+    ("dependencies[]", &DEPENDENCIES),
     ("tenants[]", &TENANTS),
     ("tenants[].arrival", &ARRIVAL),
     ("tenants[].retry", &RETRY),

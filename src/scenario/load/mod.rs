@@ -5,6 +5,7 @@
 //! loader keeps going after an error so one run reports every problem it can find, each with
 //! file, line, column, the dotted key and what was expected.
 
+mod services;
 mod topology;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -889,15 +890,70 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             groups: &cell_groups,
         },
     );
-    let mut class_names = Names::new();
+    // Databases, services and dependencies share one namespace: a fault's `dependency`
+    // names one of them.
+    let mut dependency_names = Names::new();
+    let dependencies = services::read_dependencies(
+        ctx,
+        top.node("dependencies"),
+        &mut dependency_names,
+        &db_names,
+    );
+    let mut service_names = Names::new();
+    let mut operation_names = BTreeMap::new();
+    let taken: Names = db_names
+        .iter()
+        .chain(dependency_names.iter())
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let pending = services::read_services(
+        ctx,
+        top.node("services"),
+        &mut service_names,
+        &taken,
+        &mut operation_names,
+    );
+    let class_context = topology::ClassContext {
+        pool_names: &pool_names,
+        db_names: &db_names,
+        calls: services::CallNames {
+            service_names: &service_names,
+            operations: &operation_names,
+            dependency_names: &dependency_names,
+            dependencies: &dependencies,
+        },
+    };
     let mut programs: Vec<Program> = Vec::new();
+    let mut services = Vec::new();
+    for p in pending {
+        let mut service = p.service;
+        for (op, calls) in service.operations.iter_mut().zip(p.calls) {
+            op.program = match calls {
+                Some((node, key)) => {
+                    topology::read_program(ctx, node, &key, &class_context, &mut programs)
+                        .unwrap_or(u32::MAX)
+                }
+                None => {
+                    programs.push(Program::default());
+                    (programs.len() - 1) as u32
+                }
+            };
+        }
+        services.push(service);
+    }
+    if ctx.diagnostics.is_empty() {
+        services::check_call_graph(
+            ctx,
+            top.node("services").map_or(Origin::Span(0..0), |n| n.origin.clone()),
+            &services,
+            &programs,
+        );
+    }
+    let mut class_names = Names::new();
     let classes = topology::read_classes(
         ctx,
         top.node("classes"),
-        &topology::ClassContext {
-            pool_names: &pool_names,
-            db_names: &db_names,
-        },
+        &class_context,
         &mut class_names,
         &mut programs,
     );
@@ -958,10 +1014,15 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             db_names: &db_names,
             pool_names: &pool_names,
             class_names: &class_names,
+            service_names: &service_names,
+            dependency_names: &dependency_names,
             cells: &cells,
             tenants: &tenants,
             databases: &databases,
             classes: &classes,
+            services: &services,
+            dependencies: &dependencies,
+            programs: &programs,
             simulation: &simulation,
         },
     );
@@ -1019,8 +1080,8 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             windows,
             classes,
             pools,
-            services: Vec::new(),
-            dependencies: Vec::new(),
+            services,
+            dependencies,
             cell_groups,
             programs,
         },
@@ -2263,10 +2324,15 @@ struct FaultContext<'a> {
     db_names: &'a Names,
     pool_names: &'a Names,
     class_names: &'a Names,
+    service_names: &'a Names,
+    dependency_names: &'a Names,
     cells: &'a [Cell],
     tenants: &'a [Tenant],
     databases: &'a [Database],
     classes: &'a [Class],
+    services: &'a [crate::model::topology::Service],
+    dependencies: &'a [crate::model::topology::DependencySpec],
+    programs: &'a [Program],
     simulation: &'a Simulation,
 }
 
@@ -2289,6 +2355,128 @@ impl FaultContext<'_> {
                 .iter()
                 .any(|s| self.classes[s.class as usize].pool == pool),
         }
+    }
+
+    /// The fault's `dependency`: `kms` and databases only if `databases` (errors), services
+    /// and `[[dependencies]]` always.
+    fn dependency(
+        &self,
+        ctx: &mut Ctx<'_>,
+        obj: &mut Obj<'_>,
+        databases: bool,
+    ) -> Option<Dependency> {
+        let what = if databases {
+            "\"kms\", a database, a service or a dependency"
+        } else {
+            "a service or a dependency"
+        };
+        let node = obj.required(ctx, "dependency", what)?;
+        let key = obj.key("dependency");
+        let name = read_string(ctx, node, &key, what)?;
+        let found = if name == "kms" {
+            Some(Dependency::Kms)
+        } else if let Some(d) = self.db_names.get(&name) {
+            d.map(Dependency::Database)
+        } else if let Some(s) = self.service_names.get(&name) {
+            s.map(Dependency::Service)
+        } else if let Some(d) = self.dependency_names.get(&name) {
+            d.map(Dependency::External)
+        } else {
+            let known: Vec<&str> = self
+                .db_names
+                .keys()
+                .chain(self.service_names.keys())
+                .chain(self.dependency_names.keys())
+                .map(String::as_str)
+                .collect();
+            let suggestion = suggest(&name, &known)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            ctx.push(
+                node.origin.clone(),
+                &key,
+                format!("no {what} named {name:?}{suggestion}"),
+            );
+            return None;
+        };
+        match found {
+            Some(Dependency::Kms | Dependency::Database(_)) if !databases => {
+                ctx.push(
+                    node.origin.clone(),
+                    &key,
+                    format!("expected {what}; for a database use `db_slowdown` or `dependency_errors`"),
+                );
+                None
+            }
+            other => other,
+        }
+    }
+
+    /// The fault's optional `cell` (calls from that cell only).
+    fn caller_cell(&self, ctx: &mut Ctx<'_>, obj: &mut Obj<'_>) -> Option<Option<usize>> {
+        match obj.node("cell") {
+            Some(n) => resolve(ctx, self.cell_names, n, &obj.key("cell"), "cell").map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// Tenants placed at the start (in `cell`, if given) whose classes may call
+    /// `dependency`, through any service.
+    fn callers(&self, dependency: Dependency, cell: Option<usize>) -> Vec<usize> {
+        use crate::model::topology::{CallTarget, Op};
+        // Which programs reach the dependency (directly, through branches or services).
+        fn reaches(
+            programs: &[Program],
+            services: &[crate::model::topology::Service],
+            program: u32,
+            target: Dependency,
+            depth: usize,
+        ) -> bool {
+            if depth > 64 {
+                return false;
+            }
+            programs[program as usize].ops.iter().any(|op| match op {
+                Op::Call {
+                    target: CallTarget::Service { service, operation },
+                    ..
+                } => {
+                    target == Dependency::Service(*service)
+                        || services
+                            .get(*service)
+                            .and_then(|s| s.operations.get(*operation))
+                            .is_some_and(|o| {
+                                o.program != u32::MAX
+                                    && reaches(programs, services, o.program, target, depth + 1)
+                            })
+                }
+                Op::Call {
+                    target: CallTarget::Dependency(d),
+                    ..
+                } => target == Dependency::External(*d),
+                Op::Cache { cache, .. } => target == Dependency::External(*cache),
+                Op::Parallel { branches, .. } => branches
+                    .iter()
+                    .any(|&b| reaches(programs, services, b, target, depth + 1)),
+                _ => false,
+            })
+        }
+        let class_reaches: Vec<bool> = self
+            .classes
+            .iter()
+            .map(|c| {
+                c.program
+                    .is_some_and(|p| reaches(self.programs, self.services, p, dependency, 0))
+            })
+            .collect();
+        (0..self.tenants.len())
+            .filter(|&t| cell.is_none_or(|c| self.tenants[t].cell == c))
+            .filter(|&t| {
+                self.tenants[t]
+                    .mix
+                    .as_deref()
+                    .is_some_and(|m| m.iter().any(|s| class_reaches[s.class as usize]))
+            })
+            .collect()
     }
 
     /// A database with replicas, named by the fault's `database`.
@@ -2539,28 +2727,80 @@ fn read_fault_kind(
         }
         "control_plane_outage" => Some(FaultKind::ControlPlaneOutage),
         "dependency_errors" => {
-            let dep_node = obj.required(ctx, "dependency", "\"kms\" or a database name");
+            let dependency = fc.dependency(ctx, obj, true);
             let rate = obj
                 .required(ctx, "rate", "the fraction of calls that fail, such as 0.5")
                 .and_then(|n| read_fraction(ctx, n, &obj.key("rate"), "a failure rate"));
-            let dep_node = dep_node?;
-            let dependency = match &dep_node.value {
-                Value::String(s) if s == "kms" => Some(Dependency::Kms),
-                _ => resolve(
-                    ctx,
-                    fc.db_names,
-                    dep_node,
-                    &obj.key("dependency"),
-                    "database",
-                )
-                .map(Dependency::Database),
+            let cell = fc.caller_cell(ctx, obj);
+            let (dependency, cell) = (dependency?, cell?);
+            if let (Some(_), Dependency::Database(_) | Dependency::Kms) = (cell, dependency) {
+                ctx.push(
+                    obj.origin.clone(),
+                    &obj.key("cell"),
+                    "`cell` applies to services and `[[dependencies]]`, not to databases or KMS".into(),
+                );
+                return None;
+            }
+            let tenants = match dependency {
+                // As in earlier versions, errors of the databases and KMS name no tenant.
+                Dependency::Database(_) | Dependency::Kms => Vec::new(),
+                d => fc.callers(d, cell),
             };
             Some(FaultKind::DependencyErrors {
-                dependency: dependency?,
+                dependency,
                 rate: rate?,
-                // As in earlier versions, errors of the databases and KMS name no tenant.
-                cell: None,
-                tenants: Vec::new(),
+                cell,
+                tenants,
+            })
+        }
+        "dependency_outage" | "dependency_slowdown" => {
+            let dependency = fc.dependency(ctx, obj, false);
+            let factor = if kind == "dependency_slowdown" {
+                obj.required(ctx, "factor", "how many times longer its operations take")
+                    .and_then(|n| {
+                        read_positive(
+                            ctx,
+                            n,
+                            &obj.key("factor"),
+                            &limits::MAX_SLOWDOWN,
+                            "a slowdown factor",
+                        )
+                    })
+            } else {
+                Some(1.0)
+            };
+            let cell = fc.caller_cell(ctx, obj);
+            let (dependency, cell, factor) = (dependency?, cell?, factor?);
+            let tenants = fc.callers(dependency, cell);
+            Some(if kind == "dependency_slowdown" {
+                FaultKind::DependencySlowdown {
+                    dependency,
+                    factor,
+                    cell,
+                    tenants,
+                }
+            } else {
+                FaultKind::DependencyOutage {
+                    dependency,
+                    cell,
+                    tenants,
+                }
+            })
+        }
+        "cache_flush" => {
+            let node = obj.required(ctx, "cache", "a cache's name")?;
+            let cache = resolve(ctx, fc.dependency_names, node, &obj.key("cache"), "dependency")?;
+            if fc.dependencies[cache].cache.is_none() {
+                ctx.push(
+                    node.origin.clone(),
+                    &obj.key("cache"),
+                    format!("{:?} is not a cache", fc.dependencies[cache].name),
+                );
+                return None;
+            }
+            Some(FaultKind::CacheFlush {
+                cache,
+                tenants: fc.callers(Dependency::External(cache), None),
             })
         }
         "pool_slowdown" => {

@@ -36,19 +36,29 @@ pub(super) fn read_pools(
     };
     let mut pools = Vec::new();
     for mut obj in read_table_array(ctx, node, "pools", &spec::POOLS, &limits::MAX_POOLS) {
-        let name_node = obj.required(ctx, "name", "a pool name");
-        let name = name_node
-            .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
-            .filter(|(v, n)| claim_name(ctx, names, v, n, &obj.key("name"), "pool"))
-            .map(|(v, _)| v);
-        let pool = read_pool_body(ctx, &mut obj);
-        if let (Some(name), Some(pool)) = (name, pool) {
-            names.insert(name.clone(), Some(pools.len() + 1));
-            pools.push(PoolSpec { name, ..pool });
+        if let Some(pool) = read_named_pool(ctx, &mut obj, names) {
+            pools.push(pool);
         }
         obj.finish(ctx);
     }
     pools
+}
+
+/// A pool table with its name; the name goes into `names` with the next index.
+pub(super) fn read_named_pool(
+    ctx: &mut Ctx<'_>,
+    obj: &mut Obj<'_>,
+    names: &mut Names,
+) -> Option<PoolSpec> {
+    let name_node = obj.required(ctx, "name", "a pool name");
+    let name = name_node
+        .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
+        .filter(|(v, n)| claim_name(ctx, names, v, n, &obj.key("name"), "pool"))
+        .map(|(v, _)| v);
+    let pool = read_pool_body(ctx, obj);
+    let (name, pool) = (name?, pool?);
+    names.insert(name.clone(), Some(names.values().filter(|v| v.is_some()).count()));
+    Some(PoolSpec { name, ..pool })
 }
 
 /// The keys of a pool table other than its name.
@@ -272,10 +282,11 @@ pub(super) fn read_replicas(
     })
 }
 
-/// What the loader knows when it reads classes.
+/// What the loader knows when it reads classes and compiles call scripts.
 pub(super) struct ClassContext<'a> {
     pub pool_names: &'a Names,
     pub db_names: &'a Names,
+    pub calls: super::services::CallNames<'a>,
 }
 
 /// `[[classes]]`, with their scripts compiled into `programs`.
@@ -368,15 +379,28 @@ pub(super) fn read_timeout(
 }
 
 /// A list of steps, compiled into a new program; returns its index.
-fn read_program(
+pub(super) fn read_program(
     ctx: &mut Ctx<'_>,
     node: &Node,
     key: &str,
     context: &ClassContext<'_>,
     programs: &mut Vec<Program>,
 ) -> Option<u32> {
-    let mut ops = Vec::new();
-    let mut ok = true;
+    let ops = read_block(ctx, node, key, context, programs, 0)?;
+    programs.push(Program { ops });
+    Some((programs.len() - 1) as u32)
+}
+
+/// Steps compiled into ops whose cache indices count from 0 (see [`relocate`]); `depth` is
+/// the nesting of `on_miss` and `parallel` so far.
+fn read_block(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    context: &ClassContext<'_>,
+    programs: &mut Vec<Program>,
+    depth: usize,
+) -> Option<Vec<Op>> {
     if !matches!(node.value, Value::Array(_)) {
         type_error(
             ctx,
@@ -386,11 +410,28 @@ fn read_program(
         );
         return None;
     }
+    if depth > limits::MAX_CALL_DEPTH.max_int() as usize {
+        ctx.push(
+            node.origin.clone(),
+            key,
+            format!(
+                "steps nest too deep: {}",
+                limits::MAX_CALL_DEPTH.exceeded(depth)
+            ),
+        );
+        return None;
+    }
+    let mut ops: Vec<Op> = Vec::new();
+    let mut ok = true;
     for mut obj in read_table_array(ctx, node, key, &spec::STEP, &limits::MAX_STEPS) {
-        match read_step(ctx, &mut obj, context) {
-            Some((op, count)) => {
+        match read_step(ctx, &mut obj, context, programs, depth) {
+            Some((block, count)) => {
                 for _ in 0..count {
-                    ops.push(op.clone());
+                    let base = ops.len() as u32;
+                    ops.extend(block.iter().map(|op| relocate(op, base)));
+                    if ops.len() > limits::MAX_STEPS.max_int() as usize {
+                        break;
+                    }
                 }
             }
             None => ok = false,
@@ -408,43 +449,235 @@ fn read_program(
             return None;
         }
     }
-    if !ok {
-        return None;
-    }
-    programs.push(Program { ops });
-    Some((programs.len() - 1) as u32)
+    ok.then_some(ops)
 }
 
-/// One step and its `count`.
+/// `op` moved `base` places down a program (a cache block's indices are relative).
+fn relocate(op: &Op, base: u32) -> Op {
+    match op {
+        Op::Cache {
+            cache,
+            keys,
+            popularity,
+            fill,
+            probability,
+        } => Op::Cache {
+            cache: *cache,
+            keys: *keys,
+            popularity: *popularity,
+            fill: fill + base,
+            probability: *probability,
+        },
+        Op::CacheFill { lookup } => Op::CacheFill {
+            lookup: lookup + base,
+        },
+        other => other.clone(),
+    }
+}
+
+/// The step kinds, as the key that names each.
+const STEP_KINDS: [&str; 5] = ["db", "service", "dependency", "cache", "parallel"];
+
+/// One step (a block of ops: one, or a cache lookup with its miss path and fill) and its
+/// `count`.
 fn read_step(
     ctx: &mut Ctx<'_>,
     obj: &mut Obj<'_>,
     context: &ClassContext<'_>,
-) -> Option<(Op, u64)> {
+    programs: &mut Vec<Program>,
+    depth: usize,
+) -> Option<(Vec<Op>, u64)> {
     let probability = obj.or(ctx, "probability", 1.0, |c, n, k| {
         read_fraction(c, n, k, "a probability")
     });
     let count = obj.or(ctx, "count", 1, |c, n, k| {
         read_count(c, n, k, 1, &limits::MAX_STEPS, "a repeat count")
     });
-    let Some(db_node) = obj.node("db") else {
-        ctx.push(
-            obj.origin.clone(),
-            &obj.path,
-            "expected a step: a query step names `db` (\"cell\" or a database name)".into(),
-        );
-        // Read the step's other keys so they are not reported as unread.
-        for k in [
-            "queries",
-            "replica",
-            "query_time",
-            "query_factor",
-            "statement_timeout",
-        ] {
-            obj.node(k);
+    let given: Vec<&str> = STEP_KINDS
+        .iter()
+        .copied()
+        .filter(|k| obj.table.get(k).is_some())
+        .collect();
+    let kind = match given[..] {
+        [one] => one,
+        _ => {
+            ctx.push(
+                obj.origin.clone(),
+                &obj.path,
+                format!(
+                    "expected a step: exactly one of `db` (queries), `service`, `dependency`, `cache` or `parallel`, found {}",
+                    if given.is_empty() {
+                        "none".to_string()
+                    } else {
+                        given.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(" and ")
+                    }
+                ),
+            );
+            // Read every key so none is reported as unread.
+            for k in spec::STEP.keys {
+                obj.node(k.name);
+            }
+            return None;
         }
-        return None;
     };
+    // Keys that belong to another kind of step are errors, not silently ignored.
+    let belongs: &[(&str, &[&str])] = &[
+        ("db", &["queries", "replica", "query_time", "query_factor", "statement_timeout"]),
+        ("service", &["op", "timeout"]),
+        ("dependency", &["timeout"]),
+        ("cache", &["keys", "popularity", "zipf", "on_miss"]),
+        ("parallel", &[]),
+    ];
+    let own = belongs.iter().find(|(k, _)| *k == kind).map_or(&[][..], |(_, keys)| *keys);
+    for (other, keys) in belongs {
+        for &k in *keys {
+            if !own.contains(&k)
+                && let Some(n) = obj.table.get(k)
+            {
+                ctx.push(
+                    n.origin.clone(),
+                    &obj.key(k),
+                    format!("`{k}` belongs to a `{other}` step, not to a `{kind}` step"),
+                );
+                obj.node(k);
+            }
+        }
+    }
+    let probability = probability?;
+    let ops = match kind {
+        "db" => vec![read_query_step(ctx, obj, context, probability)?],
+        "service" => {
+            let service_node = obj.node("service")?;
+            let op_node = obj.node("op");
+            let timeout = obj.or(ctx, "timeout", None, |c, n, k| {
+                super::services::read_step_timeout(c, n, k).map(Some)
+            });
+            let target = super::services::service_target(
+                ctx,
+                service_node,
+                op_node,
+                &obj.key("service"),
+                &context.calls,
+            );
+            vec![Op::Call {
+                target: target?,
+                timeout: timeout?,
+                probability,
+            }]
+        }
+        "dependency" => {
+            let node = obj.node("dependency")?;
+            let timeout = obj.or(ctx, "timeout", None, |c, n, k| {
+                super::services::read_step_timeout(c, n, k).map(Some)
+            });
+            let index = super::services::dependency_target(
+                ctx,
+                node,
+                &obj.key("dependency"),
+                &context.calls,
+                false,
+            );
+            vec![Op::Call {
+                target: crate::model::topology::CallTarget::Dependency(index?),
+                timeout: timeout?,
+                probability,
+            }]
+        }
+        "cache" => {
+            let node = obj.node("cache")?;
+            let cache = super::services::dependency_target(
+                ctx,
+                node,
+                &obj.key("cache"),
+                &context.calls,
+                true,
+            );
+            let keys = obj.or(ctx, "keys", 1000, |c, n, k| {
+                read_count(c, n, k, 1, &limits::MAX_CACHE_KEYS, "a key count")
+            });
+            let popularity = obj.or(ctx, "popularity", true, |c, n, k| {
+                super::read_choice(c, n, k, &[("zipf", true), ("uniform", false)])
+            });
+            let zipf = obj.or(ctx, "zipf", 1.0, |c, n, k| {
+                read_positive(c, n, k, &limits::MAX_ZIPF, "a Zipf exponent")
+            });
+            let miss = match obj.node("on_miss") {
+                Some(n) => read_block(ctx, n, &obj.key("on_miss"), context, programs, depth + 1),
+                None => Some(Vec::new()),
+            };
+            let (cache, keys, popularity, zipf, miss) = (cache?, keys?, popularity?, zipf?, miss?);
+            let mut block = Vec::with_capacity(miss.len() + 2);
+            let fill = (miss.len() + 1) as u32;
+            block.push(Op::Cache {
+                cache,
+                keys,
+                popularity: if popularity {
+                    crate::model::topology::Popularity::Zipf { exponent: zipf }
+                } else {
+                    crate::model::topology::Popularity::Uniform
+                },
+                fill,
+                probability,
+            });
+            block.extend(miss.iter().map(|op| relocate(op, 1)));
+            block.push(Op::CacheFill { lookup: 0 });
+            block
+        }
+        _ => {
+            let node = obj.node("parallel")?;
+            let key = obj.key("parallel");
+            let Value::Array(items) = &node.value else {
+                type_error(ctx, node, &key, "a list of steps, one per branch");
+                return None;
+            };
+            if items.is_empty() || items.len() > limits::MAX_FANOUT.max_int() as usize {
+                ctx.push(
+                    node.origin.clone(),
+                    &key,
+                    if items.is_empty() {
+                        "expected at least one branch".to_string()
+                    } else {
+                        format!("too many branches: {}", limits::MAX_FANOUT.exceeded(items.len()))
+                    },
+                );
+                return None;
+            }
+            // Each branch is one step (which may itself be a cache block or a parallel step).
+            let mut branches = Vec::new();
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                let one = Node {
+                    value: Value::Array(vec![item.clone()]),
+                    origin: item.origin.clone(),
+                };
+                match read_block(ctx, &one, &format!("{key}[{i}]"), context, programs, depth + 1) {
+                    Some(ops) => {
+                        programs.push(Program { ops });
+                        branches.push((programs.len() - 1) as u32);
+                    }
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            vec![Op::Parallel {
+                branches,
+                probability,
+            }]
+        }
+    };
+    Some((ops, count?))
+}
+
+/// The keys of a query step.
+fn read_query_step(
+    ctx: &mut Ctx<'_>,
+    obj: &mut Obj<'_>,
+    context: &ClassContext<'_>,
+    probability: f64,
+) -> Option<Op> {
+    let db_node = obj.node("db")?;
     let database = {
         let key = obj.key("db");
         match read_string(ctx, db_node, &key, "\"cell\" or a database name")?.as_str() {
@@ -456,27 +689,22 @@ fn read_step(
         read_count(c, n, k, 1, &MAX_DB_QUERIES, "a query count")
     });
     let replica = obj.or(ctx, "replica", false, read_bool);
-    let time = obj.or(ctx, "query_time", None, |c, n, k| {
-        read_dist(c, n, k).map(Some)
-    });
+    let time = obj.or(ctx, "query_time", None, |c, n, k| read_dist(c, n, k).map(Some));
     let factor = obj.or(ctx, "query_factor", 1.0, |c, n, k| {
         read_positive(c, n, k, &limits::MAX_SLOWDOWN, "a factor")
     });
     let statement_timeout = obj.or(ctx, "statement_timeout", None, |c, n, k| {
         read_positive_duration(c, n, k).map(Some)
     });
-    Some((
-        Op::Query {
-            database: database?,
-            replica: replica?,
-            count: QueryCount::Fixed(queries? as u32),
-            time: time?,
-            factor: factor?,
-            statement_timeout: statement_timeout?,
-            probability: probability?,
-        },
-        count?,
-    ))
+    Some(Op::Query {
+        database: database?,
+        replica: replica?,
+        count: QueryCount::Fixed(queries? as u32),
+        time: time?,
+        factor: factor?,
+        statement_timeout: statement_timeout?,
+        probability,
+    })
 }
 
 /// A tenant's `requests`: shares of classes that add up to 1.
