@@ -522,8 +522,8 @@ pub enum FaultKind {
         /// Tenants that call it (from that cell) at the start.
         tenants: Vec<usize>,
     },
-    /// A dependency refuses every call (optionally only as seen from one cell: "a cell loses
-    /// connectivity to object storage").
+    /// A dependency is unreachable (optionally only as seen from one cell: "a cell loses
+    /// connectivity to object storage"): calls hang until their timeout and fail.
     DependencyOutage {
         /// Dependency.
         dependency: Dependency,

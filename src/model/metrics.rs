@@ -429,10 +429,18 @@ pub enum Counter {
     StaleRead,
     /// Queries cancelled by a statement timeout.
     StatementTimeout,
+    /// Cache lookups that found the tenant's entry.
+    CacheHit,
+    /// Cache lookups that did not (or an unreachable cache).
+    CacheMiss,
+    /// Cache fills refused (a partitioned cache with no slice left).
+    CacheRefused,
+    /// Dependency calls refused by the dependency's rate limit or per-tenant quota.
+    DependencyThrottled,
 }
 
 /// Number of [`Counter`]s.
-pub const COUNTERS: usize = 3;
+pub const COUNTERS: usize = 7;
 
 /// One tenant's metrics. Aligned to a cache line, so its 256 bytes are exactly four lines
 /// (at no particular alignment they span five): fewer misses per request with many tenants.

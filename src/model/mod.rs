@@ -225,12 +225,13 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
 }
 
 /// Whether a run of `system` can produce any per-tenant [`metrics::Counter`] (replica reads,
-/// statement timeouts): only then are they kept.
+/// statement timeouts, cache lookups, dependency quotas): only then are they kept.
 pub fn counts_anything(system: &System) -> bool {
-    system
-        .databases
-        .iter()
-        .any(|d| d.replicas.is_some() || d.statement_timeout.is_some())
+    !system.dependencies.is_empty()
+        || system
+            .databases
+            .iter()
+            .any(|d| d.replicas.is_some() || d.statement_timeout.is_some())
         || system.programs.iter().any(|p| {
             p.ops.iter().any(|op| {
                 matches!(
@@ -290,7 +291,8 @@ fn tenant_estimated_events(system: &System, index: usize, tenant: &Tenant) -> f6
         .iter()
         .map(|share| {
             let class = &system.classes[share.class as usize];
-            let requests = tenant.arrival.rate * share.share * (duration + extra(Some(share.class)));
+            let requests =
+                tenant.arrival.rate * share.share * (duration + extra(Some(share.class)));
             let attempts = class.retry.unwrap_or(tenant.retry).max_attempts;
             let per_attempt = 4.0 + program_events(system, class.program, tenant);
             requests * (1.0 + f64::from(attempts) * per_attempt)
@@ -313,6 +315,17 @@ fn program_events(system: &System, program: Option<u32>, tenant: &Tenant) -> f64
                 2.0 * match count {
                     topology::QueryCount::Fixed(n) => f64::from(*n),
                     topology::QueryCount::Tenant => f64::from(tenant.db_queries),
+                }
+            }
+            topology::Op::Call {
+                target: topology::CallTarget::Service { service, operation },
+                ..
+            } => {
+                let program = system.services[*service].operations[*operation].program;
+                4.0 + if program == u32::MAX {
+                    0.0
+                } else {
+                    program_events(system, Some(program), tenant)
                 }
             }
             topology::Op::Call { .. } | topology::Op::Cache { .. } => 4.0,
@@ -370,6 +383,10 @@ pub enum Event {
     JobBatch(u32),
     /// A background job finished (successfully, or as a poison failure).
     JobDone(u32),
+    /// A work's operation at a dependency instance finished.
+    CallDone(u32),
+    /// A work's cache lookup returned.
+    CacheDone(u32),
 }
 
 impl Event {
@@ -389,6 +406,8 @@ impl Event {
             Event::JobArrival(t) => ("job_arrival", t),
             Event::JobBatch(t) => ("job_batch", t),
             Event::JobDone(j) => ("job_done", j),
+            Event::CallDone(w) => ("call_done", w),
+            Event::CacheDone(w) => ("cache_done", w),
         }
     }
 
@@ -408,6 +427,8 @@ impl Event {
             Event::JobArrival(_) => 11,
             Event::JobBatch(_) => 12,
             Event::JobDone(_) => 13,
+            Event::CallDone(_) => 14,
+            Event::CacheDone(_) => 15,
         }
     }
 }

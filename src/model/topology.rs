@@ -276,8 +276,9 @@ pub enum CacheIsolation {
     Shared,
     /// One LRU, but no tenant holds more than this many entries.
     Quota(u64),
-    /// A fixed slice of the capacity per tenant.
-    Partition,
+    /// A reserved slice of this many entries per tenant (for at most capacity / slice
+    /// tenants; a tenant that finds no slice left caches nothing).
+    Partition(u64),
 }
 
 /// The cache part of a `kind = "cache"` dependency.

@@ -243,7 +243,7 @@ pub fn run_page(report: &Report, faults: &[FaultSpan], plots: &[(String, String)
         body.push_str(&table(&classes));
     }
     if let Some(counters) = tables::counters(report) {
-        body.push_str("<h2 id=\"governance\">Database governance</h2>\n");
+        body.push_str("<h2 id=\"dependencies\">Databases and dependencies</h2>\n");
         body.push_str(&table(&counters));
     }
     body.push_str("<h2 id=\"worst\">Worst tenants</h2>\n");

@@ -182,7 +182,7 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
         out.push_str(&table(&classes));
     }
     if let Some(counters) = tables::counters(report) {
-        let _ = writeln!(out, "\n## Database governance\n");
+        let _ = writeln!(out, "\n## Databases and dependencies\n");
         out.push_str(&table(&counters));
     }
 

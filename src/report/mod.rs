@@ -136,6 +136,18 @@ pub struct CountersReport {
     pub stale_reads: u64,
     /// Queries cancelled by a statement timeout (their requests failed).
     pub statement_timeouts: u64,
+    /// Cache lookups that found the tenant's entry.
+    #[serde(default)]
+    pub cache_hits: u64,
+    /// Cache lookups that did not.
+    #[serde(default)]
+    pub cache_misses: u64,
+    /// Cache fills refused (a partitioned cache with no slice left).
+    #[serde(default)]
+    pub cache_refused: u64,
+    /// Dependency calls refused by the dependency's rate limit or per-tenant quota (429s).
+    #[serde(default)]
+    pub dependency_throttled: u64,
 }
 
 impl CountersReport {
@@ -144,6 +156,16 @@ impl CountersReport {
         self.replica_reads += other.replica_reads;
         self.stale_reads += other.stale_reads;
         self.statement_timeouts += other.statement_timeouts;
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+        self.cache_refused += other.cache_refused;
+        self.dependency_throttled += other.dependency_throttled;
+    }
+
+    /// Hits over lookups; `None` without lookups.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let lookups = self.cache_hits + self.cache_misses;
+        (lookups > 0).then(|| self.cache_hits as f64 / lookups as f64)
     }
 }
 
@@ -368,10 +390,7 @@ fn class_reports(
                 members += n;
                 total.merge(stats);
             }
-            let pool = system
-                .classes
-                .get(class as usize)
-                .map_or(0, |c| c.pool);
+            let pool = system.classes.get(class as usize).map_or(0, |c| c.pool);
             ClassReport {
                 name: system.class_name(class).to_string(),
                 pool: system.cell_pool_name(pool).to_string(),
@@ -427,6 +446,10 @@ pub fn build(
             replica_reads: c[Counter::ReplicaRead as usize],
             stale_reads: c[Counter::StaleRead as usize],
             statement_timeouts: c[Counter::StatementTimeout as usize],
+            cache_hits: c[Counter::CacheHit as usize],
+            cache_misses: c[Counter::CacheMiss as usize],
+            cache_refused: c[Counter::CacheRefused as usize],
+            dependency_throttled: c[Counter::DependencyThrottled as usize],
         })
     };
     let tenants = scenario

@@ -122,7 +122,7 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
         out.push_str(&plain_table(&classes));
     }
     if let Some(counters) = super::tables::counters(report) {
-        let _ = writeln!(out, "\nDatabase governance (after warmup)");
+        let _ = writeln!(out, "\nDatabases and dependencies (after warmup)");
         out.push_str(&plain_table(&counters));
     }
 

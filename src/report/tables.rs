@@ -238,8 +238,8 @@ pub fn classes(report: &Report) -> Option<Table> {
     Some(t)
 }
 
-/// Per tier, the database counters (replica reads, stale reads, statement timeouts) when the
-/// scenario can have them.
+/// Per tier, the database and dependency counters (replica reads, stale reads, statement
+/// timeouts, cache hit ratio, dependency throttles) when the scenario can have them.
 pub fn counters(report: &Report) -> Option<Table> {
     let mut per_tier: Vec<(String, super::CountersReport)> = Vec::new();
     for tenant in &report.tenants {
@@ -259,6 +259,9 @@ pub fn counters(report: &Report) -> Option<Table> {
         ("replica reads", true),
         ("stale reads", true),
         ("statement timeouts", true),
+        ("cache lookups", true),
+        ("hit ratio", true),
+        ("dependency 429s", true),
     ]);
     for (tier, c) in per_tier {
         t.rows.push(vec![
@@ -266,6 +269,12 @@ pub fn counters(report: &Report) -> Option<Table> {
             text(thousands(c.replica_reads)),
             text(thousands(c.stale_reads)),
             text(thousands(c.statement_timeouts)),
+            text(thousands(c.cache_hits + c.cache_misses)),
+            text(
+                c.hit_ratio()
+                    .map_or("—".to_string(), |r| format!("{:.1}%", r * 100.0)),
+            ),
+            text(thousands(c.dependency_throttled)),
         ]);
     }
     Some(t)

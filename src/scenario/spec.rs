@@ -1309,7 +1309,7 @@ pub const FAULTS: TableSpec = TableSpec {
             },
             Case {
                 value: "dependency_outage",
-                doc: "a service or dependency refuses every call (from one cell: that cell lost connectivity)",
+                doc: "a service or dependency is unreachable (from one cell: that cell lost connectivity): a call gets no answer and fails after its step's `timeout` (30 s without one); a cache is a miss",
                 keys: &[
                     req(
                         "dependency",
@@ -1571,7 +1571,11 @@ pub const SERVICES: TableSpec = TableSpec {
     title: "[[services]]",
     doc: "A service: pools that serve operations. A class's (or another operation's) `calls` reach it with `{ service = \"NAME\", op = \"OP\" }`; the caller holds its worker while it waits.",
     keys: &[
-        req("name", Ty::Name, "service name (distinct from databases and dependencies)"),
+        req(
+            "name",
+            Ty::Name,
+            "service name (distinct from databases and dependencies)",
+        ),
         key(
             "scope",
             Ty::Choice(SCOPES_OF_PLACEMENT),
@@ -1633,7 +1637,11 @@ pub const DEPENDENCIES: TableSpec = TableSpec {
     title: "[[dependencies]]",
     doc: "Object storage, a search cluster, a provider API or a cache: a pool of concurrent operations with a latency, placed by scope.",
     keys: &[
-        req("name", Ty::Name, "dependency name (distinct from databases and services)"),
+        req(
+            "name",
+            Ty::Name,
+            "dependency name (distinct from databases and services)",
+        ),
         req(
             "kind",
             Ty::Choice(DEPENDENCY_KINDS),
@@ -1707,13 +1715,13 @@ pub const DEPENDENCIES: TableSpec = TableSpec {
                         "isolation",
                         Ty::Choice(CACHE_ISOLATIONS),
                         "\"shared\"",
-                        "`shared`: one LRU (a tenant's scan evicts the others' keys); `quota`: no tenant holds more than `quota` entries; `partition`: each tenant gets an equal slice",
+                        "`shared`: one LRU (a tenant's scan evicts the others' keys); `quota`: no tenant holds more than `quota` entries; `partition`: each tenant gets a reserved slice of `quota` entries",
                     ),
                     key(
                         "quota",
                         int(1, &limits::MAX_CACHE_ENTRIES),
                         "",
-                        "with `isolation = \"quota\"`: entries per tenant",
+                        "with `isolation = \"quota\"` or `\"partition\"`: entries per tenant",
                     ),
                 ],
             },

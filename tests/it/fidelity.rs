@@ -628,11 +628,18 @@ fn two_classes_in_two_pools_match_erlang_c_per_pool() {
             {
                 let samples: Vec<f64> = runs.iter().map(|r| r[k][i]).collect();
                 checks.relative(
-                    &format!("class {class} in its own pool, M/M/{c} ρ={:.1}: {name}", lambda / (f64::from(c) * mu)),
+                    &format!(
+                        "class {class} in its own pool, M/M/{c} ρ={:.1}: {name}",
+                        lambda / (f64::from(c) * mu)
+                    ),
                     "Erlang C",
                     Estimate::of(&samples),
                     reference[i],
-                    if i % 2 == 0 { tolerances.0 } else { tolerances.1 },
+                    if i % 2 == 0 {
+                        tolerances.0
+                    } else {
+                        tolerances.1
+                    },
                     (1e3, "ms"),
                 );
             }
@@ -690,7 +697,8 @@ fn a_declared_class_reproduces_the_implicit_class() {
     let measure = |declared: bool| {
         let text = single_class_text(declared, duration);
         replicate(replications, |seed| {
-            let (_, output) = run_traced(&text, seed + if declared { 1_000 } else { 0 }, &mut NoTrace);
+            let (_, output) =
+                run_traced(&text, seed + if declared { 1_000 } else { 0 }, &mut NoTrace);
             let mut pooled = WindowStats::default();
             for m in &output.metrics.tenants {
                 pooled.merge(&m.windows[0].1);
@@ -707,9 +715,13 @@ fn a_declared_class_reproduces_the_implicit_class() {
     };
     let implicit = measure(false);
     let declared = measure(true);
-    for (i, (name, scale, unit)) in [("mean latency", 1e3, "ms"), ("p99 latency", 1e3, "ms"), ("ok fraction", 1.0, "")]
-        .into_iter()
-        .enumerate()
+    for (i, (name, scale, unit)) in [
+        ("mean latency", 1e3, "ms"),
+        ("p99 latency", 1e3, "ms"),
+        ("ok fraction", 1.0, ""),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let a = Estimate::of(&implicit.iter().map(|r| r[i]).collect::<Vec<_>>());
         let b: Vec<f64> = declared.iter().map(|r| r[i]).collect();

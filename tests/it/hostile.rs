@@ -1163,7 +1163,11 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                         } else {
                             ""
                         };
-                        format!("{{ {} = {}{extra} }}", k.name, example(k, k.ty, variant, inject))
+                        format!(
+                            "{{ {} = {}{extra} }}",
+                            k.name,
+                            example(k, k.ty, variant, inject)
+                        )
                     })
                     .collect::<Vec<_>>();
                 let mut items = vec![list.clone()];

@@ -136,7 +136,8 @@ fn adding_a_class_to_one_tenant_changes_no_other_tenants_draws() {
         "adding a class to one tenant's mix changed another tenant's run"
     );
     // The solo tenant itself did change (the test can tell a difference).
-    let mine = |records: &[TraceRecord]| records.iter().filter(|r| r.tenant as usize == solo).count();
+    let mine =
+        |records: &[TraceRecord]| records.iter().filter(|r| r.tenant as usize == solo).count();
     assert_ne!(mine(&before), mine(&after));
 }
 
@@ -186,7 +187,10 @@ fn a_class_keeps_its_streams_when_another_class_joins_the_mix() {
     };
     let mixed = arrivals("requests = { api = 0.5, report = 0.5 }");
     assert!(alone.len() > 100);
-    assert_eq!(alone, mixed, "the api class's arrivals moved when reports joined");
+    assert_eq!(
+        alone, mixed,
+        "the api class's arrivals moved when reports joined"
+    );
 }
 
 /// A single cell, API pool plus a reports pool; `{report}` is extra keys of the report class.
@@ -271,13 +275,26 @@ fn a_class_bulkhead_caps_each_tenants_requests_of_the_class() {
     };
     let (capped, run) = peaks("max_in_flight_per_tenant = 3");
     let (uncapped, _) = peaks("");
-    println!("hot tenant's reports in flight at most: {capped} with a cap of 3, {uncapped} without");
+    println!(
+        "hot tenant's reports in flight at most: {capped} with a cap of 3, {uncapped} without"
+    );
     assert!(capped <= 3, "the class cap was exceeded: {capped}");
-    assert!(uncapped > 3, "without the cap the hot tenant holds more: {uncapped}");
+    assert!(
+        uncapped > 3,
+        "without the cap the hot tenant holds more: {uncapped}"
+    );
     // Its reports over the cap were refused (503), its API requests were not.
     let hot = &run.report.tenants[tenant(&run, "hot")];
-    let report_class = hot.classes.iter().find(|c| c.name == "report").expect("class row");
-    let api_class = hot.classes.iter().find(|c| c.name == "api").expect("class row");
+    let report_class = hot
+        .classes
+        .iter()
+        .find(|c| c.name == "report")
+        .expect("class row");
+    let api_class = hot
+        .classes
+        .iter()
+        .find(|c| c.name == "api")
+        .expect("class row");
     assert!(report_class.rejected > 0);
     assert_eq!(api_class.rejected, 0);
 }
@@ -301,17 +318,17 @@ fn a_pool_cap_bounds_each_tenant_in_that_pool_only() {
         peaks[&(hot, 0)]
     );
     assert!(peaks[&(hot, 1)] <= 2);
-    assert!(peaks[&(hot, 0)] > 2, "the cap is the reports pool's, not the api pool's");
+    assert!(
+        peaks[&(hot, 0)] > 2,
+        "the cap is the reports pool's, not the api pool's"
+    );
 }
 
 #[test]
 fn moving_a_class_to_another_pool_keeps_its_cost() {
     // The report class carries its own CPU time: routed to the api pool it still costs 100 ms
     // (before classes, cost followed the pool: the issue's "backwards answer").
-    let text = bulkhead_text(
-        "cpu = { dist = \"constant\", value = \"100ms\" }",
-        "",
-    );
+    let text = bulkhead_text("cpu = { dist = \"constant\", value = \"100ms\" }", "");
     let p50 = |overrides: &[&str]| -> f64 {
         let run = run(&text, overrides);
         let calm = &run.report.tenants[tenant(&run, "calm")];
@@ -329,7 +346,13 @@ fn moving_a_class_to_another_pool_keeps_its_cost() {
     // And without its own `cpu`, a class takes the pool's service time.
     let pool_cost = run(&bulkhead_text("", ""), &["classes.report.pool=api"]);
     let calm = &pool_cost.report.tenants[tenant(&pool_cost, "calm")];
-    let p50 = calm.classes.iter().find(|c| c.name == "report").and_then(|c| c.latency_ms.as_ref()).map(|l| l.p50).expect("latency");
+    let p50 = calm
+        .classes
+        .iter()
+        .find(|c| c.name == "report")
+        .and_then(|c| c.latency_ms.as_ref())
+        .map(|l| l.p50)
+        .expect("latency");
     assert!(p50 < 50.0, "the api pool's 4 ms service time: {p50}");
 }
 
@@ -385,7 +408,10 @@ fn counter(run: &Executed, counter: Counter) -> u64 {
 fn replica_reads_are_stale_as_often_as_the_lag_says() {
     // Writes of a tenant arrive as a Poisson process at rate w; a read is stale when a write
     // was acknowledged within the last `lag`: probability 1 - exp(-w · lag).
-    let run = run(&replica_text("{ db = \"cell\", replica = true }", 0.2, ""), &[]);
+    let run = run(
+        &replica_text("{ db = \"cell\", replica = true }", 0.2, ""),
+        &[],
+    );
     let reads = counter(&run, Counter::ReplicaRead);
     let stale = counter(&run, Counter::StaleRead);
     let w = 50.0 * 0.2;
@@ -412,7 +438,11 @@ fn a_replica_outage_sends_reads_to_the_primary_and_a_lag_fault_makes_them_stale(
     let fault = |kind: &str| {
         format!(
             "[[faults]]\nname = \"f\"\nkind = \"{kind}\"\ndatabase = \"main\"\nat = \"10s\"\nduration = \"30s\"\n{}",
-            if kind == "replica_lag" { "lag = \"10s\"" } else { "" }
+            if kind == "replica_lag" {
+                "lag = \"10s\""
+            } else {
+                ""
+            }
         )
     };
     let step = "{ db = \"cell\", replica = true }";
@@ -519,7 +549,14 @@ rate = 1000
 cells = "dedicated"
 "#,
     );
-    for (cell, max) in [("s1", ""), ("s2", ""), ("p1", ""), ("p2", ""), ("d1", "max_tenants = 1"), ("d2", "max_tenants = 1")] {
+    for (cell, max) in [
+        ("s1", ""),
+        ("s2", ""),
+        ("p1", ""),
+        ("p2", ""),
+        ("d1", "max_tenants = 1"),
+        ("d2", "max_tenants = 1"),
+    ] {
         text.push_str(&format!(
             "[[cells]]\nname = \"{cell}\"\napi = {{ workers = 8, service_time = {{ dist = \"exponential\", mean = \"2ms\" }} }}\n{max}\n"
         ));

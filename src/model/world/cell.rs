@@ -2,7 +2,7 @@
 //! cached copy expired, then CPU, then database queries, each dependency call behind a circuit
 //! breaker), and releases its permit and worker when the work succeeds, fails or dies.
 
-use super::{DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAWS_PER_ATTEMPT, Dep, Event, World};
+use super::{DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAWS_PER_ATTEMPT, Dep, Event, NONE, WorkKind, World};
 use crate::components::admission::Outcome as AdmissionOutcome;
 use crate::components::breaker::Outcome as CallOutcome;
 use crate::kernel::EventQueue;
@@ -29,7 +29,13 @@ impl World<'_, '_> {
             return;
         };
         w.worker_since = now;
-        let (tenant, cell, index, attempt) = (w.tenant, w.cell, w.request_index, w.attempt);
+        let (tenant, cell, index, attempt, kind) =
+            (w.tenant, w.cell, w.request_index, w.attempt, w.kind);
+        if kind != WorkKind::Root {
+            // A service operation: its own CPU, no data key (the cell's front fetched it).
+            self.compute(now, work, queue);
+            return;
+        }
         self.trace(now, tenant, index, attempt, TraceKind::ServiceStart);
         if !self.system.kms.enabled {
             self.compute(now, work, queue);
@@ -145,14 +151,32 @@ impl World<'_, '_> {
         );
         let (request, attempt_id, request_index, attempt) =
             (w.request, w.attempt_id, w.request_index, w.attempt);
-        let bulkhead = w.bulkhead.then_some((w.cell as usize, w.class));
+        let bulkhead = w.bulkhead.map(|permit| (w.cell as usize, permit));
+        if w.kind != WorkKind::Root {
+            // A piece of a call tree: its pool's worker and permit (an operation) or nothing.
+            let has_pool = w.pool != NONE;
+            self.works.free(work);
+            if has_pool {
+                if let (Some(permit), Some(admission)) =
+                    (permit, self.pools[pool].admission.as_mut())
+                {
+                    let _ = admission.release(now, permit, outcome);
+                }
+                if worker_since != SimTime::MAX {
+                    self.series
+                        .held(tenant as usize, Resource::Worker, worker_since, now);
+                    self.next_from_queue(now, pool, queue);
+                }
+            }
+            return Some((request, attempt_id));
+        }
         self.works.free(work);
         if let Some(id) = write {
             // Acknowledged by now if it ever will be (`complete_work` acknowledges first).
             self.invariants.write_settled(tenant, id);
         }
-        if let Some((cell, class)) = bulkhead {
-            self.give_bulkhead(cell, tenant, class);
+        if let Some((cell, permit)) = bulkhead {
+            self.give_bulkhead(now, cell, permit);
         }
         if let (Some(permit), Some(admission)) = (permit, self.pools[pool].admission.as_mut()) {
             // A permit is released once, when its work ends; an error would be a model bug
@@ -183,6 +207,18 @@ impl World<'_, '_> {
     }
 
     pub(super) fn complete_work(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+        if let Some(w) = self.works.get(work)
+            && w.kind != WorkKind::Root
+        {
+            // A service operation may still return an error (a `dependency_errors` fault).
+            let ok = w.kind != WorkKind::Operation || {
+                let rate = self.external_faults[w.target as usize].error_rate(w.cell);
+                rate <= 0.0
+                    || CounterDraws::new(w.work_key).unit(u64::from(w.attempt) * 256 + 2) >= rate
+            };
+            self.end_child(now, work, Some(ok), queue);
+            return;
+        }
         let Some((request, attempt_id, tenant, write, cell)) = self
             .works
             .get(work)
@@ -212,6 +248,14 @@ impl World<'_, '_> {
         retry_at: Option<SimTime>,
         queue: &mut EventQueue<Event>,
     ) {
+        if self
+            .works
+            .get(work)
+            .is_some_and(|w| w.kind != WorkKind::Root)
+        {
+            self.end_child(now, work, Some(false), queue);
+            return;
+        }
         let Some((request, attempt_id)) =
             self.release(now, work, AdmissionOutcome::Overload, queue)
         else {
@@ -224,7 +268,48 @@ impl World<'_, '_> {
 
     /// Dead work (its cell failed) reached its next step: free what it still holds.
     pub(super) fn discard(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+        if self
+            .works
+            .get(work)
+            .is_some_and(|w| w.kind != WorkKind::Root)
+        {
+            self.end_child(now, work, None, queue);
+            return;
+        }
         self.release(now, work, AdmissionOutcome::Dropped, queue);
+    }
+
+    /// A child work ends: succeeded (`Some(true)`), failed (`Some(false)`) or dead (`None`).
+    /// Its call's breaker learns the outcome, its holdings are freed, its caller is told.
+    fn end_child(
+        &mut self,
+        now: SimTime,
+        work: u32,
+        ok: Option<bool>,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let Some(w) = self.works.get_mut(work) else {
+            return;
+        };
+        let (tenant, parent, parent_id, ticket) =
+            (w.tenant, w.parent, w.parent_id, w.call_ticket.take());
+        if let (Some(t), Some(ok)) = (ticket, ok) {
+            let outcome = if ok {
+                CallOutcome::Success
+            } else {
+                CallOutcome::Failure
+            };
+            self.record_breaker(now, tenant, t, outcome);
+        }
+        let outcome = match ok {
+            Some(true) => AdmissionOutcome::Success,
+            Some(false) => AdmissionOutcome::Overload,
+            None => AdmissionOutcome::Dropped,
+        };
+        self.release(now, work, outcome, queue);
+        if parent != NONE {
+            self.child_done(now, parent, parent_id, ok == Some(true), queue);
+        }
     }
 
     /// Cell `c` failed: queued attempts are refused, running ones die (their clients see the
@@ -258,10 +343,13 @@ impl World<'_, '_> {
             };
             w.dead = true;
             let (request, attempt_id, permit) = (w.request, w.attempt_id, w.permit.take());
-            let (tenant, pool) = (w.tenant, w.pool as usize);
-            if let (Some(permit), Some(admission)) = (permit, self.pools[pool].admission.as_mut()) {
+            let (tenant, pool, root) = (w.tenant, w.pool as usize, w.kind == WorkKind::Root);
+            if let (Some(permit), Some(admission)) = (
+                permit,
+                self.pools.get_mut(pool).and_then(|p| p.admission.as_mut()),
+            ) {
                 let _ = admission.release(now, permit, AdmissionOutcome::Dropped);
-            } else {
+            } else if root {
                 self.tenants[tenant as usize].in_flight -= 1;
             }
             if self.awaited(request, attempt_id) {
@@ -271,8 +359,8 @@ impl World<'_, '_> {
     }
 
     fn drop_permit(&mut self, now: SimTime, w: &super::Work) {
-        if w.bulkhead {
-            self.give_bulkhead(w.cell as usize, w.tenant, w.class);
+        if let Some(permit) = w.bulkhead {
+            self.give_bulkhead(now, w.cell as usize, permit);
         }
         match (w.permit, self.pools[w.pool as usize].admission.as_mut()) {
             (Some(permit), Some(admission)) => {

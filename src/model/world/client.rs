@@ -270,6 +270,11 @@ impl World<'_, '_> {
                 break;
             }
             self.lanes[lane as usize].pending.pop_front();
+            if self.lanes[lane as usize].calls {
+                // A call's timeout: `request` is the callee's work, `attempt_id` its id.
+                self.call_timed_out(now, request, attempt_id, queue);
+                continue;
+            }
             let waiting = self
                 .requests
                 .get(request)

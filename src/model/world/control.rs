@@ -51,6 +51,10 @@ impl World<'_, '_> {
         for pool in &mut self.pools {
             pool.slowdown = 1.0;
         }
+        for f in &mut self.external_faults {
+            *f = super::ExternalFaults::default();
+        }
+        let services = self.system.services.len();
         self.replica_down.iter_mut().for_each(|d| *d = false);
         for r in &mut self.replication {
             r.fault_lag = SimDuration::ZERO;
@@ -69,6 +73,39 @@ impl World<'_, '_> {
                 } => {
                     for &c in cells {
                         self.pools[c * cell_pools + pool].slowdown *= factor;
+                    }
+                }
+                FaultKind::DependencyErrors {
+                    dependency,
+                    rate,
+                    cell,
+                    ..
+                } => {
+                    if let Some(i) = external_index(*dependency, services) {
+                        self.external_faults[i]
+                            .errors
+                            .push((cell.map_or(super::NONE, |c| c as u32), *rate));
+                    }
+                }
+                FaultKind::DependencyOutage {
+                    dependency, cell, ..
+                } => {
+                    if let Some(i) = external_index(*dependency, services) {
+                        self.external_faults[i]
+                            .outages
+                            .push(cell.map_or(super::NONE, |c| c as u32));
+                    }
+                }
+                FaultKind::DependencySlowdown {
+                    dependency,
+                    factor,
+                    cell,
+                    ..
+                } => {
+                    if let Some(i) = external_index(*dependency, services) {
+                        self.external_faults[i]
+                            .slowdowns
+                            .push((cell.map_or(super::NONE, |c| c as u32), *factor));
                     }
                 }
                 FaultKind::ReplicaLag { database, lag, .. } => {
@@ -179,6 +216,7 @@ impl World<'_, '_> {
                 }
             }
             FaultKind::MigrateTenant { .. } => self.migrate_start(now, fault, queue),
+            FaultKind::CacheFlush { cache, .. } => self.flush_cache(*cache),
             _ => {}
         }
     }
@@ -318,5 +356,15 @@ impl World<'_, '_> {
             }
             _ => {}
         }
+    }
+}
+
+/// The index of a service or external dependency in `World::external_faults` (`services`
+/// services come first); `None` for databases and KMS.
+fn external_index(dependency: Dependency, services: usize) -> Option<usize> {
+    match dependency {
+        Dependency::Service(s) => Some(s),
+        Dependency::External(d) => Some(services + d),
+        Dependency::Database(_) | Dependency::Kms => None,
     }
 }

@@ -2,9 +2,11 @@
 //! the mapping cache, epoch fencing of writes, and admission into the cell's API pool.
 
 use super::{
-    DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, IMPLICIT_PROGRAM, NONE, Work, World, service_draw,
+    DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, IMPLICIT_PROGRAM, NONE, Work, WorkKind, World,
+    service_draw,
 };
 use crate::components::admission::{Reason, Request as AdmissionRequest};
+use crate::components::bulkhead::PermitId as BulkheadPermit;
 use crate::components::draw::uniform_inclusive;
 use crate::components::limiter::Decision;
 use crate::components::mapping_cache::Resolution;
@@ -103,17 +105,20 @@ impl World<'_, '_> {
 
         // The class's bulkhead in this cell: at most so many of the tenant's requests of the
         // class at once.
-        let bulkhead = match route.and_then(|r| r.bulkhead) {
-            Some(cap) => {
-                if !self.take_bulkhead(c, tenant, class, cap) {
-                    let retry_at = now + self.pools[pool_index].service_time.mean();
+        let bulkhead = match (
+            route.and_then(|r| r.bulkhead),
+            self.cells[c].bulkheads.as_mut(),
+        ) {
+            (Some(_), Some(registry)) => match registry.try_acquire(now, &tenant, &class) {
+                Ok(permit) => Some(permit.id),
+                Err(rejection) => {
                     self.trace(now, tenant, index, attempt, TraceKind::Rejected);
-                    self.fail_attempt(now, request, Outcome::Rejected, Some(retry_at), queue);
+                    let retry_at = Some(rejection.retry_at).filter(|&t| t != SimTime::MAX);
+                    self.fail_attempt(now, request, Outcome::Rejected, retry_at, queue);
                     return;
                 }
-                true
-            }
-            None => false,
+            },
+            _ => None,
         };
 
         // Admission into the pool.
@@ -132,8 +137,8 @@ impl World<'_, '_> {
                     Err(rejection) => {
                         let retry_at = (rejection.reason != Reason::UnknownPartition)
                             .then_some(rejection.retry_at);
-                        if bulkhead {
-                            self.give_bulkhead(c, tenant, class);
+                        if let Some(permit) = bulkhead {
+                            self.give_bulkhead(now, c, permit);
                         }
                         self.trace(now, tenant, index, attempt, TraceKind::Rejected);
                         self.fail_attempt(now, request, Outcome::Rejected, retry_at, queue);
@@ -167,6 +172,13 @@ impl World<'_, '_> {
             request,
             request_index: index,
             attempt_id,
+            kind: WorkKind::Root,
+            parent: NONE,
+            parent_id: 0,
+            pending: 0,
+            target: NONE,
+            query_id: None,
+            call_ticket: None,
             tenant,
             cell,
             attempt,
@@ -204,28 +216,12 @@ impl World<'_, '_> {
         }
     }
 
-    /// Takes a slot of `class`'s bulkhead for `tenant` in cell `c`; `false` when the tenant
-    /// already has `cap` requests of the class there.
-    fn take_bulkhead(&mut self, c: usize, tenant: u32, class: u16, cap: u32) -> bool {
-        let Some(map) = self.cells[c].bulkheads.as_mut() else {
-            return true;
-        };
-        let held = map.entry((tenant, class)).or_insert(0);
-        if *held >= cap {
-            return false;
-        }
-        *held += 1;
-        true
-    }
-
-    /// Gives back a slot taken by [`World::take_bulkhead`].
-    pub(super) fn give_bulkhead(&mut self, c: usize, tenant: u32, class: u16) {
-        if let Some(held) = self.cells[c]
-            .bulkheads
-            .as_mut()
-            .and_then(|m| m.get_mut(&(tenant, class)))
-        {
-            *held = held.saturating_sub(1);
+    /// Gives back a permit of cell `c`'s bulkheads.
+    pub(super) fn give_bulkhead(&mut self, now: SimTime, c: usize, permit: BulkheadPermit) {
+        if let Some(registry) = self.cells[c].bulkheads.as_mut() {
+            // A permit is released once, when its work ends; an error would be a model bug
+            // and is harmless to the run.
+            let _ = registry.release(now, permit);
         }
     }
 

@@ -8,6 +8,7 @@
 //! indices, so adding a step to one class changes no other class's draws.
 
 use super::{DRAW_QUERY_ERROR, DRAWS_PER_ATTEMPT, Dep, Event, IMPLICIT_PROGRAM, NONE, World};
+use crate::components::connection_pool::{QueryId, Requested, StatementTimeout};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::dist::Dist;
@@ -40,7 +41,8 @@ struct QuerySpec {
     replica: bool,
     time: Dist,
     factor: f64,
-    statement_timeout: Option<SimDuration>,
+    /// The step's own statement timeout (the database's applies otherwise).
+    own_statement_timeout: Option<SimDuration>,
 }
 
 impl World<'_, '_> {
@@ -59,31 +61,61 @@ impl World<'_, '_> {
                 return;
             }
             let (program, pc, attempt, key) = (w.program, w.pc, w.attempt, w.work_key);
-            let Some(op) = self.system.programs[program as usize].ops.get(pc as usize) else {
+            let system = self.system;
+            let Some(op) = system.programs[program as usize].ops.get(pc as usize) else {
                 self.complete_work(now, work, queue);
                 return;
             };
             let probability = match op {
-                Op::Query { probability, .. } => *probability,
-                _ => 1.0,
+                Op::Query { probability, .. }
+                | Op::Call { probability, .. }
+                | Op::Cache { probability, .. }
+                | Op::Parallel { probability, .. } => *probability,
+                Op::CacheFill { .. } => 1.0,
             };
             let taken = probability >= 1.0
                 || CounterDraws::new(key).unit(step_draw(attempt, pc, STEP_TAKEN)) < probability;
-            let queries = match (op, taken) {
-                (Op::Query { count, .. }, true) => match *count {
-                    QueryCount::Fixed(n) => n,
-                    QueryCount::Tenant => self.tenants[w.tenant as usize].hot.db_queries,
-                },
-                _ => 0,
-            };
-            let Some(w) = self.works.get_mut(work) else {
-                return;
-            };
-            w.pc += 1;
-            if queries > 0 {
-                w.query_op = pc;
-                w.queries_left = queries;
-                w.queries_done = 0;
+            if let Some(w) = self.works.get_mut(work) {
+                w.pc += 1;
+            }
+            if !taken {
+                if let Op::Cache { fill, .. } = op
+                    && let Some(w) = self.works.get_mut(work)
+                {
+                    // Skip the whole lookup: its miss path and its fill.
+                    w.pc = (*fill + 1) as u16;
+                }
+                continue;
+            }
+            match op {
+                Op::Query { count, .. } => {
+                    let queries = match *count {
+                        QueryCount::Fixed(n) => n,
+                        QueryCount::Tenant => self.tenants[w_tenant(self, work)].hot.db_queries,
+                    };
+                    if queries > 0
+                        && let Some(w) = self.works.get_mut(work)
+                    {
+                        w.query_op = pc;
+                        w.queries_left = queries;
+                        w.queries_done = 0;
+                    }
+                }
+                Op::Call {
+                    target, timeout, ..
+                } => {
+                    self.start_call(now, work, pc, *target, *timeout, queue);
+                    return;
+                }
+                Op::Cache { cache, .. } => {
+                    self.start_cache_lookup(now, work, *cache, queue);
+                    return;
+                }
+                Op::CacheFill { lookup } => self.fill_cache(now, work, *lookup),
+                Op::Parallel { branches, .. } => {
+                    self.start_branches(now, work, pc, branches, queue);
+                    return;
+                }
             }
         }
     }
@@ -100,7 +132,7 @@ impl World<'_, '_> {
                 replica: false,
                 time: db.query_time,
                 factor: 1.0,
-                statement_timeout: db.statement_timeout,
+                own_statement_timeout: None,
             });
         }
         let op = self.system.programs[w.program as usize]
@@ -127,7 +159,7 @@ impl World<'_, '_> {
             replica: *replica,
             time: time.unwrap_or(db.query_time),
             factor: *factor,
-            statement_timeout: statement_timeout.or(db.statement_timeout),
+            own_statement_timeout: *statement_timeout,
         })
     }
 
@@ -181,9 +213,24 @@ impl World<'_, '_> {
             w.station = station;
         }
         let s = &mut self.stations[station as usize];
+        if let Some(pool) = s.governed.as_mut() {
+            // A governed database: the connection-pool component queues the query (per-tenant
+            // caps) and gives it its statement-timeout deadline.
+            let timeout = match spec.own_statement_timeout {
+                Some(limit) => StatementTimeout::After(limit),
+                None => StatementTimeout::PoolDefault,
+            };
+            if let Requested::Granted(grant) = pool.request(now, &tenant, work, timeout) {
+                if let Some(w) = self.works.get_mut(work) {
+                    w.query_id = Some(grant.query);
+                }
+                self.start_query(now, work, grant.deadline, queue);
+            }
+            return;
+        }
         if s.busy < s.capacity {
             s.busy += 1;
-            self.start_query(now, work, queue);
+            self.start_query(now, work, None, queue);
         } else {
             s.waiting.push_back(work);
         }
@@ -211,7 +258,14 @@ impl World<'_, '_> {
 
     /// The work got a connection of its station: draw the query's time, cut at the statement
     /// timeout, and note a stale read.
-    pub(super) fn start_query(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+    /// `deadline`: when a governed station's statement timeout cancels the query.
+    pub(super) fn start_query(
+        &mut self,
+        now: SimTime,
+        work: u32,
+        deadline: Option<SimTime>,
+        queue: &mut EventQueue<Event>,
+    ) {
         let Some(spec) = self.query_spec(work) else {
             return;
         };
@@ -227,10 +281,10 @@ impl World<'_, '_> {
         } else {
             spec.time.scaled(factor).quantile(u)
         };
-        let cancelled = spec.statement_timeout.is_some_and(|limit| time > limit);
-        if let (true, Some(limit)) = (cancelled, spec.statement_timeout) {
+        let cancelled = deadline.is_some_and(|at| now + time > at);
+        if let (true, Some(at)) = (cancelled, deadline) {
             // The server cancels the statement at its timeout: the connection is free then.
-            time = limit;
+            time = at - now;
         }
         if let Some(w) = self.works.get_mut(work) {
             w.cancelled = cancelled;
@@ -246,16 +300,51 @@ impl World<'_, '_> {
         self.trace(now, tenant, index, attempt, TraceKind::QueryStart);
     }
 
-    /// A connection of `station` is free again: the longest live waiter takes it.
-    fn release_connection(&mut self, now: SimTime, station: u32, queue: &mut EventQueue<Event>) {
+    /// A connection of `station` is free again (`query` was its query at a governed station,
+    /// `cancelled` by its statement timeout): the longest live (eligible) waiter takes it.
+    fn release_connection(
+        &mut self,
+        now: SimTime,
+        station: u32,
+        query: Option<QueryId>,
+        cancelled: bool,
+        queue: &mut EventQueue<Event>,
+    ) {
         let s = station as usize;
+        if let (Some(pool), Some(query)) = (self.stations[s].governed.as_mut(), query) {
+            let mut next = if cancelled {
+                pool.expire(now, query)
+            } else {
+                pool.finish(now, query)
+            }
+            .ok()
+            .flatten();
+            while let Some(grant) = next {
+                let waiter = grant.token;
+                if self.works.get(waiter).is_some_and(|w| !w.dead) {
+                    if let Some(w) = self.works.get_mut(waiter) {
+                        w.query_id = Some(grant.query);
+                    }
+                    self.start_query(now, waiter, grant.deadline, queue);
+                    return;
+                }
+                // A dead waiter gives its connection straight back.
+                next = self.stations[s]
+                    .governed
+                    .as_mut()
+                    .and_then(|p| p.finish(now, grant.query).ok().flatten());
+                self.record_call(now, waiter, false);
+                self.discard(now, waiter, queue);
+            }
+            return;
+        }
         while let Some(next) = self.stations[s].waiting.pop_front() {
             if self.works.get(next).is_some_and(|w| w.dead) {
                 self.record_call(now, next, false);
                 self.discard(now, next, queue);
                 continue;
             }
-            self.start_query(now, next, queue);
+            self.start_query(now, next, None, queue);
             return;
         }
         self.stations[s].busy -= 1;
@@ -270,8 +359,14 @@ impl World<'_, '_> {
         };
         w.queries_left -= 1;
         w.queries_done += 1;
-        let (tenant, since, dead, cancelled, station) =
-            (w.tenant, w.query_since, w.dead, w.cancelled, w.station);
+        let (tenant, since, dead, cancelled, station, query) = (
+            w.tenant,
+            w.query_since,
+            w.dead,
+            w.cancelled,
+            w.station,
+            w.query_id.take(),
+        );
         w.query_since = SimTime::MAX;
         w.station = NONE;
         w.cancelled = false;
@@ -282,7 +377,7 @@ impl World<'_, '_> {
         let errored = rate > 0.0 && self.query_draw(work, QUERY_ERROR) < rate;
         let failed = errored || cancelled;
         self.record_call(now, work, failed && !dead);
-        self.release_connection(now, station, queue);
+        self.release_connection(now, station, query, cancelled, queue);
         if dead {
             self.discard(now, work, queue);
         } else if cancelled {
@@ -345,4 +440,9 @@ impl World<'_, '_> {
             r.since = now;
         }
     }
+}
+
+/// The tenant of a live work.
+fn w_tenant(world: &World<'_, '_>, work: u32) -> usize {
+    world.works.get(work).map_or(0, |w| w.tenant as usize)
 }

@@ -2,9 +2,11 @@
 //! concern: `client` (arrival sources, attempts, retries, timeouts), `edge` (limiter,
 //! mapping, fencing, admission into a pool), `cell` (a worker's KMS call and CPU, releasing
 //! and killing work), `exec` (a work's program: queries on primaries and replicas, statement
-//! timeouts, replication lag), `control` (faults, failover, migrations, placement) and `jobs`
-//! (background jobs).
+//! timeouts, replication lag), `calls` (service calls, dependency calls, caches and parallel
+//! branches: a request's call tree), `control` (faults, failover, migrations, placement) and
+//! `jobs` (background jobs).
 
+mod calls;
 mod cell;
 mod client;
 mod control;
@@ -29,6 +31,11 @@ use crate::components::admission::{
 use crate::components::breaker::{
     Breaker, BreakerConfig, BreakerPolicy, Outcome as CallOutcome, Ticket,
 };
+use crate::components::bulkhead::{
+    BulkheadConfig, BulkheadRegistry, ClassLimits, PermitId as BulkheadPermit,
+};
+use crate::components::cache::{CacheConfig, Isolation, TenantCache};
+use crate::components::connection_pool::{ConnectionPool, PoolConfig};
 use crate::components::limiter::{GcraState, Quota};
 use crate::components::mapping::MappingStore;
 use crate::components::mapping_cache::{EdgeCache, OnUnavailable};
@@ -46,6 +53,23 @@ use smallvec::SmallVec;
 pub(super) enum Dep {
     Database(u32),
     Kms,
+    /// A service (index).
+    Service(u32),
+    /// Object storage, search, a provider or a cache (index into `System::dependencies`).
+    External(u32),
+}
+
+/// What a work is: a request's attempt in its cell, or a piece of its call tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WorkKind {
+    /// An attempt of a request, on a cell pool.
+    Root,
+    /// An operation of a service (`target`), on one of the service's pools.
+    Operation,
+    /// A branch of a parallel step: no pool of its own.
+    Branch,
+    /// A call to a dependency (`target`): one operation at one of its instances.
+    Call,
 }
 
 /// A missing handle (no parent work, no pool, no station).
@@ -85,7 +109,20 @@ struct Request {
 struct Work {
     request: u32,
     request_index: u64,
+    /// The attempt's id for a root work (what the client awaits); a fresh id for a child.
     attempt_id: u64,
+    kind: WorkKind,
+    /// A child's caller: its handle and its `attempt_id` when the child was spawned ([`NONE`]
+    /// for a root work, or once the caller gave up on it).
+    parent: u32,
+    parent_id: u64,
+    /// Children (calls, branches) it waits for.
+    pending: u16,
+    /// The service of an operation, the dependency of a call.
+    target: u32,
+    /// Its query's id at a governed station (a database with a statement timeout or
+    /// per-tenant caps).
+    query_id: Option<crate::components::connection_pool::QueryId>,
     tenant: u32,
     cell: u32,
     attempt: u32,
@@ -113,10 +150,12 @@ struct Work {
     /// When its current query got a connection (`SimTime::MAX` when none).
     query_since: SimTime,
     permit: Option<PermitId>,
-    /// It holds a slot of its class's bulkhead in its cell.
-    bulkhead: bool,
+    /// Its permit of its class's bulkhead in its cell, if the class has one.
+    bulkhead: Option<BulkheadPermit>,
     /// The breaker ticket of the work's current dependency call, and that dependency.
     ticket: Option<(Dep, Ticket)>,
+    /// For a child: the breaker ticket of the call it answers (recorded when it ends).
+    call_ticket: Option<(Dep, Ticket)>,
     /// For a write: its id in the invariant books (acknowledged if the work succeeds).
     write: Option<u64>,
     dead: bool,
@@ -236,8 +275,8 @@ struct CellState {
     jobs: Option<JobPoolState>,
     /// Under the `SharedKeyCache` sabotage: the one data key the cell caches.
     shared_key: (u32, SimTime),
-    /// In-flight requests per (tenant, class) with a bulkhead cap, in this cell.
-    bulkheads: Option<crate::components::KeyMap<(u32, u16), u32>>,
+    /// The classes' bulkheads in this cell (per-tenant caps per class), if any class has one.
+    bulkheads: Option<BulkheadRegistry<u32, u16>>,
 }
 
 /// One instance of a worker pool: a cell's `api` pool or one of its `[[pools]]`.
@@ -254,12 +293,63 @@ struct PoolState {
     slowdown: f64,
 }
 
-/// A station: connections held for one query each (a database's primary or a replica),
-/// FIFO for the rest.
+/// A station: connections held for one operation each (a database's primary or a replica, or
+/// an instance of a dependency), FIFO for the rest.
 struct Station {
     busy: u32,
     capacity: u32,
     waiting: VecDeque<u32>,
+    /// A governed database (statement timeout or per-tenant caps) queues and times out through
+    /// the connection-pool component instead.
+    governed: Option<ConnectionPool<u32, u32>>,
+    /// For a dependency instance: its quotas and, for a cache, its entries.
+    dependency: Option<Box<DependencyInstance>>,
+}
+
+/// What a dependency instance keeps besides its connections.
+struct DependencyInstance {
+    dependency: u32,
+    /// Per-tenant operations in flight, when the dependency has a per-tenant quota.
+    per_tenant: Option<crate::components::KeyMap<u32, u32>>,
+    /// The instance's rate limit (a provider's limit per account).
+    limiter: Option<(Quota, GcraState)>,
+    /// A cache's entries: keys carry their tenant.
+    cache: Option<TenantCache<u32, u64, ()>>,
+}
+
+/// What active faults do to one service or dependency: outages, error rates and slowdowns,
+/// each for every caller or for the callers of one cell.
+#[derive(Clone, Debug, Default)]
+struct ExternalFaults {
+    outages: Vec<u32>,
+    errors: Vec<(u32, f64)>,
+    slowdowns: Vec<(u32, f64)>,
+}
+
+impl ExternalFaults {
+    /// Whether a call from `cell` is refused ([`NONE`] in the list means every cell).
+    fn down(&self, cell: u32) -> bool {
+        self.outages.iter().any(|&c| c == NONE || c == cell)
+    }
+
+    /// The chance a call from `cell` fails.
+    fn error_rate(&self, cell: u32) -> f64 {
+        1.0 - self
+            .errors
+            .iter()
+            .filter(|(c, _)| *c == NONE || *c == cell)
+            .map(|(_, r)| 1.0 - r)
+            .product::<f64>()
+    }
+
+    /// The slowdown of a call from `cell`.
+    fn factor(&self, cell: u32) -> f64 {
+        self.slowdowns
+            .iter()
+            .filter(|(c, _)| *c == NONE || *c == cell)
+            .map(|(_, f)| f)
+            .product()
+    }
 }
 
 /// What a class needs on the request path, resolved once (names to indices).
@@ -290,6 +380,9 @@ struct TimeoutLane {
     timeout: SimDuration,
     pending: VecDeque<(SimTime, u32, u64)>,
     armed: bool,
+    /// A lane of call timeouts (entries are works and their ids) rather than client timeouts
+    /// (requests and attempt ids).
+    calls: bool,
 }
 
 /// Piecewise-constant rate multiplier: `(from, multiplier)` sorted by time.
@@ -409,6 +502,19 @@ pub(super) struct World<'s, 't> {
     replica_down: Vec<bool>,
     /// Each tenant's last acknowledged write (kept only when some database has replicas).
     last_write: Vec<SimTime>,
+    /// Per service: the first pool of each instance (cell, region or global scope).
+    service_pools: Vec<Vec<u32>>,
+    /// Per dependency: the station of each instance (cell, region or global scope).
+    dependency_stations: Vec<Vec<u32>>,
+    /// Instances of tenant-scoped services (`(0, service, tenant)`, first pool) and
+    /// dependencies (`(1, dependency, tenant)`, station), made on first use.
+    tenant_instances: crate::components::KeyMap<(u8, u32, u32), u32>,
+    /// Each cell's region, as a dense index.
+    cell_region: Vec<u32>,
+    /// Faults of services (first) and dependencies (after them).
+    external_faults: Vec<ExternalFaults>,
+    /// Lanes of call timeouts, by length.
+    call_lanes: Vec<(SimDuration, u32)>,
     works: Slab<Work>,
     breakers: Option<Breakers>,
     bg_jobs: Slab<BgJob>,
@@ -583,11 +689,11 @@ impl<'s, 't> World<'s, 't> {
                         .map(|scheduler| JobPoolState { scheduler, busy: 0 })
                 }),
                 shared_key: (u32::MAX, SimTime::ZERO),
-                bulkheads: any_bulkhead.then(crate::components::KeyMap::default),
+                bulkheads: any_bulkhead.then(|| bulkhead_registry(system)),
             })
             .collect();
         let cell_pools = system.cell_pool_count();
-        let pools = system
+        let mut pools: Vec<PoolState> = system
             .cells
             .iter()
             .flat_map(|c| {
@@ -604,19 +710,80 @@ impl<'s, 't> World<'s, 't> {
             })
             .map(|spec| pool_state(system, &spec))
             .collect();
+        let call_lanes = call_lanes(system, &mut lanes);
+        // A step's own statement timeout needs the governed path at every database it may
+        // reach: then every database is governed.
+        let govern = system.programs.iter().any(|p| {
+            p.ops.iter().any(|op| {
+                matches!(
+                    op,
+                    super::topology::Op::Query {
+                        statement_timeout: Some(_),
+                        ..
+                    }
+                )
+            })
+        });
         let mut stations: Vec<Station> = system
             .databases
             .iter()
-            .map(|d| Station::new(d.connections))
+            .map(|d| Station::database(d, d.connections, govern))
             .collect();
         let mut replica_base = Vec::with_capacity(system.databases.len());
         for d in &system.databases {
             replica_base.push(stations.len() as u32);
             if let Some(r) = d.replicas {
-                stations.extend((0..r.count).map(|_| Station::new(r.connections)));
+                stations.extend((0..r.count).map(|_| Station::database(d, r.connections, govern)));
             }
         }
         let replica_down = vec![false; stations.len()];
+        // Regions as dense indices, in order of first appearance.
+        let mut regions: Vec<&str> = Vec::new();
+        let cell_region: Vec<u32> = system
+            .cells
+            .iter()
+            .map(|c| match regions.iter().position(|r| *r == c.region) {
+                Some(i) => i as u32,
+                None => {
+                    regions.push(&c.region);
+                    (regions.len() - 1) as u32
+                }
+            })
+            .collect();
+        let instances = |scope: super::topology::Scope| -> usize {
+            match scope {
+                super::topology::Scope::Cell => system.cells.len(),
+                super::topology::Scope::Region => regions.len(),
+                super::topology::Scope::Global => 1,
+                super::topology::Scope::Tenant => 0,
+            }
+        };
+        let dependency_stations: Vec<Vec<u32>> = system
+            .dependencies
+            .iter()
+            .enumerate()
+            .map(|(d, spec)| {
+                (0..instances(spec.scope))
+                    .map(|_| {
+                        stations.push(Station::dependency(system, d));
+                        (stations.len() - 1) as u32
+                    })
+                    .collect()
+            })
+            .collect();
+        let service_pools: Vec<Vec<u32>> = system
+            .services
+            .iter()
+            .map(|service| {
+                (0..instances(service.scope))
+                    .map(|_| {
+                        let base = pools.len() as u32;
+                        pools.extend(service.pools.iter().map(|p| pool_state(system, p)));
+                        base
+                    })
+                    .collect()
+            })
+            .collect();
         let any_replicas = system.databases.iter().any(|d| d.replicas.is_some());
         let breakers = system
             .breakers
@@ -694,6 +861,15 @@ impl<'s, 't> World<'s, 't> {
             } else {
                 Vec::new()
             },
+            service_pools,
+            dependency_stations,
+            tenant_instances: crate::components::KeyMap::default(),
+            cell_region,
+            external_faults: vec![
+                ExternalFaults::default();
+                system.services.len() + system.dependencies.len()
+            ],
+            call_lanes,
             works: Slab::new(),
             breakers,
             bg_jobs: Slab::new(),
@@ -878,6 +1054,8 @@ impl Model for World<'_, '_> {
             Event::CpuDone(work) => self.on_cpu_done(now, work, queue),
             Event::QueryDone(work) => self.on_query_done(now, work, queue),
             Event::KmsDone(work) => self.on_kms_done(now, work, queue),
+            Event::CallDone(work) => self.on_call_done(now, work, queue),
+            Event::CacheDone(work) => self.on_cache_done(now, work, queue),
             Event::TimeoutDue(lane) => self.on_timeout_due(now, lane, queue),
             Event::FaultStart(fault) => self.on_fault_start(now, fault, queue),
             Event::FaultEnd(fault) => self.on_fault_end(now, fault, queue),
@@ -932,6 +1110,26 @@ fn admission_config(system: &System, pool: &PoolSpec) -> AdmissionConfig {
     }
 }
 
+/// A cell's bulkheads: each class with `max_in_flight_per_tenant` capped per tenant.
+fn bulkhead_registry(system: &System) -> BulkheadRegistry<u32, u16> {
+    let mut registry = BulkheadRegistry::new(BulkheadConfig {
+        retry_after: SimDuration::from_millis(100),
+        per_tenant_total: None,
+    });
+    for (i, class) in system.classes.iter().enumerate() {
+        if let Some(cap) = class.max_in_flight_per_tenant {
+            registry.set_class(
+                i as u16,
+                ClassLimits {
+                    max_in_flight: None,
+                    per_tenant: Some(cap),
+                },
+            );
+        }
+    }
+    registry
+}
+
 /// The state of one pool instance.
 fn pool_state(system: &System, spec: &PoolSpec) -> PoolState {
     PoolState {
@@ -954,23 +1152,107 @@ impl Station {
             busy: 0,
             capacity,
             waiting: VecDeque::new(),
+            governed: None,
+            dependency: None,
         }
+    }
+
+    /// A database's primary or replica with `connections`: governed by the connection-pool
+    /// component when the database has a statement timeout or a per-tenant cap.
+    /// `govern`: some step sets its own statement timeout, so every database is governed.
+    fn database(database: &super::config::Database, connections: u32, govern: bool) -> Station {
+        let mut station = Station::new(connections);
+        if govern
+            || database.statement_timeout.is_some()
+            || database.max_connections_per_tenant.is_some()
+        {
+            station.governed = ConnectionPool::new(PoolConfig {
+                connections,
+                statement_timeout: database.statement_timeout,
+                per_tenant_cap: database.max_connections_per_tenant,
+            })
+            .ok();
+        }
+        station
+    }
+
+    /// An instance of dependency `d`.
+    fn dependency(system: &System, d: usize) -> Station {
+        let spec = &system.dependencies[d];
+        let mut station = Station::new(spec.concurrency);
+        station.dependency = Some(Box::new(DependencyInstance {
+            dependency: d as u32,
+            per_tenant: spec
+                .max_in_flight_per_tenant
+                .map(|_| crate::components::KeyMap::default()),
+            limiter: spec.rate_limit.and_then(|rate| {
+                let burst = rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+                Quota::per_second(rate, burst)
+                    .ok()
+                    .map(|q| (q, GcraState::default()))
+            }),
+            cache: spec.cache.and_then(|c| {
+                let capacity = c.capacity.min(u64::from(u32::MAX)) as u32;
+                let isolation = match c.isolation {
+                    super::topology::CacheIsolation::Shared => Isolation::Shared,
+                    super::topology::CacheIsolation::Quota(q) => Isolation::Quota {
+                        max_entries: q.min(u64::from(capacity)).max(1) as u32,
+                    },
+                    super::topology::CacheIsolation::Partition(q) => Isolation::Partitioned {
+                        slice: q.min(u64::from(capacity)).max(1) as u32,
+                    },
+                };
+                TenantCache::new(CacheConfig {
+                    capacity,
+                    ttl: c.ttl,
+                    isolation,
+                })
+                .ok()
+            }),
+        }));
+        station
     }
 }
 
-/// The lane for client or call timeouts of length `timeout`, created on first use.
+/// The lane for client timeouts of length `timeout`, created on first use.
 fn lane_for(lanes: &mut Vec<TimeoutLane>, timeout: SimDuration) -> u32 {
-    match lanes.iter().position(|l| l.timeout == timeout) {
+    lane_of_kind(lanes, timeout, false)
+}
+
+/// The lane for client (or, with `calls`, call) timeouts of length `timeout`.
+fn lane_of_kind(lanes: &mut Vec<TimeoutLane>, timeout: SimDuration, calls: bool) -> u32 {
+    match lanes
+        .iter()
+        .position(|l| l.timeout == timeout && l.calls == calls)
+    {
         Some(lane) => lane as u32,
         None => {
             lanes.push(TimeoutLane {
                 timeout,
                 pending: VecDeque::new(),
                 armed: false,
+                calls,
             });
             (lanes.len() - 1) as u32
         }
     }
+}
+
+/// Every call timeout some program uses, with its lane.
+fn call_lanes(system: &System, lanes: &mut Vec<TimeoutLane>) -> Vec<(SimDuration, u32)> {
+    let mut out: Vec<(SimDuration, u32)> = Vec::new();
+    for program in &system.programs {
+        for op in &program.ops {
+            if let super::topology::Op::Call {
+                timeout: Some(t), ..
+            } = op
+                && !out.iter().any(|(d, _)| d == t)
+            {
+                out.push((*t, lane_of_kind(lanes, *t, true)));
+            }
+        }
+    }
+    out
 }
 
 /// A tenant's circuit breakers, one per dependency it has called: the component's

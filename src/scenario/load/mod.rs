@@ -944,7 +944,8 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     if ctx.diagnostics.is_empty() {
         services::check_call_graph(
             ctx,
-            top.node("services").map_or(Origin::Span(0..0), |n| n.origin.clone()),
+            top.node("services")
+                .map_or(Origin::Span(0..0), |n| n.origin.clone()),
             &services,
             &programs,
         );
@@ -969,6 +970,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             class_names: &class_names,
             classes: &classes,
             programs: &programs,
+            services: &services,
             placement: placement.as_ref(),
         },
     );
@@ -1807,6 +1809,7 @@ struct TenantContext<'a> {
     class_names: &'a Names,
     classes: &'a [Class],
     programs: &'a [Program],
+    services: &'a [crate::model::topology::Service],
     placement: Option<&'a Placement>,
 }
 
@@ -2000,7 +2003,7 @@ fn read_tenants(
             None => (db_queries > 0).then(|| "db_queries".to_string()),
             Some(shares) => shares.iter().find_map(|s| {
                 let class = &tc.classes[s.class as usize];
-                topology::queries_cell_db(class, tc.programs, db_queries as u32)
+                topology::queries_cell_db(class, tc.programs, tc.services, db_queries as u32)
                     .then(|| format!("requests.{}", class.name))
             }),
         };
@@ -2404,7 +2407,9 @@ impl FaultContext<'_> {
                 ctx.push(
                     node.origin.clone(),
                     &key,
-                    format!("expected {what}; for a database use `db_slowdown` or `dependency_errors`"),
+                    format!(
+                        "expected {what}; for a database use `db_slowdown` or `dependency_errors`"
+                    ),
                 );
                 None
             }
@@ -2611,8 +2616,9 @@ fn read_fault_kind(
                         Some(crate::model::topology::DEFAULT_CLASS_NAME) => {
                             Some(Some(crate::model::topology::CLASS_DEFAULT))
                         }
-                        Some(_) => resolve(ctx, fc.class_names, n, &key, "class")
-                            .map(|c| Some(c as u16)),
+                        Some(_) => {
+                            resolve(ctx, fc.class_names, n, &key, "class").map(|c| Some(c as u16))
+                        }
                         None => None,
                     }
                 }
@@ -2737,7 +2743,8 @@ fn read_fault_kind(
                 ctx.push(
                     obj.origin.clone(),
                     &obj.key("cell"),
-                    "`cell` applies to services and `[[dependencies]]`, not to databases or KMS".into(),
+                    "`cell` applies to services and `[[dependencies]]`, not to databases or KMS"
+                        .into(),
                 );
                 return None;
             }
@@ -2789,7 +2796,13 @@ fn read_fault_kind(
         }
         "cache_flush" => {
             let node = obj.required(ctx, "cache", "a cache's name")?;
-            let cache = resolve(ctx, fc.dependency_names, node, &obj.key("cache"), "dependency")?;
+            let cache = resolve(
+                ctx,
+                fc.dependency_names,
+                node,
+                &obj.key("cache"),
+                "dependency",
+            )?;
             if fc.dependencies[cache].cache.is_none() {
                 ctx.push(
                     node.origin.clone(),

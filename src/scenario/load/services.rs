@@ -9,8 +9,8 @@ use super::{
     read_name, read_positive, read_string, read_table_array,
 };
 use crate::model::topology::{
-    CacheIsolation, CacheSpec, CallTarget, DependencyKind, DependencySpec, Op, Operation,
-    PoolSpec, Program, Scope, Service,
+    CacheIsolation, CacheSpec, CallTarget, DependencyKind, DependencySpec, Op, Operation, PoolSpec,
+    Program, Scope, Service,
 };
 use crate::scenario::limits;
 use crate::scenario::spec;
@@ -187,13 +187,13 @@ fn read_cache(ctx: &mut Ctx<'_>, obj: &mut super::Obj<'_>) -> Option<Option<Cach
     let (capacity, isolation, quota) = (capacity?, isolation?, quota?);
     let isolation = match (isolation, quota) {
         (0, None) => CacheIsolation::Shared,
-        (_, None) if isolation == 2 => CacheIsolation::Partition,
         (1, Some(q)) => CacheIsolation::Quota(q),
+        (2, Some(q)) => CacheIsolation::Partition(q),
         (_, None) => {
             ctx.push(
                 isolation_node.map_or(obj.origin.clone(), |n| n.origin.clone()),
                 &obj.key("quota"),
-                "`isolation = \"quota\"` needs `quota`, the entries each tenant may hold".into(),
+                "`isolation = \"quota\"` or `\"partition\"` needs `quota`, the entries each tenant may hold".into(),
             );
             return None;
         }
@@ -201,7 +201,7 @@ fn read_cache(ctx: &mut Ctx<'_>, obj: &mut super::Obj<'_>) -> Option<Option<Cach
             ctx.push(
                 quota_node.map_or(obj.origin.clone(), |n| n.origin.clone()),
                 &obj.key("quota"),
-                "`quota` applies only with `isolation = \"quota\"`".into(),
+                "`quota` applies only with `isolation = \"quota\"` or `\"partition\"`".into(),
             );
             return None;
         }
@@ -233,8 +233,13 @@ pub(super) fn read_services<'t>(
         return Vec::new();
     };
     let mut services = Vec::new();
-    for mut obj in read_table_array(ctx, node, "services", &spec::SERVICES, &limits::MAX_SERVICES)
-    {
+    for mut obj in read_table_array(
+        ctx,
+        node,
+        "services",
+        &spec::SERVICES,
+        &limits::MAX_SERVICES,
+    ) {
         let name_node = obj.required(ctx, "name", "a service name");
         let name = name_node
             .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
@@ -271,14 +276,19 @@ pub(super) fn read_services<'t>(
         let mut calls = Vec::new();
         if let Some(n) = obj.required(ctx, "operations", "a list of operations") {
             let key = obj.key("operations");
-            for mut op in read_table_array(ctx, n, &key, &spec::OPERATIONS, &limits::MAX_OPERATIONS) {
+            for mut op in read_table_array(ctx, n, &key, &spec::OPERATIONS, &limits::MAX_OPERATIONS)
+            {
                 let op_name = op
                     .required(ctx, "name", "an operation name")
                     .and_then(|n| read_name(ctx, n, &op.key("name")).map(|v| (v, n)))
-                    .filter(|(v, n)| claim_name(ctx, &mut op_names, v, n, &op.key("name"), "operation"))
+                    .filter(|(v, n)| {
+                        claim_name(ctx, &mut op_names, v, n, &op.key("name"), "operation")
+                    })
                     .map(|(v, _)| v);
                 let pool = match op.node("pool") {
-                    Some(n) => super::resolve(ctx, &pool_names, n, &op.key("pool"), "pool of this service"),
+                    Some(n) => {
+                        super::resolve(ctx, &pool_names, n, &op.key("pool"), "pool of this service")
+                    }
                     None => Some(0),
                 };
                 let cpu = op.or(ctx, "cpu", None, |c, n, k| read_dist(c, n, k).map(Some));
@@ -382,15 +392,6 @@ pub(super) fn dependency_target(
         return None;
     }
     Some(index)
-}
-
-/// A call timeout as written.
-pub(super) fn read_call_timeout(
-    ctx: &mut Ctx<'_>,
-    node: &Node,
-    key: &str,
-) -> Option<Option<SimDuration>> {
-    super::read_positive_duration(ctx, node, key).map(Some)
 }
 
 /// Checks that no service calls itself through any chain of calls, and that every call tree

@@ -57,7 +57,10 @@ pub(super) fn read_named_pool(
         .map(|(v, _)| v);
     let pool = read_pool_body(ctx, obj);
     let (name, pool) = (name?, pool?);
-    names.insert(name.clone(), Some(names.values().filter(|v| v.is_some()).count()));
+    names.insert(
+        name.clone(),
+        Some(names.values().filter(|v| v.is_some()).count()),
+    );
     Some(PoolSpec { name, ..pool })
 }
 
@@ -522,13 +525,25 @@ fn read_step(
     };
     // Keys that belong to another kind of step are errors, not silently ignored.
     let belongs: &[(&str, &[&str])] = &[
-        ("db", &["queries", "replica", "query_time", "query_factor", "statement_timeout"]),
+        (
+            "db",
+            &[
+                "queries",
+                "replica",
+                "query_time",
+                "query_factor",
+                "statement_timeout",
+            ],
+        ),
         ("service", &["op", "timeout"]),
         ("dependency", &["timeout"]),
         ("cache", &["keys", "popularity", "zipf", "on_miss"]),
         ("parallel", &[]),
     ];
-    let own = belongs.iter().find(|(k, _)| *k == kind).map_or(&[][..], |(_, keys)| *keys);
+    let own = belongs
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[][..], |(_, keys)| *keys);
     for (other, keys) in belongs {
         for &k in *keys {
             if !own.contains(&k)
@@ -637,7 +652,10 @@ fn read_step(
                     if items.is_empty() {
                         "expected at least one branch".to_string()
                     } else {
-                        format!("too many branches: {}", limits::MAX_FANOUT.exceeded(items.len()))
+                        format!(
+                            "too many branches: {}",
+                            limits::MAX_FANOUT.exceeded(items.len())
+                        )
                     },
                 );
                 return None;
@@ -650,7 +668,14 @@ fn read_step(
                     value: Value::Array(vec![item.clone()]),
                     origin: item.origin.clone(),
                 };
-                match read_block(ctx, &one, &format!("{key}[{i}]"), context, programs, depth + 1) {
+                match read_block(
+                    ctx,
+                    &one,
+                    &format!("{key}[{i}]"),
+                    context,
+                    programs,
+                    depth + 1,
+                ) {
                     Some(ops) => {
                         programs.push(Program { ops });
                         branches.push((programs.len() - 1) as u32);
@@ -689,7 +714,9 @@ fn read_query_step(
         read_count(c, n, k, 1, &MAX_DB_QUERIES, "a query count")
     });
     let replica = obj.or(ctx, "replica", false, read_bool);
-    let time = obj.or(ctx, "query_time", None, |c, n, k| read_dist(c, n, k).map(Some));
+    let time = obj.or(ctx, "query_time", None, |c, n, k| {
+        read_dist(c, n, k).map(Some)
+    });
     let factor = obj.or(ctx, "query_factor", 1.0, |c, n, k| {
         read_positive(c, n, k, &limits::MAX_SLOWDOWN, "a factor")
     });
@@ -786,19 +813,44 @@ pub(super) fn read_mix(
     Some(Arc::from(shares))
 }
 
-/// Whether a class's script queries its cell's own database.
-pub(super) fn queries_cell_db(class: &Class, programs: &[Program], tenant_queries: u32) -> bool {
+/// Whether a class's call tree (through branches and services) queries its cell's own
+/// database.
+pub(super) fn queries_cell_db(
+    class: &Class,
+    programs: &[Program],
+    services: &[crate::model::topology::Service],
+    tenant_queries: u32,
+) -> bool {
+    fn reaches(
+        programs: &[Program],
+        services: &[crate::model::topology::Service],
+        program: u32,
+        depth: usize,
+    ) -> bool {
+        depth <= limits::MAX_CALL_DEPTH.max_int() as usize + 1
+            && programs.get(program as usize).is_some_and(|p| {
+                p.ops.iter().any(|op| match op {
+                    Op::Query {
+                        database: DbTarget::Cell,
+                        ..
+                    } => true,
+                    Op::Parallel { branches, .. } => branches
+                        .iter()
+                        .any(|&b| reaches(programs, services, b, depth + 1)),
+                    Op::Call {
+                        target: crate::model::topology::CallTarget::Service { service, operation },
+                        ..
+                    } => services
+                        .get(*service)
+                        .and_then(|s| s.operations.get(*operation))
+                        .is_some_and(|o| reaches(programs, services, o.program, depth + 1)),
+                    _ => false,
+                })
+            })
+    }
     match class.program {
         None => tenant_queries > 0,
-        Some(p) => programs[p as usize].ops.iter().any(|op| {
-            matches!(
-                op,
-                Op::Query {
-                    database: DbTarget::Cell,
-                    ..
-                }
-            )
-        }),
+        Some(p) => reaches(programs, services, p, 0),
     }
 }
 
