@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use tenantsim::analytic::{MD1K, MG1, MMc};
 use tenantsim::components::placement::shuffle_shard;
 use tenantsim::model::metrics::Outcome;
-use tenantsim::model::metrics::WindowStats;
+use tenantsim::model::metrics::{Counter, WindowStats};
 use tenantsim::model::series::Series;
 use tenantsim::model::trace::{TraceKind, TraceRecord, TraceSink};
 use tenantsim::model::{self, RunOptions, RunOutput, placing};
@@ -682,7 +682,7 @@ query_time = {{ dist = "lognormal", median = "2ms", p99 = "20ms" }}
 name = "t"
 count = 4
 tier = "t"
-arrival = {{ rate = 250 }}
+arrival = {{ rate = 150 }}
 timeout = "1s"
 {tenant}
 "#
@@ -732,6 +732,169 @@ fn a_declared_class_reproduces_the_implicit_class() {
             a.mean,
             pick(0.05, 0.02),
             (scale, unit),
+        );
+    }
+    checks.finish();
+}
+
+/// A call tree with one front worker: the request's CPU (exponential), a service call (an
+/// exponential operation on a pool too large to queue), then two parallel calls to a
+/// dependency (exponential each, unlimited concurrency). The front worker is held for
+/// S = cpu + op + max(b1, b2): an M/G/1 queue whose service moments are closed forms
+/// (max of two iid exponentials of rate μ is Exp(2μ) + Exp(μ)).
+fn call_tree_text(lambda: f64, (cpu_ms, op_ms, branch_ms): (f64, f64, f64), duration_s: u64) -> String {
+    format!(
+        r#"name = "fidelity-call-tree"
+[simulation]
+duration = "{duration_s}s"
+warmup = "{WARMUP_S}s"
+[edge]
+rate_limiting = false
+[breakers]
+enabled = false
+[[tiers]]
+name = "open"
+rate = 1000000000
+[[cells]]
+name = "front"
+api = {{ workers = 1, admission = false, service_time = {{ dist = "exponential", mean = "{cpu_ms}ms" }} }}
+[[services]]
+name = "backend"
+scope = "global"
+pools = [{{ name = "p", workers = 10000, admission = false, service_time = {{ dist = "exponential", mean = "{op_ms}ms" }} }}]
+operations = [{{ name = "op" }}]
+[[dependencies]]
+name = "store"
+kind = "object_storage"
+concurrency = 100000
+latency = {{ dist = "exponential", mean = "{branch_ms}ms" }}
+[[classes]]
+name = "tree"
+timeout = "none"
+calls = [{{ service = "backend" }}, {{ parallel = [{{ dependency = "store" }}, {{ dependency = "store" }}] }}]
+[[tenants]]
+name = "t"
+tier = "open"
+timeout = "none"
+arrival = {{ rate = {lambda} }}
+requests = {{ tree = 1.0 }}
+"#
+    )
+}
+
+#[test]
+fn a_call_tree_matches_pollaczek_khinchine() {
+    let mut checks = Checks::new("a_call_tree_matches_pollaczek_khinchine");
+    let (cpu, op, branch) = (2.0e-3, 3.0e-3, 2.0e-3);
+    // S = Exp(cpu) + Exp(op) + Exp(2/branch) + Exp(1/branch): means and variances add.
+    let parts = [cpu, op, branch / 2.0, branch];
+    let mean_s: f64 = parts.iter().sum();
+    let var_s: f64 = parts.iter().map(|m| m * m).sum();
+    let second = var_s + mean_s * mean_s;
+    let rho = 0.7;
+    let lambda = rho / mean_s;
+    let wait = lambda * second / (2.0 * (1.0 - rho));
+    let requests = pick(300_000.0, 3_000_000.0);
+    let duration = WARMUP_S + (requests / lambda).ceil() as u64;
+    let text = call_tree_text(lambda, (cpu * 1e3, op * 1e3, branch * 1e3), duration);
+    let runs = replicate(pick(8, 10), |seed| {
+        let (_, output) = run_traced(&text, seed, &mut NoTrace);
+        let latency = &output.metrics.tenants[0].windows[0].1.latency;
+        latency.mean().map_or(f64::NAN, |d| d.as_nanos() as f64 / NANOS)
+    });
+    checks.relative(
+        "call tree (cpu, service call, 2 parallel calls) on 1 worker, ρ=0.7: mean latency",
+        "Pollaczek–Khinchine W + E[S]",
+        Estimate::of(&runs),
+        wait + mean_s,
+        pick(0.05, 0.02),
+        (1e3, "ms"),
+    );
+    checks.finish();
+}
+
+/// Che's approximation of an LRU cache's hit ratio under the independent reference model:
+/// item i (popularity p_i) hits with probability 1 - exp(-p_i T), T solving
+/// Σ (1 - exp(-p_i T)) = C. Written here independently of the model and of `analytic`.
+fn che_hit_ratio(keys: u64, exponent: f64, capacity: f64) -> f64 {
+    let weights: Vec<f64> = (1..=keys).map(|k| (k as f64).powf(-exponent)).collect();
+    let total: f64 = weights.iter().sum();
+    let p: Vec<f64> = weights.iter().map(|w| w / total).collect();
+    let filled = |t: f64| p.iter().map(|pi| 1.0 - (-pi * t).exp()).sum::<f64>();
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while filled(hi) < capacity {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if filled(mid) < capacity {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let t = 0.5 * (lo + hi);
+    p.iter().map(|pi| pi * (1.0 - (-pi * t).exp())).sum()
+}
+
+#[test]
+fn a_models_cache_matches_ches_approximation() {
+    let mut checks = Checks::new("a_models_cache_matches_ches_approximation");
+    // (keys, Zipf exponent, capacity)
+    let cases: Vec<(u64, f64, u64)> = pick(
+        vec![(10_000, 0.8, 1_000), (10_000, 1.2, 200)],
+        vec![(10_000, 0.8, 1_000), (10_000, 1.2, 200), (100_000, 0.6, 5_000), (1_000, 1.0, 100)],
+    );
+    for (keys, s, capacity) in cases {
+        let text = format!(
+            r#"name = "fidelity-che"
+[simulation]
+duration = "{duration}s"
+warmup = "{warm}s"
+[edge]
+rate_limiting = false
+[[tiers]]
+name = "open"
+rate = 1000000000
+[[cells]]
+name = "c"
+api = {{ workers = 100000, admission = false, service_time = {{ dist = "constant", value = "1us" }} }}
+[[dependencies]]
+name = "kv"
+kind = "cache"
+concurrency = 100000
+latency = {{ dist = "constant", value = "1us" }}
+capacity = {capacity}
+[[classes]]
+name = "get"
+calls = [{{ cache = "kv", keys = {keys}, popularity = "zipf", zipf = {s} }}]
+[[tenants]]
+name = "t"
+tier = "open"
+timeout = "none"
+arrival = {{ rate = 10000 }}
+requests = {{ get = 1.0 }}
+"#,
+            // Warm up with 50 x capacity lookups, then measure.
+            warm = (capacity * 50) / 10_000 + 1,
+            duration = (capacity * 50) / 10_000 + 1 + pick(30, 200),
+        );
+        let runs = replicate(pick(6, 10), |seed| {
+            let (_, output) = run_traced(&text, seed, &mut NoTrace);
+            let c = &output.metrics.counters[0];
+            let (hits, misses) = (
+                c[Counter::CacheHit as usize] as f64,
+                c[Counter::CacheMiss as usize] as f64,
+            );
+            hits / (hits + misses)
+        });
+        checks.relative(
+            &format!("model cache, LRU {capacity} of {keys} keys, Zipf {s}: hit ratio"),
+            "Che's approximation",
+            Estimate::of(&runs),
+            che_hit_ratio(keys, s, capacity as f64),
+            pick(0.03, 0.015),
+            (100.0, "%"),
         );
     }
     checks.finish();

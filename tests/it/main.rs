@@ -15,6 +15,7 @@ mod reports;
 mod resilience;
 mod scenarios;
 mod seeds;
+mod services;
 mod slo_grammar;
 mod topology;
 mod validation;

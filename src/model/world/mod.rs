@@ -711,6 +711,7 @@ impl<'s, 't> World<'s, 't> {
             .map(|spec| pool_state(system, &spec))
             .collect();
         let call_lanes = call_lanes(system, &mut lanes);
+
         // A step's own statement timeout needs the governed path at every database it may
         // reach: then every database is governed.
         let govern = system.programs.iter().any(|p| {
@@ -784,6 +785,13 @@ impl<'s, 't> World<'s, 't> {
                     .collect()
             })
             .collect();
+        if sabotage == Some(Sabotage::SharedCacheKeys) {
+            for s in &mut stations {
+                if let Some(cache) = s.dependency.as_mut().and_then(|d| d.cache.as_mut()) {
+                    cache.sabotage_share_keys_across_tenants();
+                }
+            }
+        }
         let any_replicas = system.databases.iter().any(|d| d.replicas.is_some());
         let breakers = system
             .breakers
