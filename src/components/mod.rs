@@ -19,6 +19,7 @@ pub mod migration;
 pub mod placement;
 pub mod retry;
 pub mod scheduler;
+pub mod workflow;
 
 /// Per-key state of the components (per tenant, per permit, per breaker key): a hash map
 /// that iterates in insertion order, with a fixed-seed hasher.
