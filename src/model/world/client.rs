@@ -6,7 +6,6 @@ use crate::kernel::EventQueue;
 use crate::kernel::rng::{CounterDraws, CounterStream, unit_open};
 use crate::model::fastlog;
 use crate::model::metrics::Outcome;
-use crate::model::topology::CLASS_DEFAULT;
 use crate::model::trace::TraceKind;
 use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
 
@@ -128,6 +127,7 @@ impl World<'_, '_> {
         self.issue(now, tenant, class, index, work_key, f64::NAN, queue);
     }
 
+    #[inline(always)]
     fn on_first_source_arrival(
         &mut self,
         now: SimTime,
@@ -164,6 +164,7 @@ impl World<'_, '_> {
 
     /// A new request of `tenant`'s `class` (its `index` within the tenant, its `work_key`).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn issue(
         &mut self,
         now: SimTime,
@@ -226,18 +227,16 @@ impl World<'_, '_> {
     }
 
     /// Arms the client's timeout for an attempt that entered a cell.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn arm_timeout(
         &mut self,
         now: SimTime,
         tenant: u32,
+        class: u16,
         request: u32,
         attempt_id: u64,
         queue: &mut EventQueue<Event>,
     ) {
-        let class = self
-            .requests
-            .get(request)
-            .map_or(CLASS_DEFAULT, |r| r.class);
         let lane = match self
             .class_routes
             .get(class as usize)
@@ -416,7 +415,7 @@ impl World<'_, '_> {
 /// but the new one's latency, a hash and a logarithm, is off the path to scheduling this
 /// arrival, which the next event waits on), or a constant source's interval. `scaled` is the
 /// mean gap under a rate multiplier, `None` at the base rate.
-#[inline]
+#[inline(always)]
 fn next_gap(state: &mut ArrivalState, poisson: bool, scaled: Option<f64>, t: SimTime) -> SimTime {
     let mean_gap = scaled.unwrap_or(state.mean_gap_nanos);
     let gap_nanos = if poisson {

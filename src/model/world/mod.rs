@@ -59,6 +59,60 @@ pub(super) enum Dep {
     External(u32),
 }
 
+/// A work's place in a call tree, and its bulkhead permit.
+struct Links {
+    /// A child's caller: its handle and its `attempt_id` when the child was spawned ([`NONE`]
+    /// for a root work, or once the caller gave up on it).
+    parent: u32,
+    parent_id: u64,
+    /// Children (calls, branches) it waits for.
+    pending: u16,
+    /// The service of an operation, the dependency of a call.
+    target: u32,
+    /// For a child: the breaker ticket of the call it answers (recorded when it ends).
+    call_ticket: Option<(Dep, Ticket)>,
+    /// Its permit of its class's bulkhead in its cell, if the class has one.
+    bulkhead: Option<BulkheadPermit>,
+}
+
+impl Links {
+    const NONE: Links = Links {
+        parent: NONE,
+        parent_id: 0,
+        pending: 0,
+        target: NONE,
+        call_ticket: None,
+        bulkhead: None,
+    };
+}
+
+impl Work {
+    /// Its caller, or [`NONE`].
+    fn parent(&self) -> u32 {
+        self.links.as_ref().map_or(NONE, |l| l.parent)
+    }
+
+    /// The children it waits for.
+    fn pending(&self) -> u16 {
+        self.links.as_ref().map_or(0, |l| l.pending)
+    }
+
+    /// Its service or dependency, or [`NONE`].
+    fn target(&self) -> u32 {
+        self.links.as_ref().map_or(NONE, |l| l.target)
+    }
+
+    /// Its bulkhead permit, if any.
+    fn bulkhead(&self) -> Option<BulkheadPermit> {
+        self.links.as_ref().and_then(|l| l.bulkhead)
+    }
+
+    /// Its links, made on first use.
+    fn links_mut(&mut self) -> &mut Links {
+        self.links.get_or_insert_with(|| Box::new(Links::NONE))
+    }
+}
+
 /// What a work is: a request's attempt in its cell, or a piece of its call tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WorkKind {
@@ -112,14 +166,9 @@ struct Work {
     /// The attempt's id for a root work (what the client awaits); a fresh id for a child.
     attempt_id: u64,
     kind: WorkKind,
-    /// A child's caller: its handle and its `attempt_id` when the child was spawned ([`NONE`]
-    /// for a root work, or once the caller gave up on it).
-    parent: u32,
-    parent_id: u64,
-    /// Children (calls, branches) it waits for.
-    pending: u16,
-    /// The service of an operation, the dependency of a call.
-    target: u32,
+    /// Its place in a call tree and its bulkhead permit, when it has either: boxed, so the
+    /// implicit class's work (no tree, no bulkhead) stays small.
+    links: Option<Box<Links>>,
     /// Its query's id at a governed station (a database with a statement timeout or
     /// per-tenant caps).
     query_id: Option<crate::components::connection_pool::QueryId>,
@@ -150,12 +199,8 @@ struct Work {
     /// When its current query got a connection (`SimTime::MAX` when none).
     query_since: SimTime,
     permit: Option<PermitId>,
-    /// Its permit of its class's bulkhead in its cell, if the class has one.
-    bulkhead: Option<BulkheadPermit>,
     /// The breaker ticket of the work's current dependency call, and that dependency.
     ticket: Option<(Dep, Ticket)>,
-    /// For a child: the breaker ticket of the call it answers (recorded when it ends).
-    call_ticket: Option<(Dep, Ticket)>,
     /// For a write: its id in the invariant books (acknowledged if the work succeeds).
     write: Option<u64>,
     dead: bool,
@@ -1411,3 +1456,4 @@ fn rate_schedule_for(system: &System, tenant: usize, class: u16) -> Option<RateS
         .collect();
     Some(RateSchedule { segments })
 }
+
