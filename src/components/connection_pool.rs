@@ -75,16 +75,21 @@
 //! else { panic!("globex is under its cap") };
 //! assert!(first.deadline.is_some() && third.deadline.is_none());
 //!
-//! // A report tenant's timer fires: the query is cancelled and its connection handed on.
+//! // The caller cancels acme's query (its client gave up): the connection goes to query 2.
 //! let handed = pool.cancel(clock(), first.query).expect("running");
 //! assert_eq!(handed.map(|grant| grant.token), Some(2));
 //!
-//! // Raising a cap: dispatch until nothing more can start.
-//! pool.set_connections(4).expect("at least one connection");
+//! // Acme may now run two queries at once: dispatch until nothing more can start.
+//! let Requested::Queued(_) = pool.request(clock(), &"acme", 4, StatementTimeout::PoolDefault)
+//! else { panic!("acme is at its cap") };
+//! pool.set_tenant_cap(&"acme", Some(2)).expect("a cap of at least one");
+//! let mut started = Vec::new();
 //! while let Some(grant) = pool.dispatch(clock()) {
-//!     let _ = grant; // start the query
+//!     started.push(grant.token); // start the query
 //! }
-//! assert_eq!(pool.in_use(), 2);
+//! assert!(started.is_empty(), "both connections are busy: query 4 waits for one");
+//! pool.finish(clock(), third.query).expect("running").expect("query 4 starts");
+//! assert_eq!((pool.in_use(), pool.waiting()), (2, 0));
 //! ```
 //!
 //! [`set_tenant_cap`]: ConnectionPool::set_tenant_cap
