@@ -42,7 +42,7 @@
 //! the positions). Nothing is allocated per request once every tenant, class and pair has been
 //! seen and the permit table has grown to the largest number held at once. The registry keeps a
 //! small record (a cap and a count) for every tenant and every (tenant, class) pair it has seen,
-//! about 24 bytes each with a `u32` tenant and class: memory grows with the tenants served, not
+//! about 40 bytes each with a `u32` tenant and class: memory grows with the tenants served, not
 //! with the requests.
 //!
 //! A production service keeps one registry per process (or per cell) and wraps each request:

@@ -42,7 +42,7 @@
 //! connection on is O(log e) with `e` the number of eligible tenants with waiters (a binary
 //! heap of tenants keyed by their oldest waiter), whatever the number of waiters. Nothing is
 //! allocated per query once the tables have grown to the largest number of waiters and running
-//! queries. The pool keeps a small record (about 32 bytes with a `u32` tenant) for every tenant
+//! queries. The pool keeps a small record (about 50 bytes with a `u32` tenant) for every tenant
 //! it has seen.
 //!
 //! A production service keeps one pool per database (per primary or replica) and wraps each
@@ -369,9 +369,10 @@ impl<T: Hash + Eq + Clone, Q> ConnectionPool<T, Q> {
         let t = self.tenant_index(tenant);
         let serial = self.next_wait_serial;
         self.next_wait_serial += 1;
-        if self.in_use < self.connections && self.under_cap(t) {
-            // By the no-starvation invariant nobody eligible waits, this tenant included.
-            debug_assert!(self.heap.is_empty() && self.tenants[t as usize].waiting == 0);
+        // An empty heap means nobody eligible waits (this tenant included). It is always empty
+        // while a connection is free, unless the caller raised a cap or the connections and has
+        // not dispatched yet: then this request queues behind the older eligible waiters.
+        if self.in_use < self.connections && self.under_cap(t) && self.heap.is_empty() {
             return Requested::Granted(self.grant(now, t, token, now, timeout));
         }
         let waiter = Waiter {
@@ -471,8 +472,8 @@ impl<T: Hash + Eq + Clone, Q> ConnectionPool<T, Q> {
         Ok(())
     }
 
-    /// Sets the pool's default tenant cap; then call [`dispatch`](ConnectionPool::dispatch)
-    /// until `None`.
+    /// Sets the pool's default tenant cap (O(tenants seen)); then call
+    /// [`dispatch`](ConnectionPool::dispatch) until `None`.
     pub fn set_default_tenant_cap(&mut self, cap: Option<u32>) -> Result<(), PoolConfigError> {
         check_cap(cap)?;
         self.per_tenant_cap = cap;
@@ -854,6 +855,28 @@ mod tests {
         p.set_statement_timeout(None).unwrap();
         let g = granted(p.request(at(20), &0, 3, StatementTimeout::PoolDefault));
         assert_eq!(g.deadline, None);
+    }
+
+    #[test]
+    fn a_request_before_dispatch_does_not_jump_older_eligible_waiters() {
+        let mut p = pool(2, Some(1));
+        let d = StatementTimeout::PoolDefault;
+        granted(p.request(at(0), &0, 1, d));
+        queued(p.request(at(1), &0, 2, d));
+        // Tenant 0 may now hold two, and a connection is free, but nobody dispatched yet.
+        p.set_tenant_cap(&0, Some(2)).unwrap();
+        queued(p.request(at(2), &1, 3, d));
+        assert_eq!(
+            p.dispatch(at(3)).map(|g| g.token),
+            Some(2),
+            "the older waiter first"
+        );
+        assert_eq!(
+            p.dispatch(at(3)).map(|g| g.token),
+            None,
+            "no connection is left"
+        );
+        assert_eq!(p.waiting(), 1);
     }
 
     #[test]
