@@ -6,6 +6,7 @@
 
 mod architecture;
 mod common;
+mod components;
 mod control_plane;
 mod fidelity;
 mod hostile;
