@@ -202,6 +202,7 @@ impl World<'_, '_> {
     }
 
     /// A worker of pool `pool` is free: the next live queued attempt takes it.
+    #[inline]
     fn next_from_queue(&mut self, now: SimTime, pool: usize, queue: &mut EventQueue<Event>) {
         while let Some(next) = self.pools[pool].queue.pop_front() {
             if self.works.get(next).is_some_and(|w| !w.dead) {
