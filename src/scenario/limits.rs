@@ -81,6 +81,24 @@ pub const MAX_FANOUT: Limit = limit("MAX_FANOUT", 64.0, "branches per parallel s
 pub const MAX_CACHE_ENTRIES: Limit = limit("MAX_CACHE_ENTRIES", 10_000_000.0, "entries per cache");
 /// Keys in a tenant's key space.
 pub const MAX_CACHE_KEYS: Limit = limit("MAX_CACHE_KEYS", 1e12, "keys per tenant key space");
+/// Pool instances a run may create (every cell's pools, every service instance's pools).
+pub const MAX_POOL_INSTANCES: Limit = limit(
+    "MAX_POOL_INSTANCES",
+    2_000_000.0,
+    "pool instances (cells × pools, plus service instances × their pools)",
+);
+/// Dependency instances a run may create.
+pub const MAX_DEPENDENCY_INSTANCES: Limit = limit(
+    "MAX_DEPENDENCY_INSTANCES",
+    2_000_000.0,
+    "dependency instances (by scope: per cell, region, tenant or one)",
+);
+/// Cache entries over every cache instance.
+pub const MAX_CACHE_ENTRIES_TOTAL: Limit = limit(
+    "MAX_CACHE_ENTRIES_TOTAL",
+    20_000_000.0,
+    "cache entries over every cache instance (capacity × instances)",
+);
 /// Zipf exponent.
 pub const MAX_ZIPF: Limit = limit("MAX_ZIPF", 10.0, "as a Zipf exponent");
 
@@ -165,7 +183,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the README table and the schema tests.
-pub const ALL: [Limit; 40] = [
+pub const ALL: [Limit; 43] = [
     MAX_SCENARIO_BYTES,
     MAX_OVERRIDES,
     MAX_TENANTS,
@@ -206,4 +224,7 @@ pub const ALL: [Limit; 40] = [
     MAX_CACHE_ENTRIES,
     MAX_CACHE_KEYS,
     MAX_ZIPF,
+    MAX_POOL_INSTANCES,
+    MAX_DEPENDENCY_INSTANCES,
+    MAX_CACHE_ENTRIES_TOTAL,
 ];

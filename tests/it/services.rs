@@ -155,6 +155,29 @@ fn call_trees_are_bounded_by_named_limits() {
     assert!(error.contains("`db` and `service`"), "{error}");
 }
 
+#[test]
+fn tenant_scoped_instances_are_bounded_by_named_limits() {
+    // 40,000 tenants, each with its own instance of a service of 64 pools: 2.56 million pool
+    // instances, over MAX_POOL_INSTANCES.
+    let pools: Vec<String> = (0..64)
+        .map(|i| format!("{{ name = \"p{i}\", workers = 1, service_time = {{ dist = \"constant\", value = \"1ms\" }} }}"))
+        .collect();
+    let text = scoped("tenant")
+        .replace(
+            "pools = [{ name = \"p\", workers = 1, queue = 10000, admission = false, service_time = { dist = \"exponential\", mean = \"10ms\" } }]",
+            &format!("pools = [{}]", pools.join(", ")),
+        )
+        .replace("name = \"a\"\ncount = 2", "name = \"a\"\ncount = 40000");
+    let error = load_error(&text);
+    assert!(error.contains("MAX_POOL_INSTANCES"), "{error}");
+    // A cache of 10 million entries per cell over 3 cells: over MAX_CACHE_ENTRIES_TOTAL.
+    let text = cache_text("")
+        .replace("capacity = 2000", "capacity = 10000000")
+        .replace("scope = \"cell\"", "scope = \"tenant\"");
+    let error = load_error(&text);
+    assert!(error.contains("MAX_CACHE_ENTRIES_TOTAL"), "{error}");
+}
+
 /// One cell; tenant `t` reads through a cache (`{isolation}`), tenant `scanner` scans.
 fn cache_text(isolation: &str) -> String {
     format!(
