@@ -11,6 +11,7 @@
 //! Every request ends in exactly one outcome (`metrics::Outcome`), or is still in flight when
 //! the run ends; the conservation invariant checks the books.
 
+pub mod arrivals;
 pub mod config;
 pub mod dist;
 pub mod fastlog;
