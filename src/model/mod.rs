@@ -18,6 +18,7 @@ pub mod fastlog;
 pub mod invariants;
 pub mod metrics;
 pub mod placing;
+pub mod replay;
 pub mod series;
 mod slab;
 pub mod trace;
