@@ -345,9 +345,10 @@ pub struct DailyProfile {
     weekend_factor: f64,
 }
 
-/// Knot spacing of a compiled profile: a quarter hour. Linear interpolation of the cosine
-/// between knots is within `(π/48)²/8 ≈ 5e-4` of the amplitude.
-const PROFILE_KNOT: u64 = 15 * 60 * NANOS_PER_SEC;
+/// Knot spacing of a compiled profile: five minutes. Linear interpolation of the cosine
+/// between knots is within `(2π/288)²/8 ≈ 6e-5` of its amplitude (the validation checks each
+/// hour's mean against the declared cosine to 1e-3 relative, at the trough too).
+const PROFILE_KNOT: u64 = 5 * 60 * NANOS_PER_SEC;
 const DAY: u64 = 86_400 * NANOS_PER_SEC;
 
 impl DailyProfile {
@@ -402,8 +403,8 @@ impl DailyProfile {
         }
     }
 
-    /// The curve over `[0, horizon]` of a run whose time 0 is `start`: linear between knots a
-    /// quarter hour apart on the local clock (and at 0 and `horizon`), with the weekend
+    /// The curve over `[0, horizon]` of a run whose time 0 is `start`: linear between knots five
+    /// minutes apart on the local clock (and at 0 and `horizon`), with the weekend
     /// factor's steps at local midnights (which are knots, so no piece spans one); constant
     /// after `horizon`.
     pub fn compile(&self, start: &crate::clock::ClockInstant, horizon: SimDuration) -> RateCurve {
@@ -540,8 +541,9 @@ pub struct Renewal {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Gaps {
-    /// Gamma with `shape` and `scale` (ns); Marsaglia–Tsang's `d` and `c` for `max(shape, 1)`
-    /// (a shape below 1 is boosted: `G(k) = G(k+1)·U^(1/k)`).
+    /// Gamma with `shape` and `scale` (ns); Marsaglia–Tsang's `d = k − 1/3` and `c = 1/√(9d)`
+    /// for `k = shape`, or `k = shape + 1` below shape 1, which is then boosted:
+    /// `G(shape) = G(shape + 1)·U^(1/shape)`.
     Gamma {
         shape: f64,
         scale: f64,
@@ -593,7 +595,8 @@ impl Renewal {
             }
         } else {
             let shape = 1.0 / (cv * cv);
-            let d = shape.max(1.0) - 1.0 / 3.0;
+            // Below shape 1 the draw is boosted from shape + 1 (see `Gaps::Gamma`).
+            let d = if shape < 1.0 { shape + 1.0 } else { shape } - 1.0 / 3.0;
             Gaps::Gamma {
                 shape,
                 scale: mean / shape,
@@ -619,8 +622,10 @@ impl Renewal {
         matches!(self.gaps, Gaps::Hyperexponential { .. })
     }
 
-    /// One gap, in nanoseconds.
-    fn gap(&self, stream: &mut CounterStream) -> f64 {
+    /// One gap in (operational) nanoseconds, drawn from `stream` as a source would: for
+    /// validation and tools (a source's arrival times are these gaps rounded to whole
+    /// nanoseconds, at least 1 ns apart).
+    pub fn sample_gap(&self, stream: &mut CounterStream) -> f64 {
         match self.gaps {
             Gaps::Gamma { shape, scale, d, c } => {
                 let g = gamma_standard(stream, d, c);
@@ -893,7 +898,7 @@ impl ArrivalState {
                 }
             }
             Process::Renewal(r) => {
-                self.ahead += r.gap(&mut self.stream);
+                self.ahead += r.sample_gap(&mut self.stream);
                 operational_to_time(self.ahead, curve).max(now + one)
             }
         }

@@ -17,3 +17,4 @@ mod scenarios;
 mod seeds;
 mod slo_grammar;
 mod validation;
+mod workload;
