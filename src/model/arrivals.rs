@@ -249,10 +249,35 @@ impl RateCurve {
             .saturating_sub(1)
     }
 
-    /// At `t`: the multiplier, its change per nanosecond, and when the piece ends.
+    /// The piece holding `t`, trying `hint` and the piece after it first: a source's arrivals
+    /// move forward, so its last piece almost always still holds (the same piece as a search).
     #[inline]
+    fn index_from(&self, t: u64, hint: &mut u32) -> usize {
+        let holds = |i: usize| {
+            self.pieces.get(i).is_some_and(|p| p.from <= t)
+                && self.pieces.get(i + 1).is_none_or(|next| t < next.from)
+        };
+        let h = *hint as usize;
+        let i = if holds(h) {
+            h
+        } else if holds(h + 1) {
+            h + 1
+        } else {
+            self.index_at(t)
+        };
+        *hint = i as u32;
+        i
+    }
+
+    /// At `t`: the multiplier, its change per nanosecond, and when the piece ends.
     pub fn segment_at(&self, t: SimTime) -> (f64, f64, SimTime) {
-        let i = self.index_at(t.as_nanos());
+        self.segment_from(t, &mut 0)
+    }
+
+    /// [`RateCurve::segment_at`], searching from the piece `hint` (updated).
+    #[inline]
+    fn segment_from(&self, t: SimTime, hint: &mut u32) -> (f64, f64, SimTime) {
+        let i = self.index_from(t.as_nanos(), hint);
         let p = &self.pieces[i];
         let level = if p.slope == 0.0 {
             p.level
@@ -282,14 +307,31 @@ impl RateCurve {
     /// `Λ⁻¹(u)`: the first instant by which the integral reaches `u` (rounded to the nearest
     /// nanosecond), or [`SimTime::MAX`] if it never does.
     pub fn inverse(&self, u: f64) -> SimTime {
+        self.inverse_from(u, &mut 0)
+    }
+
+    /// [`RateCurve::inverse`], searching from the piece `hint` (updated).
+    fn inverse_from(&self, u: f64, hint: &mut u32) -> SimTime {
         if u <= 0.0 {
             return SimTime::ZERO;
         }
-        // The last piece starting at or below `u`: over a zero-rate gap, the later piece.
-        let i = self
-            .pieces
-            .partition_point(|p| p.area <= u)
-            .saturating_sub(1);
+        // The last piece whose integral so far is at most `u`: over a zero-rate gap, the later
+        // piece. Tried at the hint and after it first.
+        let holds = |i: usize| {
+            self.pieces.get(i).is_some_and(|p| p.area <= u)
+                && self.pieces.get(i + 1).is_none_or(|next| next.area > u)
+        };
+        let h = *hint as usize;
+        let i = if holds(h) {
+            h
+        } else if holds(h + 1) {
+            h + 1
+        } else {
+            self.pieces
+                .partition_point(|p| p.area <= u)
+                .saturating_sub(1)
+        };
+        *hint = i as u32;
         let p = &self.pieces[i];
         let x = advance(p.level, p.slope, u - p.area);
         let end = self.pieces.get(i + 1).map_or(u64::MAX, |next| next.from);
@@ -740,7 +782,8 @@ enum Kind {
 }
 
 /// A source's generator state: what changes from one arrival to the next. 48 bytes; the kind
-/// is kept here so the Poisson path never reads the shared [`Process`].
+/// is kept here so the Poisson path never reads the shared [`Process`], and the curve's piece
+/// so a curve is searched from where the last arrival was.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ArrivalState {
     stream: CounterStream,
@@ -752,6 +795,8 @@ pub struct ArrivalState {
     ahead: f64,
     /// MMPP: when the state next changes.
     switch_at: SimTime,
+    /// The curve's piece of the last arrival: where the next search starts.
+    piece: u32,
     kind: Kind,
     /// MMPP: the current state (0 or 1).
     state: u8,
@@ -770,6 +815,7 @@ impl ArrivalState {
             mean_gap_nanos: NANOS / process.mean_rate(),
             ahead: 0.0,
             switch_at: SimTime::MAX,
+            piece: 0,
             kind: process.kind(),
             state: 0,
         };
@@ -785,7 +831,7 @@ impl ArrivalState {
                 }
                 Some(c) => {
                     s.ahead = unit(&mut s.stream) * (NANOS / rate);
-                    c.inverse(s.ahead)
+                    c.inverse_from(s.ahead, &mut s.piece)
                 }
             },
             Process::Mmpp(m) => {
@@ -795,7 +841,7 @@ impl ArrivalState {
             }
             Process::Renewal(r) => {
                 s.ahead = r.first_gap(&mut s.stream);
-                operational_to_time(s.ahead, curve)
+                operational_to_time(s.ahead, curve, &mut s.piece)
             }
         };
         (s, first)
@@ -841,7 +887,7 @@ impl ArrivalState {
                 };
                 let mut t = now;
                 loop {
-                    let (level, slope, until) = curve.segment_at(t);
+                    let (level, slope, until) = curve.segment_from(t, &mut self.piece);
                     let standard = self.ahead;
                     self.ahead = standard_exponential(&mut self.stream);
                     let gap = if slope == 0.0 {
@@ -869,14 +915,15 @@ impl ArrivalState {
                 None => now + SimDuration::from_nanos_f64(self.mean_gap_nanos).max(one),
                 Some(c) => {
                     self.ahead += self.mean_gap_nanos;
-                    c.inverse(self.ahead).max(now + one)
+                    c.inverse_from(self.ahead, &mut self.piece).max(now + one)
                 }
             },
             Process::Mmpp(m) => {
                 let mut t = now;
                 loop {
-                    let (level, slope, curve_until) =
-                        curve.map_or((1.0, 0.0, SimTime::MAX), |c| c.segment_at(t));
+                    let (level, slope, curve_until) = curve.map_or((1.0, 0.0, SimTime::MAX), |c| {
+                        c.segment_from(t, &mut self.piece)
+                    });
                     if curve_until == SimTime::MAX && level <= 0.0 && slope <= 0.0 {
                         // The curve stays at zero: no arrival ever again, whatever the state.
                         return SimTime::MAX;
@@ -899,7 +946,7 @@ impl ArrivalState {
             }
             Process::Renewal(r) => {
                 self.ahead += r.sample_gap(&mut self.stream);
-                operational_to_time(self.ahead, curve).max(now + one)
+                operational_to_time(self.ahead, curve, &mut self.piece).max(now + one)
             }
         }
     }
@@ -919,10 +966,10 @@ impl ArrivalState {
 }
 
 /// The instant of operational position `u` (nanoseconds at multiplier 1).
-fn operational_to_time(u: f64, curve: Option<&RateCurve>) -> SimTime {
+fn operational_to_time(u: f64, curve: Option<&RateCurve>, piece: &mut u32) -> SimTime {
     match curve {
         None => SimTime::ZERO + SimDuration::from_nanos_f64(u),
-        Some(c) => c.inverse(u),
+        Some(c) => c.inverse_from(u, piece),
     }
 }
 
@@ -1350,6 +1397,21 @@ mod tests {
             let back = c.inverse(c.integral(t));
             let error = back.as_nanos().abs_diff(nanos);
             prop_assert!(error <= 1, "t {nanos} -> {back:?}");
+        }
+    }
+
+    proptest! {
+        /// A search from a carried hint finds what a fresh search finds, forwards or not.
+        #[test]
+        fn hinted_searches_agree_with_fresh_ones(steps in proptest::collection::vec(0u64..45_000_000_000, 1..50)) {
+            let c = sample_curve();
+            let (mut segment_hint, mut inverse_hint) = (0u32, 0u32);
+            for nanos in steps {
+                let t = SimTime::from_nanos(nanos);
+                prop_assert_eq!(c.segment_from(t, &mut segment_hint), c.segment_at(t));
+                let u = c.integral(t);
+                prop_assert_eq!(c.inverse_from(u, &mut inverse_hint), c.inverse(u));
+            }
         }
     }
 
