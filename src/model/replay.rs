@@ -699,11 +699,10 @@ mod tests {
 
     use super::*;
 
-    fn read_all(
-        text: &str,
-        format: LogFormat,
-        start: Option<&str>,
-    ) -> Result<Vec<(u64, u64, String, Option<String>)>, String> {
+    /// (line, log nanoseconds, tenant, class) of every record.
+    type Rows = Vec<(u64, u64, String, Option<String>)>;
+
+    fn read_all(text: &str, format: LogFormat, start: Option<&str>) -> Result<Rows, String> {
         let start = start.map(|s| ClockInstant::parse(s).unwrap());
         let mut reader = LogReader::new(Cursor::new(text.as_bytes()), format, start);
         let mut out = Vec::new();

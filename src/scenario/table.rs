@@ -250,10 +250,7 @@ pub fn parse_tenant_table(bytes: &[u8], path: &str) -> Result<Vec<TenantRow>, Ve
             0,
             0,
             None,
-            format!(
-                "{}",
-                MAX_TABLE_BYTES.exceeded(format!("a tenant table of {} bytes", bytes.len()))
-            ),
+            MAX_TABLE_BYTES.exceeded(format!("a tenant table of {} bytes", bytes.len())),
         );
         return Err(errors.finish());
     }
@@ -291,10 +288,7 @@ pub fn parse_tenant_table(bytes: &[u8], path: &str) -> Result<Vec<TenantRow>, Ve
                 line,
                 0,
                 None,
-                format!(
-                    "{}",
-                    MAX_LINE_BYTES.exceeded(format!("a line of {} bytes", raw.len()))
-                ),
+                MAX_LINE_BYTES.exceeded(format!("a line of {} bytes", raw.len())),
             );
             continue;
         }
@@ -334,10 +328,7 @@ pub fn parse_tenant_table(bytes: &[u8], path: &str) -> Result<Vec<TenantRow>, Ve
                 line,
                 0,
                 None,
-                format!(
-                    "{}",
-                    MAX_TABLE_ROWS.exceeded(format!("a table of {} rows", rows.len() + 1))
-                ),
+                MAX_TABLE_ROWS.exceeded(format!("a table of {} rows", rows.len() + 1)),
             );
             break;
         }
@@ -452,7 +443,7 @@ impl Header {
             );
             ok = false;
         }
-        ok.then(|| Header {
+        ok.then_some(Header {
             line,
             count: fields.len(),
             index,

@@ -658,9 +658,9 @@ fn replayed(
     start: Option<ClockInstant>,
 ) -> Vec<(SimTime, String, Option<String>)> {
     let reader = LogReader::new(Cursor::new(text.as_bytes()), format, start);
-    let mut replay = Replay::once(reader, timing).unwrap();
+    let mut replay = Replay::once(reader, timing).expect("valid timing");
     let mut out = Vec::new();
-    while let Some(a) = replay.next_arrival().unwrap() {
+    while let Some(a) = replay.next_arrival().expect("a valid log") {
         out.push((a.at, a.tenant.to_string(), a.class.map(str::to_string)));
     }
     out
@@ -722,7 +722,7 @@ fn incident_log() -> (Vec<(u64, String, String)>, String) {
         }));
     };
     let sizes = SizeLaw::log_normal(1.0, 3.0)
-        .unwrap()
+        .expect("a valid law")
         .member_rates(&streams, "shop", 6);
     for (i, rate) in sizes.iter().enumerate() {
         let process = if i == 2 {
@@ -731,7 +731,7 @@ fn incident_log() -> (Vec<(u64, String, String)>, String) {
                     [rate * 0.25, rate * 6.0],
                     [SimDuration::from_secs(40), SimDuration::from_secs(8)],
                 )
-                .unwrap(),
+                .expect("a valid MMPP"),
             )
         } else {
             Process::Poisson { rate: *rate }
@@ -758,7 +758,7 @@ fn incident_log() -> (Vec<(u64, String, String)>, String) {
         &[(secs(0.0), 0.0), (secs(120.0), 1.0), (secs(210.0), 0.0)],
         tenantsim::model::arrivals::Interpolation::Step,
     )
-    .unwrap();
+    .expect("a valid curve");
     let heavy = Process::Poisson { rate: 30.0 };
     push(
         arrivals(
@@ -771,7 +771,7 @@ fn incident_log() -> (Vec<(u64, String, String)>, String) {
         "report",
     );
     records.sort_by_key(|r| r.0);
-    let start = ClockInstant::parse("2026-03-02T08:58:00Z").unwrap();
+    let start = ClockInstant::parse("2026-03-02T08:58:00Z").expect("a valid instant");
     let mut text = String::from(
         "# A noisy-neighbour incident (seed 001, section 7: \"Tenant A runs a heavy report at 09:00\").\n\
          # Monday 2 March 2026, 08:58 to 09:04 UTC: six shops send API traffic; at 09:00:00 tenant-a\n\
@@ -913,8 +913,8 @@ fn replay_generated(lines: u64) -> (u64, u64) {
     let source = GeneratedLog::new(lines);
     let info = allocation_counter::measure(|| {
         let reader = LogReader::new(source, LogFormat::Csv, None);
-        let mut replay = Replay::once(reader, ReplayTiming::AS_WRITTEN).unwrap();
-        while let Some(a) = replay.next_arrival().unwrap() {
+        let mut replay = Replay::once(reader, ReplayTiming::AS_WRITTEN).expect("valid timing");
+        while let Some(a) = replay.next_arrival().expect("a valid log") {
             records += 1;
             last = a.at;
         }
