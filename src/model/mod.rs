@@ -11,12 +11,14 @@
 //! Every request ends in exactly one outcome (`metrics::Outcome`), or is still in flight when
 //! the run ends; the conservation invariant checks the books.
 
+pub mod arrivals;
 pub mod config;
 pub mod dist;
 pub mod fastlog;
 pub mod invariants;
 pub mod metrics;
 pub mod placing;
+pub mod replay;
 pub mod series;
 mod slab;
 pub mod topology;

@@ -177,13 +177,26 @@ pub const MAX_SMALL_COUNT: Limit = limit(
 pub const MAX_TEXT: Limit = limit("MAX_TEXT", 1_000.0, "characters");
 /// Longest name (scenario, tier, cell, database, tenant, fault, region).
 pub const MAX_NAME: Limit = limit("MAX_NAME", 64.0, "characters per name");
+/// Largest tenant table (CSV) file.
+pub const MAX_TABLE_BYTES: Limit =
+    limit("MAX_TABLE_BYTES", 134_217_728.0, "bytes of a tenant table");
+/// Most rows of a tenant table (every row is a tenant).
+pub const MAX_TABLE_ROWS: Limit = limit("MAX_TABLE_ROWS", 1_000_000.0, "rows of a tenant table");
+/// Longest line of a tenant table or a request log; a log is read one line at a time, so this
+/// bounds a replay's memory. The model's reader holds the constant (nothing below the scenario
+/// layer may import it).
+pub const MAX_LINE_BYTES: Limit = limit(
+    "MAX_LINE_BYTES",
+    crate::model::replay::MAX_LINE_BYTES as f64,
+    "bytes per line of a tenant table or request log",
+);
 /// Longest simulated duration, and longest of any duration in a scenario.
 pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 /// Errors shown for one scenario; the rest are counted.
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the README table and the schema tests.
-pub const ALL: [Limit; 43] = [
+pub const ALL: [Limit; 46] = [
     MAX_SCENARIO_BYTES,
     MAX_OVERRIDES,
     MAX_TENANTS,
@@ -227,4 +240,7 @@ pub const ALL: [Limit; 43] = [
     MAX_POOL_INSTANCES,
     MAX_DEPENDENCY_INSTANCES,
     MAX_CACHE_ENTRIES_TOTAL,
+    MAX_TABLE_BYTES,
+    MAX_TABLE_ROWS,
+    MAX_LINE_BYTES,
 ];

@@ -12,6 +12,7 @@ pub mod schema;
 pub mod shrink;
 pub mod spec;
 pub mod synthetic;
+pub mod table;
 pub mod tree;
 
 use std::fmt;

@@ -20,3 +20,4 @@ mod services;
 mod slo_grammar;
 mod topology;
 mod validation;
+mod workload;
