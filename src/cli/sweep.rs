@@ -34,7 +34,8 @@ pub struct SweepArgs {
     shard: Option<String>,
     #[command(flatten)]
     overrides: ScenarioArgs,
-    /// Folder for sweep.json (default: reports/<scenario>/sweep/, or sweep-shard-I-of-N/).
+    /// Folder for sweep.json, summary.md and junit.xml (default: reports/<scenario>/sweep/, or
+    /// sweep-shard-I-of-N/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Write into --out even if it holds files tenantsim did not write.
@@ -54,7 +55,8 @@ pub struct MergeArgs {
     /// The shards' output folders (or their sweep.json files).
     #[arg(required = true, value_name = "DIR")]
     shards: Vec<PathBuf>,
-    /// Folder for the merged sweep.json (default: reports/<scenario>/sweep/).
+    /// Folder for the merged sweep.json, summary.md and junit.xml (default:
+    /// reports/<scenario>/sweep/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Write into --out even if it holds files tenantsim did not write.

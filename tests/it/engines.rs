@@ -461,6 +461,7 @@ fn workflow_and_manifests_pass_their_validators(work: &Path) {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // ok: the opt-in test reports its own wall time
 fn engines_run_the_shipped_recipes() {
     if !enabled("TENANTSIM_ENGINES") {
         return;
