@@ -203,6 +203,7 @@ fn check_one(
             let header = SweepHeader {
                 scenario: name.clone(),
                 scenario_file: shown.clone(),
+                scenario_sha256: sweep::text_sha256(&text),
                 overrides: options.overrides.clone(),
                 seed_range: range_text.to_string(),
                 shard: None,

@@ -195,6 +195,7 @@ pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
     let header = SweepHeader {
         scenario: loaded.name.clone(),
         scenario_file: base.path.clone(),
+        scenario_sha256: sweep::text_sha256(&text),
         overrides: base.overrides.clone(),
         seed_range: range.text.clone(),
         shard: None,

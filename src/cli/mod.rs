@@ -107,9 +107,15 @@ enum Command {
     /// Policy A/B on one seed: the scenario as written (A) and with --set overrides (B); which
     /// SLOs flip, how far each tier moved. Exit 0 / 1 / 4 by B's verdict.
     Compare(compare::CompareArgs),
-    /// Run one scenario over many seeds in parallel; write sweep.json.
+    /// Run one scenario over many seeds in parallel; write sweep.json, summary.md and
+    /// junit.xml (one test case per seed, failing seeds with their repro commands). Uses every
+    /// core, or RAYON_NUM_THREADS=N threads; the files do not depend on the thread count.
+    /// Exit 0 all passed, 1 a seed failed, 4 inconclusive, 130 interrupted (Ctrl-C).
     Sweep(sweep::SweepArgs),
-    /// Combine the sweep.json files of a sharded sweep into the unsharded result.
+    /// Combine the shards of a sweep (`sweep --shard I/N`, in any order) into exactly the files
+    /// one unsharded sweep writes. Refuses (exit 2, naming the file or shard) shards of
+    /// different sweeps (scenario text, file, --set, --seeds, version, shard count), duplicate
+    /// or missing shards, interrupted or edited ones. Exit code as for sweep.
     Merge(sweep::MergeArgs),
     /// Swarm testing: each seed draws its own fault schedule from the `[explore]` table.
     Explore(explore::ExploreArgs),

@@ -15,8 +15,7 @@ use super::{
     check_work, parse_seeds, read_scenario, repro_command, write_atomically,
 };
 use crate::pipeline::{self, PipelineError};
-use crate::report::Invocation;
-use crate::report::sweep::{self, Shard, SweepHeader, SweepReport, SweepRun};
+use crate::report::sweep::{self, Shard, ShardFile, SweepHeader, SweepReport, SweepRun};
 use crate::scenario::{self, LoadOptions};
 use crate::text::thousands;
 
@@ -35,7 +34,8 @@ pub struct SweepArgs {
     shard: Option<String>,
     #[command(flatten)]
     overrides: ScenarioArgs,
-    /// Folder for sweep.json (default: reports/<scenario>/sweep/, or sweep-shard-I-of-N/).
+    /// Folder for sweep.json, summary.md and junit.xml (default: reports/<scenario>/sweep/, or
+    /// sweep-shard-I-of-N/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Write into --out even if it holds files tenantsim did not write.
@@ -55,7 +55,8 @@ pub struct MergeArgs {
     /// The shards' output folders (or their sweep.json files).
     #[arg(required = true, value_name = "DIR")]
     shards: Vec<PathBuf>,
-    /// Folder for the merged sweep.json (default: reports/<scenario>/sweep/).
+    /// Folder for the merged sweep.json, summary.md and junit.xml (default:
+    /// reports/<scenario>/sweep/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Write into --out even if it holds files tenantsim did not write.
@@ -292,13 +293,7 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
     };
     let name = loaded.name.clone();
     let seeds: Vec<u64> = match shard {
-        Some(s) => range
-            .seeds
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i as u64 % s.count == s.index)
-            .map(|(_, &seed)| seed)
-            .collect(),
+        Some(s) => sweep::shard_seeds(&range.seeds, s),
         None => range.seeds.clone(),
     };
     let label = match shard {
@@ -329,6 +324,7 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
     let header = SweepHeader {
         scenario: name.clone(),
         scenario_file: options.path.clone(),
+        scenario_sha256: sweep::text_sha256(&text),
         overrides: options.overrides.clone(),
         seed_range: range.text.clone(),
         shard,
@@ -340,9 +336,10 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
 }
 
 /// Writes `report` to `out/file_name` (`sweep.json`, or `explore.json` for explore), prints
-/// its summary and says where it is; returns the exit code.
+/// its summary and says where it is; returns the exit code. A `sweep.json` (of `sweep` or
+/// `merge`) comes with the sweep's `summary.md` and `junit.xml`, written first, so a reader
+/// that sees the new `sweep.json` also sees its companions.
 pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path, file_name: &str) -> u8 {
-    let path = out.join(file_name);
     let json = match serde_json::to_string_pretty(report) {
         Ok(j) => j + "\n",
         Err(e) => {
@@ -350,12 +347,23 @@ pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path, file
             return EXIT_INVALID;
         }
     };
-    if let Err(e) = write_atomically(&path, &json) {
-        eprintln!("error: cannot write {}: {e}", path.display());
-        return EXIT_INVALID;
+    let mut files = Vec::new();
+    if file_name == "sweep.json" {
+        files.push(("summary.md", sweep::markdown(report)));
+        files.push(("junit.xml", sweep::junit(report)));
+    }
+    files.push((file_name, json));
+    for (name, contents) in &files {
+        let path = out.join(name);
+        if let Err(e) = write_atomically(&path, contents) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_INVALID;
+        }
     }
     print!("{}", render_sweep(program, report, file_name));
-    println!("wrote {}", path.display());
+    for (name, _) in &files {
+        println!("wrote {}", out.join(name).display());
+    }
     sweep_exit_code(report)
 }
 
@@ -405,40 +413,19 @@ fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String 
         let _ = writeln!(out, "  {:>6} × {}", thousands(f.failures), f.name);
     }
     const LISTED: usize = 20;
-    let invocation = Invocation {
-        scenario_file: report.scenario_file.clone(),
-        overrides: report.overrides.clone(),
-        ..Invocation::default()
-    };
     for run in report
         .runs
         .iter()
         .filter(|r| r.verdict == "fail" || r.verdict == "error")
         .take(LISTED)
     {
-        let why = match &run.error {
-            Some(e) => e.lines().next().unwrap_or("").to_string(),
-            None => run
-                .failed_slos
-                .iter()
-                .chain(&run.failed_invariants)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
-        };
-        let invocation = match &run.scenario_file {
-            // An explored seed has its own scenario file (the scenario plus its drawn faults).
-            Some(file) => Invocation {
-                scenario_file: file.clone(),
-                ..invocation.clone()
-            },
-            None => invocation.clone(),
-        };
+        // An explored seed has its own scenario file (the scenario plus its drawn faults).
         let _ = writeln!(
             out,
-            "  seed {}: {why}\n    {}",
+            "  seed {}: {}\n    {}",
             run.seed,
-            repro_command(program, &invocation.repro(run.seed))
+            sweep::failure_reason(run),
+            repro_command(program, &sweep::repro(report, run))
         );
         for fault in &run.drawn_faults {
             let _ = writeln!(out, "      drew {fault}");
@@ -487,7 +474,17 @@ pub(super) fn merge_command(args: &MergeArgs) -> u8 {
             return EXIT_INVALID;
         }
     };
-    match sweep::merge(&shards, &all) {
+    let files: Vec<String> = args
+        .shards
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let named: Vec<ShardFile<'_>> = files
+        .iter()
+        .zip(&shards)
+        .map(|(source, report)| ShardFile { source, report })
+        .collect();
+    match sweep::merge(&named, &all) {
         Ok(merged) => {
             let out = match &args.out {
                 Some(dir) => match check_out_dir(dir, args.force) {

@@ -8,6 +8,7 @@ mod architecture;
 mod common;
 mod components;
 mod control_plane;
+mod engines;
 mod fidelity;
 mod hostile;
 mod kernel;
