@@ -1456,4 +1456,3 @@ fn rate_schedule_for(system: &System, tenant: usize, class: u16) -> Option<RateS
         .collect();
     Some(RateSchedule { segments })
 }
-

@@ -1057,14 +1057,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         },
         None => None,
     };
-    services::check_instances(
-        ctx,
-        &cells,
-        tenants.len(),
-        &pools,
-        &services,
-        &dependencies,
-    );
+    services::check_instances(ctx, &cells, tenants.len(), &pools, &services, &dependencies);
     top.finish(ctx);
 
     if !ctx.diagnostics.is_empty() {

@@ -568,7 +568,10 @@ pub(super) fn check_instances(
     // A cache instance's entries are bounded by its capacity; all of them together by this.
     let cache_entries: u64 = dependencies
         .iter()
-        .filter_map(|d| d.cache.map(|c| c.capacity.saturating_mul(instances(d.scope))))
+        .filter_map(|d| {
+            d.cache
+                .map(|c| c.capacity.saturating_mul(instances(d.scope)))
+        })
         .sum();
     if cache_entries > limits::MAX_CACHE_ENTRIES_TOTAL.max_int() {
         ctx.push(
