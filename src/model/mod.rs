@@ -19,13 +19,14 @@ pub mod metrics;
 pub mod placing;
 pub mod series;
 mod slab;
+pub mod spikes;
 pub mod trace;
 mod world;
 
 use crate::kernel::rng::mix64;
 use crate::kernel::{Budgets, EventQueue, RunError, run_observed};
 use crate::time::SimTime;
-use config::{FaultKind, System, Tenant};
+use config::{System, Tenant};
 use metrics::Metrics;
 use trace::TraceSink;
 use world::World;
@@ -224,33 +225,28 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
 }
 
 /// Expected events for the system's offered load, assuming every attempt is retried to the
-/// limit and times out: an upper bound for a healthy run.
+/// limit and times out: an upper bound for a healthy run. Linear in the tenants and in the
+/// spikes' tenant lists.
 pub fn estimated_events(system: &System) -> f64 {
+    let spikes = spikes::SpikeIndex::new(system);
+    let mut mine = Vec::new();
     system
         .tenants
         .iter()
         .enumerate()
-        .map(|(i, t)| tenant_estimated_events(system, i, t))
+        .map(|(i, t)| {
+            mine.clear();
+            mine.extend(spikes.spikes_of(system, i));
+            tenant_estimated_events(system, t, &mine)
+        })
         .sum()
 }
 
-/// Tenant `index`'s share of [`estimated_events`] (`tenant` is its spec).
-fn tenant_estimated_events(system: &System, index: usize, tenant: &Tenant) -> f64 {
+/// One tenant's share of [`estimated_events`] (`tenant` is its spec, `spikes` the load spikes
+/// naming it).
+fn tenant_estimated_events(system: &System, tenant: &Tenant, spikes: &[spikes::Spike]) -> f64 {
     let duration = system.simulation.duration.as_secs_f64();
-    let extra: f64 = system
-        .faults
-        .iter()
-        .map(|f| match &f.kind {
-            FaultKind::LoadSpike {
-                tenants,
-                multiplier,
-            } if tenants.contains(&index) => {
-                (multiplier - 1.0).max(0.0) * f.duration.as_secs_f64().min(duration)
-            }
-            _ => 0.0,
-        })
-        .sum();
-    let requests = tenant.arrival.rate * (duration + extra);
+    let requests = spikes::expected_arrivals(tenant.arrival.rate, spikes, system.end());
     let per_attempt = 4.0 + f64::from(tenant.db_queries);
     let jobs = tenant.jobs.map_or(0.0, |j| {
         let attempts = 101.0; // a poison job retried forever is bounded by the budget

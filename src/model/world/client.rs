@@ -64,7 +64,10 @@ impl World<'_, '_> {
             };
             let candidate =
                 t + SimDuration::from_nanos_f64(gap_nanos).max(SimDuration::from_nanos(1));
-            if candidate < until || !poisson {
+            // Past the end the arrival never happens, whatever the rate does later. Without the
+            // `until >= end` exit, a gap that saturates at the end of time (a rate of 1e-11/s)
+            // would restart at `until == SimTime::MAX` forever.
+            if candidate < until || !poisson || until >= self.end {
                 return candidate;
             }
             t = until;

@@ -9,7 +9,7 @@ mod control;
 mod edge;
 mod jobs;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::Event;
 use super::config::{ArrivalProcess, BreakerKey, FaultKind, MappingPolicy, SchedulerMode, System};
@@ -335,6 +335,12 @@ impl<'s, 't> World<'s, 't> {
         // Gathered in the pass below, so the start reads no spec a second time.
         let mut estimated_events = 0.0;
         let mut tenants_per_cell = vec![0usize; system.cells.len()];
+        // Built once, so naming a tenant group in a spike costs one pass, not a search per
+        // tenant; tenants named by the same spikes (a group) share one schedule.
+        let spike_index = super::spikes::SpikeIndex::new(system);
+        let mut spikes = Vec::new();
+        let mut last_schedule: Option<(&[u32], u32)> = None;
+        let mut lane_of: BTreeMap<SimDuration, u32> = BTreeMap::new();
         let keys = streams
             .keys_for("arrivals", count)
             .zip(streams.keys_for("work", count));
@@ -344,25 +350,33 @@ impl<'s, 't> World<'s, 't> {
             .zip(keys)
             .enumerate()
             .map(|(i, (t, (arrival_key, work_key)))| {
-                estimated_events += super::tenant_estimated_events(system, i, t);
+                spikes.clear();
+                spikes.extend(spike_index.spikes_of(system, i));
+                estimated_events += super::tenant_estimated_events(system, t, &spikes);
                 tenants_per_cell[t.cell] += 1;
                 let timeout_lane = t.timeout.map(|timeout| {
-                    match lanes.iter().position(|l| l.timeout == timeout) {
-                        Some(lane) => lane as u32,
-                        None => {
-                            lanes.push(TimeoutLane {
-                                timeout,
-                                pending: VecDeque::new(),
-                                armed: false,
-                            });
-                            (lanes.len() - 1) as u32
-                        }
+                    *lane_of.entry(timeout).or_insert_with(|| {
+                        lanes.push(TimeoutLane {
+                            timeout,
+                            pending: VecDeque::new(),
+                            armed: false,
+                        });
+                        (lanes.len() - 1) as u32
+                    })
+                });
+                let named_by = spike_index.faults_of(i);
+                let rate_schedule = match last_schedule {
+                    _ if named_by.is_empty() => None,
+                    Some((previous, schedule)) if previous == named_by => Some(schedule),
+                    _ => {
+                        rate_schedules.push(RateSchedule {
+                            segments: super::spikes::segments(&spikes),
+                        });
+                        let schedule = (rate_schedules.len() - 1) as u32;
+                        last_schedule = Some((named_by, schedule));
+                        Some(schedule)
                     }
-                });
-                let rate_schedule = rate_schedule_for(system, i).map(|s| {
-                    rate_schedules.push(s);
-                    (rate_schedules.len() - 1) as u32
-                });
+                };
                 let arrivals = match (&perturbed, i) {
                     (Some(p), 0) => p.counter_stream("arrivals", 0),
                     _ => CounterStream::new(arrival_key),
@@ -835,38 +849,4 @@ fn breaker_set(system: &System) -> Option<Breakers> {
         per_tenant,
         shared: SmallVec::new(),
     })
-}
-
-/// The rate multiplier over time for `tenant`, if any fault changes it. Overlapping spikes
-/// multiply.
-fn rate_schedule_for(system: &System, tenant: usize) -> Option<RateSchedule> {
-    let spikes: Vec<(SimTime, SimTime, f64)> = system
-        .faults
-        .iter()
-        .filter_map(|f| match &f.kind {
-            FaultKind::LoadSpike {
-                tenants,
-                multiplier,
-            } if tenants.contains(&tenant) => Some((f.at, f.end(), *multiplier)),
-            _ => None,
-        })
-        .collect();
-    if spikes.is_empty() {
-        return None;
-    }
-    let mut bounds: Vec<SimTime> = spikes.iter().flat_map(|&(a, b, _)| [a, b]).collect();
-    bounds.sort_unstable();
-    bounds.dedup();
-    let segments = bounds
-        .into_iter()
-        .map(|from| {
-            let multiplier = spikes
-                .iter()
-                .filter(|&&(a, b, _)| a <= from && from < b)
-                .map(|&(_, _, m)| m)
-                .product();
-            (from, multiplier)
-        })
-        .collect();
-    Some(RateSchedule { segments })
 }
