@@ -295,6 +295,19 @@ impl Latency {
     }
 }
 
+/// Bytes of one latency histogram for a run of `run_length` (what a summary holds once it
+/// has more than [`RAW_SAMPLE_LIMIT`] samples), for the memory estimate.
+pub fn histogram_bytes(run_length: SimDuration) -> usize {
+    let histogram = new_histogram(run_length.as_nanos() / NANOS_PER_MICRO + 1);
+    histogram.distinct_values() * size_of::<u32>() + size_of::<Histogram<u32>>()
+}
+
+/// Bytes of a judged window beyond a tenant's first (its record in the tenant's list), for the
+/// memory estimate.
+pub fn extra_window_bytes() -> usize {
+    size_of::<(usize, WindowStats)>()
+}
+
 fn new_histogram(highest_micros: u64) -> Histogram<u32> {
     // 1 µs to the run length at 2 significant digits: valid for any highest >= 2.
     Histogram::new_with_bounds(1, highest_micros.max(2), 2)

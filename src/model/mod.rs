@@ -82,6 +82,24 @@ pub fn per_tenant_bytes() -> usize {
     world::per_tenant_bytes() + size_of::<metrics::TenantMetrics>() + size_of::<Tenant>()
 }
 
+/// Bytes of the model's records whose number depends on the traffic, for the memory estimate
+/// (each is held in a slab, with an event or a queue slot beside it).
+#[derive(Clone, Copy, Debug)]
+pub struct RecordBytes {
+    /// A request, from its first attempt to its outcome.
+    pub request: usize,
+    /// The server-side work of one attempt in a cell.
+    pub work: usize,
+    /// A background job.
+    pub job: usize,
+}
+
+/// The sizes of [`RecordBytes`].
+pub fn record_bytes() -> RecordBytes {
+    let (request, work, job) = world::record_bytes();
+    RecordBytes { request, work, job }
+}
+
 /// Events per digest chunk: a divergence is first located to a chunk, then to an event.
 pub const DIGEST_CHUNK: u64 = 1 << 16;
 
@@ -240,6 +258,31 @@ pub fn estimated_events(system: &System) -> f64 {
             tenant_estimated_events(system, t, &mine)
         })
         .sum()
+}
+
+/// [`estimated_events`] of `system` with `extra` load spikes added, each `(tenant, spike)` (an
+/// exploration's drawn faults), given the system's own estimate `base` and its spike index:
+/// only the tenants the extra spikes name are estimated again.
+pub fn estimated_events_with(
+    system: &System,
+    index: &spikes::SpikeIndex,
+    base: f64,
+    extra: &[(usize, spikes::Spike)],
+) -> f64 {
+    let mut tenants: Vec<usize> = extra.iter().map(|&(t, _)| t).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let mut total = base;
+    for t in tenants {
+        let Some(spec) = system.tenants.get(t) else {
+            continue;
+        };
+        let mut mine: Vec<spikes::Spike> = index.spikes_of(system, t).collect();
+        total -= tenant_estimated_events(system, spec, &mine);
+        mine.extend(extra.iter().filter(|e| e.0 == t).map(|e| e.1));
+        total += tenant_estimated_events(system, spec, &mine);
+    }
+    total
 }
 
 /// One tenant's share of [`estimated_events`] (`tenant` is its spec, `spikes` the load spikes

@@ -314,6 +314,12 @@ pub(super) fn per_tenant_bytes() -> usize {
     size_of::<TenantState>()
 }
 
+/// Bytes of a live request, a live work and a background job record (see
+/// [`super::RecordBytes`]).
+pub(super) fn record_bytes() -> (usize, usize, usize) {
+    (size_of::<Request>(), size_of::<Work>(), size_of::<BgJob>())
+}
+
 impl<'s, 't> World<'s, 't> {
     pub(super) fn new(
         system: &'s System,
