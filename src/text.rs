@@ -40,7 +40,10 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(printable("plain · text"), "plain · text");
-        assert_eq!(printable("\u{1b}]0;owned\u{7}x\ny"), "\\u{1b}]0;owned\\u{7}x\\ny");
+        assert_eq!(
+            printable("\u{1b}]0;owned\u{7}x\ny"),
+            "\\u{1b}]0;owned\\u{7}x\\ny"
+        );
         assert!(!printable("\u{9b}31m").chars().any(char::is_control));
     }
 

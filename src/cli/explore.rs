@@ -120,9 +120,7 @@ pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
         Some(dir) => check_out_dir(dir, args.force),
         None => super::run::check_default_out_dir(&out),
     };
-    if let Err(e) = check_work(&loaded, text.len(), plan, args.allow, args.quiet)
-        .and_then(|()| out_checked)
-    {
+    if let Err(e) = check_work(&loaded, text.len(), plan, args.allow, args.quiet).and(out_checked) {
         eprintln!("{e}");
         return EXIT_INVALID;
     }
@@ -224,19 +222,23 @@ fn explored_events(spec: &explore::ExploreSpec, loaded: &scenario::Scenario, see
     let system = &loaded.system;
     let index = crate::model::spikes::SpikeIndex::new(system);
     let base = crate::model::estimated_events(system);
-    let budget = system.simulation.max_events.map_or(f64::INFINITY, |m| m as f64);
+    let budget = system
+        .simulation
+        .max_events
+        .map_or(f64::INFINITY, |m| m as f64);
     let end = system.end();
     seeds
         .par_iter()
         .map(|&seed| {
-            let extra: Vec<(usize, crate::model::spikes::Spike)> = explore::draw(spec, system, seed)
-                .iter()
-                .filter_map(|f| {
-                    let (tenant, multiplier) = f.spike?;
-                    let at = crate::time::SimTime::ZERO + f.at;
-                    Some((tenant, (at, (at + f.duration).min(end), multiplier)))
-                })
-                .collect();
+            let extra: Vec<(usize, crate::model::spikes::Spike)> =
+                explore::draw(spec, system, seed)
+                    .iter()
+                    .filter_map(|f| {
+                        let (tenant, multiplier) = f.spike?;
+                        let at = crate::time::SimTime::ZERO + f.at;
+                        Some((tenant, (at, (at + f.duration).min(end), multiplier)))
+                    })
+                    .collect();
             crate::model::estimated_events_with(system, &index, base, &extra).min(budget)
         })
         .sum()
@@ -376,6 +378,17 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
             .join(&name)
             .join(format!("seed-{}-shrunk.toml", args.seed))
     });
+    // The default file's folder, reports/<scenario>, must not be a link elsewhere (the file
+    // itself, like any --out FILE, must be a regular file or absent: see write_atomically).
+    if args.out.is_none()
+        && let Err(e) = super::output::check_no_links(
+            std::path::Path::new("reports"),
+            std::path::Path::new(&name),
+        )
+    {
+        eprintln!("\n{e}");
+        return EXIT_INVALID;
+    }
     let header = format!(
         "# Shrunk by `simulate shrink` from {} --seed {}{} in {} runs ({} changes kept).\n\
          # Still fails: {target}.\n# Run it: simulate {} --seed {}\n",

@@ -121,10 +121,7 @@ pub fn read_json<T: serde::de::DeserializeOwned>(
         return Err(too_large(path, limit));
     }
     parsed.map_err(|e| {
-        crate::text::printable(&format!(
-            "error: {} is not {what}: {e}",
-            path.display()
-        ))
+        crate::text::printable(&format!("error: {} is not {what}: {e}", path.display()))
     })
 }
 
@@ -137,7 +134,10 @@ mod tests {
     fn folders_and_missing_files_are_refused_with_their_kind() {
         let dir = tempfile::tempdir().expect("temp dir");
         let error = read_capped(dir.path(), &MAX_SCENARIO_BYTES).expect_err("a folder");
-        assert!(error.contains("it is a folder, not a regular file"), "{error}");
+        assert!(
+            error.contains("it is a folder, not a regular file"),
+            "{error}"
+        );
         let error =
             read_capped(&dir.path().join("missing"), &MAX_SCENARIO_BYTES).expect_err("missing");
         assert!(error.starts_with("error: cannot read"), "{error}");
@@ -157,10 +157,16 @@ mod tests {
             read_capped(&path, &tiny).expect_err("too large"),
             read_json::<Vec<u32>>(&path, &tiny, "a list").expect_err("too large"),
         ] {
-            assert!(error.contains("(MAX_TINY)") && error.contains(":1:1:"), "{error}");
+            assert!(
+                error.contains("(MAX_TINY)") && error.contains(":1:1:"),
+                "{error}"
+            );
         }
         let big = Limit { max: 9.0, ..tiny };
-        assert_eq!(read_json::<Vec<u32>>(&path, &big, "a list"), Ok(vec![1, 2, 3]));
+        assert_eq!(
+            read_json::<Vec<u32>>(&path, &big, "a list"),
+            Ok(vec![1, 2, 3])
+        );
         assert_eq!(read_capped(&path, &big).map(|b| b.len()), Ok(9));
     }
 }

@@ -230,13 +230,19 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            // clap's own printing reports failures instead of panicking; `--help | head` is
-            // a broken pipe like any other.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
+            // clap's own printing reports failures instead of panicking: `--help | head` is
+            // a broken pipe like any other (quiet), `--help > /dev/full` an error.
+            let code = if e.use_stderr() {
                 EXIT_INVALID
             } else {
                 EXIT_PASS
+            };
+            return ExitCode::from(match e.print() {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write to standard output: {error}");
+                    EXIT_INVALID
+                }
+                _ => code,
             });
         }
     };
@@ -367,7 +373,7 @@ fn check_work(
         }
         let report = memory::report_json_bytes(scenario, text_bytes);
         let limit = scenario::limits::MAX_REPORT_BYTES;
-        if report > limit.max as f64 {
+        if report > limit.max {
             return Err(format!(
                 "error: {}: its report.json could be up to {}, above the {} `simulate replay` \
                  reads ({}); pass --allow-large to run it anyway, or judge fewer tenants or \
@@ -438,7 +444,12 @@ fn temporary_for(path: &Path) -> PathBuf {
 /// fails, so a full disk leaves no temporary files behind.
 fn stage(path: &Path, contents: &str) -> std::io::Result<PathBuf> {
     let tmp = temporary_for(path);
-    let create = || fs::OpenOptions::new().write(true).create_new(true).open(&tmp);
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+    };
     let mut file = match create() {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

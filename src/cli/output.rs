@@ -132,6 +132,22 @@ pub fn check_out_dir(dir: &Path, force: bool) -> Result<(), String> {
 /// the path `below` it) that is reached through a symbolic link below `root`, or that holds
 /// anything the tool did not write (there is no `--force` for a default folder).
 pub fn check_default_dir(root: &Path, below: &Path) -> Result<(), String> {
+    check_no_links(root, below)?;
+    let dir = root.join(below);
+    match foreign_entry(&dir)? {
+        None => Ok(()),
+        Some(entry) => Err(format!(
+            "error: {} holds {}, which tenantsim did not write; refusing to write report files \
+             there (move it away, or choose a folder with --out DIR [--force])",
+            dir.display(),
+            entry.display()
+        )),
+    }
+}
+
+/// Refuses a path below `root` (`reports/`) any part of which, `below` root, is a symbolic link
+/// or anything but a folder (a default output path must not lead elsewhere).
+pub fn check_no_links(root: &Path, below: &Path) -> Result<(), String> {
     let mut path = root.to_path_buf();
     for part in below.components() {
         path.push(part);
@@ -149,16 +165,7 @@ pub fn check_default_dir(root: &Path, below: &Path) -> Result<(), String> {
             Err(e) => return Err(format!("error: cannot read {}: {e}", path.display())),
         }
     }
-    let dir = root.join(below);
-    match foreign_entry(&dir)? {
-        None => Ok(()),
-        Some(entry) => Err(format!(
-            "error: {} holds {}, which tenantsim did not write; refusing to write report files \
-             there (move it away, or choose a folder with --out DIR [--force])",
-            dir.display(),
-            entry.display()
-        )),
-    }
+    Ok(())
 }
 
 /// Checks, before anything is written, that every file of `relative` (`/`-separated paths)

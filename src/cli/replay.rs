@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Allow, EXIT_INVALID, EXIT_NONDETERMINISM, Plan, check_work, exit_code};
-use crate::text::printable;
 use crate::pipeline;
 use crate::report::{self, Report, VERSION};
 use crate::scenario::{self, LoadOptions};
+use crate::text::printable;
 
 /// Options of `simulate replay`.
 #[derive(Args, Debug)]

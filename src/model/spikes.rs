@@ -165,7 +165,10 @@ mod tests {
     #[test]
     fn spikes_past_the_end_and_slowdowns_add_nothing() {
         let spikes = [(at(5), at(1_000), 3.0), (at(0), at(5), 0.5)];
-        assert_eq!(expected_arrivals(2.0, &spikes, at(10)), 2.0 * (10.0 + 2.0 * 5.0));
+        assert_eq!(
+            expected_arrivals(2.0, &spikes, at(10)),
+            2.0 * (10.0 + 2.0 * 5.0)
+        );
         assert_eq!(expected_arrivals(1e-300, &[], at(10)), 1e-299);
     }
 }

@@ -435,8 +435,8 @@ pub fn build(
 /// starts, so that end is found once per tenant and each fault is a search: a pass over the
 /// tenants per fault was faults × tenants (a thousand faults over a million tenants).
 fn blast_radius(scenario: &Scenario, evaluation: &Evaluation) -> Vec<BlastRadius> {
-    use std::collections::BTreeSet;
     use crate::time::SimTime;
+    use std::collections::BTreeSet;
     /// Names listed per fault.
     const LISTED: usize = 100;
     let system = &scenario.system;

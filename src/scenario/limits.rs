@@ -74,6 +74,9 @@ pub const MAX_SWEEP_BYTES: Limit = limit(
 );
 /// Most `--set` overrides.
 pub const MAX_OVERRIDES: Limit = limit("MAX_OVERRIDES", 1_000.0, "overrides per run");
+/// Most segments in one `--set` path (real paths have a handful; each is a level of nested
+/// tables, and tens of thousands of levels would overflow a thread's stack when dropped).
+pub const MAX_PATH_SEGMENTS: Limit = limit("MAX_PATH_SEGMENTS", 64.0, "segments per `--set` path");
 /// Most tenants a scenario may expand to (counting every `count` member).
 pub const MAX_TENANTS: Limit = limit("MAX_TENANTS", 1_000_000.0, "tenants per scenario");
 /// Most `[[tenants]]` tables.
@@ -156,11 +159,12 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the README table and the schema tests.
-pub const ALL: [Limit; 30] = [
+pub const ALL: [Limit; 31] = [
     MAX_SCENARIO_BYTES,
     MAX_REPORT_BYTES,
     MAX_SWEEP_BYTES,
     MAX_OVERRIDES,
+    MAX_PATH_SEGMENTS,
     MAX_TENANTS,
     MAX_TENANT_GROUPS,
     MAX_TIERS,

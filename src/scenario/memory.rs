@@ -38,8 +38,19 @@ const CHECK_BYTES: f64 = 150.0 + 220.0;
 const LIVE_OVERHEAD_BYTES: f64 = 64.0;
 /// Bytes of a queued background job besides its record: its scheduler entry and slab slot.
 const JOB_OVERHEAD_BYTES: f64 = 48.0;
+/// Slabs, queues and lists grow by doubling: at worst half their capacity is unused, and while
+/// one grows the old and the new buffer are both held.
+const GROWTH: f64 = 2.0;
 /// Bytes of one entry of an edge node's mapping cache (key, entry, index).
 const CACHE_ENTRY_BYTES: f64 = 96.0;
+/// Bytes of the plots and index.html whatever the run (frames, axes, legends, tables).
+const FILES_FIXED_BYTES: f64 = 3.0 * 1024.0 * 1024.0;
+/// Bytes the plots and index.html take per tenant class (a line or an area per panel, and its
+/// time series).
+const FILES_PER_CLASS_BYTES: f64 = 100.0 * 1024.0;
+/// Bytes the plots and index.html take per fault (a band, its label and dashed edges on every
+/// panel).
+const FILES_PER_FAULT_BYTES: f64 = 400.0 * 1024.0;
 /// Bytes of a seed's record in a sweep (`sweep.json` and the list it is built from), besides
 /// the names of the SLOs and invariants it fails.
 const SEED_RECORD_BYTES: f64 = 400.0;
@@ -238,8 +249,9 @@ pub fn of_run(scenario: &Scenario, text_bytes: usize) -> MemoryEstimate {
         .unwrap_or((0, ""));
     parts.push(Part {
         what: "requests and work in flight",
-        bytes: works * (records.work as f64 + LIVE_OVERHEAD_BYTES)
-            + live_requests * (records.request as f64 + LIVE_OVERHEAD_BYTES),
+        bytes: GROWTH
+            * (works * (records.work as f64 + LIVE_OVERHEAD_BYTES)
+                + live_requests * (records.request as f64 + LIVE_OVERHEAD_BYTES)),
         driver: format!(
             "up to {} attempts in the cells' pools (largest queue {} in cell {queue_cell:?}) \
              and {} requests between attempts",
@@ -263,7 +275,7 @@ pub fn of_run(scenario: &Scenario, text_bytes: usize) -> MemoryEstimate {
     }
     parts.push(Part {
         what: "background jobs",
-        bytes: jobs * (records.job as f64 + JOB_OVERHEAD_BYTES),
+        bytes: GROWTH * jobs * (records.job as f64 + JOB_OVERHEAD_BYTES),
         driver: if largest_batch.0 > 0 {
             format!(
                 "{} jobs (largest batch {} of tenant {:?})",
@@ -289,11 +301,33 @@ pub fn of_run(scenario: &Scenario, text_bytes: usize) -> MemoryEstimate {
         ),
     });
 
-    // The report: twice, for `replay` holds the recorded one beside the new one.
+    // The files besides report.json, all in memory before they are written: plots and the
+    // page that holds them have a fixed frame, a line per tenant class (each tier and up to
+    // 16 tracked tenants) and a band, a label and dashed edges per fault; summary.md and
+    // junit.xml add a little per check.
+    let classes = (system.tiers.len() + crate::model::series::MAX_TRACKED) as f64;
+    let faults = system.faults.len() as f64;
     let (checks, check_text) = checks(scenario);
     parts.push(Part {
+        what: "plots and pages",
+        bytes: FILES_FIXED_BYTES
+            + classes * FILES_PER_CLASS_BYTES
+            + faults * FILES_PER_FAULT_BYTES
+            + checks * 160.0,
+        driver: format!(
+            "{} tenant classes and {} faults in the plots",
+            thousands(classes as u64),
+            thousands(system.faults.len() as u64)
+        ),
+    });
+
+    // The report: twice, for `replay` holds the recorded one beside the new one.
+    parts.push(Part {
         what: "report",
-        bytes: 2.0 * report_json_bytes(scenario, text_bytes) + checks * 150.0 + n * 300.0 + check_text,
+        bytes: 2.0 * report_json_bytes(scenario, text_bytes)
+            + checks * 150.0
+            + n * 300.0
+            + check_text,
         driver: format!(
             "{} SLO checks ({} SLOs over up to {} tenants, up to {} expectations each) and {} \
              tenants",
@@ -307,7 +341,12 @@ pub fn of_run(scenario: &Scenario, text_bytes: usize) -> MemoryEstimate {
                     .max()
                     .unwrap_or(0) as u64
             ),
-            scenario.slos.iter().map(|s| s.expect.len()).max().unwrap_or(0),
+            scenario
+                .slos
+                .iter()
+                .map(|s| s.expect.len())
+                .max()
+                .unwrap_or(0),
             thousands(system.tenants.len() as u64)
         ),
     });
@@ -340,12 +379,7 @@ fn checks(scenario: &Scenario) -> (f64, f64) {
 /// scenario's text being `text_bytes` long (embedded, escaped: at most six bytes per byte).
 pub fn report_json_bytes(scenario: &Scenario, text_bytes: usize) -> f64 {
     let system = &scenario.system;
-    let longest_cell = system
-        .cells
-        .iter()
-        .map(|c| c.name.len())
-        .max()
-        .unwrap_or(0) as f64;
+    let longest_cell = system.cells.iter().map(|c| c.name.len()).max().unwrap_or(0) as f64;
     let tenants: f64 = system
         .tenants
         .iter()

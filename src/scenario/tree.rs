@@ -216,6 +216,13 @@ fn convert_value(value: DeValue<'_>, span: Range<usize>) -> Result<Node, SyntaxE
 /// loader, like any other unknown key.
 pub fn apply_override(root: &mut Table, path: &str, value: Node) -> Result<(), String> {
     let segments: Vec<&str> = path.split('.').collect();
+    let most = super::limits::MAX_PATH_SEGMENTS;
+    if segments.len() as u64 > most.max_int() {
+        return Err(format!(
+            "the path is too long: {}",
+            most.exceeded(format!("{} segments", segments.len()))
+        ));
+    }
     if segments.iter().any(|s| s.is_empty()) {
         return Err(format!(
             "`{path}` is not a dotted path like `edge.rate_limiting` or `tenants.heavy.arrival.rate`"
@@ -308,10 +315,7 @@ pub fn apply_override(root: &mut Table, path: &str, value: Node) -> Result<(), S
                 match &mut items[position].value {
                     Value::Table(inner) => table = inner,
                     _ => {
-                        return Err(format!(
-                            "`{}.{element}` is not a table",
-                            prefix_to(i)
-                        ));
+                        return Err(format!("`{}.{element}` is not a table", prefix_to(i)));
                     }
                 }
                 i += 2;

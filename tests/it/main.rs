@@ -5,10 +5,12 @@
 //! determinism; every file in `tests/bad/` must be rejected with the error its header promises.
 
 mod architecture;
+mod bounds;
 mod common;
 mod control_plane;
 mod fidelity;
 mod hostile;
+mod hostile_io;
 mod kernel;
 mod performance;
 mod reports;
