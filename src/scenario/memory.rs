@@ -407,3 +407,29 @@ pub fn per_seed_bytes(scenario: &Scenario) -> f64 {
         .sum();
     SEED_RECORD_BYTES + names + INVARIANT_NAME_BYTES
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{LoadOptions, load};
+
+    fn part(estimate: &MemoryEstimate, what: &str) -> f64 {
+        estimate
+            .parts
+            .iter()
+            .find(|p| p.what == what)
+            .map_or(0.0, |p| p.bytes)
+    }
+
+    #[test]
+    fn requests_waiting_on_a_far_retry_hint_are_all_in_flight() {
+        // Every request of `b` is throttled with a `retry_at` after the end (its tier's rate is
+        // negligible), so all 60,000 stay in flight until the end.
+        let text = "name = \"x\"\n[simulation]\nduration = \"60s\"\n[[tiers]]\nname = \"t\"\nrate = 1e-300\nburst = 1\n[[cells]]\nname = \"c\"\napi = { workers = 4, service_time = { dist = \"constant\", value = \"1ms\" } }\n[[tenants]]\nname = \"b\"\ntier = \"t\"\narrival = { rate = 1000 }\nretry = { max_attempts = 100, cap = \"168h\" }\n";
+        let scenario = load(text, &LoadOptions::default()).expect("loads");
+        let estimate = of_run(&scenario, text.len());
+        let request = crate::model::record_bytes().request as f64;
+        let in_flight = part(&estimate, "requests and work in flight");
+        assert!(in_flight >= 60_000.0 * request, "{estimate:#?}");
+    }
+}
