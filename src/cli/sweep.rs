@@ -367,7 +367,7 @@ pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path, file
         }
     };
     for ((_, contents), path) in files.iter().zip(&paths) {
-        if let Err(e) = write_atomically(&path, contents) {
+        if let Err(e) = write_atomically(path, contents) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_INVALID;
         }

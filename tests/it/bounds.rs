@@ -271,13 +271,17 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
                 timed_out: 0,
                 in_flight: 0,
                 latency_ms: None,
+                classes: Vec::new(),
+                counters: None,
             })
             .collect(),
+        classes: Vec::new(),
         slos: vec![SloReport {
             name: "fast".into(),
             tenants: "all".into(),
             scope: "each".into(),
             window: "whole".into(),
+            requests: String::new(),
             expect: vec!["p99 < 250ms".into(), "error_rate < 0.01".into()],
             status: "fail".into(),
             passed: false,

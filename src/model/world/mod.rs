@@ -622,8 +622,7 @@ impl<'s, 't> World<'s, 't> {
             .zip(keys)
             .enumerate()
             .map(|(i, (t, (arrival_key, work_key)))| {
-                estimated_events +=
-                    super::tenant_estimated_events(system, &spike_index, i, t, &[]);
+                estimated_events += super::tenant_estimated_events(system, &spike_index, i, t, &[]);
                 tenants_per_cell[t.cell] += 1;
                 let timeout_lane = t
                     .timeout
