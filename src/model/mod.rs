@@ -260,7 +260,13 @@ pub fn estimated_events(system: &System) -> f64 {
 
 /// Tenant `index`'s share of [`estimated_events`] (`tenant` is its spec).
 fn tenant_estimated_events(system: &System, index: usize, tenant: &Tenant) -> f64 {
-    let duration = system.simulation.duration.as_secs_f64();
+    let run = system.simulation.duration.as_secs_f64();
+    // A schedule: its integral over the run stands for the duration (seconds at the base
+    // rate), and a spike on it adds at most the schedule's peak times its own length.
+    let schedule = tenant.schedule.map(|s| &system.schedules[s].curve);
+    let duration =
+        schedule.map_or(run, |c| c.integral(system.end()) / crate::time::NANOS_PER_SEC as f64);
+    let peak = schedule.map_or(1.0, |c| c.peak(system.end()));
     // Extra seconds at the base rate that the spikes of `class`'s requests add.
     let extra = |class: Option<u16>| -> f64 {
         system
@@ -274,7 +280,7 @@ fn tenant_estimated_events(system: &System, index: usize, tenant: &Tenant) -> f6
                 } if tenants.contains(&index)
                     && only.is_none_or(|c| class.is_none_or(|k| k == c)) =>
                 {
-                    (multiplier - 1.0).max(0.0) * f.duration.as_secs_f64().min(duration)
+                    (multiplier - 1.0).max(0.0) * f.duration.as_secs_f64().min(run) * peak
                 }
                 _ => 0.0,
             })
@@ -282,7 +288,7 @@ fn tenant_estimated_events(system: &System, index: usize, tenant: &Tenant) -> f6
     };
     let jobs = tenant.jobs.map_or(0.0, |j| {
         let attempts = 101.0; // a poison job retried forever is bounded by the budget
-        (j.rate * duration + j.batch.map_or(0.0, |(n, _)| n as f64)) * 2.0 * attempts
+        (j.rate * run + j.batch.map_or(0.0, |(n, _)| n as f64)) * 2.0 * attempts
     });
     let Some(mix) = tenant.mix.as_deref() else {
         let requests = tenant.arrival.rate * (duration + extra(None));

@@ -1045,6 +1045,7 @@ impl Validator {
 /// tenant `heavy` with jobs). `variant` picks the distribution.
 fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
     match ty {
+        Ty::Text if key.name == "peak" => "\"14:00\"".into(),
         Ty::Text => "\"generated\"".into(),
         Ty::Name => match key.name {
             "region" => "\"east\"".into(),
@@ -1055,7 +1056,7 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
             "cell" => "\"cell-a\"",
             "database" => "\"main\"",
             "pool" => "\"api\"",
-            "class" | "cell group" => "\"generated\"",
+            "class" | "cell group" | "schedule" => "\"generated\"",
             _ => "\"heavy\"",
         }
         .into(),
@@ -1063,6 +1064,9 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         // A database has one replica in the maximal scenario: replica 0.
         Ty::Int { .. } if key.name == "replica" => "0".into(),
         Ty::Int { min, .. } => min.max(1).to_string(),
+        // A size law's p99 above its median, a Pareto cap above its scale.
+        Ty::Positive(_) if key.name == "p99" => "3".into(),
+        Ty::Positive(_) if key.name == "cap" => "1000".into(),
         Ty::Positive(_) => "1.5".into(),
         Ty::Fraction => "0.5".into(),
         Ty::Duration => match key.name {
@@ -1072,6 +1076,21 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         }
         .into(),
         Ty::Choice(words) => format!("{:?}", words[0]),
+        Ty::Time => "\"1s\"".into(),
+        Ty::Instant => "\"2026-03-02T08:00:00Z\"".into(),
+        Ty::Points => "[[\"0s\", 1.0], [\"10s\", 2.0]]".into(),
+        Ty::NumberPair => "[1, 2]".into(),
+        Ty::DurationPair => "[\"1s\", \"2s\"]".into(),
+        // The tenant group has `count`, so its rate may be a size table: one of each law.
+        Ty::Rate => {
+            let cases = spec::SIZE.variants.expect("laws").cases;
+            inline(&spec::SIZE, Some(cases[variant % cases.len()].value), variant, inject)
+        }
+        // The arrival table's keys depend on its process: one process per variant.
+        Ty::Table(spec) if spec.title == spec::ARRIVAL.title => {
+            let cases = spec.variants.expect("cases").cases;
+            inline(spec, Some(cases[variant % cases.len()].value), variant, inject)
+        }
         Ty::Table(spec) => inline(spec, None, variant, inject),
         Ty::Tables(spec, _) => format!("[{}]", inline(spec, None, variant, inject)),
         Ty::Dist => {
@@ -1146,6 +1165,17 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                     })
                     .collect();
                 text.push_str(&format!("faults = [{}]\n", items.join(", ")));
+            }
+            ("schedules", Ty::Tables(schedules, _)) => {
+                // A schedule has points or a profile, not both: one of each.
+                let (points, profile) = schedules.keys.split_at(3);
+                let with = |keys: &'static [Key]| TableSpec { keys, ..*schedules };
+                let by_points = inline(&with(points), None, variant, inject);
+                let by_profile = inline(&with(profile), None, variant, inject);
+                text.push_str(&format!(
+                    "schedules = [{by_points}, {{ name = \"day\", {}]\n",
+                    by_profile.trim_start_matches("{ ")
+                ));
             }
             ("slo", Ty::Tables(slos, _)) => {
                 // An SLO judges a class or a pool's classes, not both: the list SLO names the

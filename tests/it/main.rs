@@ -22,3 +22,4 @@ mod slo_grammar;
 mod topology;
 mod validation;
 mod workload;
+mod workload_scenarios;

@@ -7,6 +7,7 @@
 
 mod services;
 mod topology;
+mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +19,7 @@ use super::{Diagnostic, Scenario, ScenarioError, Scope, Slo};
 use crate::components::limiter::Quota;
 use crate::components::retry::{Backoff, BudgetConfig, RetryBudget, RetryPolicy};
 use crate::model::config::{
-    ApiPool, Arrival, ArrivalProcess, BreakerKey, Breakers, Cell, ConfigLookup, Database,
+    ApiPool, BreakerKey, Breakers, Cell, ConfigLookup, Database,
     Dependency, Edge, Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms,
     MappingPolicy, Migration, Placement, SchedulerMode, Simulation, System, Tenant, TenantGroup,
     Tier, Window,
@@ -49,6 +50,7 @@ pub fn load(text: &str, options: &LoadOptions) -> Result<Scenario, ScenarioError
         text,
         overrides: &options.overrides,
         diagnostics: Vec::new(),
+        start: None,
     };
     if text.len() > limits::MAX_SCENARIO_BYTES.max_int() as usize {
         return Err(ScenarioError {
@@ -138,6 +140,8 @@ struct Ctx<'a> {
     text: &'a str,
     overrides: &'a [String],
     diagnostics: Vec<((usize, usize), Diagnostic)>,
+    /// `[simulation] start`, once read: clock times resolve against it.
+    start: Option<crate::clock::ClockInstant>,
 }
 
 impl Ctx<'_> {
@@ -958,6 +962,13 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         &mut class_names,
         &mut programs,
     );
+    let mut schedule_names = Names::new();
+    let schedules = workload::read_schedules(
+        ctx,
+        top.node("schedules"),
+        simulation.as_ref().map(|s| s.duration),
+        &mut schedule_names,
+    );
     let tenants_node = top.required(ctx, "tenants", "at least one [[tenants]] table");
     let (tenants, groups, target_names) = read_tenants(
         ctx,
@@ -972,6 +983,8 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             programs: &programs,
             services: &services,
             placement: placement.as_ref(),
+            schedule_names: &schedule_names,
+            seed: simulation.as_ref().map_or(42, |s| s.seed),
         },
     );
     let shares: f64 = tiers.iter().filter_map(|t| t.guaranteed_share).sum();
@@ -1087,6 +1100,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             dependencies,
             cell_groups,
             programs,
+            schedules,
         },
         slos,
         explore,
@@ -1110,6 +1124,7 @@ fn read_simulation(
         duration: SimDuration::from_secs(60),
         warmup: SimDuration::ZERO,
         max_events: None,
+        start: None,
     };
     let Some(node) = node else {
         sim.seed = seed.unwrap_or(sim.seed);
@@ -1152,6 +1167,15 @@ fn read_simulation(
             "an event budget",
         ) {
             Some(m) => sim.max_events = Some(m),
+            None => ok = false,
+        }
+    }
+    if let Some(n) = obj.node("start") {
+        match workload::read_start(ctx, n, "simulation.start") {
+            Some(start) => {
+                sim.start = Some(start);
+                ctx.start = Some(start);
+            }
             None => ok = false,
         }
     }
@@ -1812,6 +1836,9 @@ struct TenantContext<'a> {
     programs: &'a [Program],
     services: &'a [crate::model::topology::Service],
     placement: Option<&'a Placement>,
+    schedule_names: &'a Names,
+    /// The run's seed: a `count` group's member sizes are drawn from streams of it.
+    seed: u64,
 }
 
 fn read_tenants(
@@ -1867,13 +1894,18 @@ fn read_tenants(
             Some(n) => resolve(ctx, cell_names, n, &obj.key("cell"), "cell").map(Some),
             None => Some(None),
         };
-        let arrival = obj
-            .required(
-                ctx,
-                "arrival",
-                "an arrival table such as { process = \"poisson\", rate = 10 }",
-            )
-            .and_then(|n| read_arrival(ctx, n, &obj.key("arrival")));
+        let arrival_node = obj.required(
+            ctx,
+            "arrival",
+            "an arrival table such as { process = \"poisson\", rate = 10 }",
+        );
+        let arrival =
+            arrival_node.and_then(|n| workload::read_arrival(ctx, n, &obj.key("arrival")));
+        let schedule = match obj.node("schedule") {
+            Some(n) => resolve(ctx, tc.schedule_names, n, &obj.key("schedule"), "schedule")
+                .map(Some),
+            None => Some(None),
+        };
         let db_queries_node = obj.node("db_queries");
         let db_queries = match db_queries_node {
             Some(n) => read_count(
@@ -1923,13 +1955,25 @@ fn read_tenants(
             Some(jobs),
             Some(mix),
             Some(name_node),
+            Some(schedule),
         ) = (
             name, count, tier, cell, arrival, db_queries, timeout, retry, region, eu_only, writes,
-            jobs, mix, name_node,
+            jobs, mix, name_node, schedule,
         )
         else {
             continue;
         };
+        let (arrival, size_law) = arrival;
+        if let (Some(_), None) = (size_law, count) {
+            ctx.push(
+                arrival_node.map_or(name_node.origin.clone(), |n| n.origin.clone()),
+                &obj.key("arrival.rate"),
+                format!(
+                    "tenant {name:?} draws its rate from a size table, which needs a `count` group (a single tenant has one rate: write a number)"
+                ),
+            );
+            continue;
+        }
         if let (Some(c), true, Some(allowed)) = (
             cell,
             tier_routing,
@@ -2027,8 +2071,19 @@ fn read_tenants(
         }
         let group = groups.len();
         let first = tenants.len();
-        for member in members {
+        let member_rates = size_law.map(|law| {
+            law.member_rates(
+                &crate::kernel::rng::Streams::new(tc.seed),
+                &name,
+                members.len() as u64,
+            )
+        });
+        for (m, member) in members.into_iter().enumerate() {
             let index = tenants.len();
+            let mut arrival = arrival;
+            if let Some(rates) = &member_rates {
+                arrival.rate = rates[m];
+            }
             if member != name {
                 targets.insert(member.clone(), Some(vec![index]));
             }
@@ -2048,6 +2103,8 @@ fn read_tenants(
                 retry_budget,
                 jobs,
                 mix: mix.clone(),
+                schedule,
+                sized: member_rates.is_some(),
             });
         }
         targets.insert(name.clone(), Some((first..tenants.len()).collect()));
@@ -2105,44 +2162,6 @@ fn read_tenants(
         }
     }
     (tenants, groups, targets)
-}
-
-fn read_arrival(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Arrival> {
-    let mut obj = read_table(ctx, node, key, "an arrival table", &spec::ARRIVAL)?;
-    let process = match obj.node("process") {
-        Some(n) => {
-            let what = "\"poisson\" or \"constant\"";
-            match read_string(ctx, n, &obj.key("process"), what)?.as_str() {
-                "poisson" => Some(ArrivalProcess::Poisson),
-                "constant" => Some(ArrivalProcess::Constant),
-                other => {
-                    ctx.push(
-                        n.origin.clone(),
-                        &obj.key("process"),
-                        format!("expected {what}, found {other:?}"),
-                    );
-                    None
-                }
-            }
-        }
-        None => Some(ArrivalProcess::Poisson),
-    };
-    let rate = obj
-        .required(ctx, "rate", "requests per second")
-        .and_then(|n| {
-            read_positive(
-                ctx,
-                n,
-                &obj.key("rate"),
-                &limits::MAX_RATE,
-                "requests per second",
-            )
-        });
-    obj.finish(ctx);
-    Some(Arrival {
-        process: process?,
-        rate: rate?,
-    })
 }
 
 fn read_retry(
@@ -2530,7 +2549,7 @@ fn read_faults(
         let kind_node = obj.required(ctx, "kind", &kinds);
         let kind_name = kind_node.and_then(|n| read_string(ctx, n, &obj.key("kind"), &kinds));
         let at_node = obj.required(ctx, "at", "the start time, such as \"30s\"");
-        let at = at_node.and_then(|n| read_duration(ctx, n, &obj.key("at")));
+        let at = at_node.and_then(|n| workload::read_time(ctx, n, &obj.key("at")));
         let duration = obj
             .required(ctx, "duration", "how long the fault lasts, such as \"60s\"")
             .and_then(|n| read_positive_duration(ctx, n, &obj.key("duration")));
@@ -3268,10 +3287,25 @@ fn read_window(
     judged_from: SimTime,
     run_end: SimTime,
 ) -> Option<Window> {
-    let what = "\"whole\", \"during:FAULT\", \"during:FAULT+DELAY\", \"after:FAULT\" or \"after:FAULT+DELAY\"";
+    let what = "\"whole\", \"during:FAULT\", \"during:FAULT+DELAY\", \"after:FAULT\", \"after:FAULT+DELAY\" or \"FROM..TO\" (offsets, or clock times with `[simulation] start`)";
     let text = read_string(ctx, node, key, what)?;
     let (start, end) = if text == "whole" {
         (judged_from, run_end)
+    } else if let Some((from, to)) = text.split_once("..") {
+        // A span of the run: offsets, or clock times against `[simulation] start`.
+        let mut at = |part: &str| match workload::time_of_text(ctx.start.as_ref(), part.trim()) {
+            Ok(d) => Some(SimTime::ZERO + d),
+            Err(message) => {
+                ctx.push(
+                    node.origin.clone(),
+                    key,
+                    format!("bad time in window {text:?}: {message}"),
+                );
+                None
+            }
+        };
+        let (from, to) = (at(from)?, at(to)?);
+        (from.max(judged_from), to.min(run_end))
     } else if let Some((mode, rest)) = text.split_once(':') {
         let (fault_name, delay) = match rest.split_once('+') {
             Some((f, d)) => match SimDuration::parse(d) {
