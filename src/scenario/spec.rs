@@ -1402,9 +1402,26 @@ pub const FAULTS: TableSpec = TableSpec {
         cases: &[
             Case {
                 value: "load_spike",
-                doc: "multiply the tenants' arrival rate; overlapping spikes multiply",
+                doc: "multiply the tenants' arrival rate (on top of their schedules); overlapping spikes multiply. Targets exactly one of `tenant`, `tier` or `cell_group`; the targets are not bystanders",
                 keys: &[
-                    FAULT_TENANT,
+                    key(
+                        "tenant",
+                        Ty::Ref("tenant"),
+                        "",
+                        "a tenant or tenant group (or use `tier` or `cell_group`)",
+                    ),
+                    key(
+                        "tier",
+                        Ty::Ref("tier"),
+                        "",
+                        "every tenant of this tier (a launch for one plan)",
+                    ),
+                    key(
+                        "cell_group",
+                        Ty::Ref("cell group"),
+                        "",
+                        "every tenant whose starting cell is in this `[[cell_groups]]` entry",
+                    ),
                     req(
                         "multiplier",
                         Ty::Positive(&limits::MAX_MULTIPLIER),

@@ -393,3 +393,57 @@ schedule = "steps"
     let moved = load(&text, &["tenants.t.schedule=\"day\""]);
     assert_eq!(moved.system.tenants[0].schedule, Some(1));
 }
+
+#[test]
+fn a_load_spike_can_target_a_tier_or_a_cell_group_and_only_they_are_targeted() {
+    let rest = |target: &str| {
+        format!(
+            r#"
+[[tiers]]
+name = "free"
+rate = 1000000
+burst = 1000000
+[[cells]]
+name = "b"
+region = "us"
+api = {{ workers = 4096, queue = 4096, service_time = {{ dist = "constant", value = "1us" }} }}
+[[cell_groups]]
+name = "launch"
+cells = ["b"]
+[[tenants]]
+name = "paid"
+count = 2
+tier = "std"
+cell = "a"
+arrival = {{ rate = 10 }}
+[[tenants]]
+name = "trial"
+count = 3
+tier = "free"
+cell = "b"
+arrival = {{ rate = 10 }}
+[[faults]]
+name = "launch"
+kind = "load_spike"
+{target}
+multiplier = 5
+at = "10s"
+duration = "10s"
+"#
+        )
+    };
+    let by_tier = load(&scenario("duration = \"30s\"", &rest("tier = \"free\"")), &[]);
+    let by_group = load(
+        &scenario("duration = \"30s\"", &rest("cell_group = \"launch\"")),
+        &[],
+    );
+    for s in [&by_tier, &by_group] {
+        let targeted: Vec<bool> = (0..5).map(|t| !s.system.is_bystander(t)).collect();
+        assert_eq!(targeted, vec![false, false, true, true, true]);
+    }
+    let error = load_error(&scenario(
+        "duration = \"30s\"",
+        &rest("tier = \"free\"\ntenant = \"paid\""),
+    ));
+    assert!(error.contains("exactly one of `tenant`, `tier` or `cell_group`"), "{error}");
+}

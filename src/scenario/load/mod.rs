@@ -1025,6 +1025,9 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         faults_node,
         &FaultContext {
             targets: &target_names,
+            tier_names: &tier_names,
+            group_names: &group_names,
+            cell_groups: &cell_groups,
             cell_names: &cell_names,
             db_names: &db_names,
             pool_names: &pool_names,
@@ -2343,6 +2346,9 @@ fn tenants_in(tenants: &[Tenant], in_cell: impl Fn(usize) -> bool) -> Vec<usize>
 /// What fault tables are resolved against.
 struct FaultContext<'a> {
     targets: &'a Targets,
+    tier_names: &'a Names,
+    group_names: &'a Names,
+    cell_groups: &'a [CellGroup],
     cell_names: &'a Names,
     db_names: &'a Names,
     pool_names: &'a Names,
@@ -2604,6 +2610,49 @@ fn read_faults(
     (faults, names)
 }
 
+/// A load spike's tenants: a `tenant` (or tenant group), every tenant of a `tier`, or every
+/// tenant whose starting cell is in a `cell_group` (a marketing launch); exactly one.
+fn spike_targets(
+    ctx: &mut Ctx<'_>,
+    obj: &mut Obj<'_>,
+    fc: &FaultContext<'_>,
+) -> Option<Vec<usize>> {
+    let tenant = obj.node("tenant");
+    let tier = obj.node("tier");
+    let cell_group = obj.node("cell_group");
+    let given = [tenant, tier, cell_group].iter().flatten().count();
+    if given != 1 {
+        let origin = [tenant, tier, cell_group]
+            .iter()
+            .flatten()
+            .nth(1)
+            .map_or(obj.origin.clone(), |n| n.origin.clone());
+        ctx.push(
+            origin,
+            &obj.key("tenant"),
+            format!(
+                "a load spike targets exactly one of `tenant`, `tier` or `cell_group`; found {given}"
+            ),
+        );
+        return None;
+    }
+    if let Some(n) = tenant {
+        return resolve_targets(ctx, fc.targets, n, &obj.key("tenant"));
+    }
+    if let Some(n) = tier {
+        let tier = resolve(ctx, fc.tier_names, n, &obj.key("tier"), "tier")?;
+        return Some(
+            (0..fc.tenants.len())
+                .filter(|&t| fc.tenants[t].tier == tier)
+                .collect(),
+        );
+    }
+    let n = cell_group?;
+    let group = resolve(ctx, fc.group_names, n, &obj.key("cell_group"), "cell group")?;
+    let cells = &fc.cell_groups[group].cells;
+    Some(tenants_in(fc.tenants, |c| cells.contains(&c)))
+}
+
 /// The kind-specific keys of a fault.
 fn read_fault_kind(
     ctx: &mut Ctx<'_>,
@@ -2617,7 +2666,7 @@ fn read_fault_kind(
     };
     match kind {
         "load_spike" => {
-            let tenants = tenants(ctx, obj, "the tenant (or tenant group) that spikes");
+            let tenants = spike_targets(ctx, obj, fc);
             let multiplier = obj
                 .required(ctx, "multiplier", "the arrival-rate multiplier, such as 10")
                 .and_then(|n| {
