@@ -11,13 +11,13 @@ use rayon::prelude::*;
 
 use super::output::check_out_dir;
 use super::{
-    EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_PASS, ScenarioArgs,
-    check_work, parse_seeds, read_scenario, repro_command, write_atomically,
+    Allow, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_PASS, Plan,
+    ScenarioArgs, check_work, parse_seeds, read_scenario, repro_command, write_atomically,
 };
 use crate::pipeline::{self, PipelineError};
 use crate::report::sweep::{self, Shard, ShardFile, SweepHeader, SweepReport, SweepRun};
 use crate::scenario::{self, LoadOptions};
-use crate::text::thousands;
+use crate::text::{printable, thousands};
 
 /// Options of `simulate sweep`.
 #[derive(Args, Debug)]
@@ -41,9 +41,8 @@ pub struct SweepArgs {
     /// Write into --out even if it holds files tenantsim did not write.
     #[arg(long, requires = "out")]
     force: bool,
-    /// Run even when the estimated work is above the long-run threshold.
-    #[arg(long)]
-    allow_long: bool,
+    #[command(flatten)]
+    allow: Allow,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -300,7 +299,8 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
         Some(s) => format!("{name} shard {}/{}", s.index, s.count),
         None => name.clone(),
     };
-    if let Err(e) = check_work(&loaded, seeds.len() as u64, args.allow_long, args.quiet) {
+    let plan = Plan::seeds(seeds.len() as u64);
+    if let Err(e) = check_work(&loaded, text.len(), plan, args.allow, args.quiet) {
         eprintln!("{e}");
         return EXIT_INVALID;
     }
@@ -317,7 +317,12 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
                 Some(s) => format!("sweep-shard-{}-of-{}", s.index, s.count),
                 None => "sweep".to_string(),
             };
-            PathBuf::from("reports").join(&name).join(folder)
+            let dir = PathBuf::from("reports").join(&name).join(folder);
+            if let Err(e) = super::run::check_default_out_dir(&dir) {
+                eprintln!("{e}");
+                return EXIT_INVALID;
+            }
+            dir
         }
     };
     let results = run_seeds(&text, &options, &seeds, &label, args.quiet, true);
@@ -353,9 +358,16 @@ pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path, file
         files.push(("junit.xml", sweep::junit(report)));
     }
     files.push((file_name, json));
-    for (name, contents) in &files {
-        let path = out.join(name);
-        if let Err(e) = write_atomically(&path, contents) {
+    let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+    let paths = match super::output::check_write_paths(out, &names) {
+        Ok(paths) => paths,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    for ((_, contents), path) in files.iter().zip(&paths) {
+        if let Err(e) = write_atomically(path, contents) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_INVALID;
         }
@@ -388,9 +400,9 @@ fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String 
     let _ = writeln!(
         out,
         "{}: {} seeds ({}{}), {} failing, {} inconclusive; violation rate {:.2}% (one-sided 95% upper bound {:.2}%)",
-        report.scenario,
+        printable(&report.scenario),
         thousands(v.runs),
-        report.seed_range,
+        printable(&report.seed_range),
         report
             .shard
             .map(|s| format!(", shard {}/{}", s.index, s.count))
@@ -410,7 +422,12 @@ fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String 
         );
     }
     for f in &report.slo_failures {
-        let _ = writeln!(out, "  {:>6} × {}", thousands(f.failures), f.name);
+        let _ = writeln!(
+            out,
+            "  {:>6} × {}",
+            thousands(f.failures),
+            printable(&f.name)
+        );
     }
     const LISTED: usize = 20;
     for run in report
@@ -424,11 +441,11 @@ fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String 
             out,
             "  seed {}: {}\n    {}",
             run.seed,
-            sweep::failure_reason(run),
-            repro_command(program, &sweep::repro(report, run))
+            printable(&sweep::failure_reason(run)),
+            printable(&repro_command(program, &sweep::repro(report, run)))
         );
         for fault in &run.drawn_faults {
-            let _ = writeln!(out, "      drew {fault}");
+            let _ = writeln!(out, "      drew {}", printable(fault));
         }
     }
     if report.failing_seeds.len() > LISTED {
@@ -441,16 +458,15 @@ fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String 
     out
 }
 
+/// Reads a shard's sweep.json: a regular file of bounded size, parsed as it is read (a file
+/// that is not JSON is refused at its first bytes, however large).
 fn read_sweep(path: &Path) -> Result<SweepReport, String> {
     let file = if path.is_dir() {
         path.join("sweep.json")
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| format!("error: cannot read {}: {e}", file.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("error: {} is not a sweep.json: {e}", file.display()))
+    super::input::read_json(&file, &scenario::limits::MAX_SWEEP_BYTES, "a sweep.json")
 }
 
 pub(super) fn merge_command(args: &MergeArgs) -> u8 {
@@ -496,14 +512,21 @@ pub(super) fn merge_command(args: &MergeArgs) -> u8 {
                 },
                 // The name comes from a file, not from a validated scenario: it names a folder
                 // only if it is a valid scenario name (so it cannot climb out of reports/).
-                None if scenario::is_valid_name(&merged.scenario) => PathBuf::from("reports")
-                    .join(&merged.scenario)
-                    .join("sweep"),
+                None if scenario::is_valid_name(&merged.scenario) => {
+                    let dir = PathBuf::from("reports")
+                        .join(&merged.scenario)
+                        .join("sweep");
+                    if let Err(e) = super::run::check_default_out_dir(&dir) {
+                        eprintln!("{e}");
+                        return EXIT_INVALID;
+                    }
+                    dir
+                }
                 None => {
                     eprintln!(
                         "error: the shards name the scenario {:?}, which is not a valid scenario \
                          name ([a-z0-9-]); give the output folder with --out",
-                        merged.scenario
+                        printable(&merged.scenario)
                     );
                     return EXIT_INVALID;
                 }
@@ -511,7 +534,7 @@ pub(super) fn merge_command(args: &MergeArgs) -> u8 {
             finish_sweep("simulate", &merged, &out, "sweep.json")
         }
         Err(e) => {
-            eprintln!("error: cannot merge: {e}");
+            eprintln!("error: cannot merge: {}", printable(&e.to_string()));
             EXIT_INVALID
         }
     }

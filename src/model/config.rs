@@ -386,8 +386,7 @@ impl Arrival {
                 } else {
                     GapLaw::Gamma
                 };
-                Renewal::new(rate, r.cv(), law)
-                    .map_or(Process::Poisson { rate }, Process::Renewal)
+                Renewal::new(rate, r.cv(), law).map_or(Process::Poisson { rate }, Process::Renewal)
             }
         }
     }

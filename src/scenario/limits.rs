@@ -117,8 +117,24 @@ pub const MAX_SCHEDULE_POINTS: Limit =
 /// Largest scenario file.
 pub const MAX_SCENARIO_BYTES: Limit =
     limit("MAX_SCENARIO_BYTES", 4_194_304.0, "bytes of scenario text");
+/// Largest report.json `simulate replay` reads (about what the largest run under the memory
+/// threshold writes; a run whose report.json would be larger needs `--allow-large`).
+pub const MAX_REPORT_BYTES: Limit = limit(
+    "MAX_REPORT_BYTES",
+    1_073_741_824.0,
+    "bytes of a report.json read by `simulate replay`",
+);
+/// Largest sweep.json `simulate merge` reads (10,000,000 seeds with a few failing SLOs each).
+pub const MAX_SWEEP_BYTES: Limit = limit(
+    "MAX_SWEEP_BYTES",
+    4_294_967_296.0,
+    "bytes of a sweep.json read by `simulate merge`",
+);
 /// Most `--set` overrides.
 pub const MAX_OVERRIDES: Limit = limit("MAX_OVERRIDES", 1_000.0, "overrides per run");
+/// Most segments in one `--set` path (real paths have a handful; each is a level of nested
+/// tables, and tens of thousands of levels would overflow a thread's stack when dropped).
+pub const MAX_PATH_SEGMENTS: Limit = limit("MAX_PATH_SEGMENTS", 64.0, "segments per `--set` path");
 /// Most tenants a scenario may expand to (counting every `count` member).
 pub const MAX_TENANTS: Limit = limit("MAX_TENANTS", 1_000_000.0, "tenants per scenario");
 /// Most `[[tenants]]` tables.
@@ -135,6 +151,12 @@ pub const MAX_FAULTS: Limit = limit("MAX_FAULTS", 1_000.0, "faults");
 pub const MAX_SLOS: Limit = limit("MAX_SLOS", 1_000.0, "SLOs");
 /// Most expectations in one SLO.
 pub const MAX_EXPECTATIONS: Limit = limit("MAX_EXPECTATIONS", 32.0, "expectations per SLO");
+/// Most tenants named by faults, summed over all faults: each fault keeps its list.
+pub const MAX_FAULT_TARGETS: Limit = limit(
+    "MAX_FAULT_TARGETS",
+    10_000_000.0,
+    "tenants named by faults, summed over all faults",
+);
 /// Most (tenant, SLO) pairs judged, summed over every SLO's selection: each needs its own
 /// results.
 pub const MAX_SLO_SELECTIONS: Limit = limit(
@@ -208,15 +230,19 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the README table and the schema tests.
-pub const ALL: [Limit; 49] = [
+pub const ALL: [Limit; 53] = [
     MAX_SCENARIO_BYTES,
+    MAX_REPORT_BYTES,
+    MAX_SWEEP_BYTES,
     MAX_OVERRIDES,
+    MAX_PATH_SEGMENTS,
     MAX_TENANTS,
     MAX_TENANT_GROUPS,
     MAX_TIERS,
     MAX_CELLS,
     MAX_DATABASES,
     MAX_FAULTS,
+    MAX_FAULT_TARGETS,
     MAX_SLOS,
     MAX_EXPECTATIONS,
     MAX_SLO_SELECTIONS,

@@ -8,6 +8,7 @@ pub mod expect;
 pub mod explore;
 pub mod limits;
 mod load;
+pub mod memory;
 pub mod schema;
 pub mod shrink;
 pub mod spec;

@@ -410,7 +410,11 @@ pub const SCHEDULES: TableSpec = TableSpec {
     title: "[[schedules]]",
     doc: "A named rate multiplier over time; a tenant's `schedule` multiplies its arrival rate by it. Exactly one of `points` and `profile`. A schedule never makes a tenant targeted by a fault; a `load_spike` on a scheduled tenant multiplies the schedule.",
     keys: &[
-        req("name", Ty::Name, "schedule name, used by tenants' `schedule`"),
+        req(
+            "name",
+            Ty::Name,
+            "schedule name, used by tenants' `schedule`",
+        ),
         key(
             "points",
             Ty::Points,
@@ -438,7 +442,11 @@ pub const PROFILE: TableSpec = TableSpec {
     title: "schedules.profile",
     doc: "A cosine over the day, 1 at the peak and `trough_ratio` twelve hours away, times `weekend_factor` on Saturdays and Sundays (clock times at the start's UTC offset).",
     keys: &[
-        req("peak", Ty::Text, "time of day of the peak, such as `\"14:00\"`"),
+        req(
+            "peak",
+            Ty::Text,
+            "time of day of the peak, such as `\"14:00\"`",
+        ),
         req(
             "trough_ratio",
             Ty::Fraction,
@@ -458,7 +466,11 @@ pub const PROFILE: TableSpec = TableSpec {
 pub const SIZE: TableSpec = TableSpec {
     title: "tenants.arrival.rate (sizes)",
     doc: "In a `count` group, each member's rate drawn from its own stream (keyed by the group's name and the member's number): adding a member or a group changes no other member's rate. The report lists each member's rate.",
-    keys: &[req("dist", Ty::Choice(SIZE_LAWS), "the law of the members' rates")],
+    keys: &[req(
+        "dist",
+        Ty::Choice(SIZE_LAWS),
+        "the law of the members' rates",
+    )],
     variants: Some(Variants {
         tag: "dist",
         cases: &[
@@ -466,25 +478,51 @@ pub const SIZE: TableSpec = TableSpec {
                 value: "lognormal",
                 doc: "log-normal given by its median and 99th percentile",
                 keys: &[
-                    req("median", Ty::Positive(&limits::MAX_RATE), "median rate, requests/s"),
-                    req("p99", Ty::Positive(&limits::MAX_RATE), "99th-percentile rate (above the median)"),
+                    req(
+                        "median",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "median rate, requests/s",
+                    ),
+                    req(
+                        "p99",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "99th-percentile rate (above the median)",
+                    ),
                 ],
             },
             Case {
                 value: "pareto",
                 doc: "Pareto: P(rate > x) = (scale/x)^shape, optionally capped",
                 keys: &[
-                    req("scale", Ty::Positive(&limits::MAX_RATE), "smallest rate, requests/s"),
+                    req(
+                        "scale",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "smallest rate, requests/s",
+                    ),
                     req("shape", Ty::Positive(&limits::MAX_ZIPF), "tail index"),
-                    key("cap", Ty::Positive(&limits::MAX_RATE), "none", "largest rate (above `scale`)"),
+                    key(
+                        "cap",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "none",
+                        "largest rate (above `scale`)",
+                    ),
                 ],
             },
             Case {
                 value: "zipf",
                 doc: "Zipf by rank: member i gets top / i^exponent (no draw)",
                 keys: &[
-                    req("top", Ty::Positive(&limits::MAX_RATE), "the first member's rate, requests/s"),
-                    key("exponent", Ty::Positive(&limits::MAX_ZIPF), "1", "the exponent"),
+                    req(
+                        "top",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "the first member's rate, requests/s",
+                    ),
+                    key(
+                        "exponent",
+                        Ty::Positive(&limits::MAX_ZIPF),
+                        "1",
+                        "the exponent",
+                    ),
                 ],
             },
         ],

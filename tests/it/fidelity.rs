@@ -577,8 +577,10 @@ impl TraceSink for ClassProbe {
 #[test]
 fn two_classes_in_two_pools_match_erlang_c_per_pool() {
     let mut checks = Checks::new("two_classes_in_two_pools_match_erlang_c_per_pool");
-    // (servers a, mean a, utilisation a), (servers b, mean b, utilisation b), requests
-    let cases: Vec<((u32, f64, f64), (u32, f64, f64), f64)> = pick(
+    // (servers, mean service time in ms, utilisation) of one pool.
+    type Pool = (u32, f64, f64);
+    // Pool a, pool b, requests.
+    let cases: Vec<(Pool, Pool, f64)> = pick(
         vec![((4, 8.0, 0.7), (2, 40.0, 0.6), 800_000.0)],
         vec![
             ((4, 8.0, 0.7), (2, 40.0, 0.6), 3e6),
@@ -683,7 +685,7 @@ query_time = {{ dist = "lognormal", median = "2ms", p99 = "20ms" }}
 name = "t"
 count = 4
 tier = "t"
-arrival = {{ rate = 150 }}
+arrival = {{ rate = 100 }}
 timeout = "1s"
 {tenant}
 "#

@@ -121,7 +121,10 @@ min_samples = 1
         error.contains("faults.monday.at") && error.contains("needs `[simulation] start`"),
         "{error}"
     );
-    assert!(error.contains("slo"), "the window's clock times are refused too: {error}");
+    assert!(
+        error.contains("slo"),
+        "the window's clock times are refused too: {error}"
+    );
 }
 
 const STEP_SCHEDULE: &str = r#"
@@ -252,7 +255,11 @@ min_samples = 1
     // (1 + cos(2π x / 24h)) / 2 over x in [-30m, 30m] is 1/2 + sin(π/24)·24/(2π)... computed:
     let mean = 0.5 + 0.5 * (std::f64::consts::PI / 24.0).sin() / (std::f64::consts::PI / 24.0);
     let day = samples(&r, "h1", "day");
-    assert!(near(day, 20.0 * 3600.0 * mean, 5.0), "{day} vs {}", 20.0 * 3600.0 * mean);
+    assert!(
+        near(day, 20.0 * 3600.0 * mean, 5.0),
+        "{day} vs {}",
+        20.0 * 3600.0 * mean
+    );
 }
 
 #[test]
@@ -288,7 +295,10 @@ arrival = { process = "renewal", rate = 10, cv = 0.5, gaps = "gamma" }
     // `workload.rs`).
     let mmpp_mean = (2.0 * 10.0 + 50.0 * 1.0) / 11.0 * 7200.0;
     let mmpp = requests(&a, "mmpp") as f64;
-    assert!((mmpp / mmpp_mean - 1.0).abs() < 0.2, "{mmpp} vs {mmpp_mean}");
+    assert!(
+        (mmpp / mmpp_mean - 1.0).abs() < 0.2,
+        "{mmpp} vs {mmpp_mean}"
+    );
     let renewal = requests(&a, "renewal") as f64;
     assert!((renewal / 72_000.0 - 1.0).abs() < 0.1, "{renewal}");
     let gamma = requests(&a, "gamma") as f64;
@@ -432,7 +442,10 @@ duration = "10s"
 "#
         )
     };
-    let by_tier = load(&scenario("duration = \"30s\"", &rest("tier = \"free\"")), &[]);
+    let by_tier = load(
+        &scenario("duration = \"30s\"", &rest("tier = \"free\"")),
+        &[],
+    );
     let by_group = load(
         &scenario("duration = \"30s\"", &rest("cell_group = \"launch\"")),
         &[],
@@ -445,5 +458,8 @@ duration = "10s"
         "duration = \"30s\"",
         &rest("tier = \"free\"\ntenant = \"paid\""),
     ));
-    assert!(error.contains("exactly one of `tenant`, `tier` or `cell_group`"), "{error}");
+    assert!(
+        error.contains("exactly one of `tenant`, `tier` or `cell_group`"),
+        "{error}"
+    );
 }

@@ -19,10 +19,9 @@ use super::{Diagnostic, Scenario, ScenarioError, Scope, Slo};
 use crate::components::limiter::Quota;
 use crate::components::retry::{Backoff, BudgetConfig, RetryBudget, RetryPolicy};
 use crate::model::config::{
-    ApiPool, BreakerKey, Breakers, Cell, ConfigLookup, Database,
-    Dependency, Edge, Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms,
-    MappingPolicy, Migration, Placement, SchedulerMode, Simulation, System, Tenant, TenantGroup,
-    Tier, Window,
+    ApiPool, BreakerKey, Breakers, Cell, ConfigLookup, Database, Dependency, Edge, Failover,
+    FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms, MappingPolicy, Migration, Placement,
+    SchedulerMode, Simulation, System, Tenant, TenantGroup, Tier, Window,
 };
 use crate::model::dist::Dist;
 use crate::model::metrics::slot as metric_slot;
@@ -1905,8 +1904,9 @@ fn read_tenants(
         let arrival =
             arrival_node.and_then(|n| workload::read_arrival(ctx, n, &obj.key("arrival")));
         let schedule = match obj.node("schedule") {
-            Some(n) => resolve(ctx, tc.schedule_names, n, &obj.key("schedule"), "schedule")
-                .map(Some),
+            Some(n) => {
+                resolve(ctx, tc.schedule_names, n, &obj.key("schedule"), "schedule").map(Some)
+            }
             None => Some(None),
         };
         let db_queries_node = obj.node("db_queries");
@@ -2541,6 +2541,9 @@ fn read_faults(
     let Some(node) = node else {
         return (faults, names);
     };
+    // Each fault keeps the list of tenants it names: bounded in total, checked as each list is
+    // made (a thousand faults on a million-tenant group would be 8 GB of lists).
+    let mut targets = 0u64;
     for mut obj in read_table_array(ctx, node, "faults", &spec::FAULTS, &limits::MAX_FAULTS) {
         let name_node = obj.required(ctx, "name", "a fault name");
         let name = name_node
@@ -2598,13 +2601,26 @@ fn read_faults(
             continue;
         }
         if let (Some(name), Some(at), Some(duration), Some(kind)) = (name, at, duration, kind) {
-            names.insert(name.clone(), Some(faults.len()));
-            faults.push(Fault {
+            let fault = Fault {
                 name,
                 at: SimTime::ZERO + at,
                 duration,
                 kind,
-            });
+            };
+            targets += fault.named_tenants().len() as u64;
+            if targets > limits::MAX_FAULT_TARGETS.max_int() {
+                ctx.push(
+                    obj.origin.clone(),
+                    &obj.key("tenant"),
+                    format!(
+                        "the faults name too many tenants in total: {}",
+                        limits::MAX_FAULT_TARGETS.exceeded(targets)
+                    ),
+                );
+                break;
+            }
+            names.insert(fault.name.clone(), Some(faults.len()));
+            faults.push(fault);
         }
     }
     (faults, names)

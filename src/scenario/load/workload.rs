@@ -3,11 +3,13 @@
 //! and a `count` group's size law.
 
 use super::{
-    Ctx, Names, Obj, claim_name, read_choice, read_duration, read_positive,
-    read_positive_duration, read_string, read_table, read_table_array, type_error,
+    Ctx, Names, Obj, claim_name, read_choice, read_duration, read_positive, read_positive_duration,
+    read_string, read_table, read_table_array, type_error,
 };
 use crate::clock::ClockInstant;
-use crate::model::arrivals::{DailyProfile, GapLaw, Interpolation, Mmpp, RateCurve, Renewal, SizeLaw};
+use crate::model::arrivals::{
+    DailyProfile, GapLaw, Interpolation, Mmpp, RateCurve, Renewal, SizeLaw,
+};
 use crate::model::config::{Arrival, ArrivalProcess, Schedule};
 use crate::scenario::limits::{self, MAX_DURATION};
 use crate::scenario::spec;
@@ -16,7 +18,12 @@ use crate::time::{SimDuration, SimTime};
 
 /// `[simulation] start`: an RFC 3339 instant.
 pub(super) fn read_start(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<ClockInstant> {
-    let text = read_string(ctx, node, key, "an RFC 3339 instant such as \"2026-03-02T08:00:00Z\"")?;
+    let text = read_string(
+        ctx,
+        node,
+        key,
+        "an RFC 3339 instant such as \"2026-03-02T08:00:00Z\"",
+    )?;
     match ClockInstant::parse(&text) {
         Ok(start) => Some(start),
         Err(e) => {
@@ -111,7 +118,10 @@ pub(super) fn read_schedules(
                         ctx,
                         n,
                         &obj.key("interpolation"),
-                        &[("step", Interpolation::Step), ("linear", Interpolation::Linear)],
+                        &[
+                            ("step", Interpolation::Step),
+                            ("linear", Interpolation::Linear),
+                        ],
                     ),
                     None => Some(Interpolation::Step),
                 };
@@ -198,7 +208,12 @@ fn read_points(
             Value::Integer(v) if v >= 0 => Some(v as f64),
             Value::Float(v) if v.is_finite() && v >= 0.0 => Some(v),
             _ => {
-                type_error(ctx, &pair[1], &format!("{item_key}[1]"), "a multiplier of 0 or more");
+                type_error(
+                    ctx,
+                    &pair[1],
+                    &format!("{item_key}[1]"),
+                    "a multiplier of 0 or more",
+                );
                 None
             }
         };
@@ -208,7 +223,10 @@ fn read_points(
                 ctx.push(
                     pair[1].origin.clone(),
                     &format!("{item_key}[1]"),
-                    format!("expected a multiplier: {}", limits::MAX_MULTIPLIER.exceeded(m)),
+                    format!(
+                        "expected a multiplier: {}",
+                        limits::MAX_MULTIPLIER.exceeded(m)
+                    ),
                 );
             }
             fits
@@ -254,9 +272,18 @@ fn read_profile(
         }
     });
     let trough = obj
-        .required(ctx, "trough_ratio", "the trough's share of the peak rate, 0 to 1")
+        .required(
+            ctx,
+            "trough_ratio",
+            "the trough's share of the peak rate, 0 to 1",
+        )
         .and_then(|n| {
-            super::read_fraction(ctx, n, &obj.key("trough_ratio"), "the trough's share of the peak")
+            super::read_fraction(
+                ctx,
+                n,
+                &obj.key("trough_ratio"),
+                "the trough's share of the peak",
+            )
         });
     let weekend = obj.or(ctx, "weekend_factor", 1.0, |c, n, k| {
         read_positive(c, n, k, &limits::MAX_MULTIPLIER, "a multiplier on weekends")
