@@ -463,3 +463,41 @@ duration = "10s"
         "{error}"
     );
 }
+
+#[test]
+fn warming_arrivals_ahead_changes_no_general_workload_run() {
+    // General sources are scheduled past the tenants' ids; warming them ahead (normally from
+    // 50,000 tenants) must find their tenant's records and change nothing.
+    let text = scenario(
+        "duration = \"20m\"\nstart = \"2026-03-02T08:00:00Z\"",
+        r#"
+[[schedules]]
+name = "day"
+profile = { peak = "12:00", trough_ratio = 0.2 }
+[[tenants]]
+name = "many"
+count = 50
+tier = "std"
+arrival = { process = "renewal", rate = { dist = "zipf", top = 5 }, cv = 2 }
+schedule = "day"
+[[tenants]]
+name = "plain"
+tier = "std"
+arrival = { rate = 5 }
+"#,
+    );
+    let plain = run(&text, &[]);
+    let warmed = execute_with(
+        &text,
+        &options(&[]),
+        RunOptions {
+            force_warm_ahead: true,
+            ..RunOptions::default()
+        },
+    )
+    .expect("runs");
+    assert_eq!(
+        serde_json::to_string(&plain.report).unwrap(),
+        serde_json::to_string(&warmed.report).unwrap()
+    );
+}
