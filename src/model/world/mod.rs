@@ -1246,11 +1246,11 @@ impl Model for World<'_, '_> {
         // A short loop of independent loads, so that many tenants' misses are in flight at
         // once (a longer body per tenant would fill the reorder window after a few).
         let touched = events.iter().fold(0u64, |acc, event| match *event {
-            // Ids past the tenants are `sources` (class mixes, general workloads): their
-            // tenant's records.
+            // Ids past the tenants are `sources`: a mix's extra classes, and every source of a
+            // general workload (a schedule, MMPP or renewal).
             Event::Arrival(id) => match (id as usize).checked_sub(self.tenants.len()) {
                 None => acc ^ self.touch_records(id),
-                Some(i) => acc ^ self.touch_records(self.sources[i].tenant),
+                Some(source) => acc ^ self.touch_records(self.sources[source].tenant),
             },
             _ => acc,
         });
