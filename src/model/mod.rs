@@ -315,11 +315,21 @@ pub(crate) fn tenant_estimated_events(
 ) -> f64 {
     let duration = system.simulation.duration.as_secs_f64();
     let end = system.end();
+    let schedule = tenant.schedule.map(|s| &system.schedules[s].curve);
     // Requests of `class` (None: of any class) at `rate` under the spikes that apply to them.
     let arrivals = |class: Option<u16>, rate: f64| -> f64 {
         let mut mine: Vec<spikes::Spike> = spikes.spikes_of(system, index, class).collect();
         mine.extend_from_slice(extra);
-        spikes::expected_arrivals(rate, &mine, end)
+        match schedule {
+            None => spikes::expected_arrivals(rate, &mine, end),
+            // A schedule: the rate times the integral of the schedule times the spikes.
+            Some(curve) => {
+                rate * curve
+                    .with_multipliers(&spikes::segments(&mine))
+                    .integral(end)
+                    / crate::time::NANOS_PER_SEC as f64
+            }
+        }
     };
     let jobs = tenant.jobs.map_or(0.0, |j| {
         let attempts = 101.0; // a poison job retried forever is bounded by the budget

@@ -103,6 +103,9 @@ pub struct TenantReport {
     pub tier: String,
     /// Cell name.
     pub cell: String,
+    /// Its arrival rate (requests/s) when drawn from its `count` group's size law.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drawn_rate: Option<f64>,
     /// Requests issued after warmup.
     pub requests: u64,
     /// Ended ok.
@@ -464,6 +467,7 @@ pub fn build(
                 name: t.name.clone(),
                 tier: scenario.system.tiers[t.tier].name.clone(),
                 cell: scenario.system.cells[output.owners[i]].name.clone(),
+                drawn_rate: t.sized.then(|| round_to(t.arrival.rate, 6)),
                 requests: c.issued,
                 ok: c.ok,
                 throttled: c.throttled,
@@ -762,6 +766,7 @@ pub(crate) mod fixtures {
                     name: name(i),
                     tier: tier(i).into(),
                     cell: "c".into(),
+                    drawn_rate: None,
                     requests: 0,
                     ok: 0,
                     throttled: 0,

@@ -102,6 +102,18 @@ pub const MAX_CACHE_ENTRIES_TOTAL: Limit = limit(
 /// Zipf exponent.
 pub const MAX_ZIPF: Limit = limit("MAX_ZIPF", 10.0, "as a Zipf exponent");
 
+/// Largest coefficient of variation of a renewal process's gaps.
+pub const MAX_RENEWAL_CV: Limit = limit(
+    "MAX_RENEWAL_CV",
+    crate::model::arrivals::RENEWAL_CV_RANGE.1,
+    "as a renewal process's gap CV",
+);
+/// Most `[[schedules]]`.
+pub const MAX_SCHEDULES: Limit = limit("MAX_SCHEDULES", 1_000.0, "schedules");
+/// Most points of one schedule.
+pub const MAX_SCHEDULE_POINTS: Limit =
+    limit("MAX_SCHEDULE_POINTS", 10_000.0, "points per schedule");
+
 /// Largest scenario file.
 pub const MAX_SCENARIO_BYTES: Limit =
     limit("MAX_SCENARIO_BYTES", 4_194_304.0, "bytes of scenario text");
@@ -218,7 +230,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the README table and the schema tests.
-pub const ALL: [Limit; 50] = [
+pub const ALL: [Limit; 53] = [
     MAX_SCENARIO_BYTES,
     MAX_REPORT_BYTES,
     MAX_SWEEP_BYTES,
@@ -269,4 +281,7 @@ pub const ALL: [Limit; 50] = [
     MAX_TABLE_BYTES,
     MAX_TABLE_ROWS,
     MAX_LINE_BYTES,
+    MAX_RENEWAL_CV,
+    MAX_SCHEDULES,
+    MAX_SCHEDULE_POINTS,
 ];

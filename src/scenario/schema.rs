@@ -185,6 +185,40 @@ fn ty(ty: Ty) -> Json {
         }
         Ty::Fraction => json!({ "type": "number", "minimum": 0, "maximum": 1 }),
         Ty::Duration => duration(),
+        Ty::Time => json!({ "type": "string" }),
+        Ty::Instant => json!({
+            "type": "string",
+            "description": "an RFC 3339 instant, such as \"2026-03-02T08:00:00Z\"",
+        }),
+        Ty::Points => json!({
+            "type": "array",
+            "items": {
+                "type": "array",
+                "items": [{ "type": "string" }, { "type": "number", "minimum": 0 }],
+                "minItems": 2,
+                "maxItems": 2,
+            },
+            "minItems": 1,
+            "maxItems": limits::MAX_SCHEDULE_POINTS.max_int(),
+        }),
+        Ty::NumberPair => json!({
+            "type": "array",
+            "items": { "type": "number", "minimum": 0, "maximum": limits::MAX_RATE.max },
+            "minItems": 2,
+            "maxItems": 2,
+        }),
+        Ty::DurationPair => json!({
+            "type": "array",
+            "items": duration(),
+            "minItems": 2,
+            "maxItems": 2,
+        }),
+        Ty::Rate => json!({
+            "anyOf": [
+                { "type": "number", "exclusiveMinimum": 0, "maximum": limits::MAX_RATE.max },
+                table(&spec::SIZE),
+            ]
+        }),
         Ty::Choice(words) => json!({ "type": "string", "enum": words }),
         Ty::Table(spec) => table(spec),
         Ty::Tables(spec, limit) => json!({
@@ -205,7 +239,7 @@ fn ty(ty: Ty) -> Json {
         Ty::Window => json!({
             "type": "string",
             "pattern": format!(
-                r"^(whole|(during|after):[a-z0-9][a-z0-9-]*(\+{})?)$",
+                r"^(whole|(during|after):[a-z0-9][a-z0-9-]*(\+{})?|.+\.\..+)$",
                 DURATION_PATTERN
                     .trim_start_matches(r"^\s*")
                     .trim_end_matches(r"\s*$")
@@ -332,6 +366,20 @@ fn type_label(ty: Ty) -> String {
         Ty::Positive(l) => format!("number > 0, ≤ {} (`{}`)", number(l.max), l.name),
         Ty::Fraction => "fraction 0–1".into(),
         Ty::Duration => "duration".into(),
+        Ty::Time => "duration, or clock time with `start`".into(),
+        Ty::Instant => "RFC 3339 instant".into(),
+        Ty::Points => format!(
+            "list of `[time, multiplier]`, ≤ {} (`{}`)",
+            number(limits::MAX_SCHEDULE_POINTS.max),
+            limits::MAX_SCHEDULE_POINTS.name
+        ),
+        Ty::NumberPair => "list of two numbers".into(),
+        Ty::DurationPair => "list of two durations".into(),
+        Ty::Rate => format!(
+            "number > 0, ≤ {} (`{}`), or size table",
+            number(limits::MAX_RATE.max),
+            limits::MAX_RATE.name
+        ),
         Ty::Choice(words) => words
             .iter()
             .map(|w| format!("`\"{w}\"`"))

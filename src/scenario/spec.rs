@@ -36,6 +36,19 @@ pub enum Ty {
     Fraction,
     /// A duration string with a unit (`"250ms"`).
     Duration,
+    /// A time in the run: an offset with a unit (`"90m"`), or, when `[simulation] start` is
+    /// set, a clock time (`"09:00"`, `"Mon 09:00"`, an RFC 3339 instant).
+    Time,
+    /// An RFC 3339 instant (`"2026-03-02T08:00:00Z"`).
+    Instant,
+    /// A schedule's points: a list of `[time, multiplier]` pairs.
+    Points,
+    /// A list of two numbers (an MMPP's rates, per state).
+    NumberPair,
+    /// A list of two durations (an MMPP's mean sojourns, per state).
+    DurationPair,
+    /// A rate: a number, or in a `count` group a size table drawing each member's rate.
+    Rate,
     /// One of these words.
     Choice(&'static [&'static str]),
     /// A table.
@@ -206,7 +219,13 @@ pub const RESIDENCY: &[&str] = &["enforce", "ignore"];
 /// Words of a job pool's `scheduler`.
 pub const SCHEDULERS: &[&str] = &["fair", "fifo"];
 /// Words of `arrival.process`.
-pub const PROCESSES: &[&str] = &["poisson", "constant"];
+pub const PROCESSES: &[&str] = &["poisson", "constant", "mmpp", "renewal"];
+/// Words of a renewal process's `gaps`.
+pub const GAP_LAWS: &[&str] = &["auto", "gamma", "hyperexponential"];
+/// Words of a schedule's `interpolation`.
+pub const INTERPOLATIONS: &[&str] = &["step", "linear"];
+/// Words of a size table's `dist`.
+pub const SIZE_LAWS: &[&str] = &["lognormal", "pareto", "zipf"];
 /// Words of `retry.backoff`.
 pub const BACKOFFS: &[&str] = &[
     "none",
@@ -314,6 +333,12 @@ pub const SCENARIO: TableSpec = TableSpec {
             "none",
             "object storage, search clusters, provider APIs and caches, placed by scope",
         ),
+        key(
+            "schedules",
+            Ty::Tables(&SCHEDULES, &limits::MAX_SCHEDULES),
+            "none",
+            "named rate schedules (points over time, or a daily profile) tenants refer to",
+        ),
         req(
             "tenants",
             Ty::Tables(&TENANTS, &limits::MAX_TENANT_GROUPS),
@@ -370,8 +395,138 @@ pub const SIMULATION: TableSpec = TableSpec {
             "4 × the work estimate + 1,000,000",
             "event budget; a run that exceeds it stops with an error naming this key (exit 2)",
         ),
+        key(
+            "start",
+            Ty::Instant,
+            "none",
+            "the instant time 0 stands for, such as `\"2026-03-02T08:00:00Z\"`; with it, times may be clock times (`\"09:00\"`, `\"Mon 09:00\"`) and schedules may use a daily `profile`",
+        ),
     ],
     variants: None,
+};
+
+/// `[[schedules]]`.
+pub const SCHEDULES: TableSpec = TableSpec {
+    title: "[[schedules]]",
+    doc: "A named rate multiplier over time; a tenant's `schedule` multiplies its arrival rate by it. Exactly one of `points` and `profile`. A schedule never makes a tenant targeted by a fault; a `load_spike` on a scheduled tenant multiplies the schedule.",
+    keys: &[
+        req(
+            "name",
+            Ty::Name,
+            "schedule name, used by tenants' `schedule`",
+        ),
+        key(
+            "points",
+            Ty::Points,
+            "none",
+            "`[[time, multiplier], ...]` in increasing time order (times as offsets or clock times); the first value holds before the first point, the last after the last",
+        ),
+        key(
+            "interpolation",
+            Ty::Choice(INTERPOLATIONS),
+            "\"step\"",
+            "with `points`: a value holds until the next point (`step`), or changes linearly between points (`linear`)",
+        ),
+        key(
+            "profile",
+            Ty::Table(&PROFILE),
+            "none",
+            "a daily and weekly shape (needs `[simulation] start`)",
+        ),
+    ],
+    variants: None,
+};
+
+/// A schedule's `profile`.
+pub const PROFILE: TableSpec = TableSpec {
+    title: "schedules.profile",
+    doc: "A cosine over the day, 1 at the peak and `trough_ratio` twelve hours away, times `weekend_factor` on Saturdays and Sundays (clock times at the start's UTC offset).",
+    keys: &[
+        req(
+            "peak",
+            Ty::Text,
+            "time of day of the peak, such as `\"14:00\"`",
+        ),
+        req(
+            "trough_ratio",
+            Ty::Fraction,
+            "the trough's share of the peak rate",
+        ),
+        key(
+            "weekend_factor",
+            Ty::Positive(&limits::MAX_MULTIPLIER),
+            "1",
+            "multiplier on Saturdays and Sundays",
+        ),
+    ],
+    variants: None,
+};
+
+/// A size table: how a `count` group's members' rates are drawn.
+pub const SIZE: TableSpec = TableSpec {
+    title: "tenants.arrival.rate (sizes)",
+    doc: "In a `count` group, each member's rate drawn from its own stream (keyed by the group's name and the member's number): adding a member or a group changes no other member's rate. The report lists each member's rate.",
+    keys: &[req(
+        "dist",
+        Ty::Choice(SIZE_LAWS),
+        "the law of the members' rates",
+    )],
+    variants: Some(Variants {
+        tag: "dist",
+        cases: &[
+            Case {
+                value: "lognormal",
+                doc: "log-normal given by its median and 99th percentile",
+                keys: &[
+                    req(
+                        "median",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "median rate, requests/s",
+                    ),
+                    req(
+                        "p99",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "99th-percentile rate (above the median)",
+                    ),
+                ],
+            },
+            Case {
+                value: "pareto",
+                doc: "Pareto: P(rate > x) = (scale/x)^shape, optionally capped",
+                keys: &[
+                    req(
+                        "scale",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "smallest rate, requests/s",
+                    ),
+                    req("shape", Ty::Positive(&limits::MAX_ZIPF), "tail index"),
+                    key(
+                        "cap",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "none",
+                        "largest rate (above `scale`)",
+                    ),
+                ],
+            },
+            Case {
+                value: "zipf",
+                doc: "Zipf by rank: member i gets top / i^exponent (no draw)",
+                keys: &[
+                    req(
+                        "top",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "the first member's rate, requests/s",
+                    ),
+                    key(
+                        "exponent",
+                        Ty::Positive(&limits::MAX_ZIPF),
+                        "1",
+                        "the exponent",
+                    ),
+                ],
+            },
+        ],
+    }),
 };
 
 /// `[edge]`.
@@ -1050,6 +1205,12 @@ pub const TENANTS: TableSpec = TableSpec {
             "the open-loop arrival process",
         ),
         key(
+            "schedule",
+            Ty::Ref("schedule"),
+            "none",
+            "a `[[schedules]]` name: its multiplier scales the arrival rate over time (not a fault: the tenant stays a bystander)",
+        ),
+        key(
             "writes",
             Ty::Fraction,
             "0",
@@ -1093,17 +1254,68 @@ pub const TENANTS: TableSpec = TableSpec {
 pub const ARRIVAL: TableSpec = TableSpec {
     title: "tenants.arrival",
     doc: "Open loop: arrivals ignore responses.",
-    keys: &[
-        key(
-            "process",
-            Ty::Choice(PROCESSES),
-            "\"poisson\"",
-            "exponential inter-arrival times, or evenly spaced",
-        ),
-        req("rate", Ty::Positive(&limits::MAX_RATE), "requests/s"),
-    ],
-    variants: None,
+    keys: &[key(
+        "process",
+        Ty::Choice(PROCESSES),
+        "\"poisson\"",
+        "how arrivals are spaced (the keys below depend on it)",
+    )],
+    variants: Some(Variants {
+        tag: "process",
+        cases: &[
+            Case {
+                value: "poisson",
+                doc: "exponential inter-arrival times",
+                keys: &[ARRIVAL_RATE],
+            },
+            Case {
+                value: "constant",
+                doc: "evenly spaced, from a random phase",
+                keys: &[ARRIVAL_RATE],
+            },
+            Case {
+                value: "mmpp",
+                doc: "two-state Markov-modulated Poisson: Poisson at `rates[s]` while in state `s`, which lasts an exponential time of mean `sojourns[s]`",
+                keys: &[
+                    req(
+                        "rates",
+                        Ty::NumberPair,
+                        "requests/s in each state, such as `[5, 200]` (each ≥ 0, not both 0)",
+                    ),
+                    req(
+                        "sojourns",
+                        Ty::DurationPair,
+                        "mean time in each state, such as `[\"10m\", \"30s\"]`",
+                    ),
+                ],
+            },
+            Case {
+                value: "renewal",
+                doc: "independent gaps of mean `1/rate` and coefficient of variation `cv`",
+                keys: &[
+                    ARRIVAL_RATE,
+                    req(
+                        "cv",
+                        Ty::Positive(&limits::MAX_RENEWAL_CV),
+                        "the gaps' coefficient of variation (1 is Poisson; above 1 is bursty), from 0.01",
+                    ),
+                    key(
+                        "gaps",
+                        Ty::Choice(GAP_LAWS),
+                        "\"auto\"",
+                        "gap law: gamma, hyperexponential (cv ≥ 1), or `auto` (gamma up to cv 1, hyperexponential above)",
+                    ),
+                ],
+            },
+        ],
+    }),
 };
+
+const ARRIVAL_RATE: Key = req(
+    "rate",
+    Ty::Rate,
+    "requests/s; in a `count` group, a size table (`{ dist = \"lognormal\", median = 0.5, p99 = 40 }`) draws each member's rate",
+);
 
 /// The keys of a retry policy (a tenant's `retry` adds `budget`).
 const RETRY_POLICY_KEYS: &[Key] = &[
@@ -1216,7 +1428,11 @@ pub const FAULTS: TableSpec = TableSpec {
             Ty::Choice(FAULT_KINDS),
             "what happens (the keys below depend on it)",
         ),
-        req("at", Ty::Duration, "start (before the end of the run)"),
+        req(
+            "at",
+            Ty::Time,
+            "start (before the end of the run): an offset, or a clock time with `[simulation] start`",
+        ),
         req("duration", Ty::Duration, "length (more than zero)"),
     ],
     variants: Some(Variants {
@@ -1224,9 +1440,26 @@ pub const FAULTS: TableSpec = TableSpec {
         cases: &[
             Case {
                 value: "load_spike",
-                doc: "multiply the tenants' arrival rate; overlapping spikes multiply",
+                doc: "multiply the tenants' arrival rate (on top of their schedules); overlapping spikes multiply. Targets exactly one of `tenant`, `tier` or `cell_group`; the targets are not bystanders",
                 keys: &[
-                    FAULT_TENANT,
+                    key(
+                        "tenant",
+                        Ty::Ref("tenant"),
+                        "",
+                        "a tenant or tenant group (or use `tier` or `cell_group`)",
+                    ),
+                    key(
+                        "tier",
+                        Ty::Ref("tier"),
+                        "",
+                        "every tenant of this tier (a launch for one plan)",
+                    ),
+                    key(
+                        "cell_group",
+                        Ty::Ref("cell group"),
+                        "",
+                        "every tenant whose starting cell is in this `[[cell_groups]]` entry",
+                    ),
                     req(
                         "multiplier",
                         Ty::Positive(&limits::MAX_MULTIPLIER),
@@ -1463,7 +1696,7 @@ pub const SLOS: TableSpec = TableSpec {
             "window",
             Ty::Window,
             "\"whole\"",
-            "requests issued after warmup in: `\"whole\"`, `\"during:FAULT\"`, `\"after:FAULT\"`, `\"after:FAULT+30s\"`",
+            "requests issued after warmup in: `\"whole\"`, `\"during:FAULT\"`, `\"after:FAULT\"`, `\"after:FAULT+30s\"`, or a span `\"FROM..TO\"` (`\"10m..20m\"`; with `[simulation] start`, `\"09:00..11:00\"`)",
         ),
         req(
             "expect",
@@ -1757,8 +1990,11 @@ pub const TABLES: &[(&str, &TableSpec)] = &[
     ("services[].pools[]", &SERVICE_POOLS),
     ("services[].operations[]", &OPERATIONS),
     ("dependencies[]", &DEPENDENCIES),
+    ("schedules[]", &SCHEDULES),
+    ("schedules[].profile", &PROFILE),
     ("tenants[]", &TENANTS),
     ("tenants[].arrival", &ARRIVAL),
+    ("tenants[].arrival.rate", &SIZE),
     ("tenants[].retry", &RETRY),
     ("tenants[].retry.budget", &BUDGET),
     ("tenants[].jobs", &JOB_LOAD),

@@ -263,6 +263,7 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
                 name: name(i),
                 tier: tier(i),
                 cell: "c".into(),
+                drawn_rate: None,
                 requests: 10,
                 ok: 10,
                 throttled: 0,

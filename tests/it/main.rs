@@ -24,3 +24,4 @@ mod slo_grammar;
 mod topology;
 mod validation;
 mod workload;
+mod workload_scenarios;

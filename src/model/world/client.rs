@@ -41,6 +41,9 @@ impl World<'_, '_> {
     /// The first arrival of source `i` of `sources` (see [`World::first_arrival`]).
     pub(super) fn first_source_arrival(&mut self, i: usize) -> SimTime {
         let source = &mut self.sources[i];
+        if let Some(general) = &source.general {
+            return general.first;
+        }
         let schedule = source.rate_schedule;
         if source.poisson {
             source.arrival.next_exponential = standard_exponential(&mut source.arrival.stream);
@@ -91,6 +94,10 @@ impl World<'_, '_> {
 
     /// [`World::next_arrival`] for source `i` of `sources`.
     fn next_source_arrival(&mut self, i: usize, now: SimTime) -> SimTime {
+        if let Some(general) = self.sources[i].general.as_deref_mut() {
+            let curve = general.curve.map(|c| &self.curves[c as usize]);
+            return general.state.next_after(now, &general.process, curve);
+        }
         let (schedule, poisson, rate) = {
             let s = &self.sources[i];
             (s.rate_schedule, s.poisson, s.rate)
