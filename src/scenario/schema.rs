@@ -245,6 +245,11 @@ fn ty(ty: Ty) -> Json {
             "anyOf": [name(), { "type": "array", "items": name(), "minItems": 1 }]
         }),
         Ty::CellList => json!({ "type": "array", "items": name(), "minItems": 1 }),
+        Ty::NameList(limit) => json!({
+            "type": "array",
+            "items": name(),
+            "maxItems": limit.max_int(),
+        }),
         Ty::Explore => json!({
             "type": "object",
             "properties": {
@@ -355,6 +360,7 @@ fn type_label(ty: Ty) -> String {
         Ty::Mix => "table of class name = share".into(),
         Ty::CellSet => "cell group name, cell name, or list of cell names".into(),
         Ty::CellList => "list of cell names".into(),
+        Ty::NameList(l) => format!("list of names, ≤ {} (`{}`)", number(l.max), l.name),
         Ty::Explore => "table (`[explore]`)".into(),
     }
 }

@@ -1089,6 +1089,7 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         Ty::Mix => "{ generated = 1.0 }".into(),
         Ty::CellSet => "\"cell-a\"".into(),
         Ty::CellList => "[\"cell-a\"]".into(),
+        Ty::NameList(_) => "[\"generated\"]".into(),
         Ty::Explore => "{ count = [1, 2], at = [\"5s\", \"30s\"], duration = [\"1s\", \"10s\"], \
                         kinds = [{ kind = \"load_spike\", multiplier = [2, 5] }] }"
             .into(),
