@@ -10,6 +10,7 @@ mod control_plane;
 mod fidelity;
 mod hostile;
 mod kernel;
+mod onboarding;
 mod performance;
 mod reports;
 mod resilience;

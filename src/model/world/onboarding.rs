@@ -109,6 +109,8 @@ struct Flow {
     access_at: Option<SimTime>,
     /// A deletion's check at its bound: when, and what remained.
     due: Option<(SimTime, Vec<Store>)>,
+    /// A deletion whose check at its bound is still to come.
+    due_pending: bool,
 }
 
 /// A call of a workflow in flight at a dependency (or in the runner's own work).
@@ -403,8 +405,8 @@ impl World<'_, '_> {
             }
             life.active = false;
             life.deletion = f;
-            let bound = lc.definitions[spec].bound();
-            let due = now + bound;
+            let due = now + lc.definitions[spec].bound();
+            lc.flows[f as usize].due_pending = true;
             if due < self.end {
                 queue.schedule(due, Event::LedgerDue(f));
             }
@@ -426,6 +428,7 @@ impl World<'_, '_> {
             logged: 0,
             access_at: None,
             due: None,
+            due_pending: false,
         });
         (lc.flows.len() - 1) as u32
     }
@@ -968,16 +971,19 @@ impl World<'_, '_> {
         let end = self.end;
         let lc = self.lc();
         let flow = &lc.flows[f as usize];
+        if !flow.due_pending || lc.down > 0 {
+            return; // checked already, or the runner is down: its recovery reschedules
+        }
         let due = flow.requested + lc.definitions[flow.spec as usize].bound() + flow.downtime;
-        let down = lc.down > 0;
-        if now < due || down {
-            // The runner's downtime moved it (or is still moving it): check again later.
-            let at = if down { now.max(due) + SimDuration::from_secs(1) } else { due };
-            if at < end {
-                queue.schedule(at, Event::LedgerDue(f));
+        if now < due {
+            // The runner's downtime moved the bound.
+            if due < end {
+                queue.schedule(due, Event::LedgerDue(f));
             }
             return;
         }
+        lc.flows[f as usize].due_pending = false;
+        let flow = &lc.flows[f as usize];
         let tenant = flow.tenant;
         let requested = flow.requested;
         let remaining = self.stores_holding(now, tenant);
@@ -1052,6 +1058,19 @@ impl World<'_, '_> {
                 flow.downtime = flow.downtime + downtime;
                 flow.wake_at = SimTime::MAX;
                 resume.push(f as u32);
+            }
+        }
+        // Deletions whose check fell due while the runner was down, or moved with the
+        // downtime: checked at their new bound.
+        let end = self.end;
+        let lc = self.lc();
+        for (f, flow) in lc.flows.iter().enumerate() {
+            if flow.due_pending {
+                let due = flow.requested + lc.definitions[flow.spec as usize].bound() + flow.downtime;
+                let at = due.max(now);
+                if at < end {
+                    queue.schedule(at, Event::LedgerDue(f as u32));
+                }
             }
         }
         for f in resume {

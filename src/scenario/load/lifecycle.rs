@@ -164,6 +164,9 @@ fn read_steps(
         &limits::MAX_WORKFLOW_STEPS,
     );
     if objects.is_empty() {
+        if !matches!(&node.value, Value::Array(items) if items.is_empty()) {
+            return None; // not an array, or too long: already reported
+        }
         ctx.push(
             node.origin.clone(),
             key,
