@@ -255,7 +255,14 @@ impl Invariants {
     /// A request of signed-up `tenant` was served at `at`; its resources are all ready at
     /// `ready_at` (the last being `step`'s).
     #[inline]
-    pub fn access(&mut self, at: SimTime, tenant: u32, ready_at: SimTime, step: &str, names: &[&str]) {
+    pub fn access(
+        &mut self,
+        at: SimTime,
+        tenant: u32,
+        ready_at: SimTime,
+        step: &str,
+        names: &[&str],
+    ) {
         self.access_before_ready.observe(at >= ready_at, || {
             format!(
                 "{at}: a request of tenant {} was served before its {step} was ready (at {ready_at})",
@@ -287,7 +294,11 @@ impl Invariants {
         names: &[&str],
     ) {
         self.workflow_bound.observe(elapsed <= bound, || {
-            let state = if ended { "ended after" } else { "was still running after" };
+            let state = if ended {
+                "ended after"
+            } else {
+                "was still running after"
+            };
             format!(
                 "{at}: the {what} of tenant {} {state} {elapsed}, past its bound of {bound}",
                 name(names, tenant)
@@ -297,7 +308,14 @@ impl Invariants {
 
     /// A resource of `tenant` (created by `step`) is alive at the end; `orphan` if its tenant
     /// is neither active nor onboarding.
-    pub fn resource_at_end(&mut self, at: SimTime, tenant: u32, step: &str, orphan: bool, names: &[&str]) {
+    pub fn resource_at_end(
+        &mut self,
+        at: SimTime,
+        tenant: u32,
+        step: &str,
+        orphan: bool,
+        names: &[&str],
+    ) {
         self.orphans.observe(!orphan, || {
             format!(
                 "{at}: the {step} resource of tenant {} outlived its failed onboarding (an orphan)",
@@ -308,7 +326,14 @@ impl Invariants {
 
     /// A deletion of `tenant` requested at `requested` fell due at `at`; `remaining` names the
     /// stores that still hold it (empty: complete).
-    pub fn deletion_due(&mut self, at: SimTime, tenant: u32, requested: SimTime, remaining: &[&str], names: &[&str]) {
+    pub fn deletion_due(
+        &mut self,
+        at: SimTime,
+        tenant: u32,
+        requested: SimTime,
+        remaining: &[&str],
+        names: &[&str],
+    ) {
         self.deletion_ledger.observe(remaining.is_empty(), || {
             format!(
                 "{at}: tenant {} (deletion requested at {requested}) is still in {} at its deletion's bound",

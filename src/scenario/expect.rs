@@ -268,11 +268,9 @@ fn parse_threshold(metric: Metric, text: &str) -> Result<Threshold, String> {
         | Metric::Mean
         | Metric::Max
         | Metric::JobsPercentile(_)
-        | Metric::OnboardingPercentile(_) => {
-            SimDuration::parse(text)
-                .map(Threshold::Duration)
-                .map_err(|e| format!("`{metric}` compares with a duration such as 250ms: {e}"))
-        }
+        | Metric::OnboardingPercentile(_) => SimDuration::parse(text)
+            .map(Threshold::Duration)
+            .map_err(|e| format!("`{metric}` compares with a duration such as 250ms: {e}")),
         Metric::ErrorRate
         | Metric::ThrottleRate
         | Metric::Availability

@@ -1961,7 +1961,11 @@ pub const BACKUPS: TableSpec = TableSpec {
     title: "[backups]",
     doc: "Backups: a snapshot of every tenant's rows every `every`, kept for `retention`. A deletion is complete only once no snapshot holds the tenant.",
     keys: &[
-        req("every", Ty::Duration, "time between snapshots (more than zero)"),
+        req(
+            "every",
+            Ty::Duration,
+            "time between snapshots (more than zero)",
+        ),
         req(
             "retention",
             Ty::Timeout,

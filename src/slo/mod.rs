@@ -169,7 +169,11 @@ fn evaluate_slo(scenario: &Scenario, output: &RunOutput, slo_index: usize) -> Sl
     let window = &scenario.system.windows[slo.window];
     let end = scenario.system.end();
     // Onboarding metrics judge the selected tenants' sign-ups, not their requests.
-    let judge = |expectation: &Expectation, e: usize, tenant: Option<usize>, tenants: &[usize], stats: &WindowStats| {
+    let judge = |expectation: &Expectation,
+                 e: usize,
+                 tenant: Option<usize>,
+                 tenants: &[usize],
+                 stats: &WindowStats| {
         if expectation.metric.is_onboarding() {
             let (observed, samples) =
                 observe_onboarding(expectation.metric, output, tenants, window, end);

@@ -196,7 +196,10 @@ fn every_lifecycle_invariant_can_fail() {
                         ..RunOptions::default()
                     },
                 );
-                println!("a runner that loses its timers: {}", broken(&sabotaged, name));
+                println!(
+                    "a runner that loses its timers: {}",
+                    broken(&sabotaged, name)
+                );
             }
             "deletion_complete_at_bound" => {
                 held(&run(&deletion, &[]), name);
@@ -221,7 +224,10 @@ fn a_scenario_without_workflows_reports_no_lifecycle() {
     assert!(hot.report.onboarding.is_none());
     assert_eq!(hot.evaluation.invariants.len(), 6);
     let json = tenantsim::report::to_json(&hot.report);
-    assert!(!json.contains("onboarding"), "report.json mentions onboarding");
+    assert!(
+        !json.contains("onboarding"),
+        "report.json mentions onboarding"
+    );
     let small = run(SMALL, &[]);
     assert_eq!(small.evaluation.invariants.len(), 11);
     assert!(tenantsim::report::to_json(&small.report).contains("\"onboarding\""));
@@ -276,7 +282,11 @@ fn signed_up_tenants_send_nothing_before_access_and_then_send_traffic() {
         l.onboardings.iter().map(|o| o.outcome).collect::<Vec<_>>()
     );
     for t in group(&down, "new") {
-        assert_eq!(issued(&down, t), 0, "tenant {t} sent requests without access");
+        assert_eq!(
+            issued(&down, t),
+            0,
+            "tenant {t} sent requests without access"
+        );
     }
     assert_eq!((l.resources_created, l.orphans), (0, 0));
 }
@@ -299,7 +309,10 @@ fn one_rate_limit_per_provider_account_is_shared_by_all_onboardings() {
         "dns: {} calls, {} answered 429 (40 sign-ups at 2/s against 2 calls/s)",
         calls.calls, calls.throttled
     );
-    assert!(calls.throttled > 0, "a 2/s limit under 2/s of sign-ups throttles");
+    assert!(
+        calls.throttled > 0,
+        "a 2/s limit under 2/s of sign-ups throttles"
+    );
     let admitted = calls.calls - calls.throttled;
     assert_eq!(admitted, 40, "one admitted call per sign-up (no errors)");
     // Admitted calls all happened between the first sign-up (5 s) and the last onboarding's
@@ -321,7 +334,10 @@ fn one_rate_limit_per_provider_account_is_shared_by_all_onboardings() {
     );
     let tightened = run(&tightened, &[]);
     let t = lifecycle(&tightened).providers[dns];
-    println!("dns at 0.5/s: {} calls, {} answered 429", t.calls, t.throttled);
+    println!(
+        "dns at 0.5/s: {} calls, {} answered 429",
+        t.calls, t.throttled
+    );
     assert!(t.throttled > calls.throttled, "{t:?} vs {calls:?}");
 }
 
@@ -346,7 +362,12 @@ fn reserved_names_are_refused_at_sign_up() {
     assert_eq!(outcome("www"), OnboardingOutcome::Refused);
     assert_eq!(outcome("acme"), OnboardingOutcome::Completed);
     assert_eq!(issued(&r, group(&r, "www")[0]), 0);
-    let tier = &r.report.onboarding.as_ref().expect("onboarding report").tiers[0];
+    let tier = &r
+        .report
+        .onboarding
+        .as_ref()
+        .expect("onboarding report")
+        .tiers[0];
     assert_eq!(tier.refused, 1);
     // The list is configurable: without `www` on it, `www` is onboarded like anyone.
     let allowed = run(
@@ -431,7 +452,11 @@ fn a_runner_crash_resumes_every_workflow_without_repeating_a_side_effect() {
         .filter(|o| o.signed_up > secs(12) && o.signed_up < secs(32))
         .collect();
     assert!(during.len() > 20, "{}", during.len());
-    assert!(during.iter().all(|o| o.access_at.is_some_and(|a| a >= secs(32))));
+    assert!(
+        during
+            .iter()
+            .all(|o| o.access_at.is_some_and(|a| a >= secs(32)))
+    );
 
     let long = crash(12, 90);
     let l = lifecycle(&long);
@@ -499,7 +524,11 @@ fn a_deletion_revokes_access_and_its_ledger_lists_every_store() {
             Store::Resources,
             Store::Backups,
         ] {
-            assert!(stores.contains(&store), "tenant {} ledger {stores:?}", d.tenant);
+            assert!(
+                stores.contains(&store),
+                "tenant {} ledger {stores:?}",
+                d.tenant
+            );
         }
         // The backups entry comes last, once the last snapshot holding the rows expired
         // (snapshots every 5 minutes, kept 20): at most 20 minutes after the rows went.
@@ -599,7 +628,10 @@ signup = {{ workflow = "onboarding", rate = {lambda} }}
     for q in [0.5, 0.9, 0.99] {
         let observed = times[((q * times.len() as f64).ceil() as usize).min(times.len()) - 1];
         let expected = model.response_quantile(q);
-        println!("  p{}: {observed:.3}s (closed form {expected:.3}s)", q * 100.0);
+        println!(
+            "  p{}: {observed:.3}s (closed form {expected:.3}s)",
+            q * 100.0
+        );
         assert!(
             (observed / expected - 1.0).abs() < 0.08,
             "p{q}: {observed} vs {expected}"

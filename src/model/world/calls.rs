@@ -309,7 +309,12 @@ impl World<'_, '_> {
     }
 
     /// A call got a connection of its dependency instance: draw its latency.
-    pub(super) fn start_dependency_op(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+    pub(super) fn start_dependency_op(
+        &mut self,
+        now: SimTime,
+        work: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
         let Some(w) = self.works.get_mut(work) else {
             return;
         };

@@ -554,8 +554,7 @@ impl World<'_, '_> {
             .as_ref()
             .map_or(0, |w| w.record().seed);
         let key = mix64(
-            seed
-                ^ (call.step as u64) << 40
+            seed ^ (call.step as u64) << 40
                 ^ u64::from(call.kind == CallKind::Compensate) << 39
                 ^ u64::from(call.attempt) << 16
                 ^ u64::from(call.incarnation),
@@ -563,8 +562,8 @@ impl World<'_, '_> {
         let mut provider_key = call.key.as_u128();
         if self.sabotage == Some(Sabotage::FreshKeyPerAttempt) && call.kind == CallKind::Execute {
             // Bits 40-63 of a key are free (the step index is below bit 33).
-            provider_key |= u128::from(call.attempt & 0xff) << 40
-                | u128::from(call.incarnation & 0xffff) << 48;
+            provider_key |=
+                u128::from(call.attempt & 0xff) << 40 | u128::from(call.incarnation & 0xffff) << 48;
         }
         let pending = self.lc().calls.insert(PendingCall {
             flow: f,
@@ -623,8 +622,12 @@ impl World<'_, '_> {
             return;
         };
         if w.station != NONE {
-            self.series
-                .held(w.tenant as usize, SeriesResource::Connection, w.query_since, now);
+            self.series.held(
+                w.tenant as usize,
+                SeriesResource::Connection,
+                w.query_since,
+                now,
+            );
             self.leave_dependency(now, w.station, w.tenant, queue);
         }
         let Some(pending) = self.lc().calls.remove(w.request) else {
@@ -671,7 +674,12 @@ impl World<'_, '_> {
 
     /// The provider performs a call that succeeded: creates (once per key) or deletes an
     /// onboarding resource, or erases a store for an offboarding step.
-    fn apply(&mut self, now: SimTime, pending: &PendingCall, draws: CounterDraws) -> StepResult<CallError> {
+    fn apply(
+        &mut self,
+        now: SimTime,
+        pending: &PendingCall,
+        draws: CounterDraws,
+    ) -> StepResult<CallError> {
         let system = self.system;
         let f = pending.flow;
         let (tenant, spec, offboarding) = {
@@ -710,7 +718,9 @@ impl World<'_, '_> {
                         live: true,
                     },
                 );
-                lc.tenants[tenant as usize].resources.push(pending.provider_key);
+                lc.tenants[tenant as usize]
+                    .resources
+                    .push(pending.provider_key);
                 lc.resources_created += 1;
                 let count = lc.created.entry((f, call.step as u16)).or_insert(0);
                 *count += 1;
@@ -839,22 +849,29 @@ impl World<'_, '_> {
 
     /// Flow `f`'s workflow ended: free its slot, check its bound, and for a completed
     /// onboarding open access when its gating resources are ready.
-    fn flow_done(&mut self, now: SimTime, f: u32, terminal: Terminal, queue: &mut EventQueue<Event>) {
+    fn flow_done(
+        &mut self,
+        now: SimTime,
+        f: u32,
+        terminal: Terminal,
+        queue: &mut EventQueue<Event>,
+    ) {
         let lc = self.lc();
         let flow = &mut lc.flows[f as usize];
         let spec = flow.spec as usize;
         flow.state = FlowState::Done(terminal);
         lc.running[spec] -= 1;
         let (tenant, offboarding, downtime) = (flow.tenant, flow.offboarding, flow.downtime);
-        let (started, ended) = flow
-            .workflow
-            .as_ref()
-            .map_or((now, now), |w| {
-                let r = w.record();
-                (r.started_at, r.ended_at.unwrap_or(now))
-            });
+        let (started, ended) = flow.workflow.as_ref().map_or((now, now), |w| {
+            let r = w.record();
+            (r.started_at, r.ended_at.unwrap_or(now))
+        });
         let bound = lc.definitions[spec].bound() + downtime;
-        let what = if offboarding { "offboarding" } else { "onboarding" };
+        let what = if offboarding {
+            "offboarding"
+        } else {
+            "onboarding"
+        };
         self.invariants
             .bounded(now, tenant, what, ended - started, bound, true, &self.names);
         if !offboarding && terminal == Terminal::Active {
@@ -915,8 +932,12 @@ impl World<'_, '_> {
             queue.schedule(first, Event::Arrival(tenant as u32));
         }
         let n = self.tenants.len();
-        let from = self.sources.partition_point(|s| (s.tenant as usize) < tenant);
-        let to = self.sources.partition_point(|s| (s.tenant as usize) <= tenant);
+        let from = self
+            .sources
+            .partition_point(|s| (s.tenant as usize) < tenant);
+        let to = self
+            .sources
+            .partition_point(|s| (s.tenant as usize) <= tenant);
         for i in from..to {
             let first = self.first_source_arrival(i, now);
             if first < self.end {
@@ -1066,7 +1087,8 @@ impl World<'_, '_> {
         let lc = self.lc();
         for (f, flow) in lc.flows.iter().enumerate() {
             if flow.due_pending {
-                let due = flow.requested + lc.definitions[flow.spec as usize].bound() + flow.downtime;
+                let due =
+                    flow.requested + lc.definitions[flow.spec as usize].bound() + flow.downtime;
                 let at = due.max(now);
                 if at < end {
                     queue.schedule(at, Event::LedgerDue(f as u32));
@@ -1095,10 +1117,15 @@ impl World<'_, '_> {
             .enumerate()
             .filter(|(i, _)| self.faults.active[*i])
             .filter_map(|(_, f)| match f.kind {
-                FaultKind::RateLimit { dependency: d, rate } if d == dependency => Some(rate),
+                FaultKind::RateLimit {
+                    dependency: d,
+                    rate,
+                } if d == dependency => Some(rate),
                 _ => None,
             })
-            .fold(None, |low: Option<f64>, r| Some(low.map_or(r, |l| l.min(r))));
+            .fold(None, |low: Option<f64>, r| {
+                Some(low.map_or(r, |l| l.min(r)))
+            });
         let rate = fault_rate.or(system.dependencies[dependency].rate_limit);
         let quota = rate.and_then(|r| {
             let burst = r.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
@@ -1184,10 +1211,7 @@ impl World<'_, '_> {
                     tenant: flow.tenant as usize,
                     requested: flow.requested,
                     outcome,
-                    ended_at: flow
-                        .workflow
-                        .as_ref()
-                        .and_then(|w| w.record().ended_at),
+                    ended_at: flow.workflow.as_ref().and_then(|w| w.record().ended_at),
                     due: flow.due.as_ref().map(|(at, _)| *at),
                     remaining: flow.due.as_ref().map_or(Vec::new(), |(_, r)| r.clone()),
                 });
@@ -1267,7 +1291,11 @@ fn workflow_work(pending: u32, tenant: u32, cell: u32, key: u64) -> Work {
 
 /// The latest snapshot at or before `at` that holds the tenant, if any: snapshots are taken at
 /// `every`, `2·every`, … of the rows present then, minus those taken before a scrub.
-fn last_snapshot(backups: &crate::model::lifecycle::Backups, life: &TenantLife, at: SimTime) -> Option<SimTime> {
+fn last_snapshot(
+    backups: &crate::model::lifecycle::Backups,
+    life: &TenantLife,
+    at: SimTime,
+) -> Option<SimTime> {
     let (since, until) = life.rows;
     if since == SimTime::MAX {
         return None;

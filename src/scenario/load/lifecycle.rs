@@ -5,8 +5,8 @@
 
 use super::{
     Ctx, Names, Obj, claim_name, read_bool, read_choice, read_count, read_dist, read_name,
-    read_positive, read_positive_duration, read_retry_table, read_table, read_table_array,
-    resolve, topology,
+    read_positive, read_positive_duration, read_retry_table, read_table, read_table_array, resolve,
+    topology,
 };
 use crate::components::retry::{Backoff, RetryPolicy};
 use crate::model::dist::Dist;
