@@ -281,18 +281,18 @@ impl Invariants {
         });
     }
 
-    /// A workflow of `tenant` (`what`: onboarding, offboarding) ran `elapsed`, allowed `bound`;
-    /// `ended` is false for one still running at the end of the run.
+    /// A workflow of `tenant` (`what`: onboarding, offboarding) ran `elapsed`, allowed `bound`
+    /// (`times`); `ended` is false for one still running at the end of the run.
     pub fn bounded(
         &mut self,
         at: SimTime,
         tenant: u32,
         what: &str,
-        elapsed: crate::time::SimDuration,
-        bound: crate::time::SimDuration,
+        times: (crate::time::SimDuration, crate::time::SimDuration),
         ended: bool,
         names: &[&str],
     ) {
+        let (elapsed, bound) = times;
         self.workflow_bound.observe(elapsed <= bound, || {
             let state = if ended {
                 "ended after"

@@ -872,8 +872,14 @@ impl World<'_, '_> {
         } else {
             "onboarding"
         };
-        self.invariants
-            .bounded(now, tenant, what, ended - started, bound, true, &self.names);
+        self.invariants.bounded(
+            now,
+            tenant,
+            what,
+            (ended - started, bound),
+            true,
+            &self.names,
+        );
         if !offboarding && terminal == Terminal::Active {
             self.lc().flows[f as usize].state = FlowState::AwaitingAccess;
             self.try_access(now, f, queue);
@@ -1169,8 +1175,14 @@ impl World<'_, '_> {
                 } else {
                     "onboarding"
                 };
-                self.invariants
-                    .bounded(end, flow.tenant, what, elapsed, bound, false, &self.names);
+                self.invariants.bounded(
+                    end,
+                    flow.tenant,
+                    what,
+                    (elapsed, bound),
+                    false,
+                    &self.names,
+                );
             }
         }
         let mut orphans = 0;

@@ -1933,7 +1933,7 @@ fn read_tenants(
         };
         let lifecycle_load = |ctx: &mut Ctx<'_>, obj: &mut Obj<'_>, key, kind| {
             let node = obj.node(key);
-            let load = match node {
+            match node {
                 Some(n) => lifecycle::read_load(
                     ctx,
                     n,
@@ -1944,8 +1944,7 @@ fn read_tenants(
                 )
                 .map(|l| Some((l, (n.origin.clone(), obj.key(key))))),
                 None => Some(None),
-            };
-            load
+            }
         };
         let signup = lifecycle_load(
             ctx,
