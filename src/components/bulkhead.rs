@@ -29,19 +29,20 @@
 //! a permit twice is an error ([`BulkheadError::AlreadyReleased`]) that changes nothing, even
 //! after its slot was reused by a later permit. Permits of another registry are not detected.
 //!
-//! **Relation to admission control.** [`AdmissionController`](super::admission) guards one
-//! worker pool: its concurrency limit, its tier partitions and the tenants' caps *within that
-//! pool*. The bulkhead registry is the class layer on top: caps per class and per (tenant,
-//! class) wherever the classes run, and a tenant's cap across all classes and pools. A service
-//! with several pools asks the registry first, then the pool's controller, and returns the
-//! bulkhead permit if the pool refuses (the example below).
+//! **Relation to admission control.**
+//! [`AdmissionController`](super::admission::AdmissionController) guards one worker pool: its
+//! concurrency limit, its tier partitions and the tenants' caps *within that pool*. The
+//! bulkhead registry is the class layer on top: caps per class and per (tenant, class)
+//! wherever the classes run, and a tenant's cap across all classes and pools. A service with
+//! several pools asks the registry first, then the pool's controller, and returns the bulkhead
+//! permit if the pool refuses (the example below).
 //!
 //! **Cost.** [`try_acquire`](BulkheadRegistry::try_acquire) does three [`KeyMap`] lookups
 //! (class, tenant, pair); [`release`](BulkheadRegistry::release) none (the permit's slot holds
 //! the positions). Nothing is allocated per request once every tenant, class and pair has been
 //! seen and the permit table has grown to the largest number held at once. The registry keeps a
 //! small record (a cap and a count) for every tenant and every (tenant, class) pair it has seen,
-//! about 24 bytes each with a `u32` tenant and class: memory grows with the tenants served, not
+//! about 40 bytes each with a `u32` tenant and class: memory grows with the tenants served, not
 //! with the requests.
 //!
 //! A production service keeps one registry per process (or per cell) and wraps each request:
@@ -279,7 +280,14 @@ impl<T: Hash + Eq + Clone, C: Hash + Eq + Clone> BulkheadRegistry<T, C> {
     /// Sets (`Some`) or removes (`None`, back to the class's [`ClassLimits::per_tenant`])
     /// `tenant`'s own cap for `class`. `Some(u32::MAX)` exempts the tenant.
     pub fn set_tenant_class_cap(&mut self, tenant: T, class: C, cap: Option<u32>) {
-        let index = self.pair_index(&tenant, &class);
+        let index = match self.pairs.get_index_of(&PairRef(&tenant, &class)) {
+            Some(index) => index,
+            None => {
+                self.pairs
+                    .insert_full((tenant, class), Counter::default())
+                    .0
+            }
+        };
         self.pairs[index].cap = cap;
     }
 

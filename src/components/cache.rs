@@ -45,7 +45,7 @@
 //! constant number of link updates (the entries live in the map itself, linked by position; a
 //! removal moves the map's last entry into the hole and relinks it). Inserting a new key clones
 //! the tenant once (use a cheap tenant id: an integer, an `Arc<str>`). Nothing is allocated per
-//! operation once the cache is full. Memory: the entries, plus a small record (about 24 bytes)
+//! operation once the cache is full. Memory: the entries, plus a small record (about 50 bytes)
 //! for every tenant that has ever inserted.
 //!
 //! ```

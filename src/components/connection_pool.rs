@@ -42,7 +42,7 @@
 //! connection on is O(log e) with `e` the number of eligible tenants with waiters (a binary
 //! heap of tenants keyed by their oldest waiter), whatever the number of waiters. Nothing is
 //! allocated per query once the tables have grown to the largest number of waiters and running
-//! queries. The pool keeps a small record (about 32 bytes with a `u32` tenant) for every tenant
+//! queries. The pool keeps a small record (about 50 bytes with a `u32` tenant) for every tenant
 //! it has seen.
 //!
 //! A production service keeps one pool per database (per primary or replica) and wraps each
@@ -75,16 +75,21 @@
 //! else { panic!("globex is under its cap") };
 //! assert!(first.deadline.is_some() && third.deadline.is_none());
 //!
-//! // A report tenant's timer fires: the query is cancelled and its connection handed on.
+//! // The caller cancels acme's query (its client gave up): the connection goes to query 2.
 //! let handed = pool.cancel(clock(), first.query).expect("running");
 //! assert_eq!(handed.map(|grant| grant.token), Some(2));
 //!
-//! // Raising a cap: dispatch until nothing more can start.
-//! pool.set_connections(4).expect("at least one connection");
+//! // Acme may now run two queries at once: dispatch until nothing more can start.
+//! let Requested::Queued(_) = pool.request(clock(), &"acme", 4, StatementTimeout::PoolDefault)
+//! else { panic!("acme is at its cap") };
+//! pool.set_tenant_cap(&"acme", Some(2)).expect("a cap of at least one");
+//! let mut started = Vec::new();
 //! while let Some(grant) = pool.dispatch(clock()) {
-//!     let _ = grant; // start the query
+//!     started.push(grant.token); // start the query
 //! }
-//! assert_eq!(pool.in_use(), 2);
+//! assert!(started.is_empty(), "both connections are busy: query 4 waits for one");
+//! pool.finish(clock(), third.query).expect("running").expect("query 4 starts");
+//! assert_eq!((pool.in_use(), pool.waiting()), (2, 0));
 //! ```
 //!
 //! [`set_tenant_cap`]: ConnectionPool::set_tenant_cap
@@ -364,9 +369,10 @@ impl<T: Hash + Eq + Clone, Q> ConnectionPool<T, Q> {
         let t = self.tenant_index(tenant);
         let serial = self.next_wait_serial;
         self.next_wait_serial += 1;
-        if self.in_use < self.connections && self.under_cap(t) {
-            // By the no-starvation invariant nobody eligible waits, this tenant included.
-            debug_assert!(self.heap.is_empty() && self.tenants[t as usize].waiting == 0);
+        // An empty heap means nobody eligible waits (this tenant included). It is always empty
+        // while a connection is free, unless the caller raised a cap or the connections and has
+        // not dispatched yet: then this request queues behind the older eligible waiters.
+        if self.in_use < self.connections && self.under_cap(t) && self.heap.is_empty() {
             return Requested::Granted(self.grant(now, t, token, now, timeout));
         }
         let waiter = Waiter {
@@ -466,8 +472,8 @@ impl<T: Hash + Eq + Clone, Q> ConnectionPool<T, Q> {
         Ok(())
     }
 
-    /// Sets the pool's default tenant cap; then call [`dispatch`](ConnectionPool::dispatch)
-    /// until `None`.
+    /// Sets the pool's default tenant cap (O(tenants seen)); then call
+    /// [`dispatch`](ConnectionPool::dispatch) until `None`.
     pub fn set_default_tenant_cap(&mut self, cap: Option<u32>) -> Result<(), PoolConfigError> {
         check_cap(cap)?;
         self.per_tenant_cap = cap;
@@ -849,6 +855,28 @@ mod tests {
         p.set_statement_timeout(None).unwrap();
         let g = granted(p.request(at(20), &0, 3, StatementTimeout::PoolDefault));
         assert_eq!(g.deadline, None);
+    }
+
+    #[test]
+    fn a_request_before_dispatch_does_not_jump_older_eligible_waiters() {
+        let mut p = pool(2, Some(1));
+        let d = StatementTimeout::PoolDefault;
+        granted(p.request(at(0), &0, 1, d));
+        queued(p.request(at(1), &0, 2, d));
+        // Tenant 0 may now hold two, and a connection is free, but nobody dispatched yet.
+        p.set_tenant_cap(&0, Some(2)).unwrap();
+        queued(p.request(at(2), &1, 3, d));
+        assert_eq!(
+            p.dispatch(at(3)).map(|g| g.token),
+            Some(2),
+            "the older waiter first"
+        );
+        assert_eq!(
+            p.dispatch(at(3)).map(|g| g.token),
+            None,
+            "no connection is left"
+        );
+        assert_eq!(p.waiting(), 1);
     }
 
     #[test]

@@ -265,9 +265,12 @@ impl Latency {
         ) = (&mut self.samples, &other.samples)
             && ours.len() + theirs.len() <= RAW_SAMPLE_LIMIT
         {
-            ours.extend_from_slice(theirs);
-            ours.sort_unstable();
-            *sorted = true;
+            // Sorted when a quantile is asked for, not per merge: pooling a million tenants
+            // sorted the pool a million times.
+            if !theirs.is_empty() {
+                ours.extend_from_slice(theirs);
+                *sorted = false;
+            }
             return;
         }
         self.switch_to_histogram();
@@ -290,6 +293,19 @@ impl Latency {
             }
         }
     }
+}
+
+/// Bytes of one latency histogram for a run of `run_length` (what a summary holds once it
+/// has more than [`RAW_SAMPLE_LIMIT`] samples), for the memory estimate.
+pub fn histogram_bytes(run_length: SimDuration) -> usize {
+    let histogram = new_histogram(run_length.as_nanos() / NANOS_PER_MICRO + 1);
+    histogram.distinct_values() * size_of::<u32>() + size_of::<Histogram<u32>>()
+}
+
+/// Bytes of a judged window beyond a tenant's first (its record in the tenant's list), for the
+/// memory estimate.
+pub fn extra_window_bytes() -> usize {
+    size_of::<(usize, WindowStats)>()
 }
 
 fn new_histogram(highest_micros: u64) -> Histogram<u32> {
@@ -495,6 +511,9 @@ pub struct Metrics {
     pub counters: Vec<[u64; COUNTERS]>,
     /// The cell pool of each class (for pool filters).
     class_pools: Vec<u32>,
+    /// Whether any slot has a filter (only with classes): without, a slot's key is its window
+    /// and recording skips the filter test.
+    filtered: bool,
     highest_micros: u64,
     /// Tenants with a raw latency summary whose samples went out of order (a tenant may be
     /// listed more than once): [`Metrics::finalize`] sorts those and visits nobody else, so
@@ -537,6 +556,7 @@ impl Metrics {
             } else {
                 Vec::new()
             },
+            filtered: !class_pools.is_empty(),
             class_pools,
             highest_micros: run_length.as_nanos() / NANOS_PER_MICRO + 1,
             unsorted: Vec::new(),
@@ -572,10 +592,19 @@ impl Metrics {
             windows,
             tenants,
             class_pools,
+            filtered,
             ..
         } = self;
         let m = &mut tenants[tenant];
         m.total.issued += 1;
+        if !*filtered {
+            for (w, stats) in &mut m.windows {
+                if windows[*w].contains(at) {
+                    stats.counts.issued += 1;
+                }
+            }
+            return;
+        }
         let pool = Self::pool_of(class_pools, class);
         for (key, stats) in &mut m.windows {
             if windows[slot::window(*key)].contains(at)
@@ -593,10 +622,19 @@ impl Metrics {
             windows,
             tenants,
             class_pools,
+            filtered,
             ..
         } = self;
         let m = &mut tenants[tenant];
         m.total.attempts += 1;
+        if !*filtered {
+            for (w, stats) in &mut m.windows {
+                if windows[*w].contains(issued_at) {
+                    stats.counts.attempts += 1;
+                }
+            }
+            return;
+        }
         let pool = Self::pool_of(class_pools, class);
         for (key, stats) in &mut m.windows {
             if windows[slot::window(*key)].contains(issued_at)
@@ -633,15 +671,24 @@ impl Metrics {
             highest_micros,
             unsorted,
             class_pools,
+            filtered,
             ..
         } = self;
         let m = &mut tenants[tenant];
         m.total.add_outcome(outcome);
-        let pool = Self::pool_of(class_pools, class);
+        let pool = if *filtered {
+            Self::pool_of(class_pools, class)
+        } else {
+            0
+        };
         for (key, stats) in &mut m.windows {
-            if windows[slot::window(*key)].contains(issued_at)
-                && slot::matches(slot::filter(*key), class, pool)
-            {
+            let counted = if *filtered {
+                windows[slot::window(*key)].contains(issued_at)
+                    && slot::matches(slot::filter(*key), class, pool)
+            } else {
+                windows[*key].contains(issued_at)
+            };
+            if counted {
                 stats.counts.add_outcome(outcome);
                 if outcome == Outcome::Ok && stats.latency.record(latency, *highest_micros) {
                     unsorted.push(tenant as u32);

@@ -6,7 +6,8 @@
 //! series are checked against them. References nobody here wrote: Erlang C (M/M/c),
 //! Pollaczek–Khinchine (M/G/1), Little's law, the GCRA window bound and M/D/1/K, the
 //! Shreedhar–Varghese deficit-round-robin bound, Brooker's backoff-and-jitter result and the
-//! combinatorics of shuffle sharding.
+//! combinatorics of shuffle sharding. The LRU cache is checked against Che's approximation on
+//! the component itself (issue 24), until the model has caches.
 //!
 //! The default `cargo test` runs fast variants with tolerances sized to their sample sizes;
 //! `TENANTSIM_SLOW=1 cargo test --release --test it fidelity -- --nocapture --test-threads 1`
@@ -576,8 +577,10 @@ impl TraceSink for ClassProbe {
 #[test]
 fn two_classes_in_two_pools_match_erlang_c_per_pool() {
     let mut checks = Checks::new("two_classes_in_two_pools_match_erlang_c_per_pool");
-    // (servers a, mean a, utilisation a), (servers b, mean b, utilisation b), requests
-    let cases: Vec<((u32, f64, f64), (u32, f64, f64), f64)> = pick(
+    // (servers, mean service time in ms, utilisation) of one pool.
+    type Pool = (u32, f64, f64);
+    // Pool a, pool b, requests.
+    let cases: Vec<(Pool, Pool, f64)> = pick(
         vec![((4, 8.0, 0.7), (2, 40.0, 0.6), 800_000.0)],
         vec![
             ((4, 8.0, 0.7), (2, 40.0, 0.6), 3e6),
@@ -742,7 +745,11 @@ fn a_declared_class_reproduces_the_implicit_class() {
 /// dependency (exponential each, unlimited concurrency). The front worker is held for
 /// S = cpu + op + max(b1, b2): an M/G/1 queue whose service moments are closed forms
 /// (max of two iid exponentials of rate μ is Exp(2μ) + Exp(μ)).
-fn call_tree_text(lambda: f64, (cpu_ms, op_ms, branch_ms): (f64, f64, f64), duration_s: u64) -> String {
+fn call_tree_text(
+    lambda: f64,
+    (cpu_ms, op_ms, branch_ms): (f64, f64, f64),
+    duration_s: u64,
+) -> String {
     format!(
         r#"name = "fidelity-call-tree"
 [simulation]
@@ -800,7 +807,9 @@ fn a_call_tree_matches_pollaczek_khinchine() {
     let runs = replicate(pick(8, 10), |seed| {
         let (_, output) = run_traced(&text, seed, &mut NoTrace);
         let latency = &output.metrics.tenants[0].windows[0].1.latency;
-        latency.mean().map_or(f64::NAN, |d| d.as_nanos() as f64 / NANOS)
+        latency
+            .mean()
+            .map_or(f64::NAN, |d| d.as_nanos() as f64 / NANOS)
     });
     checks.relative(
         "call tree (cpu, service call, 2 parallel calls) on 1 worker, ρ=0.7: mean latency",
@@ -843,7 +852,12 @@ fn a_models_cache_matches_ches_approximation() {
     // (keys, Zipf exponent, capacity)
     let cases: Vec<(u64, f64, u64)> = pick(
         vec![(10_000, 0.8, 1_000), (10_000, 1.2, 200)],
-        vec![(10_000, 0.8, 1_000), (10_000, 1.2, 200), (100_000, 0.6, 5_000), (1_000, 1.0, 100)],
+        vec![
+            (10_000, 0.8, 1_000),
+            (10_000, 1.2, 200),
+            (100_000, 0.6, 5_000),
+            (1_000, 1.0, 100),
+        ],
     );
     for (keys, s, capacity) in cases {
         let text = format!(
@@ -2105,5 +2119,284 @@ fn shuffle_sharding_blast_radius_matches_the_combinatorics() {
         &sig(chi2),
         "",
     );
+    checks.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The multi-tenant LRU cache against Che's approximation (issue 24). The model has no cache
+// yet, so this drives the component itself (`components::cache::TenantCache`) with requests
+// drawn from seeded streams, as the model will.
+
+/// One tenant's requests to the cache: keys drawn from a Zipf law over `keys` keys (the
+/// independent reference model), or a scan of keys never requested twice.
+#[derive(Clone, Copy, Debug)]
+enum CacheLoad {
+    Zipf { keys: usize, alpha: f64 },
+    Scan,
+}
+
+/// Hits and requests per tenant and per band of popularity ranks ([`RANK_BANDS`]).
+#[derive(Clone, Debug, Default)]
+struct CacheCounts {
+    hits: Vec<[u64; RANK_BANDS.len()]>,
+    requests: Vec<[u64; RANK_BANDS.len()]>,
+}
+
+impl CacheCounts {
+    fn hit_ratio(&self, tenant: usize, bands: std::ops::Range<usize>) -> f64 {
+        let hits: u64 = self.hits[tenant][bands.clone()].iter().sum();
+        let requests: u64 = self.requests[tenant][bands].iter().sum();
+        hits as f64 / requests as f64
+    }
+}
+
+/// Popularity ranks are grouped by decade: 1–10, 11–100, 101–1,000, 1,001–10,000,
+/// 10,001–100,000 (a scan's requests all count in the first).
+const RANK_BANDS: [(usize, usize); 5] = [
+    (1, 10),
+    (11, 100),
+    (101, 1_000),
+    (1_001, 10_000),
+    (10_001, 100_000),
+];
+
+fn band_of(rank: usize) -> usize {
+    RANK_BANDS
+        .iter()
+        .position(|&(_, hi)| rank <= hi)
+        .expect("rank within the bands")
+}
+
+/// Runs `warmup + measured` requests through a cache: each request picks a tenant by `shares`
+/// and a key by the tenant's load, looks it up, and inserts it on a miss. Counts the measured
+/// requests. Every draw comes from one seeded counter stream.
+fn run_cache(
+    config: tenantsim::components::cache::CacheConfig,
+    loads: &[(f64, CacheLoad)],
+    warmup: u64,
+    measured: u64,
+    seed: u64,
+) -> CacheCounts {
+    use tenantsim::components::cache::{Lookup, TenantCache};
+    use tenantsim::components::draw::unit_open;
+    use tenantsim::kernel::rng::Streams;
+    use tenantsim::time::SimTime;
+
+    let mut cache = TenantCache::<u32, u64, ()>::new(config).expect("valid cache");
+    let mut stream = Streams::new(seed).counter_stream("cache-keys", 0);
+    let total: f64 = loads.iter().map(|l| l.0).sum();
+    let mut share_cdf = Vec::new();
+    let mut acc = 0.0;
+    for (share, _) in loads {
+        acc += share / total;
+        share_cdf.push(acc);
+    }
+    let key_cdfs: Vec<Vec<f64>> = loads
+        .iter()
+        .map(|(_, load)| match *load {
+            CacheLoad::Zipf { keys, alpha } => tenantsim::analytic::zipf_popularity(keys, alpha)
+                .iter()
+                .scan(0.0, |acc, p| {
+                    *acc += p;
+                    Some(*acc)
+                })
+                .collect(),
+            CacheLoad::Scan => Vec::new(),
+        })
+        .collect();
+    let mut counts = CacheCounts {
+        hits: vec![[0; RANK_BANDS.len()]; loads.len()],
+        requests: vec![[0; RANK_BANDS.len()]; loads.len()],
+    };
+    let mut scanned = 0u64;
+    let now = SimTime::ZERO;
+    for request in 0..warmup + measured {
+        let u = unit_open(stream.next_u64());
+        let tenant = share_cdf.partition_point(|&c| c < u).min(loads.len() - 1);
+        let (key, rank) = match loads[tenant].1 {
+            CacheLoad::Zipf { .. } => {
+                let cdf = &key_cdfs[tenant];
+                let u = unit_open(stream.next_u64());
+                let index = cdf.partition_point(|&c| c < u).min(cdf.len() - 1);
+                (index as u64, index + 1)
+            }
+            CacheLoad::Scan => {
+                scanned += 1;
+                (u64::MAX - scanned, 1)
+            }
+        };
+        let t = tenant as u32;
+        let hit = match cache.get(now, &t, &key) {
+            Lookup::Hit { owner, .. } => {
+                assert_eq!(*owner, t, "a lookup returned another tenant's entry");
+                true
+            }
+            Lookup::Miss | Lookup::Expired => {
+                cache.insert(now, &t, key, ());
+                false
+            }
+        };
+        if request >= warmup {
+            let band = band_of(rank);
+            counts.requests[tenant][band] += 1;
+            counts.hits[tenant][band] += u64::from(hit);
+        }
+    }
+    counts
+}
+
+/// Checks one hit ratio, estimated over replications, against its reference.
+fn check_hit_ratio(
+    checks: &mut Checks,
+    what: &str,
+    reference: (&str, f64),
+    measured: impl Iterator<Item = f64>,
+    tolerance: f64,
+) {
+    let measured = Estimate::of(&measured.collect::<Vec<_>>());
+    checks.relative(
+        what,
+        reference.0,
+        measured,
+        reference.1,
+        tolerance,
+        (1.0, ""),
+    );
+}
+
+#[test]
+fn lru_cache_hit_ratios_match_ches_approximation() {
+    use tenantsim::analytic::{CheLru, zipf_popularity};
+    use tenantsim::components::cache::{CacheConfig, Isolation};
+
+    let mut checks = Checks::new("lru_cache_hit_ratios_match_ches_approximation");
+    let replications = pick(6, 10);
+    let measured = pick(400_000, 4_000_000);
+    // Relative tolerances for the whole hit ratio and for a band of ranks (a band of rarely
+    // requested keys has a small hit ratio, so a wide relative sampling error).
+    let whole = pick(0.025, 0.01);
+    let band = pick(0.08, 0.03);
+    // (keys, capacity, alpha).
+    let mut points = vec![
+        (10_000, 100, 0.8),
+        (10_000, 1_000, 0.8),
+        (10_000, 1_000, 1.2),
+    ];
+    if slow() {
+        points.extend([
+            (100_000, 1_000, 0.6),
+            (100_000, 10_000, 0.9),
+            (1_000, 10, 0.8),
+        ]);
+    }
+    for (keys, capacity, alpha) in points {
+        let config = CacheConfig {
+            capacity,
+            ttl: None,
+            isolation: Isolation::Shared,
+        };
+        // Warm up with two requests per key (ten in the long variant): past the fill (the LRU
+        // state is the last `capacity` distinct keys requested) and many characteristic times.
+        let warmup = pick(2, 10) * keys as u64;
+        let load = [(1.0, CacheLoad::Zipf { keys, alpha })];
+        let runs = replicate(replications, |seed| {
+            run_cache(config, &load, warmup, measured, seed)
+        });
+        let popularity = zipf_popularity(keys, alpha);
+        let che = CheLru::new(&popularity, f64::from(capacity));
+        let what = format!("LRU, {keys} keys, capacity {capacity}, Zipf α = {alpha}");
+        check_hit_ratio(
+            &mut checks,
+            &format!("{what}: hit ratio"),
+            ("Che", che.hit_ratio(&popularity)),
+            runs.iter().map(|r| r.hit_ratio(0, 0..RANK_BANDS.len())),
+            whole,
+        );
+        for (b, &(lo, hi)) in RANK_BANDS.iter().enumerate() {
+            if lo > keys {
+                break;
+            }
+            let hi = hi.min(keys);
+            check_hit_ratio(
+                &mut checks,
+                &format!("{what}: hit ratio of ranks {lo}–{hi}"),
+                ("Che", che.hit_ratio(&popularity[lo - 1..hi])),
+                runs.iter().map(|r| r.hit_ratio(0, b..b + 1)),
+                band,
+            );
+        }
+    }
+    checks.finish();
+}
+
+#[test]
+fn cache_quotas_keep_each_tenants_hit_ratio_whatever_the_others_scan() {
+    use tenantsim::analytic::{CheLru, zipf_popularity};
+    use tenantsim::components::cache::{CacheConfig, Isolation};
+
+    let mut checks =
+        Checks::new("cache_quotas_keep_each_tenants_hit_ratio_whatever_the_others_scan");
+    let replications = pick(6, 10);
+    // Requests of tenant A measured per replication (B's come on top).
+    let measured_a = pick(100_000, 2_000_000);
+    let tolerance = pick(0.03, 0.01);
+    let (keys, alpha, capacity, quota) = (10_000, 0.8, 1_000, 500);
+    let popularity = zipf_popularity(keys, alpha);
+    let alone = CheLru::new(&popularity, f64::from(quota)).hit_ratio(&popularity);
+    let quotas = ("quota 500 each", Isolation::Quota { max_entries: quota });
+    let slices = ("slices of 500", Isolation::Partitioned { slice: quota });
+    let shared = ("shared, no quota", Isolation::Shared);
+    // B scans keys it never requests again, at this share of all requests. (With quotas that
+    // add up to the capacity, slices take the same decisions as quotas: long variant only.)
+    let cases = if slow() {
+        let all = [quotas, slices, shared];
+        [0.0, 0.5, 0.9]
+            .into_iter()
+            .flat_map(|scan| all.map(|isolation| (scan, isolation)))
+            .collect()
+    } else {
+        vec![(0.0, quotas), (0.75, quotas), (0.75, shared)]
+    };
+    {
+        for (scan, (name, isolation)) in cases {
+            let config = CacheConfig {
+                capacity,
+                ttl: None,
+                isolation,
+            };
+            let loads = [
+                (1.0 - scan, CacheLoad::Zipf { keys, alpha }),
+                (scan, CacheLoad::Scan),
+            ];
+            let total = ((measured_a as f64) / (1.0 - scan)) as u64;
+            let warmup = ((pick(2, 10) * keys) as f64 / (1.0 - scan)) as u64;
+            let runs = replicate(replications, |seed| {
+                run_cache(config, &loads, warmup, total, seed)
+            });
+            // Isolated, A has a private LRU of its quota whatever B does; shared, B's scan
+            // takes `scan · T` places (Che with a scan).
+            let (reference_name, reference) = if isolation == Isolation::Shared {
+                let rates: Vec<f64> = popularity.iter().map(|p| p * (1.0 - scan)).collect();
+                let che = CheLru::with_scan(&rates, f64::from(capacity), scan);
+                (
+                    format!("Che with a scan, C = {capacity}"),
+                    che.hit_ratio(&rates),
+                )
+            } else {
+                (format!("Che, C = {quota}"), alone)
+            };
+            check_hit_ratio(
+                &mut checks,
+                &format!(
+                    "two tenants, capacity {capacity}, {name}: A's hit ratio (Zipf α = {alpha}, \
+                     {keys} keys) while B scans {} % of requests",
+                    scan * 100.0
+                ),
+                (&reference_name, reference),
+                runs.iter().map(|r| r.hit_ratio(0, 0..RANK_BANDS.len())),
+                tolerance,
+            );
+        }
+    }
     checks.finish();
 }

@@ -9,7 +9,8 @@
 //! finish on their own.
 
 use super::{
-    Dep, DependencyInstance, Event, NONE, PoolState, Station, Work, WorkKind, World, lane_of_kind,
+    Dep, DependencyInstance, Event, Links, NONE, PoolState, Station, Work, WorkKind, World,
+    lane_of_kind,
 };
 use crate::components::admission::Request as AdmissionRequest;
 use crate::components::breaker::Outcome as CallOutcome;
@@ -56,10 +57,12 @@ impl World<'_, '_> {
             request_index: p.request_index,
             attempt_id: id,
             kind,
-            parent,
-            parent_id: p.attempt_id,
-            pending: 0,
-            target,
+            links: Some(Box::new(Links {
+                parent,
+                parent_id: p.attempt_id,
+                target,
+                ..Links::NONE
+            })),
             query_id: None,
             tenant: p.tenant,
             cell: p.cell,
@@ -78,9 +81,7 @@ impl World<'_, '_> {
             worker_since: SimTime::MAX,
             query_since: SimTime::MAX,
             permit: None,
-            bulkhead: None,
             ticket: None,
-            call_ticket: None,
             write: None,
             dead: false,
         }
@@ -173,18 +174,18 @@ impl World<'_, '_> {
             }
         };
         let mut child = self.new_child(work, kind, index as u32, pc, 0);
-        child.call_ticket = ticket;
+        child.links_mut().call_ticket = ticket;
         // Unreachable as seen from this cell: the call hangs (no answer) until the caller's
         // timeout for it, or a connect timeout of `UNREACHABLE_TIMEOUT`, and then fails.
         if self.faults_of(dep).down(cell) {
             child.kind = WorkKind::Call;
-            child.target = NONE;
+            child.links_mut().target = NONE;
             let hang = timeout.unwrap_or(UNREACHABLE_TIMEOUT);
             let child_id = child.attempt_id;
             let handle = self.works.insert(child);
             queue.schedule(now + hang, Event::CallDone(handle));
             if let Some(w) = self.works.get_mut(work) {
-                w.pending += 1;
+                w.links_mut().pending += 1;
             }
             if let Some(timeout) = timeout {
                 self.arm_call_timeout(now, handle, child_id, timeout, queue);
@@ -222,7 +223,7 @@ impl World<'_, '_> {
                     match admission.try_acquire(now, ask) {
                         Ok(permit) => child.permit = Some(permit.id),
                         Err(_) => {
-                            if let Some(t) = child.call_ticket.take() {
+                            if let Some(t) = child.links_mut().call_ticket.take() {
                                 self.record_breaker(now, tenant, t, CallOutcome::Failure);
                             }
                             self.fail_work(now, work, None, queue);
@@ -260,7 +261,7 @@ impl World<'_, '_> {
             }
         };
         if let Some(w) = self.works.get_mut(work) {
-            w.pending += 1;
+            w.links_mut().pending += 1;
         }
         if let Some(timeout) = timeout {
             self.arm_call_timeout(now, handle, child_id, timeout, queue);
@@ -272,10 +273,11 @@ impl World<'_, '_> {
         let Some(w) = self.works.remove(child) else {
             return;
         };
-        if let Some(t) = w.call_ticket {
+        let parent = w.parent();
+        if let Some(t) = w.links.and_then(|l| l.call_ticket) {
             self.record_breaker(now, w.tenant, t, CallOutcome::Failure);
         }
-        self.fail_work(now, w.parent, None, queue);
+        self.fail_work(now, parent, None, queue);
     }
 
     /// Admits a call at a dependency instance: its rate limit and the tenant's quota there.
@@ -319,7 +321,7 @@ impl World<'_, '_> {
             return;
         };
         w.query_since = now;
-        let (d, cell, key, attempt) = (w.target as usize, w.cell, w.work_key, w.attempt);
+        let (d, cell, key, attempt) = (w.target() as usize, w.cell, w.work_key, w.attempt);
         let u = CounterDraws::new(key).unit(u64::from(attempt) * 256 + CALL_TIME);
         let time = self.system.dependencies[d].latency.quantile(u);
         let factor = self.faults_of(Dep::External(d as u32)).factor(cell);
@@ -340,13 +342,13 @@ impl World<'_, '_> {
         if w.kind == WorkKind::Workflow {
             return self.on_workflow_call_done(now, work, queue);
         }
-        if w.target == NONE {
+        if w.target() == NONE {
             // A call into an outage: it never got an answer.
             self.fail_work(now, work, None, queue);
             return;
         }
         let (d, cell, key, attempt, station, tenant, since) = (
-            w.target as usize,
+            w.target() as usize,
             w.cell,
             w.work_key,
             w.attempt,
@@ -432,7 +434,7 @@ impl World<'_, '_> {
             children.push(self.works.insert(child));
         }
         if let Some(w) = self.works.get_mut(work) {
-            w.pending += children.len() as u16;
+            w.links_mut().pending += children.len() as u16;
         }
         for child in children {
             self.advance(now, child, queue);
@@ -452,17 +454,19 @@ impl World<'_, '_> {
         let Some(p) = self.works.get_mut(parent) else {
             return;
         };
-        if p.attempt_id != parent_id || p.pending == 0 {
+        if p.attempt_id != parent_id || p.pending() == 0 {
             return; // the caller gave up on it (failed, timed out) and may be gone
         }
-        p.pending -= 1;
-        let (pending, dead) = (p.pending, p.dead);
+        let dead = p.dead;
+        let links = p.links_mut();
+        links.pending -= 1;
+        let pending = links.pending;
         if dead {
             self.discard(now, parent, queue);
         } else if !ok {
             // Detach the other children: their results no longer matter.
             if let Some(p) = self.works.get_mut(parent) {
-                p.pending = 0;
+                p.links_mut().pending = 0;
             }
             self.fail_work(now, parent, None, queue);
         } else if pending == 0 {
@@ -508,12 +512,14 @@ impl World<'_, '_> {
         let Some(w) = self.works.get_mut(child) else {
             return;
         };
-        if w.attempt_id != child_id || w.parent == NONE {
+        if w.attempt_id != child_id || w.parent() == NONE {
             return;
         }
-        let (parent, parent_id, tenant) = (w.parent, w.parent_id, w.tenant);
-        w.parent = NONE;
-        let ticket = w.call_ticket.take();
+        let tenant = w.tenant;
+        let links = w.links_mut();
+        let (parent, parent_id) = (links.parent, links.parent_id);
+        links.parent = NONE;
+        let ticket = links.call_ticket.take();
         if let Some(t) = ticket {
             self.record_breaker(now, tenant, t, CallOutcome::Failure);
         }

@@ -2,7 +2,10 @@
 //! cached copy expired, then CPU, then database queries, each dependency call behind a circuit
 //! breaker), and releases its permit and worker when the work succeeds, fails or dies.
 
-use super::{DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAWS_PER_ATTEMPT, Dep, Event, NONE, WorkKind, World};
+use super::{
+    DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAWS_PER_ATTEMPT, Dep, Event, IMPLICIT_PROGRAM, NONE, WorkKind,
+    World,
+};
 use crate::components::admission::Outcome as AdmissionOutcome;
 use crate::components::breaker::Outcome as CallOutcome;
 use crate::kernel::EventQueue;
@@ -124,6 +127,10 @@ impl World<'_, '_> {
     pub(super) fn on_cpu_done(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
         match self.works.get(work) {
             Some(w) if w.dead => self.discard(now, work, queue),
+            // The implicit class without queries: nothing left to run.
+            Some(w) if w.queries_left == 0 && w.program == IMPLICIT_PROGRAM => {
+                self.complete_root(now, work, queue);
+            }
             Some(_) => self.advance(now, work, queue),
             None => {}
         }
@@ -151,7 +158,7 @@ impl World<'_, '_> {
         );
         let (request, attempt_id, request_index, attempt) =
             (w.request, w.attempt_id, w.request_index, w.attempt);
-        let bulkhead = w.bulkhead.map(|permit| (w.cell as usize, permit));
+        let bulkhead = w.bulkhead().map(|permit| (w.cell as usize, permit));
         if w.kind != WorkKind::Root {
             // A piece of a call tree: its pool's worker and permit (an operation) or nothing.
             let has_pool = w.pool != NONE;
@@ -195,6 +202,7 @@ impl World<'_, '_> {
     }
 
     /// A worker of pool `pool` is free: the next live queued attempt takes it.
+    #[inline]
     fn next_from_queue(&mut self, now: SimTime, pool: usize, queue: &mut EventQueue<Event>) {
         while let Some(next) = self.pools[pool].queue.pop_front() {
             if self.works.get(next).is_some_and(|w| !w.dead) {
@@ -212,13 +220,20 @@ impl World<'_, '_> {
         {
             // A service operation may still return an error (a `dependency_errors` fault).
             let ok = w.kind != WorkKind::Operation || {
-                let rate = self.external_faults[w.target as usize].error_rate(w.cell);
+                let rate = self.external_faults[w.target() as usize].error_rate(w.cell);
                 rate <= 0.0
                     || CounterDraws::new(w.work_key).unit(u64::from(w.attempt) * 256 + 2) >= rate
             };
             self.end_child(now, work, Some(ok), queue);
             return;
         }
+        self.complete_root(now, work, queue);
+    }
+
+    /// A request's attempt (a root work) succeeded: acknowledge its write, free its worker,
+    /// answer the client if it still waits.
+    #[inline]
+    fn complete_root(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
         let Some((request, attempt_id, tenant, write, cell)) = self
             .works
             .get(work)
@@ -291,8 +306,11 @@ impl World<'_, '_> {
         let Some(w) = self.works.get_mut(work) else {
             return;
         };
-        let (tenant, parent, parent_id, ticket) =
-            (w.tenant, w.parent, w.parent_id, w.call_ticket.take());
+        let tenant = w.tenant;
+        let (parent, parent_id, ticket) = match w.links.as_mut() {
+            Some(l) => (l.parent, l.parent_id, l.call_ticket.take()),
+            None => (NONE, 0, None),
+        };
         if let (Some(t), Some(ok)) = (ticket, ok) {
             let outcome = if ok {
                 CallOutcome::Success
@@ -359,7 +377,7 @@ impl World<'_, '_> {
     }
 
     fn drop_permit(&mut self, now: SimTime, w: &super::Work) {
-        if let Some(permit) = w.bulkhead {
+        if let Some(permit) = w.bulkhead() {
             self.give_bulkhead(now, w.cell as usize, permit);
         }
         match (w.permit, self.pools[w.pool as usize].admission.as_mut()) {

@@ -6,7 +6,6 @@ use crate::kernel::EventQueue;
 use crate::kernel::rng::{CounterDraws, CounterStream, unit_open};
 use crate::model::fastlog;
 use crate::model::metrics::Outcome;
-use crate::model::topology::CLASS_DEFAULT;
 use crate::model::trace::TraceKind;
 use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
 
@@ -83,7 +82,10 @@ impl World<'_, '_> {
             let scaled = (multiplier != 1.0)
                 .then(|| NANOS_PER_SEC as f64 / (self.first_source_rate(tenant) * multiplier));
             let candidate = next_gap(&mut self.tenants[tenant].arrival, poisson, scaled, t);
-            if candidate < until || !poisson {
+            // Past the end the arrival never happens, whatever the rate does later. Without the
+            // `until >= end` exit, a gap that saturates at the end of time (a rate of 1e-11/s)
+            // would restart at `until == SimTime::MAX` forever.
+            if candidate < until || !poisson || until >= self.end {
                 return candidate;
             }
             t = until;
@@ -101,7 +103,7 @@ impl World<'_, '_> {
             let (multiplier, until) = self.schedule_at(schedule, t);
             let scaled = (multiplier != 1.0).then(|| NANOS_PER_SEC as f64 / (rate * multiplier));
             let candidate = next_gap(&mut self.sources[i].arrival, poisson, scaled, t);
-            if candidate < until || !poisson {
+            if candidate < until || !poisson || until >= self.end {
                 return candidate;
             }
             t = until;
@@ -134,6 +136,7 @@ impl World<'_, '_> {
         self.issue(now, tenant, class, index, work_key, f64::NAN, queue);
     }
 
+    #[inline(always)]
     fn on_first_source_arrival(
         &mut self,
         now: SimTime,
@@ -173,6 +176,7 @@ impl World<'_, '_> {
 
     /// A new request of `tenant`'s `class` (its `index` within the tenant, its `work_key`).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn issue(
         &mut self,
         now: SimTime,
@@ -235,18 +239,16 @@ impl World<'_, '_> {
     }
 
     /// Arms the client's timeout for an attempt that entered a cell.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn arm_timeout(
         &mut self,
         now: SimTime,
         tenant: u32,
+        class: u16,
         request: u32,
         attempt_id: u64,
         queue: &mut EventQueue<Event>,
     ) {
-        let class = self
-            .requests
-            .get(request)
-            .map_or(CLASS_DEFAULT, |r| r.class);
         let lane = match self
             .class_routes
             .get(class as usize)
@@ -431,7 +433,7 @@ impl World<'_, '_> {
 /// but the new one's latency, a hash and a logarithm, is off the path to scheduling this
 /// arrival, which the next event waits on), or a constant source's interval. `scaled` is the
 /// mean gap under a rate multiplier, `None` at the base rate.
-#[inline]
+#[inline(always)]
 fn next_gap(state: &mut ArrivalState, poisson: bool, scaled: Option<f64>, t: SimTime) -> SimTime {
     let mean_gap = scaled.unwrap_or(state.mean_gap_nanos);
     let gap_nanos = if poisson {

@@ -2,7 +2,7 @@
 //! the mapping cache, epoch fencing of writes, and admission into the cell's API pool.
 
 use super::{
-    DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, IMPLICIT_PROGRAM, NONE, Work, WorkKind, World,
+    DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, IMPLICIT_PROGRAM, Links, NONE, Work, WorkKind, World,
     service_draw,
 };
 use crate::components::admission::{Reason, Request as AdmissionRequest};
@@ -15,7 +15,6 @@ use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
 use crate::model::config::ConfigLookup;
 use crate::model::metrics::Outcome;
-use crate::model::topology::CLASS_DEFAULT;
 use crate::model::trace::TraceKind;
 use crate::time::{SimDuration, SimTime};
 
@@ -35,8 +34,8 @@ impl World<'_, '_> {
         let Some(r) = self.requests.get(request) else {
             return;
         };
-        let (tenant, attempt, index, write, work_key) =
-            (r.tenant, r.attempts, r.index, r.write, r.work_key);
+        let (tenant, attempt, index, write, work_key, class) =
+            (r.tenant, r.attempts, r.index, r.write, r.work_key, r.class);
         let first_service_ln = r.first_service_ln;
         let t = tenant as usize;
         let spec = self.tenants[t].hot;
@@ -72,19 +71,23 @@ impl World<'_, '_> {
             return;
         };
         let c = cell as usize;
-        let class = self
-            .requests
-            .get(request)
-            .map_or(CLASS_DEFAULT, |r| r.class);
-        let route = self.class_routes.get(class as usize).copied();
-        let pool_index = c * self.cell_pools + route.map_or(0, |r| r.pool as usize);
+        // The class's route (none for the implicit class): read field by field, so the
+        // implicit class's path copies nothing.
+        let route = self.class_routes.get(class as usize);
+        let (pool_offset, bulkhead_cap, program) = route.map_or((0, None, IMPLICIT_PROGRAM), |r| {
+            (r.pool as usize, r.bulkhead, r.program)
+        });
+        let pool_index = c * self.cell_pools + pool_offset;
         // The work's CPU time, drawn here rather than when a worker starts it: the same draw
         // (a pure function of the request, the attempt and the class's or pool's fixed
         // distribution), but its latency (a hash and a logarithm) now overlaps admission's
         // bookkeeping instead of delaying the schedule the next event waits on.
         // For a first attempt the logarithm was taken one arrival ahead (`on_arrival`).
         let pool = &self.pools[pool_index];
-        let service_time = route.and_then(|r| r.cpu).unwrap_or(pool.service_time);
+        let service_time = match route.and_then(|r| r.cpu.as_ref()) {
+            Some(own) => own,
+            None => &pool.service_time,
+        };
         let u = service_draw(work_key, attempt);
         let mut service = if attempt == 1 && !first_service_ln.is_nan() {
             service_time.quantile_with_ln(u, first_service_ln)
@@ -108,10 +111,7 @@ impl World<'_, '_> {
 
         // The class's bulkhead in this cell: at most so many of the tenant's requests of the
         // class at once.
-        let bulkhead = match (
-            route.and_then(|r| r.bulkhead),
-            self.cells[c].bulkheads.as_mut(),
-        ) {
+        let bulkhead = match (bulkhead_cap, self.cells[c].bulkheads.as_mut()) {
             (Some(_), Some(registry)) => match registry.try_acquire(now, &tenant, &class) {
                 Ok(permit) => Some(permit.id),
                 Err(rejection) => {
@@ -165,23 +165,23 @@ impl World<'_, '_> {
                 queued: !has_worker,
             },
         );
-        self.arm_timeout(now, tenant, request, attempt_id, queue);
+        self.arm_timeout(now, tenant, class, request, attempt_id, queue);
         let write = write_cells.map(|(primary, shadow)| {
             let cells: Vec<u32> = std::iter::once(primary).chain(shadow).collect();
             self.invariants.write_accepted(tenant, &cells)
         });
-        let program = route.map_or(IMPLICIT_PROGRAM, |r| r.program);
         let work = self.works.insert(Work {
             request,
             request_index: index,
             attempt_id,
             kind: WorkKind::Root,
-            parent: NONE,
-            parent_id: 0,
-            pending: 0,
-            target: NONE,
+            links: bulkhead.map(|permit| {
+                Box::new(Links {
+                    bulkhead: Some(permit),
+                    ..Links::NONE
+                })
+            }),
             query_id: None,
-            call_ticket: None,
             tenant,
             cell,
             attempt,
@@ -203,7 +203,6 @@ impl World<'_, '_> {
             worker_since: SimTime::MAX,
             query_since: SimTime::MAX,
             permit,
-            bulkhead,
             ticket: None,
             write,
             dead: false,

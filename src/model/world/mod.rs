@@ -15,7 +15,7 @@ mod exec;
 mod jobs;
 mod onboarding;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::Event;
 use super::config::{ArrivalProcess, BreakerKey, FaultKind, MappingPolicy, SchedulerMode, System};
@@ -58,6 +58,60 @@ pub(super) enum Dep {
     Service(u32),
     /// Object storage, search, a provider or a cache (index into `System::dependencies`).
     External(u32),
+}
+
+/// A work's place in a call tree, and its bulkhead permit.
+struct Links {
+    /// A child's caller: its handle and its `attempt_id` when the child was spawned ([`NONE`]
+    /// for a root work, or once the caller gave up on it).
+    parent: u32,
+    parent_id: u64,
+    /// Children (calls, branches) it waits for.
+    pending: u16,
+    /// The service of an operation, the dependency of a call.
+    target: u32,
+    /// For a child: the breaker ticket of the call it answers (recorded when it ends).
+    call_ticket: Option<(Dep, Ticket)>,
+    /// Its permit of its class's bulkhead in its cell, if the class has one.
+    bulkhead: Option<BulkheadPermit>,
+}
+
+impl Links {
+    const NONE: Links = Links {
+        parent: NONE,
+        parent_id: 0,
+        pending: 0,
+        target: NONE,
+        call_ticket: None,
+        bulkhead: None,
+    };
+}
+
+impl Work {
+    /// Its caller, or [`NONE`].
+    fn parent(&self) -> u32 {
+        self.links.as_ref().map_or(NONE, |l| l.parent)
+    }
+
+    /// The children it waits for.
+    fn pending(&self) -> u16 {
+        self.links.as_ref().map_or(0, |l| l.pending)
+    }
+
+    /// Its service or dependency, or [`NONE`].
+    fn target(&self) -> u32 {
+        self.links.as_ref().map_or(NONE, |l| l.target)
+    }
+
+    /// Its bulkhead permit, if any.
+    fn bulkhead(&self) -> Option<BulkheadPermit> {
+        self.links.as_ref().and_then(|l| l.bulkhead)
+    }
+
+    /// Its links, made on first use.
+    fn links_mut(&mut self) -> &mut Links {
+        self.links.get_or_insert_with(|| Box::new(Links::NONE))
+    }
 }
 
 /// What a work is: a request's attempt in its cell, or a piece of its call tree.
@@ -116,14 +170,9 @@ struct Work {
     /// The attempt's id for a root work (what the client awaits); a fresh id for a child.
     attempt_id: u64,
     kind: WorkKind,
-    /// A child's caller: its handle and its `attempt_id` when the child was spawned ([`NONE`]
-    /// for a root work, or once the caller gave up on it).
-    parent: u32,
-    parent_id: u64,
-    /// Children (calls, branches) it waits for.
-    pending: u16,
-    /// The service of an operation, the dependency of a call.
-    target: u32,
+    /// Its place in a call tree and its bulkhead permit, when it has either: boxed, so the
+    /// implicit class's work (no tree, no bulkhead) stays small.
+    links: Option<Box<Links>>,
     /// Its query's id at a governed station (a database with a statement timeout or
     /// per-tenant caps).
     query_id: Option<crate::components::connection_pool::QueryId>,
@@ -154,12 +203,8 @@ struct Work {
     /// When its current query got a connection (`SimTime::MAX` when none).
     query_since: SimTime,
     permit: Option<PermitId>,
-    /// Its permit of its class's bulkhead in its cell, if the class has one.
-    bulkhead: Option<BulkheadPermit>,
     /// The breaker ticket of the work's current dependency call, and that dependency.
     ticket: Option<(Dep, Ticket)>,
-    /// For a child: the breaker ticket of the call it answers (recorded when it ends).
-    call_ticket: Option<(Dep, Ticket)>,
     /// For a write: its id in the invariant books (acknowledged if the work succeeds).
     write: Option<u64>,
     dead: bool,
@@ -546,6 +591,12 @@ pub(super) fn per_tenant_bytes() -> usize {
     size_of::<TenantState>()
 }
 
+/// Bytes of a live request, a live work and a background job record (see
+/// [`super::RecordBytes`]).
+pub(super) fn record_bytes() -> (usize, usize, usize) {
+    (size_of::<Request>(), size_of::<Work>(), size_of::<BgJob>())
+}
+
 impl<'s, 't> World<'s, 't> {
     pub(super) fn new(
         system: &'s System,
@@ -567,6 +618,12 @@ impl<'s, 't> World<'s, 't> {
         // Gathered in the pass below, so the start reads no spec a second time.
         let mut estimated_events = 0.0;
         let mut tenants_per_cell = vec![0usize; system.cells.len()];
+        // Built once, so naming a tenant group in a spike costs one pass, not a search per
+        // tenant; tenants named by the same spikes (a group) share one schedule.
+        let spike_index = super::spikes::SpikeIndex::new(system);
+        let mut schedule_of_spikes: BTreeMap<(&[u32], u16), Option<u32>> = BTreeMap::new();
+        // Client timeout lanes by length: a map, as every tenant may have its own timeout.
+        let mut lane_of: BTreeMap<SimDuration, u32> = BTreeMap::new();
         let keys = streams
             .keys_for("arrivals", count)
             .zip(streams.keys_for("work", count));
@@ -577,14 +634,30 @@ impl<'s, 't> World<'s, 't> {
             .zip(keys)
             .enumerate()
             .map(|(i, (t, (arrival_key, work_key)))| {
-                estimated_events += super::tenant_estimated_events(system, i, t);
+                estimated_events += super::tenant_estimated_events(system, &spike_index, i, t, &[]);
                 tenants_per_cell[t.cell] += 1;
-                let timeout_lane = t.timeout.map(|timeout| lane_for(&mut lanes, timeout));
-                let mut schedule_of = |class: u16| {
-                    rate_schedule_for(system, i, class).map(|s| {
-                        rate_schedules.push(s);
+                let timeout_lane = t
+                    .timeout
+                    .map(|timeout| lane_for(&mut lanes, &mut lane_of, timeout));
+                let named_by = spike_index.faults_of(i);
+                // Tenants named by the same spikes (a group) share one schedule per class.
+                let mut schedule_of = |class: u16| -> Option<u32> {
+                    if named_by.is_empty() {
+                        return None;
+                    }
+                    if let Some(&schedule) = schedule_of_spikes.get(&(named_by, class)) {
+                        return schedule;
+                    }
+                    let mine: Vec<super::spikes::Spike> =
+                        spike_index.spikes_of(system, i, Some(class)).collect();
+                    let schedule = (!mine.is_empty()).then(|| {
+                        rate_schedules.push(RateSchedule {
+                            segments: super::spikes::segments(&mine),
+                        });
                         (rate_schedules.len() - 1) as u32
-                    })
+                    });
+                    schedule_of_spikes.insert((named_by, class), schedule);
+                    schedule
                 };
                 let arrivals = match (&perturbed, i) {
                     (Some(p), 0) => p.counter_stream("arrivals", 0),
@@ -666,7 +739,7 @@ impl<'s, 't> World<'s, 't> {
                 writes: c.writes,
                 timeout_lane: c
                     .timeout
-                    .map(|timeout| timeout.map(|d| lane_for(&mut lanes, d))),
+                    .map(|timeout| timeout.map(|d| lane_for(&mut lanes, &mut lane_of, d))),
                 bulkhead: c.max_in_flight_per_tenant,
                 program: c.program.unwrap_or(IMPLICIT_PROGRAM),
             })
@@ -1259,8 +1332,20 @@ impl Station {
 }
 
 /// The lane for client timeouts of length `timeout`, created on first use.
-fn lane_for(lanes: &mut Vec<TimeoutLane>, timeout: SimDuration) -> u32 {
-    lane_of_kind(lanes, timeout, false)
+fn lane_for(
+    lanes: &mut Vec<TimeoutLane>,
+    lane_of: &mut BTreeMap<SimDuration, u32>,
+    timeout: SimDuration,
+) -> u32 {
+    *lane_of.entry(timeout).or_insert_with(|| {
+        lanes.push(TimeoutLane {
+            timeout,
+            pending: VecDeque::new(),
+            armed: false,
+            calls: false,
+        });
+        (lanes.len() - 1) as u32
+    })
 }
 
 /// The lane for client (or, with `calls`, call) timeouts of length `timeout`.
@@ -1409,41 +1494,4 @@ fn breaker_set(system: &System) -> Option<Breakers> {
         per_tenant,
         shared: SmallVec::new(),
     })
-}
-
-/// The rate multiplier over time for `tenant`'s requests of `class`, if any fault changes it.
-/// Overlapping spikes multiply.
-fn rate_schedule_for(system: &System, tenant: usize, class: u16) -> Option<RateSchedule> {
-    let spikes: Vec<(SimTime, SimTime, f64)> = system
-        .faults
-        .iter()
-        .filter_map(|f| match &f.kind {
-            FaultKind::LoadSpike {
-                tenants,
-                multiplier,
-                class: only,
-            } if only.is_none_or(|c| c == class) && tenants.contains(&tenant) => {
-                Some((f.at, f.end(), *multiplier))
-            }
-            _ => None,
-        })
-        .collect();
-    if spikes.is_empty() {
-        return None;
-    }
-    let mut bounds: Vec<SimTime> = spikes.iter().flat_map(|&(a, b, _)| [a, b]).collect();
-    bounds.sort_unstable();
-    bounds.dedup();
-    let segments = bounds
-        .into_iter()
-        .map(|from| {
-            let multiplier = spikes
-                .iter()
-                .filter(|&&(a, b, _)| a <= from && from < b)
-                .map(|&(_, _, m)| m)
-                .product();
-            (from, multiplier)
-        })
-        .collect();
-    Some(RateSchedule { segments })
 }

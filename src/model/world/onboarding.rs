@@ -597,7 +597,7 @@ impl World<'_, '_> {
                 retry_at: Some(retry_at),
             });
         }
-        work.target = d as u32;
+        work.links_mut().target = d as u32;
         work.station = station;
         let handle = self.works.insert(work);
         let s = &mut self.stations[station as usize];
@@ -634,12 +634,12 @@ impl World<'_, '_> {
             return;
         };
         let draws = CounterDraws::new(w.work_key);
-        let result = if w.target == NONE {
+        let result = if w.target() == NONE {
             None
         } else {
-            let d = w.target as usize;
+            let d = w.target() as usize;
             let spec = &self.system.dependencies[d];
-            let fault = self.faults_of(Dep::External(w.target)).error_rate(w.cell);
+            let fault = self.faults_of(Dep::External(w.target())).error_rate(w.cell);
             let transient = 1.0 - (1.0 - spec.error_rate) * (1.0 - fault);
             let permanent = spec.permanent_error_rate;
             if transient > 0.0 && draws.unit(DRAW_ERROR) < transient {
@@ -1271,10 +1271,7 @@ fn workflow_work(pending: u32, tenant: u32, cell: u32, key: u64) -> Work {
         request_index: 0,
         attempt_id: 0,
         kind: WorkKind::Workflow,
-        parent: NONE,
-        parent_id: 0,
-        pending: 0,
-        target: NONE,
+        links: None,
         query_id: None,
         tenant,
         cell,
@@ -1293,9 +1290,7 @@ fn workflow_work(pending: u32, tenant: u32, cell: u32, key: u64) -> Work {
         worker_since: SimTime::MAX,
         query_since: SimTime::MAX,
         permit: None,
-        bulkhead: None,
         ticket: None,
-        call_ticket: None,
         write: None,
         dead: false,
     }
