@@ -5,6 +5,7 @@
 //! never looks anything up by name.
 
 use super::dist::Dist;
+use super::lifecycle::Lifecycle;
 use super::topology::{
     CellGroup, Class, DependencySpec, Mix, PoolSpec, Program, Replicas, Service,
 };
@@ -57,6 +58,8 @@ pub struct System {
     pub programs: Vec<Program>,
     /// Rate schedules (`[[schedules]]`), compiled to curves over the run.
     pub schedules: Vec<Schedule>,
+    /// Workflows, sign-ups, deletions and backups (`[[workflows]]`); empty without them.
+    pub lifecycle: Lifecycle,
 }
 
 /// A named rate multiplier over simulated time (`[[schedules]]`).
@@ -641,6 +644,16 @@ pub enum FaultKind {
         /// Destination cell.
         to: usize,
     },
+    /// A dependency's rate limit (per instance: per provider account) becomes `rate`.
+    RateLimit {
+        /// Index into `System::dependencies`.
+        dependency: usize,
+        /// Operations per second each instance accepts during the fault.
+        rate: f64,
+    },
+    /// The workflow runner crashes and stays down for the fault's duration: the results of
+    /// the calls in flight are lost, and nothing is driven until it restarts.
+    RunnerCrash,
 }
 
 impl FaultKind {
@@ -663,6 +676,8 @@ impl FaultKind {
             FaultKind::PoolSlowdown { .. } => "pool_slowdown",
             FaultKind::ReplicaLag { .. } => "replica_lag",
             FaultKind::ReplicaOutage { .. } => "replica_outage",
+            FaultKind::RateLimit { .. } => "rate_limit",
+            FaultKind::RunnerCrash => "runner_crash",
         }
     }
 }

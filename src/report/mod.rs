@@ -10,6 +10,7 @@ pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod onboarding;
 pub mod plots;
 pub mod summary;
 pub mod sweep;
@@ -60,6 +61,10 @@ pub struct Report {
     pub invariants: Vec<InvariantReport>,
     /// Per fault: the tenants whose SLOs failed during or after it.
     pub blast_radius: Vec<BlastRadius>,
+    /// Sign-ups, onboarding times, provider 429s, orphans, deletions and their ledger, when
+    /// the scenario has workflows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onboarding: Option<onboarding::OnboardingReport>,
     /// The scenario file's text, so `simulate replay` can rerun exactly this run.
     pub scenario_text: String,
 }
@@ -599,6 +604,7 @@ pub fn build(
         slos,
         invariants,
         blast_radius,
+        onboarding: onboarding::build(scenario, output),
         scenario_text: invocation.scenario_text.clone(),
     }
 }
@@ -804,6 +810,7 @@ pub(crate) mod fixtures {
             }],
             invariants: Vec::new(),
             blast_radius: Vec::new(),
+            onboarding: None,
             scenario_text: String::new(),
         }
     }

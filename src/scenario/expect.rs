@@ -3,6 +3,7 @@
 //! ```text
 //! expectation := metric op threshold
 //! metric      := pN | p(N) | mean | max | error_rate | throttle_rate | availability | count
+//!              | jobs_pN | onboarding_pN | onboarding_failed_rate
 //!                (N a percentile in (0, 100], e.g. p50, p99.9, p(99))
 //! op          := < | <= | > | >=
 //! threshold   := duration (for pN, mean, max: "250ms")
@@ -36,6 +37,11 @@ pub enum Metric {
     Count,
     /// A percentile of background-job completion time (submission to success).
     JobsPercentile(f64),
+    /// A percentile of onboarding time (sign-up to access) of the selected tenants' sign-ups
+    /// in the window; unfinished ones count at their age.
+    OnboardingPercentile(f64),
+    /// Failed onboardings (compensated or stuck) over those that ended.
+    OnboardingFailedRate,
 }
 
 impl Metric {
@@ -43,7 +49,19 @@ impl Metric {
     pub fn is_latency(self) -> bool {
         matches!(
             self,
-            Metric::Percentile(_) | Metric::Mean | Metric::Max | Metric::JobsPercentile(_)
+            Metric::Percentile(_)
+                | Metric::Mean
+                | Metric::Max
+                | Metric::JobsPercentile(_)
+                | Metric::OnboardingPercentile(_)
+        )
+    }
+
+    /// Whether the metric judges sign-ups (from the run's lifecycle) rather than requests.
+    pub fn is_onboarding(self) -> bool {
+        matches!(
+            self,
+            Metric::OnboardingPercentile(_) | Metric::OnboardingFailedRate
         )
     }
 }
@@ -59,6 +77,8 @@ impl fmt::Display for Metric {
             Metric::Availability => write!(f, "availability"),
             Metric::Count => write!(f, "count"),
             Metric::JobsPercentile(p) => write!(f, "jobs_p{p}"),
+            Metric::OnboardingPercentile(p) => write!(f, "onboarding_p{p}"),
+            Metric::OnboardingFailedRate => write!(f, "onboarding_failed_rate"),
         }
     }
 }
@@ -182,7 +202,8 @@ pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
 }
 
 const METRIC_NAMES: &str = "p50, p90, p99, p99.9 (or p(99)), mean, max, error_rate, throttle_rate, \
-                            availability, count, jobs_p99 (any jobs_pN)";
+                            availability, count, jobs_p99 (any jobs_pN), onboarding_p99 (any \
+                            onboarding_pN), onboarding_failed_rate";
 
 fn parse_metric(name: &str) -> Result<Metric, String> {
     match name {
@@ -192,6 +213,7 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
         "throttle_rate" => return Ok(Metric::ThrottleRate),
         "availability" => return Ok(Metric::Availability),
         "count" => return Ok(Metric::Count),
+        "onboarding_failed_rate" => return Ok(Metric::OnboardingFailedRate),
         "" => {
             return Err(format!(
                 "missing metric before the comparison; one of {METRIC_NAMES}"
@@ -204,6 +226,14 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
             Ok(Metric::Percentile(p)) => Ok(Metric::JobsPercentile(p)),
             _ => Err(format!(
                 "unknown metric `{name}`; job metrics are percentiles of completion time, such as jobs_p99"
+            )),
+        };
+    }
+    if let Some(rest) = name.strip_prefix("onboarding_") {
+        return match parse_metric(rest) {
+            Ok(Metric::Percentile(p)) => Ok(Metric::OnboardingPercentile(p)),
+            _ => Err(format!(
+                "unknown metric `{name}`; onboarding metrics are onboarding_pN (sign-up to access, such as onboarding_p99) and onboarding_failed_rate"
             )),
         };
     }
@@ -234,12 +264,17 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
 
 fn parse_threshold(metric: Metric, text: &str) -> Result<Threshold, String> {
     match metric {
-        Metric::Percentile(_) | Metric::Mean | Metric::Max | Metric::JobsPercentile(_) => {
-            SimDuration::parse(text)
-                .map(Threshold::Duration)
-                .map_err(|e| format!("`{metric}` compares with a duration such as 250ms: {e}"))
-        }
-        Metric::ErrorRate | Metric::ThrottleRate | Metric::Availability => {
+        Metric::Percentile(_)
+        | Metric::Mean
+        | Metric::Max
+        | Metric::JobsPercentile(_)
+        | Metric::OnboardingPercentile(_) => SimDuration::parse(text)
+            .map(Threshold::Duration)
+            .map_err(|e| format!("`{metric}` compares with a duration such as 250ms: {e}")),
+        Metric::ErrorRate
+        | Metric::ThrottleRate
+        | Metric::Availability
+        | Metric::OnboardingFailedRate => {
             let (number, scale) = match text.strip_suffix('%') {
                 Some(n) => (n.trim(), 100.0),
                 None => (text, 1.0),

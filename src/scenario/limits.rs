@@ -209,6 +209,17 @@ pub const MAX_SMALL_COUNT: Limit = limit(
 );
 /// Longest text (description, SLO name).
 pub const MAX_TEXT: Limit = limit("MAX_TEXT", 1_000.0, "characters");
+/// Workflows.
+pub const MAX_WORKFLOWS: Limit = limit("MAX_WORKFLOWS", 100.0, "workflows");
+/// Steps per workflow.
+pub const MAX_WORKFLOW_STEPS: Limit = limit("MAX_WORKFLOW_STEPS", 64.0, "steps per workflow");
+/// Tenants that sign up during a run (each has an onboarding workflow).
+pub const MAX_SIGNUPS: Limit = limit("MAX_SIGNUPS", 100_000.0, "sign-ups per scenario");
+/// Dependencies of kind `provider`.
+pub const MAX_PROVIDERS: Limit = limit("MAX_PROVIDERS", 100.0, "provider dependencies");
+/// Reserved tenant names per workflow.
+pub const MAX_RESERVED_NAMES: Limit =
+    limit("MAX_RESERVED_NAMES", 1_000.0, "reserved names per workflow");
 /// Longest name (scenario, tier, cell, database, tenant, fault, region).
 pub const MAX_NAME: Limit = limit("MAX_NAME", 64.0, "characters per name");
 /// Largest tenant table (CSV) file.
@@ -230,7 +241,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the README table and the schema tests.
-pub const ALL: [Limit; 53] = [
+pub const ALL: [Limit; 58] = [
     MAX_SCENARIO_BYTES,
     MAX_REPORT_BYTES,
     MAX_SWEEP_BYTES,
@@ -275,6 +286,11 @@ pub const ALL: [Limit; 53] = [
     MAX_CACHE_ENTRIES,
     MAX_CACHE_KEYS,
     MAX_ZIPF,
+    MAX_WORKFLOWS,
+    MAX_WORKFLOW_STEPS,
+    MAX_SIGNUPS,
+    MAX_PROVIDERS,
+    MAX_RESERVED_NAMES,
     MAX_POOL_INSTANCES,
     MAX_DEPENDENCY_INSTANCES,
     MAX_CACHE_ENTRIES_TOTAL,

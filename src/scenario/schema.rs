@@ -84,10 +84,33 @@ fn table(spec: &TableSpec) -> Json {
                     .map(|c| c.value)
                     .collect();
                 let note = format!("(with {} = {}) ", variants.tag, cases.join(" | "));
-                properties
-                    .entry(key.name)
-                    .or_insert_with(|| property(key, Some(&note)));
+                // A name whose type differs between cases (a fault's `rate`: a fraction of
+                // calls, or operations per second) is typed in each case's `then` instead.
+                let typed_alike = variants
+                    .cases
+                    .iter()
+                    .flat_map(|c| c.keys.iter().filter(|k| k.name == key.name))
+                    .all(|k| ty(k.ty) == ty(key.ty));
+                properties.entry(key.name).or_insert_with(|| {
+                    if typed_alike {
+                        property(key, Some(&note))
+                    } else {
+                        json!({ "description": format!("{note}{}", key.doc) })
+                    }
+                });
             }
+            let case_types: Map<String, Json> = case
+                .keys
+                .iter()
+                .filter(|key| {
+                    variants
+                        .cases
+                        .iter()
+                        .flat_map(|c| c.keys.iter().filter(|k| k.name == key.name))
+                        .any(|k| ty(k.ty) != ty(key.ty))
+                })
+                .map(|key| (key.name.to_string(), property(key, None)))
+                .collect();
             let mut allowed: Vec<&str> = spec.keys.iter().map(|k| k.name).collect();
             allowed.extend(case.keys.iter().map(|k| k.name));
             let case_required: Vec<&str> = case
@@ -98,7 +121,7 @@ fn table(spec: &TableSpec) -> Json {
                 .collect();
             conditions.push(json!({
                 "if": { "properties": { variants.tag: { "const": case.value } }, "required": [variants.tag] },
-                "then": { "required": case_required, "propertyNames": { "enum": allowed } }
+                "then": { "required": case_required, "propertyNames": { "enum": allowed }, "properties": case_types }
             }));
         }
     }
@@ -279,6 +302,11 @@ fn ty(ty: Ty) -> Json {
             "anyOf": [name(), { "type": "array", "items": name(), "minItems": 1 }]
         }),
         Ty::CellList => json!({ "type": "array", "items": name(), "minItems": 1 }),
+        Ty::NameList(limit) => json!({
+            "type": "array",
+            "items": name(),
+            "maxItems": limit.max_int(),
+        }),
         Ty::Explore => json!({
             "type": "object",
             "properties": {
@@ -403,6 +431,7 @@ fn type_label(ty: Ty) -> String {
         Ty::Mix => "table of class name = share".into(),
         Ty::CellSet => "cell group name, cell name, or list of cell names".into(),
         Ty::CellList => "list of cell names".into(),
+        Ty::NameList(l) => format!("list of names, ≤ {} (`{}`)", number(l.max), l.name),
         Ty::Explore => "table (`[explore]`)".into(),
     }
 }

@@ -79,6 +79,8 @@ pub enum Ty {
     CellSet,
     /// A list of cell names.
     CellList,
+    /// A list of names, at most so many (`reserved_names`).
+    NameList(&'static Limit),
     /// The `[explore]` table: the faults `simulate explore` may draw (`scenario::explore` reads
     /// and checks it: `count`, `at`, `duration` as `[min, max]`, `kinds` as a list of inline
     /// tables, each a fault `kind` with `[min, max]` ranges for its numbers).
@@ -338,6 +340,18 @@ pub const SCENARIO: TableSpec = TableSpec {
             Ty::Tables(&SCHEDULES, &limits::MAX_SCHEDULES),
             "none",
             "named rate schedules (points over time, or a daily profile) tenants refer to",
+        ),
+        key(
+            "workflows",
+            Ty::Tables(&WORKFLOWS, &limits::MAX_WORKFLOWS),
+            "none",
+            "onboarding and offboarding workflows (sagas) whose steps call dependencies; tenants start them with `signup` and `deletion`",
+        ),
+        key(
+            "backups",
+            Ty::Table(&BACKUPS),
+            "none",
+            "snapshots of every tenant's rows, which a deletion must outlive (or scrub)",
         ),
         req(
             "tenants",
@@ -1246,6 +1260,18 @@ pub const TENANTS: TableSpec = TableSpec {
             "none",
             "background jobs the tenant submits (its cell needs a `jobs` pool)",
         ),
+        key(
+            "signup",
+            Ty::Table(&SIGNUP),
+            "none (active from the start)",
+            "the group's members sign up during the run: each is inactive (sends nothing) until its onboarding workflow completes and its gating resources are ready",
+        ),
+        key(
+            "deletion",
+            Ty::Table(&DELETION),
+            "none",
+            "the group's members ask to be deleted: access is revoked and the offboarding workflow erases their data",
+        ),
     ],
     variants: None,
 };
@@ -1650,6 +1676,27 @@ pub const FAULTS: TableSpec = TableSpec {
                     req("to", Ty::Ref("cell"), "the destination cell"),
                 ],
             },
+            Case {
+                value: "rate_limit",
+                doc: "a dependency's rate limit per instance (a provider account) becomes `rate`: a provider tightening its limit",
+                keys: &[
+                    req(
+                        "dependency",
+                        Ty::Ref("dependency"),
+                        "a `[[dependencies]]` name (not a cache)",
+                    ),
+                    req(
+                        "rate",
+                        Ty::Positive(&limits::MAX_TIER_RATE),
+                        "operations per second each instance accepts during the fault",
+                    ),
+                ],
+            },
+            Case {
+                value: "runner_crash",
+                doc: "the workflow runner crashes and is down for `duration`: results of calls in flight are lost; on restart each workflow resumes from its record, re-issuing the lost call under the same idempotency key",
+                keys: &[],
+            },
         ],
     }),
 };
@@ -1672,6 +1719,8 @@ pub const FAULT_KINDS: &[&str] = &[
     "replica_lag",
     "replica_outage",
     "migrate_tenant",
+    "rate_limit",
+    "runner_crash",
 ];
 
 /// `[[slo]]`.
@@ -1931,8 +1980,13 @@ pub const DEPENDENCIES: TableSpec = TableSpec {
             },
             Case {
                 value: "provider",
-                doc: "a third-party API (cloud, DNS, certificates, billing)",
-                keys: &[],
+                doc: "a third-party API (cloud, DNS, certificates, billing); workflow steps call it",
+                keys: &[key(
+                    "permanent_error_rate",
+                    Ty::Fraction,
+                    "0",
+                    "fraction of operations answered with a permanent error (a 4xx other than 429): a workflow step fails at once and compensates; a request's call fails",
+                )],
             },
             Case {
                 value: "cache",
@@ -1960,6 +2014,204 @@ pub const DEPENDENCIES: TableSpec = TableSpec {
             },
         ],
     }),
+};
+
+/// Kinds of workflow, in the order of [`WORKFLOWS`]' cases.
+pub const WORKFLOW_KINDS: &[&str] = &["onboarding", "offboarding"];
+
+/// Stores an offboarding step erases.
+pub const STORES: &[&str] = &["database", "caches", "search", "backups", "resources"];
+
+/// `[[workflows]]`.
+pub const WORKFLOWS: TableSpec = TableSpec {
+    title: "[[workflows]]",
+    doc: "A workflow (saga): named steps run one after another, each calling a dependency (usually `kind = \"provider\"`) under an idempotency key, with retries, a timeout per attempt and an optional compensation; a failed step undoes the completed ones newest first. Tenants start an `onboarding` workflow with `signup`, an `offboarding` one with `deletion`.",
+    keys: &[
+        req("name", Ty::Name, "workflow name"),
+        req(
+            "kind",
+            Ty::Choice(WORKFLOW_KINDS),
+            "`onboarding` (started by a sign-up; success gives the tenant access) or `offboarding` (started by a deletion request; its steps erase the tenant's data)",
+        ),
+        req(
+            "steps",
+            Ty::Tables(&WORKFLOW_STEPS, &limits::MAX_WORKFLOW_STEPS),
+            "the steps, in order",
+        ),
+        key(
+            "retry",
+            Ty::Table(&WORKFLOW_RETRY),
+            "the table's defaults (3 attempts, full jitter from 100ms, cap 5s)",
+            "retry policy of every step (and compensation) without its own; a provider's 429 `retry_at` is honoured",
+        ),
+        key(
+            "timeout",
+            Ty::Duration,
+            "\"30s\"",
+            "timeout of each attempt of a step without its own (more than zero)",
+        ),
+        key(
+            "bound",
+            Ty::Duration,
+            "the sum of the steps' worst cases",
+            "the forward phase ends (completed or failing) within this of the workflow's start; compensation gets its own worst case on top",
+        ),
+        key(
+            "compensation",
+            Ty::Bool,
+            "true",
+            "a failed workflow undoes its completed steps (`false`: they stay, as orphans)",
+        ),
+        key(
+            "concurrency",
+            int(0, &limits::MAX_WORKERS),
+            "0 (no limit)",
+            "the runner's workers: workflows of this kind in progress at once; the others wait FIFO in its queue",
+        ),
+    ],
+    variants: Some(Variants {
+        tag: "kind",
+        cases: &[
+            Case {
+                value: "onboarding",
+                doc: "started by a tenant group's `signup`",
+                keys: &[key(
+                    "reserved_names",
+                    Ty::NameList(&limits::MAX_RESERVED_NAMES),
+                    "[\"www\", \"root\", \"admin\"]",
+                    "tenant names refused at sign-up (counted as refused)",
+                )],
+            },
+            Case {
+                value: "offboarding",
+                doc: "started by a tenant group's `deletion`; its bound is the deletion's: then nothing of the tenant may remain in any store",
+                keys: &[],
+            },
+        ],
+    }),
+};
+
+/// A workflow step.
+pub const WORKFLOW_STEPS: TableSpec = TableSpec {
+    title: "workflows.steps",
+    doc: "One step of a workflow: a call to a dependency (its concurrency, latency, `error_rate` as transient errors, `permanent_error_rate`, `rate_limit` per account as 429s with `retry_at`, and its faults), or without `dependency` work the runner does itself in `time`. Each onboarding step creates one resource under its idempotency key (the provider deduplicates by key).",
+    keys: &[
+        req("name", Ty::Name, "step name, unique in its workflow"),
+        key(
+            "dependency",
+            Ty::Ref("dependency"),
+            "none (the runner's own work)",
+            "the `[[dependencies]]` entry it calls (not a cache)",
+        ),
+        key(
+            "time",
+            Ty::Dist,
+            "constant 10ms",
+            "without `dependency`: the time of the work",
+        ),
+        key(
+            "retry",
+            Ty::Table(&WORKFLOW_RETRY),
+            "the workflow's `retry`",
+            "retry policy of the step and its compensation",
+        ),
+        key(
+            "timeout",
+            Ty::Duration,
+            "the workflow's `timeout`",
+            "timeout of each attempt (more than zero); past it the call may still have applied, so a failed workflow compensates it",
+        ),
+        key(
+            "compensate",
+            Ty::Bool,
+            "true for onboarding, false for offboarding",
+            "whether the step can be undone: its compensation deletes what the step created, by the step's idempotency key",
+        ),
+        key(
+            "ready_after",
+            Ty::Dist,
+            "none (ready at once)",
+            "onboarding: time from the call's success until the resource is usable (DNS propagation, certificate issuance)",
+        ),
+        key(
+            "gates_access",
+            Ty::Bool,
+            "true",
+            "onboarding, with `ready_after`: the tenant gets access only once this resource is ready (`false`: access does not wait for it)",
+        ),
+        key(
+            "erases",
+            Ty::Choice(STORES),
+            "none",
+            "offboarding: the store the step erases from (`database` rows, `caches` entries, `search` index, `backups` (waits until the snapshots holding the tenant expire, or scrubs them), `resources` the onboarding created at this step's dependency), each erasure appended to the deletion ledger",
+        ),
+    ],
+    variants: None,
+};
+
+/// A workflow's (or step's) `retry` table.
+pub const WORKFLOW_RETRY: TableSpec = TableSpec {
+    title: "workflows.retry",
+    doc: "A workflow step's retry policy (a provider's 429 `retry_at` is honoured; every attempt reuses the step's idempotency key).",
+    keys: RETRY_POLICY_KEYS,
+    variants: None,
+};
+
+/// The keys of a tenant group's `signup` and `deletion`.
+const LIFECYCLE_LOAD_KEYS: &[Key] = &[
+    req(
+        "workflow",
+        Ty::Ref("workflow"),
+        "a `[[workflows]]` name of the matching kind",
+    ),
+    key("at", Ty::Duration, "\"0s\"", "the first one"),
+    key(
+        "rate",
+        Ty::Positive(&limits::MAX_RATE),
+        "none (every member at `at`)",
+        "members per second from `at`, Poisson, one after another",
+    ),
+];
+
+/// A tenant group's `signup` table.
+pub const SIGNUP: TableSpec = TableSpec {
+    title: "tenants.signup",
+    doc: "When the group's members sign up: all at `at` (a batch), or one after another at `rate`. A member whose name is reserved is refused.",
+    keys: LIFECYCLE_LOAD_KEYS,
+    variants: None,
+};
+
+/// A tenant group's `deletion` table.
+pub const DELETION: TableSpec = TableSpec {
+    title: "tenants.deletion",
+    doc: "When the group's members ask to be deleted (right to be forgotten): all at `at`, or one after another at `rate`. A member that is not active then is skipped.",
+    keys: LIFECYCLE_LOAD_KEYS,
+    variants: None,
+};
+
+/// `[backups]`.
+pub const BACKUPS: TableSpec = TableSpec {
+    title: "[backups]",
+    doc: "Backups: a snapshot of every tenant's rows every `every`, kept for `retention`. A deletion is complete only once no snapshot holds the tenant.",
+    keys: &[
+        req(
+            "every",
+            Ty::Duration,
+            "time between snapshots (more than zero)",
+        ),
+        req(
+            "retention",
+            Ty::Timeout,
+            "how long a snapshot is kept, or `\"none\"` (for ever)",
+        ),
+        key(
+            "scrub",
+            Ty::Bool,
+            "false",
+            "a deletion's `backups` step removes the tenant from the snapshots instead of waiting for them to expire",
+        ),
+    ],
+    variants: None,
 };
 
 /// The distribution kinds, in the order of [`DIST`]'s cases.
@@ -1992,12 +2244,18 @@ pub const TABLES: &[(&str, &TableSpec)] = &[
     ("dependencies[]", &DEPENDENCIES),
     ("schedules[]", &SCHEDULES),
     ("schedules[].profile", &PROFILE),
+    ("workflows[]", &WORKFLOWS),
+    ("workflows[].steps[]", &WORKFLOW_STEPS),
+    ("workflows[].retry", &WORKFLOW_RETRY),
+    ("backups", &BACKUPS),
     ("tenants[]", &TENANTS),
     ("tenants[].arrival", &ARRIVAL),
     ("tenants[].arrival.rate", &SIZE),
     ("tenants[].retry", &RETRY),
     ("tenants[].retry.budget", &BUDGET),
     ("tenants[].jobs", &JOB_LOAD),
+    ("tenants[].signup", &SIGNUP),
+    ("tenants[].deletion", &DELETION),
     ("faults[]", &FAULTS),
     ("slo[]", &SLOS),
     ("slo[].tenants", &TIER_SELECTOR),

@@ -292,6 +292,7 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
         }],
         invariants: Vec::new(),
         blast_radius: Vec::new(),
+        onboarding: None,
         scenario_text: String::new(),
     }
 }

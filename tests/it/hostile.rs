@@ -1143,6 +1143,7 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         Ty::Mix => "{ generated = 1.0 }".into(),
         Ty::CellSet => "\"cell-a\"".into(),
         Ty::CellList => "[\"cell-a\"]".into(),
+        Ty::NameList(_) => "[\"generated\"]".into(),
         Ty::Explore => "{ count = [1, 2], at = [\"5s\", \"30s\"], duration = [\"1s\", \"10s\"], \
                         kinds = [{ kind = \"load_spike\", multiplier = [2, 5] }] }"
             .into(),
@@ -1280,6 +1281,52 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                     );
                 text.push_str(&format!("services = [{service}]\n"));
             }
+            ("workflows", Ty::Tables(workflows, _)) => {
+                // An onboarding workflow with a provider call and a step of the runner's own
+                // work (`time`), and an offboarding workflow with an erasing step.
+                let all = inline(workflows, None, variant, inject);
+                let step = inline(&spec::WORKFLOW_STEPS, None, variant, inject);
+                let dist = inline(
+                    &spec::DIST,
+                    Some(spec::DIST_KINDS[variant % spec::DIST_KINDS.len()]),
+                    variant,
+                    inject,
+                );
+                let call = step.replacen(&format!(", time = {dist}"), "", 1).replacen(
+                    ", erases = \"database\"",
+                    "",
+                    1,
+                );
+                let local = format!("{{ name = \"local\", time = {dist} }}");
+                let onboarding = all
+                    .replacen(&step, &format!("{call}, {local}"), 1)
+                    .replacen("name = \"generated\"", "name = \"onboard\"", 1);
+                let erase = step
+                    .replacen("name = \"generated\"", "name = \"erase\"", 1)
+                    .replacen(&format!(", time = {dist}"), "", 1)
+                    .replacen(", compensate = true", "", 1)
+                    .replacen(&format!(", ready_after = {dist}"), "", 1)
+                    .replacen(", gates_access = true", "", 1);
+                let offboarding = all
+                    .replacen(&step, &erase, 1)
+                    .replacen("name = \"generated\"", "name = \"offboard\"", 1)
+                    .replacen("kind = \"onboarding\"", "kind = \"offboarding\"", 1);
+                text.push_str(&format!("workflows = [{onboarding}, {offboarding}]\n"));
+            }
+            ("tenants", _) => text.push_str(&format!(
+                "tenants = {}\n",
+                example(key, key.ty, variant, inject)
+                    .replacen(
+                        "signup = { workflow = \"heavy\"",
+                        "signup = { workflow = \"onboard\"",
+                        1
+                    )
+                    .replacen(
+                        "deletion = { workflow = \"heavy\"",
+                        "deletion = { workflow = \"offboard\"",
+                        1
+                    )
+            )),
             ("dependencies", Ty::Tables(dependencies, _)) => {
                 let cases = dependencies.variants.expect("kinds").cases;
                 let items: Vec<String> = cases
@@ -1388,6 +1435,16 @@ fn the_schema_accepts_every_shipped_scenario_and_rejects_what_the_loader_rejects
             "multiplier".into(),
         ),
         (format!("{base}typo = 1\n"), "typo".into()),
+        // `rate` is a fraction for dependency_errors (and operations per second for
+        // rate_limit): the schema types it per fault kind.
+        (
+            base.replacen(
+                "kind = \"dependency_errors\", at = \"1s\", duration = \"60s\", dependency = \"d-search\", rate = 0.5",
+                "kind = \"dependency_errors\", at = \"1s\", duration = \"60s\", dependency = \"d-search\", rate = 1.5",
+                1,
+            ),
+            "rate".into(),
+        ),
     ];
     for (table, spec) in spec::TABLES {
         if table.is_empty() {

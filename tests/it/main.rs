@@ -14,6 +14,7 @@ mod fidelity;
 mod hostile;
 mod hostile_io;
 mod kernel;
+mod onboarding;
 mod performance;
 mod reports;
 mod resilience;

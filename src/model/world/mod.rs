@@ -13,6 +13,7 @@ mod control;
 mod edge;
 mod exec;
 mod jobs;
+mod onboarding;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -124,6 +125,9 @@ enum WorkKind {
     Branch,
     /// A call to a dependency (`target`): one operation at one of its instances.
     Call,
+    /// A workflow step's call (to a dependency, or the runner's own work): `request` is its
+    /// pending call in the lifecycle state, `target` the dependency (or [`NONE`]).
+    Workflow,
 }
 
 /// A missing handle (no parent work, no pool, no station).
@@ -593,6 +597,14 @@ pub(super) struct World<'s, 't> {
     pub(super) invariants: Invariants,
     sabotage: Option<Sabotage>,
     trace: Option<&'t mut dyn TraceSink>,
+    /// Sign-ups, workflows, deletions (`None` for a scenario without them: then nothing on a
+    /// request's path but one test of this field changes).
+    lifecycle: Option<Box<onboarding::LifecycleState>>,
+}
+
+/// Events the tenant lifecycle adds to the estimate (sign-ups, deletions, their workflows).
+pub(super) fn lifecycle_estimated_events(system: &System) -> f64 {
+    onboarding::estimated_events(system)
 }
 
 /// Bytes of the model's own per-tenant state (see [`super::per_tenant_bytes`]).
@@ -1009,7 +1021,7 @@ impl<'s, 't> World<'s, 't> {
             store: MappingStore::new(),
             fences: system.cells.iter().map(|_| CellFence::new()).collect(),
             tenants_per_cell,
-            estimated_events,
+            estimated_events: estimated_events + onboarding::estimated_events(system),
             placement: super::placing::policy(system.placement.shard_size),
             routing: super::placing::Routing::new(
                 &system.cells,
@@ -1061,6 +1073,8 @@ impl<'s, 't> World<'s, 't> {
             invariants: Invariants::new(system.tenants.len()),
             sabotage,
             trace,
+            lifecycle: (!system.lifecycle.is_empty())
+                .then(|| Box::new(onboarding::LifecycleState::new(system, &streams))),
         }
     }
 
@@ -1085,9 +1099,16 @@ impl<'s, 't> World<'s, 't> {
     pub(super) fn start(&mut self, queue: &mut EventQueue<Event>) {
         self.place_at_start();
         for tenant in 0..self.tenants.len() {
+            if self
+                .lifecycle
+                .as_deref()
+                .is_some_and(|l| l.starts_inactive(tenant))
+            {
+                continue; // it signs up later: its arrivals start with its access
+            }
             // A general workload's first source is in `sources` (scheduled below).
             if !self.external_first.get(tenant).copied().unwrap_or(false) {
-                let first = self.first_arrival(tenant);
+                let first = self.first_arrival(tenant, SimTime::ZERO);
                 if first < self.end {
                     queue.schedule(first, Event::Arrival(tenant as u32));
                 }
@@ -1112,10 +1133,21 @@ impl<'s, 't> World<'s, 't> {
         }
         let n = self.tenants.len();
         for i in 0..self.sources.len() {
-            let first = self.first_source_arrival(i);
+            let tenant = self.sources[i].tenant as usize;
+            if self
+                .lifecycle
+                .as_deref()
+                .is_some_and(|l| l.starts_inactive(tenant))
+            {
+                continue;
+            }
+            let first = self.first_source_arrival(i, SimTime::ZERO);
             if first < self.end {
                 queue.schedule(first, Event::Arrival((n + i) as u32));
             }
+        }
+        if self.lifecycle.is_some() {
+            self.start_lifecycle(queue);
         }
         for (i, fault) in self.system.faults.iter().enumerate() {
             queue.schedule(fault.at, Event::FaultStart(i as u32));
@@ -1235,6 +1267,10 @@ impl Model for World<'_, '_> {
             Event::JobArrival(tenant) => self.on_job_arrival(now, tenant, queue),
             Event::JobBatch(tenant) => self.on_job_batch(now, tenant, queue),
             Event::JobDone(job) => self.on_job_done(now, job, queue),
+            Event::SignUp(load) => self.on_sign_up(now, load, queue),
+            Event::WorkflowWake(flow) => self.on_workflow_wake(now, flow, queue),
+            Event::DeletionRequest(load) => self.on_deletion_request(now, load, queue),
+            Event::LedgerDue(flow) => self.on_ledger_due(now, flow, queue),
         }
     }
 

@@ -5,6 +5,7 @@
 //! loader keeps going after an error so one run reports every problem it can find, each with
 //! file, line, column, the dotted key and what was expected.
 
+mod lifecycle;
 mod services;
 mod topology;
 mod workload;
@@ -902,6 +903,16 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         &mut dependency_names,
         &db_names,
     );
+    lifecycle::check_providers(ctx, top.node("dependencies"), &dependencies);
+    let mut workflow_names = Names::new();
+    let workflows = lifecycle::read_workflows(
+        ctx,
+        top.node("workflows"),
+        &mut workflow_names,
+        &dependency_names,
+        &dependencies,
+    );
+    let backups = lifecycle::read_backups(ctx, top.node("backups"));
     let mut service_names = Names::new();
     let mut operation_names = BTreeMap::new();
     let taken: Names = db_names
@@ -969,9 +980,11 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         &mut schedule_names,
     );
     let tenants_node = top.required(ctx, "tenants", "at least one [[tenants]] table");
+    let mut loads = lifecycle::Loads::default();
     let (tenants, groups, target_names) = read_tenants(
         ctx,
         tenants_node,
+        &mut loads,
         &TenantContext {
             tier_names: &tier_names,
             cell_names: &cell_names,
@@ -984,6 +997,8 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             placement: placement.as_ref(),
             schedule_names: &schedule_names,
             seed: simulation.as_ref().map_or(42, |s| s.seed),
+            workflow_names: &workflow_names,
+            workflows: &workflows,
         },
     );
     let shares: f64 = tiers.iter().filter_map(|t| t.guaranteed_share).sum();
@@ -1018,6 +1033,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     }
 
     let simulation = simulation?;
+    loads.check(ctx, simulation.duration);
     let faults_node = top.node("faults");
     let (faults, fault_names) = read_faults(
         ctx,
@@ -1103,6 +1119,12 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             cell_groups,
             programs,
             schedules,
+            lifecycle: crate::model::lifecycle::Lifecycle {
+                workflows,
+                signups: loads.signups,
+                deletions: loads.deletions,
+                backups: backups?,
+            },
         },
         slos,
         explore,
@@ -1841,11 +1863,14 @@ struct TenantContext<'a> {
     schedule_names: &'a Names,
     /// The run's seed: a `count` group's member sizes are drawn from streams of it.
     seed: u64,
+    workflow_names: &'a Names,
+    workflows: &'a [crate::model::lifecycle::WorkflowSpec],
 }
 
 fn read_tenants(
     ctx: &mut Ctx<'_>,
     node: Option<&Node>,
+    loads: &mut lifecycle::Loads,
     tc: &TenantContext<'_>,
 ) -> (Vec<Tenant>, Vec<TenantGroup>, Targets) {
     let (tier_names, cell_names, cells) = (tc.tier_names, tc.cell_names, tc.cells);
@@ -1942,7 +1967,37 @@ fn read_tenants(
             Some(n) => topology::read_mix(ctx, n, &obj.key("requests"), tc.class_names).map(Some),
             None => Some(None),
         };
+        let lifecycle_load = |ctx: &mut Ctx<'_>, obj: &mut Obj<'_>, key, kind| {
+            let node = obj.node(key);
+            match node {
+                Some(n) => lifecycle::read_load(
+                    ctx,
+                    n,
+                    &obj.key(key),
+                    kind,
+                    tc.workflow_names,
+                    tc.workflows,
+                )
+                .map(|l| Some((l, (n.origin.clone(), obj.key(key))))),
+                None => Some(None),
+            }
+        };
+        let signup = lifecycle_load(
+            ctx,
+            &mut obj,
+            "signup",
+            crate::model::lifecycle::WorkflowKind::Onboarding,
+        );
+        let deletion = lifecycle_load(
+            ctx,
+            &mut obj,
+            "deletion",
+            crate::model::lifecycle::WorkflowKind::Offboarding,
+        );
         obj.finish(ctx);
+        let (Some(signup), Some(deletion)) = (signup, deletion) else {
+            continue;
+        };
         let (
             Some(name),
             Some(count),
@@ -2111,6 +2166,12 @@ fn read_tenants(
             });
         }
         targets.insert(name.clone(), Some((first..tenants.len()).collect()));
+        let members = (tenants.len() - first) as u64;
+        for (load, is_signup) in [(signup, true), (deletion, false)] {
+            if let Some((load, written)) = load {
+                loads.add(ctx, written, groups.len(), members, load, is_signup);
+            }
+        }
         groups.push(TenantGroup {
             name,
             tenants: first..tenants.len(),
@@ -3043,6 +3104,43 @@ fn read_fault_kind(
             }
             Some(FaultKind::MigrateTenant { tenant, to })
         }
+        "rate_limit" => {
+            let node = obj.required(ctx, "dependency", "a dependency's name");
+            let dependency = node.and_then(|n| {
+                resolve(
+                    ctx,
+                    fc.dependency_names,
+                    n,
+                    &obj.key("dependency"),
+                    "dependency",
+                )
+            });
+            let rate = obj
+                .required(ctx, "rate", "operations per second")
+                .and_then(|n| {
+                    read_positive(
+                        ctx,
+                        n,
+                        &obj.key("rate"),
+                        &limits::MAX_TIER_RATE,
+                        "operations per second",
+                    )
+                });
+            let (dependency, rate) = (dependency?, rate?);
+            if fc.dependencies[dependency].cache.is_some() {
+                ctx.push(
+                    node.map_or(obj.origin.clone(), |n| n.origin.clone()),
+                    &obj.key("dependency"),
+                    format!(
+                        "{:?} is a cache; a rate limit applies to object storage, search or a provider",
+                        fc.dependencies[dependency].name
+                    ),
+                );
+                return None;
+            }
+            Some(FaultKind::RateLimit { dependency, rate })
+        }
+        "runner_crash" => Some(FaultKind::RunnerCrash),
         _ => None,
     }
 }
