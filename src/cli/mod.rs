@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_budgets;
+mod bench_peers;
 mod bench_suites;
 mod check;
 mod compare;

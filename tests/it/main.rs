@@ -11,6 +11,7 @@ mod control_plane;
 mod fidelity;
 mod hostile;
 mod kernel;
+mod peers;
 mod performance;
 mod reports;
 mod resilience;
