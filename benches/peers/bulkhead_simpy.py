@@ -261,13 +261,15 @@ def main():
         for cls, share in SHARES.items():
             env.process(source(tenant, cls, TENANT_RATE * share))
     started = time.perf_counter()
+    cpu_started = time.process_time()
     env.run(until=args.duration)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     looked_up = lookups["hits"] + lookups["misses"]
     print(json.dumps({
         "peer": "bulkhead_simpy", "python": platform.python_version(),
         "simpy": simpy.__version__, "seed": args.seed, "duration_s": args.duration,
-        "wall_s": wall, "finished": finished[0], "events": next(env._eid),
+        "wall_s": wall, "cpu_s": cpu, "finished": finished[0], "events": next(env._eid),
         "classes": {cls: s.summary() for cls, s in stats.items()},
         "cache_hit_ratio": lookups["hits"] / looked_up if looked_up else None,
     }))

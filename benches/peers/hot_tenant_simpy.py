@@ -205,12 +205,14 @@ def main():
     for tenant, tier, rate in TENANTS:
         env.process(source(tenant, tier, rate))
     started = time.perf_counter()
+    cpu_started = time.process_time()
     env.run(until=args.duration)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     print(json.dumps({
         "peer": "hot_tenant_simpy", "python": platform.python_version(),
         "simpy": simpy.__version__, "seed": args.seed, "duration_s": args.duration,
-        "wall_s": wall, "finished": finished[0], "events": next(env._eid),
+        "wall_s": wall, "cpu_s": cpu, "finished": finished[0], "events": next(env._eid),
         "tiers": {tier: s.summary() for tier, s in stats.items()},
     }))
 

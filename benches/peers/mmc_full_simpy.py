@@ -128,12 +128,14 @@ def main():
     for _, rate in TENANTS:
         env.process(source(rate))
     started = time.perf_counter()
+    cpu_started = time.process_time()
     env.run(until=args.duration)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     print(json.dumps({
         "peer": "mmc_full_simpy", "python": platform.python_version(),
         "simpy": simpy.__version__, "seed": args.seed, "duration_s": args.duration,
-        "wall_s": wall, "finished": finished[0], "events": next(env._eid),
+        "wall_s": wall, "cpu_s": cpu, "finished": finished[0], "events": next(env._eid),
         "tiers": {"flat": stats.summary()},
     }))
 

@@ -102,6 +102,8 @@ struct PeerRun {
     process: ProcessTime,
     /// Its own timing of `env.run` (the simulation loop, without start-up and output).
     loop_secs: f64,
+    /// The CPU time of that loop (`time.process_time`), if it printed one.
+    loop_cpu: Option<f64>,
     finished: u64,
     /// Events SimPy scheduled (its kernel's events, not ours).
     events: u64,
@@ -159,15 +161,20 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
 
     // In process, alternating with whole processes so both see the same machine.
     let mut inside = Vec::new();
+    let mut inside_cpu = Vec::new();
     let mut whole = Vec::new();
     let mut last = None;
     for _ in 0..rounds {
+        let cpu_before = thread_cpu_secs();
         let started = now();
         let executed = pipeline::execute(&text, &load).map_err(|e| e.to_string())?;
         let json = report::to_json(&executed.report);
         let wall = started.elapsed();
         std::hint::black_box(json);
         inside.push(wall.as_secs_f64());
+        if let (Some(before), Some(after)) = (cpu_before, thread_cpu_secs()) {
+            inside_cpu.push(after - before);
+        }
         whole.push(our_process(suite.scenario, &overrides, &out)?);
         last = Some(executed);
     }
@@ -207,6 +214,9 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
     }
 
     let (inside_wall, _, _) = spread(inside.clone());
+    // CPU time of this thread (the run is single-threaded): on a shared machine the honest
+    // denominator of "per core".
+    let inside_cpu = (inside_cpu.len() == inside.len()).then(|| spread(inside_cpu).0);
     let (whole_wall, _, _) = spread(whole.iter().map(|p| p.wall).collect());
     let whole_cpu = median_cpu(&whole);
     println!(
@@ -240,8 +250,17 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
         finished as f64 / inside_wall,
         Some(events as f64 / inside_wall),
         inside_wall,
-        None,
+        inside_cpu,
     );
+    if let Some(cpu) = inside_cpu {
+        row(
+            "tenantsim in process, per CPU second",
+            finished as f64 / cpu,
+            Some(events as f64 / cpu),
+            cpu,
+            Some(cpu),
+        );
+    }
     row(
         "tenantsim whole process (median)",
         finished as f64 / whole_wall,
@@ -249,10 +268,14 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
         whole_wall,
         whole_cpu,
     );
-    let in_process_events = events as f64 / inside_wall;
+    // Per core: over the thread's CPU time where the platform reports it, else wall time.
+    let (in_process_events, per) = match inside_cpu {
+        Some(cpu) if cpu > 0.0 => (events as f64 / cpu, "CPU second"),
+        _ => (events as f64 / inside_wall, "wall second"),
+    };
     if let (Some(target), true) = (suite.events_budget, budgets_apply(suite, options)) {
         card.add(
-            format!("{}, in process, events/s on one core", suite.name),
+            format!("{}, in process, events per {per} (one core)", suite.name),
             in_process_events,
             format!("{:.1}M", in_process_events / 1e6),
             Bound::AtLeast(target),
@@ -289,6 +312,20 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
         peer_loop,
         None,
     );
+    let peer_loop_cpu = runs
+        .iter()
+        .map(|r| r.loop_cpu)
+        .collect::<Option<Vec<f64>>>()
+        .map(|cpus| spread(cpus).0);
+    if let Some(cpu) = peer_loop_cpu {
+        row(
+            "SimPy in process, per CPU second",
+            peer_finished / cpu,
+            Some(peer_events / cpu),
+            cpu,
+            Some(cpu),
+        );
+    }
     row(
         "SimPy whole process (median)",
         peer_finished / peer_wall,
@@ -301,6 +338,15 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
     let theirs: Vec<f64> = runs.iter().map(peer_rate).collect();
     let (ratio, low, high) = spread(bracketed(&theirs, &ours).map(|(t, o)| o / t).collect());
     let in_process = (finished as f64 / inside_wall) / (peer_finished / peer_loop);
+    let in_process_cpu = match (inside_cpu, peer_loop_cpu) {
+        (Some(ours), Some(theirs)) if ours > 0.0 && theirs > 0.0 => {
+            format!(
+                "{:.1}x",
+                (finished as f64 / ours) / (peer_finished / theirs)
+            )
+        }
+        _ => "-".into(),
+    };
     let cpu_ratio = match (whole_cpu, peer_cpu) {
         (Some(ours), Some(theirs)) if ours > 0.0 => {
             Some((finished as f64 / ours) / (peer_finished / theirs))
@@ -310,7 +356,8 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
     println!(
         "  speed-up over SimPy 4.1.2 on Python {version}: whole process {ratio:.1}x (median of {} \
          SimPy runs, each against the mean of our runs just before and after it; range \
-         {low:.1}-{high:.1}x){}; in process {in_process:.1}x; CPU time, whole process {}",
+         {low:.1}-{high:.1}x){}; in process {in_process:.1}x; CPU time: in process \
+         {in_process_cpu}, whole process {}",
         runs.len(),
         suite
             .speed_up_budget
@@ -384,6 +431,7 @@ fn peer_process(python: &Path, peer: &str, seconds: u64) -> Result<PeerRun, Stri
         (Some(loop_secs), Some(finished), Some(events)) if loop_secs > 0.0 => Ok(PeerRun {
             process,
             loop_secs,
+            loop_cpu: number("cpu_s"),
             finished: finished as u64,
             events: events as u64,
         }),
@@ -413,6 +461,14 @@ fn timed(command: &mut Command) -> Result<(std::process::Output, ProcessTime), S
 fn children_cpu_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     parse_children_ticks(&stat).map(|ticks| ticks as f64 / TICKS_PER_SEC)
+}
+
+/// CPU seconds this thread has run, in nanoseconds from /proc/thread-self/schedstat (its first
+/// field; Linux with scheduler statistics, `None` elsewhere).
+fn thread_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(nanos as f64 / 1e9)
 }
 
 /// `cutime + cstime` (fields 16 and 17) of a /proc/PID/stat line; the command name (field 2,
