@@ -672,8 +672,11 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
                 self.critical_in_pool.insert((serial, slot));
             }
         }
-        match self.tenant_in_flight.get_mut(request.tenant) {
-            Some(count) => *count += 1,
+        match self
+            .tenant_index(request.tenant)
+            .and_then(|i| self.tenant_in_flight.get_index_mut(i))
+        {
+            Some((_, count)) => *count += 1,
             None => {
                 self.tenant_in_flight.insert(request.tenant.clone(), 1);
             }
@@ -724,7 +727,8 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
         self.free_slots.push(slot);
         self.held -= 1;
         let in_flight_before = self.in_flight() + 1;
-        if let Some((index, _, count)) = self.tenant_in_flight.get_full_mut(&record.tenant) {
+        if let Some(index) = self.tenant_index(&record.tenant) {
+            let count = &mut self.tenant_in_flight[index];
             *count -= 1;
             if *count == 0 {
                 self.tenant_in_flight.swap_remove_index(index);
@@ -757,7 +761,21 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
 
     /// Permits held by `tenant`.
     pub fn tenant_in_flight(&self, tenant: &T) -> u32 {
-        self.tenant_in_flight.get(tenant).copied().unwrap_or(0)
+        self.tenant_index(tenant)
+            .map_or(0, |i| self.tenant_in_flight[i])
+    }
+
+    /// Where `tenant` is in the per-tenant table: a scan while the table is as small as a
+    /// cache line's worth of entries (a pool with a few tenants in flight, the usual case;
+    /// cheaper than hashing and probing), a hash lookup beyond.
+    #[inline]
+    fn tenant_index(&self, tenant: &T) -> Option<usize> {
+        const SCAN_UP_TO: usize = 4;
+        if self.tenant_in_flight.len() <= SCAN_UP_TO {
+            self.tenant_in_flight.keys().position(|t| t == tenant)
+        } else {
+            self.tenant_in_flight.get_index_of(tenant)
+        }
     }
 
     /// Tenants holding at least one permit (the size of the per-tenant table).
