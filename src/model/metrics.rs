@@ -265,9 +265,12 @@ impl Latency {
         ) = (&mut self.samples, &other.samples)
             && ours.len() + theirs.len() <= RAW_SAMPLE_LIMIT
         {
-            ours.extend_from_slice(theirs);
-            ours.sort_unstable();
-            *sorted = true;
+            // Sorted when a quantile is asked for, not per merge: pooling a million tenants
+            // sorted the pool a million times.
+            if !theirs.is_empty() {
+                ours.extend_from_slice(theirs);
+                *sorted = false;
+            }
             return;
         }
         self.switch_to_histogram();
@@ -290,6 +293,19 @@ impl Latency {
             }
         }
     }
+}
+
+/// Bytes of one latency histogram for a run of `run_length` (what a summary holds once it
+/// has more than [`RAW_SAMPLE_LIMIT`] samples), for the memory estimate.
+pub fn histogram_bytes(run_length: SimDuration) -> usize {
+    let histogram = new_histogram(run_length.as_nanos() / NANOS_PER_MICRO + 1);
+    histogram.distinct_values() * size_of::<u32>() + size_of::<Histogram<u32>>()
+}
+
+/// Bytes of a judged window beyond a tenant's first (its record in the tenant's list), for the
+/// memory estimate.
+pub fn extra_window_bytes() -> usize {
+    size_of::<(usize, WindowStats)>()
 }
 
 fn new_histogram(highest_micros: u64) -> Histogram<u32> {

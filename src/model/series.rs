@@ -116,21 +116,30 @@ impl Series {
                 });
             }
         }
+        // Each tier's untracked tenants in one pass over the tenants (a pass per tier was
+        // tiers × tenants: a minute at a thousand tiers and a million tenants).
+        let mut untracked = vec![0usize; tiers.len()];
+        for (t, &tier) in tenant_tiers.iter().enumerate() {
+            if class_of[t] == u16::MAX
+                && let Some(n) = untracked.get_mut(tier)
+            {
+                *n += 1;
+            }
+        }
+        let mut tracked_tier = vec![false; tiers.len()];
+        for c in &classes {
+            if let Some(flag) = tracked_tier.get_mut(c.tier) {
+                *flag = true;
+            }
+        }
+        let mut tier_class = vec![u16::MAX; tiers.len()];
         for (tier, name) in tiers.iter().enumerate() {
-            let members = (0..tenant_tiers.len())
-                .filter(|&t| tenant_tiers[t] == tier && class_of[t] == u16::MAX)
-                .collect::<Vec<_>>();
-            if members.is_empty() {
+            if untracked[tier] == 0 {
                 continue;
             }
-            let index = classes.len() as u16;
-            for t in members {
-                class_of[t] = index;
-            }
-            let all_tracked =
-                tenant_tiers.iter().all(|&x| x != tier) || classes.iter().any(|c| c.tier == tier);
+            tier_class[tier] = classes.len() as u16;
             classes.push(Class {
-                label: if all_tracked {
+                label: if tracked_tier[tier] {
                     format!("{name} (others)")
                 } else {
                     name.clone()
@@ -138,6 +147,13 @@ impl Series {
                 tenant: None,
                 tier,
             });
+        }
+        for (t, &tier) in tenant_tiers.iter().enumerate() {
+            if class_of[t] == u16::MAX
+                && let Some(&class) = tier_class.get(tier)
+            {
+                class_of[t] = class;
+            }
         }
         let n = classes.len();
         Series {
@@ -267,6 +283,14 @@ impl Series {
     /// The end of the run, for holdings still open when it ends.
     pub fn end(&self) -> SimTime {
         self.end
+    }
+
+    /// The class a tenant's figures go to (`None` once collection is switched off).
+    pub fn class_of(&self, tenant: usize) -> Option<usize> {
+        self.class_of
+            .get(tenant)
+            .filter(|&&c| c != u16::MAX)
+            .map(|&c| usize::from(c))
     }
 
     /// The buckets of one class, in time order.

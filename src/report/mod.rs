@@ -481,20 +481,26 @@ pub fn build(
         })
         .collect();
     let classes = class_reports(scenario, &tenant_classes);
+    // One pass over the tenants for every tier (a pass per tier was tiers × tenants), merging
+    // each tier's members in tenant order as before.
+    let mut pooled_tiers: Vec<(u64, WindowStats)> = scenario
+        .system
+        .tiers
+        .iter()
+        .map(|_| (0, WindowStats::default()))
+        .collect();
+    for (i, t) in scenario.system.tenants.iter().enumerate() {
+        if let Some((members, pooled)) = pooled_tiers.get_mut(t.tier) {
+            *members += 1;
+            pooled.merge(&whole(i));
+        }
+    }
     let tiers = scenario
         .system
         .tiers
         .iter()
-        .enumerate()
-        .map(|(tier, spec)| {
-            let mut pooled = WindowStats::default();
-            let mut members = 0;
-            for (i, t) in scenario.system.tenants.iter().enumerate() {
-                if t.tier == tier {
-                    members += 1;
-                    pooled.merge(&whole(i));
-                }
-            }
+        .zip(pooled_tiers)
+        .map(|(spec, (members, pooled))| {
             let c = pooled.counts;
             GroupReport {
                 name: spec.name.clone(),
@@ -595,40 +601,77 @@ pub fn build(
 
 /// Per fault, the tenants with a failed check in any SLO whose window overlaps the fault or
 /// what follows it (a pooled check counts for its whole selection).
+///
+/// A tenant is hit by a fault when the latest end of its failing windows is after the fault
+/// starts, so that end is found once per tenant and each fault is a search: a pass over the
+/// tenants per fault was faults × tenants (a thousand faults over a million tenants).
 fn blast_radius(scenario: &Scenario, evaluation: &Evaluation) -> Vec<BlastRadius> {
+    use crate::time::SimTime;
+    use std::collections::BTreeSet;
+    /// Names listed per fault.
+    const LISTED: usize = 100;
     let system = &scenario.system;
     let total = system.tenants.len().max(1);
+    let mut latest_end: Vec<Option<SimTime>> = vec![None; system.tenants.len()];
+    for result in &evaluation.slos {
+        let slo = &scenario.slos[result.slo];
+        let end = Some(system.windows[slo.window].end);
+        let mut mark = |t: usize| {
+            if let Some(latest) = latest_end.get_mut(t) {
+                *latest = (*latest).max(end);
+            }
+        };
+        let mut pooled_failed = false;
+        for check in result.checks.iter().filter(|c| c.status == Status::Failed) {
+            match check.tenant {
+                Some(t) => mark(t),
+                None => pooled_failed = true,
+            }
+        }
+        if pooled_failed {
+            slo.tenants.iter().for_each(|&t| mark(t));
+        }
+    }
+    // Hit tenants, latest end first; faults latest start first, so each fault's hit set
+    // (ends after its start) grows from the previous one's.
+    let mut hit: Vec<(SimTime, usize)> = latest_end
+        .iter()
+        .enumerate()
+        .filter_map(|(t, end)| end.map(|e| (e, t)))
+        .collect();
+    hit.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut order: Vec<usize> = (0..system.faults.len()).collect();
+    order.sort_by(|&a, &b| system.faults[b].at.cmp(&system.faults[a].at));
+    let mut affected_of = vec![(0usize, Vec::new()); system.faults.len()];
+    let mut taken = 0;
+    let mut first: BTreeSet<usize> = BTreeSet::new();
+    for f in order {
+        let at = system.faults[f].at;
+        while let Some(&(end, t)) = hit.get(taken)
+            && end > at
+        {
+            first.insert(t);
+            if first.len() > LISTED {
+                first.pop_last();
+            }
+            taken += 1;
+        }
+        affected_of[f] = (taken, first.iter().copied().collect());
+    }
     system
         .faults
         .iter()
-        .map(|fault| {
-            let mut hit = vec![false; system.tenants.len()];
-            for result in &evaluation.slos {
-                let slo = &scenario.slos[result.slo];
-                let window = &system.windows[slo.window];
-                if window.end <= fault.at {
-                    continue;
-                }
-                for check in result.checks.iter().filter(|c| c.status == Status::Failed) {
-                    match check.tenant {
-                        Some(t) => hit[t] = true,
-                        None => slo.tenants.iter().for_each(|&t| hit[t] = true),
-                    }
-                }
-            }
-            let affected: Vec<usize> = (0..hit.len()).filter(|&t| hit[t]).collect();
-            BlastRadius {
-                fault: fault.name.clone(),
-                kind: fault.kind.name().to_string(),
-                targeted: fault.named_tenants().len() as u64,
-                affected: affected.len() as u64,
-                fraction: round_to(affected.len() as f64 / total as f64, 6),
-                tenants: affected
-                    .iter()
-                    .take(100)
-                    .map(|&t| system.tenants[t].name.clone())
-                    .collect(),
-            }
+        .zip(affected_of)
+        .map(|(fault, (affected, listed))| BlastRadius {
+            fault: fault.name.clone(),
+            kind: fault.kind.name().to_string(),
+            targeted: fault.named_tenants().len() as u64,
+            affected: affected as u64,
+            fraction: round_to(affected as f64 / total as f64, 6),
+            tenants: listed
+                .iter()
+                .map(|&t: &usize| system.tenants[t].name.clone())
+                .collect(),
         })
         .collect()
 }

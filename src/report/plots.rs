@@ -23,6 +23,14 @@ const LEGEND_W: u32 = 240;
 const HEADER_H: u32 = 58;
 const PANEL_H: u32 = 240;
 const FONT: &str = "sans-serif";
+/// Most SLO threshold lines drawn on one panel: each is a dashed line across the plot, so a
+/// thousand SLOs would otherwise make a plot of hundreds of megabytes.
+const MAX_THRESHOLD_LINES: usize = 40;
+/// Most tenant classes and most SLO thresholds the legend lists; the rest are counted. The
+/// legend sets the figure's height, and every dashed fault edge spans it: an unbounded legend
+/// made a plot grow with classes × faults.
+const MAX_LEGEND_CLASSES: usize = 40;
+const MAX_LEGEND_THRESHOLDS: usize = 24;
 
 /// Line colours, one per class (tab10, then darker companions).
 const PALETTE: [(u8, u8, u8); 20] = [
@@ -542,7 +550,7 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
     };
     put!(&heading("tenant class", y));
     y += 22;
-    for (i, label) in fig.legend.iter().enumerate() {
+    for (i, label) in fig.legend.iter().enumerate().take(MAX_LEGEND_CLASSES) {
         let c = colour(i);
         if stacked {
             put!(&Rectangle::new(
@@ -570,6 +578,17 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
             y += 16;
         }
         y += 4;
+    }
+    if fig.legend.len() > MAX_LEGEND_CLASSES {
+        put!(&Text::new(
+            format!(
+                "… and {} more classes",
+                thousands((fig.legend.len() - MAX_LEGEND_CLASSES) as u64)
+            ),
+            (x + 30, y),
+            text_style(13.0, GREY_TEXT).pos(Pos::new(HPos::Left, VPos::Center)),
+        ));
+        y += 20;
     }
     y += 10;
     if fig.runs.len() > 1 {
@@ -602,12 +621,15 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
         marks.push((1, "warmup (not judged)"));
     }
     let mut slo_entries: Vec<String> = Vec::new();
+    let mut seen_entries = std::collections::BTreeSet::new();
     for t in fig.panels.iter().flat_map(|p| p.thresholds.iter()) {
         let entry = long_threshold(t);
-        if !slo_entries.contains(&entry) {
+        if seen_entries.insert(entry.clone()) {
             slo_entries.push(entry);
         }
     }
+    let more_entries = slo_entries.len().saturating_sub(MAX_LEGEND_THRESHOLDS);
+    slo_entries.truncate(MAX_LEGEND_THRESHOLDS);
     if !slo_entries.is_empty() {
         marks.push((2, "SLO threshold (its window):"));
     }
@@ -669,6 +691,14 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
                 }
                 y += 4;
             }
+            if more_entries > 0 {
+                put!(&Text::new(
+                    format!("… and {} more", thousands(more_entries as u64)),
+                    (x + 30, y),
+                    text_style(12.0, GREY_TEXT).pos(Pos::new(HPos::Left, VPos::Center)),
+                ));
+                y += 20;
+            }
         }
     }
     Ok(y)
@@ -713,19 +743,25 @@ fn legend_with_kinds(runs: &[Run<'_>]) -> (Vec<String>, Vec<Vec<usize>>, Vec<u32
     let mut labels: Vec<String> = Vec::new();
     let mut weight: Vec<u32> = Vec::new();
     let mut index = Vec::new();
+    // Found through maps: searches per class were classes × (classes + fault targets).
+    let mut label_index: std::collections::BTreeMap<String, usize> =
+        std::collections::BTreeMap::new();
     for run in runs {
+        let targets: std::collections::BTreeSet<&str> = run
+            .timeline
+            .faults
+            .iter()
+            .flat_map(|f| f.targets.iter().map(String::as_str))
+            .collect();
         let mut of_run = Vec::new();
         for c in 0..run.timeline.series.classes.len() {
             let label = run.timeline.class_label(c);
-            let i = match labels.iter().position(|l| *l == label) {
-                Some(i) => i,
+            let i = match label_index.get(&label) {
+                Some(&i) => i,
                 None => {
                     let class = &run.timeline.series.classes[c];
-                    let target = run
-                        .timeline
-                        .faults
-                        .iter()
-                        .any(|f| f.targets.contains(&class.label));
+                    let target = targets.contains(class.label.as_str());
+                    label_index.insert(label.clone(), labels.len());
                     weight.push(match (class.tenant, target) {
                         (None, _) => 3,
                         (Some(_), true) => 2,
@@ -834,15 +870,29 @@ fn lines(
     out
 }
 
+/// The distinct SLO lines of `metric`, in order, at most [`MAX_THRESHOLD_LINES`] of them.
 fn thresholds(runs: &[Run<'_>], metric: LineMetric, scale: f64) -> Vec<SloLine> {
     let mut out: Vec<SloLine> = Vec::new();
+    // Seen lines by their fields (a search of `out` per line was quadratic in the SLO lines).
+    let mut seen = std::collections::BTreeSet::new();
     for run in runs {
         for t in run.timeline.slo_lines.iter().filter(|t| t.metric == metric) {
+            if out.len() == MAX_THRESHOLD_LINES {
+                return out;
+            }
             let t = SloLine {
                 value: t.value * scale,
                 ..t.clone()
             };
-            if !out.contains(&t) {
+            let key = (
+                t.value.to_bits(),
+                t.start_s.to_bits(),
+                t.end_s.to_bits(),
+                t.expect.clone(),
+                t.selection.clone(),
+                t.window.clone(),
+            );
+            if seen.insert(key) {
                 out.push(t);
             }
         }
@@ -894,14 +944,14 @@ fn latency(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
     let mut percentiles = vec![99.0, 50.0];
     for run in runs {
         for t in &run.timeline.slo_lines {
-            if let LineMetric::Latency(p) = t.metric
-                && !percentiles.contains(&p)
-            {
+            if let LineMetric::Latency(p) = t.metric {
                 percentiles.push(p);
             }
         }
     }
+    // Sorted, then deduplicated: a search per SLO line was quadratic in the SLO lines.
     percentiles.sort_by(|a, b| b.total_cmp(a));
+    percentiles.dedup();
     percentiles.truncate(4);
     let panels = percentiles
         .iter()

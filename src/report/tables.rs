@@ -2,7 +2,7 @@
 //! expected), tiers, worst tenants, blast radius, faults and invariants, as plain cells that
 //! the Markdown and HTML renderers escape and lay out.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::summary::{
     errors, expectation_summary, finished, latency_cells, observed_text, percent, rank_tenants,
@@ -351,15 +351,17 @@ pub fn blast_radius(report: &Report, faults: &[FaultSpan]) -> Table {
         ("failed a check", true),
         ("share", true),
     ]);
+    // One pass over the tenants for all tiers (a pass per tier was tiers × tenants).
+    let mut sums: BTreeMap<&str, (u64, u64, u64, u64)> = BTreeMap::new();
+    for m in &report.tenants {
+        let (n, targets, judged, hurt) = sums.entry(m.tier.as_str()).or_default();
+        *n += 1;
+        *targets += u64::from(b.targets.contains(m.name.as_str()));
+        *judged += u64::from(b.judged.contains(m.name.as_str()));
+        *hurt += u64::from(b.hurt.contains(m.name.as_str()));
+    }
     for tier in &report.tiers {
-        let members = report.tenants.iter().filter(|x| x.tier == tier.name);
-        let (mut n, mut targets, mut judged, mut hurt) = (0u64, 0u64, 0u64, 0u64);
-        for m in members {
-            n += 1;
-            targets += u64::from(b.targets.contains(m.name.as_str()));
-            judged += u64::from(b.judged.contains(m.name.as_str()));
-            hurt += u64::from(b.hurt.contains(m.name.as_str()));
-        }
+        let (n, targets, judged, hurt) = sums.get(tier.name.as_str()).copied().unwrap_or_default();
         t.rows.push(vec![
             text(&tier.name),
             text(thousands(n)),

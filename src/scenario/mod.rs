@@ -8,10 +8,12 @@ pub mod expect;
 pub mod explore;
 pub mod limits;
 mod load;
+pub mod memory;
 pub mod schema;
 pub mod shrink;
 pub mod spec;
 pub mod synthetic;
+pub mod table;
 pub mod tree;
 
 use std::fmt;

@@ -109,3 +109,15 @@ pub fn has_reference_report(path: &Path) -> bool {
         .take_while(|l| l.starts_with('#') || l.trim().is_empty())
         .any(|l| l.starts_with("# reference-report: none"))
 }
+
+/// Whether the slow variants run (`TENANTSIM_SLOW=1`).
+pub fn slow() -> bool {
+    std::env::var_os("TENANTSIM_SLOW").is_some_and(|v| v == "1")
+}
+
+/// Whether the default test run runs `path` only once, as written (the capstone, the scenarios
+/// without a committed reference report: about 16 s of CPU a run); `TENANTSIM_SLOW=1` runs it
+/// in every data-driven test (twice for determinism, its twin, another seed, the fast paths).
+pub fn once_by_default(path: &Path) -> bool {
+    !has_reference_report(path) && !slow()
+}

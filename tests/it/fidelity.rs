@@ -577,8 +577,10 @@ impl TraceSink for ClassProbe {
 #[test]
 fn two_classes_in_two_pools_match_erlang_c_per_pool() {
     let mut checks = Checks::new("two_classes_in_two_pools_match_erlang_c_per_pool");
-    // (servers a, mean a, utilisation a), (servers b, mean b, utilisation b), requests
-    let cases: Vec<((u32, f64, f64), (u32, f64, f64), f64)> = pick(
+    // (servers, mean service time in ms, utilisation) of one pool.
+    type Pool = (u32, f64, f64);
+    // Pool a, pool b, requests.
+    let cases: Vec<(Pool, Pool, f64)> = pick(
         vec![((4, 8.0, 0.7), (2, 40.0, 0.6), 800_000.0)],
         vec![
             ((4, 8.0, 0.7), (2, 40.0, 0.6), 3e6),
@@ -683,7 +685,7 @@ query_time = {{ dist = "lognormal", median = "2ms", p99 = "20ms" }}
 name = "t"
 count = 4
 tier = "t"
-arrival = {{ rate = 150 }}
+arrival = {{ rate = 100 }}
 timeout = "1s"
 {tenant}
 "#
@@ -743,7 +745,11 @@ fn a_declared_class_reproduces_the_implicit_class() {
 /// dependency (exponential each, unlimited concurrency). The front worker is held for
 /// S = cpu + op + max(b1, b2): an M/G/1 queue whose service moments are closed forms
 /// (max of two iid exponentials of rate μ is Exp(2μ) + Exp(μ)).
-fn call_tree_text(lambda: f64, (cpu_ms, op_ms, branch_ms): (f64, f64, f64), duration_s: u64) -> String {
+fn call_tree_text(
+    lambda: f64,
+    (cpu_ms, op_ms, branch_ms): (f64, f64, f64),
+    duration_s: u64,
+) -> String {
     format!(
         r#"name = "fidelity-call-tree"
 [simulation]
@@ -801,7 +807,9 @@ fn a_call_tree_matches_pollaczek_khinchine() {
     let runs = replicate(pick(8, 10), |seed| {
         let (_, output) = run_traced(&text, seed, &mut NoTrace);
         let latency = &output.metrics.tenants[0].windows[0].1.latency;
-        latency.mean().map_or(f64::NAN, |d| d.as_nanos() as f64 / NANOS)
+        latency
+            .mean()
+            .map_or(f64::NAN, |d| d.as_nanos() as f64 / NANOS)
     });
     checks.relative(
         "call tree (cpu, service call, 2 parallel calls) on 1 worker, ρ=0.7: mean latency",
@@ -844,7 +852,12 @@ fn a_models_cache_matches_ches_approximation() {
     // (keys, Zipf exponent, capacity)
     let cases: Vec<(u64, f64, u64)> = pick(
         vec![(10_000, 0.8, 1_000), (10_000, 1.2, 200)],
-        vec![(10_000, 0.8, 1_000), (10_000, 1.2, 200), (100_000, 0.6, 5_000), (1_000, 1.0, 100)],
+        vec![
+            (10_000, 0.8, 1_000),
+            (10_000, 1.2, 200),
+            (100_000, 0.6, 5_000),
+            (1_000, 1.0, 100),
+        ],
     );
     for (keys, s, capacity) in cases {
         let text = format!(

@@ -5,11 +5,14 @@
 //! determinism; every file in `tests/bad/` must be rejected with the error its header promises.
 
 mod architecture;
+mod bounds;
 mod common;
 mod components;
 mod control_plane;
+mod engines;
 mod fidelity;
 mod hostile;
+mod hostile_io;
 mod kernel;
 mod peers;
 mod performance;
@@ -21,3 +24,4 @@ mod services;
 mod slo_grammar;
 mod topology;
 mod validation;
+mod workload;

@@ -117,11 +117,16 @@ fn a_services_scope_decides_which_callers_share_an_instance() {
     let p50 = |scope: &str| class_p50(&run(&scoped(scope), &[]), "", "c");
     let (cell, global, tenant) = (p50("cell"), p50("global"), p50("tenant"));
     let region = p50("region");
-    println!("p50 with the service per cell {cell:.1} ms, per region {region:.1} ms, global {global:.1} ms, per tenant {tenant:.1} ms");
+    println!(
+        "p50 with the service per cell {cell:.1} ms, per region {region:.1} ms, global {global:.1} ms, per tenant {tenant:.1} ms"
+    );
     assert!(tenant < cell, "{tenant} vs {cell}");
     assert!(cell * 10.0 < global, "{cell} vs {global}");
     // Both cells are in the default region: one regional instance, like the global one.
-    assert!(region * 0.8 < global && global < region * 1.25, "{region} vs {global}");
+    assert!(
+        region * 0.8 < global && global < region * 1.25,
+        "{region} vs {global}"
+    );
 }
 
 #[test]
@@ -139,10 +144,15 @@ fn a_call_cycle_between_services_is_an_error_naming_it() {
 
 #[test]
 fn call_trees_are_bounded_by_named_limits() {
-    let branches: Vec<String> = (0..65).map(|_| "{ service = \"svc\" }".to_string()).collect();
+    let branches: Vec<String> = (0..65)
+        .map(|_| "{ service = \"svc\" }".to_string())
+        .collect();
     let text = scoped("cell").replace(
         "calls = [{ service = \"svc\" }]\n[[tenants]]",
-        &format!("calls = [{{ parallel = [{}] }}]\n[[tenants]]", branches.join(", ")),
+        &format!(
+            "calls = [{{ parallel = [{}] }}]\n[[tenants]]",
+            branches.join(", ")
+        ),
     );
     let error = load_error(&text);
     assert!(error.contains("MAX_FANOUT"), "{error}");
@@ -153,6 +163,29 @@ fn call_trees_are_bounded_by_named_limits() {
     );
     let error = load_error(&text);
     assert!(error.contains("`db` and `service`"), "{error}");
+}
+
+#[test]
+fn tenant_scoped_instances_are_bounded_by_named_limits() {
+    // 40,000 tenants, each with its own instance of a service of 64 pools: 2.56 million pool
+    // instances, over MAX_POOL_INSTANCES.
+    let pools: Vec<String> = (0..64)
+        .map(|i| format!("{{ name = \"p{i}\", workers = 1, service_time = {{ dist = \"constant\", value = \"1ms\" }} }}"))
+        .collect();
+    let text = scoped("tenant")
+        .replace(
+            "pools = [{ name = \"p\", workers = 1, queue = 10000, admission = false, service_time = { dist = \"exponential\", mean = \"10ms\" } }]",
+            &format!("pools = [{}]", pools.join(", ")),
+        )
+        .replace("name = \"a\"\ncount = 2", "name = \"a\"\ncount = 40000");
+    let error = load_error(&text);
+    assert!(error.contains("MAX_POOL_INSTANCES"), "{error}");
+    // A cache of 10 million entries per cell over 3 cells: over MAX_CACHE_ENTRIES_TOTAL.
+    let text = cache_text("")
+        .replace("capacity = 2000", "capacity = 10000000")
+        .replace("scope = \"cell\"", "scope = \"tenant\"");
+    let error = load_error(&text);
+    assert!(error.contains("MAX_CACHE_ENTRIES_TOTAL"), "{error}");
 }
 
 /// One cell; tenant `t` reads through a cache (`{isolation}`), tenant `scanner` scans.
@@ -265,10 +298,18 @@ fn a_cache_flush_empties_it_and_the_hit_ratio_recovers() {
         &["tenants.scanner.arrival.rate=1"],
     );
     let misses = |r: &Executed| counter(r, |n| n == "t", Counter::CacheMiss);
-    println!("t's misses: {} without, {} with a flush at 30 s", misses(&base), misses(&flushed));
+    println!(
+        "t's misses: {} without, {} with a flush at 30 s",
+        misses(&base),
+        misses(&flushed)
+    );
     // The flush costs about one miss per key t uses again (hundreds), not a lasting drop.
     assert!(misses(&flushed) > misses(&base) + 100);
-    assert!(hit_ratio(&flushed, "t") > 0.85, "{}", hit_ratio(&flushed, "t"));
+    assert!(
+        hit_ratio(&flushed, "t") > 0.85,
+        "{}",
+        hit_ratio(&flushed, "t")
+    );
 }
 
 /// Three cells calling one regional dependency; `{extra}` adds faults.
@@ -350,7 +391,11 @@ fn dependency_faults_reach_every_caller_or_one_cell() {
     let slow = with(&fault("dependency_slowdown", "factor = 20"));
     let p50 = |r: &Executed| class_p50(r, "", "put");
     let base = with("");
-    println!("p50 {} ms, with a x20 slowdown for a third of the run {} ms", p50(&base), p50(&slow));
+    println!(
+        "p50 {} ms, with a x20 slowdown for a third of the run {} ms",
+        p50(&base),
+        p50(&slow)
+    );
     // 10 ms becomes 200 ms for a third of the requests; the median stays, the mean moves.
     let mean = |r: &Executed| {
         r.report.tiers[0]
@@ -359,7 +404,12 @@ fn dependency_faults_reach_every_caller_or_one_cell() {
             .map(|l| l.mean)
             .expect("latency")
     };
-    assert!(mean(&slow) > 3.0 * mean(&base), "{} vs {}", mean(&slow), mean(&base));
+    assert!(
+        mean(&slow) > 3.0 * mean(&base),
+        "{} vs {}",
+        mean(&slow),
+        mean(&base)
+    );
 }
 
 #[test]

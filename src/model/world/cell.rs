@@ -3,8 +3,8 @@
 //! breaker), and releases its permit and worker when the work succeeds, fails or dies.
 
 use super::{
-    DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAWS_PER_ATTEMPT, Dep, Event, IMPLICIT_PROGRAM, NONE,
-    WorkKind, World,
+    DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAWS_PER_ATTEMPT, Dep, Event, IMPLICIT_PROGRAM, NONE, WorkKind,
+    World,
 };
 use crate::components::admission::Outcome as AdmissionOutcome;
 use crate::components::breaker::Outcome as CallOutcome;

@@ -79,7 +79,10 @@ impl World<'_, '_> {
             let scaled = (multiplier != 1.0)
                 .then(|| NANOS_PER_SEC as f64 / (self.first_source_rate(tenant) * multiplier));
             let candidate = next_gap(&mut self.tenants[tenant].arrival, poisson, scaled, t);
-            if candidate < until || !poisson {
+            // Past the end the arrival never happens, whatever the rate does later. Without the
+            // `until >= end` exit, a gap that saturates at the end of time (a rate of 1e-11/s)
+            // would restart at `until == SimTime::MAX` forever.
+            if candidate < until || !poisson || until >= self.end {
                 return candidate;
             }
             t = until;
@@ -97,7 +100,7 @@ impl World<'_, '_> {
             let (multiplier, until) = self.schedule_at(schedule, t);
             let scaled = (multiplier != 1.0).then(|| NANOS_PER_SEC as f64 / (rate * multiplier));
             let candidate = next_gap(&mut self.sources[i].arrival, poisson, scaled, t);
-            if candidate < until || !poisson {
+            if candidate < until || !poisson || until >= self.end {
                 return candidate;
             }
             t = until;

@@ -108,10 +108,7 @@ impl World<'_, '_> {
 
         // The class's bulkhead in this cell: at most so many of the tenant's requests of the
         // class at once.
-        let bulkhead = match (
-            bulkhead_cap,
-            self.cells[c].bulkheads.as_mut(),
-        ) {
+        let bulkhead = match (bulkhead_cap, self.cells[c].bulkheads.as_mut()) {
             (Some(_), Some(registry)) => match registry.try_acquire(now, &tenant, &class) {
                 Ok(permit) => Some(permit.id),
                 Err(rejection) => {

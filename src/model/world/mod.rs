@@ -14,7 +14,7 @@ mod edge;
 mod exec;
 mod jobs;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::Event;
 use super::config::{ArrivalProcess, BreakerKey, FaultKind, MappingPolicy, SchedulerMode, System};
@@ -579,6 +579,12 @@ pub(super) fn per_tenant_bytes() -> usize {
     size_of::<TenantState>()
 }
 
+/// Bytes of a live request, a live work and a background job record (see
+/// [`super::RecordBytes`]).
+pub(super) fn record_bytes() -> (usize, usize, usize) {
+    (size_of::<Request>(), size_of::<Work>(), size_of::<BgJob>())
+}
+
 impl<'s, 't> World<'s, 't> {
     pub(super) fn new(
         system: &'s System,
@@ -600,6 +606,12 @@ impl<'s, 't> World<'s, 't> {
         // Gathered in the pass below, so the start reads no spec a second time.
         let mut estimated_events = 0.0;
         let mut tenants_per_cell = vec![0usize; system.cells.len()];
+        // Built once, so naming a tenant group in a spike costs one pass, not a search per
+        // tenant; tenants named by the same spikes (a group) share one schedule.
+        let spike_index = super::spikes::SpikeIndex::new(system);
+        let mut schedule_of_spikes: BTreeMap<(&[u32], u16), Option<u32>> = BTreeMap::new();
+        // Client timeout lanes by length: a map, as every tenant may have its own timeout.
+        let mut lane_of: BTreeMap<SimDuration, u32> = BTreeMap::new();
         let keys = streams
             .keys_for("arrivals", count)
             .zip(streams.keys_for("work", count));
@@ -610,14 +622,30 @@ impl<'s, 't> World<'s, 't> {
             .zip(keys)
             .enumerate()
             .map(|(i, (t, (arrival_key, work_key)))| {
-                estimated_events += super::tenant_estimated_events(system, i, t);
+                estimated_events += super::tenant_estimated_events(system, &spike_index, i, t, &[]);
                 tenants_per_cell[t.cell] += 1;
-                let timeout_lane = t.timeout.map(|timeout| lane_for(&mut lanes, timeout));
-                let mut schedule_of = |class: u16| {
-                    rate_schedule_for(system, i, class).map(|s| {
-                        rate_schedules.push(s);
+                let timeout_lane = t
+                    .timeout
+                    .map(|timeout| lane_for(&mut lanes, &mut lane_of, timeout));
+                let named_by = spike_index.faults_of(i);
+                // Tenants named by the same spikes (a group) share one schedule per class.
+                let mut schedule_of = |class: u16| -> Option<u32> {
+                    if named_by.is_empty() {
+                        return None;
+                    }
+                    if let Some(&schedule) = schedule_of_spikes.get(&(named_by, class)) {
+                        return schedule;
+                    }
+                    let mine: Vec<super::spikes::Spike> =
+                        spike_index.spikes_of(system, i, Some(class)).collect();
+                    let schedule = (!mine.is_empty()).then(|| {
+                        rate_schedules.push(RateSchedule {
+                            segments: super::spikes::segments(&mine),
+                        });
                         (rate_schedules.len() - 1) as u32
-                    })
+                    });
+                    schedule_of_spikes.insert((named_by, class), schedule);
+                    schedule
                 };
                 let arrivals = match (&perturbed, i) {
                     (Some(p), 0) => p.counter_stream("arrivals", 0),
@@ -699,7 +727,7 @@ impl<'s, 't> World<'s, 't> {
                 writes: c.writes,
                 timeout_lane: c
                     .timeout
-                    .map(|timeout| timeout.map(|d| lane_for(&mut lanes, d))),
+                    .map(|timeout| timeout.map(|d| lane_for(&mut lanes, &mut lane_of, d))),
                 bulkhead: c.max_in_flight_per_tenant,
                 program: c.program.unwrap_or(IMPLICIT_PROGRAM),
             })
@@ -1268,8 +1296,20 @@ impl Station {
 }
 
 /// The lane for client timeouts of length `timeout`, created on first use.
-fn lane_for(lanes: &mut Vec<TimeoutLane>, timeout: SimDuration) -> u32 {
-    lane_of_kind(lanes, timeout, false)
+fn lane_for(
+    lanes: &mut Vec<TimeoutLane>,
+    lane_of: &mut BTreeMap<SimDuration, u32>,
+    timeout: SimDuration,
+) -> u32 {
+    *lane_of.entry(timeout).or_insert_with(|| {
+        lanes.push(TimeoutLane {
+            timeout,
+            pending: VecDeque::new(),
+            armed: false,
+            calls: false,
+        });
+        (lanes.len() - 1) as u32
+    })
 }
 
 /// The lane for client (or, with `calls`, call) timeouts of length `timeout`.
@@ -1419,41 +1459,3 @@ fn breaker_set(system: &System) -> Option<Breakers> {
         shared: SmallVec::new(),
     })
 }
-
-/// The rate multiplier over time for `tenant`'s requests of `class`, if any fault changes it.
-/// Overlapping spikes multiply.
-fn rate_schedule_for(system: &System, tenant: usize, class: u16) -> Option<RateSchedule> {
-    let spikes: Vec<(SimTime, SimTime, f64)> = system
-        .faults
-        .iter()
-        .filter_map(|f| match &f.kind {
-            FaultKind::LoadSpike {
-                tenants,
-                multiplier,
-                class: only,
-            } if only.is_none_or(|c| c == class) && tenants.contains(&tenant) => {
-                Some((f.at, f.end(), *multiplier))
-            }
-            _ => None,
-        })
-        .collect();
-    if spikes.is_empty() {
-        return None;
-    }
-    let mut bounds: Vec<SimTime> = spikes.iter().flat_map(|&(a, b, _)| [a, b]).collect();
-    bounds.sort_unstable();
-    bounds.dedup();
-    let segments = bounds
-        .into_iter()
-        .map(|from| {
-            let multiplier = spikes
-                .iter()
-                .filter(|&&(a, b, _)| a <= from && from < b)
-                .map(|&(_, _, m)| m)
-                .product();
-            (from, multiplier)
-        })
-        .collect();
-    Some(RateSchedule { segments })
-}
-

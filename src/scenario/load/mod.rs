@@ -1057,6 +1057,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         },
         None => None,
     };
+    services::check_instances(ctx, &cells, tenants.len(), &pools, &services, &dependencies);
     top.finish(ctx);
 
     if !ctx.diagnostics.is_empty() {
@@ -2515,6 +2516,9 @@ fn read_faults(
     let Some(node) = node else {
         return (faults, names);
     };
+    // Each fault keeps the list of tenants it names: bounded in total, checked as each list is
+    // made (a thousand faults on a million-tenant group would be 8 GB of lists).
+    let mut targets = 0u64;
     for mut obj in read_table_array(ctx, node, "faults", &spec::FAULTS, &limits::MAX_FAULTS) {
         let name_node = obj.required(ctx, "name", "a fault name");
         let name = name_node
@@ -2572,13 +2576,26 @@ fn read_faults(
             continue;
         }
         if let (Some(name), Some(at), Some(duration), Some(kind)) = (name, at, duration, kind) {
-            names.insert(name.clone(), Some(faults.len()));
-            faults.push(Fault {
+            let fault = Fault {
                 name,
                 at: SimTime::ZERO + at,
                 duration,
                 kind,
-            });
+            };
+            targets += fault.named_tenants().len() as u64;
+            if targets > limits::MAX_FAULT_TARGETS.max_int() {
+                ctx.push(
+                    obj.origin.clone(),
+                    &obj.key("tenant"),
+                    format!(
+                        "the faults name too many tenants in total: {}",
+                        limits::MAX_FAULT_TARGETS.exceeded(targets)
+                    ),
+                );
+                break;
+            }
+            names.insert(fault.name.clone(), Some(faults.len()));
+            faults.push(fault);
         }
     }
     (faults, names)

@@ -514,3 +514,73 @@ pub(super) fn read_step_timeout(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Op
     }
     Some(d)
 }
+
+/// Checks that the pool instances (every cell's pools, every service instance's pools) and
+/// the dependency instances a run may create stay within their limits: a tenant-scoped
+/// service makes its pools once per tenant that calls it.
+pub(super) fn check_instances(
+    ctx: &mut Ctx<'_>,
+    cells: &[crate::model::config::Cell],
+    tenants: usize,
+    pools: &[PoolSpec],
+    services: &[Service],
+    dependencies: &[DependencySpec],
+) {
+    let regions = {
+        let mut names: Vec<&str> = cells.iter().map(|c| c.region.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    };
+    let instances = |scope: Scope| -> u64 {
+        match scope {
+            Scope::Cell => cells.len() as u64,
+            Scope::Region => regions as u64,
+            Scope::Global => 1,
+            Scope::Tenant => tenants as u64,
+        }
+    };
+    let mut pool_instances = cells.len() as u64 * (1 + pools.len() as u64);
+    for s in services {
+        pool_instances += instances(s.scope) * s.pools.len() as u64;
+    }
+    if pool_instances > limits::MAX_POOL_INSTANCES.max_int() {
+        ctx.push(
+            Origin::Span(0..0),
+            "services",
+            format!(
+                "the scenario can make {pool_instances} pool instances (every cell's pools and every service instance's; a tenant-scoped service has one instance per tenant): {}",
+                limits::MAX_POOL_INSTANCES.exceeded(pool_instances)
+            ),
+        );
+    }
+    let dependency_instances: u64 = dependencies.iter().map(|d| instances(d.scope)).sum();
+    if dependency_instances > limits::MAX_DEPENDENCY_INSTANCES.max_int() {
+        ctx.push(
+            Origin::Span(0..0),
+            "dependencies",
+            format!(
+                "the scenario can make {dependency_instances} dependency instances (a tenant-scoped dependency has one per tenant): {}",
+                limits::MAX_DEPENDENCY_INSTANCES.exceeded(dependency_instances)
+            ),
+        );
+    }
+    // A cache instance's entries are bounded by its capacity; all of them together by this.
+    let cache_entries: u64 = dependencies
+        .iter()
+        .filter_map(|d| {
+            d.cache
+                .map(|c| c.capacity.saturating_mul(instances(d.scope)))
+        })
+        .sum();
+    if cache_entries > limits::MAX_CACHE_ENTRIES_TOTAL.max_int() {
+        ctx.push(
+            Origin::Span(0..0),
+            "dependencies",
+            format!(
+                "the caches can hold {cache_entries} entries in all (capacity × instances): {}",
+                limits::MAX_CACHE_ENTRIES_TOTAL.exceeded(cache_entries)
+            ),
+        );
+    }
+}
