@@ -1,6 +1,7 @@
 //! `simulate bench`: speed of the full pipeline on the reference M/M/c model, measured side by
 //! side with the minimal hand-written loop and the SimPy peer in the same run, and its accuracy
-//! against Erlang C; other suites (event list, scale, sweeps, AcmeDocs) in `bench_suites.rs`.
+//! against Erlang C; other suites (event list, scale, sweeps, AcmeDocs) in `bench_suites.rs`,
+//! the configurations users write, each beside its own SimPy peer, in `bench_peers.rs`.
 //!
 //! Wall-clock timing is the point of this command, so it is the one place that reads
 //! `Instant::now` (the CLI layer is allowed to).
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::bench_budgets::{Bound, Scorecard};
-use super::{EXIT_FAIL, EXIT_INVALID, EXIT_PASS, bench_suites, read_scenario};
+use super::{EXIT_FAIL, EXIT_INVALID, EXIT_PASS, bench_peers, bench_suites, read_scenario};
 use crate::analytic::MMc;
 use crate::model::dist::Dist;
 use crate::model::metrics::WindowStats;
@@ -34,6 +35,15 @@ const BUDGET_REQUESTS: u64 = 1_000_000;
 pub enum Suite {
     /// The reference M/M/c model: full pipeline vs the minimal loop vs SimPy; Erlang C.
     Reference,
+    /// benches/mmc-full.toml (the reference with admission, a bounded queue and client
+    /// timeouts on) beside its SimPy peer, in process and as whole processes.
+    MmcFull,
+    /// benches/hot-tenant-full.toml (limiter, caps, database pool, timeouts, retries, a 10x
+    /// spike) beside its SimPy peer.
+    HotTenantFull,
+    /// benches/bulkhead.toml (two classes in two pools, a cache lookup, a dependency call)
+    /// beside its SimPy peer.
+    Bulkhead,
     /// The event list against std's BinaryHeap at 1e3, 1e5, 1e6 pending events.
     Queue,
     /// The full SaaS model at 1,000 / 10,000 / 100,000 tenants (same total load).
@@ -51,6 +61,9 @@ pub enum Suite {
 #[command(after_help = "EXAMPLES:
   simulate bench                       reference model: full pipeline vs minimal loop vs SimPy
   simulate bench --no-peer             the same without Python
+  simulate bench mmc-full hot-tenant-full bulkhead
+                                       the configurations users write, each beside its
+                                       SimPy peer (benches/peers/), whole process and in process
   simulate bench scale                 1,000 / 10,000 / 100,000 tenants, medians of 3 rounds (~30 s)
   simulate bench scale --repeat 5      more rounds, for a noisy machine
   simulate bench scale --tenants 100000 --scale-duration 60
@@ -59,7 +72,8 @@ pub enum Suite {
 The run ends with a table of the budgets of DESIGN.md section 6 that it measured, each judged
 only in the configuration it is stated for: the shipped reference scenario over at least
 1,000,000 requests; 1,000 / 10,000 / 100,000 tenants over 60 s at 20,000 requests/s; sweeps
-of at least 8 seeds, a multiple of the thread count.
+of at least 8 seeds, a multiple of the thread count; mmc-full over at least 1,000,000
+requests; hot-tenant-full as written.
 EXIT: 0 measured (with --gate: and every budget met); 1 with --gate, a budget was missed;
 2 a suite could not be measured.")]
 pub struct BenchArgs {
@@ -136,6 +150,33 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
     if let Some(reference) = reference {
         reset_peak_rss();
         measured.push(reference_suite(args, reference, &mut card) == EXIT_PASS);
+    }
+    let peer_suites = [
+        (Suite::MmcFull, &bench_peers::MMC_FULL),
+        (Suite::HotTenantFull, &bench_peers::HOT_TENANT_FULL),
+        (Suite::Bulkhead, &bench_peers::BULKHEAD),
+    ];
+    if peer_suites.iter().any(|(suite, _)| wants(*suite)) {
+        // One interpreter for every peer suite, found (or its venv made) once.
+        let python = (!args.no_peer).then(|| {
+            find_python(args).map(|path| {
+                let version = python_version(&path);
+                (path, version)
+            })
+        });
+        let options = bench_peers::PeerOptions {
+            requests: args.requests,
+            repeat: args.repeat,
+            peer_rounds: args.peer_rounds,
+            python: python.as_ref(),
+            out_root: Path::new("target/bench-out"),
+        };
+        for (suite, spec) in peer_suites {
+            if wants(suite) {
+                println!();
+                measured.push(bench_peers::peer_suite(spec, &options, &mut card));
+            }
+        }
     }
     if wants(Suite::Queue) {
         reset_peak_rss();

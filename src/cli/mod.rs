@@ -9,6 +9,7 @@ mod stdio;
 
 mod bench;
 mod bench_budgets;
+mod bench_peers;
 mod bench_suites;
 mod check;
 mod compare;

@@ -316,7 +316,10 @@ impl<'a, T> Request<'a, T> {
     }
 }
 
-/// A permit's identity: unique for the controller's lifetime (ids are never reused).
+/// A permit's identity: its slot in the controller's permit table (low 32 bits) and how many
+/// permits that slot issued before it (high 32 bits), so a release finds its record by index,
+/// without hashing, and a stale id is told from the held one. Unique for the controller's
+/// lifetime unless one slot is reused 2^32 times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PermitId(u64);
 
@@ -429,6 +432,8 @@ struct Aimd {
 
 #[derive(Clone, Debug)]
 struct PermitRecord<T> {
+    /// Order of issue over the controller's lifetime (oldest first for the reserve).
+    serial: u64,
     tenant: T,
     partition: usize,
     priority: Priority,
@@ -448,11 +453,25 @@ pub struct AdmissionController<T> {
     tenant_caps: KeyMap<T, u32>,
     /// Permits per tenant; entries are removed at zero so memory follows the tenants in flight.
     tenant_in_flight: KeyMap<T, u32>,
-    permits: KeyMap<u64, PermitRecord<T>>,
-    /// Critical permits charged to the pool because the reserve was full, oldest first.
-    critical_in_pool: BTreeSet<u64>,
+    /// The permit table: a slot per permit held at the busiest moment so far, reused through
+    /// `free_slots` (last freed first), so a release is an index, not a hash lookup.
+    permits: Vec<PermitSlot<T>>,
+    free_slots: Vec<u32>,
+    held: u32,
+    /// Critical permits charged to the pool because the reserve was full, oldest first:
+    /// `(serial, slot)`.
+    critical_in_pool: BTreeSet<(u64, u32)>,
     reserve_in_use: u32,
+    /// Permits issued so far (the next permit's serial).
     next_id: u64,
+}
+
+/// One slot of the permit table.
+#[derive(Clone, Debug)]
+struct PermitSlot<T> {
+    /// Permits this slot has issued; the one held, if any, is number `issued - 1`.
+    issued: u32,
+    record: Option<PermitRecord<T>>,
 }
 
 impl<T: Hash + Eq + Clone> AdmissionController<T> {
@@ -545,7 +564,9 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
             adaptive,
             tenant_caps: KeyMap::default(),
             tenant_in_flight: KeyMap::default(),
-            permits: KeyMap::default(),
+            permits: Vec::new(),
+            free_slots: Vec::new(),
+            held: 0,
             critical_in_pool: BTreeSet::new(),
             reserve_in_use: 0,
             next_id: 0,
@@ -629,8 +650,18 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
             }
         }
 
-        let id = self.next_id;
+        let serial = self.next_id;
         self.next_id += 1;
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None => {
+                self.permits.push(PermitSlot {
+                    issued: 0,
+                    record: None,
+                });
+                (self.permits.len() - 1) as u32
+            }
+        };
         let partition = &mut self.partitions[p];
         partition.in_flight += 1;
         if in_reserve {
@@ -638,28 +669,33 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
         } else {
             partition.pool_in_flight += 1;
             if request.priority == Priority::Critical {
-                self.critical_in_pool.insert(id);
+                self.critical_in_pool.insert((serial, slot));
             }
         }
-        match self.tenant_in_flight.get_mut(request.tenant) {
-            Some(count) => *count += 1,
+        match self
+            .tenant_index(request.tenant)
+            .and_then(|i| self.tenant_in_flight.get_index_mut(i))
+        {
+            Some((_, count)) => *count += 1,
             None => {
                 self.tenant_in_flight.insert(request.tenant.clone(), 1);
             }
         }
-        self.permits.insert(
-            id,
-            PermitRecord {
-                tenant: request.tenant.clone(),
-                partition: p,
-                priority: request.priority,
-                in_reserve,
-                acquired_at: now,
-                decreases_at_acquire: self.adaptive.as_ref().map_or(0, |a| a.decreases),
-            },
-        );
+        let entry = &mut self.permits[slot as usize];
+        let generation = entry.issued;
+        entry.issued = entry.issued.wrapping_add(1);
+        entry.record = Some(PermitRecord {
+            serial,
+            tenant: request.tenant.clone(),
+            partition: p,
+            priority: request.priority,
+            in_reserve,
+            acquired_at: now,
+            decreases_at_acquire: self.adaptive.as_ref().map_or(0, |a| a.decreases),
+        });
+        self.held += 1;
         Ok(Permit {
-            id: PermitId(id),
+            id: PermitId(u64::from(generation) << 32 | u64::from(slot)),
             acquired_at: now,
         })
     }
@@ -673,18 +709,29 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
         permit: PermitId,
         outcome: Outcome,
     ) -> Result<(), AdmissionError> {
-        let Some(record) = self.permits.swap_remove(&permit.0) else {
-            return Err(if permit.0 < self.next_id {
-                AdmissionError::AlreadyReleased(permit)
-            } else {
-                AdmissionError::UnknownPermit(permit)
-            });
+        let slot = permit.0 as u32;
+        let generation = (permit.0 >> 32) as u32;
+        let Some(entry) = self.permits.get_mut(slot as usize) else {
+            return Err(AdmissionError::UnknownPermit(permit));
         };
+        let current = entry.issued.wrapping_sub(1);
+        if generation > current || entry.issued == 0 {
+            return Err(AdmissionError::UnknownPermit(permit));
+        }
+        if generation < current {
+            return Err(AdmissionError::AlreadyReleased(permit));
+        }
+        let Some(record) = entry.record.take() else {
+            return Err(AdmissionError::AlreadyReleased(permit));
+        };
+        self.free_slots.push(slot);
+        self.held -= 1;
         let in_flight_before = self.in_flight() + 1;
-        if let Some(count) = self.tenant_in_flight.get_mut(&record.tenant) {
+        if let Some(index) = self.tenant_index(&record.tenant) {
+            let count = &mut self.tenant_in_flight[index];
             *count -= 1;
             if *count == 0 {
-                self.tenant_in_flight.swap_remove(&record.tenant);
+                self.tenant_in_flight.swap_remove_index(index);
             }
         }
         let partition = &mut self.partitions[record.partition];
@@ -694,7 +741,7 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
         } else {
             partition.pool_in_flight -= 1;
             if record.priority == Priority::Critical {
-                self.critical_in_pool.remove(&permit.0);
+                self.critical_in_pool.remove(&(record.serial, slot));
             }
         }
         self.adapt(now, &record, outcome, in_flight_before);
@@ -709,12 +756,26 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
 
     /// Permits held.
     pub fn in_flight(&self) -> u32 {
-        self.permits.len() as u32
+        self.held
     }
 
     /// Permits held by `tenant`.
     pub fn tenant_in_flight(&self, tenant: &T) -> u32 {
-        self.tenant_in_flight.get(tenant).copied().unwrap_or(0)
+        self.tenant_index(tenant)
+            .map_or(0, |i| self.tenant_in_flight[i])
+    }
+
+    /// Where `tenant` is in the per-tenant table: a scan while the table is as small as a
+    /// cache line's worth of entries (a pool with a few tenants in flight, the usual case;
+    /// cheaper than hashing and probing), a hash lookup beyond.
+    #[inline]
+    fn tenant_index(&self, tenant: &T) -> Option<usize> {
+        const SCAN_UP_TO: usize = 4;
+        if self.tenant_in_flight.len() <= SCAN_UP_TO {
+            self.tenant_in_flight.keys().position(|t| t == tenant)
+        } else {
+            self.tenant_in_flight.get_index_of(tenant)
+        }
     }
 
     /// Tenants holding at least one permit (the size of the per-tenant table).
@@ -845,13 +906,13 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
     /// Moves the oldest critical permits charged to the pool into free reserve slots.
     fn fill_reserve(&mut self) {
         while self.reserve_in_use < self.reserve() {
-            let Some(id) = self.critical_in_pool.pop_first() else {
+            let Some((_, slot)) = self.critical_in_pool.pop_first() else {
                 return;
             };
-            let record = self
-                .permits
-                .get_mut(&id)
-                .expect("critical_in_pool only holds ids of permits held");
+            let record = self.permits[slot as usize]
+                .record
+                .as_mut()
+                .expect("critical_in_pool only holds slots of permits held");
             record.in_reserve = true;
             self.partitions[record.partition].pool_in_flight -= 1;
             self.reserve_in_use += 1;

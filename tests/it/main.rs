@@ -15,6 +15,7 @@ mod hostile;
 mod hostile_io;
 mod kernel;
 mod onboarding;
+mod peers;
 mod performance;
 mod reports;
 mod resilience;
