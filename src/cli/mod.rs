@@ -192,7 +192,13 @@ pub fn main() -> ExitCode {
 /// `simulate /dev/zero` fails at once instead of filling memory).
 fn read_scenario(path: &Path) -> Result<String, String> {
     use std::io::Read;
-    let cannot = |e: std::io::Error| format!("error: cannot read {}: {e}", path.display());
+    let cannot = |e: std::io::Error| {
+        format!(
+            "error: cannot read {}: {e}{}",
+            path.display(),
+            did_you_mean_scenario(path, &e)
+        )
+    };
     let limit = scenario::MAX_SCENARIO_BYTES;
     let file = fs::File::open(path).map_err(cannot)?;
     let mut bytes = Vec::new();
@@ -215,6 +221,30 @@ fn read_scenario(path: &Path) -> Result<String, String> {
             path.display()
         )
     })
+}
+
+/// For a scenario path that does not exist, `; did you mean scenarios/NAME.toml?` when that file
+/// (or `NAME.toml`) exists: `simulate acmedocs` names the shipped drill, not a file.
+fn did_you_mean_scenario(path: &Path, error: &std::io::Error) -> String {
+    if error.kind() != std::io::ErrorKind::NotFound {
+        return String::new();
+    }
+    let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+        return String::new();
+    };
+    let file = format!("{stem}.toml");
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let candidates = [
+        parent.map_or_else(|| PathBuf::from(&file), |p| p.join(&file)),
+        parent
+            .map_or_else(|| PathBuf::from("scenarios"), |p| p.join("scenarios"))
+            .join(&file),
+    ];
+    candidates
+        .iter()
+        .find(|c| c.as_path() != path && c.is_file())
+        .map(|c| format!("; did you mean {}?", c.display()))
+        .unwrap_or_default()
 }
 
 /// Prints the work estimate of `runs` runs of `scenario` before a long command, and refuses

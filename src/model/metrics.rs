@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 use super::config::Window;
 use crate::time::{NANOS_PER_MICRO, SimDuration, SimTime};
 
-/// How one request ended (DESIGN.md 4.3).
+/// How one request ended (the outcomes of ARCHITECTURE.md, "Fixed interfaces").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Served.

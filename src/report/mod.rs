@@ -1,4 +1,4 @@
-//! Run reports: `report.json` (the fixed fields of DESIGN.md 4.4 and more), the terminal
+//! Run reports: `report.json` (the fixed fields of ARCHITECTURE.md and more), the terminal
 //! summary, and the files a run leaves for people and CI: `summary.md`, `junit.xml`, SVG plots
 //! and `index.html` (see [`files`]); and the A/B comparison of two runs.
 //!

@@ -7,6 +7,7 @@
 mod architecture;
 mod common;
 mod control_plane;
+mod docs;
 mod fidelity;
 mod hostile;
 mod kernel;
