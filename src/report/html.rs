@@ -179,6 +179,31 @@ fn failures(report: &Report) -> String {
     out
 }
 
+/// The failed tenants no fault explains, if any.
+fn unexplained(report: &Report) -> String {
+    let u = &report.unexplained;
+    if u.count == 0 {
+        return String::new();
+    }
+    let names: Vec<String> = u
+        .tenants
+        .iter()
+        .take(LISTED_FAILURES)
+        .map(|t| format!("<code>{}</code>", escape(t)))
+        .collect();
+    let more = u.count.saturating_sub(names.len() as u64);
+    format!(
+        "<p><b>Failed, explained by no fault</b> ({}): {}{}</p>\n",
+        thousands(u.count),
+        names.join(", "),
+        if more > 0 {
+            format!(" and {} more", thousands(more))
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// The header every page starts with: scenario, verdict, description, run facts.
 pub fn header(report: &Report) -> String {
     let mut out = String::new();
@@ -230,12 +255,10 @@ pub fn run_page(report: &Report, faults: &[FaultSpan], plots: &[(String, String)
     body.push_str("<h2 id=\"plots\">Plots</h2>\n");
     body.push_str(&figures(plots));
     body.push_str("<h2 id=\"blast\">Blast radius</h2>\n");
-    let _ = writeln!(
-        body,
-        "<p>{}</p>",
-        escape(&tables::blast_sentence(report, faults))
-    );
-    body.push_str(&table(&tables::blast_radius(report, faults)));
+    let _ = writeln!(body, "<p>{}</p>", escape(&tables::blast_sentence(report)));
+    body.push_str(&table(&tables::blast_faults(report)));
+    body.push_str(&table(&tables::blast_tiers(report)));
+    body.push_str(&unexplained(report));
     body.push_str("<h2 id=\"tiers\">Tiers (requests issued after warmup)</h2>\n");
     body.push_str(&table(&tables::tiers(report)));
     body.push_str("<h2 id=\"worst\">Worst tenants</h2>\n");

@@ -131,6 +131,31 @@ fn failures(report: &Report) -> String {
     out
 }
 
+/// The failed tenants no fault explains, if any.
+fn unexplained(report: &Report) -> String {
+    let u = &report.unexplained;
+    if u.count == 0 {
+        return String::new();
+    }
+    let names: Vec<String> = u
+        .tenants
+        .iter()
+        .take(LISTED_FAILURES)
+        .map(|t| code(t))
+        .collect();
+    let more = u.count.saturating_sub(names.len() as u64);
+    format!(
+        "\n**Failed, explained by no fault** ({}): {}{}\n",
+        thousands(u.count),
+        names.join(", "),
+        if more > 0 {
+            format!(" and {} more", thousands(more))
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// Renders `summary.md` for a run with the given fault windows. `plots` are the plot files
 /// (relative paths) to link.
 pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String {
@@ -172,8 +197,11 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
     }
 
     let _ = writeln!(out, "\n## Blast radius\n");
-    let _ = writeln!(out, "{}\n", escape(&tables::blast_sentence(report, faults)));
-    out.push_str(&table(&tables::blast_radius(report, faults)));
+    let _ = writeln!(out, "{}\n", escape(&tables::blast_sentence(report)));
+    out.push_str(&table(&tables::blast_faults(report)));
+    let _ = writeln!(out);
+    out.push_str(&table(&tables::blast_tiers(report)));
+    out.push_str(&unexplained(report));
 
     let _ = writeln!(out, "\n## Tiers (requests issued after warmup)\n");
     out.push_str(&table(&tables::tiers(report)));

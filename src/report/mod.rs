@@ -6,6 +6,7 @@
 //! are rounded (latencies to the microsecond, fractions to six decimals) so the files diff
 //! cleanly.
 
+pub mod blast;
 pub mod compare;
 pub mod html;
 pub mod junit;
@@ -55,8 +56,12 @@ pub struct Report {
     pub slos: Vec<SloReport>,
     /// Always-on invariants.
     pub invariants: Vec<InvariantReport>,
-    /// Per fault: the tenants whose SLOs failed during or after it.
+    /// Per fault: the tenants it hurt (see [`blast`] for the rule).
     pub blast_radius: Vec<BlastRadius>,
+    /// Per tier: tenants judged, failed, and whether a fault explains the failures.
+    pub blast_tiers: Vec<BlastTier>,
+    /// Failed tenants no fault explains.
+    pub unexplained: Unexplained,
     /// The scenario file's text, so `simulate replay` can rerun exactly this run.
     pub scenario_text: String,
 }
@@ -185,20 +190,61 @@ pub struct CheckReport {
     pub status: String,
 }
 
-/// Who a fault hurt: tenants with a failed SLO check in a window overlapping the fault or
-/// the time after it.
+/// Who a fault hurt, by the causal rule of [`blast::counts_against`]: tenants with a failed SLO
+/// check whose window overlaps the fault's and who use a resource the fault touches.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BlastRadius {
     /// Fault name.
     pub fault: String,
     /// Fault kind.
     pub kind: String,
+    /// Start of the fault, simulated seconds.
+    pub from_s: f64,
+    /// End of the fault (or of the run), simulated seconds.
+    pub to_s: f64,
+    /// What the fault touches: what it acts on and its targets' cells, pools and databases
+    /// (the first 50; `touches_count` has them all).
+    pub touches: Vec<String>,
+    /// How many resources it touches.
+    pub touches_count: u64,
     /// Tenants the fault targets by design (its own tenant, or those of a failed cell).
     pub targeted: u64,
-    /// Tenants with a failed check.
+    /// Targets with a failed check counted against the fault.
+    pub targets_failed: u64,
+    /// Tenants it does not target that use a resource it touches.
+    pub in_scope: u64,
+    /// Of those, the ones with a failed check counted against the fault.
     pub affected: u64,
-    /// `affected` over all tenants.
+    /// `affected` over `in_scope` (0 when nothing is in scope).
     pub fraction: f64,
+    /// The affected tenants' names (the first 100).
+    pub tenants: Vec<String>,
+}
+
+/// The blast radius of one tier: who was judged, who failed, and whether a fault explains it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BlastTier {
+    /// Tier name.
+    pub tier: String,
+    /// Tenants in the tier.
+    pub tenants: u64,
+    /// Tenants some fault targets.
+    pub targets: u64,
+    /// Tenants some SLO judges (alone or pooled).
+    pub judged: u64,
+    /// Tenants with a failed check.
+    pub failed: u64,
+    /// Of those, the ones a fault explains (as its target, or a tenant in its scope).
+    pub explained: u64,
+    /// Of those, the ones no fault explains.
+    pub unexplained: u64,
+}
+
+/// Failed tenants no fault explains.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Unexplained {
+    /// How many.
+    pub count: u64,
     /// Their names (the first 100).
     pub tenants: Vec<String>,
 }
@@ -397,7 +443,7 @@ pub fn build(
             detail: i.detail.clone(),
         })
         .collect();
-    let blast_radius = blast_radius(scenario, evaluation);
+    let (blast_radius, blast_tiers, unexplained) = blast_report(scenario, evaluation, output);
     Report {
         scenario: scenario.name.clone(),
         seed: scenario.system.simulation.seed,
@@ -418,48 +464,109 @@ pub fn build(
         slos,
         invariants,
         blast_radius,
+        blast_tiers,
+        unexplained,
         scenario_text: invocation.scenario_text.clone(),
     }
 }
 
-/// Per fault, the tenants with a failed check in any SLO whose window overlaps the fault or
-/// what follows it (a pooled check counts for its whole selection).
-fn blast_radius(scenario: &Scenario, evaluation: &Evaluation) -> Vec<BlastRadius> {
+/// The blast radius of every fault, per tier, and the failures no fault explains: one
+/// computation ([`blast::compute`]) that every output reads.
+fn blast_report(
+    scenario: &Scenario,
+    evaluation: &Evaluation,
+    output: &RunOutput,
+) -> (Vec<BlastRadius>, Vec<BlastTier>, Unexplained) {
     let system = &scenario.system;
-    let total = system.tenants.len().max(1);
-    system
+    let b = blast::compute(scenario, evaluation, &output.owners);
+    let name = |t: usize| system.tenants[t].name.clone();
+    let run_end = system.end();
+    let faults = system
         .faults
         .iter()
-        .map(|fault| {
-            let mut hit = vec![false; system.tenants.len()];
-            for result in &evaluation.slos {
-                let slo = &scenario.slos[result.slo];
-                let window = &system.windows[slo.window];
-                if window.end <= fault.at {
-                    continue;
-                }
-                for check in result.checks.iter().filter(|c| c.status == Status::Failed) {
-                    match check.tenant {
-                        Some(t) => hit[t] = true,
-                        None => slo.tenants.iter().for_each(|&t| hit[t] = true),
-                    }
-                }
-            }
-            let affected: Vec<usize> = (0..hit.len()).filter(|&t| hit[t]).collect();
+        .zip(&b.faults)
+        .map(|(fault, f)| {
+            let (from, to) = blast::fault_window(fault, run_end);
             BlastRadius {
                 fault: fault.name.clone(),
                 kind: fault.kind.name().to_string(),
-                targeted: fault.named_tenants().len() as u64,
-                affected: affected.len() as u64,
-                fraction: round_to(affected.len() as f64 / total as f64, 6),
-                tenants: affected
-                    .iter()
-                    .take(100)
-                    .map(|&t| system.tenants[t].name.clone())
-                    .collect(),
+                from_s: from.as_secs_f64(),
+                to_s: to.as_secs_f64(),
+                // What the fault acts on first, then what its targets use.
+                touches: {
+                    let direct = blast::fault_acts_on(system, fault);
+                    let via_targets = f
+                        .touches
+                        .resources()
+                        .iter()
+                        .filter(|r| !direct.resources().contains(r));
+                    direct
+                        .resources()
+                        .iter()
+                        .chain(via_targets)
+                        .take(50)
+                        .map(|r| r.describe(system))
+                        .collect()
+                },
+                touches_count: f.touches.resources().len() as u64,
+                targeted: f.targeted as u64,
+                targets_failed: f.targets_failed as u64,
+                in_scope: f.in_scope as u64,
+                affected: f.affected.len() as u64,
+                fraction: if f.in_scope == 0 {
+                    0.0
+                } else {
+                    round_to(f.affected.len() as f64 / f.in_scope as f64, 6)
+                },
+                tenants: f.affected.iter().take(100).map(|&t| name(t)).collect(),
             }
         })
-        .collect()
+        .collect();
+    let n = system.tenants.len();
+    let mut targeted = vec![false; n];
+    for fault in &system.faults {
+        for &t in fault.named_tenants() {
+            targeted[t] = true;
+        }
+    }
+    let mut judged = vec![false; n];
+    for slo in &scenario.slos {
+        for &t in &slo.tenants {
+            judged[t] = true;
+        }
+    }
+    let tiers = system
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(tier, spec)| {
+            let members = (0..n).filter(|&t| system.tenants[t].tier == tier);
+            let mut row = BlastTier {
+                tier: spec.name.clone(),
+                tenants: 0,
+                targets: 0,
+                judged: 0,
+                failed: 0,
+                explained: 0,
+                unexplained: 0,
+            };
+            for t in members {
+                row.tenants += 1;
+                row.targets += u64::from(targeted[t]);
+                row.judged += u64::from(judged[t]);
+                row.failed += u64::from(b.failed[t]);
+                row.explained += u64::from(b.failed[t] && b.explained[t]);
+                row.unexplained += u64::from(b.failed[t] && !b.explained[t]);
+            }
+            row
+        })
+        .collect();
+    let unexplained: Vec<usize> = b.unexplained().collect();
+    let unexplained = Unexplained {
+        count: unexplained.len() as u64,
+        tenants: unexplained.iter().take(100).map(|&t| name(t)).collect(),
+    };
+    (faults, tiers, unexplained)
 }
 
 /// The report as pretty-printed JSON with a trailing newline.
@@ -581,6 +688,8 @@ pub(crate) mod fixtures {
             }],
             invariants: Vec::new(),
             blast_radius: Vec::new(),
+            blast_tiers: Vec::new(),
+            unexplained: Unexplained::default(),
             scenario_text: String::new(),
         }
     }

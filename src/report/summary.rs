@@ -207,10 +207,11 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
         }
     }
 
-    if !report.blast_radius.is_empty() {
+    if !report.blast_radius.is_empty() || report.unexplained.count > 0 {
         let _ = writeln!(
             out,
-            "\nBlast radius (tenants with a failed SLO during or after each fault)"
+            "\nBlast radius (failed checks that overlap a fault in time, of tenants using what it \
+             touches)"
         );
         for b in &report.blast_radius {
             let names = if b.tenants.is_empty() {
@@ -226,12 +227,29 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<18} {:<20} targets {:>6}  affected {:>6} ({:.1}% of tenants){names}",
+                "  {:<18} {:<20} targets {:>6} ({} failed)  affected {:>6} of {} in scope{names}",
                 b.fault,
                 b.kind,
                 thousands(b.targeted),
+                thousands(b.targets_failed),
                 thousands(b.affected),
-                b.fraction * 100.0
+                thousands(b.in_scope),
+            );
+            let _ = writeln!(out, "  {:<18} touches {}", "", super::tables::touches(b));
+        }
+        let u = &report.unexplained;
+        if u.count > 0 {
+            let shown: Vec<&str> = u.tenants.iter().take(6).map(String::as_str).collect();
+            let more = if u.count > shown.len() as u64 {
+                ", …"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  failed, explained by no fault: {}: {}{more}",
+                thousands(u.count),
+                shown.join(", ")
             );
         }
     }

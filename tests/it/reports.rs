@@ -284,7 +284,9 @@ fn a_run_leaves_summary_junit_html_and_plots() {
         assert!(summary.contains(section), "{section}:\n{summary}");
     }
     assert!(
-        summary.contains("50 of 50 judged bystanders failed an SLO check"),
+        summary
+            .contains("50 of 50 tenants judged by an SLO failed a check: 50 explained by a fault")
+            && summary.contains("| `spike` | load_spike | 30s–90s |"),
         "{summary}"
     );
     assert!(
@@ -544,4 +546,115 @@ fn compare_exit_codes() {
         "{}",
         text(&output)
     );
+}
+
+#[test]
+fn blast_radius_blames_each_failure_on_its_own_cause() {
+    // Two unrelated faults (dependency errors on cell A's database, a spike in cell B) and an
+    // unrelated failure (a tenant in cell C with an impossible SLO), every failing window
+    // overlapping both faults in time: each fault must be blamed for its own cell only, the
+    // picky tenant for none, and every output must say the same.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    let output = simulate(&[
+        "tests/scenarios/blast-radius.toml",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let report = read_report(&out);
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("names")
+            .iter()
+            .map(|n| n.as_str().expect("name").to_string())
+            .collect()
+    };
+    let members = |group: &str, n: usize| -> Vec<String> {
+        (1..=n).map(|i| format!("{group}-{i:03}")).collect()
+    };
+    let faults = report["blast_radius"].as_array().expect("blast_radius");
+    assert_eq!(faults.len(), 2);
+    let (errors, spike) = (&faults[0], &faults[1]);
+    assert_eq!(errors["fault"], "db-errors");
+    assert_eq!(names(&errors["touches"]), vec!["database db-a"]);
+    assert_eq!(
+        (
+            errors["targeted"].as_u64(),
+            errors["targets_failed"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(errors["in_scope"], 5);
+    assert_eq!(errors["affected"], 5);
+    assert_eq!(names(&errors["tenants"]), members("a-light", 5));
+    assert_eq!(spike["fault"], "spike");
+    assert_eq!(
+        (spike["targeted"].as_u64(), spike["targets_failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(spike["in_scope"], 5);
+    assert_eq!(names(&spike["tenants"]), members("b-light", 5));
+    assert_eq!(report["unexplained"]["count"], 1);
+    assert_eq!(names(&report["unexplained"]["tenants"]), vec!["picky"]);
+    let tier = &report["blast_tiers"][0];
+    assert_eq!(
+        [
+            &tier["judged"],
+            &tier["failed"],
+            &tier["explained"],
+            &tier["unexplained"]
+        ],
+        [16, 12, 11, 1]
+    );
+
+    // The terminal, summary.md and index.html show the same numbers.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "targets      0 (0 failed)  affected      5 of 5 in scope: a-light-001,",
+        "targets      1 (1 failed)  affected      5 of 5 in scope: b-light-001,",
+        "failed, explained by no fault: 1: picky",
+    ] {
+        assert!(stdout.contains(line), "terminal lacks {line:?}:\n{stdout}");
+    }
+    let md = read(&out, "summary.md");
+    for row in [
+        "| `db-errors` | dependency_errors | 15s–25s | database db-a | 0 (0) | 5 | 5 | 100.00% |",
+        "| `spike` | load_spike | 35s–45s | cell cell-b, pool cell-b/api | 1 (1) | 5 | 5 | 100.00% |",
+        "| standard | 16 | 1 | 16 | 12 | 11 | 1 |",
+        "**Failed, explained by no fault** (1): `picky`",
+        "12 of 16 tenants judged by an SLO failed a check: 11 explained by a fault",
+    ] {
+        assert!(md.contains(row), "summary.md lacks {row:?}:\n{md}");
+    }
+    let html = read(&out, "index.html");
+    for row in [
+        "<tr><td><code>db-errors</code></td><td>dependency_errors</td><td class=\"num\">15s–25s</td><td>database db-a</td><td class=\"num\">0 (0)</td><td class=\"num\">5</td><td class=\"num\">5</td>",
+        "<b>Failed, explained by no fault</b> (1): <code>picky</code>",
+    ] {
+        assert!(html.contains(row), "index.html lacks {row:?}");
+    }
+
+    // compare: with rate limiting on (B), the spike hurts nobody; the database errors and the
+    // picky tenant are unchanged. The comparison reads both runs' own blast radius.
+    let cmp = dir.path().join("cmp");
+    let output = simulate(&[
+        "compare",
+        "tests/scenarios/blast-radius.toml",
+        "--set",
+        "edge.rate_limiting=true",
+        "--out",
+        &cmp.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let md = read(&cmp, "compare.md");
+    for row in [
+        "| `db-errors` | 0 | 0 | 5 | 5 | 5 |",
+        "| `spike` | 1 | 0 | 5 | 0 | 5 |",
+        "| explained by no fault |  |  | 1 | 1 |  |",
+    ] {
+        assert!(md.contains(row), "compare.md lacks {row:?}:\n{md}");
+    }
+    let b = read_report(&cmp.join("b"));
+    assert_eq!(b["blast_radius"][1]["affected"], 0);
 }

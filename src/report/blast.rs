@@ -1,0 +1,423 @@
+//! Blast radius: which tenants each fault hurt, by one causal rule that every output reads
+//! (terminal, `report.json`, `summary.md`, `index.html`, `simulate compare`).
+//!
+//! **The rule** ([`counts_against`]): a tenant's failed SLO check counts against a fault only
+//! if the check's window overlaps the fault's window (or is anchored on the fault:
+//! `during:F…`, `after:F…`), and the tenant uses a resource the fault touches. What a fault
+//! touches is what it acts on (a failed cell, a slowed database, a dependency returning errors,
+//! the control plane) plus the local resources of the tenants it targets (their cells, pools
+//! and databases, wherever placement, failover or a migration put them): a spiking tenant
+//! hurts the pool it shares, an evacuated cell's tenants load the cells they land in. A failed
+//! check that no fault explains is reported as unexplained, never blamed on the nearest fault.
+//!
+//! **Extending it.** The rule reads two descriptions only: the [`Resource`]s a tenant uses
+//! ([`tenant_uses`]) and the ones a fault touches ([`fault_touches`]). A new noun of the model
+//! (more pools per cell, services, caches) is a variant of [`Resource`], a line in each of those
+//! two functions, and a name in [`Resource::describe`]; [`counts_against`] does not change.
+
+use std::collections::BTreeMap;
+
+use crate::model::config::{Dependency, Fault, FaultKind, System, Window};
+use crate::scenario::Scenario;
+use crate::slo::{Evaluation, Status};
+use crate::time::SimTime;
+
+/// A resource a tenant uses or a fault touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resource {
+    /// A cell: its routing and epoch fences.
+    Cell(usize),
+    /// A request worker pool, by dense pool index. Today every cell has one API pool and pool
+    /// `c` is cell `c`'s; more pools per cell get indices of their own.
+    Pool(usize),
+    /// A cell's background-job pool (the cell's index).
+    JobPool(usize),
+    /// A database.
+    Database(usize),
+    /// The key management service (one, shared by every tenant that needs data keys).
+    Kms,
+    /// The control plane: mapping store, placement, migrations; every tenant's routing.
+    ControlPlane,
+}
+
+impl Resource {
+    /// Whether every tenant of a system may use it (a fault touching it reaches everyone).
+    pub fn is_global(self) -> bool {
+        matches!(self, Resource::Kms | Resource::ControlPlane)
+    }
+
+    /// How reports name it: `cell cell-a`, `pool cell-a/api`, `database main`, `KMS`.
+    pub fn describe(self, system: &System) -> String {
+        let cell = |c: usize| system.cells.get(c).map_or("?", |c| c.name.as_str());
+        match self {
+            Resource::Cell(c) => format!("cell {}", cell(c)),
+            Resource::Pool(p) => format!("pool {}/api", cell(p)),
+            Resource::JobPool(c) => format!("job pool {}/jobs", cell(c)),
+            Resource::Database(d) => format!(
+                "database {}",
+                system.databases.get(d).map_or("?", |d| d.name.as_str())
+            ),
+            Resource::Kms => "KMS".to_string(),
+            Resource::ControlPlane => "control plane".to_string(),
+        }
+    }
+}
+
+/// A set of resources, sorted and without repeats.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Footprint(Vec<Resource>);
+
+impl Footprint {
+    /// The set of `resources`.
+    pub fn new(mut resources: Vec<Resource>) -> Footprint {
+        resources.sort_unstable();
+        resources.dedup();
+        Footprint(resources)
+    }
+
+    /// Whether the two sets share a resource (a merge walk over both sorted lists).
+    pub fn shares(&self, other: &Footprint) -> bool {
+        let (mut i, mut j) = (0, 0);
+        while let (Some(a), Some(b)) = (self.0.get(i), other.0.get(j)) {
+            match a.cmp(b) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
+    }
+
+    /// The resources, in order.
+    pub fn resources(&self) -> &[Resource] {
+        &self.0
+    }
+
+    /// Whether it holds a resource every tenant may use.
+    pub fn has_global(&self) -> bool {
+        self.0.iter().any(|r| r.is_global())
+    }
+}
+
+/// The resources tenant `t` uses when it is served by `cells` (where placement put it at the
+/// start, and where failover or a migration left it at the end): each cell, its API pool, its
+/// job pool if the tenant submits jobs, its database if the tenant's requests query one; KMS
+/// when requests need data keys; the control plane always (it routes every request).
+pub fn tenant_uses(system: &System, t: usize, cells: &[usize]) -> Footprint {
+    let tenant = &system.tenants[t];
+    let mut out = vec![Resource::ControlPlane];
+    if system.kms.enabled {
+        out.push(Resource::Kms);
+    }
+    for &c in cells {
+        let Some(cell) = system.cells.get(c) else {
+            continue;
+        };
+        out.push(Resource::Cell(c));
+        out.push(Resource::Pool(c));
+        if tenant.jobs.is_some() && cell.jobs.is_some() {
+            out.push(Resource::JobPool(c));
+        }
+        if tenant.db_queries > 0
+            && let Some(db) = cell.db
+        {
+            out.push(Resource::Database(db));
+        }
+    }
+    Footprint::new(out)
+}
+
+/// What `fault` acts on directly: a failed cell, a slowed database, a dependency returning
+/// errors, the control plane (nothing, for a spike: it acts through its targets).
+pub fn fault_acts_on(system: &System, fault: &Fault) -> Footprint {
+    let mut out = Vec::new();
+    match &fault.kind {
+        FaultKind::CellOutage { cells, .. } | FaultKind::RegionOutage { cells, .. } => {
+            for &c in cells {
+                out.extend([Resource::Cell(c), Resource::Pool(c)]);
+                if system.cells.get(c).is_some_and(|cell| cell.jobs.is_some()) {
+                    out.push(Resource::JobPool(c));
+                }
+            }
+        }
+        FaultKind::DbSlowdown { database, .. } => out.push(Resource::Database(*database)),
+        FaultKind::DependencyErrors { dependency, .. } => out.push(match dependency {
+            Dependency::Database(d) => Resource::Database(*d),
+            Dependency::Kms => Resource::Kms,
+        }),
+        // A disabled key fails its tenant's KMS calls; breakers keyed by dependency turn that
+        // into everyone's failure, so the shared dependency is in scope.
+        FaultKind::KmsKeyDisabled { .. } => out.push(Resource::Kms),
+        FaultKind::Partition | FaultKind::ControlPlaneOutage => out.push(Resource::ControlPlane),
+        FaultKind::MigrateTenant { to, .. } => {
+            out.extend([Resource::Cell(*to), Resource::Pool(*to)]);
+        }
+        FaultKind::LoadSpike { .. } | FaultKind::PoisonJobs { .. } => {}
+    }
+    Footprint::new(out)
+}
+
+/// What `fault` touches: what it acts on ([`fault_acts_on`]), plus the local (not global)
+/// resources its targets use, as given by `uses` (every tenant's footprint).
+pub fn fault_touches(system: &System, fault: &Fault, uses: &[Footprint]) -> Footprint {
+    let mut out = fault_acts_on(system, fault).0;
+    for &t in fault.named_tenants() {
+        if let Some(footprint) = uses.get(t) {
+            out.extend(footprint.resources().iter().filter(|r| !r.is_global()));
+        }
+    }
+    Footprint::new(out)
+}
+
+/// The fault's window, `[at, end)` cut at the end of the run.
+pub fn fault_window(fault: &Fault, run_end: SimTime) -> (SimTime, SimTime) {
+    (fault.at, fault.end().min(run_end))
+}
+
+/// The fault a window is anchored on: `F` for `during:F`, `during:F+20s`, `after:F+10s`.
+fn anchor(window: &Window) -> Option<&str> {
+    let (mode, rest) = window.label.split_once(':')?;
+    matches!(mode, "during" | "after").then(|| rest.split('+').next().unwrap_or(rest))
+}
+
+/// **The rule.** Whether a failed check of a tenant that uses `tenant`, judged over
+/// `check_window`, counts against a fault named `fault_name` over `fault_window` that touches
+/// `touches`: the windows overlap (or the check's window is anchored on the fault), and the
+/// tenant uses a resource the fault touches.
+pub fn counts_against(
+    check_window: &Window,
+    tenant: &Footprint,
+    fault_name: &str,
+    fault_window: (SimTime, SimTime),
+    touches: &Footprint,
+) -> bool {
+    let (from, to) = fault_window;
+    let in_time = (check_window.start < to && from < check_window.end)
+        || anchor(check_window) == Some(fault_name);
+    in_time && tenant.shares(touches)
+}
+
+/// One fault's blast radius.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultBlast {
+    /// What it touches.
+    pub touches: Footprint,
+    /// Tenants it targets.
+    pub targeted: usize,
+    /// Targets with a failed check counted against it.
+    pub targets_failed: usize,
+    /// Tenants it does not target that use a resource it touches.
+    pub in_scope: usize,
+    /// Of those, the ones with a failed check counted against it, in tenant order.
+    pub affected: Vec<usize>,
+}
+
+/// The blast radius of every fault of a run, and the failures no fault explains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blast {
+    /// Per fault, in file order.
+    pub faults: Vec<FaultBlast>,
+    /// Per tenant: whether it has a failed check at all.
+    pub failed: Vec<bool>,
+    /// Per tenant: whether one of its failed checks counts against some fault (as a target or
+    /// a bystander in scope).
+    pub explained: Vec<bool>,
+}
+
+impl Blast {
+    /// Tenants with a failed check that no fault explains, in tenant order.
+    pub fn unexplained(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.failed.len()).filter(|&t| self.failed[t] && !self.explained[t])
+    }
+}
+
+/// Applies [`counts_against`] to every failed check of `evaluation`. `owners` are the tenants'
+/// cells at the end of the run (placement's are in the scenario). A pooled check that failed
+/// counts for each tenant of its selection.
+pub fn compute(scenario: &Scenario, evaluation: &Evaluation, owners: &[usize]) -> Blast {
+    let system = &scenario.system;
+    let n = system.tenants.len();
+    let uses: Vec<Footprint> = (0..n)
+        .map(|t| {
+            let start = system.tenants[t].cell;
+            let end = owners.get(t).copied().unwrap_or(start);
+            tenant_uses(system, t, &[start, end])
+        })
+        .collect();
+    // Per tenant, the distinct windows its failed checks were judged over.
+    let mut failed_windows: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for result in &evaluation.slos {
+        let slo = &scenario.slos[result.slo];
+        for check in result.checks.iter().filter(|c| c.status == Status::Failed) {
+            let tenants: &[usize] = match &check.tenant {
+                Some(t) => std::slice::from_ref(t),
+                None => &slo.tenants,
+            };
+            for &t in tenants {
+                if !failed_windows[t].contains(&slo.window) {
+                    failed_windows[t].push(slo.window);
+                }
+            }
+        }
+    }
+    let failing: Vec<usize> = (0..n).filter(|&t| !failed_windows[t].is_empty()).collect();
+    // Who uses each local resource, for counting a fault's scope without visiting every tenant
+    // per fault (a global resource is used by every tenant: see `in_scope` below).
+    let mut users: BTreeMap<Resource, Vec<usize>> = BTreeMap::new();
+    for (t, footprint) in uses.iter().enumerate() {
+        for &r in footprint.resources().iter().filter(|r| !r.is_global()) {
+            users.entry(r).or_default().push(t);
+        }
+    }
+    let run_end = system.end();
+    let mut explained = vec![false; n];
+    let mut targeted = vec![false; n];
+    // `seen[t] == stamp` marks tenant t as counted for the fault being scanned.
+    let mut seen = vec![usize::MAX; n];
+    let faults = system
+        .faults
+        .iter()
+        .enumerate()
+        .map(|(stamp, fault)| {
+            let touches = fault_touches(system, fault, &uses);
+            let window = fault_window(fault, run_end);
+            let mut targets = 0;
+            for &t in fault.named_tenants() {
+                targets += usize::from(!targeted[t]);
+                targeted[t] = true;
+            }
+            let mut targets_failed = 0;
+            let mut affected = Vec::new();
+            for &t in &failing {
+                let counts = failed_windows[t].iter().any(|&w| {
+                    counts_against(&system.windows[w], &uses[t], &fault.name, window, &touches)
+                });
+                if counts {
+                    explained[t] = true;
+                    if targeted[t] {
+                        targets_failed += 1;
+                    } else {
+                        affected.push(t);
+                    }
+                }
+            }
+            // Every tenant uses the control plane, and KMS when it is enabled.
+            let everyone = touches.resources().iter().any(|r| match r {
+                Resource::ControlPlane => true,
+                Resource::Kms => system.kms.enabled,
+                _ => false,
+            });
+            let in_scope = if everyone {
+                n - targets
+            } else {
+                let mut count = 0;
+                for r in touches.resources() {
+                    for &t in users.get(r).map_or(&[][..], Vec::as_slice) {
+                        if seen[t] != stamp && !targeted[t] {
+                            seen[t] = stamp;
+                            count += 1;
+                        }
+                    }
+                }
+                count
+            };
+            for &t in fault.named_tenants() {
+                targeted[t] = false;
+            }
+            FaultBlast {
+                touches,
+                targeted: targets,
+                targets_failed,
+                in_scope,
+                affected,
+            }
+        })
+        .collect();
+    Blast {
+        faults,
+        failed: failed_windows.iter().map(|w| !w.is_empty()).collect(),
+        explained,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::SimDuration;
+
+    fn at(s: u64) -> SimTime {
+        SimTime::ZERO + SimDuration::from_secs(s)
+    }
+
+    fn window(label: &str, from: u64, to: u64) -> Window {
+        Window {
+            label: label.to_string(),
+            start: at(from),
+            end: at(to),
+        }
+    }
+
+    #[test]
+    fn footprints_share_only_a_common_resource() {
+        let a = Footprint::new(vec![
+            Resource::Pool(1),
+            Resource::Cell(1),
+            Resource::Pool(1),
+        ]);
+        let b = Footprint::new(vec![Resource::Database(0), Resource::Pool(1)]);
+        let c = Footprint::new(vec![Resource::Database(1), Resource::Kms]);
+        assert_eq!(a.resources(), &[Resource::Cell(1), Resource::Pool(1)]);
+        assert!(a.shares(&b) && b.shares(&a));
+        assert!(!a.shares(&c) && !c.shares(&a));
+        assert!(!Footprint::default().shares(&a));
+        assert!(c.has_global() && !a.has_global());
+    }
+
+    #[test]
+    fn the_rule_needs_time_and_a_shared_resource() {
+        let tenant = Footprint::new(vec![Resource::Cell(0), Resource::Pool(0)]);
+        let touches = Footprint::new(vec![Resource::Pool(0)]);
+        let elsewhere = Footprint::new(vec![Resource::Pool(1)]);
+        let fault = (at(30), at(40));
+        let whole = window("whole", 5, 60);
+        // Overlapping in time and sharing the pool: counts.
+        assert!(counts_against(&whole, &tenant, "f", fault, &touches));
+        // The same failure, but the fault touches another pool: does not count.
+        assert!(!counts_against(&whole, &tenant, "f", fault, &elsewhere));
+        // Sharing the pool, but the check's window ends before the fault starts, or starts
+        // when it has ended ([start, end) on both sides): does not count.
+        assert!(!counts_against(
+            &window("w", 5, 30),
+            &tenant,
+            "f",
+            fault,
+            &touches
+        ));
+        assert!(!counts_against(
+            &window("w", 40, 60),
+            &tenant,
+            "f",
+            fault,
+            &touches
+        ));
+        assert!(counts_against(
+            &window("w", 39, 60),
+            &tenant,
+            "f",
+            fault,
+            &touches
+        ));
+        // A window anchored on the fault counts although it starts after it (recovery).
+        let after = window("after:f+10s", 50, 60);
+        assert!(counts_against(&after, &tenant, "f", fault, &touches));
+        assert!(!counts_against(&after, &tenant, "g", fault, &touches));
+        // A fault whose name merely starts like the anchor is another fault.
+        assert!(!counts_against(
+            &window("after:f2", 50, 60),
+            &tenant,
+            "f",
+            fault,
+            &touches
+        ));
+    }
+}
