@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use super::summary::observed_text;
+use super::summary::{more_not_passing, not_passing, observed_text};
 use super::tables::{self, Cell, Table};
 use super::timeline::FaultSpan;
 use crate::text::thousands;
@@ -32,7 +32,7 @@ pre{background:#f6f8fa;padding:10px 12px;overflow-x:auto;border-radius:4px}\
 .badge{display:inline-block;padding:1px 8px;border-radius:4px;font-weight:700;font-size:.85em;\
 letter-spacing:.03em}\
 .pass{background:#dcf5e3;color:#116329}.fail{background:#fde2e1;color:#a40e26}\
-.inconclusive{background:#fff4d6;color:#7a5300}\
+.inconclusive{background:#fff4d6;color:#7a5300}.na{background:#eee;color:#555}\
 h1 .badge{font-size:.7em;vertical-align:middle}\
 figure{margin:1em 0 1.6em}figure svg{max-width:100%;height:auto;display:block;\
 border:1px solid #eee}\
@@ -54,10 +54,11 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A status badge: `pass`, `fail` or `inconclusive`.
+/// A status badge: `pass`, `fail`, `inconclusive` or `n/a`.
 pub fn badge(status: &str) -> String {
     let class = match status {
         "pass" | "fail" | "inconclusive" => status,
+        "n/a" => "na",
         _ => "",
     };
     format!(
@@ -130,49 +131,49 @@ pub fn figures(plots: &[(String, String)]) -> String {
     out
 }
 
+/// The tenants that did not pass an SLO, failing ones first, in a folded list per SLO.
 fn failures(report: &Report) -> String {
     let mut out = String::new();
     for slo in report.slos.iter().filter(|s| s.status != "pass") {
-        let mut by_tenant: Vec<(&str, Vec<String>)> = Vec::new();
-        for c in slo.checks.iter().filter(|c| c.status != "pass") {
-            let what = if c.status == "inconclusive" {
-                format!(
-                    "<code>{}</code> inconclusive ({} samples)",
-                    escape(&c.expect),
-                    thousands(c.samples)
-                )
-            } else {
-                format!(
-                    "<code>{}</code> observed {}",
-                    escape(&c.expect),
-                    escape(&observed_text(&c.expect, c.observed))
-                )
-            };
-            match by_tenant.last_mut() {
-                Some((tenant, items)) if *tenant == c.tenant.as_str() => items.push(what),
-                _ => by_tenant.push((c.tenant.as_str(), vec![what])),
-            }
-        }
+        let listed = not_passing(slo);
+        let failing = listed.iter().filter(|n| n.failed).count() as u64;
         let _ = writeln!(
             out,
-            "<details><summary><b>{}</b>: {} tenant(s) did not pass</summary>\n<ul class=\"failures\">",
+            "<details><summary><b>{}</b>: {} tenant(s) failed, {} inconclusive</summary>\n<ul class=\"failures\">",
             escape(&slo.name),
-            thousands(by_tenant.len() as u64)
+            thousands(failing),
+            thousands(listed.len() as u64 - failing)
         );
-        for (tenant, items) in by_tenant.iter().take(LISTED_FAILURES) {
+        for n in listed.iter().take(LISTED_FAILURES) {
+            let items: Vec<String> = n
+                .checks
+                .iter()
+                .map(|c| {
+                    if c.status == "inconclusive" {
+                        format!(
+                            "<code>{}</code> inconclusive ({} samples)",
+                            escape(&c.expect),
+                            thousands(c.samples)
+                        )
+                    } else {
+                        format!(
+                            "<code>{}</code> observed {}",
+                            escape(&c.expect),
+                            escape(&observed_text(&c.expect, c.observed))
+                        )
+                    }
+                })
+                .collect();
             let _ = writeln!(
                 out,
-                "<li><code>{}</code>: {}</li>",
-                escape(tenant),
+                "<li>{} <code>{}</code>: {}</li>",
+                badge(if n.failed { "fail" } else { "inconclusive" }),
+                escape(n.tenant),
                 items.join("; ")
             );
         }
-        if by_tenant.len() > LISTED_FAILURES {
-            let _ = writeln!(
-                out,
-                "<li>… and {} more (see report.json or junit.xml)</li>",
-                thousands((by_tenant.len() - LISTED_FAILURES) as u64)
-            );
+        if let Some(more) = more_not_passing(&listed, LISTED_FAILURES) {
+            let _ = writeln!(out, "<li>… and {more} (see report.json or junit.xml)</li>");
         }
         out.push_str("</ul></details>\n");
     }
@@ -225,6 +226,11 @@ pub fn header(report: &Report) -> String {
         thousands(report.tenants.len() as u64),
         thousands(report.run.events),
         escape(&report.version)
+    );
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">{}</p>",
+        escape(&super::summary::verdict_counts(report))
     );
     if !report.overrides.is_empty() {
         let sets: Vec<String> = report

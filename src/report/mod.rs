@@ -254,8 +254,10 @@ pub struct Unexplained {
 pub struct InvariantReport {
     /// Name.
     pub name: String,
-    /// Whether it held.
+    /// Whether no violation was seen (also true when it was never exercised: see `status`).
     pub passed: bool,
+    /// `pass`, `fail`, or `n/a` when the run did nothing it checks (it does not count as held).
+    pub status: String,
     /// What was checked.
     pub detail: String,
 }
@@ -440,6 +442,7 @@ pub fn build(
         .map(|i| InvariantReport {
             name: i.name.to_string(),
             passed: i.passed,
+            status: i.status().to_string(),
             detail: i.detail.clone(),
         })
         .collect();
@@ -629,6 +632,55 @@ pub fn files(report: &Report, timeline: &timeline::Timeline<'_>) -> Vec<OutputFi
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::*;
+
+    /// A report of `inconclusive + failing + passing` tenants in that order (the inconclusive
+    /// ones first in report order, as a selection by name may put them), judged by one `each`
+    /// SLO, with one invariant held and one never exercised.
+    pub(crate) fn mixed(inconclusive: usize, failing: usize, passing: usize) -> Report {
+        let n = inconclusive + failing + passing;
+        let mut r = report(n, 0);
+        for (i, c) in r.slos[0].checks.iter_mut().enumerate() {
+            let (status, observed, samples) = if i < inconclusive {
+                // Few samples and a value worse than any conclusive one.
+                ("inconclusive", Some(900.0), 3)
+            } else if i < inconclusive + failing {
+                ("fail", Some(300.0 + i as f64), 500)
+            } else {
+                ("pass", Some(10.0), 500)
+            };
+            c.status = status.into();
+            c.passed = status == "pass";
+            c.observed = observed;
+            c.samples = samples;
+        }
+        let status = if failing > 0 {
+            "fail"
+        } else if inconclusive > 0 {
+            "inconclusive"
+        } else {
+            "pass"
+        };
+        r.slos[0].status = status.into();
+        r.slos[0].passed = status == "pass";
+        r.slos[0].failed_checks = failing as u64;
+        r.slos[0].inconclusive_checks = inconclusive as u64;
+        r.verdict = status.into();
+        r.invariants = vec![
+            InvariantReport {
+                name: "conservation".into(),
+                passed: true,
+                status: "pass".into(),
+                detail: "10 issued = 10 finished + 0 in flight".into(),
+            },
+            InvariantReport {
+                name: "eu_residency".into(),
+                passed: true,
+                status: "n/a".into(),
+                detail: "not exercised by this run (no EU-only requests)".into(),
+            },
+        ];
+        r
+    }
 
     /// A report of `n` tenants in two tiers judged by one `each` SLO; the first `failing` fail.
     pub(crate) fn report(n: usize, failing: usize) -> Report {

@@ -16,7 +16,7 @@ pub enum Cell {
     Text(String),
     /// Code: a tenant name, an expectation, a command.
     Code(String),
-    /// `pass`, `fail` or `inconclusive`, shown as a badge.
+    /// `pass`, `fail`, `inconclusive` or `n/a`, shown as a badge.
     Status(String),
 }
 
@@ -94,29 +94,20 @@ pub fn selection(slo: &SloReport) -> String {
     format!("{} ({})", slo.tenants, slo.scope)
 }
 
-/// `50/50 pass` or `48/50 pass, 2 inconclusive`.
+/// `50 pass, 0 fail, 0 inconclusive`: the three counts, always.
 pub fn checks_passed(slo: &SloReport, expect: &str) -> String {
-    let e = expectation_summary(slo, expect);
-    let mut s = format!(
-        "{}/{} pass",
-        thousands(e.passed as u64),
-        thousands(e.checks as u64)
-    );
-    if e.inconclusive > 0 {
-        s.push_str(&format!(
-            ", {} inconclusive",
-            thousands(e.inconclusive as u64)
-        ));
-    }
-    s
+    expectation_summary(slo, expect).counts()
 }
 
-/// `69.2ms (light-045)`, or `no samples`.
+/// `69.2ms (light-045)` over the conclusive checks; `no conclusive check` when every check was
+/// inconclusive (an inconclusive check has no worst).
 pub fn worst_observed(slo: &SloReport, expect: &str) -> String {
-    match expectation_summary(slo, expect).worst {
+    let e = expectation_summary(slo, expect);
+    match e.worst {
         Some(c) if slo.scope == "pooled" => observed_text(expect, c.observed),
         Some(c) => format!("{} ({})", observed_text(expect, c.observed), c.tenant),
-        None => "no samples".to_string(),
+        None if e.checks > 0 => "no conclusive check".to_string(),
+        None => "no checks".to_string(),
     }
 }
 
@@ -337,7 +328,7 @@ pub fn invariants(report: &Report) -> Table {
     let mut t = Table::new(&[("", false), ("invariant", false), ("detail", false)]);
     for i in &report.invariants {
         t.rows.push(vec![
-            Cell::Status(if i.passed { "pass" } else { "fail" }.to_string()),
+            Cell::Status(i.status.clone()),
             text(&i.name),
             text(&i.detail),
         ]);

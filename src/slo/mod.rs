@@ -21,6 +21,18 @@ pub enum Status {
     Failed,
 }
 
+/// How an always-on invariant came out, for display.
+impl InvariantResult {
+    /// `"pass"`, `"fail"`, or `"n/a"` when the run never exercised it.
+    pub fn status(&self) -> &'static str {
+        match (self.passed, self.exercised) {
+            (false, _) => "fail",
+            (true, true) => "pass",
+            (true, false) => "n/a",
+        }
+    }
+}
+
 impl Status {
     /// `"pass"`, `"inconclusive"` or `"fail"`.
     pub fn as_str(self) -> &'static str {
@@ -63,8 +75,11 @@ pub struct SloResult {
 pub struct InvariantResult {
     /// Name.
     pub name: &'static str,
-    /// Whether it held.
+    /// Whether it held: no violation was seen (also true when nothing was checked).
     pub passed: bool,
+    /// Whether the run did anything the invariant checks (a run without EU-only tenants never
+    /// exercises residency): an invariant never exercised is shown N/A, not as held.
+    pub exercised: bool,
     /// What was checked, with the numbers.
     pub detail: String,
 }
@@ -250,6 +265,7 @@ fn invariant(
     InvariantResult {
         name,
         passed: check.violations == 0,
+        exercised: check.checked > 0,
         detail,
     }
 }
@@ -290,6 +306,7 @@ fn conservation(metrics: &Metrics, unaccounted: u64) -> InvariantResult {
     InvariantResult {
         name: "conservation",
         passed,
+        exercised: issued > 0,
         detail,
     }
 }

@@ -271,7 +271,7 @@ fn a_run_leaves_summary_junit_html_and_plots() {
             "|  | SLO | tenants | window | expected | checks | worst observed |\n\
              |---|---|---|---|---|---:|---:|\n\
              | ❌ **FAIL** | bystanders keep their latency and errors during the spike | \
-             bystanders (each) | `during:spike` | `p99 < 250ms` | 0/50 pass |"
+             bystanders (each) | `during:spike` | `p99 < 250ms` | 0 pass, 50 fail, 0 inconclusive |"
         ),
         "summary.md has the SLO table with observed vs expected:\n{summary}"
     );
@@ -294,6 +294,24 @@ fn a_run_leaves_summary_junit_html_and_plots() {
             "```sh\n{}\n```",
             report["repro"].as_str().expect("repro")
         )),
+        "{summary}"
+    );
+
+    // An invariant the run never exercised (no EU-only tenant) is N/A everywhere, not held.
+    let invariant = |name: &str| {
+        report["invariants"]
+            .as_array()
+            .expect("invariants")
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .expect("invariant")
+    };
+    assert_eq!(invariant("eu_residency")["status"], "n/a");
+    assert_eq!(invariant("conservation")["status"], "pass");
+    assert!(
+        summary.contains("| ➖ N/A | eu_residency |")
+            && summary.contains("invariants: 2 held, 0 violated, 4 N/A"),
         "{summary}"
     );
 
@@ -465,7 +483,7 @@ fn compare_reports_the_flip_on_common_random_numbers() {
     );
     let md = read(dir.path(), "compare.md");
     assert!(
-        md.contains("| `p99 < 250ms` | ✅ PASS | 50/50 pass, 73.7ms (light-019) | ❌ **FAIL** |")
+        md.contains("| `p99 < 250ms` | ✅ PASS | 50 pass, 0 fail, 0 inconclusive, 73.7ms (light-019) | ❌ **FAIL** |")
             && md.contains("flips PASS → FAIL"),
         "compare.md names the flip with A and B side by side:\n{md}"
     );
