@@ -307,6 +307,8 @@ pub struct JobStats {
     pub completed: u64,
     /// Jobs given up after their attempts (dead-lettered).
     pub dead_lettered: u64,
+    /// Attempts that failed (a poison job fails every attempt; all but the last are retried).
+    pub failed_attempts: u64,
     /// Jobs still queued or running when the run ended.
     pub unfinished: u64,
     /// Completion time (submission to success) of completed jobs, and the age at the end of
@@ -320,6 +322,7 @@ impl JobStats {
         self.submitted += other.submitted;
         self.completed += other.completed;
         self.dead_lettered += other.dead_lettered;
+        self.failed_attempts += other.failed_attempts;
         self.unfinished += other.unfinished;
         self.latency.merge(&other.latency);
     }
@@ -347,6 +350,7 @@ static NO_JOBS: JobStats = JobStats {
     submitted: 0,
     completed: 0,
     dead_lettered: 0,
+    failed_attempts: 0,
     unfinished: 0,
     latency: Latency::EMPTY,
 };
@@ -557,6 +561,18 @@ impl Metrics {
                 if stats.jobs.get_mut().latency.record(age, *highest_micros) {
                     unsorted.push(tenant as u32);
                 }
+            }
+        }
+    }
+
+    /// An attempt of a background job of `tenant` submitted at `submitted_at` failed.
+    pub fn job_attempt_failed(&mut self, tenant: usize, submitted_at: SimTime) {
+        let Metrics {
+            windows, tenants, ..
+        } = self;
+        for (w, stats) in &mut tenants[tenant].windows {
+            if windows[*w].contains(submitted_at) {
+                stats.jobs.get_mut().failed_attempts += 1;
             }
         }
     }

@@ -269,6 +269,25 @@ pub fn run_page(report: &Report, faults: &[FaultSpan], plots: &[(String, String)
     body.push_str(&table(&tables::tiers(report)));
     body.push_str("<h2 id=\"worst\">Worst tenants</h2>\n");
     body.push_str(&table(&tables::worst_tenants(report, WORST_TENANTS)));
+    if let Some(jobs) = tables::jobs(report) {
+        body.push_str("<h2 id=\"jobs\">Background jobs (submitted after warmup)</h2>\n");
+        body.push_str(&table(&jobs));
+        let worst = tables::dead_letter_tenants(report, WORST_TENANTS);
+        if !worst.is_empty() {
+            let listed: Vec<String> = worst
+                .iter()
+                .map(|(name, dead, submitted)| {
+                    format!(
+                        "<code>{}</code> {} of {}",
+                        escape(name),
+                        thousands(*dead),
+                        thousands(*submitted)
+                    )
+                })
+                .collect();
+            let _ = writeln!(body, "<p>Most dead-lettered: {}</p>", listed.join(", "));
+        }
+    }
     if !faults.is_empty() {
         body.push_str("<h2 id=\"faults\">Faults</h2>\n");
         body.push_str(&table(&tables::faults(faults)));

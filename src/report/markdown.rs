@@ -211,6 +211,26 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
     let _ = writeln!(out, "\n## Worst tenants\n");
     out.push_str(&table(&tables::worst_tenants(report, WORST_TENANTS)));
 
+    if let Some(jobs) = tables::jobs(report) {
+        let _ = writeln!(out, "\n## Background jobs (submitted after warmup)\n");
+        out.push_str(&table(&jobs));
+        let worst = tables::dead_letter_tenants(report, WORST_TENANTS);
+        if !worst.is_empty() {
+            let listed: Vec<String> = worst
+                .iter()
+                .map(|(name, dead, submitted)| {
+                    format!(
+                        "{} {} of {}",
+                        code(name),
+                        thousands(*dead),
+                        thousands(*submitted)
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "\nMost dead-lettered: {}", listed.join(", "));
+        }
+    }
+
     if !faults.is_empty() {
         let _ = writeln!(out, "\n## Faults\n");
         out.push_str(&table(&tables::faults(faults)));

@@ -20,7 +20,7 @@ pub mod timeline;
 use serde::{Deserialize, Serialize};
 
 use crate::model::RunOutput;
-use crate::model::metrics::{Counts, Latency, WindowStats};
+use crate::model::metrics::{Counts, JobStats, Latency, WindowStats};
 use crate::scenario::{Scenario, Scope};
 use crate::slo::{Evaluation, Status};
 
@@ -121,6 +121,26 @@ pub struct TenantReport {
     pub in_flight: u64,
     /// Latency of ok requests; `null` if none.
     pub latency_ms: Option<LatencyReport>,
+    /// Background jobs submitted after warmup; absent for a tenant that submitted none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsReport>,
+}
+
+/// Background jobs submitted after warmup, by how they ended.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JobsReport {
+    /// Jobs submitted.
+    pub submitted: u64,
+    /// Completed successfully.
+    pub completed: u64,
+    /// Attempts that failed (retried, or the last one before dead-lettering).
+    pub failed_attempts: u64,
+    /// Given up after their attempts.
+    pub dead_lettered: u64,
+    /// Still queued or running at the end.
+    pub unfinished: u64,
+    /// Completion time (submission to success; unfinished jobs at their age), in milliseconds.
+    pub completion_ms: Option<LatencyReport>,
 }
 
 /// Outcomes of a group of tenants (a tier).
@@ -146,6 +166,9 @@ pub struct GroupReport {
     pub in_flight: u64,
     /// Latency of ok requests; `null` if none.
     pub latency_ms: Option<LatencyReport>,
+    /// Background jobs submitted after warmup; absent for a tier that submitted none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsReport>,
 }
 
 /// One SLO's result.
@@ -320,6 +343,17 @@ fn latency_report(latency: &Latency) -> Option<LatencyReport> {
     })
 }
 
+fn jobs_report(jobs: &JobStats) -> Option<JobsReport> {
+    (jobs.submitted > 0).then(|| JobsReport {
+        submitted: jobs.submitted,
+        completed: jobs.completed,
+        failed_attempts: jobs.failed_attempts,
+        dead_lettered: jobs.dead_lettered,
+        unfinished: jobs.unfinished,
+        completion_ms: latency_report(&jobs.latency),
+    })
+}
+
 fn in_flight(counts: &Counts) -> u64 {
     counts.issued.saturating_sub(counts.finished())
 }
@@ -357,6 +391,7 @@ pub fn build(
                 timed_out: c.timed_out,
                 in_flight: in_flight(&c),
                 latency_ms: latency_report(&stats.latency),
+                jobs: jobs_report(&stats.jobs),
             }
         })
         .collect();
@@ -386,6 +421,7 @@ pub fn build(
                 timed_out: c.timed_out,
                 in_flight: in_flight(&c),
                 latency_ms: latency_report(&pooled.latency),
+                jobs: jobs_report(&pooled.jobs),
             }
         })
         .collect();
@@ -715,6 +751,7 @@ pub(crate) mod fixtures {
                     timed_out: 0,
                     in_flight: 0,
                     latency_ms: None,
+                    jobs: None,
                 })
                 .collect(),
             slos: vec![SloReport {

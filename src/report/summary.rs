@@ -68,8 +68,16 @@ pub(crate) fn observed_text(expect: &str, observed: Option<f64>) -> String {
         || metric == "max"
     {
         ms(v)
-    } else if metric == "count" {
+    } else if metric == "count" || metric == "dead_letters" {
         thousands(v as u64)
+    } else if expect.contains('%') {
+        // A rate written as a percentage is shown as one.
+        let p = v * 100.0;
+        if p > 0.0 && p < 0.01 {
+            "<0.01%".to_string()
+        } else {
+            format!("{p:.2}%")
+        }
     } else {
         format!("{v:.4}")
     }
@@ -139,6 +147,21 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
             p99,
             failed
         );
+    }
+
+    if let Some(jobs) = super::tables::jobs(report) {
+        let _ = writeln!(out, "\nBackground jobs (submitted after warmup)");
+        out.push_str(&super::compare::plain(&jobs, "  "));
+        let worst = super::tables::dead_letter_tenants(report, WORST_TENANTS);
+        if !worst.is_empty() {
+            let listed: Vec<String> = worst
+                .iter()
+                .map(|(name, dead, submitted)| {
+                    format!("{name} {} of {}", thousands(*dead), thousands(*submitted))
+                })
+                .collect();
+            let _ = writeln!(out, "  most dead-lettered: {}", listed.join(", "));
+        }
     }
 
     let _ = writeln!(out, "\nSLOs");

@@ -294,6 +294,51 @@ pub fn blast_sentence(report: &Report) -> String {
     s
 }
 
+/// One row per tier that submitted background jobs: submitted, completed, failed attempts,
+/// dead-lettered, unfinished, p99 completion time; `None` when no tier did.
+pub fn jobs(report: &Report) -> Option<Table> {
+    let mut t = Table::new(&[
+        ("tier", false),
+        ("jobs", true),
+        ("completed", true),
+        ("failed attempts", true),
+        ("dead-lettered", true),
+        ("unfinished", true),
+        ("p99 completion", true),
+    ]);
+    for tier in &report.tiers {
+        let Some(j) = &tier.jobs else {
+            continue;
+        };
+        t.rows.push(vec![
+            text(&tier.name),
+            text(thousands(j.submitted)),
+            text(thousands(j.completed)),
+            text(thousands(j.failed_attempts)),
+            text(thousands(j.dead_lettered)),
+            text(thousands(j.unfinished)),
+            text(latency_cells(&j.completion_ms).1),
+        ]);
+    }
+    (!t.rows.is_empty()).then_some(t)
+}
+
+/// The tenants with the most dead-lettered jobs (at most `n`, only those with any), most
+/// first, then by name.
+pub fn dead_letter_tenants(report: &Report, n: usize) -> Vec<(&str, u64, u64)> {
+    let mut with: Vec<(&str, u64, u64)> = report
+        .tenants
+        .iter()
+        .filter_map(|t| {
+            let j = t.jobs.as_ref()?;
+            (j.dead_lettered > 0).then_some((t.name.as_str(), j.dead_lettered, j.submitted))
+        })
+        .collect();
+    with.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    with.truncate(n);
+    with
+}
+
 /// One row per fault: name, what, from, to, targets.
 pub fn faults(faults: &[FaultSpan]) -> Table {
     let mut t = Table::new(&[

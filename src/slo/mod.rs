@@ -205,6 +205,9 @@ pub fn observe(metric: Metric, stats: &WindowStats) -> (Option<f64>, u64) {
         Metric::ThrottleRate => (fraction(counts.throttled), finished),
         Metric::Availability => (fraction(counts.errors()).map(|e| 1.0 - e), finished),
         Metric::Count => (Some(finished as f64), finished),
+        // Dead-lettered jobs among those submitted in the window; like `count`, never
+        // inconclusive (a tenant that submitted nothing has none).
+        Metric::DeadLetters => (Some(stats.jobs.dead_lettered as f64), stats.jobs.submitted),
         Metric::JobsPercentile(p) => (
             stats.jobs.latency.percentile(p).map(|d| d.as_millis_f64()),
             stats.jobs.latency.count(),
@@ -221,7 +224,11 @@ fn check(
 ) -> Check {
     let (observed, samples) = observe(expectation.metric, stats);
     let status = match observed {
-        _ if expectation.metric != Metric::Count && samples < min_samples => Status::Inconclusive,
+        _ if !matches!(expectation.metric, Metric::Count | Metric::DeadLetters)
+            && samples < min_samples =>
+        {
+            Status::Inconclusive
+        }
         None => Status::Inconclusive,
         Some(value) => {
             let holds = match expectation.threshold {

@@ -676,3 +676,84 @@ fn blast_radius_blames_each_failure_on_its_own_cause() {
     let b = read_report(&cmp.join("b"));
     assert_eq!(b["blast_radius"][1]["affected"], 0);
 }
+
+#[test]
+fn dead_letters_are_reported_and_judged_per_tenant_and_per_tier() {
+    // The poison-jobs drill, with SLOs on dead letters: one tenant's own, and its tier's pooled.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut scenario = std::fs::read_to_string(root().join("scenarios/poison-jobs.toml"))
+        .expect("poison-jobs.toml");
+    scenario.push_str(
+        r#"
+[[slo]]
+name = "the poisoned tenant dead-letters nothing"
+tenants = ["poisoned"]
+expect = ["dead_letters < 1"]
+
+[[slo]]
+name = "the tier dead-letters at most a thousand"
+tenants = { tier = "standard" }
+scope = "pooled"
+expect = ["dead_letters <= 1000"]
+"#,
+    );
+    let file = dir.path().join("dead.toml");
+    std::fs::write(&file, scenario).expect("write scenario");
+    let out = dir.path().join("run");
+    let output = simulate(&[
+        &file.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let report = read_report(&out);
+    let tenant = report["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .find(|t| t["name"] == "poisoned")
+        .expect("poisoned")
+        .clone();
+    let dead = tenant["jobs"]["dead_lettered"]
+        .as_u64()
+        .expect("dead_lettered");
+    let failed = tenant["jobs"]["failed_attempts"]
+        .as_u64()
+        .expect("failed_attempts");
+    assert!(dead > 100, "{tenant}");
+    // Three attempts per poison job (max_attempts = 3), each failing.
+    assert!(failed >= 3 * dead, "{tenant}");
+    let tier = &report["tiers"][0]["jobs"];
+    assert_eq!(
+        tier["dead_lettered"], dead,
+        "only the poisoned tenant dead-letters"
+    );
+    // The SLO metric: the tenant's fails with its count observed; the tier's pooled one passes.
+    let slo = |i: usize| &report["slos"][i];
+    assert_eq!(slo(1)["status"], "fail");
+    assert_eq!(slo(1)["checks"][0]["observed"].as_f64(), Some(dead as f64));
+    assert_eq!(slo(2)["status"], "pass");
+    assert_eq!(slo(2)["checks"][0]["tenant"], "(pooled)");
+
+    let dead_text = tenantsim::text::thousands(dead);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Background jobs (submitted after warmup)")
+            && stdout.contains(&format!("most dead-lettered: poisoned {dead_text} of"))
+            && stdout.contains(&format!("dead_letters < 1 observed {dead_text}")),
+        "{stdout}"
+    );
+    let md = read(&out, "summary.md");
+    assert!(
+        md.contains("## Background jobs (submitted after warmup)")
+            && md.contains(&format!("Most dead-lettered: `poisoned` {dead_text} of")),
+        "{md}"
+    );
+    let html = read(&out, "index.html");
+    assert!(
+        html.contains(&format!(
+            "Most dead-lettered: <code>poisoned</code> {dead_text} of"
+        )),
+        "index.html"
+    );
+}
