@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::config::{Dependency, Fault, FaultKind, System, Window};
+use crate::model::metrics::Metrics;
 use crate::scenario::Scenario;
 use crate::slo::{Evaluation, Status};
 use crate::time::SimTime;
@@ -233,8 +234,14 @@ impl Blast {
 
 /// Applies [`counts_against`] to every failed check of `evaluation`. `owners` are the tenants'
 /// cells at the end of the run (placement's are in the scenario). A pooled check that failed
-/// counts for each tenant of its selection.
-pub fn compute(scenario: &Scenario, evaluation: &Evaluation, owners: &[usize]) -> Blast {
+/// counts for the tenants of its selection whose own value breaks the expectation (a pooled
+/// error rate fails because of the tenants with errors, not the others), read from `metrics`.
+pub fn compute(
+    scenario: &Scenario,
+    evaluation: &Evaluation,
+    owners: &[usize],
+    metrics: &Metrics,
+) -> Blast {
     let system = &scenario.system;
     let n = system.tenants.len();
     let uses: Vec<Footprint> = (0..n)
@@ -249,11 +256,24 @@ pub fn compute(scenario: &Scenario, evaluation: &Evaluation, owners: &[usize]) -
     for result in &evaluation.slos {
         let slo = &scenario.slos[result.slo];
         for check in result.checks.iter().filter(|c| c.status == Status::Failed) {
-            let tenants: &[usize] = match &check.tenant {
-                Some(t) => std::slice::from_ref(t),
-                None => &slo.tenants,
+            let expectation = &slo.expect[check.expectation];
+            let own_share = |t: usize| {
+                metrics.tenants[t].window(slo.window).is_some_and(|stats| {
+                    crate::slo::observe(expectation.metric, stats)
+                        .0
+                        .is_some_and(|v| !crate::slo::holds(expectation, v))
+                })
             };
-            for &t in tenants {
+            let tenants: Vec<usize> = match check.tenant {
+                Some(t) => vec![t],
+                None => slo
+                    .tenants
+                    .iter()
+                    .copied()
+                    .filter(|&t| own_share(t))
+                    .collect(),
+            };
+            for t in tenants {
                 if !failed_windows[t].contains(&slo.window) {
                     failed_windows[t].push(slo.window);
                 }

@@ -517,7 +517,7 @@ fn blast_report(
     output: &RunOutput,
 ) -> (Vec<BlastRadius>, Vec<BlastTier>, Unexplained) {
     let system = &scenario.system;
-    let b = blast::compute(scenario, evaluation, &output.owners);
+    let b = blast::compute(scenario, evaluation, &output.owners, &output.metrics);
     let name = |t: usize| system.tenants[t].name.clone();
     let run_end = system.end();
     let faults = system

@@ -230,20 +230,8 @@ fn check(
             Status::Inconclusive
         }
         None => Status::Inconclusive,
-        Some(value) => {
-            let holds = match expectation.threshold {
-                // Compare latencies in integer nanoseconds, not rounded milliseconds.
-                Threshold::Duration(limit) => expectation
-                    .op
-                    .holds((value * 1e6).round(), limit.as_nanos() as f64),
-                other => expectation.op.holds(value, other.as_reported()),
-            };
-            if holds {
-                Status::Passed
-            } else {
-                Status::Failed
-            }
-        }
+        Some(value) if holds(expectation, value) => Status::Passed,
+        Some(_) => Status::Failed,
     };
     Check {
         tenant,
@@ -251,6 +239,17 @@ fn check(
         observed,
         samples,
         status,
+    }
+}
+
+/// Whether `value` (in report units, as [`observe`] gives it) meets `expectation`.
+pub fn holds(expectation: &Expectation, value: f64) -> bool {
+    match expectation.threshold {
+        // Compare latencies in integer nanoseconds, not rounded milliseconds.
+        Threshold::Duration(limit) => expectation
+            .op
+            .holds((value * 1e6).round(), limit.as_nanos() as f64),
+        other => expectation.op.holds(value, other.as_reported()),
     }
 }
 
