@@ -647,7 +647,7 @@ fn series_overhead(scenario: &crate::scenario::Scenario, repeat: u32) -> Option<
     let time = |no_series: bool| -> Option<f64> {
         let options = RunOptions {
             tenant_windows: scenario.tenant_windows(),
-            tracked: scenario.tracked_tenants(),
+            tracked: scenario.tracked_tenants(&[]),
             no_series,
             ..RunOptions::default()
         };

@@ -1,5 +1,6 @@
 //! Time series for plots: per tenant class and fixed simulated-time bucket, request outcomes,
-//! latency, and who holds the API workers and database connections.
+//! latency, and who holds the API workers and database connections; and per worker pool and per
+//! database, how busy it was (so a plot can show which pool or database saturated).
 //!
 //! Memory is bounded independently of the number of tenants: a class is either one tracked
 //! tenant (named by a fault or an SLO list, or among the top-K by offered load) or "the rest of
@@ -13,10 +14,15 @@ use crate::time::{NANOS_PER_MICRO, SimDuration, SimTime};
 
 /// Buckets a run is divided into (the bucket length is rounded to whole milliseconds).
 pub const TARGET_BUCKETS: u64 = 120;
-/// Tenants tracked individually by offered load, besides those named by faults and SLO lists.
-pub const TOP_K: usize = 5;
-/// Most tenants tracked individually.
-pub const MAX_TRACKED: usize = 16;
+/// Most tenants tracked individually (each a line of its own colour in every plot).
+pub const MAX_TRACKED: usize = 10;
+/// Of those, at most this many are fault targets (one per fault in turn, so every fault's
+/// target is drawn before any fault's second)...
+pub const MAX_TRACKED_TARGETS: usize = 4;
+/// ... at most this many tenants that failed an SLO check (worst first)...
+pub const MAX_TRACKED_FAILING: usize = 4;
+/// ... and at least this many by offered load (rate times the largest spike).
+pub const MIN_TRACKED_BY_LOAD: usize = 2;
 
 /// A tenant class: one tracked tenant, or the other tenants of a tier.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,13 +63,22 @@ impl Bucket {
     }
 }
 
-/// Resources whose occupancy is split by class.
+/// Resources whose occupancy is split by class (and, for workers and connections, recorded
+/// per pool and per database too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resource {
-    /// API workers.
-    Worker,
-    /// Database connections.
-    Connection,
+    /// A worker of request pool `pool`: a dense pool index. Today every cell has one API pool
+    /// and pool `c` is cell `c`'s; more pools per cell take further indices (the model maps
+    /// (cell, pool) to the index, the series only counts).
+    Worker {
+        /// Dense pool index.
+        pool: u32,
+    },
+    /// A connection of database `db`.
+    Connection {
+        /// Database index.
+        db: u32,
+    },
     /// Queued background jobs.
     Backlog,
 }
@@ -88,18 +103,24 @@ pub struct Series {
     cursor: usize,
     cursor_end: u64,
     highest_micros: u64,
+    /// Worker-nanoseconds held per pool: `pool_ns[pool * buckets + bucket]`.
+    pool_ns: Vec<u64>,
+    /// Connection-nanoseconds held per database: `db_ns[db * buckets + bucket]`.
+    db_ns: Vec<u64>,
 }
 
 impl Series {
     /// Series for a run of `duration`; `tiers` are tier names, `tenant_tiers[t]` each tenant's
     /// tier, `tracked` the tenants to follow individually (deduplicated, at most
-    /// [`MAX_TRACKED`]), `tenant_names` for labels.
+    /// [`MAX_TRACKED`]), `tenant_names` for labels; `pools` and `databases` how many worker
+    /// pools and databases to record occupancy for.
     pub fn new(
         duration: SimDuration,
         tiers: &[String],
         tenant_tiers: &[usize],
         tenant_names: &[&str],
         tracked: &[usize],
+        (pools, databases): (usize, usize),
     ) -> Series {
         let bucket_ms = (duration.as_nanos() / TARGET_BUCKETS / 1_000_000).max(1);
         let bucket = SimDuration::from_millis(bucket_ms);
@@ -150,6 +171,8 @@ impl Series {
             cursor: 0,
             cursor_end: bucket.as_nanos(),
             highest_micros: (duration.as_nanos() / NANOS_PER_MICRO).max(2),
+            pool_ns: vec![0; pools * buckets],
+            db_ns: vec![0; databases * buckets],
         }
     }
 
@@ -159,6 +182,8 @@ impl Series {
         self.classes.clear();
         self.class_of.clear();
         self.data.clear();
+        self.pool_ns.clear();
+        self.db_ns.clear();
     }
 
     /// The bucket of `at`, which must not be earlier than any time given before.
@@ -233,10 +258,21 @@ impl Series {
         let bucket_start = self.cursor_end - self.bucket.as_nanos();
         if from.as_nanos() >= bucket_start {
             let amount = to.as_nanos().saturating_sub(from.as_nanos());
-            let b = &mut self.data[class * self.buckets + bucket];
+            let buckets = self.buckets;
+            let b = &mut self.data[class * buckets + bucket];
             match resource {
-                Resource::Worker => b.worker_ns += amount,
-                Resource::Connection => b.connection_ns += amount,
+                Resource::Worker { pool } => {
+                    b.worker_ns += amount;
+                    if let Some(x) = self.pool_ns.get_mut(pool as usize * buckets + bucket) {
+                        *x += amount;
+                    }
+                }
+                Resource::Connection { db } => {
+                    b.connection_ns += amount;
+                    if let Some(x) = self.db_ns.get_mut(db as usize * buckets + bucket) {
+                        *x += amount;
+                    }
+                }
                 Resource::Backlog => b.backlog_ns += amount,
             }
         } else {
@@ -248,20 +284,46 @@ impl Series {
     #[cold]
     fn integrate(&mut self, class: usize, resource: Resource, from: SimTime, to: SimTime) {
         let width = self.bucket.as_nanos();
+        let buckets = self.buckets;
         let mut t = from.as_nanos();
         let end = to.as_nanos().min(self.end.as_nanos());
         while t < end {
             let bucket_end = (t / width + 1) * width;
             let span = bucket_end.min(end) - t;
-            let slot = class * self.buckets + ((t / width) as usize).min(self.buckets - 1);
-            let b = &mut self.data[slot];
+            let bucket = ((t / width) as usize).min(buckets - 1);
+            let b = &mut self.data[class * buckets + bucket];
             match resource {
-                Resource::Worker => b.worker_ns += span,
-                Resource::Connection => b.connection_ns += span,
+                Resource::Worker { pool } => {
+                    b.worker_ns += span;
+                    if let Some(x) = self.pool_ns.get_mut(pool as usize * buckets + bucket) {
+                        *x += span;
+                    }
+                }
+                Resource::Connection { db } => {
+                    b.connection_ns += span;
+                    if let Some(x) = self.db_ns.get_mut(db as usize * buckets + bucket) {
+                        *x += span;
+                    }
+                }
                 Resource::Backlog => b.backlog_ns += span,
             }
             t = bucket_end.min(end);
         }
+    }
+
+    /// Worker-nanoseconds held in pool `pool` per bucket, in time order (empty if the series
+    /// records no such pool).
+    pub fn pool_buckets(&self, pool: usize) -> &[u64] {
+        self.pool_ns
+            .get(pool * self.buckets..(pool + 1) * self.buckets)
+            .unwrap_or(&[])
+    }
+
+    /// Connection-nanoseconds held in database `db` per bucket, in time order.
+    pub fn database_buckets(&self, db: usize) -> &[u64] {
+        self.db_ns
+            .get(db * self.buckets..(db + 1) * self.buckets)
+            .unwrap_or(&[])
     }
 
     /// The end of the run, for holdings still open when it ends.
@@ -291,6 +353,7 @@ mod tests {
             &[0, 1, 1, 1],
             &["big", "a", "b", "c"],
             &[0],
+            (2, 1),
         )
     }
 
@@ -313,12 +376,25 @@ mod tests {
         let at = |ms: u64| SimTime::from_nanos(ms * 1_000_000);
         // Two workers held by tenants of one class from 50 ms to 250 ms: 400 worker-ms over
         // buckets 0..3; a short holding inside bucket 3 takes the fast path.
-        s.held(1, Resource::Worker, at(50), at(250));
-        s.held(2, Resource::Worker, at(50), at(250));
-        s.held(3, Resource::Worker, at(251), at(252));
+        s.held(1, Resource::Worker { pool: 0 }, at(50), at(250));
+        s.held(2, Resource::Worker { pool: 1 }, at(50), at(250));
+        s.held(3, Resource::Worker { pool: 1 }, at(251), at(252));
         let total: u64 = s.class_buckets(1).iter().map(|b| b.worker_ns).sum();
         assert_eq!(total, 401 * 1_000_000u64);
         let first = s.class_buckets(1)[0].worker_ns;
         assert_eq!(first, 2 * 33 * 1_000_000, "bucket 0 spans 0..83 ms");
+        // Per pool: the same holdings, split by where they were held, bucket for bucket.
+        let pool = |p: usize| s.pool_buckets(p).iter().sum::<u64>();
+        assert_eq!((pool(0), pool(1)), (200 * 1_000_000, 201 * 1_000_000));
+        for b in 0..s.buckets {
+            assert_eq!(
+                s.pool_buckets(0)[b] + s.pool_buckets(1)[b],
+                s.class_buckets(1)[b].worker_ns,
+                "bucket {b}"
+            );
+        }
+        s.held(1, Resource::Connection { db: 0 }, at(10), at(300));
+        assert_eq!(s.database_buckets(0).iter().sum::<u64>(), 290 * 1_000_000);
+        assert!(s.pool_buckets(2).is_empty() && s.database_buckets(1).is_empty());
     }
 }

@@ -74,6 +74,22 @@ pub struct Timeline<'a> {
     pub connections: u64,
     /// For each class of the series, how many tenants it stands for.
     pub class_sizes: Vec<u64>,
+    /// The worker pools, by the series' pool index: today cell `c`'s API pool is pool `c`.
+    pub pools: Vec<Place>,
+    /// The databases, by index.
+    pub databases: Vec<Place>,
+    /// When the run starts, in seconds after midnight, if the scenario says (plots then label
+    /// their time axes with clock time); `None`: simulated time from zero.
+    pub clock_start_s: Option<f64>,
+}
+
+/// A pool or database whose occupancy is plotted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Place {
+    /// `cell-a/api`, `main`.
+    pub label: String,
+    /// Workers or connections.
+    pub capacity: u64,
 }
 
 /// A short description of a fault for plot labels and tables.
@@ -201,6 +217,24 @@ impl<'a> Timeline<'a> {
                 .map(|d| u64::from(d.connections))
                 .sum(),
             class_sizes,
+            pools: system
+                .cells
+                .iter()
+                .map(|c| Place {
+                    label: format!("{}/api", c.name),
+                    capacity: u64::from(c.api.workers),
+                })
+                .collect(),
+            databases: system
+                .databases
+                .iter()
+                .map(|d| Place {
+                    label: d.name.clone(),
+                    capacity: u64::from(d.connections),
+                })
+                .collect(),
+            // Scenarios have no start time yet (the workloads work adds one).
+            clock_start_s: None,
         }
     }
 

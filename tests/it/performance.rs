@@ -111,7 +111,7 @@ fn counted_run(shape: SaasShape) -> (u64, allocation_counter::AllocationInfo) {
     let scenario = tenantsim::scenario::load(&text, &LoadOptions::default()).expect("loads");
     let options = RunOptions {
         tenant_windows: scenario.tenant_windows(),
-        tracked: scenario.tracked_tenants(),
+        tracked: scenario.tracked_tenants(&[]),
         ..RunOptions::default()
     };
     let mut events = 0;

@@ -209,8 +209,12 @@ impl World<'_, '_> {
         w.queries_done += 1;
         let (tenant, since, more, dead) = (w.tenant, w.query_since, w.queries_left > 0, w.dead);
         w.query_since = SimTime::MAX;
-        self.series
-            .held(tenant as usize, Resource::Connection, since, now);
+        self.series.held(
+            tenant as usize,
+            Resource::Connection { db: db as u32 },
+            since,
+            now,
+        );
         let rate = self.faults.db_error_rate[db];
         let errored = rate > 0.0
             && self.draw(
@@ -265,8 +269,13 @@ impl World<'_, '_> {
             self.tenants[tenant as usize].in_flight -= 1;
         }
         if worker_since != SimTime::MAX {
-            self.series
-                .held(tenant as usize, Resource::Worker, worker_since, now);
+            // Pool index: today cell c's one API pool is pool c.
+            self.series.held(
+                tenant as usize,
+                Resource::Worker { pool: c as u32 },
+                worker_since,
+                now,
+            );
             self.trace(now, tenant, request_index, attempt, TraceKind::ServiceDone);
             self.next_from_queue(now, c, queue);
         }

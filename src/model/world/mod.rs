@@ -445,6 +445,7 @@ impl<'s, 't> World<'s, 't> {
             &system.tenants.iter().map(|t| t.tier).collect::<Vec<_>>(),
             &names,
             tracked,
+            (system.cells.len(), system.databases.len()),
         );
         World {
             system,
@@ -583,15 +584,17 @@ impl<'s, 't> World<'s, 't> {
             if w.worker_since != SimTime::MAX {
                 self.series.held(
                     w.tenant as usize,
-                    super::series::Resource::Worker,
+                    super::series::Resource::Worker { pool: w.cell },
                     w.worker_since,
                     end,
                 );
             }
-            if w.query_since != SimTime::MAX {
+            if w.query_since != SimTime::MAX
+                && let Some(db) = self.system.cells[w.cell as usize].db
+            {
                 self.series.held(
                     w.tenant as usize,
-                    super::series::Resource::Connection,
+                    super::series::Resource::Connection { db: db as u32 },
                     w.query_since,
                     end,
                 );
