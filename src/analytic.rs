@@ -1,6 +1,7 @@
 //! Closed-form queueing results used to validate the simulator: Erlang C for M/M/c, the
-//! Pollaczek–Khinchine mean wait for M/G/1 (constant, exponential and log-normal service), and
-//! M/D/1/K loss (the exact admitted rate of a token bucket under Poisson arrivals).
+//! Pollaczek–Khinchine mean wait for M/G/1 (constant, exponential and log-normal service),
+//! M/D/1/K loss (the exact admitted rate of a token bucket under Poisson arrivals), and Che's
+//! approximation of an LRU cache's hit ratios under the independent reference model.
 //!
 //! Pure math, no dependencies: the benchmark and the fidelity tests (`tests/it/fidelity.rs`,
 //! `docs/validation.md`) compare simulated waiting and response times with these.
@@ -253,6 +254,101 @@ impl MD1K {
     }
 }
 
+/// Zipf popularity over `n` items: item `i` (rank 1 to `n`) is requested with probability
+/// proportional to `1 / i^alpha`. Normalised to sum to 1; index 0 is rank 1.
+pub fn zipf_popularity(n: usize, alpha: f64) -> Vec<f64> {
+    let weights: Vec<f64> = (1..=n).map(|i| (i as f64).powf(-alpha)).collect();
+    let total: f64 = weights.iter().sum();
+    weights.into_iter().map(|w| w / total).collect()
+}
+
+/// Che's approximation of an LRU cache of `C` entries under the independent reference model
+/// (Che, Tung and Wang, 2002; Fricker, Robert and Roberts, 2012): item `i` is requested as a
+/// Poisson process of rate `λ_i`, independently of the others. An item stays in the cache for
+/// a fixed *characteristic time* `T` after its last request (the time `C` other distinct items
+/// take to be requested), so its hit ratio is `1 − exp(−λ_i·T)`, and `T` is the root of
+/// `Σ_i (1 − exp(−λ_i·T)) + s·T = C`: the expected number of items in the cache equals its
+/// capacity.
+///
+/// `s` is the rate of requests for items never requested again (a scan): each such item
+/// occupies the cache for `T` after its only request, so `s·T` of them are in it on average
+/// (the same mean-field argument; `s = 0` is Che's original approximation).
+///
+/// Rates may be in any unit (per second, or probabilities per request); `T` is in its inverse.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CheLru {
+    /// The characteristic time `T`; infinite when every item fits (then every hit ratio is 1).
+    pub characteristic_time: f64,
+}
+
+impl CheLru {
+    /// Che's approximation for items with request rates `rates` and a cache of `capacity`
+    /// entries.
+    pub fn new(rates: &[f64], capacity: f64) -> CheLru {
+        CheLru::with_scan(rates, capacity, 0.0)
+    }
+
+    /// The same with a scan of rate `scan_rate` sharing the cache (see the type's
+    /// documentation).
+    pub fn with_scan(rates: &[f64], capacity: f64, scan_rate: f64) -> CheLru {
+        let occupancy = |t: f64| -> f64 {
+            rates.iter().map(|&r| -(-r * t).exp_m1()).sum::<f64>() + scan_rate * t
+        };
+        let slope =
+            |t: f64| -> f64 { rates.iter().map(|&r| r * (-r * t).exp()).sum::<f64>() + scan_rate };
+        let items = rates.iter().filter(|&&r| r > 0.0).count() as f64;
+        if scan_rate <= 0.0 && capacity >= items {
+            return CheLru {
+                characteristic_time: f64::INFINITY,
+            };
+        }
+        // Bracket the root, then Newton steps kept inside the bracket (bisection when a step
+        // would leave it). The occupancy is increasing and concave, so this converges fast.
+        let total: f64 = rates.iter().sum::<f64>() + scan_rate;
+        let (mut lo, mut hi) = (0.0, capacity / total);
+        while occupancy(hi) < capacity {
+            lo = hi;
+            hi *= 2.0;
+        }
+        let mut t = hi;
+        for _ in 0..200 {
+            let f = occupancy(t) - capacity;
+            if f > 0.0 {
+                hi = t;
+            } else {
+                lo = t;
+            }
+            if hi - lo <= 1e-13 * hi {
+                break;
+            }
+            let newton = t - f / slope(t);
+            t = if newton > lo && newton < hi {
+                newton
+            } else {
+                0.5 * (lo + hi)
+            };
+        }
+        CheLru {
+            characteristic_time: 0.5 * (lo + hi),
+        }
+    }
+
+    /// The hit ratio of an item requested at `rate`: `1 − exp(−rate·T)`.
+    pub fn item_hit_ratio(&self, rate: f64) -> f64 {
+        if self.characteristic_time.is_infinite() {
+            return if rate > 0.0 { 1.0 } else { 0.0 };
+        }
+        -(-rate * self.characteristic_time).exp_m1()
+    }
+
+    /// The hit ratio of the requests for the items with these rates (weighted by rate).
+    pub fn hit_ratio(&self, rates: &[f64]) -> f64 {
+        let requests: f64 = rates.iter().sum();
+        let hits: f64 = rates.iter().map(|&r| r * self.item_hit_ratio(r)).sum();
+        hits / requests
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +444,34 @@ mod tests {
         let p99 = q.response_quantile(0.99);
         assert!((q.response_tail(p99) - 0.01).abs() < 1e-9);
         assert!((q.mean_response() - (q.mean_wait() + 0.008)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn che_by_hand() {
+        // Uniform popularity: LRU's hit ratio is exactly C/N, and Che's approximation gives it
+        // too: N·(1 − e^(−T/N)) = C, so the hit ratio 1 − e^(−T/N) = C/N.
+        let rates = vec![1.0 / 1000.0; 1000];
+        let che = CheLru::new(&rates, 100.0);
+        assert!((che.hit_ratio(&rates) - 0.1).abs() < 1e-12);
+        let t = -1000.0 * (1.0_f64 - 0.1).ln();
+        assert!((che.characteristic_time - t).abs() < 1e-9 * t);
+        // Everything fits: every hit ratio is 1.
+        let fits = CheLru::new(&rates, 1000.0);
+        assert!(fits.characteristic_time.is_infinite());
+        assert_eq!(fits.hit_ratio(&rates), 1.0);
+        // A scan at rate s takes s·T places: with half the requests scanning, the uniform
+        // items solve 1000·(1 − e^(−T/2000)) + T/2 = 100.
+        let half: Vec<f64> = rates.iter().map(|r| r / 2.0).collect();
+        let scan = CheLru::with_scan(&half, 100.0, 0.5);
+        let t = scan.characteristic_time;
+        let occupied = 1000.0 * -(-t / 2000.0).exp_m1() + 0.5 * t;
+        assert!((occupied - 100.0).abs() < 1e-9, "{occupied}");
+        // About half the cache holds scanned items, so the others hit about half as often.
+        let items = scan.hit_ratio(&half);
+        assert!((0.045..0.05).contains(&items), "{items}");
+        // Zipf popularity sums to 1 and falls as 1/i^alpha.
+        let zipf = zipf_popularity(100, 0.8);
+        assert!((zipf.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!((zipf[0] / zipf[9] - 10f64.powf(0.8)).abs() < 1e-9);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod analytic;
 pub mod cli;
+pub mod clock;
 pub mod components;
 pub mod kernel;
 pub mod model;

@@ -219,8 +219,8 @@ pub fn scale_suite(config: &ScaleConfig, card: &mut Scorecard) -> bool {
         });
         if let Some(dir) = write_to {
             let path = dir.join(format!("saas-{tenants}.toml"));
-            if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &text))
-            {
+            // Atomically, and never through a link or into a FIFO (which would block).
+            if let Err(e) = super::write_atomically(&path, &text) {
                 eprintln!("bench scale: cannot write {}: {e}", path.display());
                 return false;
             }
@@ -521,10 +521,11 @@ fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String>
 /// Adds the efficiency and set-up budgets to `card` when there are at least [`SWEEP_SEEDS`]
 /// seeds, a multiple of the thread count.
 pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32, card: &mut Scorecard) -> bool {
-    let text = match std::fs::read_to_string(scenario_path) {
+    // A scenario file like any other: a regular file, capped.
+    let text = match super::read_scenario(Path::new(scenario_path)) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("bench sweep: cannot read {scenario_path}: {e}");
+            eprintln!("bench sweep: {e}");
             return false;
         }
     };
@@ -647,10 +648,10 @@ fn bracketed_efficiencies(one: &[f64], many: &[f64], threads: usize) -> Vec<f64>
 /// The capstone scenario through the full pipeline, report files included; adds its budgets
 /// (under 60 s, a pass) to `card`.
 pub fn acmedocs_suite(path: &str, card: &mut Scorecard) -> bool {
-    let text = match std::fs::read_to_string(path) {
+    let text = match super::read_scenario(Path::new(path)) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("bench acmedocs: cannot read {path}: {e}");
+            eprintln!("bench acmedocs: {e}");
             return false;
         }
     };

@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use super::run::default_out_dir;
 use super::sweep::run_seeds;
 use super::{
-    EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_PASS, ScenarioArgs, check_work, exit_code,
-    parse_seeds, read_scenario, repro_command, scenario_files, severity, write_files,
+    Allow, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INVALID, EXIT_PASS, Plan, ScenarioArgs, check_work,
+    exit_code, parse_seeds, read_scenario, repro_command, scenario_files, severity, write_files,
 };
 use crate::pipeline;
 use crate::report::Invocation;
@@ -38,9 +38,8 @@ pub struct CheckArgs {
     /// repository root, this regenerates the committed reference reports.
     #[arg(long, conflicts_with = "seeds")]
     write_reports: bool,
-    /// Run scenarios even when their estimated work is above the long-run threshold.
-    #[arg(long)]
-    allow_long: bool,
+    #[command(flatten)]
+    allow: Allow,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -139,9 +138,16 @@ fn check_one(
     };
     let name = match scenario::load(&text, &options) {
         Ok(s) => {
-            let runs = seeds.map_or(1, |(s, _)| s.len() as u64);
-            if let Err(e) = check_work(&s, runs, args.allow_long, args.quiet) {
+            let plan = seeds.map_or(Plan::ONE, |(s, _)| Plan::seeds(s.len() as u64));
+            if let Err(e) = check_work(&s, text.len(), plan, args.allow, args.quiet) {
                 return invalid(e);
+            }
+            if args.write_reports {
+                let seed = s.system.simulation.seed;
+                let dir = default_out_dir(&s.name, seed, &args.overrides.set);
+                if let Err(e) = super::run::check_default_out_dir(&dir) {
+                    return invalid(e);
+                }
             }
             s.name
         }
@@ -203,6 +209,7 @@ fn check_one(
             let header = SweepHeader {
                 scenario: name.clone(),
                 scenario_file: shown.clone(),
+                scenario_sha256: sweep::text_sha256(&text),
                 overrides: options.overrides.clone(),
                 seed_range: range_text.to_string(),
                 shard: None,

@@ -8,7 +8,9 @@ use clap::Args;
 
 use super::output::check_out_dir;
 use super::run::default_out_dir;
-use super::{EXIT_INVALID, check_work, exit_code, read_scenario, repro_command, write_files};
+use super::{
+    Allow, EXIT_INVALID, Plan, check_work, exit_code, read_scenario, repro_command, write_files,
+};
 use crate::pipeline::{self, Executed};
 use crate::report::compare::{self, Side};
 use crate::report::timeline::Timeline;
@@ -34,9 +36,8 @@ pub struct CompareArgs {
     /// Write into --out even if it holds files tenantsim did not write.
     #[arg(long, requires = "out")]
     force: bool,
-    /// Run even when the estimated work is above the long-run threshold.
-    #[arg(long)]
-    allow_long: bool,
+    #[command(flatten)]
+    allow: Allow,
     /// Print only the verdicts and the repro command.
     #[arg(long, short)]
     quiet: bool,
@@ -65,9 +66,14 @@ pub(super) fn compare_command(program: &str, args: &CompareArgs) -> u8 {
         (&options_a, ""),
         (&options_b, "run B (with the overrides): "),
     ] {
+        // Both runs are in memory at once (they run in parallel).
+        let plan = Plan {
+            at_once: 2,
+            ..Plan::ONE
+        };
         let checked = scenario::load(&text, options)
             .map_err(|e| format!("{which}{e}"))
-            .and_then(|s| check_work(&s, 1, args.allow_long, args.quiet));
+            .and_then(|s| check_work(&s, text.len(), plan, args.allow, args.quiet));
         if let Err(e) = checked {
             eprintln!("{e}");
             return EXIT_INVALID;
@@ -125,6 +131,12 @@ pub(super) fn compare_command(program: &str, args: &CompareArgs) -> u8 {
             .unwrap_or_else(|| "compare".to_string());
         run_dir.with_file_name(name)
     });
+    if args.out.is_none()
+        && let Err(e) = super::run::check_default_out_dir(&out_dir)
+    {
+        eprintln!("{e}");
+        return EXIT_INVALID;
+    }
     let files = compare::files(side_a, side_b);
     let written = match write_files(&out_dir, &files) {
         Ok(w) => w,

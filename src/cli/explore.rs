@@ -12,7 +12,8 @@ use rayon::prelude::*;
 use super::output::check_out_dir;
 use super::sweep::{Progress, finish_sweep};
 use super::{
-    EXIT_INVALID, EXIT_PASS, ScenarioArgs, check_work, parse_seeds, read_scenario, write_atomically,
+    Allow, EXIT_INVALID, EXIT_PASS, Plan, ScenarioArgs, check_work, parse_seeds, read_scenario,
+    write_atomically,
 };
 use crate::pipeline::{self, PipelineError};
 use crate::report::shell_quote;
@@ -39,9 +40,8 @@ pub struct ExploreArgs {
     /// Write into --out even if it holds files this tool did not write.
     #[arg(long)]
     force: bool,
-    /// Run even if the estimated work is above the long-run threshold.
-    #[arg(long)]
-    allow_long: bool,
+    #[command(flatten)]
+    allow: Allow,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -67,9 +67,8 @@ pub struct ShrinkArgs {
     /// Most candidate runs to try.
     #[arg(long, default_value_t = 400)]
     max_runs: u32,
-    /// Run even if the estimated work (up to --max-runs runs) is above the long-run threshold.
-    #[arg(long)]
-    allow_long: bool,
+    #[command(flatten)]
+    allow: Allow,
 }
 
 pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
@@ -111,22 +110,26 @@ pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&loaded.name).join("explore"));
-    if let Err(e) = check_work(
-        &loaded,
-        range.seeds.len() as u64,
-        args.allow_long,
-        args.quiet,
-    )
-    .and_then(|()| check_out_dir(&out, args.force))
-    {
+    // Each seed draws its own faults: its work is estimated with them (a drawn spike of 10^9
+    // is not the base scenario's work), all seeds before any runs.
+    let plan = Plan {
+        events: Some(explored_events(&spec, &loaded, &range.seeds)),
+        ..Plan::seeds(range.seeds.len() as u64)
+    };
+    let out_checked = match &args.out {
+        Some(dir) => check_out_dir(dir, args.force),
+        None => super::run::check_default_out_dir(&out),
+    };
+    if let Err(e) = check_work(&loaded, text.len(), plan, args.allow, args.quiet).and(out_checked) {
         eprintln!("{e}");
         return EXIT_INVALID;
     }
     let done = AtomicU64::new(0);
     let failing = AtomicU64::new(0);
     let finished = AtomicBool::new(false);
+    let write_error: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let total = range.seeds.len() as u64;
-    let runs: Vec<(SweepRun, Option<String>)> = std::thread::scope(|scope| {
+    let runs: Vec<SweepRun> = std::thread::scope(|scope| {
         if !args.quiet {
             scope.spawn(|| {
                 let mut shown = Progress::new(&loaded.name, total);
@@ -173,34 +176,89 @@ pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
                 let failed = run.verdict == "fail" || run.verdict == "error";
                 if failed {
                     failing.fetch_add(1, Ordering::Relaxed);
-                    run.scenario_file =
-                        Some(out.join(format!("seed-{seed}.toml")).display().to_string());
+                    // Written now, not kept: a long exploration must not hold every failing
+                    // seed's scenario text in memory.
+                    let file = out.join(format!("seed-{seed}.toml"));
+                    match write_seed_file(&file, &seed_text) {
+                        Ok(true) => run.scenario_file = Some(file.display().to_string()),
+                        Ok(false) => {}
+                        Err(e) => {
+                            let mut first = write_error
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            first.get_or_insert(e);
+                        }
+                    }
                 }
                 done.fetch_add(1, Ordering::Relaxed);
-                let keep = failed.then_some(seed_text);
-                (run, keep)
+                run
             })
             .collect();
         finished.store(true, Ordering::Relaxed);
         runs
     });
-    for (run, seed_text) in &runs {
-        if let (Some(file), Some(seed_text)) = (&run.scenario_file, seed_text) {
-            if let Err(e) = write_atomically(std::path::Path::new(file), seed_text) {
-                eprintln!("error: cannot write {file}: {e}");
-                return EXIT_INVALID;
-            }
-        }
+    if let Some(e) = write_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        eprintln!("{e}");
+        return EXIT_INVALID;
     }
     let header = SweepHeader {
         scenario: loaded.name.clone(),
         scenario_file: base.path.clone(),
+        scenario_sha256: sweep::text_sha256(&text),
         overrides: base.overrides.clone(),
         seed_range: range.text.clone(),
         shard: None,
     };
-    let report = sweep::summarize(&header, runs.into_iter().map(|(run, _)| run).collect());
+    let report = sweep::summarize(&header, runs);
     finish_sweep(program, &report, &out, "explore.json")
+}
+
+/// The work of exploring `seeds`: each seed's estimate with the load spikes it draws (the
+/// other kinds add no arrivals; their retries are in the estimate already), within the
+/// scenario's event budget.
+fn explored_events(spec: &explore::ExploreSpec, loaded: &scenario::Scenario, seeds: &[u64]) -> f64 {
+    let system = &loaded.system;
+    let index = crate::model::spikes::SpikeIndex::new(system);
+    let base = crate::model::estimated_events(system);
+    let budget = system
+        .simulation
+        .max_events
+        .map_or(f64::INFINITY, |m| m as f64);
+    let end = system.end();
+    seeds
+        .par_iter()
+        .map(|&seed| {
+            let extra: Vec<(usize, crate::model::spikes::Spike)> =
+                explore::draw(spec, system, seed)
+                    .iter()
+                    .filter_map(|f| {
+                        let (tenant, multiplier) = f.spike?;
+                        let at = crate::time::SimTime::ZERO + f.at;
+                        Some((tenant, (at, (at + f.duration).min(end), multiplier)))
+                    })
+                    .collect();
+            crate::model::estimated_events_with(system, &index, base, &extra).min(budget)
+        })
+        .sum()
+}
+
+/// Writes a failing seed's scenario file; refuses to replace a `seed-N.toml` that exploration
+/// did not write (it says so and leaves it alone: `Ok(false)`).
+fn write_seed_file(file: &std::path::Path, text: &str) -> Result<bool, String> {
+    if file.exists() && !super::output::is_explored_seed_file(file) {
+        eprintln!(
+            "warning: {} exists and was not written by `simulate explore`; left alone (the \
+             seed's scenario is not saved)",
+            file.display()
+        );
+        return Ok(false);
+    }
+    write_atomically(file, text)
+        .map(|()| true)
+        .map_err(|e| format!("error: cannot write {}: {e}", file.display()))
 }
 
 pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
@@ -221,7 +279,10 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
     // Shrinking runs the scenario up to --max-runs times (smaller each time).
     if let Err(e) = scenario::load(&text, &options)
         .map_err(|e| e.to_string())
-        .and_then(|s| check_work(&s, u64::from(args.max_runs), args.allow_long, false))
+        .and_then(|s| {
+            let plan = Plan::sequential(u64::from(args.max_runs));
+            check_work(&s, text.len(), plan, args.allow, false)
+        })
     {
         eprintln!("{e}");
         return EXIT_INVALID;
@@ -318,6 +379,17 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
             .join(&name)
             .join(format!("seed-{}-shrunk.toml", args.seed))
     });
+    // The default file's folder, reports/<scenario>, must not be a link elsewhere (the file
+    // itself, like any --out FILE, must be a regular file or absent: see write_atomically).
+    if args.out.is_none()
+        && let Err(e) = super::output::check_no_links(
+            std::path::Path::new("reports"),
+            std::path::Path::new(&name),
+        )
+    {
+        eprintln!("\n{e}");
+        return EXIT_INVALID;
+    }
     let header = format!(
         "# Shrunk by `simulate shrink` from {} --seed {}{} in {} runs ({} changes kept).\n\
          # Still fails: {target}.\n# Run it: simulate {} --seed {}\n",

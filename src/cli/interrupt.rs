@@ -3,14 +3,15 @@
 //!
 //! Only commands that can keep partial results install the handler (`simulate sweep`);
 //! everywhere else Ctrl-C ends the process as usual, and atomic writes (temporary file +
-//! rename) mean no report file is ever left half-written.
+//! rename) mean no report file is ever left half-written. SIGTERM and SIGHUP (a CI job's
+//! timeout, a closed terminal) count as Ctrl-C (ctrlc's `termination` feature).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Interrupts received since [`install`].
 static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
-/// Installs the Ctrl-C (SIGINT, and SIGTERM on Unix with the crate's defaults) handler.
+/// Installs the handler of Ctrl-C (SIGINT), SIGTERM and SIGHUP.
 pub fn install() -> Result<(), String> {
     ctrlc::set_handler(|| {
         let n = INTERRUPTS.fetch_add(1, Ordering::SeqCst) + 1;

@@ -2,12 +2,18 @@
 //!
 //! This is the only layer that touches files, the terminal or the wall clock.
 
+// First: its `print!` family replaces std's (which panics on a closed pipe) in every module
+// below.
+#[macro_use]
+mod stdio;
+
 mod bench;
 mod bench_budgets;
 mod bench_suites;
 mod check;
 mod compare;
 mod explore;
+mod input;
 mod interrupt;
 mod output;
 mod replay;
@@ -43,6 +49,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub const LONG_RUN_EVENTS: f64 = 5e10;
 /// Runs whose estimated work is above this many events print the estimate first.
 pub const SHOW_ESTIMATE_EVENTS: f64 = 1e9;
+/// Commands whose estimated memory is above this many bytes print the estimate first.
+pub const SHOW_ESTIMATE_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -83,8 +91,10 @@ Exit codes:
   4  inconclusive: an SLO had fewer samples than its min_samples
   130  interrupted (Ctrl-C on a sweep): the finished seeds are in sweep.json
   (compare: 0, 1 or 4 by run B's verdict; 2 if either run is invalid)
-Runs estimated above 50,000,000,000 events need --allow-long; --out into a folder
-that holds files tenantsim did not write needs --force.";
+Runs estimated above 50,000,000,000 events need --allow-long, above 8 GiB of memory
+--allow-large; --out into a folder that holds files tenantsim did not write needs --force.
+Input files must be regular files (no FIFOs, devices or pipes); a closed output pipe
+(`| head`) ends the output quietly with the command's own exit code.";
 
 /// Deterministic simulator and chaos harness for multi-tenant SaaS architectures.
 ///
@@ -107,9 +117,15 @@ enum Command {
     /// Policy A/B on one seed: the scenario as written (A) and with --set overrides (B); which
     /// SLOs flip, how far each tier moved. Exit 0 / 1 / 4 by B's verdict.
     Compare(compare::CompareArgs),
-    /// Run one scenario over many seeds in parallel; write sweep.json.
+    /// Run one scenario over many seeds in parallel; write sweep.json, summary.md and
+    /// junit.xml (one test case per seed, failing seeds with their repro commands). Uses every
+    /// core, or RAYON_NUM_THREADS=N threads; the files do not depend on the thread count.
+    /// Exit 0 all passed, 1 a seed failed, 4 inconclusive, 130 interrupted (Ctrl-C).
     Sweep(sweep::SweepArgs),
-    /// Combine the sweep.json files of a sharded sweep into the unsharded result.
+    /// Combine the shards of a sweep (`sweep --shard I/N`, in any order) into exactly the files
+    /// one unsharded sweep writes. Refuses (exit 2, naming the file or shard) shards of
+    /// different sweeps (scenario text, file, --set, --seeds, version, shard count), duplicate
+    /// or missing shards, interrupted or edited ones. Exit code as for sweep.
     Merge(sweep::MergeArgs),
     /// Swarm testing: each seed draws its own fault schedule from the `[explore]` table.
     Explore(explore::ExploreArgs),
@@ -128,6 +144,62 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the JSON Schema of the scenario format (for editors and other tools).
     Schema(schema::SchemaArgs),
+}
+
+/// The flags that lift the work and memory thresholds of a command.
+#[derive(Args, Debug, Clone, Copy, Default)]
+struct Allow {
+    /// Run even when the estimated work is above the long-run threshold.
+    #[arg(long)]
+    allow_long: bool,
+    /// Run even when the estimated memory is above the large-run threshold (8 GiB), or the
+    /// report.json would be too large for `simulate replay` to read back.
+    #[arg(long)]
+    allow_large: bool,
+}
+
+/// How a command runs a scenario, for its work and memory estimates.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Runs in all.
+    runs: u64,
+    /// Runs in memory at once.
+    at_once: u64,
+    /// Per-seed records kept (a sweep's or an exploration's seeds).
+    seed_records: u64,
+    /// The work of all runs, when each run's differs (an exploration's seeds draw their own
+    /// faults); else the scenario's estimate times `runs`.
+    events: Option<f64>,
+}
+
+impl Plan {
+    /// One run.
+    const ONE: Plan = Plan {
+        runs: 1,
+        at_once: 1,
+        seed_records: 0,
+        events: None,
+    };
+
+    /// `runs` runs one after the other (a determinism check, a shrink).
+    fn sequential(runs: u64) -> Plan {
+        Plan {
+            runs,
+            at_once: 1,
+            seed_records: 0,
+            events: None,
+        }
+    }
+
+    /// `seeds` runs in parallel on the thread pool, each leaving a record.
+    fn seeds(seeds: u64) -> Plan {
+        Plan {
+            runs: seeds,
+            at_once: seeds.min(rayon::current_num_threads().max(1) as u64),
+            seed_records: seeds,
+            events: None,
+        }
+    }
 }
 
 /// Options shared by commands that load a scenario.
@@ -164,11 +236,19 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
+            // clap's own printing reports failures instead of panicking: `--help | head` is
+            // a broken pipe like any other (quiet), `--help > /dev/full` an error.
+            let code = if e.use_stderr() {
                 EXIT_INVALID
             } else {
                 EXIT_PASS
+            };
+            return ExitCode::from(match e.print() {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write to standard output: {error}");
+                    EXIT_INVALID
+                }
+                _ => code,
             });
         }
     };
@@ -185,33 +265,14 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::bench_command(&args),
         Command::Schema(args) => schema::schema_command(&args),
     };
-    ExitCode::from(code)
+    ExitCode::from(stdio::finish(code))
 }
 
-/// Reads a scenario file, refusing anything larger than the limit before reading it all (so
-/// `simulate /dev/zero` fails at once instead of filling memory).
+/// Reads a scenario file: a regular file only (a FIFO or a device is refused before it is
+/// read), refused before reading it all when it is larger than the limit.
 fn read_scenario(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let cannot = |e: std::io::Error| {
-        format!(
-            "error: cannot read {}: {e}{}",
-            path.display(),
-            did_you_mean_scenario(path, &e)
-        )
-    };
-    let limit = scenario::MAX_SCENARIO_BYTES;
-    let file = fs::File::open(path).map_err(cannot)?;
-    let mut bytes = Vec::new();
-    file.take(limit.max_int() + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > limit.max_int() {
-        return Err(format!(
-            "error: {}:1:1: the file is too large: {}",
-            path.display(),
-            limit.exceeded(format!("more than {} bytes", limit.max_int()))
-        ));
-    }
+    let bytes = input::read_capped(path, &scenario::MAX_SCENARIO_BYTES)
+        .map_err(|e| format!("{e}{}", did_you_mean_scenario(path)))?;
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.into_bytes()[..offset]).into_owned();
@@ -225,8 +286,8 @@ fn read_scenario(path: &Path) -> Result<String, String> {
 
 /// For a scenario path that does not exist, `; did you mean scenarios/NAME.toml?` when that file
 /// (or `NAME.toml`) exists: `simulate acmedocs` names the shipped drill, not a file.
-fn did_you_mean_scenario(path: &Path, error: &std::io::Error) -> String {
-    if error.kind() != std::io::ErrorKind::NotFound {
+fn did_you_mean_scenario(path: &Path) -> String {
+    if path.exists() {
         return String::new();
     }
     let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
@@ -247,27 +308,47 @@ fn did_you_mean_scenario(path: &Path, error: &std::io::Error) -> String {
         .unwrap_or_default()
 }
 
-/// Prints the work estimate of `runs` runs of `scenario` before a long command, and refuses
-/// one above [`LONG_RUN_EVENTS`] unless `allow_long`.
+/// `x` events for people: grouped digits, or scientific notation when enormous.
+fn events_text(x: f64) -> String {
+    if x >= 1e18 {
+        format!("{x:.3e}")
+    } else {
+        crate::text::thousands(x.ceil() as u64)
+    }
+}
+
+/// The memory of `plan` for `scenario` (text of `text_bytes`): the runs in memory at once,
+/// and the seeds' records.
+fn plan_memory(
+    scenario: &scenario::Scenario,
+    text_bytes: usize,
+    plan: Plan,
+) -> (f64, scenario::memory::MemoryEstimate) {
+    let run = scenario::memory::of_run(scenario, text_bytes);
+    let records = plan.seed_records as f64 * scenario::memory::per_seed_bytes(scenario);
+    (run.total() * plan.at_once as f64 + records, run)
+}
+
+/// Prints the work and memory estimates of `plan` before a long or large command, and refuses
+/// one above [`LONG_RUN_EVENTS`] unless `--allow-long`, or above the memory threshold (or with
+/// a report.json too large for `replay`) unless `--allow-large`, naming what drives it.
 fn check_work(
     scenario: &scenario::Scenario,
-    runs: u64,
-    allow_long: bool,
+    text_bytes: usize,
+    plan: Plan,
+    allow: Allow,
     quiet: bool,
 ) -> Result<(), String> {
+    use scenario::memory::{self, MEMORY_THRESHOLD_BYTES, bytes_text};
+    let runs = plan.runs;
     let per_run = crate::model::estimated_events(&scenario.system);
     let budget = scenario.system.simulation.max_events.map(|m| m as f64);
     // A run cannot do more than its event budget, whatever the estimate says.
     let per_run = budget.map_or(per_run, |b| per_run.min(b));
-    let total = per_run * runs as f64;
-    let show = |x: f64| {
-        if x >= 1e18 {
-            format!("{x:.3e}")
-        } else {
-            crate::text::thousands(x.ceil() as u64)
-        }
-    };
-    if total > LONG_RUN_EVENTS && !allow_long {
+    let total = plan.events.unwrap_or(per_run * runs as f64);
+    let per_run = plan.events.map_or(per_run, |t| t / runs.max(1) as f64);
+    let show = events_text;
+    if total > LONG_RUN_EVENTS && !allow.allow_long {
         return Err(format!(
             "error: {}: estimated work is up to {} events{}, above the long-run threshold of {} \
              events; pass --allow-long to run it anyway, or shorten `simulation.duration`, lower \
@@ -276,8 +357,13 @@ fn check_work(
             show(total),
             if runs > 1 {
                 format!(
-                    " ({} runs of {})",
+                    " ({} runs of {}{})",
                     crate::text::thousands(runs),
+                    if plan.events.is_some() {
+                        "on average "
+                    } else {
+                        ""
+                    },
                     show(per_run)
                 )
             } else {
@@ -286,16 +372,62 @@ fn check_work(
             show(LONG_RUN_EVENTS)
         ));
     }
-    if total > SHOW_ESTIMATE_EVENTS && !quiet {
+    let (bytes, run) = plan_memory(scenario, text_bytes, plan);
+    if !allow.allow_large {
+        let largest = run.largest().map_or(String::new(), |p| {
+            format!(
+                "; the largest part is {} ({}: {})",
+                p.what,
+                bytes_text(p.bytes),
+                p.driver
+            )
+        });
+        if bytes > MEMORY_THRESHOLD_BYTES {
+            return Err(format!(
+                "error: {}: estimated memory is up to {}{}{largest}, above the large-run \
+                 threshold of {}; pass --allow-large to run it anyway (on a machine with the \
+                 memory), or make that part smaller",
+                scenario.name,
+                bytes_text(bytes),
+                if plan.at_once > 1 || plan.seed_records > 0 {
+                    format!(
+                        " ({} runs at once of {}, and {} seed records)",
+                        plan.at_once,
+                        bytes_text(run.total()),
+                        crate::text::thousands(plan.seed_records)
+                    )
+                } else {
+                    String::new()
+                },
+                bytes_text(MEMORY_THRESHOLD_BYTES)
+            ));
+        }
+        let report = memory::report_json_bytes(scenario, text_bytes);
+        let limit = scenario::limits::MAX_REPORT_BYTES;
+        if report > limit.max {
+            return Err(format!(
+                "error: {}: its report.json could be up to {}, above the {} `simulate replay` \
+                 reads ({}); pass --allow-large to run it anyway, or judge fewer tenants or \
+                 expectations",
+                scenario.name,
+                bytes_text(report),
+                bytes_text(limit.max),
+                limit.name
+            ));
+        }
+    }
+    if !quiet && (total > SHOW_ESTIMATE_EVENTS || bytes > SHOW_ESTIMATE_BYTES) {
         eprintln!(
-            "{}: estimated work up to {} events{} (an upper bound: every attempt retried and timed out)",
+            "{}: estimated work up to {} events{}, memory up to {} (upper bounds: every attempt \
+             retried and timed out, every queue full)",
             scenario.name,
             show(total),
             if runs > 1 {
                 format!(" over {} runs", crate::text::thousands(runs))
             } else {
                 String::new()
-            }
+            },
+            bytes_text(bytes)
         );
     }
     Ok(())
@@ -329,37 +461,108 @@ fn repro_command(program: &str, canonical: &str) -> String {
     }
 }
 
+/// The temporary file an atomic write of `path` goes through: `.NAME.tmp-PID` beside it.
+fn temporary_for(path: &Path) -> PathBuf {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `contents` to the temporary file of `path` (created new, so nothing already there,
+/// a planted link included, is followed), flushed to disk. Removes it again if the write
+/// fails, so a full disk leaves no temporary files behind.
+fn stage(path: &Path, contents: &str) -> std::io::Result<PathBuf> {
+    let tmp = temporary_for(path);
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+    };
+    let mut file = match create() {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // A leftover of an earlier process with this id: a file or a link, never followed.
+            fs::remove_file(&tmp)?;
+            create()?
+        }
+        Err(e) => return Err(e),
+    };
+    let written = file
+        .write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(tmp)
+}
+
+/// Refuses to replace anything at `path` that is not a regular file: a symbolic link (which
+/// the rename would replace, as `--out /dev/stdout` would replace the system's link), a
+/// device, a FIFO, a folder.
+fn check_replaceable(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if !m.is_file() => Err(std::io::Error::other(format!(
+            "it exists and is {}, not a regular file; tenantsim only replaces regular files",
+            input::kind_of(m.file_type())
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Writes `contents` to `path` through a temporary file and a rename, so a reader never sees
-/// a half-written file.
+/// a half-written file. Refuses to replace anything but a regular file.
 pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         fs::create_dir_all(dir)?;
     }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(contents.as_bytes())?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)
+    check_replaceable(path)?;
+    let tmp = stage(path, contents)?;
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
-/// Writes a run's files into `dir` (each atomically) and removes plots a previous run left there
-/// that this one did not draw (e.g. `backlog.svg` once jobs are gone). Returns the paths written.
+/// Writes a run's files into `dir` and removes plots a previous run left there that this one
+/// did not draw (e.g. `backlog.svg` once jobs are gone). Returns the paths written.
+///
+/// Nothing is written through a link or over a special file (checked first, for every file).
+/// Every file is written to its temporary file before any is renamed into place, so a failed
+/// write (a full disk) leaves the previous run's files as they were, not a mix of two runs;
+/// the renames that follow are quick, but a reader at that moment can see some files new and
+/// some old. Temporary files of earlier interrupted writes are removed.
 fn write_files(dir: &Path, files: &[crate::report::OutputFile]) -> Result<Vec<String>, String> {
+    let relative: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let paths = output::check_write_paths(dir, &relative)?;
+    let mut staged: Vec<(PathBuf, &PathBuf)> = Vec::with_capacity(files.len());
+    for (file, path) in files.iter().zip(&paths) {
+        let made = path
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|()| stage(path, &file.contents));
+        match made {
+            Ok(tmp) => staged.push((tmp, path)),
+            Err(e) => {
+                for (tmp, _) in &staged {
+                    let _ = fs::remove_file(tmp);
+                }
+                return Err(format!("error: cannot write {}: {e}", path.display()));
+            }
+        }
+    }
     let mut written = Vec::new();
-    for file in files {
-        let path = output::inside(dir, &file.path)?;
-        write_atomically(&path, &file.contents)
+    for (tmp, path) in &staged {
+        fs::rename(tmp, path)
             .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
         written.push(path.display().to_string());
     }
+    remove_leftover_temporaries(&paths);
     let mut folders: Vec<&str> = files
         .iter()
         .filter_map(|f| f.path.rsplit_once('/').map(|(d, _)| d))
@@ -370,10 +573,9 @@ fn write_files(dir: &Path, files: &[crate::report::OutputFile]) -> Result<Vec<St
         for name in crate::report::plots::FILE_NAMES {
             let relative = format!("{folder}/{name}");
             if !files.iter().any(|f| f.path == relative) {
-                let stale = relative
-                    .split('/')
-                    .fold(dir.to_path_buf(), |p, part| p.join(part));
-                if stale.is_file() {
+                let stale = output::inside(dir, &relative)?;
+                // Only a regular file of ours: never a link's target.
+                if fs::symlink_metadata(&stale).is_ok_and(|m| m.is_file()) {
                     fs::remove_file(&stale)
                         .map_err(|e| format!("error: cannot remove {}: {e}", stale.display()))?;
                 }
@@ -381,6 +583,30 @@ fn write_files(dir: &Path, files: &[crate::report::OutputFile]) -> Result<Vec<St
         }
     }
     Ok(written)
+}
+
+/// Removes the `.NAME.tmp-PID` files other (interrupted) processes left beside `paths`.
+fn remove_leftover_temporaries(paths: &[PathBuf]) {
+    let mut folders: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+    folders.sort();
+    folders.dedup();
+    for folder in folders {
+        let Ok(entries) = fs::read_dir(folder) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = paths.iter().any(|p| {
+                p.parent() == Some(folder)
+                    && p.file_name().is_some_and(|n| {
+                        name.starts_with(&format!(".{}.tmp-", n.to_string_lossy()))
+                    })
+            });
+            if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 /// The scenario files named by `paths`: files as given, folders' `.toml` files sorted.
@@ -418,32 +644,31 @@ fn parse_seeds(text: &str) -> Result<SeedRange, String> {
     let bad = || {
         format!("--seeds {text:?}: expected A..B (B excluded) or A..=B with A < B, such as 1..101")
     };
-    let (start, end) = if let Some((a, b)) = text.split_once("..=") {
-        let b: u64 = b.trim().parse().map_err(|_| bad())?;
-        (
-            a.trim().parse::<u64>().map_err(|_| bad())?,
-            b.checked_add(1).ok_or_else(bad)?,
-        )
+    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
+    // The last seed, inclusive: `A..=u64::MAX` is a valid range, `A..B` ends at B - 1.
+    let (first, last) = if let Some((a, b)) = text.split_once("..=") {
+        (number(a)?, number(b)?)
     } else if let Some((a, b)) = text.split_once("..") {
-        (
-            a.trim().parse::<u64>().map_err(|_| bad())?,
-            b.trim().parse::<u64>().map_err(|_| bad())?,
-        )
+        let (a, b) = (number(a)?, number(b)?);
+        if b == 0 {
+            return Err(bad());
+        }
+        (a, b - 1)
     } else {
         return Err(bad());
     };
-    if start >= end {
+    if first > last {
         return Err(bad());
     }
-    if end - start > MAX_SEEDS {
+    let count = u128::from(last - first) + 1;
+    if count > u128::from(MAX_SEEDS) {
         return Err(format!(
-            "--seeds {text:?} is {} seeds; the limit is {MAX_SEEDS} per command (split the range)",
-            end - start
+            "--seeds {text:?} is {count} seeds; the limit is {MAX_SEEDS} per command (split the range)"
         ));
     }
     Ok(SeedRange {
         text: text.to_string(),
-        seeds: (start..end).collect(),
+        seeds: (first..=last).collect(),
     })
 }
 
@@ -466,18 +691,32 @@ fn validate_command(paths: &[PathBuf]) -> u8 {
                 path: file.display().to_string(),
                 ..LoadOptions::default()
             };
-            scenario::load(&text, &options).map_err(|e| e.to_string())
+            scenario::load(&text, &options)
+                .map(|s| (s, text.len()))
+                .map_err(|e| e.to_string())
         });
         match loaded {
-            Ok(s) => println!(
-                "ok       {}  ({} tenants, {} cells, {} faults, {} SLOs; work up to {} events)",
-                file.display(),
-                s.system.tenants.len(),
-                s.system.cells.len(),
-                s.system.faults.len(),
-                s.slos.len(),
-                crate::text::thousands(crate::model::estimated_events(&s.system).ceil() as u64)
-            ),
+            Ok((s, text_bytes)) => {
+                let memory = scenario::memory::of_run(&s, text_bytes);
+                println!(
+                    "ok       {}  ({} tenants, {} cells, {} faults, {} SLOs; work up to {} \
+                     events, memory up to {})",
+                    file.display(),
+                    s.system.tenants.len(),
+                    s.system.cells.len(),
+                    s.system.faults.len(),
+                    s.slos.len(),
+                    events_text(crate::model::estimated_events(&s.system)),
+                    scenario::memory::bytes_text(memory.total())
+                );
+                // Valid, but a run needs a flag: say so now, with what drives it.
+                if let Err(e) = check_work(&s, text_bytes, Plan::ONE, Allow::default(), true) {
+                    println!(
+                        "         note: a run needs a flag: {}",
+                        e.trim_start_matches("error: ")
+                    );
+                }
+            }
             Err(e) => {
                 invalid += 1;
                 println!("invalid  {}", file.display());
@@ -506,5 +745,17 @@ mod tests {
         assert!(parse_seeds("a..b").is_err());
         assert!(parse_seeds("7").is_err());
         assert!(parse_seeds("0..100000000").is_err());
+        // The last seed is a valid seed.
+        let last = u64::MAX;
+        assert_eq!(
+            parse_seeds(&format!("{}..={last}", last - 2)).map(|r| r.seeds),
+            Ok(vec![last - 2, last - 1, last])
+        );
+        assert_eq!(
+            parse_seeds(&format!("{last}..={last}")).map(|r| r.seeds),
+            Ok(vec![last])
+        );
+        assert!(parse_seeds(&format!("0..={last}")).is_err());
+        assert!(parse_seeds("0..0").is_err() && parse_seeds("3..=2").is_err());
     }
 }

@@ -1,13 +1,21 @@
-//! Where the CLI may write: output folders it recognises as its own, and relative file paths
-//! that cannot leave their folder.
+//! Where the CLI may write: output folders it recognises as its own, relative file paths that
+//! cannot leave their folder, and no writing through symbolic links or over special files.
 //!
 //! The tool recognises a folder as its own when every entry in it is a file the tool writes:
 //! `report.json`, `summary.md`, `junit.xml`, `index.html`, `compare.md`, `sweep.json`,
-//! `plots/*.svg`, the `a/` and `b/` run folders of a comparison (by the same rule), an
-//! exploration's `explore.json` and `seed-N.toml` files, and the
+//! `explore.json`, `plots/*.svg`, the `a/` and `b/` run folders of a comparison (by the same
+//! rule), an exploration's `seed-N.toml` files (recognised by the line `simulate explore`
+//! writes into them, so a `seed-7.toml` of your own is not the tool's), and the
 //! `.NAME.tmp-PID` files an interrupted atomic write leaves behind. No marker file is needed,
 //! so the committed reference reports and any folder a previous run filled qualify. `--out` into
-//! an existing folder that is neither empty nor the tool's own is refused unless `--force`.
+//! an existing folder that is neither empty nor the tool's own is refused unless `--force`; a
+//! default folder under `reports/` must be the tool's own.
+//!
+//! Inside an output folder nothing is followed: a symbolic link (or anything but a real folder)
+//! where the tool writes a folder such as `plots/`, and anything but a regular file where it
+//! writes a file, make the command refuse before it writes. The folder named by `--out` may
+//! itself be a link (you chose it), as may `reports/`; `reports/<scenario>` and what is below
+//! it may not.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -25,11 +33,26 @@ const OWN_FILES: [&str; 7] = [
     "explore.json",
 ];
 
-/// `seed-N.toml`: a failing seed's scenario written by `simulate explore`.
-fn is_seed_scenario(name: &str) -> bool {
+/// The seed of a `seed-N.toml` file name.
+fn seed_of(name: &str) -> Option<u64> {
     name.strip_prefix("seed-")
         .and_then(|rest| rest.strip_suffix(".toml"))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Whether `path` (named `seed-N.toml`) is a failing seed's scenario written by `simulate
+/// explore`: a regular file that holds the line explore writes for that seed.
+pub fn is_explored_seed_file(path: &Path) -> bool {
+    let Some(seed) = path.file_name().and_then(|n| n.to_str()).and_then(seed_of) else {
+        return false;
+    };
+    let regular = fs::symlink_metadata(path).is_ok_and(|m| m.is_file());
+    let limit = crate::scenario::limits::MAX_SCENARIO_BYTES;
+    regular
+        && super::input::read_capped(path, &limit).is_ok_and(|bytes| {
+            String::from_utf8_lossy(&bytes).contains(&crate::scenario::explore::marker(seed))
+        })
 }
 
 /// The first entry under `dir` that the tool did not write, if any (None for a missing or
@@ -60,7 +83,8 @@ fn foreign_in(dir: &Path, depth: usize) -> Result<Option<PathBuf>, String> {
                 || if in_plots {
                     FILE_NAMES.contains(&name.as_str())
                 } else {
-                    OWN_FILES.contains(&name.as_str()) || (depth == 0 && is_seed_scenario(&name))
+                    OWN_FILES.contains(&name.as_str())
+                        || (depth == 0 && is_explored_seed_file(&path))
                 }
         } else if kind.is_dir() && !in_plots && depth < 2 {
             let known_folder = name == "plots" || (depth == 0 && (name == "a" || name == "b"));
@@ -102,6 +126,85 @@ pub fn check_out_dir(dir: &Path, force: bool) -> Result<(), String> {
             entry.display()
         )),
     }
+}
+
+/// Refuses a default output folder (`reports/<scenario>/...`, given as `root` = `reports` and
+/// the path `below` it) that is reached through a symbolic link below `root`, or that holds
+/// anything the tool did not write (there is no `--force` for a default folder).
+pub fn check_default_dir(root: &Path, below: &Path) -> Result<(), String> {
+    check_no_links(root, below)?;
+    let dir = root.join(below);
+    match foreign_entry(&dir)? {
+        None => Ok(()),
+        Some(entry) => Err(format!(
+            "error: {} holds {}, which tenantsim did not write; refusing to write report files \
+             there (move it away, or choose a folder with --out DIR [--force])",
+            dir.display(),
+            entry.display()
+        )),
+    }
+}
+
+/// Refuses a path below `root` (`reports/`) any part of which, `below` root, is a symbolic link
+/// or anything but a folder (a default output path must not lead elsewhere).
+pub fn check_no_links(root: &Path, below: &Path) -> Result<(), String> {
+    let mut path = root.to_path_buf();
+    for part in below.components() {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                return Err(format!(
+                    "error: {} is {}, not a folder; refusing to write the report \
+                     files through it (remove it, or choose a folder with --out)",
+                    path.display(),
+                    super::input::kind_of(m.file_type())
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(format!("error: cannot read {}: {e}", path.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Checks, before anything is written, that every file of `relative` (`/`-separated paths)
+/// can be written inside `dir` without following a link or replacing something that is not a
+/// regular file: each folder on the way is a real folder or absent, each file a regular file or
+/// absent. Returns the full paths.
+pub fn check_write_paths(dir: &Path, relative: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let mut paths = Vec::with_capacity(relative.len());
+    let mut checked: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+    for file in relative {
+        let path = inside(dir, file)?;
+        let mut at = dir.to_path_buf();
+        let parts: Vec<&str> = file.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            at.push(part);
+            let last = i + 1 == parts.len();
+            if !last && !checked.insert(at.clone()) {
+                continue;
+            }
+            match fs::symlink_metadata(&at) {
+                Ok(m) if (last && m.is_file()) || (!last && m.is_dir()) => {}
+                Ok(m) => {
+                    return Err(format!(
+                        "error: refusing to write {}: {} is {}, not a {} (tenantsim never \
+                         follows a link out of an output folder nor replaces anything but its \
+                         own regular files)",
+                        path.display(),
+                        at.display(),
+                        super::input::kind_of(m.file_type()),
+                        if last { "regular file" } else { "folder" }
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(format!("error: cannot read {}: {e}", at.display())),
+            }
+        }
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 /// `dir` joined with a `/`-separated relative path that must stay inside `dir`: absolute

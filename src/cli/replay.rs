@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{EXIT_INVALID, EXIT_NONDETERMINISM, check_work, exit_code};
+use super::{Allow, EXIT_INVALID, EXIT_NONDETERMINISM, Plan, check_work, exit_code};
 use crate::pipeline;
 use crate::report::{self, Report, VERSION};
 use crate::scenario::{self, LoadOptions};
+use crate::text::printable;
 
 /// Options of `simulate replay`.
 #[derive(Args, Debug)]
@@ -16,23 +17,34 @@ pub struct ReplayArgs {
     /// A report.json written by `simulate run`.
     #[arg(value_name = "report.json")]
     report: PathBuf,
-    /// Run even when the estimated work is above the long-run threshold.
-    #[arg(long)]
-    allow_long: bool,
+    #[command(flatten)]
+    allow: Allow,
 }
 
 pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
-    let original = match std::fs::read_to_string(&args.report) {
+    // A report is input like any scenario file: a regular file, of bounded size, whose
+    // strings are printed escaped (a tampered report.json must not drive the terminal).
+    let limit = scenario::limits::MAX_REPORT_BYTES;
+    let original = match super::input::read_capped(&args.report, &limit).and_then(|bytes| {
+        String::from_utf8(bytes)
+            .map_err(|_| format!("error: {} is not UTF-8 text", args.report.display()))
+    }) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.report.display());
+            eprintln!("{}", printable(&e));
             return EXIT_INVALID;
         }
     };
     let report: Report = match serde_json::from_str(&original) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {} is not a report.json: {e}", args.report.display());
+            eprintln!(
+                "{}",
+                printable(&format!(
+                    "error: {} is not a report.json: {e}",
+                    args.report.display()
+                ))
+            );
             return EXIT_INVALID;
         }
     };
@@ -40,7 +52,7 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
         eprintln!(
             "warning: the report was made by tenantsim {}, this is {VERSION}; a different \
              version may legitimately give a different result",
-            report.version
+            printable(&report.version)
         );
     }
     let options = LoadOptions {
@@ -49,17 +61,18 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
         seed: Some(report.seed),
     };
     // The report is input like any scenario file: check its work before running it.
+    let text_bytes = report.scenario_text.len();
     let checked = scenario::load(&report.scenario_text, &options)
         .map_err(|e| e.to_string())
-        .and_then(|s| check_work(&s, 1, args.allow_long, false));
+        .and_then(|s| check_work(&s, text_bytes, Plan::ONE, args.allow, false));
     if let Err(e) = checked {
-        eprintln!("{e}");
+        eprintln!("{}", printable_lines(&e));
         return EXIT_INVALID;
     }
     let executed = match pipeline::execute(&report.scenario_text, &options) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", printable_lines(&e.to_string()));
             return EXIT_INVALID;
         }
     };
@@ -67,7 +80,7 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
     if replayed == original {
         println!(
             "replay: {} seed {}: identical report ({} bytes); verdict {}",
-            report.scenario,
+            printable(&report.scenario),
             report.seed,
             replayed.len(),
             executed.report.verdict.to_uppercase()
@@ -87,10 +100,16 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
         ));
     eprintln!(
         "replay: {} seed {}: the report differs from line {line}\n  recorded: {}\n  replayed: {}",
-        report.scenario,
+        printable(&report.scenario),
         report.seed,
-        old.trim(),
-        new.trim()
+        printable(old.trim()),
+        printable(new.trim())
     );
     EXIT_NONDETERMINISM
+}
+
+/// Each line of `text` made printable, the line breaks kept (the loader's messages span lines
+/// and escape what they quote already; the file name they start with comes from the report).
+fn printable_lines(text: &str) -> String {
+    text.lines().map(printable).collect::<Vec<_>>().join("\n")
 }

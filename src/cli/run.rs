@@ -7,8 +7,8 @@ use clap::Args;
 use super::output::check_out_dir;
 use super::trace::{TraceFormat, TraceWriter};
 use super::{
-    EXIT_INVALID, EXIT_NONDETERMINISM, ScenarioArgs, check_work, exit_code, read_scenario,
-    repro_command, write_files,
+    Allow, EXIT_INVALID, EXIT_NONDETERMINISM, Plan, ScenarioArgs, check_work, exit_code,
+    read_scenario, repro_command, write_files,
 };
 use crate::model::{DIGEST_CHUNK, RecordedEvent, RunOptions};
 use crate::pipeline::{self, Executed};
@@ -33,9 +33,8 @@ pub struct RunArgs {
     /// Write into --out even if it holds files tenantsim did not write.
     #[arg(long, requires = "out")]
     force: bool,
-    /// Run even when the estimated work is above the long-run threshold.
-    #[arg(long)]
-    allow_long: bool,
+    #[command(flatten)]
+    allow: Allow,
     /// Print only the verdict line and the repro command.
     #[arg(long, short)]
     quiet: bool,
@@ -78,13 +77,26 @@ pub(super) fn run_command(program: &str, args: &RunArgs) -> u8 {
         }
     };
     let runs = if args.check_determinism { 2 } else { 1 };
-    if let Err(e) = check_work(&loaded, runs, args.allow_long, args.quiet) {
+    if let Err(e) = check_work(
+        &loaded,
+        text.len(),
+        Plan::sequential(runs),
+        args.allow,
+        args.quiet,
+    ) {
         eprintln!("{e}");
         return EXIT_INVALID;
     }
-    if let Some(dir) = &args.out
-        && let Err(e) = check_out_dir(dir, args.force)
-    {
+    let out_checked = match &args.out {
+        Some(dir) => check_out_dir(dir, args.force),
+        // The default folder is known once the scenario is: checked now, before the run.
+        None => {
+            let overrides = &options.overrides;
+            let seed = loaded.system.simulation.seed;
+            check_default_out_dir(&default_out_dir(&loaded.name, seed, overrides))
+        }
+    };
+    if let Err(e) = out_checked {
         eprintln!("{e}");
         return EXIT_INVALID;
     }
@@ -159,6 +171,13 @@ pub(super) fn run_command(program: &str, args: &RunArgs) -> u8 {
         );
     }
     exit_code(executed.evaluation.verdict)
+}
+
+/// Refuses a default output folder (`reports/...`) reached through a link below `reports/` or
+/// holding files the tool did not write (see [`super::output::check_default_dir`]).
+pub(super) fn check_default_out_dir(dir: &std::path::Path) -> Result<(), String> {
+    let below = dir.strip_prefix("reports").unwrap_or(dir);
+    super::output::check_default_dir(std::path::Path::new("reports"), below)
 }
 
 /// `reports/<scenario>/seed-<N>/`, or `reports/<scenario>/seed-<N>-set-<digest>/` for a run

@@ -11,14 +11,13 @@ use rayon::prelude::*;
 
 use super::output::check_out_dir;
 use super::{
-    EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_PASS, ScenarioArgs,
-    check_work, parse_seeds, read_scenario, repro_command, write_atomically,
+    Allow, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_PASS, Plan,
+    ScenarioArgs, check_work, parse_seeds, read_scenario, repro_command, write_atomically,
 };
 use crate::pipeline::{self, PipelineError};
-use crate::report::Invocation;
-use crate::report::sweep::{self, Shard, SweepHeader, SweepReport, SweepRun};
+use crate::report::sweep::{self, Shard, ShardFile, SweepHeader, SweepReport, SweepRun};
 use crate::scenario::{self, LoadOptions};
-use crate::text::thousands;
+use crate::text::{printable, thousands};
 
 /// Options of `simulate sweep`.
 #[derive(Args, Debug)]
@@ -35,15 +34,15 @@ pub struct SweepArgs {
     shard: Option<String>,
     #[command(flatten)]
     overrides: ScenarioArgs,
-    /// Folder for sweep.json (default: reports/<scenario>/sweep/, or sweep-shard-I-of-N/).
+    /// Folder for sweep.json, summary.md and junit.xml (default: reports/<scenario>/sweep/, or
+    /// sweep-shard-I-of-N/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Write into --out even if it holds files tenantsim did not write.
     #[arg(long, requires = "out")]
     force: bool,
-    /// Run even when the estimated work is above the long-run threshold.
-    #[arg(long)]
-    allow_long: bool,
+    #[command(flatten)]
+    allow: Allow,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -55,7 +54,8 @@ pub struct MergeArgs {
     /// The shards' output folders (or their sweep.json files).
     #[arg(required = true, value_name = "DIR")]
     shards: Vec<PathBuf>,
-    /// Folder for the merged sweep.json (default: reports/<scenario>/sweep/).
+    /// Folder for the merged sweep.json, summary.md and junit.xml (default:
+    /// reports/<scenario>/sweep/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Write into --out even if it holds files tenantsim did not write.
@@ -292,20 +292,15 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
     };
     let name = loaded.name.clone();
     let seeds: Vec<u64> = match shard {
-        Some(s) => range
-            .seeds
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i as u64 % s.count == s.index)
-            .map(|(_, &seed)| seed)
-            .collect(),
+        Some(s) => sweep::shard_seeds(&range.seeds, s),
         None => range.seeds.clone(),
     };
     let label = match shard {
         Some(s) => format!("{name} shard {}/{}", s.index, s.count),
         None => name.clone(),
     };
-    if let Err(e) = check_work(&loaded, seeds.len() as u64, args.allow_long, args.quiet) {
+    let plan = Plan::seeds(seeds.len() as u64);
+    if let Err(e) = check_work(&loaded, text.len(), plan, args.allow, args.quiet) {
         eprintln!("{e}");
         return EXIT_INVALID;
     }
@@ -322,13 +317,19 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
                 Some(s) => format!("sweep-shard-{}-of-{}", s.index, s.count),
                 None => "sweep".to_string(),
             };
-            PathBuf::from("reports").join(&name).join(folder)
+            let dir = PathBuf::from("reports").join(&name).join(folder);
+            if let Err(e) = super::run::check_default_out_dir(&dir) {
+                eprintln!("{e}");
+                return EXIT_INVALID;
+            }
+            dir
         }
     };
     let results = run_seeds(&text, &options, &seeds, &label, args.quiet, true);
     let header = SweepHeader {
         scenario: name.clone(),
         scenario_file: options.path.clone(),
+        scenario_sha256: sweep::text_sha256(&text),
         overrides: options.overrides.clone(),
         seed_range: range.text.clone(),
         shard,
@@ -340,9 +341,10 @@ pub(super) fn sweep_command(program: &str, args: &SweepArgs) -> u8 {
 }
 
 /// Writes `report` to `out/file_name` (`sweep.json`, or `explore.json` for explore), prints
-/// its summary and says where it is; returns the exit code.
+/// its summary and says where it is; returns the exit code. A `sweep.json` (of `sweep` or
+/// `merge`) comes with the sweep's `summary.md` and `junit.xml`, written first, so a reader
+/// that sees the new `sweep.json` also sees its companions.
 pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path, file_name: &str) -> u8 {
-    let path = out.join(file_name);
     let json = match serde_json::to_string_pretty(report) {
         Ok(j) => j + "\n",
         Err(e) => {
@@ -350,12 +352,30 @@ pub(super) fn finish_sweep(program: &str, report: &SweepReport, out: &Path, file
             return EXIT_INVALID;
         }
     };
-    if let Err(e) = write_atomically(&path, &json) {
-        eprintln!("error: cannot write {}: {e}", path.display());
-        return EXIT_INVALID;
+    let mut files = Vec::new();
+    if file_name == "sweep.json" {
+        files.push(("summary.md", sweep::markdown(report)));
+        files.push(("junit.xml", sweep::junit(report)));
+    }
+    files.push((file_name, json));
+    let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+    let paths = match super::output::check_write_paths(out, &names) {
+        Ok(paths) => paths,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INVALID;
+        }
+    };
+    for ((_, contents), path) in files.iter().zip(&paths) {
+        if let Err(e) = write_atomically(path, contents) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_INVALID;
+        }
     }
     print!("{}", render_sweep(program, report, file_name));
-    println!("wrote {}", path.display());
+    for (name, _) in &files {
+        println!("wrote {}", out.join(name).display());
+    }
     sweep_exit_code(report)
 }
 
@@ -380,9 +400,9 @@ fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String 
     let _ = writeln!(
         out,
         "{}: {} seeds ({}{}), {} failing, {} inconclusive; violation rate {:.2}% (one-sided 95% upper bound {:.2}%)",
-        report.scenario,
+        printable(&report.scenario),
         thousands(v.runs),
-        report.seed_range,
+        printable(&report.seed_range),
         report
             .shard
             .map(|s| format!(", shard {}/{}", s.index, s.count))
@@ -402,46 +422,30 @@ fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String 
         );
     }
     for f in &report.slo_failures {
-        let _ = writeln!(out, "  {:>6} × {}", thousands(f.failures), f.name);
+        let _ = writeln!(
+            out,
+            "  {:>6} × {}",
+            thousands(f.failures),
+            printable(&f.name)
+        );
     }
     const LISTED: usize = 20;
-    let invocation = Invocation {
-        scenario_file: report.scenario_file.clone(),
-        overrides: report.overrides.clone(),
-        ..Invocation::default()
-    };
     for run in report
         .runs
         .iter()
         .filter(|r| r.verdict == "fail" || r.verdict == "error")
         .take(LISTED)
     {
-        let why = match &run.error {
-            Some(e) => e.lines().next().unwrap_or("").to_string(),
-            None => run
-                .failed_slos
-                .iter()
-                .chain(&run.failed_invariants)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
-        };
-        let invocation = match &run.scenario_file {
-            // An explored seed has its own scenario file (the scenario plus its drawn faults).
-            Some(file) => Invocation {
-                scenario_file: file.clone(),
-                ..invocation.clone()
-            },
-            None => invocation.clone(),
-        };
+        // An explored seed has its own scenario file (the scenario plus its drawn faults).
         let _ = writeln!(
             out,
-            "  seed {}: {why}\n    {}",
+            "  seed {}: {}\n    {}",
             run.seed,
-            repro_command(program, &invocation.repro(run.seed))
+            printable(&sweep::failure_reason(run)),
+            printable(&repro_command(program, &sweep::repro(report, run)))
         );
         for fault in &run.drawn_faults {
-            let _ = writeln!(out, "      drew {fault}");
+            let _ = writeln!(out, "      drew {}", printable(fault));
         }
     }
     if report.failing_seeds.len() > LISTED {
@@ -454,16 +458,15 @@ fn render_sweep(program: &str, report: &SweepReport, file_name: &str) -> String 
     out
 }
 
+/// Reads a shard's sweep.json: a regular file of bounded size, parsed as it is read (a file
+/// that is not JSON is refused at its first bytes, however large).
 fn read_sweep(path: &Path) -> Result<SweepReport, String> {
     let file = if path.is_dir() {
         path.join("sweep.json")
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| format!("error: cannot read {}: {e}", file.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("error: {} is not a sweep.json: {e}", file.display()))
+    super::input::read_json(&file, &scenario::limits::MAX_SWEEP_BYTES, "a sweep.json")
 }
 
 pub(super) fn merge_command(args: &MergeArgs) -> u8 {
@@ -487,7 +490,17 @@ pub(super) fn merge_command(args: &MergeArgs) -> u8 {
             return EXIT_INVALID;
         }
     };
-    match sweep::merge(&shards, &all) {
+    let files: Vec<String> = args
+        .shards
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let named: Vec<ShardFile<'_>> = files
+        .iter()
+        .zip(&shards)
+        .map(|(source, report)| ShardFile { source, report })
+        .collect();
+    match sweep::merge(&named, &all) {
         Ok(merged) => {
             let out = match &args.out {
                 Some(dir) => match check_out_dir(dir, args.force) {
@@ -499,14 +512,21 @@ pub(super) fn merge_command(args: &MergeArgs) -> u8 {
                 },
                 // The name comes from a file, not from a validated scenario: it names a folder
                 // only if it is a valid scenario name (so it cannot climb out of reports/).
-                None if scenario::is_valid_name(&merged.scenario) => PathBuf::from("reports")
-                    .join(&merged.scenario)
-                    .join("sweep"),
+                None if scenario::is_valid_name(&merged.scenario) => {
+                    let dir = PathBuf::from("reports")
+                        .join(&merged.scenario)
+                        .join("sweep");
+                    if let Err(e) = super::run::check_default_out_dir(&dir) {
+                        eprintln!("{e}");
+                        return EXIT_INVALID;
+                    }
+                    dir
+                }
                 None => {
                     eprintln!(
                         "error: the shards name the scenario {:?}, which is not a valid scenario \
                          name ([a-z0-9-]); give the output folder with --out",
-                        merged.scenario
+                        printable(&merged.scenario)
                     );
                     return EXIT_INVALID;
                 }
@@ -514,7 +534,7 @@ pub(super) fn merge_command(args: &MergeArgs) -> u8 {
             finish_sweep("simulate", &merged, &out, "sweep.json")
         }
         Err(e) => {
-            eprintln!("error: cannot merge: {e}");
+            eprintln!("error: cannot merge: {}", printable(&e.to_string()));
             EXIT_INVALID
         }
     }

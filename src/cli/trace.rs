@@ -46,7 +46,7 @@ impl TraceWriter {
         {
             std::fs::create_dir_all(dir)?;
         }
-        let mut out = BufWriter::new(File::create(path)?);
+        let mut out = BufWriter::new(create_regular(path)?);
         if format == TraceFormat::Chrome {
             out.write_all(b"{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n")?;
         }
@@ -180,6 +180,36 @@ impl TraceWriter {
             ),
         })
     }
+}
+
+/// Creates (or truncates) `path` as a regular file: a symbolic link, a FIFO (which would block
+/// until a reader came), a device or a folder there is refused.
+fn create_regular(path: &Path) -> std::io::Result<File> {
+    let refuse = |kind: &str| {
+        std::io::Error::other(format!(
+            "it is {kind}, not a regular file; a trace is written to a regular file only"
+        ))
+    };
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && !m.is_file()
+    {
+        return Err(refuse(super::input::kind_of(m.file_type())));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Checked above; the flags close the gap if the path changes meanwhile: no link is
+        // followed, and a FIFO without a reader fails at once instead of blocking.
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(refuse(super::input::kind_of(metadata.file_type())));
+    }
+    Ok(file)
 }
 
 impl TraceSink for TraceWriter {

@@ -114,6 +114,16 @@ impl RetryState {
         }
     }
 
+    /// The state read back from a persisted [`attempts`](Self::attempts) and
+    /// [`last_delay`](Self::last_delay), for a caller that stores its retry memory (a
+    /// workflow record) and continues it after a restart. `attempts` below 1 is taken as 1.
+    pub fn resume(attempts: u32, last_delay: Option<SimDuration>) -> RetryState {
+        RetryState {
+            attempts: attempts.max(1),
+            last_delay,
+        }
+    }
+
     /// Attempts made or scheduled so far, including the first.
     pub fn attempts(&self) -> u32 {
         self.attempts

@@ -5,6 +5,9 @@
 //! never looks anything up by name.
 
 use super::dist::Dist;
+use super::topology::{
+    CellGroup, Class, DependencySpec, Mix, PoolSpec, Program, Replicas, Service,
+};
 use crate::components::limiter::Quota;
 use crate::components::retry::{BudgetConfig, RetryPolicy};
 use crate::time::{SimDuration, SimTime};
@@ -40,6 +43,18 @@ pub struct System {
     pub faults: Vec<Fault>,
     /// Time windows results are collected for; index 0 is `whole` (after warmup).
     pub windows: Vec<Window>,
+    /// Request classes (`[[classes]]`); empty for today's one-class shape.
+    pub classes: Vec<Class>,
+    /// Pools every cell has besides its `api` pool (`[[pools]]`): cell pool `i + 1`.
+    pub pools: Vec<PoolSpec>,
+    /// Services (`[[services]]`).
+    pub services: Vec<Service>,
+    /// Dependencies: object storage, search clusters, provider APIs, caches.
+    pub dependencies: Vec<DependencySpec>,
+    /// Named groups of cells (`[[cell_groups]]`).
+    pub cell_groups: Vec<CellGroup>,
+    /// Compiled call scripts of classes and operations.
+    pub programs: Vec<Program>,
 }
 
 impl System {
@@ -54,6 +69,36 @@ impl System {
     /// The end of the run.
     pub fn end(&self) -> SimTime {
         SimTime::ZERO + self.simulation.duration
+    }
+
+    /// Pools per cell: `api` and the `[[pools]]`.
+    pub fn cell_pool_count(&self) -> usize {
+        1 + self.pools.len()
+    }
+
+    /// The name of cell pool `pool` (0 is `api`).
+    pub fn cell_pool_name(&self, pool: usize) -> &str {
+        match pool {
+            0 => "api",
+            p => self.pools.get(p - 1).map_or("?", |s| s.name.as_str()),
+        }
+    }
+
+    /// The name of a dependency as scenario files write it.
+    pub fn dependency_name(&self, dependency: Dependency) -> &str {
+        match dependency {
+            Dependency::Database(d) => self.databases[d].name.as_str(),
+            Dependency::Kms => "kms",
+            Dependency::Service(s) => self.services[s].name.as_str(),
+            Dependency::External(d) => self.dependencies[d].name.as_str(),
+        }
+    }
+
+    /// The name of class `class` ([`super::topology::CLASS_DEFAULT`] is `default`).
+    pub fn class_name(&self, class: u16) -> &str {
+        self.classes
+            .get(class as usize)
+            .map_or(super::topology::DEFAULT_CLASS_NAME, |c| c.name.as_str())
     }
 }
 
@@ -183,6 +228,9 @@ pub struct Placement {
     /// Shuffle sharding: each tenant may only use the cells of its shard, this many cells
     /// chosen from its key (at placement and at failover); `None` lets it use every cell.
     pub shard_size: Option<usize>,
+    /// Whether placement and failover keep a tenant in its tier's `cells` (routing by tier;
+    /// off is the failing twin of the tiered-routing drill).
+    pub ignore_tier_cells: bool,
 }
 
 /// `[[tiers]]`.
@@ -205,6 +253,8 @@ pub struct Tier {
     pub job_weight: u32,
     /// Per-tenant cap on running background jobs.
     pub max_running_jobs: Option<u32>,
+    /// The cells its tenants may live in (routing by tier); `None`: any cell.
+    pub cells: Option<Vec<usize>>,
 }
 
 /// `[[cells]]`.
@@ -224,6 +274,8 @@ pub struct Cell {
     pub jobs: Option<JobPool>,
     /// Tenants placement may put here (capacity for placement, in tenant load units).
     pub capacity: Option<f64>,
+    /// At most this many tenants (1: a dedicated cell); `None`: no cap.
+    pub max_tenants: Option<u32>,
 }
 
 /// A cell's API worker pool and its admission control.
@@ -272,6 +324,12 @@ pub struct Database {
     pub connections: u32,
     /// Time per query.
     pub query_time: Dist,
+    /// Read replicas, if any.
+    pub replicas: Option<Replicas>,
+    /// Server-side statement timeout: a longer query is cancelled and frees its connection.
+    pub statement_timeout: Option<SimDuration>,
+    /// Workload management: per-tenant cap on connections in use at once.
+    pub max_connections_per_tenant: Option<u32>,
 }
 
 /// How a tenant's requests arrive.
@@ -332,6 +390,8 @@ pub struct Tenant {
     pub retry_budget: Option<BudgetConfig>,
     /// Background jobs, if any.
     pub jobs: Option<JobLoad>,
+    /// Its request mix over `[[classes]]`; `None`: the implicit default class.
+    pub mix: Option<Mix>,
 }
 
 /// One `[[tenants]]` table.
@@ -370,7 +430,14 @@ impl Fault {
             | FaultKind::PoisonJobs { tenants, .. }
             | FaultKind::CellOutage { tenants, .. }
             | FaultKind::RegionOutage { tenants, .. }
-            | FaultKind::DbSlowdown { tenants, .. } => tenants,
+            | FaultKind::DbSlowdown { tenants, .. }
+            | FaultKind::DependencyErrors { tenants, .. }
+            | FaultKind::DependencyOutage { tenants, .. }
+            | FaultKind::DependencySlowdown { tenants, .. }
+            | FaultKind::CacheFlush { tenants, .. }
+            | FaultKind::PoolSlowdown { tenants, .. }
+            | FaultKind::ReplicaLag { tenants, .. }
+            | FaultKind::ReplicaOutage { tenants, .. } => tenants,
             FaultKind::MigrateTenant { tenant, .. } => std::slice::from_ref(tenant),
             _ => &[],
         }
@@ -382,13 +449,18 @@ impl Fault {
     }
 }
 
-/// A dependency that can return errors.
+/// A dependency a fault can reach: what `dependency = "NAME"` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dependency {
     /// A database (index).
     Database(usize),
     /// The key management service.
     Kms,
+    /// A service (index into `System::services`).
+    Service(usize),
+    /// Object storage, a search cluster, a provider API or a cache (index into
+    /// `System::dependencies`).
+    External(usize),
 }
 
 /// The kinds of fault, and the `migrate_tenant` operation.
@@ -400,6 +472,8 @@ pub enum FaultKind {
         tenants: Vec<usize>,
         /// Rate multiplier.
         multiplier: f64,
+        /// Only this class of their requests spikes; `None`: all of them.
+        class: Option<u16>,
     },
     /// Cells stop serving.
     CellOutage {
@@ -437,12 +511,74 @@ pub enum FaultKind {
     Partition,
     /// The control plane (mapping store, placement, migrations) is down.
     ControlPlaneOutage,
-    /// A dependency fails a fraction of calls.
+    /// A dependency fails a fraction of calls (optionally only as seen from one cell).
     DependencyErrors {
         /// Dependency.
         dependency: Dependency,
         /// Fraction of calls that fail.
         rate: f64,
+        /// Only calls from this cell fail; `None`: every caller's.
+        cell: Option<usize>,
+        /// Tenants that call it (from that cell) at the start.
+        tenants: Vec<usize>,
+    },
+    /// A dependency is unreachable (optionally only as seen from one cell: "a cell loses
+    /// connectivity to object storage"): calls hang until their timeout and fail.
+    DependencyOutage {
+        /// Dependency.
+        dependency: Dependency,
+        /// Only calls from this cell fail; `None`: every caller's.
+        cell: Option<usize>,
+        /// Tenants that call it (from that cell) at the start.
+        tenants: Vec<usize>,
+    },
+    /// A dependency's operations take `factor` times longer.
+    DependencySlowdown {
+        /// Dependency.
+        dependency: Dependency,
+        /// Slowdown factor.
+        factor: f64,
+        /// Only calls from this cell are slow; `None`: every caller's.
+        cell: Option<usize>,
+        /// Tenants that call it (from that cell) at the start.
+        tenants: Vec<usize>,
+    },
+    /// A cache loses every entry at `at` (the duration is how long the fault is shown).
+    CacheFlush {
+        /// Index into `System::dependencies`.
+        cache: usize,
+        /// Tenants that look it up at the start.
+        tenants: Vec<usize>,
+    },
+    /// A cell pool's work takes `factor` times longer (CPU time).
+    PoolSlowdown {
+        /// Cell pool index (0 is `api`).
+        pool: usize,
+        /// The cells whose pool slows down (every cell if the fault names none).
+        cells: Vec<usize>,
+        /// Slowdown factor.
+        factor: f64,
+        /// Tenants placed at the start in those cells whose classes use the pool.
+        tenants: Vec<usize>,
+    },
+    /// A database's replicas fall behind by `lag` more.
+    ReplicaLag {
+        /// Database.
+        database: usize,
+        /// Added replication lag.
+        lag: SimDuration,
+        /// Tenants placed at the start in cells that use the database.
+        tenants: Vec<usize>,
+    },
+    /// A database's replicas (one, or all) stop serving: their reads go to the remaining
+    /// replicas, or to the primary when none is left.
+    ReplicaOutage {
+        /// Database.
+        database: usize,
+        /// The replica (0-based); `None`: every replica.
+        replica: Option<u32>,
+        /// Tenants placed at the start in cells that use the database.
+        tenants: Vec<usize>,
     },
     /// A fraction of the tenants' background jobs always fail.
     PoisonJobs {
@@ -475,6 +611,12 @@ impl FaultKind {
             FaultKind::DependencyErrors { .. } => "dependency_errors",
             FaultKind::PoisonJobs { .. } => "poison_jobs",
             FaultKind::MigrateTenant { .. } => "migrate_tenant",
+            FaultKind::DependencyOutage { .. } => "dependency_outage",
+            FaultKind::DependencySlowdown { .. } => "dependency_slowdown",
+            FaultKind::CacheFlush { .. } => "cache_flush",
+            FaultKind::PoolSlowdown { .. } => "pool_slowdown",
+            FaultKind::ReplicaLag { .. } => "replica_lag",
+            FaultKind::ReplicaOutage { .. } => "replica_outage",
         }
     }
 }

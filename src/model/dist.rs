@@ -40,6 +40,55 @@ pub enum Dist {
     },
 }
 
+/// A rank from 1 to `n` with probability proportional to `rank^-exponent` (Zipf), by
+/// rejection-inversion (Hörmann and Derflinger, 1996): exact, O(1) expected draws, no table.
+/// `unit(i)` is the `i`-th uniform in (0, 1) the sample may use (most use one or two).
+pub fn zipf_rank(n: u64, exponent: f64, unit: impl Fn(u64) -> f64) -> u64 {
+    if n <= 1 {
+        return 1;
+    }
+    let s = exponent;
+    // helper1(x) = log1p(x)/x, helper2(x) = expm1(x)/x, with their limits at 0.
+    let helper1 = |x: f64| {
+        if x.abs() > 1e-8 {
+            libm::log1p(x) / x
+        } else {
+            1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+        }
+    };
+    let helper2 = |x: f64| {
+        if x.abs() > 1e-8 {
+            libm::expm1(x) / x
+        } else {
+            1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
+        }
+    };
+    let h = |x: f64| libm::exp(-s * libm::log(x));
+    let h_integral = |x: f64| {
+        let log_x = libm::log(x);
+        helper2((1.0 - s) * log_x) * log_x
+    };
+    let h_integral_inverse = |x: f64| {
+        let t = (x * (1.0 - s)).max(-1.0);
+        libm::exp(helper1(t) * x)
+    };
+    let h_x1 = h_integral(1.5) - 1.0;
+    let h_n = h_integral(n as f64 + 0.5);
+    let shift = 2.0 - h_integral_inverse(h_integral(2.5) - h(2.0));
+    // A sample is accepted with probability above 0.5 whatever n and s; 64 tries fail with
+    // probability below 2^-64, and then the last candidate is taken.
+    let mut k = 1;
+    for i in 0..64 {
+        let u = h_n + unit(i) * (h_x1 - h_n);
+        let x = h_integral_inverse(u);
+        k = ((x + 0.5) as u64).clamp(1, n);
+        if k as f64 - x <= shift || u >= h_integral(k as f64 + 0.5) - h(k as f64) {
+            return k;
+        }
+    }
+    k
+}
+
 /// The standard normal quantile at 0.99.
 const Z99: f64 = 2.326_347_874_040_840_8;
 

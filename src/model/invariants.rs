@@ -17,6 +17,9 @@ pub enum Sabotage {
     TenantlessRetries,
     /// A cell caches one data key for everyone, whoever it belongs to.
     SharedKeyCache,
+    /// Caches index every tenant's keys under one tenant, so a lookup can return another
+    /// tenant's entry.
+    SharedCacheKeys,
 }
 
 /// One invariant's observations.

@@ -265,9 +265,12 @@ impl Latency {
         ) = (&mut self.samples, &other.samples)
             && ours.len() + theirs.len() <= RAW_SAMPLE_LIMIT
         {
-            ours.extend_from_slice(theirs);
-            ours.sort_unstable();
-            *sorted = true;
+            // Sorted when a quantile is asked for, not per merge: pooling a million tenants
+            // sorted the pool a million times.
+            if !theirs.is_empty() {
+                ours.extend_from_slice(theirs);
+                *sorted = false;
+            }
             return;
         }
         self.switch_to_histogram();
@@ -290,6 +293,19 @@ impl Latency {
             }
         }
     }
+}
+
+/// Bytes of one latency histogram for a run of `run_length` (what a summary holds once it
+/// has more than [`RAW_SAMPLE_LIMIT`] samples), for the memory estimate.
+pub fn histogram_bytes(run_length: SimDuration) -> usize {
+    let histogram = new_histogram(run_length.as_nanos() / NANOS_PER_MICRO + 1);
+    histogram.distinct_values() * size_of::<u32>() + size_of::<Histogram<u32>>()
+}
+
+/// Bytes of a judged window beyond a tenant's first (its record in the tenant's list), for the
+/// memory estimate.
+pub fn extra_window_bytes() -> usize {
+    size_of::<(usize, WindowStats)>()
 }
 
 fn new_histogram(highest_micros: u64) -> Histogram<u32> {
@@ -381,6 +397,71 @@ impl WindowStats {
     }
 }
 
+/// The requests a judged slot counts: all of a tenant's, one class's, or those of the classes
+/// a pool serves. A slot is keyed by `window | filter << 32` (the filter `0` is "all", so a
+/// slot without a filter is keyed by its window alone).
+pub mod slot {
+    /// Every request.
+    pub const ALL: u32 = 0;
+    /// Marks a pool filter.
+    const POOL: u32 = 1 << 31;
+
+    /// The filter for requests of class `class`.
+    pub fn class(class: u16) -> u32 {
+        u32::from(class) + 1
+    }
+
+    /// The filter for requests of the classes served by cell pool `pool`.
+    pub fn pool(pool: usize) -> u32 {
+        POOL | pool as u32
+    }
+
+    /// The key of a slot.
+    pub fn key(window: usize, filter: u32) -> usize {
+        window | ((filter as usize) << 32)
+    }
+
+    /// The window of a slot key.
+    #[inline]
+    pub fn window(key: usize) -> usize {
+        key & 0xffff_ffff
+    }
+
+    /// The filter of a slot key.
+    #[inline]
+    pub fn filter(key: usize) -> u32 {
+        (key >> 32) as u32
+    }
+
+    /// Whether a request of class `class`, served by cell pool `pool`, counts in `filter`.
+    #[inline]
+    pub fn matches(filter: u32, class: u16, pool: u32) -> bool {
+        filter == ALL || filter == u32::from(class).wrapping_add(1) || filter == POOL | pool
+    }
+}
+
+/// Counts a run keeps per tenant besides outcomes (only for scenarios that can produce them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Queries served by a read replica.
+    ReplicaRead,
+    /// Replica reads that missed the tenant's last write (the replica lagged it).
+    StaleRead,
+    /// Queries cancelled by a statement timeout.
+    StatementTimeout,
+    /// Cache lookups that found the tenant's entry.
+    CacheHit,
+    /// Cache lookups that did not (or an unreachable cache).
+    CacheMiss,
+    /// Cache fills refused (a partitioned cache with no slice left).
+    CacheRefused,
+    /// Dependency calls refused by the dependency's rate limit or per-tenant quota.
+    DependencyThrottled,
+}
+
+/// Number of [`Counter`]s.
+pub const COUNTERS: usize = 7;
+
 /// One tenant's metrics. Aligned to a cache line, so its 256 bytes are exactly four lines
 /// (at no particular alignment they span five): fewer misses per request with many tenants.
 #[derive(Clone, Debug, Default)]
@@ -411,9 +492,14 @@ impl TenantMetrics {
         first ^ self.total.issued
     }
 
-    /// Stats in window `w`, if this tenant is tracked there.
+    /// Stats in window `w` (all its requests), if this tenant is tracked there.
     pub fn window(&self, w: usize) -> Option<&WindowStats> {
-        self.windows.iter().find(|(i, _)| *i == w).map(|(_, s)| s)
+        self.slot(w)
+    }
+
+    /// Stats of the slot keyed `key` (see [`slot`]), if this tenant is tracked there.
+    pub fn slot(&self, key: usize) -> Option<&WindowStats> {
+        self.windows.iter().find(|(i, _)| *i == key).map(|(_, s)| s)
     }
 }
 
@@ -424,6 +510,14 @@ pub struct Metrics {
     pub windows: Vec<Window>,
     /// Per tenant, indexed like `Scenario::tenants`.
     pub tenants: Vec<TenantMetrics>,
+    /// Per tenant, the [`Counter`]s of requests issued after warmup (empty when the scenario
+    /// has nothing to count).
+    pub counters: Vec<[u64; COUNTERS]>,
+    /// The cell pool of each class (for pool filters).
+    class_pools: Vec<u32>,
+    /// Whether any slot has a filter (only with classes): without, a slot's key is its window
+    /// and recording skips the filter test.
+    filtered: bool,
     highest_micros: u64,
     /// Tenants with a raw latency summary whose samples went out of order (a tenant may be
     /// listed more than once): [`Metrics::finalize`] sorts those and visits nobody else, so
@@ -432,12 +526,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics for `tenant_windows[t]` (window indices per tenant; `whole` is added).
+    /// Metrics for `tenant_windows[t]` (slot keys per tenant, see [`slot`]; `whole` is
+    /// added); `class_pools` maps each class to its cell pool; `counters` keeps the per-tenant
+    /// [`Counter`]s.
     pub fn new(
         windows: Vec<Window>,
         tenant_windows: Vec<Vec<usize>>,
         run_length: SimDuration,
+        class_pools: Vec<u32>,
+        counters: bool,
     ) -> Self {
+        let tenant_count = tenant_windows.len();
         let tenants = tenant_windows
             .into_iter()
             .map(|mut ws| {
@@ -456,6 +555,13 @@ impl Metrics {
         Metrics {
             windows,
             tenants,
+            counters: if counters {
+                vec![[0; COUNTERS]; tenant_count]
+            } else {
+                Vec::new()
+            },
+            filtered: !class_pools.is_empty(),
+            class_pools,
             highest_micros: run_length.as_nanos() / NANOS_PER_MICRO + 1,
             unsorted: Vec::new(),
         }
@@ -477,41 +583,88 @@ impl Metrics {
         self.unsorted = Vec::new();
     }
 
-    /// A request of `tenant` was issued at `at`.
+    /// The cell pool of `class` (`u32::MAX` for the implicit class).
     #[inline]
-    pub fn issued(&mut self, tenant: usize, at: SimTime) {
+    fn pool_of(class_pools: &[u32], class: u16) -> u32 {
+        class_pools.get(class as usize).copied().unwrap_or(0)
+    }
+
+    /// A request of `tenant`'s `class` was issued at `at`.
+    #[inline]
+    pub fn issued(&mut self, tenant: usize, class: u16, at: SimTime) {
         let Metrics {
-            windows, tenants, ..
+            windows,
+            tenants,
+            class_pools,
+            filtered,
+            ..
         } = self;
         let m = &mut tenants[tenant];
         m.total.issued += 1;
-        for (w, stats) in &mut m.windows {
-            if windows[*w].contains(at) {
+        if !*filtered {
+            for (w, stats) in &mut m.windows {
+                if windows[*w].contains(at) {
+                    stats.counts.issued += 1;
+                }
+            }
+            return;
+        }
+        let pool = Self::pool_of(class_pools, class);
+        for (key, stats) in &mut m.windows {
+            if windows[slot::window(*key)].contains(at)
+                && slot::matches(slot::filter(*key), class, pool)
+            {
                 stats.counts.issued += 1;
             }
         }
     }
 
-    /// A request of `tenant` issued at `issued_at` made an attempt.
+    /// A request of `tenant`'s `class` issued at `issued_at` made an attempt.
     #[inline]
-    pub fn attempted(&mut self, tenant: usize, issued_at: SimTime) {
+    pub fn attempted(&mut self, tenant: usize, class: u16, issued_at: SimTime) {
         let Metrics {
-            windows, tenants, ..
+            windows,
+            tenants,
+            class_pools,
+            filtered,
+            ..
         } = self;
         let m = &mut tenants[tenant];
         m.total.attempts += 1;
-        for (w, stats) in &mut m.windows {
-            if windows[*w].contains(issued_at) {
+        if !*filtered {
+            for (w, stats) in &mut m.windows {
+                if windows[*w].contains(issued_at) {
+                    stats.counts.attempts += 1;
+                }
+            }
+            return;
+        }
+        let pool = Self::pool_of(class_pools, class);
+        for (key, stats) in &mut m.windows {
+            if windows[slot::window(*key)].contains(issued_at)
+                && slot::matches(slot::filter(*key), class, pool)
+            {
                 stats.counts.attempts += 1;
             }
         }
     }
 
-    /// A request of `tenant` issued at `issued_at` ended with `outcome` after `latency`.
+    /// One more of `counter` for `tenant` at `at` (counted after warmup).
+    pub fn count(&mut self, tenant: usize, counter: Counter, at: SimTime) {
+        if at >= self.windows[0].start
+            && let Some(counts) = self.counters.get_mut(tenant)
+        {
+            counts[counter as usize] += 1;
+        }
+    }
+
+    /// A request of `tenant`'s `class` issued at `issued_at` ended with `outcome` after
+    /// `latency`.
     #[inline]
     pub fn finished(
         &mut self,
         tenant: usize,
+        class: u16,
         issued_at: SimTime,
         outcome: Outcome,
         latency: SimDuration,
@@ -521,11 +674,25 @@ impl Metrics {
             tenants,
             highest_micros,
             unsorted,
+            class_pools,
+            filtered,
+            ..
         } = self;
         let m = &mut tenants[tenant];
         m.total.add_outcome(outcome);
-        for (w, stats) in &mut m.windows {
-            if windows[*w].contains(issued_at) {
+        let pool = if *filtered {
+            Self::pool_of(class_pools, class)
+        } else {
+            0
+        };
+        for (key, stats) in &mut m.windows {
+            let counted = if *filtered {
+                windows[slot::window(*key)].contains(issued_at)
+                    && slot::matches(slot::filter(*key), class, pool)
+            } else {
+                windows[*key].contains(issued_at)
+            };
+            if counted {
                 stats.counts.add_outcome(outcome);
                 if outcome == Outcome::Ok && stats.latency.record(latency, *highest_micros) {
                     unsorted.push(tenant as u32);
@@ -539,8 +706,8 @@ impl Metrics {
         let Metrics {
             windows, tenants, ..
         } = self;
-        for (w, stats) in &mut tenants[tenant].windows {
-            if windows[*w].contains(at) {
+        for (key, stats) in &mut tenants[tenant].windows {
+            if windows[slot::window(*key)].contains(at) && slot::filter(*key) == slot::ALL {
                 stats.jobs.get_mut().submitted += 1;
             }
         }
@@ -554,9 +721,11 @@ impl Metrics {
             tenants,
             highest_micros,
             unsorted,
+            ..
         } = self;
-        for (w, stats) in &mut tenants[tenant].windows {
-            if windows[*w].contains(submitted_at) {
+        for (key, stats) in &mut tenants[tenant].windows {
+            if windows[slot::window(*key)].contains(submitted_at) && slot::filter(*key) == slot::ALL
+            {
                 stats.jobs.get_mut().unfinished += 1;
                 if stats.jobs.get_mut().latency.record(age, *highest_micros) {
                     unsorted.push(tenant as u32);
@@ -590,9 +759,11 @@ impl Metrics {
             tenants,
             highest_micros,
             unsorted,
+            ..
         } = self;
-        for (w, stats) in &mut tenants[tenant].windows {
-            if windows[*w].contains(submitted_at) {
+        for (key, stats) in &mut tenants[tenant].windows {
+            if windows[slot::window(*key)].contains(submitted_at) && slot::filter(*key) == slot::ALL
+            {
                 match latency {
                     Some(l) => {
                         stats.jobs.get_mut().completed += 1;
@@ -610,6 +781,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CLASS_DEFAULT_FOR_TEST: u16 = crate::model::topology::CLASS_DEFAULT;
 
     fn ms(n: u64) -> SimDuration {
         SimDuration::from_millis(n)
@@ -709,14 +882,14 @@ mod tests {
                 window("during", 1_000, 2_000),
             ];
             let tenant_windows = (0..6).map(|t| if t % 2 == 0 { vec![1] } else { vec![] }).collect();
-            let mut metrics = Metrics::new(windows, tenant_windows, SimDuration::from_secs(3));
+            let mut metrics = Metrics::new(windows, tenant_windows, SimDuration::from_secs(3), Vec::new(), false);
             let mut expected: Vec<Vec<u32>> = vec![Vec::new(); 6];
             for &(tenant, issued, micros, kind) in &outcomes {
                 let at = SimTime::ZERO + ms(issued);
                 let latency = SimDuration::from_micros(micros);
                 match kind {
-                    0 => metrics.finished(tenant, at, Outcome::Ok, latency),
-                    1 => metrics.finished(tenant, at, Outcome::TimedOut, latency),
+                    0 => metrics.finished(tenant, CLASS_DEFAULT_FOR_TEST, at, Outcome::Ok, latency),
+                    1 => metrics.finished(tenant, CLASS_DEFAULT_FOR_TEST, at, Outcome::TimedOut, latency),
                     2 => metrics.job_finished(tenant, at, Some(latency)),
                     _ => metrics.job_unfinished(tenant, at, latency),
                 }

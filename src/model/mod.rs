@@ -11,21 +11,25 @@
 //! Every request ends in exactly one outcome (`metrics::Outcome`), or is still in flight when
 //! the run ends; the conservation invariant checks the books.
 
+pub mod arrivals;
 pub mod config;
 pub mod dist;
 pub mod fastlog;
 pub mod invariants;
 pub mod metrics;
 pub mod placing;
+pub mod replay;
 pub mod series;
 mod slab;
+pub mod spikes;
+pub mod topology;
 pub mod trace;
 mod world;
 
 use crate::kernel::rng::mix64;
 use crate::kernel::{Budgets, EventQueue, RunError, run_observed};
 use crate::time::SimTime;
-use config::{FaultKind, System, Tenant};
+use config::{System, Tenant};
 use metrics::Metrics;
 use trace::TraceSink;
 use world::World;
@@ -79,6 +83,24 @@ pub enum RunPhase {
 /// in-flight requests and any further judged windows.
 pub fn per_tenant_bytes() -> usize {
     world::per_tenant_bytes() + size_of::<metrics::TenantMetrics>() + size_of::<Tenant>()
+}
+
+/// Bytes of the model's records whose number depends on the traffic, for the memory estimate
+/// (each is held in a slab, with an event or a queue slot beside it).
+#[derive(Clone, Copy, Debug)]
+pub struct RecordBytes {
+    /// A request, from its first attempt to its outcome.
+    pub request: usize,
+    /// The server-side work of one attempt in a cell.
+    pub work: usize,
+    /// A background job.
+    pub job: usize,
+}
+
+/// The sizes of [`RecordBytes`].
+pub fn record_bytes() -> RecordBytes {
+    let (request, work, job) = world::record_bytes();
+    RecordBytes { request, work, job }
 }
 
 /// Events per digest chunk: a divergence is first located to a chunk, then to an event.
@@ -223,40 +245,139 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     })
 }
 
+/// Whether a run of `system` can produce any per-tenant [`metrics::Counter`] (replica reads,
+/// statement timeouts, cache lookups, dependency quotas): only then are they kept.
+pub fn counts_anything(system: &System) -> bool {
+    !system.dependencies.is_empty()
+        || system
+            .databases
+            .iter()
+            .any(|d| d.replicas.is_some() || d.statement_timeout.is_some())
+        || system.programs.iter().any(|p| {
+            p.ops.iter().any(|op| {
+                matches!(
+                    op,
+                    topology::Op::Query {
+                        statement_timeout: Some(_),
+                        ..
+                    }
+                )
+            })
+        })
+}
+
 /// Expected events for the system's offered load, assuming every attempt is retried to the
-/// limit and times out: an upper bound for a healthy run.
+/// limit and times out: an upper bound for a healthy run. Linear in the tenants and in the
+/// spikes' tenant lists.
 pub fn estimated_events(system: &System) -> f64 {
+    let spikes = spikes::SpikeIndex::new(system);
     system
         .tenants
         .iter()
         .enumerate()
-        .map(|(i, t)| tenant_estimated_events(system, i, t))
+        .map(|(i, t)| tenant_estimated_events(system, &spikes, i, t, &[]))
         .sum()
 }
 
-/// Tenant `index`'s share of [`estimated_events`] (`tenant` is its spec).
-fn tenant_estimated_events(system: &System, index: usize, tenant: &Tenant) -> f64 {
+/// [`estimated_events`] of `system` with `extra` load spikes added, each `(tenant, spike)` (an
+/// exploration's drawn faults, which apply to every class of the tenant), given the system's
+/// own estimate `base` and its spike index: only the tenants the extra spikes name are
+/// estimated again.
+pub fn estimated_events_with(
+    system: &System,
+    index: &spikes::SpikeIndex,
+    base: f64,
+    extra: &[(usize, spikes::Spike)],
+) -> f64 {
+    let mut tenants: Vec<usize> = extra.iter().map(|&(t, _)| t).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let mut total = base;
+    for t in tenants {
+        let Some(spec) = system.tenants.get(t) else {
+            continue;
+        };
+        let drawn: Vec<spikes::Spike> = extra.iter().filter(|e| e.0 == t).map(|e| e.1).collect();
+        total -= tenant_estimated_events(system, index, t, spec, &[]);
+        total += tenant_estimated_events(system, index, t, spec, &drawn);
+    }
+    total
+}
+
+/// Tenant `index`'s share of [`estimated_events`] (`tenant` is its spec, `spikes` the system's
+/// spike index, `extra` spikes added to every class of the tenant).
+pub(crate) fn tenant_estimated_events(
+    system: &System,
+    spikes: &spikes::SpikeIndex,
+    index: usize,
+    tenant: &Tenant,
+    extra: &[spikes::Spike],
+) -> f64 {
     let duration = system.simulation.duration.as_secs_f64();
-    let extra: f64 = system
-        .faults
-        .iter()
-        .map(|f| match &f.kind {
-            FaultKind::LoadSpike {
-                tenants,
-                multiplier,
-            } if tenants.contains(&index) => {
-                (multiplier - 1.0).max(0.0) * f.duration.as_secs_f64().min(duration)
-            }
-            _ => 0.0,
-        })
-        .sum();
-    let requests = tenant.arrival.rate * (duration + extra);
-    let per_attempt = 4.0 + f64::from(tenant.db_queries);
+    let end = system.end();
+    // Requests of `class` (None: of any class) at `rate` under the spikes that apply to them.
+    let arrivals = |class: Option<u16>, rate: f64| -> f64 {
+        let mut mine: Vec<spikes::Spike> = spikes.spikes_of(system, index, class).collect();
+        mine.extend_from_slice(extra);
+        spikes::expected_arrivals(rate, &mine, end)
+    };
     let jobs = tenant.jobs.map_or(0.0, |j| {
         let attempts = 101.0; // a poison job retried forever is bounded by the budget
         (j.rate * duration + j.batch.map_or(0.0, |(n, _)| n as f64)) * 2.0 * attempts
     });
-    requests * (1.0 + f64::from(tenant.retry.max_attempts) * per_attempt) + jobs
+    let Some(mix) = tenant.mix.as_deref() else {
+        let requests = arrivals(None, tenant.arrival.rate);
+        let per_attempt = 4.0 + f64::from(tenant.db_queries);
+        return requests * (1.0 + f64::from(tenant.retry.max_attempts) * per_attempt) + jobs;
+    };
+    let requests: f64 = mix
+        .iter()
+        .map(|share| {
+            let class = &system.classes[share.class as usize];
+            let requests = arrivals(Some(share.class), tenant.arrival.rate * share.share);
+            let attempts = class.retry.unwrap_or(tenant.retry).max_attempts;
+            let per_attempt = 4.0 + program_events(system, class.program, tenant);
+            requests * (1.0 + f64::from(attempts) * per_attempt)
+        })
+        .sum();
+    requests + jobs
+}
+
+/// Events one run of a program may take (each query two; the implicit program the tenant's
+/// `db_queries`).
+fn program_events(system: &System, program: Option<u32>, tenant: &Tenant) -> f64 {
+    let Some(program) = program else {
+        return f64::from(tenant.db_queries);
+    };
+    system.programs[program as usize]
+        .ops
+        .iter()
+        .map(|op| match op {
+            topology::Op::Query { count, .. } => {
+                2.0 * match count {
+                    topology::QueryCount::Fixed(n) => f64::from(*n),
+                    topology::QueryCount::Tenant => f64::from(tenant.db_queries),
+                }
+            }
+            topology::Op::Call {
+                target: topology::CallTarget::Service { service, operation },
+                ..
+            } => {
+                let program = system.services[*service].operations[*operation].program;
+                4.0 + if program == u32::MAX {
+                    0.0
+                } else {
+                    program_events(system, Some(program), tenant)
+                }
+            }
+            topology::Op::Call { .. } | topology::Op::Cache { .. } => 4.0,
+            topology::Op::CacheFill { .. } => 0.0,
+            topology::Op::Parallel { branches, .. } => branches
+                .iter()
+                .map(|&b| 2.0 + program_events(system, Some(b), tenant))
+                .sum(),
+        })
+        .sum()
 }
 
 /// The event budget when the system sets none: four times the upper-bound estimate plus a
@@ -304,6 +425,10 @@ pub enum Event {
     JobBatch(u32),
     /// A background job finished (successfully, or as a poison failure).
     JobDone(u32),
+    /// A work's operation at a dependency instance finished.
+    CallDone(u32),
+    /// A work's cache lookup returned.
+    CacheDone(u32),
 }
 
 impl Event {
@@ -323,6 +448,8 @@ impl Event {
             Event::JobArrival(t) => ("job_arrival", t),
             Event::JobBatch(t) => ("job_batch", t),
             Event::JobDone(j) => ("job_done", j),
+            Event::CallDone(w) => ("call_done", w),
+            Event::CacheDone(w) => ("cache_done", w),
         }
     }
 
@@ -342,6 +469,8 @@ impl Event {
             Event::JobArrival(_) => 11,
             Event::JobBatch(_) => 12,
             Event::JobDone(_) => 13,
+            Event::CallDone(_) => 14,
+            Event::CacheDone(_) => 15,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Pure functions, shared by the scenario loader (initial placement, so faults can name the
 //! tenants a cell or database outage affects) and the control plane (failover).
 
-use super::config::{Cell, Tenant};
+use super::config::{Cell, Tenant, Tier};
 use crate::components::placement::{
     CellView, Decision, PlacementPolicy, ScoreWeights, TenantDemand, shuffle_shard_ids,
 };
@@ -106,13 +106,97 @@ pub fn choose(
         .map(|v| v.id)
 }
 
+/// Routing by tier: the cells each tier's tenants may live in, and how many tenants each cell
+/// takes (`max_tenants`: a dedicated cell takes one).
+#[derive(Clone, Debug, Default)]
+pub struct Routing {
+    /// Per tier: which cells its tenants may use (`None`: any).
+    tiers: Vec<Option<Vec<bool>>>,
+    /// Per cell: its `max_tenants`.
+    max_tenants: Vec<Option<u32>>,
+}
+
+impl Routing {
+    /// The routing of a system; with `by_tier` false, tiers' `cells` are ignored (the failing
+    /// twin of the tiered-routing drill), but cells' `max_tenants` still hold.
+    pub fn new(cells: &[Cell], tiers: &[Tier], by_tier: bool) -> Routing {
+        Routing {
+            tiers: tiers
+                .iter()
+                .map(|t| {
+                    t.cells.as_ref().filter(|_| by_tier).map(|allowed| {
+                        let mut mask = vec![false; cells.len()];
+                        for &c in allowed {
+                            if let Some(m) = mask.get_mut(c) {
+                                *m = true;
+                            }
+                        }
+                        mask
+                    })
+                })
+                .collect(),
+            max_tenants: cells.iter().map(|c| c.max_tenants).collect(),
+        }
+    }
+
+    /// The cells tier `tier`'s tenants may use, as a mask over cells; `None` for any cell.
+    pub fn allowed(&self, tier: usize) -> Option<&[bool]> {
+        self.tiers.get(tier).and_then(|m| m.as_deref())
+    }
+
+    /// Whether a tenant of `tier` may be placed in the cell `view` shows now.
+    fn admits(&self, tier: usize, view: &CellView<u32, String>) -> bool {
+        let c = view.id as usize;
+        self.allowed(tier)
+            .is_none_or(|mask| mask.get(c).copied().unwrap_or(false))
+            && self
+                .max_tenants
+                .get(c)
+                .copied()
+                .flatten()
+                .is_none_or(|max| view.tenants < max)
+    }
+
+    /// Whether anything restricts where a tenant of `tier` may go.
+    fn restricts(&self, tier: usize) -> bool {
+        self.allowed(tier).is_some() || self.max_tenants.iter().any(Option::is_some)
+    }
+}
+
+/// [`choose`] among the cells `routing` allows a tenant of `tier` (the others are treated as
+/// draining for this choice).
+pub fn choose_routed(
+    policy: &PlacementPolicy,
+    views: &mut [CellView<u32, String>],
+    demand: &TenantDemand<String>,
+    tier: usize,
+    routing: &Routing,
+) -> Option<u32> {
+    if !routing.restricts(tier) {
+        return choose(policy, views, demand);
+    }
+    let saved: Vec<bool> = views.iter().map(|v| v.draining).collect();
+    for view in views.iter_mut() {
+        if !routing.admits(tier, view) {
+            view.draining = true;
+        }
+    }
+    let chosen = choose(policy, views, demand);
+    for (view, draining) in views.iter_mut().zip(saved) {
+        view.draining = draining;
+    }
+    chosen
+}
+
 /// Initial cells: pinned tenants where pinned, the others placed one by one in file order
-/// with `policy`. `Err(tenant)` names a tenant no cell may take (residency, region or shard).
+/// with `policy` among the cells `routing` allows. `Err(tenant)` names a tenant no cell may
+/// take (residency, region, shard, tier or `max_tenants`).
 pub fn initial_cells(
     cells: &[Cell],
     tenants: &[Tenant],
     pinned: &[Option<usize>],
     policy: &PlacementPolicy,
+    routing: &Routing,
 ) -> Result<Vec<usize>, usize> {
     let mut owners: Vec<Option<u32>> = pinned.iter().map(|c| c.map(|c| c as u32)).collect();
     let mut views = cell_views(cells, tenants, &owners, &[]);
@@ -120,7 +204,14 @@ pub fn initial_cells(
         if owners[t].is_some() {
             continue;
         }
-        let cell = choose(policy, &views, &demand(t, tenant, true)).ok_or(t)?;
+        let cell = choose_routed(
+            policy,
+            &mut views,
+            &demand(t, tenant, true),
+            tenant.tier,
+            routing,
+        )
+        .ok_or(t)?;
         owners[t] = Some(cell);
         views[cell as usize].used += load_of(tenant);
         views[cell as usize].tenants += 1;

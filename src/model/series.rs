@@ -1,6 +1,7 @@
 //! Time series for plots: per tenant class and fixed simulated-time bucket, request outcomes,
-//! latency, and who holds the API workers and database connections; and per worker pool and per
-//! database, how busy it was (so a plot can show which pool or database saturated).
+//! latency, and who holds the workers and connections; and per pool instance (a cell's `api` or
+//! `[[pools]]` pool, a service instance's pool) and per station (a database's primary or replica,
+//! a dependency instance), how busy it was, so a plot can show which one saturated.
 //!
 //! Memory is bounded independently of the number of tenants: a class is either one tracked
 //! tenant (named by a fault or an SLO list, or among the top-K by offered load) or "the rest of
@@ -63,21 +64,35 @@ impl Bucket {
     }
 }
 
+/// Pool instances, and stations, whose occupancy is recorded one by one (in the order the
+/// model makes them); further ones are counted in [`Series::unrecorded`] only, so memory stays
+/// bounded when a tenant-scoped service makes an instance per tenant.
+pub const MAX_PLACES: usize = 4_096;
+
+/// A pool instance or a station whose occupancy is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// `cell-a/api`, `search/q (eu)`, `db-01`, `db-01 replica 2`, `storage (cell-a)`.
+    pub label: String,
+    /// Workers or connections.
+    pub capacity: u64,
+}
+
 /// Resources whose occupancy is split by class (and, for workers and connections, recorded
-/// per pool and per database too).
+/// per pool instance and per station too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resource {
-    /// A worker of request pool `pool`: a dense pool index. Today every cell has one API pool
-    /// and pool `c` is cell `c`'s; more pools per cell take further indices (the model maps
-    /// (cell, pool) to the index, the series only counts).
+    /// A worker of pool instance `pool` (the model's index: cell `c`'s pool `p` first, as
+    /// `c * pools_per_cell + p`, then service instances' pools as they are made).
     Worker {
-        /// Dense pool index.
+        /// Pool instance index.
         pool: u32,
     },
-    /// A connection of database `db`.
+    /// A connection of station `station` (the model's index: database `d`'s primary is `d`,
+    /// then replicas and dependency instances as they are made).
     Connection {
-        /// Database index.
-        db: u32,
+        /// Station index.
+        station: u32,
     },
     /// Queued background jobs.
     Backlog,
@@ -103,24 +118,31 @@ pub struct Series {
     cursor: usize,
     cursor_end: u64,
     highest_micros: u64,
+    /// The pool instances recorded, by the model's index.
+    pub pools: Vec<Place>,
+    /// The stations recorded, by the model's index.
+    pub stations: Vec<Place>,
+    /// Pool instances and stations made beyond [`MAX_PLACES`] (not recorded).
+    pub unrecorded: (u64, u64),
     /// Worker-nanoseconds held per pool: `pool_ns[pool * buckets + bucket]`.
     pool_ns: Vec<u64>,
-    /// Connection-nanoseconds held per database: `db_ns[db * buckets + bucket]`.
-    db_ns: Vec<u64>,
+    /// Connection-nanoseconds held per station: `station_ns[station * buckets + bucket]`.
+    station_ns: Vec<u64>,
+    /// Collection switched off: places are not recorded either.
+    off: bool,
 }
 
 impl Series {
     /// Series for a run of `duration`; `tiers` are tier names, `tenant_tiers[t]` each tenant's
     /// tier, `tracked` the tenants to follow individually (deduplicated, at most
-    /// [`MAX_TRACKED`]), `tenant_names` for labels; `pools` and `databases` how many worker
-    /// pools and databases to record occupancy for.
+    /// [`MAX_TRACKED`]), `tenant_names` for labels. Pools and stations are added by the model
+    /// as it makes them ([`Series::add_pool`], [`Series::add_station`]).
     pub fn new(
         duration: SimDuration,
         tiers: &[String],
         tenant_tiers: &[usize],
         tenant_names: &[&str],
         tracked: &[usize],
-        (pools, databases): (usize, usize),
     ) -> Series {
         let bucket_ms = (duration.as_nanos() / TARGET_BUCKETS / 1_000_000).max(1);
         let bucket = SimDuration::from_millis(bucket_ms);
@@ -137,21 +159,30 @@ impl Series {
                 });
             }
         }
+        // Each tier's untracked tenants in one pass over the tenants (a pass per tier was
+        // tiers × tenants: a minute at a thousand tiers and a million tenants).
+        let mut untracked = vec![0usize; tiers.len()];
+        for (t, &tier) in tenant_tiers.iter().enumerate() {
+            if class_of[t] == u16::MAX
+                && let Some(n) = untracked.get_mut(tier)
+            {
+                *n += 1;
+            }
+        }
+        let mut tracked_tier = vec![false; tiers.len()];
+        for c in &classes {
+            if let Some(flag) = tracked_tier.get_mut(c.tier) {
+                *flag = true;
+            }
+        }
+        let mut tier_class = vec![u16::MAX; tiers.len()];
         for (tier, name) in tiers.iter().enumerate() {
-            let members = (0..tenant_tiers.len())
-                .filter(|&t| tenant_tiers[t] == tier && class_of[t] == u16::MAX)
-                .collect::<Vec<_>>();
-            if members.is_empty() {
+            if untracked[tier] == 0 {
                 continue;
             }
-            let index = classes.len() as u16;
-            for t in members {
-                class_of[t] = index;
-            }
-            let all_tracked =
-                tenant_tiers.iter().all(|&x| x != tier) || classes.iter().any(|c| c.tier == tier);
+            tier_class[tier] = classes.len() as u16;
             classes.push(Class {
-                label: if all_tracked {
+                label: if tracked_tier[tier] {
                     format!("{name} (others)")
                 } else {
                     name.clone()
@@ -159,6 +190,13 @@ impl Series {
                 tenant: None,
                 tier,
             });
+        }
+        for (t, &tier) in tenant_tiers.iter().enumerate() {
+            if class_of[t] == u16::MAX
+                && let Some(&class) = tier_class.get(tier)
+            {
+                class_of[t] = class;
+            }
         }
         let n = classes.len();
         Series {
@@ -171,8 +209,44 @@ impl Series {
             cursor: 0,
             cursor_end: bucket.as_nanos(),
             highest_micros: (duration.as_nanos() / NANOS_PER_MICRO).max(2),
-            pool_ns: vec![0; pools * buckets],
-            db_ns: vec![0; databases * buckets],
+            pools: Vec::new(),
+            stations: Vec::new(),
+            unrecorded: (0, 0),
+            pool_ns: Vec::new(),
+            station_ns: Vec::new(),
+            off: false,
+        }
+    }
+
+    /// Records the occupancy of the next pool instance (the model's next index).
+    pub fn add_pool(&mut self, label: impl FnOnce() -> String, capacity: u32) {
+        if self.off {
+            return;
+        }
+        if self.pools.len() < MAX_PLACES {
+            self.pools.push(Place {
+                label: label(),
+                capacity: u64::from(capacity),
+            });
+            self.pool_ns.resize(self.pools.len() * self.buckets, 0);
+        } else {
+            self.unrecorded.0 += 1;
+        }
+    }
+
+    /// Records the occupancy of the next station (the model's next index).
+    pub fn add_station(&mut self, label: impl FnOnce() -> String, capacity: u32) {
+        if self.off {
+            return;
+        }
+        if self.stations.len() < MAX_PLACES {
+            self.stations.push(Place {
+                label: label(),
+                capacity: u64::from(capacity),
+            });
+            self.station_ns.resize(self.stations.len() * self.buckets, 0);
+        } else {
+            self.unrecorded.1 += 1;
         }
     }
 
@@ -182,8 +256,11 @@ impl Series {
         self.classes.clear();
         self.class_of.clear();
         self.data.clear();
+        self.pools.clear();
+        self.stations.clear();
         self.pool_ns.clear();
-        self.db_ns.clear();
+        self.station_ns.clear();
+        self.off = true;
     }
 
     /// The bucket of `at`, which must not be earlier than any time given before.
@@ -267,9 +344,9 @@ impl Series {
                         *x += amount;
                     }
                 }
-                Resource::Connection { db } => {
+                Resource::Connection { station } => {
                     b.connection_ns += amount;
-                    if let Some(x) = self.db_ns.get_mut(db as usize * buckets + bucket) {
+                    if let Some(x) = self.station_ns.get_mut(station as usize * buckets + bucket) {
                         *x += amount;
                     }
                 }
@@ -299,9 +376,9 @@ impl Series {
                         *x += span;
                     }
                 }
-                Resource::Connection { db } => {
+                Resource::Connection { station } => {
                     b.connection_ns += span;
-                    if let Some(x) = self.db_ns.get_mut(db as usize * buckets + bucket) {
+                    if let Some(x) = self.station_ns.get_mut(station as usize * buckets + bucket) {
                         *x += span;
                     }
                 }
@@ -319,16 +396,24 @@ impl Series {
             .unwrap_or(&[])
     }
 
-    /// Connection-nanoseconds held in database `db` per bucket, in time order.
-    pub fn database_buckets(&self, db: usize) -> &[u64] {
-        self.db_ns
-            .get(db * self.buckets..(db + 1) * self.buckets)
+    /// Connection-nanoseconds held in station `station` per bucket, in time order.
+    pub fn station_buckets(&self, station: usize) -> &[u64] {
+        self.station_ns
+            .get(station * self.buckets..(station + 1) * self.buckets)
             .unwrap_or(&[])
     }
 
     /// The end of the run, for holdings still open when it ends.
     pub fn end(&self) -> SimTime {
         self.end
+    }
+
+    /// The class a tenant's figures go to (`None` once collection is switched off).
+    pub fn class_of(&self, tenant: usize) -> Option<usize> {
+        self.class_of
+            .get(tenant)
+            .filter(|&&c| c != u16::MAX)
+            .map(|&c| usize::from(c))
     }
 
     /// The buckets of one class, in time order.
@@ -347,14 +432,17 @@ mod tests {
     use super::*;
 
     fn series() -> Series {
-        Series::new(
+        let mut s = Series::new(
             SimDuration::from_secs(10),
             &["gold".into(), "free".into()],
             &[0, 1, 1, 1],
             &["big", "a", "b", "c"],
             &[0],
-            (2, 1),
-        )
+        );
+        s.add_pool(|| "cell-a/api".into(), 4);
+        s.add_pool(|| "cell-b/api".into(), 4);
+        s.add_station(|| "main".into(), 2);
+        s
     }
 
     #[test]
@@ -393,8 +481,13 @@ mod tests {
                 "bucket {b}"
             );
         }
-        s.held(1, Resource::Connection { db: 0 }, at(10), at(300));
-        assert_eq!(s.database_buckets(0).iter().sum::<u64>(), 290 * 1_000_000);
-        assert!(s.pool_buckets(2).is_empty() && s.database_buckets(1).is_empty());
+        s.held(1, Resource::Connection { station: 0 }, at(10), at(300));
+        assert_eq!(s.station_buckets(0).iter().sum::<u64>(), 290 * 1_000_000);
+        assert!(s.pool_buckets(2).is_empty() && s.station_buckets(1).is_empty());
+        // A holding of a place beyond those recorded counts for its class only.
+        s.held(1, Resource::Worker { pool: 7 }, at(300), at(301));
+        let recorded: u64 = (0..3).map(|p| s.pool_buckets(p).iter().sum::<u64>()).sum();
+        assert_eq!(recorded, 401 * 1_000_000);
+        assert_eq!(s.pools.len(), 2);
     }
 }

@@ -19,11 +19,15 @@ impl<T> Slab<T> {
     }
 
     /// Stores `value` and returns its handle.
-    #[inline]
+    #[inline(always)]
     pub fn insert(&mut self, value: T) -> u32 {
         match self.free.pop() {
             Some(handle) => {
-                self.slots[handle as usize] = Some(value);
+                // A free slot holds `None`: replacing it needs no drop (so no drop glue of `T`
+                // on this path, which keeps it small enough to inline).
+                let old = self.slots[handle as usize].replace(value);
+                debug_assert!(old.is_none(), "a free slab slot was occupied");
+                std::mem::forget(old);
                 handle
             }
             None => {

@@ -12,12 +12,14 @@
 //!
 //! **Extending it.** The rule reads two descriptions only: the [`Resource`]s a tenant uses
 //! ([`tenant_uses`]) and the ones a fault touches ([`fault_touches`]). A new noun of the model
-//! (more pools per cell, services, caches) is a variant of [`Resource`], a line in each of those
-//! two functions, and a name in [`Resource::describe`]; [`counts_against`] does not change.
+//! is a variant of [`Resource`], a line in each of those two functions, and a name in
+//! [`Resource::describe`]; [`counts_against`] does not change. Pools per cell, service and
+//! dependency instances (by scope) and calls from one cell to a dependency are resources so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::config::{Dependency, Fault, FaultKind, System, Window};
+use crate::model::topology::{CLASS_DEFAULT, CallTarget, DbTarget, Op, Scope};
 use crate::model::metrics::Metrics;
 use crate::scenario::Scenario;
 use crate::slo::{Evaluation, Status};
@@ -28,17 +30,85 @@ use crate::time::SimTime;
 pub enum Resource {
     /// A cell: its routing and epoch fences.
     Cell(usize),
-    /// A request worker pool, by dense pool index. Today every cell has one API pool and pool
-    /// `c` is cell `c`'s; more pools per cell get indices of their own.
+    /// A cell's request worker pool, by dense index: cell `c`'s pool `p` (0 is `api`, then the
+    /// `[[pools]]`) is `c * pools_per_cell + p`.
     Pool(usize),
     /// A cell's background-job pool (the cell's index).
     JobPool(usize),
     /// A database.
     Database(usize),
+    /// An instance of a service (index) where it lives.
+    Service(usize, Instance),
+    /// An instance of a dependency (object storage, search, a provider, a cache) where it
+    /// lives.
+    External(usize, Instance),
+    /// The calls from a cell (second) to a service or dependency (first): what a fault seen
+    /// from one cell acts on.
+    CallsFrom(Target, usize),
     /// The key management service (one, shared by every tenant that needs data keys).
     Kms,
     /// The control plane: mapping store, placement, migrations; every tenant's routing.
     ControlPlane,
+}
+
+/// Where one instance of a service or dependency lives (see [`Scope`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Instance {
+    /// The instance of a cell.
+    Cell(usize),
+    /// The instance of a region (dense index, in order of first appearance among the cells).
+    Region(usize),
+    /// The one instance.
+    Global,
+    /// A tenant's own instance.
+    Tenant(usize),
+}
+
+/// A service or a dependency, as a call names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// A service (index).
+    Service(usize),
+    /// A dependency (index).
+    External(usize),
+}
+
+/// Each cell's region as a dense index (in order of first appearance, as the model numbers
+/// them), and the region names.
+fn regions(system: &System) -> (Vec<usize>, Vec<&str>) {
+    let mut names: Vec<&str> = Vec::new();
+    let of_cell = system
+        .cells
+        .iter()
+        .map(|c| match names.iter().position(|r| *r == c.region) {
+            Some(i) => i,
+            None => {
+                names.push(&c.region);
+                names.len() - 1
+            }
+        })
+        .collect();
+    (of_cell, names)
+}
+
+/// The instance of something of `scope` that tenant `t` in cell `c` uses.
+fn instance_of(scope: Scope, c: usize, t: usize, cell_region: &[usize]) -> Instance {
+    match scope {
+        Scope::Cell => Instance::Cell(c),
+        Scope::Region => Instance::Region(cell_region.get(c).copied().unwrap_or(0)),
+        Scope::Global => Instance::Global,
+        Scope::Tenant => Instance::Tenant(t),
+    }
+}
+
+/// Every instance of something of `scope`; a tenant scope's are those of `tenants`.
+fn all_instances(system: &System, scope: Scope, tenants: &[usize]) -> Vec<Instance> {
+    match scope {
+        Scope::Cell => (0..system.cells.len()).map(Instance::Cell).collect(),
+        Scope::Region => (0..regions(system).1.len()).map(Instance::Region).collect(),
+        Scope::Global => vec![Instance::Global],
+        Scope::Tenant => tenants.iter().map(|&t| Instance::Tenant(t)).collect(),
+    }
 }
 
 impl Resource {
@@ -52,7 +122,33 @@ impl Resource {
         let cell = |c: usize| system.cells.get(c).map_or("?", |c| c.name.as_str());
         match self {
             Resource::Cell(c) => format!("cell {}", cell(c)),
-            Resource::Pool(p) => format!("pool {}/api", cell(p)),
+            Resource::Pool(p) => {
+                let per_cell = system.cell_pool_count().max(1);
+                format!(
+                    "pool {}/{}",
+                    cell(p / per_cell),
+                    system.cell_pool_name(p % per_cell)
+                )
+            }
+            Resource::Service(s, at) => format!(
+                "service {}{}",
+                system.services.get(s).map_or("?", |s| s.name.as_str()),
+                describe_instance(system, at)
+            ),
+            Resource::External(d, at) => format!(
+                "{}{}",
+                system.dependencies.get(d).map_or("?", |d| d.name.as_str()),
+                describe_instance(system, at)
+            ),
+            Resource::CallsFrom(target, c) => {
+                let name = match target {
+                    Target::Service(s) => system.services.get(s).map_or("?", |s| s.name.as_str()),
+                    Target::External(d) => {
+                        system.dependencies.get(d).map_or("?", |d| d.name.as_str())
+                    }
+                };
+                format!("calls from {} to {name}", cell(c))
+            }
             Resource::JobPool(c) => format!("job pool {}/jobs", cell(c)),
             Resource::Database(d) => format!(
                 "database {}",
@@ -61,6 +157,19 @@ impl Resource {
             Resource::Kms => "KMS".to_string(),
             Resource::ControlPlane => "control plane".to_string(),
         }
+    }
+}
+
+/// ` (cell-a)`, ` (eu)`, ``, ` (of acme)`.
+fn describe_instance(system: &System, at: Instance) -> String {
+    match at {
+        Instance::Cell(c) => format!(" ({})", system.cells.get(c).map_or("?", |c| c.name.as_str())),
+        Instance::Region(r) => format!(" ({})", regions(system).1.get(r).copied().unwrap_or("?")),
+        Instance::Global => String::new(),
+        Instance::Tenant(t) => format!(
+            " (of {})",
+            system.tenants.get(t).map_or("?", |t| t.name.as_str())
+        ),
     }
 }
 
@@ -101,31 +210,121 @@ impl Footprint {
 }
 
 /// The resources tenant `t` uses when it is served by `cells` (where placement put it at the
-/// start, and where failover or a migration left it at the end): each cell, its API pool, its
-/// job pool if the tenant submits jobs, its database if the tenant's requests query one; KMS
-/// when requests need data keys; the control plane always (it routes every request).
-pub fn tenant_uses(system: &System, t: usize, cells: &[usize]) -> Footprint {
+/// start, and where failover or a migration left it at the end): each cell; the cell pools its
+/// request classes are routed to; what their call scripts reach from there (databases, service
+/// and dependency instances by scope, and the calls from that cell to them); its job pool if
+/// it submits jobs; KMS when requests need data keys; the control plane always (it routes
+/// every request). `cell_region` is each cell's region ([`regions`]).
+pub fn tenant_uses(system: &System, t: usize, cells: &[usize], cell_region: &[usize]) -> Footprint {
     let tenant = &system.tenants[t];
     let mut out = vec![Resource::ControlPlane];
     if system.kms.enabled {
         out.push(Resource::Kms);
     }
+    // The tenant's classes: its mix, or the implicit class.
+    let classes: Vec<u16> = match tenant.mix.as_deref() {
+        Some(mix) if !system.classes.is_empty() => mix.iter().map(|s| s.class).collect(),
+        _ => vec![CLASS_DEFAULT],
+    };
+    let per_cell = system.cell_pool_count();
     for &c in cells {
         let Some(cell) = system.cells.get(c) else {
             continue;
         };
         out.push(Resource::Cell(c));
-        out.push(Resource::Pool(c));
         if tenant.jobs.is_some() && cell.jobs.is_some() {
             out.push(Resource::JobPool(c));
         }
-        if tenant.db_queries > 0
-            && let Some(db) = cell.db
-        {
-            out.push(Resource::Database(db));
+        for &class in &classes {
+            let spec = system.classes.get(usize::from(class));
+            out.push(Resource::Pool(c * per_cell + spec.map_or(0, |k| k.pool)));
+            match spec.and_then(|k| k.program) {
+                Some(program) => {
+                    let mut reach = Reach {
+                        system,
+                        tenant: t,
+                        cell: c,
+                        cell_region,
+                        seen: BTreeSet::new(),
+                        out: &mut out,
+                    };
+                    reach.program(program);
+                }
+                None => {
+                    if tenant.db_queries > 0
+                        && let Some(db) = cell.db
+                    {
+                        out.push(Resource::Database(db));
+                    }
+                }
+            }
         }
     }
     Footprint::new(out)
+}
+
+/// What a call script run from one cell reaches, walked once per program.
+struct Reach<'a> {
+    system: &'a System,
+    tenant: usize,
+    cell: usize,
+    cell_region: &'a [usize],
+    seen: BTreeSet<u32>,
+    out: &'a mut Vec<Resource>,
+}
+
+impl Reach<'_> {
+    fn program(&mut self, program: u32) {
+        if !self.seen.insert(program) {
+            return;
+        }
+        let Some(p) = self.system.programs.get(program as usize) else {
+            return;
+        };
+        for op in &p.ops {
+            match op {
+                Op::Query { database, .. } => match database {
+                    DbTarget::Named(d) => self.out.push(Resource::Database(*d)),
+                    DbTarget::Cell => {
+                        if let Some(d) = self.system.cells.get(self.cell).and_then(|c| c.db) {
+                            self.out.push(Resource::Database(d));
+                        }
+                    }
+                },
+                Op::Call { target, .. } => match *target {
+                    CallTarget::Service { service, operation } => {
+                        let Some(spec) = self.system.services.get(service) else {
+                            continue;
+                        };
+                        let at = instance_of(spec.scope, self.cell, self.tenant, self.cell_region);
+                        self.out.push(Resource::Service(service, at));
+                        self.out
+                            .push(Resource::CallsFrom(Target::Service(service), self.cell));
+                        if let Some(op) = spec.operations.get(operation) {
+                            self.program(op.program);
+                        }
+                    }
+                    CallTarget::Dependency(d) => self.dependency(d),
+                },
+                Op::Cache { cache, .. } => self.dependency(*cache),
+                Op::CacheFill { .. } => {}
+                Op::Parallel { branches, .. } => {
+                    for &b in branches {
+                        self.program(b);
+                    }
+                }
+            }
+        }
+    }
+
+    fn dependency(&mut self, d: usize) {
+        if let Some(spec) = self.system.dependencies.get(d) {
+            let at = instance_of(spec.scope, self.cell, self.tenant, self.cell_region);
+            self.out.push(Resource::External(d, at));
+            self.out
+                .push(Resource::CallsFrom(Target::External(d), self.cell));
+        }
+    }
 }
 
 /// What `fault` acts on directly: a failed cell, a slowed database, a dependency returning
@@ -134,24 +333,82 @@ pub fn fault_acts_on(system: &System, fault: &Fault) -> Footprint {
     let mut out = Vec::new();
     match &fault.kind {
         FaultKind::CellOutage { cells, .. } | FaultKind::RegionOutage { cells, .. } => {
+            let per_cell = system.cell_pool_count();
             for &c in cells {
-                out.extend([Resource::Cell(c), Resource::Pool(c)]);
+                out.push(Resource::Cell(c));
+                out.extend((0..per_cell).map(|p| Resource::Pool(c * per_cell + p)));
                 if system.cells.get(c).is_some_and(|cell| cell.jobs.is_some()) {
                     out.push(Resource::JobPool(c));
                 }
             }
         }
-        FaultKind::DbSlowdown { database, .. } => out.push(Resource::Database(*database)),
-        FaultKind::DependencyErrors { dependency, .. } => out.push(match dependency {
-            Dependency::Database(d) => Resource::Database(*d),
-            Dependency::Kms => Resource::Kms,
-        }),
+        FaultKind::DbSlowdown { database, .. }
+        | FaultKind::ReplicaLag { database, .. }
+        | FaultKind::ReplicaOutage { database, .. } => out.push(Resource::Database(*database)),
+        FaultKind::DependencyErrors {
+            dependency,
+            cell,
+            tenants,
+            ..
+        }
+        | FaultKind::DependencyOutage {
+            dependency,
+            cell,
+            tenants,
+        }
+        | FaultKind::DependencySlowdown {
+            dependency,
+            cell,
+            tenants,
+            ..
+        } => match (*dependency, *cell) {
+            (Dependency::Database(d), _) => out.push(Resource::Database(d)),
+            (Dependency::Kms, _) => out.push(Resource::Kms),
+            // Seen from one cell: the calls from there.
+            (Dependency::Service(s), Some(c)) => {
+                out.push(Resource::CallsFrom(Target::Service(s), c));
+            }
+            (Dependency::External(d), Some(c)) => {
+                out.push(Resource::CallsFrom(Target::External(d), c));
+            }
+            (Dependency::Service(s), None) => {
+                if let Some(spec) = system.services.get(s) {
+                    let all = all_instances(system, spec.scope, tenants);
+                    out.extend(all.into_iter().map(|at| Resource::Service(s, at)));
+                }
+            }
+            (Dependency::External(d), None) => {
+                if let Some(spec) = system.dependencies.get(d) {
+                    let all = all_instances(system, spec.scope, tenants);
+                    out.extend(all.into_iter().map(|at| Resource::External(d, at)));
+                }
+            }
+        },
+        FaultKind::CacheFlush { cache, tenants } => {
+            if let Some(spec) = system.dependencies.get(*cache) {
+                let all = all_instances(system, spec.scope, tenants);
+                out.extend(all.into_iter().map(|at| Resource::External(*cache, at)));
+            }
+        }
+        FaultKind::PoolSlowdown { pool, cells, .. } => {
+            let per_cell = system.cell_pool_count();
+            let every: Vec<usize>;
+            let cells = if cells.is_empty() {
+                every = (0..system.cells.len()).collect();
+                &every
+            } else {
+                cells
+            };
+            out.extend(cells.iter().map(|&c| Resource::Pool(c * per_cell + pool)));
+        }
         // A disabled key fails its tenant's KMS calls; breakers keyed by dependency turn that
         // into everyone's failure, so the shared dependency is in scope.
         FaultKind::KmsKeyDisabled { .. } => out.push(Resource::Kms),
         FaultKind::Partition | FaultKind::ControlPlaneOutage => out.push(Resource::ControlPlane),
         FaultKind::MigrateTenant { to, .. } => {
-            out.extend([Resource::Cell(*to), Resource::Pool(*to)]);
+            let per_cell = system.cell_pool_count();
+            out.push(Resource::Cell(*to));
+            out.extend((0..per_cell).map(|p| Resource::Pool(to * per_cell + p)));
         }
         FaultKind::LoadSpike { .. } | FaultKind::PoisonJobs { .. } => {}
     }
@@ -244,11 +501,12 @@ pub fn compute(
 ) -> Blast {
     let system = &scenario.system;
     let n = system.tenants.len();
+    let (cell_region, _) = regions(system);
     let uses: Vec<Footprint> = (0..n)
         .map(|t| {
             let start = system.tenants[t].cell;
             let end = owners.get(t).copied().unwrap_or(start);
-            tenant_uses(system, t, &[start, end])
+            tenant_uses(system, t, &[start, end], &cell_region)
         })
         .collect();
     // Per tenant, the distinct windows its failed checks were judged over.

@@ -267,6 +267,14 @@ pub fn run_page(report: &Report, faults: &[FaultSpan], plots: &[(String, String)
     body.push_str(&unexplained(report));
     body.push_str("<h2 id=\"tiers\">Tiers (requests issued after warmup)</h2>\n");
     body.push_str(&table(&tables::tiers(report)));
+    if let Some(classes) = tables::classes(report) {
+        body.push_str("<h2 id=\"classes\">Request classes</h2>\n");
+        body.push_str(&table(&classes));
+    }
+    if let Some(counters) = tables::counters(report) {
+        body.push_str("<h2 id=\"dependencies\">Databases and dependencies</h2>\n");
+        body.push_str(&table(&counters));
+    }
     body.push_str("<h2 id=\"worst\">Worst tenants</h2>\n");
     body.push_str(&table(&tables::worst_tenants(report, WORST_TENANTS)));
     if let Some(jobs) = tables::jobs(report) {

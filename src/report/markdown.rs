@@ -207,6 +207,14 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
 
     let _ = writeln!(out, "\n## Tiers (requests issued after warmup)\n");
     out.push_str(&table(&tables::tiers(report)));
+    if let Some(classes) = tables::classes(report) {
+        let _ = writeln!(out, "\n## Request classes\n");
+        out.push_str(&table(&classes));
+    }
+    if let Some(counters) = tables::counters(report) {
+        let _ = writeln!(out, "\n## Databases and dependencies\n");
+        out.push_str(&table(&counters));
+    }
 
     let _ = writeln!(out, "\n## Worst tenants\n");
     out.push_str(&table(&tables::worst_tenants(report, WORST_TENANTS)));

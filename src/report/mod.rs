@@ -52,6 +52,9 @@ pub struct Report {
     pub tiers: Vec<GroupReport>,
     /// Per tenant (requests issued after warmup).
     pub tenants: Vec<TenantReport>,
+    /// Per request class, and per class and tier, when the scenario has `[[classes]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassReport>,
     /// Per SLO.
     pub slos: Vec<SloReport>,
     /// Always-on invariants.
@@ -121,6 +124,12 @@ pub struct TenantReport {
     pub in_flight: u64,
     /// Latency of ok requests; `null` if none.
     pub latency_ms: Option<LatencyReport>,
+    /// Per class of its mix, when the scenario has `[[classes]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<GroupReport>,
+    /// Replica reads, stale reads and statement timeouts, when the scenario can have them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<CountersReport>,
     /// Background jobs submitted after warmup; absent for a tenant that submitted none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<JobsReport>,
@@ -141,6 +150,61 @@ pub struct JobsReport {
     pub unfinished: u64,
     /// Completion time (submission to success; unfinished jobs at their age), in milliseconds.
     pub completion_ms: Option<LatencyReport>,
+}
+
+/// Per-tenant counts besides outcomes (after warmup).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CountersReport {
+    /// Queries served by a read replica.
+    pub replica_reads: u64,
+    /// Replica reads that missed the tenant's last write.
+    pub stale_reads: u64,
+    /// Queries cancelled by a statement timeout (their requests failed).
+    pub statement_timeouts: u64,
+    /// Cache lookups that found the tenant's entry.
+    #[serde(default)]
+    pub cache_hits: u64,
+    /// Cache lookups that did not.
+    #[serde(default)]
+    pub cache_misses: u64,
+    /// Cache fills refused (a partitioned cache with no slice left).
+    #[serde(default)]
+    pub cache_refused: u64,
+    /// Dependency calls refused by the dependency's rate limit or per-tenant quota (429s).
+    #[serde(default)]
+    pub dependency_throttled: u64,
+}
+
+impl CountersReport {
+    /// Adds another tenant's counts.
+    pub fn add(&mut self, other: &CountersReport) {
+        self.replica_reads += other.replica_reads;
+        self.stale_reads += other.stale_reads;
+        self.statement_timeouts += other.statement_timeouts;
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+        self.cache_refused += other.cache_refused;
+        self.dependency_throttled += other.dependency_throttled;
+    }
+
+    /// Hits over lookups; `None` without lookups.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let lookups = self.cache_hits + self.cache_misses;
+        (lookups > 0).then(|| self.cache_hits as f64 / lookups as f64)
+    }
+}
+
+/// One request class: its outcomes over every tenant, and per tier.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ClassReport {
+    /// Class name (`default` for the implicit class).
+    pub name: String,
+    /// The cell pool that serves it.
+    pub pool: String,
+    /// Over every tenant (`name` is the class's).
+    pub total: GroupReport,
+    /// Per tier with tenants sending it.
+    pub tiers: Vec<GroupReport>,
 }
 
 /// Outcomes of a group of tenants (a tier).
@@ -182,6 +246,9 @@ pub struct SloReport {
     pub scope: String,
     /// Window label.
     pub window: String,
+    /// `class NAME` or `pool NAME` when it judges only those requests.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub requests: String,
     /// Expectations as written.
     pub expect: Vec<String>,
     /// `pass`, `fail` or `inconclusive`.
@@ -354,6 +421,74 @@ fn jobs_report(jobs: &JobStats) -> Option<JobsReport> {
     })
 }
 
+/// The report of a group's pooled stats.
+fn group_report(name: &str, tenants: u64, stats: &WindowStats) -> GroupReport {
+    let c = stats.counts;
+    GroupReport {
+        name: name.to_string(),
+        tenants,
+        requests: c.issued,
+        ok: c.ok,
+        throttled: c.throttled,
+        rejected: c.rejected,
+        failed: c.failed,
+        timed_out: c.timed_out,
+        in_flight: in_flight(&c),
+        latency_ms: latency_report(&stats.latency),
+        jobs: jobs_report(&stats.jobs),
+    }
+}
+
+/// Per class: its outcomes over every tenant and per tier (tiers without its requests left
+/// out), in class order, the implicit class last.
+fn class_reports(
+    scenario: &Scenario,
+    tenant_classes: &dyn Fn(usize) -> Vec<(u16, WindowStats)>,
+) -> Vec<ClassReport> {
+    let system = &scenario.system;
+    if system.classes.is_empty() {
+        return Vec::new();
+    }
+    let classes: Vec<u16> = (0..system.classes.len() as u16)
+        .chain(std::iter::once(crate::model::topology::CLASS_DEFAULT))
+        .collect();
+    let position = |c: u16| classes.iter().position(|&x| x == c).unwrap_or(0);
+    // [class][tier] pooled stats and tenant counts.
+    let mut pooled = vec![vec![(0u64, WindowStats::default()); system.tiers.len()]; classes.len()];
+    for (t, tenant) in system.tenants.iter().enumerate() {
+        for (class, stats) in tenant_classes(t) {
+            let cell = &mut pooled[position(class)][tenant.tier];
+            cell.0 += 1;
+            cell.1.merge(&stats);
+        }
+    }
+    classes
+        .iter()
+        .zip(pooled)
+        .filter(|(_, tiers)| tiers.iter().any(|(n, _)| *n > 0))
+        .map(|(&class, tiers)| {
+            let mut total = WindowStats::default();
+            let mut members = 0;
+            for (n, stats) in &tiers {
+                members += n;
+                total.merge(stats);
+            }
+            let pool = system.classes.get(class as usize).map_or(0, |c| c.pool);
+            ClassReport {
+                name: system.class_name(class).to_string(),
+                pool: system.cell_pool_name(pool).to_string(),
+                total: group_report(system.class_name(class), members, &total),
+                tiers: tiers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (n, _))| *n > 0)
+                    .map(|(tier, (n, stats))| group_report(&system.tiers[tier].name, *n, stats))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 fn in_flight(counts: &Counts) -> u64 {
     counts.issued.saturating_sub(counts.finished())
 }
@@ -370,6 +505,35 @@ pub fn build(
             .window(0)
             .cloned()
             .unwrap_or_default()
+    };
+    let system = &scenario.system;
+    let class_of_slot = |key: usize| -> Option<u16> {
+        use crate::model::metrics::slot;
+        let filter = slot::filter(key);
+        (slot::window(key) == 0 && filter != slot::ALL && filter < (1 << 31))
+            .then(|| (filter - 1) as u16)
+    };
+    let tenant_classes = |t: usize| -> Vec<(u16, WindowStats)> {
+        if system.classes.is_empty() {
+            return Vec::new();
+        }
+        output.metrics.tenants[t]
+            .windows
+            .iter()
+            .filter_map(|(key, stats)| class_of_slot(*key).map(|c| (c, stats.clone())))
+            .collect()
+    };
+    let counters = |t: usize| -> Option<CountersReport> {
+        use crate::model::metrics::Counter;
+        output.metrics.counters.get(t).map(|c| CountersReport {
+            replica_reads: c[Counter::ReplicaRead as usize],
+            stale_reads: c[Counter::StaleRead as usize],
+            statement_timeouts: c[Counter::StatementTimeout as usize],
+            cache_hits: c[Counter::CacheHit as usize],
+            cache_misses: c[Counter::CacheMiss as usize],
+            cache_refused: c[Counter::CacheRefused as usize],
+            dependency_throttled: c[Counter::DependencyThrottled as usize],
+        })
     };
     let tenants = scenario
         .system
@@ -392,23 +556,35 @@ pub fn build(
                 in_flight: in_flight(&c),
                 latency_ms: latency_report(&stats.latency),
                 jobs: jobs_report(&stats.jobs),
+                classes: tenant_classes(i)
+                    .iter()
+                    .map(|(class, stats)| group_report(system.class_name(*class), 1, stats))
+                    .collect(),
+                counters: counters(i),
             }
         })
         .collect();
+    let classes = class_reports(scenario, &tenant_classes);
+    // One pass over the tenants for every tier (a pass per tier was tiers × tenants), merging
+    // each tier's members in tenant order as before.
+    let mut pooled_tiers: Vec<(u64, WindowStats)> = scenario
+        .system
+        .tiers
+        .iter()
+        .map(|_| (0, WindowStats::default()))
+        .collect();
+    for (i, t) in scenario.system.tenants.iter().enumerate() {
+        if let Some((members, pooled)) = pooled_tiers.get_mut(t.tier) {
+            *members += 1;
+            pooled.merge(&whole(i));
+        }
+    }
     let tiers = scenario
         .system
         .tiers
         .iter()
-        .enumerate()
-        .map(|(tier, spec)| {
-            let mut pooled = WindowStats::default();
-            let mut members = 0;
-            for (i, t) in scenario.system.tenants.iter().enumerate() {
-                if t.tier == tier {
-                    members += 1;
-                    pooled.merge(&whole(i));
-                }
-            }
+        .zip(pooled_tiers)
+        .map(|(spec, (members, pooled))| {
             let c = pooled.counts;
             GroupReport {
                 name: spec.name.clone(),
@@ -462,6 +638,7 @@ pub fn build(
                 }
                 .to_string(),
                 window: scenario.system.windows[slo.window].label.clone(),
+                requests: slo.filter_label.clone(),
                 expect: slo.expect.iter().map(|e| e.text.clone()).collect(),
                 status: result.status.as_str().to_string(),
                 passed: result.status == Status::Passed,
@@ -500,6 +677,7 @@ pub fn build(
         },
         tiers,
         tenants,
+        classes,
         slos,
         invariants,
         blast_radius,
@@ -752,13 +930,17 @@ pub(crate) mod fixtures {
                     in_flight: 0,
                     latency_ms: None,
                     jobs: None,
+                    classes: Vec::new(),
+                    counters: None,
                 })
                 .collect(),
+            classes: Vec::new(),
             slos: vec![SloReport {
                 name: "fast".into(),
                 tenants: "all".into(),
                 scope: "each".into(),
                 window: "whole".into(),
+                requests: String::new(),
                 expect: vec!["p99 < 250ms".into()],
                 status: if failing > 0 { "fail" } else { "pass" }.into(),
                 passed: failing == 0,

@@ -22,7 +22,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::timeline::{LineMetric, Place, SloLine, Timeline};
+use super::timeline::{LineMetric, SloLine, Timeline};
+use crate::model::series::Place;
 use crate::text::thousands;
 
 /// Width of every plot, in pixels (the page shows them at this size).
@@ -45,6 +46,14 @@ const BUSIEST_DATABASES: usize = 4;
 /// A panel whose largest positive value is more than this times its smallest gets a log scale.
 const LOG_SPAN: f64 = 100.0;
 const FONT: &str = "sans-serif";
+/// Most SLO threshold lines drawn on one panel: each is a dashed line across the plot, so a
+/// thousand SLOs would otherwise make a plot of hundreds of megabytes.
+const MAX_THRESHOLD_LINES: usize = 40;
+/// Most tenant classes and most SLO thresholds the legend lists; the rest are counted. The
+/// legend sets the figure's height, and every dashed fault edge spans it: an unbounded legend
+/// made a plot grow with classes × faults.
+const MAX_LEGEND_CLASSES: usize = 40;
+const MAX_LEGEND_THRESHOLDS: usize = 24;
 
 /// Colours of tracked tenants: distinct hues (tab10 without its red, which marks faults, and
 /// grey, which marks tiers; with teal and navy added).
@@ -827,7 +836,7 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
     };
     put!(&heading(&fig.legend_title, y));
     y += 22;
-    for entry in &fig.legend {
+    for entry in fig.legend.iter().take(MAX_LEGEND_CLASSES) {
         let c = entry.colour;
         match entry.swatch {
             Swatch::Area => {
@@ -857,6 +866,17 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
             y += 16;
         }
         y += 4;
+    }
+    if fig.legend.len() > MAX_LEGEND_CLASSES {
+        put!(&Text::new(
+            format!(
+                "… and {} more classes",
+                thousands((fig.legend.len() - MAX_LEGEND_CLASSES) as u64)
+            ),
+            (x + 30, y),
+            text_style(13.0, GREY_TEXT).pos(Pos::new(HPos::Left, VPos::Center)),
+        ));
+        y += 20;
     }
     y += 10;
     if fig.runs.len() > 1 {
@@ -889,12 +909,15 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
         marks.push((1, "warmup (not judged)"));
     }
     let mut slo_entries: Vec<String> = Vec::new();
+    let mut seen_entries = std::collections::BTreeSet::new();
     for t in fig.panels.iter().flat_map(|p| p.thresholds.iter()) {
         let entry = long_threshold(t);
-        if !slo_entries.contains(&entry) {
+        if seen_entries.insert(entry.clone()) {
             slo_entries.push(entry);
         }
     }
+    let more_entries = slo_entries.len().saturating_sub(MAX_LEGEND_THRESHOLDS);
+    slo_entries.truncate(MAX_LEGEND_THRESHOLDS);
     if !slo_entries.is_empty() {
         marks.push((2, "SLO threshold (its window):"));
     }
@@ -955,6 +978,14 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
                     y += 16;
                 }
                 y += 4;
+            }
+            if more_entries > 0 {
+                put!(&Text::new(
+                    format!("… and {} more", thousands(more_entries as u64)),
+                    (x + 30, y),
+                    text_style(12.0, GREY_TEXT).pos(Pos::new(HPos::Left, VPos::Center)),
+                ));
+                y += 20;
             }
         }
     }
@@ -1034,19 +1065,25 @@ fn classes(runs: &[Run<'_>], swatch: Swatch) -> (Vec<LegendEntry>, Vec<Vec<usize
     let mut labels: Vec<String> = Vec::new();
     let (mut tenants, mut tiers) = (0usize, 0usize);
     let mut index = Vec::new();
+    // Found through maps: searches per class were classes × (classes + fault targets).
+    let mut label_index: std::collections::BTreeMap<String, usize> =
+        std::collections::BTreeMap::new();
     for run in runs {
+        let targets: std::collections::BTreeSet<&str> = run
+            .timeline
+            .faults
+            .iter()
+            .flat_map(|f| f.targets.iter().map(String::as_str))
+            .collect();
         let mut of_run = Vec::new();
         for c in 0..run.timeline.series.classes.len() {
             let label = run.timeline.class_label(c);
-            let i = match labels.iter().position(|l| *l == label) {
-                Some(i) => i,
+            let i = match label_index.get(&label) {
+                Some(&i) => i,
                 None => {
                     let class = &run.timeline.series.classes[c];
-                    let target = run
-                        .timeline
-                        .faults
-                        .iter()
-                        .any(|f| f.targets.contains(&class.label));
+                    let target = targets.contains(class.label.as_str());
+                    label_index.insert(label.clone(), labels.len());
                     let (colour, width) = match class.tenant {
                         None => {
                             tiers += 1;
@@ -1193,18 +1230,32 @@ fn lines(
     out
 }
 
+/// The distinct SLO lines of `metric`, in order, at most [`MAX_THRESHOLD_LINES`] of them.
 fn thresholds(runs: &[Run<'_>], metric: LineMetric, scale: f64) -> Vec<SloLine> {
     let axis = time_axis(runs);
     let mut out: Vec<SloLine> = Vec::new();
+    // Seen lines by their fields (a search of `out` per line was quadratic in the SLO lines).
+    let mut seen = std::collections::BTreeSet::new();
     for run in runs {
         for t in run.timeline.slo_lines.iter().filter(|t| t.metric == metric) {
+            if out.len() == MAX_THRESHOLD_LINES {
+                return out;
+            }
             let t = SloLine {
                 value: t.value * scale,
                 start_s: axis.x(t.start_s),
                 end_s: axis.x(t.end_s),
                 ..t.clone()
             };
-            if !out.contains(&t) {
+            let key = (
+                t.value.to_bits(),
+                t.start_s.to_bits(),
+                t.end_s.to_bits(),
+                t.expect.clone(),
+                t.selection.clone(),
+                t.window.clone(),
+            );
+            if seen.insert(key) {
                 out.push(t);
             }
         }
@@ -1269,14 +1320,14 @@ fn latency(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
     let mut percentiles = vec![99.0, 50.0];
     for run in runs {
         for t in &run.timeline.slo_lines {
-            if let LineMetric::Latency(p) = t.metric
-                && !percentiles.contains(&p)
-            {
+            if let LineMetric::Latency(p) = t.metric {
                 percentiles.push(p);
             }
         }
     }
+    // Sorted, then deduplicated: a search per SLO line was quadratic in the SLO lines.
     percentiles.sort_by(|a, b| b.total_cmp(a));
+    percentiles.dedup();
     percentiles.truncate(4);
     let panels = percentiles
         .iter()
@@ -1396,13 +1447,13 @@ fn occupancy(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
     let (entries, index) = classes(runs, swatch);
     let first = runs.first().map(|r| r.timeline);
     let pools = first.map_or(0, |t| t.pools.len());
-    let dbs = first.map_or(0, |t| t.databases.len());
+    let stations = first.map_or(0, |t| t.stations.len());
     let mut workers = occupancy_panel(
         runs,
         (&entries, &index),
         Held::Workers,
         &format!(
-            "API workers held, all {} pool{} together (average busy per bucket)",
+            "Workers held, all {} pool{} together (average busy per bucket)",
             thousands(pools as u64),
             if pools == 1 { "" } else { "s" }
         ),
@@ -1420,9 +1471,10 @@ fn occupancy(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
         (&entries, &index),
         Held::Connections,
         &format!(
-            "Database connections held, all {} database{} together",
-            thousands(dbs as u64),
-            if dbs == 1 { "" } else { "s" }
+            "Connections held, all {} database{} and dependenc{} together",
+            thousands(stations as u64),
+            if stations == 1 { "" } else { "s" },
+            if stations == 1 { "y" } else { "ies" }
         ),
         "busy connections",
         true,
@@ -1434,13 +1486,13 @@ fn occupancy(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
         ));
     }
     let detail = if runs.len() > 1 {
-        "who holds the shared pools, per tenant class (each pool and database: pools.svg)"
+        "who holds the shared pools, per tenant class (each pool, database and dependency: pools.svg)"
     } else {
-        "who holds the shared pools: stacked by tenant class (each pool and database: pools.svg)"
+        "who holds the shared pools: stacked by tenant class (each pool, database and dependency: pools.svg)"
     };
     figure(
         runs,
-        title(runs, scenario, seed, "API pool and database occupancy"),
+        title(runs, scenario, seed, "pool and connection occupancy"),
         detail,
         vec![workers, connections],
         ("tenant class".to_string(), entries),
@@ -1468,13 +1520,24 @@ fn utilisation(
         .collect()
 }
 
+/// How the panels of one kind of place are titled.
+#[derive(Clone, Copy)]
+struct PlaceKind {
+    /// Before the label: `pool `.
+    prefix: &'static str,
+    /// Of the capacity: `workers`.
+    unit: &'static str,
+    /// Of the rest: `pools`.
+    plural: &'static str,
+}
+
 /// Small multiples of the busiest places (by peak utilisation) and one panel summarising the
 /// others (their highest and their median utilisation per bucket).
 fn place_panels(
     runs: &[Run<'_>],
     places_of: impl for<'t> Fn(&'t Timeline<'_>) -> &'t [Place],
     buckets_of: impl for<'t> Fn(&'t Timeline<'_>, usize) -> &'t [u64],
-    (busiest, noun, colour): (usize, &str, RGBColor),
+    (busiest, kind, colour): (usize, PlaceKind, RGBColor),
 ) -> Vec<Panel> {
     let axis = time_axis(runs);
     let Some(first) = runs.first() else {
@@ -1513,9 +1576,11 @@ fn place_panels(
     for &p in order.iter().take(shown) {
         let mut panel = Panel::new(
             &format!(
-                "{noun} {} ({}), peak {:.0}%",
+                "{}{} ({} {}), peak {:.0}%",
+                kind.prefix,
                 places[p].label,
                 thousands(places[p].capacity),
+                kind.unit,
                 peak(p)
             ),
             "busy (%)",
@@ -1538,8 +1603,9 @@ fn place_panels(
     if !rest.is_empty() {
         let mut panel = Panel::new(
             &format!(
-                "the other {} {noun}s: highest and median",
-                thousands(rest.len() as u64)
+                "the other {} {}: highest and median",
+                thousands(rest.len() as u64),
+                kind.plural
             ),
             "busy (%)",
             Scale::Linear,
@@ -1581,11 +1647,19 @@ fn place_panels(
 fn pools(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
     let mut panels = place_panels(
         runs,
-        |t| &t.pools,
+        |t| t.pools,
         |t, p| t.series.pool_buckets(p),
-        (BUSIEST_POOLS, "pool", POOL),
+        (
+            BUSIEST_POOLS,
+            PlaceKind {
+                prefix: "pool ",
+                unit: "workers",
+                plural: "pools",
+            },
+            POOL,
+        ),
     );
-    // Databases start on a row of their own.
+    // Databases and dependencies start on a row of their own.
     if panels.len() % 2 == 1 {
         let mut blank = Panel::new("", "busy (%)", Scale::Linear);
         blank.blank = true;
@@ -1593,9 +1667,17 @@ fn pools(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
     }
     panels.extend(place_panels(
         runs,
-        |t| &t.databases,
-        |t, d| t.series.database_buckets(d),
-        (BUSIEST_DATABASES, "database", DATABASE),
+        |t| t.stations,
+        |t, d| t.series.station_buckets(d),
+        (
+            BUSIEST_DATABASES,
+            PlaceKind {
+                prefix: "",
+                unit: "connections",
+                plural: "databases and dependencies",
+            },
+            DATABASE,
+        ),
     ));
     let entry = |label: &str, colour: RGBColor| LegendEntry {
         label: label.to_string(),
@@ -1604,8 +1686,11 @@ fn pools(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
         swatch: Swatch::Line,
     };
     let mut legend = vec![
-        entry("API pool: busy workers / workers", POOL),
-        entry("database: busy connections / connections", DATABASE),
+        entry("pool: busy workers / workers", POOL),
+        entry(
+            "database or dependency: busy connections / connections",
+            DATABASE,
+        ),
     ];
     if panels.iter().any(|p| p.title.starts_with("the other")) {
         legend.push(entry("the others: the highest", THRESHOLD));
@@ -1614,10 +1699,24 @@ fn pools(runs: &[Run<'_>], scenario: &str, seed: u64) -> Figure {
             lighten(POOL, 0.35),
         ));
     }
+    let (pools_left, stations_left) = runs
+        .iter()
+        .map(|r| r.timeline.series.unrecorded)
+        .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+    let mut detail =
+        "average busy share per bucket; the busiest by peak, the rest summarised".to_string();
+    if pools_left + stations_left > 0 {
+        detail.push_str(&format!(
+            " ({} pools and {} connection pools beyond the first {} not recorded)",
+            thousands(pools_left),
+            thousands(stations_left),
+            thousands(crate::model::series::MAX_PLACES as u64)
+        ));
+    }
     let mut fig = figure(
         runs,
-        title(runs, scenario, seed, "each pool and database"),
-        "average busy share per bucket; the busiest by peak, the rest summarised",
+        title(runs, scenario, seed, "each pool, database and dependency"),
+        &detail,
         panels,
         ("utilisation".to_string(), legend),
     );

@@ -125,6 +125,15 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
         );
     }
 
+    if let Some(classes) = super::tables::classes(report) {
+        let _ = writeln!(out, "\nRequest classes (requests issued after warmup)");
+        out.push_str(&plain_table(&classes));
+    }
+    if let Some(counters) = super::tables::counters(report) {
+        let _ = writeln!(out, "\nDatabases and dependencies (after warmup)");
+        out.push_str(&plain_table(&counters));
+    }
+
     let ranked = rank_tenants(report, WORST_TENANTS);
     let _ = writeln!(out, "\nWorst tenants");
     let _ = writeln!(
@@ -171,12 +180,13 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
     for slo in &report.slos {
         let _ = writeln!(
             out,
-            "  {:<5} {}  [{}, {}, {}]",
+            "  {:<5} {}  [{}, {}, {}{}]",
             slo.status.to_uppercase(),
             slo.name,
             slo.tenants,
             slo.scope,
-            slo.window
+            slo.window,
+            requests_filter(slo)
         );
         for expect in &slo.expect {
             let e = expectation_summary(slo, expect);
@@ -480,6 +490,54 @@ pub(crate) fn expectation_summary<'a>(slo: &'a SloReport, expect: &str) -> Expec
         failed: checks.iter().filter(|c| c.status == "fail").count(),
         inconclusive: checks.iter().filter(|c| c.status == "inconclusive").count(),
         worst,
+    }
+}
+
+/// A table as aligned plain text for the terminal, indented two spaces: text columns left,
+/// numbers right.
+fn plain_table(table: &super::tables::Table) -> String {
+    let widths: Vec<usize> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            table
+                .rows
+                .iter()
+                .map(|r| r.get(i).map_or(0, |cell| cell.text().chars().count()))
+                .chain(std::iter::once(c.title.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| -> String {
+        let mut out = String::from(" ");
+        for ((cell, width), column) in cells.iter().zip(&widths).zip(&table.columns) {
+            let pad = width.saturating_sub(cell.chars().count());
+            out.push(' ');
+            if column.numeric {
+                out.push_str(&" ".repeat(pad));
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad));
+            }
+        }
+        format!("{}\n", out.trim_end())
+    };
+    let mut out = line(table.columns.iter().map(|c| c.title.as_str()).collect());
+    for row in &table.rows {
+        out.push_str(&line(row.iter().map(|c| c.text()).collect()));
+    }
+    out
+}
+
+/// `, class report` when an SLO judges only some of its tenants' requests; empty otherwise.
+pub fn requests_filter(slo: &SloReport) -> String {
+    if slo.requests.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", slo.requests)
     }
 }
 

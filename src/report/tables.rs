@@ -91,7 +91,12 @@ pub fn expectation_status(slo: &SloReport, expect: &str) -> &'static str {
 
 /// `bystanders (each)`: an SLO's selection and scope.
 pub fn selection(slo: &SloReport) -> String {
-    format!("{} ({})", slo.tenants, slo.scope)
+    format!(
+        "{} ({}){}",
+        slo.tenants,
+        slo.scope,
+        super::summary::requests_filter(slo)
+    )
 }
 
 /// `50 pass, 0 fail, 0 inconclusive`: the three counts, always.
@@ -167,6 +172,101 @@ pub fn tiers(report: &Report) -> Table {
         ]);
     }
     t
+}
+
+/// Per request class and tier (for scenarios with `[[classes]]`): the class, its pool, each
+/// tier's requests, ok / throttled / errors shares, p50 and p99; a class's first row is its
+/// total over every tier. `None` for a scenario without classes.
+pub fn classes(report: &Report) -> Option<Table> {
+    if report.classes.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(&[
+        ("class", false),
+        ("pool", false),
+        ("tier", false),
+        ("tenants", true),
+        ("requests", true),
+        ("ok", true),
+        ("throttled", true),
+        ("errors", true),
+        ("p50", true),
+        ("p99", true),
+    ]);
+    for class in &report.classes {
+        let rows = std::iter::once(("all", &class.total)).chain(
+            class
+                .tiers
+                .iter()
+                .filter(|_| class.tiers.len() > 1)
+                .map(|g| (g.name.as_str(), g)),
+        );
+        for (i, (tier, g)) in rows.enumerate() {
+            let errors = g.rejected + g.failed + g.timed_out;
+            let finished = g.ok + g.throttled + errors;
+            let (p50, p99) = latency_cells(&g.latency_ms);
+            let tier = if class.tiers.len() == 1 {
+                class.tiers[0].name.as_str()
+            } else {
+                tier
+            };
+            t.rows.push(vec![
+                if i == 0 { code(&class.name) } else { text("") },
+                if i == 0 { text(&class.pool) } else { text("") },
+                text(tier),
+                text(thousands(g.tenants)),
+                text(thousands(g.requests)),
+                text(percent(g.ok, finished)),
+                text(percent(g.throttled, finished)),
+                text(percent(errors, finished)),
+                text(p50),
+                text(p99),
+            ]);
+        }
+    }
+    Some(t)
+}
+
+/// Per tier, the database and dependency counters (replica reads, stale reads, statement
+/// timeouts, cache hit ratio, dependency throttles) when the scenario can have them.
+pub fn counters(report: &Report) -> Option<Table> {
+    let mut per_tier: Vec<(String, super::CountersReport)> = Vec::new();
+    for tenant in &report.tenants {
+        let Some(c) = &tenant.counters else {
+            continue;
+        };
+        match per_tier.iter_mut().find(|(t, _)| *t == tenant.tier) {
+            Some((_, sum)) => sum.add(c),
+            None => per_tier.push((tenant.tier.clone(), c.clone())),
+        }
+    }
+    if per_tier.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(&[
+        ("tier", false),
+        ("replica reads", true),
+        ("stale reads", true),
+        ("statement timeouts", true),
+        ("cache lookups", true),
+        ("hit ratio", true),
+        ("dependency 429s", true),
+    ]);
+    for (tier, c) in per_tier {
+        t.rows.push(vec![
+            text(tier),
+            text(thousands(c.replica_reads)),
+            text(thousands(c.stale_reads)),
+            text(thousands(c.statement_timeouts)),
+            text(thousands(c.cache_hits + c.cache_misses)),
+            text(
+                c.hit_ratio()
+                    .map_or("—".to_string(), |r| format!("{:.1}%", r * 100.0)),
+            ),
+            text(thousands(c.dependency_throttled)),
+        ]);
+    }
+    Some(t)
 }
 
 /// The `n` worst tenants: most failed checks, then error rate, then p99, then name.

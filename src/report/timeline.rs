@@ -5,7 +5,7 @@
 //! renderers read it and never the model directly.
 
 use crate::model::config::FaultKind;
-use crate::model::series::Series;
+use crate::model::series::{Place, Series};
 use crate::scenario::Scenario;
 use crate::scenario::expect::{Metric, Threshold};
 use crate::time::SimTime;
@@ -68,28 +68,21 @@ pub struct Timeline<'a> {
     pub faults: Vec<FaultSpan>,
     /// SLO thresholds with their windows.
     pub slo_lines: Vec<SloLine>,
-    /// API workers over all cells.
+    /// Workers over every pool instance recorded.
     pub workers: u64,
-    /// Database connections over all databases.
+    /// Connections over every station recorded.
     pub connections: u64,
     /// For each class of the series, how many tenants it stands for.
     pub class_sizes: Vec<u64>,
-    /// The worker pools, by the series' pool index: today cell `c`'s API pool is pool `c`.
-    pub pools: Vec<Place>,
-    /// The databases, by index.
-    pub databases: Vec<Place>,
+    /// The pool instances whose occupancy the series recorded (cells' pools, then service
+    /// instances' pools), by the series' index.
+    pub pools: &'a [Place],
+    /// The stations the series recorded (databases' primaries, replicas, dependency
+    /// instances), by the series' index.
+    pub stations: &'a [Place],
     /// When the run starts, in seconds after midnight, if the scenario says (plots then label
     /// their time axes with clock time); `None`: simulated time from zero.
     pub clock_start_s: Option<f64>,
-}
-
-/// A pool or database whose occupancy is plotted.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Place {
-    /// `cell-a/api`, `main`.
-    pub label: String,
-    /// Workers or connections.
-    pub capacity: u64,
 }
 
 /// A short description of a fault for plot labels and tables.
@@ -102,7 +95,12 @@ fn describe_fault(system: &crate::model::config::System, kind: &FaultKind) -> St
             .join(", ")
     };
     match kind {
-        FaultKind::LoadSpike { multiplier, .. } => format!("load spike ×{multiplier}"),
+        FaultKind::LoadSpike {
+            multiplier, class, ..
+        } => match class {
+            Some(c) => format!("{} spike ×{multiplier}", system.class_name(*c)),
+            None => format!("load spike ×{multiplier}"),
+        },
         FaultKind::CellOutage { cells: c, .. } => format!("cell outage ({})", cells(c)),
         FaultKind::RegionOutage {
             region, cells: c, ..
@@ -118,13 +116,36 @@ fn describe_fault(system: &crate::model::config::System, kind: &FaultKind) -> St
         FaultKind::KmsKeyDisabled { .. } => "KMS key disabled".to_string(),
         FaultKind::Partition => "edge ↔ mapping store partition".to_string(),
         FaultKind::ControlPlaneOutage => "control plane down".to_string(),
-        FaultKind::DependencyErrors { dependency, rate } => {
+        FaultKind::DependencyErrors {
+            dependency, rate, ..
+        } => {
             let name = match dependency {
-                crate::model::config::Dependency::Database(d) => system.databases[*d].name.as_str(),
                 crate::model::config::Dependency::Kms => "KMS",
+                d => system.dependency_name(*d),
             };
             format!("{name} errors {:.0}%", rate * 100.0)
         }
+        FaultKind::DependencyOutage { dependency, .. } => {
+            format!("{} down", system.dependency_name(*dependency))
+        }
+        FaultKind::DependencySlowdown {
+            dependency, factor, ..
+        } => format!("{} ×{factor} slower", system.dependency_name(*dependency)),
+        FaultKind::CacheFlush { cache, .. } => {
+            format!("cache {} flushed", system.dependencies[*cache].name)
+        }
+        FaultKind::PoolSlowdown { pool, factor, .. } => {
+            format!("pool {} ×{factor} slower", system.cell_pool_name(*pool))
+        }
+        FaultKind::ReplicaLag { database, lag, .. } => {
+            format!("{} replicas +{lag} lag", system.databases[*database].name)
+        }
+        FaultKind::ReplicaOutage {
+            database, replica, ..
+        } => match replica {
+            Some(r) => format!("{} replica {r} down", system.databases[*database].name),
+            None => format!("{} replicas down", system.databases[*database].name),
+        },
         FaultKind::PoisonJobs { fraction, .. } => format!("poison jobs {:.0}%", fraction * 100.0),
         FaultKind::MigrateTenant { to, .. } => format!("migration to {}", system.cells[*to].name),
     }
@@ -188,20 +209,12 @@ impl<'a> Timeline<'a> {
                 });
             }
         }
+        // The series knows each tenant's class: a search of the classes per tenant was
+        // tenants × classes (a billion steps at a million tenants in a thousand tiers).
         let mut class_sizes = vec![0u64; series.classes.len()];
-        for (t, tenant) in system.tenants.iter().enumerate() {
-            let class = series
-                .classes
-                .iter()
-                .position(|c| c.tenant == Some(t))
-                .or_else(|| {
-                    series
-                        .classes
-                        .iter()
-                        .position(|c| c.tenant.is_none() && c.tier == tenant.tier)
-                });
-            if let Some(c) = class {
-                class_sizes[c] += 1;
+        for t in 0..system.tenants.len() {
+            if let Some(size) = series.class_of(t).and_then(|c| class_sizes.get_mut(c)) {
+                *size += 1;
             }
         }
         Timeline {
@@ -210,29 +223,11 @@ impl<'a> Timeline<'a> {
             warmup_s: system.simulation.warmup.as_secs_f64(),
             faults,
             slo_lines,
-            workers: system.cells.iter().map(|c| u64::from(c.api.workers)).sum(),
-            connections: system
-                .databases
-                .iter()
-                .map(|d| u64::from(d.connections))
-                .sum(),
+            workers: series.pools.iter().map(|p| p.capacity).sum(),
+            connections: series.stations.iter().map(|p| p.capacity).sum(),
             class_sizes,
-            pools: system
-                .cells
-                .iter()
-                .map(|c| Place {
-                    label: format!("{}/api", c.name),
-                    capacity: u64::from(c.api.workers),
-                })
-                .collect(),
-            databases: system
-                .databases
-                .iter()
-                .map(|d| Place {
-                    label: d.name.clone(),
-                    capacity: u64::from(d.connections),
-                })
-                .collect(),
+            pools: &series.pools,
+            stations: &series.stations,
             // Scenarios have no start time yet (the workloads work adds one).
             clock_start_s: None,
         }

@@ -90,6 +90,9 @@ pub struct DrawnFault {
     pub at: SimDuration,
     /// Length.
     pub duration: SimDuration,
+    /// For a `load_spike`: the tenant (index) and the multiplier, so the work a seed will do
+    /// can be estimated before it runs.
+    pub spike: Option<(usize, f64)>,
 }
 
 fn err(node: &Node, key: &str, message: impl Into<String>) -> ExploreError {
@@ -363,17 +366,20 @@ pub fn draw(spec: &ExploreSpec, system: &System, seed: u64) -> Vec<DrawnFault> {
         let duration = seconds_between(&mut stream, spec.duration).max(SimDuration::from_secs(1));
         let tenant =
             |stream: &mut Stream| quote(&system.tenants[pick(stream, system.tenants.len())].name);
+        let mut spike = None;
         let (name, fields): (&'static str, Vec<(String, String)>) = match kind {
-            KindSpec::LoadSpike { multiplier } => (
-                "load_spike",
-                vec![
-                    ("tenant".into(), tenant(&mut stream)),
-                    (
-                        "multiplier".into(),
-                        format!("{:?}", between(&mut stream, *multiplier, 1)),
-                    ),
-                ],
-            ),
+            KindSpec::LoadSpike { multiplier } => {
+                let target = pick(&mut stream, system.tenants.len());
+                let multiplier = between(&mut stream, *multiplier, 1);
+                spike = Some((target, multiplier));
+                (
+                    "load_spike",
+                    vec![
+                        ("tenant".into(), quote(&system.tenants[target].name)),
+                        ("multiplier".into(), format!("{multiplier:?}")),
+                    ],
+                )
+            }
             KindSpec::CellOutage => (
                 "cell_outage",
                 vec![(
@@ -460,14 +466,21 @@ pub fn draw(spec: &ExploreSpec, system: &System, seed: u64) -> Vec<DrawnFault> {
             fields,
             at,
             duration,
+            spike,
         });
     }
     faults
 }
 
+/// The comment line that heads the drawn faults of `seed` in its scenario file; the CLI
+/// recognises the `seed-N.toml` files it wrote by it.
+pub fn marker(seed: u64) -> String {
+    format!("# Faults drawn by `simulate explore` for seed {seed}.")
+}
+
 /// The drawn faults as `[[faults]]` tables, to append to the scenario text.
 pub fn render(faults: &[DrawnFault], seed: u64) -> String {
-    let mut out = format!("\n# Faults drawn by `simulate explore` for seed {seed}.\n");
+    let mut out = format!("\n{}\n", marker(seed));
     for f in faults {
         out.push_str(&format!(
             "\n[[faults]]\nname = \"{}\"\nkind = \"{}\"\n",

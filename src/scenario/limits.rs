@@ -56,11 +56,73 @@ const fn limit(name: &'static str, max: f64, what: &'static str) -> Limit {
     Limit { name, max, what }
 }
 
+/// Request classes.
+pub const MAX_CLASSES: Limit = limit("MAX_CLASSES", 1_000.0, "request classes");
+/// Pools per cell besides `api`.
+pub const MAX_POOLS: Limit = limit("MAX_POOLS", 64.0, "`[[pools]]` (each cell has every one)");
+/// Cell groups.
+pub const MAX_CELL_GROUPS: Limit = limit("MAX_CELL_GROUPS", 10_000.0, "cell groups");
+/// Steps of one call script, with `count` repeats unrolled.
+pub const MAX_STEPS: Limit = limit("MAX_STEPS", 1_000.0, "steps per call script");
+/// Read replicas per database.
+pub const MAX_REPLICAS: Limit = limit("MAX_REPLICAS", 100.0, "read replicas per database");
+
+/// Services.
+pub const MAX_SERVICES: Limit = limit("MAX_SERVICES", 1_000.0, "services");
+/// Operations per service.
+pub const MAX_OPERATIONS: Limit = limit("MAX_OPERATIONS", 1_000.0, "operations per service");
+/// Dependencies.
+pub const MAX_DEPENDENCIES: Limit = limit("MAX_DEPENDENCIES", 1_000.0, "dependencies");
+/// Nesting of service calls: a request's call tree is at most this deep.
+pub const MAX_CALL_DEPTH: Limit = limit("MAX_CALL_DEPTH", 16.0, "levels of nested service calls");
+/// Branches of one parallel step.
+pub const MAX_FANOUT: Limit = limit("MAX_FANOUT", 64.0, "branches per parallel step");
+/// Entries of one cache instance.
+pub const MAX_CACHE_ENTRIES: Limit = limit("MAX_CACHE_ENTRIES", 10_000_000.0, "entries per cache");
+/// Keys in a tenant's key space.
+pub const MAX_CACHE_KEYS: Limit = limit("MAX_CACHE_KEYS", 1e12, "keys per tenant key space");
+/// Pool instances a run may create (every cell's pools, every service instance's pools).
+pub const MAX_POOL_INSTANCES: Limit = limit(
+    "MAX_POOL_INSTANCES",
+    2_000_000.0,
+    "pool instances (cells × pools, plus service instances × their pools)",
+);
+/// Dependency instances a run may create.
+pub const MAX_DEPENDENCY_INSTANCES: Limit = limit(
+    "MAX_DEPENDENCY_INSTANCES",
+    2_000_000.0,
+    "dependency instances (by scope: per cell, region, tenant or one)",
+);
+/// Cache entries over every cache instance.
+pub const MAX_CACHE_ENTRIES_TOTAL: Limit = limit(
+    "MAX_CACHE_ENTRIES_TOTAL",
+    20_000_000.0,
+    "cache entries over every cache instance (capacity × instances)",
+);
+/// Zipf exponent.
+pub const MAX_ZIPF: Limit = limit("MAX_ZIPF", 10.0, "as a Zipf exponent");
+
 /// Largest scenario file.
 pub const MAX_SCENARIO_BYTES: Limit =
     limit("MAX_SCENARIO_BYTES", 4_194_304.0, "bytes of scenario text");
+/// Largest report.json `simulate replay` reads (about what the largest run under the memory
+/// threshold writes; a run whose report.json would be larger needs `--allow-large`).
+pub const MAX_REPORT_BYTES: Limit = limit(
+    "MAX_REPORT_BYTES",
+    1_073_741_824.0,
+    "bytes of a report.json read by `simulate replay`",
+);
+/// Largest sweep.json `simulate merge` reads (10,000,000 seeds with a few failing SLOs each).
+pub const MAX_SWEEP_BYTES: Limit = limit(
+    "MAX_SWEEP_BYTES",
+    4_294_967_296.0,
+    "bytes of a sweep.json read by `simulate merge`",
+);
 /// Most `--set` overrides.
 pub const MAX_OVERRIDES: Limit = limit("MAX_OVERRIDES", 1_000.0, "overrides per run");
+/// Most segments in one `--set` path (real paths have a handful; each is a level of nested
+/// tables, and tens of thousands of levels would overflow a thread's stack when dropped).
+pub const MAX_PATH_SEGMENTS: Limit = limit("MAX_PATH_SEGMENTS", 64.0, "segments per `--set` path");
 /// Most tenants a scenario may expand to (counting every `count` member).
 pub const MAX_TENANTS: Limit = limit("MAX_TENANTS", 1_000_000.0, "tenants per scenario");
 /// Most `[[tenants]]` tables.
@@ -77,6 +139,12 @@ pub const MAX_FAULTS: Limit = limit("MAX_FAULTS", 1_000.0, "faults");
 pub const MAX_SLOS: Limit = limit("MAX_SLOS", 1_000.0, "SLOs");
 /// Most expectations in one SLO.
 pub const MAX_EXPECTATIONS: Limit = limit("MAX_EXPECTATIONS", 32.0, "expectations per SLO");
+/// Most tenants named by faults, summed over all faults: each fault keeps its list.
+pub const MAX_FAULT_TARGETS: Limit = limit(
+    "MAX_FAULT_TARGETS",
+    10_000_000.0,
+    "tenants named by faults, summed over all faults",
+);
 /// Most (tenant, SLO) pairs judged, summed over every SLO's selection: each needs its own
 /// results.
 pub const MAX_SLO_SELECTIONS: Limit = limit(
@@ -131,21 +199,38 @@ pub const MAX_SMALL_COUNT: Limit = limit(
 pub const MAX_TEXT: Limit = limit("MAX_TEXT", 1_000.0, "characters");
 /// Longest name (scenario, tier, cell, database, tenant, fault, region).
 pub const MAX_NAME: Limit = limit("MAX_NAME", 64.0, "characters per name");
+/// Largest tenant table (CSV) file.
+pub const MAX_TABLE_BYTES: Limit =
+    limit("MAX_TABLE_BYTES", 134_217_728.0, "bytes of a tenant table");
+/// Most rows of a tenant table (every row is a tenant).
+pub const MAX_TABLE_ROWS: Limit = limit("MAX_TABLE_ROWS", 1_000_000.0, "rows of a tenant table");
+/// Longest line of a tenant table or a request log; a log is read one line at a time, so this
+/// bounds a replay's memory. The model's reader holds the constant (nothing below the scenario
+/// layer may import it).
+pub const MAX_LINE_BYTES: Limit = limit(
+    "MAX_LINE_BYTES",
+    crate::model::replay::MAX_LINE_BYTES as f64,
+    "bytes per line of a tenant table or request log",
+);
 /// Longest simulated duration, and longest of any duration in a scenario.
 pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 /// Errors shown for one scenario; the rest are counted.
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the table in docs/limits.md and the schema tests.
-pub const ALL: [Limit; 27] = [
+pub const ALL: [Limit; 50] = [
     MAX_SCENARIO_BYTES,
+    MAX_REPORT_BYTES,
+    MAX_SWEEP_BYTES,
     MAX_OVERRIDES,
+    MAX_PATH_SEGMENTS,
     MAX_TENANTS,
     MAX_TENANT_GROUPS,
     MAX_TIERS,
     MAX_CELLS,
     MAX_DATABASES,
     MAX_FAULTS,
+    MAX_FAULT_TARGETS,
     MAX_SLOS,
     MAX_EXPECTATIONS,
     MAX_SLO_SELECTIONS,
@@ -165,4 +250,23 @@ pub const ALL: [Limit; 27] = [
     MAX_SMALL_COUNT,
     MAX_TEXT,
     MAX_NAME,
+    MAX_CLASSES,
+    MAX_POOLS,
+    MAX_CELL_GROUPS,
+    MAX_STEPS,
+    MAX_REPLICAS,
+    MAX_SERVICES,
+    MAX_OPERATIONS,
+    MAX_DEPENDENCIES,
+    MAX_CALL_DEPTH,
+    MAX_FANOUT,
+    MAX_CACHE_ENTRIES,
+    MAX_CACHE_KEYS,
+    MAX_ZIPF,
+    MAX_POOL_INSTANCES,
+    MAX_DEPENDENCY_INSTANCES,
+    MAX_CACHE_ENTRIES_TOTAL,
+    MAX_TABLE_BYTES,
+    MAX_TABLE_ROWS,
+    MAX_LINE_BYTES,
 ];

@@ -8,10 +8,12 @@ pub mod expect;
 pub mod explore;
 pub mod limits;
 mod load;
+pub mod memory;
 pub mod schema;
 pub mod shrink;
 pub mod spec;
 pub mod synthetic;
+pub mod table;
 pub mod tree;
 
 use std::fmt;
@@ -63,6 +65,12 @@ pub struct Slo {
     pub expect: Vec<Expectation>,
     /// Fewer samples than this makes a check inconclusive.
     pub min_samples: u64,
+    /// Which of a tenant's requests count (a metrics slot filter: all, a class, or a pool's
+    /// classes; see `model::metrics::slot`).
+    pub filter: u32,
+    /// `class NAME` or `pool NAME` when the SLO judges only part of the requests; empty
+    /// otherwise.
+    pub filter_label: String,
 }
 
 /// One problem with a scenario or override.
@@ -165,6 +173,7 @@ impl Scenario {
             if let crate::model::config::FaultKind::LoadSpike {
                 tenants,
                 multiplier,
+                ..
             } = &fault.kind
             {
                 for &t in tenants {
@@ -189,12 +198,26 @@ impl Scenario {
         tracked
     }
 
-    /// For each tenant, the windows some SLO judges it in (the model tracks exactly these).
+    /// For each tenant, the slots some SLO judges it in (a window and which of its requests
+    /// count; the model tracks exactly these), plus, when the scenario has classes, the whole
+    /// run per class of its mix (for the per-class breakdown of the reports).
     pub fn tenant_windows(&self) -> Vec<Vec<usize>> {
+        use crate::model::metrics::slot;
+        use crate::model::topology::CLASS_DEFAULT;
         let mut windows = vec![Vec::new(); self.system.tenants.len()];
         for slo in &self.slos {
             for &t in &slo.tenants {
-                windows[t].push(slo.window);
+                windows[t].push(slot::key(slo.window, slo.filter));
+            }
+        }
+        if !self.system.classes.is_empty() {
+            for (t, tenant) in self.system.tenants.iter().enumerate() {
+                match tenant.mix.as_deref() {
+                    Some(shares) => {
+                        windows[t].extend(shares.iter().map(|s| slot::key(0, slot::class(s.class))))
+                    }
+                    None => windows[t].push(slot::key(0, slot::class(CLASS_DEFAULT))),
+                }
             }
         }
         windows

@@ -46,6 +46,7 @@ pub fn json_schema() -> Json {
         }
         let mut definitions = Map::new();
         definitions.insert("distribution".into(), table(&spec::DIST));
+        definitions.insert("step".into(), table(&spec::STEP));
         head.insert("definitions".into(), Json::Object(definitions));
         *map = head;
     }
@@ -229,6 +230,21 @@ fn ty(ty: Ty) -> Json {
             "uniqueItems": true,
         }),
         Ty::Dependency => json!({ "type": "string" }),
+        Ty::Steps => json!({
+            "type": "array",
+            "items": { "$ref": "#/definitions/step" },
+            "maxItems": limits::MAX_STEPS.max_int(),
+        }),
+        Ty::Mix => json!({
+            "type": "object",
+            "propertyNames": { "pattern": NAME_PATTERN },
+            "additionalProperties": { "type": "number", "minimum": 0, "maximum": 1 },
+            "minProperties": 1,
+        }),
+        Ty::CellSet => json!({
+            "anyOf": [name(), { "type": "array", "items": name(), "minItems": 1 }]
+        }),
+        Ty::CellList => json!({ "type": "array", "items": name(), "minItems": 1 }),
         Ty::Explore => json!({
             "type": "object",
             "properties": {
@@ -334,7 +350,11 @@ fn type_label(ty: Ty) -> String {
             limits::MAX_EXPECTATIONS.name
         ),
         Ty::Between => "list of two".into(),
-        Ty::Dependency => "`\"kms\"` or database name".into(),
+        Ty::Dependency => "`\"kms\"`, database, service or dependency name".into(),
+        Ty::Steps => "list of steps (`classes.calls`)".into(),
+        Ty::Mix => "table of class name = share".into(),
+        Ty::CellSet => "cell group name, cell name, or list of cell names".into(),
+        Ty::CellList => "list of cell names".into(),
         Ty::Explore => "table (`[explore]`)".into(),
     }
 }

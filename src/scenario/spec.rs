@@ -58,6 +58,14 @@ pub enum Ty {
     Between,
     /// `"kms"` or a database name.
     Dependency,
+    /// A list of call steps (see [`STEP`]), each an inline table.
+    Steps,
+    /// A request mix: a table of class names to shares (`{ api = 0.9, report = 0.1 }`).
+    Mix,
+    /// Cells: a cell group name, a cell name, or a list of cell names.
+    CellSet,
+    /// A list of cell names.
+    CellList,
     /// The `[explore]` table: the faults `simulate explore` may draw (`scenario::explore` reads
     /// and checks it: `count`, `at`, `duration` as `[min, max]`, `kinds` as a list of inline
     /// tables, each a fault `kind` with `[min, max]` ranges for its numbers).
@@ -275,6 +283,36 @@ pub const SCENARIO: TableSpec = TableSpec {
             "cells",
             Ty::Tables(&CELLS, &limits::MAX_CELLS),
             "cells (at least one)",
+        ),
+        key(
+            "pools",
+            Ty::Tables(&POOLS, &limits::MAX_POOLS),
+            "none",
+            "worker pools every cell has besides `api` (bulkheads)",
+        ),
+        key(
+            "cell_groups",
+            Ty::Tables(&CELL_GROUPS, &limits::MAX_CELL_GROUPS),
+            "none",
+            "named groups of cells (a tier's `cells`, SLO selectors)",
+        ),
+        key(
+            "classes",
+            Ty::Tables(&CLASSES, &limits::MAX_CLASSES),
+            "none (one implicit class)",
+            "request classes: what one request of each kind does",
+        ),
+        key(
+            "services",
+            Ty::Tables(&SERVICES, &limits::MAX_SERVICES),
+            "none",
+            "services requests call: pools serving operations, placed per cell, region, globally or per tenant",
+        ),
+        key(
+            "dependencies",
+            Ty::Tables(&DEPENDENCIES, &limits::MAX_DEPENDENCIES),
+            "none",
+            "object storage, search clusters, provider APIs and caches, placed by scope",
         ),
         req(
             "tenants",
@@ -517,15 +555,23 @@ pub const MIGRATION: TableSpec = TableSpec {
 pub const PLACEMENT: TableSpec = TableSpec {
     title: "[placement]",
     doc: "Where placement may put tenants.",
-    keys: &[key(
-        "shard_size",
-        Ty::Int {
-            min: 1,
-            max: Max::Value(1_000_000),
-        },
-        "none (every cell)",
-        "shuffle sharding: each tenant may only use the cells of its shard, this many cells chosen from the tenant's key (every combination equally likely), at placement and at failover; a tenant whose whole shard is down stays down",
-    )],
+    keys: &[
+        key(
+            "shard_size",
+            Ty::Int {
+                min: 1,
+                max: Max::Value(1_000_000),
+            },
+            "none (every cell)",
+            "shuffle sharding: each tenant may only use the cells of its shard, this many cells chosen from the tenant's key (every combination equally likely), at placement and at failover; a tenant whose whole shard is down stays down",
+        ),
+        key(
+            "tier_routing",
+            Ty::Bool,
+            "true",
+            "placement and failover keep each tenant in its tier's `cells`; `false` places tenants as if tiers named no cells",
+        ),
+    ],
     variants: None,
 };
 
@@ -570,6 +616,12 @@ pub const TIERS: TableSpec = TableSpec {
             "unlimited",
             "per-tenant cap on running background jobs",
         ),
+        key(
+            "cells",
+            Ty::CellSet,
+            "any cell",
+            "routing by tier: the cells its tenants live in (a cell group, a cell, or a list of cells), at placement and at failover",
+        ),
     ],
     variants: None,
 };
@@ -586,6 +638,56 @@ pub const DATABASES: TableSpec = TableSpec {
             "concurrent queries; the rest wait FIFO",
         ),
         req("query_time", Ty::Dist, "time per query"),
+        key(
+            "replicas",
+            Ty::Table(&REPLICAS),
+            "none",
+            "read replicas (`replica = true` query steps go there)",
+        ),
+        key(
+            "statement_timeout",
+            Ty::Duration,
+            "none",
+            "server-side timeout: a longer query is cancelled, frees its connection, and its request fails (`failed`, counted as a statement timeout)",
+        ),
+        key(
+            "max_connections_per_tenant",
+            int(1, &limits::MAX_CONNECTIONS),
+            "unlimited",
+            "workload management: a tenant's queries beyond this many at once wait (without holding up other tenants)",
+        ),
+    ],
+    variants: None,
+};
+
+/// A database's `replicas` table.
+pub const REPLICAS: TableSpec = TableSpec {
+    title: "databases.replicas",
+    doc: "Read replicas of a database.",
+    keys: &[
+        req(
+            "count",
+            int(1, &limits::MAX_REPLICAS),
+            "how many replicas (reads pick one that is up; the primary when none is)",
+        ),
+        key(
+            "connections",
+            int(1, &limits::MAX_CONNECTIONS),
+            "the database's `connections`",
+            "concurrent queries per replica",
+        ),
+        key(
+            "lag",
+            Ty::Duration,
+            "\"0s\"",
+            "replication lag without write load",
+        ),
+        key(
+            "apply_rate",
+            Ty::Positive(&limits::MAX_RATE),
+            "none (the lag stays at `lag`)",
+            "writes per second the replicas apply; writes beyond it build a backlog and the lag grows",
+        ),
     ],
     variants: None,
 };
@@ -616,6 +718,236 @@ pub const CELLS: TableSpec = TableSpec {
             Ty::Positive(&limits::MAX_CAPACITY),
             "workers / mean service time",
             "requests/s placement may put here",
+        ),
+        key(
+            "max_tenants",
+            int(1, &limits::MAX_TENANTS),
+            "unlimited",
+            "placement puts at most this many tenants here (1: a dedicated cell)",
+        ),
+    ],
+    variants: None,
+};
+
+/// `[[pools]]`.
+pub const POOLS: TableSpec = TableSpec {
+    title: "[[pools]]",
+    doc: "A worker pool every cell has besides `api`: a bulkhead a class can be routed to.",
+    keys: &[
+        req("name", Ty::Name, "pool name (`api` is the cell's own pool)"),
+        req(
+            "workers",
+            int(1, &limits::MAX_WORKERS),
+            "concurrent requests per cell",
+        ),
+        key(
+            "queue",
+            int(0, &limits::MAX_QUEUE),
+            "16 × workers",
+            "requests waiting for a worker; when full, new ones get a 503",
+        ),
+        req(
+            "service_time",
+            Ty::Dist,
+            "CPU time of a request whose class gives no `cpu`",
+        ),
+        key(
+            "admission",
+            Ty::Bool,
+            "true",
+            "admission control in front of the pool (per-tenant caps, tier shares)",
+        ),
+        key(
+            "adaptive",
+            Ty::Bool,
+            "false",
+            "adapt the pool's concurrency limit (AIMD) to observed overload",
+        ),
+        key(
+            "max_in_flight_per_tenant",
+            int(1, &limits::MAX_PER_TENANT),
+            "the tier's `max_in_flight`",
+            "per-tenant cap on requests queued or running in this pool; over it, a 503",
+        ),
+    ],
+    variants: None,
+};
+
+/// `[[cell_groups]]`.
+pub const CELL_GROUPS: TableSpec = TableSpec {
+    title: "[[cell_groups]]",
+    doc: "A named set of cells: a tier's cells, an SLO's selection.",
+    keys: &[
+        req("name", Ty::Name, "group name (distinct from cell names)"),
+        req("cells", Ty::CellList, "its cells"),
+    ],
+    variants: None,
+};
+
+/// `[[classes]]`.
+pub const CLASSES: TableSpec = TableSpec {
+    title: "[[classes]]",
+    doc: "A request class: what one request of this kind does. Tenants pick classes with `requests`; a tenant without one has the implicit class of earlier versions (its cell's `api` pool, the pool's `service_time`, its `db_queries` on its cell's database).",
+    keys: &[
+        req("name", Ty::Name, "class name (not `default`)"),
+        key(
+            "pool",
+            Ty::Ref("pool"),
+            "\"api\"",
+            "the cell pool that serves it: `api` or a `[[pools]]` name",
+        ),
+        key(
+            "cpu",
+            Ty::Dist,
+            "the pool's `service_time`",
+            "CPU time of one request (set it, so the cost follows the request wherever it is routed)",
+        ),
+        key(
+            "writes",
+            Ty::Fraction,
+            "the tenant's `writes`",
+            "fraction of its requests that write (epoch fencing; primary only)",
+        ),
+        key(
+            "timeout",
+            Ty::Timeout,
+            "the tenant's `timeout`",
+            "client timeout per attempt, or `\"none\"`",
+        ),
+        key(
+            "retry",
+            Ty::Table(&CLASS_RETRY),
+            "the tenant's `retry`",
+            "the client's retry policy for this class (the retry budget stays the tenant's)",
+        ),
+        key(
+            "max_in_flight_per_tenant",
+            int(1, &limits::MAX_PER_TENANT),
+            "unlimited",
+            "bulkhead: at most this many of one tenant's requests of this class in its cell at once; over it, a 503",
+        ),
+        key(
+            "calls",
+            Ty::Steps,
+            "the tenant's `db_queries` on its cell's database",
+            "what a request does after its CPU time, while holding its worker: a list of steps (see `classes.calls`)",
+        ),
+    ],
+    variants: None,
+};
+
+/// One step of a class's `calls`.
+pub const STEP: TableSpec = TableSpec {
+    title: "classes.calls",
+    doc: "One step of a call script, run in order while the request (or operation) holds its worker. A step names exactly one of `db` (queries), `service` (an operation of a service), `dependency` (object storage, search, a provider), `cache` (a lookup; `on_miss` runs on a miss, then fills the cache) or `parallel` (branches run at once; the step waits for all).",
+    keys: &[
+        key(
+            "service",
+            Ty::Ref("service"),
+            "",
+            "a service call: the `[[services]]` name; through the (tenant, service) breaker",
+        ),
+        key(
+            "op",
+            Ty::Name,
+            "the service's first operation",
+            "with `service`: which operation",
+        ),
+        key(
+            "dependency",
+            Ty::Ref("dependency"),
+            "",
+            "a dependency call: a `[[dependencies]]` name (not a cache); through the (tenant, dependency) breaker",
+        ),
+        key(
+            "timeout",
+            Ty::Duration,
+            "none (the request's timeout governs)",
+            "with `service` or `dependency`: the caller gives up after this long (the callee finishes anyway)",
+        ),
+        key(
+            "cache",
+            Ty::Ref("dependency"),
+            "",
+            "a cache lookup: a `[[dependencies]]` name of `kind = \"cache\"`",
+        ),
+        key(
+            "keys",
+            int(1, &limits::MAX_CACHE_KEYS),
+            "1000",
+            "with `cache`: keys in each tenant's key space",
+        ),
+        key(
+            "popularity",
+            Ty::Choice(POPULARITIES),
+            "\"zipf\"",
+            "with `cache`: how keys are picked (`zipf`: rank k with probability ∝ k^-zipf)",
+        ),
+        key(
+            "zipf",
+            Ty::Positive(&limits::MAX_ZIPF),
+            "1",
+            "with `popularity = \"zipf\"`: the exponent",
+        ),
+        key(
+            "on_miss",
+            Ty::Steps,
+            "none",
+            "with `cache`: the steps a miss runs (usually a query) before the key is filled",
+        ),
+        key(
+            "parallel",
+            Ty::Steps,
+            "",
+            "branches run at once (each one step; nest `parallel` for more); the step waits for all, and fails as soon as one fails",
+        ),
+        key(
+            "db",
+            Ty::Ref("database"),
+            "",
+            "a query step: `\"cell\"` (the cell's own database) or a `[[databases]]` name",
+        ),
+        key(
+            "queries",
+            int(1, &limits::MAX_DB_QUERIES),
+            "1",
+            "queries, one after another, each holding a connection",
+        ),
+        key(
+            "replica",
+            Ty::Bool,
+            "false",
+            "read from a replica (writing requests stay on the primary); a read that misses the tenant's last write is a stale read",
+        ),
+        key(
+            "query_time",
+            Ty::Dist,
+            "the database's `query_time`",
+            "time of one query",
+        ),
+        key(
+            "query_factor",
+            Ty::Positive(&limits::MAX_SLOWDOWN),
+            "1",
+            "a factor on the query time",
+        ),
+        key(
+            "statement_timeout",
+            Ty::Duration,
+            "the database's",
+            "server-side timeout for these queries",
+        ),
+        key(
+            "probability",
+            Ty::Fraction,
+            "1",
+            "chance the step runs (drawn per request)",
+        ),
+        key(
+            "count",
+            int(1, &limits::MAX_STEPS),
+            "1",
+            "run the step this many times in sequence",
         ),
     ],
     variants: None,
@@ -730,6 +1062,12 @@ pub const TENANTS: TableSpec = TableSpec {
             "database queries per request (one after another while holding a worker)",
         ),
         key(
+            "requests",
+            Ty::Mix,
+            "the implicit class",
+            "request mix: shares of `[[classes]]` adding up to 1, such as `{ api = 0.9, report = 0.1 }`",
+        ),
+        key(
             "timeout",
             Ty::Timeout,
             "\"1s\"",
@@ -767,35 +1105,43 @@ pub const ARRIVAL: TableSpec = TableSpec {
     variants: None,
 };
 
+/// The keys of a retry policy (a tenant's `retry` adds `budget`).
+const RETRY_POLICY_KEYS: &[Key] = &[
+    key(
+        "max_attempts",
+        int(1, &limits::MAX_ATTEMPTS),
+        "3",
+        "attempts in total, including the first",
+    ),
+    key(
+        "backoff",
+        Ty::Choice(BACKOFFS),
+        "\"exponential_full_jitter\"",
+        "backoff between attempts",
+    ),
+    key(
+        "base",
+        Ty::Duration,
+        "\"100ms\"",
+        "first backoff ceiling; doubles per attempt",
+    ),
+    key(
+        "cap",
+        Ty::Duration,
+        "\"5s\"",
+        "largest backoff; a server's `retry_at` may ask for longer and is honoured",
+    ),
+];
+
 /// A tenant's `retry` table.
 pub const RETRY: TableSpec = TableSpec {
     title: "tenants.retry",
     doc: "The client's retry policy.",
     keys: &[
-        key(
-            "max_attempts",
-            int(1, &limits::MAX_ATTEMPTS),
-            "3",
-            "attempts in total, including the first",
-        ),
-        key(
-            "backoff",
-            Ty::Choice(BACKOFFS),
-            "\"exponential_full_jitter\"",
-            "backoff between attempts",
-        ),
-        key(
-            "base",
-            Ty::Duration,
-            "\"100ms\"",
-            "first backoff ceiling; doubles per attempt",
-        ),
-        key(
-            "cap",
-            Ty::Duration,
-            "\"5s\"",
-            "largest backoff; a server's `retry_at` may ask for longer and is honoured",
-        ),
+        RETRY_POLICY_KEYS[0],
+        RETRY_POLICY_KEYS[1],
+        RETRY_POLICY_KEYS[2],
+        RETRY_POLICY_KEYS[3],
         key(
             "budget",
             Ty::Budget,
@@ -803,6 +1149,14 @@ pub const RETRY: TableSpec = TableSpec {
             "a retry budget `{ ratio, reserve }`, or `false`",
         ),
     ],
+    variants: None,
+};
+
+/// A class's `retry` table: a tenant's without the budget (the budget stays the tenant's).
+pub const CLASS_RETRY: TableSpec = TableSpec {
+    title: "classes.retry",
+    doc: "A class's retry policy (its tenants' retry budget applies to it).",
+    keys: RETRY_POLICY_KEYS,
     variants: None,
 };
 
@@ -878,6 +1232,12 @@ pub const FAULTS: TableSpec = TableSpec {
                         Ty::Positive(&limits::MAX_MULTIPLIER),
                         "arrival-rate multiplier",
                     ),
+                    key(
+                        "class",
+                        Ty::Ref("class"),
+                        "every class",
+                        "only the tenants' requests of this class spike (a report burst)",
+                    ),
                 ],
             },
             Case {
@@ -933,9 +1293,63 @@ pub const FAULTS: TableSpec = TableSpec {
                 value: "dependency_errors",
                 doc: "a dependency fails a fraction of calls",
                 keys: &[
-                    req("dependency", Ty::Dependency, "`\"kms\"` or a database name"),
+                    req(
+                        "dependency",
+                        Ty::Dependency,
+                        "`\"kms\"`, a database, a service or a `[[dependencies]]` name",
+                    ),
                     req("rate", Ty::Fraction, "fraction of calls that fail"),
+                    key(
+                        "cell",
+                        Ty::Ref("cell"),
+                        "every caller",
+                        "only calls from this cell fail (not for databases and KMS)",
+                    ),
                 ],
+            },
+            Case {
+                value: "dependency_outage",
+                doc: "a service or dependency is unreachable (from one cell: that cell lost connectivity): a call gets no answer and fails after its step's `timeout` (30 s without one); a cache is a miss",
+                keys: &[
+                    req(
+                        "dependency",
+                        Ty::Dependency,
+                        "a service or a `[[dependencies]]` name",
+                    ),
+                    key(
+                        "cell",
+                        Ty::Ref("cell"),
+                        "every caller",
+                        "only calls from this cell fail",
+                    ),
+                ],
+            },
+            Case {
+                value: "dependency_slowdown",
+                doc: "a service's operations or a dependency's take `factor` times longer",
+                keys: &[
+                    req(
+                        "dependency",
+                        Ty::Dependency,
+                        "a service or a `[[dependencies]]` name",
+                    ),
+                    req(
+                        "factor",
+                        Ty::Positive(&limits::MAX_SLOWDOWN),
+                        "slowdown factor",
+                    ),
+                    key(
+                        "cell",
+                        Ty::Ref("cell"),
+                        "every caller",
+                        "only calls from this cell are slow",
+                    ),
+                ],
+            },
+            Case {
+                value: "cache_flush",
+                doc: "a cache loses every entry at `at` (every instance)",
+                keys: &[req("cache", Ty::Ref("dependency"), "a cache")],
             },
             Case {
                 value: "poison_jobs",
@@ -950,6 +1364,45 @@ pub const FAULTS: TableSpec = TableSpec {
                         Ty::Fraction,
                         "1",
                         "fraction of its jobs that are poison",
+                    ),
+                ],
+            },
+            Case {
+                value: "pool_slowdown",
+                doc: "a cell pool's requests take `factor` times more CPU time",
+                keys: &[
+                    req("pool", Ty::Ref("pool"), "`api` or a `[[pools]]` name"),
+                    key(
+                        "cell",
+                        Ty::Ref("cell"),
+                        "every cell",
+                        "only this cell's pool",
+                    ),
+                    req(
+                        "factor",
+                        Ty::Positive(&limits::MAX_SLOWDOWN),
+                        "slowdown factor",
+                    ),
+                ],
+            },
+            Case {
+                value: "replica_lag",
+                doc: "a database's replicas fall `lag` further behind",
+                keys: &[
+                    req("database", Ty::Ref("database"), "a database with replicas"),
+                    req("lag", Ty::Duration, "added replication lag"),
+                ],
+            },
+            Case {
+                value: "replica_outage",
+                doc: "a database's replicas stop serving: reads go to the other replicas, or to the primary",
+                keys: &[
+                    req("database", Ty::Ref("database"), "a database with replicas"),
+                    key(
+                        "replica",
+                        int(0, &limits::MAX_REPLICAS),
+                        "every replica",
+                        "one replica, numbered from 0",
                     ),
                 ],
             },
@@ -978,7 +1431,13 @@ pub const FAULT_KINDS: &[&str] = &[
     "partition",
     "control_plane_outage",
     "dependency_errors",
+    "dependency_outage",
+    "dependency_slowdown",
+    "cache_flush",
     "poison_jobs",
+    "pool_slowdown",
+    "replica_lag",
+    "replica_outage",
     "migrate_tenant",
 ];
 
@@ -992,7 +1451,7 @@ pub const SLOS: TableSpec = TableSpec {
             "tenants",
             Ty::Selector,
             "\"all\"",
-            "`\"all\"`, `\"bystanders\"` (not named by any fault), a list of tenant or group names, or `{ tier = \"NAME\" }`",
+            "`\"all\"`, `\"bystanders\"` (not named by any fault), a list of tenant or group names, or `{ tier = \"NAME\" }`, `{ cell = \"NAME\" }`, `{ cell_group = \"NAME\" }`",
         ),
         key(
             "scope",
@@ -1020,6 +1479,18 @@ pub const SLOS: TableSpec = TableSpec {
             "100",
             "fewer samples makes the check inconclusive (exit 4)",
         ),
+        key(
+            "class",
+            Ty::Ref("class"),
+            "every class",
+            "judge only requests of this class (`default` is the implicit one)",
+        ),
+        key(
+            "pool",
+            Ty::Ref("pool"),
+            "every pool",
+            "judge only requests of the classes routed to this cell pool",
+        ),
     ],
     variants: None,
 };
@@ -1027,8 +1498,17 @@ pub const SLOS: TableSpec = TableSpec {
 /// The `{ tier = "NAME" }` form of an SLO's `tenants`.
 pub const TIER_SELECTOR: TableSpec = TableSpec {
     title: "slo.tenants",
-    doc: "Every tenant of one tier.",
-    keys: &[req("tier", Ty::Ref("tier"), "a `[[tiers]]` name")],
+    doc: "Every tenant of one tier, of one cell, or of a cell group (give exactly one key; the cell is where placement put the tenant at the start).",
+    keys: &[
+        key("tier", Ty::Ref("tier"), "", "a `[[tiers]]` name"),
+        key("cell", Ty::Ref("cell"), "", "a `[[cells]]` name"),
+        key(
+            "cell_group",
+            Ty::Ref("cell group"),
+            "",
+            "a `[[cell_groups]]` name",
+        ),
+    ],
     variants: None,
 };
 
@@ -1074,6 +1554,181 @@ pub const DIST: TableSpec = TableSpec {
     }),
 };
 
+/// How a cache lookup picks keys.
+pub const POPULARITIES: &[&str] = &["zipf", "uniform"];
+
+/// Where a service or dependency lives.
+pub const SCOPES_OF_PLACEMENT: &[&str] = &["cell", "region", "global", "tenant"];
+
+/// Kinds of dependency, in the order of [`DEPENDENCIES`]' cases.
+pub const DEPENDENCY_KINDS: &[&str] = &["object_storage", "search", "provider", "cache"];
+
+/// Isolation of a cache's tenants.
+pub const CACHE_ISOLATIONS: &[&str] = &["shared", "quota", "partition"];
+
+/// `[[services]]`.
+pub const SERVICES: TableSpec = TableSpec {
+    title: "[[services]]",
+    doc: "A service: pools that serve operations. A class's (or another operation's) `calls` reach it with `{ service = \"NAME\", op = \"OP\" }`; the caller holds its worker while it waits.",
+    keys: &[
+        req(
+            "name",
+            Ty::Name,
+            "service name (distinct from databases and dependencies)",
+        ),
+        key(
+            "scope",
+            Ty::Choice(SCOPES_OF_PLACEMENT),
+            "\"cell\"",
+            "where its instances live: one per `cell` (callers use their cell's), per `region`, one `global`, or one per `tenant` (dedicated)",
+        ),
+        req(
+            "pools",
+            Ty::Tables(&SERVICE_POOLS, &limits::MAX_POOLS),
+            "its worker pools (each instance has them all)",
+        ),
+        req(
+            "operations",
+            Ty::Tables(&OPERATIONS, &limits::MAX_OPERATIONS),
+            "what it serves",
+        ),
+    ],
+    variants: None,
+};
+
+/// A service's pool: the keys of `[[pools]]`.
+pub const SERVICE_POOLS: TableSpec = TableSpec {
+    title: "services.pools",
+    doc: "A service's worker pool (the keys of `[[pools]]`).",
+    keys: POOLS.keys,
+    variants: None,
+};
+
+/// A service's operation.
+pub const OPERATIONS: TableSpec = TableSpec {
+    title: "services.operations",
+    doc: "One operation of a service: its CPU time on one of the service's pools, then its own calls.",
+    keys: &[
+        req("name", Ty::Name, "operation name"),
+        key(
+            "pool",
+            Ty::Name,
+            "the service's first pool",
+            "the service pool that serves it",
+        ),
+        key(
+            "cpu",
+            Ty::Dist,
+            "the pool's `service_time`",
+            "CPU time of one call",
+        ),
+        key(
+            "calls",
+            Ty::Steps,
+            "none",
+            "its own calls (steps as in `classes.calls`)",
+        ),
+    ],
+    variants: None,
+};
+
+/// `[[dependencies]]`.
+pub const DEPENDENCIES: TableSpec = TableSpec {
+    title: "[[dependencies]]",
+    doc: "Object storage, a search cluster, a provider API or a cache: a pool of concurrent operations with a latency, placed by scope.",
+    keys: &[
+        req(
+            "name",
+            Ty::Name,
+            "dependency name (distinct from databases and services)",
+        ),
+        req(
+            "kind",
+            Ty::Choice(DEPENDENCY_KINDS),
+            "what it is (the keys below depend on it)",
+        ),
+        key(
+            "scope",
+            Ty::Choice(SCOPES_OF_PLACEMENT),
+            "\"global\"",
+            "where its instances live: per `cell`, per `region`, one `global`, or per `tenant`",
+        ),
+        key(
+            "concurrency",
+            int(1, &limits::MAX_CONNECTIONS),
+            "64",
+            "operations one instance serves at once; the rest wait FIFO",
+        ),
+        req(
+            "latency",
+            Ty::Dist,
+            "time of one operation (a cache: of one lookup)",
+        ),
+        key(
+            "error_rate",
+            Ty::Fraction,
+            "0",
+            "fraction of operations that fail",
+        ),
+        key(
+            "max_in_flight_per_tenant",
+            int(1, &limits::MAX_PER_TENANT),
+            "unlimited",
+            "a per-tenant quota of the real service: a tenant's operations beyond this many at once at an instance fail at once",
+        ),
+        key(
+            "rate_limit",
+            Ty::Positive(&limits::MAX_TIER_RATE),
+            "none",
+            "operations per second one instance accepts (a provider's limit per account); beyond it the call fails (a 429 from the provider)",
+        ),
+    ],
+    variants: Some(Variants {
+        tag: "kind",
+        cases: &[
+            Case {
+                value: "object_storage",
+                doc: "object storage (uploads, downloads)",
+                keys: &[],
+            },
+            Case {
+                value: "search",
+                doc: "a search cluster",
+                keys: &[],
+            },
+            Case {
+                value: "provider",
+                doc: "a third-party API (cloud, DNS, certificates, billing)",
+                keys: &[],
+            },
+            Case {
+                value: "cache",
+                doc: "a cache: entries whose hit ratio follows from the tenants' keys and the capacity",
+                keys: &[
+                    req(
+                        "capacity",
+                        int(1, &limits::MAX_CACHE_ENTRIES),
+                        "entries one instance holds",
+                    ),
+                    key("ttl", Ty::Duration, "none", "how long an entry stays fresh"),
+                    key(
+                        "isolation",
+                        Ty::Choice(CACHE_ISOLATIONS),
+                        "\"shared\"",
+                        "`shared`: one LRU (a tenant's scan evicts the others' keys); `quota`: no tenant holds more than `quota` entries; `partition`: each tenant gets a reserved slice of `quota` entries",
+                    ),
+                    key(
+                        "quota",
+                        int(1, &limits::MAX_CACHE_ENTRIES),
+                        "",
+                        "with `isolation = \"quota\"` or `\"partition\"`: entries per tenant",
+                    ),
+                ],
+            },
+        ],
+    }),
+};
+
 /// The distribution kinds, in the order of [`DIST`]'s cases.
 pub const DIST_KINDS: &[&str] = &["constant", "exponential", "lognormal", "uniform"];
 
@@ -1089,9 +1744,19 @@ pub const TABLES: &[(&str, &TableSpec)] = &[
     ("placement", &PLACEMENT),
     ("tiers[]", &TIERS),
     ("databases[]", &DATABASES),
+    ("databases[].replicas", &REPLICAS),
     ("cells[]", &CELLS),
     ("cells[].api", &API),
     ("cells[].jobs", &JOB_POOL),
+    ("pools[]", &POOLS),
+    ("cell_groups[]", &CELL_GROUPS),
+    ("classes[]", &CLASSES),
+    ("classes[].retry", &CLASS_RETRY),
+    ("classes[].calls[]", &STEP),
+    ("services[]", &SERVICES),
+    ("services[].pools[]", &SERVICE_POOLS),
+    ("services[].operations[]", &OPERATIONS),
+    ("dependencies[]", &DEPENDENCIES),
     ("tenants[]", &TENANTS),
     ("tenants[].arrival", &ARRIVAL),
     ("tenants[].retry", &RETRY),

@@ -216,17 +216,26 @@ fn convert_value(value: DeValue<'_>, span: Range<usize>) -> Result<Node, SyntaxE
 /// loader, like any other unknown key.
 pub fn apply_override(root: &mut Table, path: &str, value: Node) -> Result<(), String> {
     let segments: Vec<&str> = path.split('.').collect();
+    let most = super::limits::MAX_PATH_SEGMENTS;
+    if segments.len() as u64 > most.max_int() {
+        return Err(format!(
+            "the path is too long: {}",
+            most.exceeded(format!("{} segments", segments.len()))
+        ));
+    }
     if segments.iter().any(|s| s.is_empty()) {
         return Err(format!(
             "`{path}` is not a dotted path like `edge.rate_limiting` or `tenants.heavy.arrival.rate`"
         ));
     }
     let origin = value.origin.clone();
+    // Joined only for an error message: joining at every step was quadratic in the path
+    // (60,000 segments took 14 s).
+    let prefix_to = |i: usize| segments[..=i].join(".");
     let mut table = root;
     let mut i = 0;
     while i < segments.len() {
         let key = segments[i];
-        let prefix = segments[..=i].join(".");
         let last = i + 1 == segments.len();
         if table.get(key).is_none() {
             if last {
@@ -247,7 +256,7 @@ pub fn apply_override(root: &mut Table, path: &str, value: Node) -> Result<(), S
             });
         }
         let Some(node) = table.get_mut(key) else {
-            return Err(format!("internal: `{prefix}` vanished"));
+            return Err(format!("internal: `{}` vanished", prefix_to(i)));
         };
         if last {
             node.value = value.value;
@@ -277,30 +286,44 @@ pub fn apply_override(root: &mut Table, path: &str, value: Node) -> Result<(), S
                     .position(|n| n == element)
                     .or_else(|| element.parse::<usize>().ok().filter(|&k| k < items.len()));
                 let Some(position) = position else {
+                    // A few names are a hint; a hundred thousand would bury the error.
+                    const LISTED: usize = 20;
+                    let listed = names.iter().take(LISTED).cloned().collect::<Vec<_>>();
+                    let more = names.len().saturating_sub(LISTED);
                     return Err(format!(
-                        "`{prefix}` has no element named `{element}` (names: {})",
+                        "`{}` has no element named `{element}` (names: {}{})",
+                        prefix_to(i),
                         if names.is_empty() {
                             "none".to_string()
                         } else {
-                            names.join(", ")
+                            listed.join(", ")
+                        },
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
                         }
                     ));
                 };
                 if i + 2 == segments.len() {
                     return Err(format!(
-                        "`{path}` names a whole element of `{prefix}`; set one of its keys, \
-                         such as `{path}.name`"
+                        "`{path}` names a whole element of `{}`; set one of its keys, \
+                         such as `{path}.name`",
+                        prefix_to(i)
                     ));
                 }
                 match &mut items[position].value {
                     Value::Table(inner) => table = inner,
-                    _ => return Err(format!("`{prefix}.{element}` is not a table")),
+                    _ => {
+                        return Err(format!("`{}.{element}` is not a table", prefix_to(i)));
+                    }
                 }
                 i += 2;
             }
             _ => {
                 return Err(format!(
-                    "`{prefix}` is {describe}, not a table, so `{path}` cannot be set"
+                    "`{}` is {describe}, not a table, so `{path}` cannot be set",
+                    prefix_to(i)
                 ));
             }
         }

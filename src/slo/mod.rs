@@ -148,12 +148,13 @@ pub fn evaluate(scenario: &Scenario, output: &RunOutput) -> Evaluation {
 
 fn evaluate_slo(scenario: &Scenario, metrics: &Metrics, slo_index: usize) -> SloResult {
     let slo = &scenario.slos[slo_index];
+    let slot_key = crate::model::metrics::slot::key(slo.window, slo.filter);
     let mut checks = Vec::new();
     match slo.scope {
         Scope::Each => {
             for &tenant in &slo.tenants {
                 let empty = WindowStats::default();
-                let stats = metrics.tenants[tenant].window(slo.window).unwrap_or(&empty);
+                let stats = metrics.tenants[tenant].slot(slot_key).unwrap_or(&empty);
                 for (e, expectation) in slo.expect.iter().enumerate() {
                     checks.push(check(expectation, e, Some(tenant), stats, slo.min_samples));
                 }
@@ -162,7 +163,7 @@ fn evaluate_slo(scenario: &Scenario, metrics: &Metrics, slo_index: usize) -> Slo
         Scope::Pooled => {
             let mut pooled = WindowStats::default();
             for &tenant in &slo.tenants {
-                if let Some(stats) = metrics.tenants[tenant].window(slo.window) {
+                if let Some(stats) = metrics.tenants[tenant].slot(slot_key) {
                     pooled.merge(stats);
                 }
             }

@@ -1,8 +1,10 @@
 //! Architecture rules that read the sources (ARCHITECTURE.md, "Invariants"): components import nothing
 //! above them, and nothing below the CLI reads the wall clock, uses ambient randomness or
-//! iterates a hash map.
+//! iterates a hash map. And the test build reuses the run build (Cargo.toml's features).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -112,4 +114,54 @@ fn the_checker_catches_a_planted_violation() {
         .filter(|(_, l)| l.contains("crate::model"))
         .collect();
     assert_eq!(hits.len(), 1);
+}
+
+/// Each package of the resolved dependency graph with its features, as `cargo tree` prints
+/// them (offline: it reads Cargo.lock and the sources the build has already fetched).
+fn resolved_features(edges: &str) -> BTreeMap<String, String> {
+    let cargo = option_env!("CARGO").unwrap_or("cargo");
+    let output = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tree", "--offline", "--locked", "--prefix", "none"])
+        .args(["-e", edges, "-f", "{p}|{f}"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree -e {edges}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (package, features) = line.trim_end_matches(" (*)").split_once('|')?;
+            Some((package.to_string(), features.to_string()))
+        })
+        .collect()
+}
+
+/// The README's two commands from a fresh clone, `cargo run --release` then
+/// `cargo test --release`: the second reuses every artifact of the first only if no crate the
+/// two builds share is resolved with other features once the dev-dependencies join (else it
+/// and everything above it, tenantsim included, compile twice: minutes on two cores). A
+/// dev-dependency that turns on a feature of a shared crate fails here, naming the crate; list
+/// the feature on a normal dependency in Cargo.toml, as for rand and bitflags.
+#[test]
+fn the_test_build_reuses_the_run_build() {
+    let run = resolved_features("normal,build");
+    let test = resolved_features("normal,build,dev");
+    assert!(run.len() > 20 && test.len() > run.len(), "{run:?}");
+    let differing: Vec<String> = run
+        .iter()
+        .filter_map(|(package, features)| {
+            let in_test = test.get(package)?;
+            (in_test != features)
+                .then(|| format!("{package}: run build [{features}], test build [{in_test}]"))
+        })
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "the test build would recompile these crates (and all that depends on them):\n{}",
+        differing.join("\n")
+    );
 }

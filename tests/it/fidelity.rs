@@ -6,7 +6,8 @@
 //! series are checked against them. References nobody here wrote: Erlang C (M/M/c),
 //! Pollaczek–Khinchine (M/G/1), Little's law, the GCRA window bound and M/D/1/K, the
 //! Shreedhar–Varghese deficit-round-robin bound, Brooker's backoff-and-jitter result and the
-//! combinatorics of shuffle sharding.
+//! combinatorics of shuffle sharding. The LRU cache is checked against Che's approximation on
+//! the component itself (issue 24), until the model has caches.
 //!
 //! The default `cargo test` runs fast variants with tolerances sized to their sample sizes;
 //! `TENANTSIM_SLOW=1 cargo test --release --test it fidelity -- --nocapture --test-threads 1`
@@ -19,6 +20,7 @@ use rayon::prelude::*;
 use tenantsim::analytic::{MD1K, MG1, MMc};
 use tenantsim::components::placement::shuffle_shard;
 use tenantsim::model::metrics::Outcome;
+use tenantsim::model::metrics::{Counter, WindowStats};
 use tenantsim::model::series::Series;
 use tenantsim::model::trace::{TraceKind, TraceRecord, TraceSink};
 use tenantsim::model::{self, RunOptions, RunOutput, placing};
@@ -473,6 +475,450 @@ fn mmc_waits_and_responses_match_erlang_c() {
         );
     }
     checks.finish();
+}
+
+/// Two request classes in two pools of one cell, each class's CPU exponential: each pool is
+/// its own M/M/c. Tenants send both classes (`shares` of each tenant's rate go to class `a`).
+fn two_pool_text(
+    (c_a, mean_a_ms): (u32, f64),
+    (c_b, mean_b_ms): (u32, f64),
+    (lambda_a, lambda_b): (f64, f64),
+    duration_s: u64,
+) -> String {
+    let mut text = format!(
+        r#"name = "fidelity-two-pools"
+[simulation]
+duration = "{duration_s}s"
+warmup = "{WARMUP_S}s"
+[edge]
+rate_limiting = false
+[breakers]
+enabled = false
+[[tiers]]
+name = "open"
+rate = 1000000000
+[[cells]]
+name = "pool"
+api = {{ workers = {c_a}, admission = false, service_time = {{ dist = "exponential", mean = "{mean_a_ms}ms" }} }}
+[[pools]]
+name = "batch"
+workers = {c_b}
+admission = false
+service_time = {{ dist = "exponential", mean = "{mean_b_ms}ms" }}
+[[classes]]
+name = "a"
+timeout = "none"
+calls = []
+[[classes]]
+name = "b"
+pool = "batch"
+timeout = "none"
+calls = []
+"#
+    );
+    // Three tenants with different mixes; each class's total rate is lambda_a / lambda_b.
+    let weights = [0.5, 0.3, 0.2];
+    let mixes = [0.9, 0.5, 0.1]; // share of class a in each tenant's mix
+    let total_a: f64 = weights.iter().zip(mixes).map(|(w, m)| w * m).sum();
+    let total_b: f64 = weights.iter().zip(mixes).map(|(w, m)| w * (1.0 - m)).sum();
+    // Scale each tenant so the class totals come out exactly: solve per tenant with a common
+    // factor for each class (a tenant's rate is ra + rb, its mix ra / (ra + rb)).
+    for (i, (w, m)) in weights.iter().zip(mixes).enumerate() {
+        let ra = lambda_a * w * m / total_a;
+        let rb = lambda_b * w * (1.0 - m) / total_b;
+        let rate = ra + rb;
+        text.push_str(&format!(
+            "[[tenants]]\nname = \"t{}\"\ntier = \"open\"\ntimeout = \"none\"\narrival = {{ rate = {rate} }}\nrequests = {{ a = {}, b = {} }}\n",
+            i + 1,
+            ra / rate,
+            rb / rate
+        ));
+    }
+    text
+}
+
+/// Per class (0 = `a`, 1 = `b`): waits and responses of requests admitted after the warmup.
+/// A tenant with two classes numbers its requests `2 × n + rank`.
+struct ClassProbe {
+    warmup: u64,
+    admitted: std::collections::BTreeMap<(u32, u64), u64>,
+    waits: [Vec<u64>; 2],
+    responses: [Vec<u64>; 2],
+}
+
+impl TraceSink for ClassProbe {
+    fn record(&mut self, r: &TraceRecord) {
+        let at = r.at.as_nanos();
+        let key = (r.tenant, r.request);
+        let class = (r.request % 2) as usize;
+        match r.kind {
+            TraceKind::Admitted { .. } => {
+                self.admitted.insert(key, at);
+            }
+            TraceKind::ServiceStart => {
+                if let Some(&admitted) = self.admitted.get(&key)
+                    && admitted >= self.warmup
+                {
+                    self.waits[class].push(at - admitted);
+                }
+            }
+            TraceKind::ServiceDone => {
+                if let Some(admitted) = self.admitted.remove(&key)
+                    && admitted >= self.warmup
+                {
+                    self.responses[class].push(at - admitted);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn two_classes_in_two_pools_match_erlang_c_per_pool() {
+    let mut checks = Checks::new("two_classes_in_two_pools_match_erlang_c_per_pool");
+    // (servers, mean service time in ms, utilisation) of one pool.
+    type Pool = (u32, f64, f64);
+    // Pool a, pool b, requests.
+    let cases: Vec<(Pool, Pool, f64)> = pick(
+        vec![((4, 8.0, 0.7), (2, 40.0, 0.6), 800_000.0)],
+        vec![
+            ((4, 8.0, 0.7), (2, 40.0, 0.6), 3e6),
+            ((10, 8.0, 0.8), (1, 20.0, 0.5), 3e6),
+        ],
+    );
+    let replications = pick(8, 10);
+    let tolerances = pick((0.06, 0.09), (0.02, 0.03));
+    for ((ca, ma, rho_a), (cb, mb, rho_b), requests) in cases {
+        let (mu_a, mu_b) = (1e3 / ma, 1e3 / mb);
+        let (lambda_a, lambda_b) = (rho_a * f64::from(ca) * mu_a, rho_b * f64::from(cb) * mu_b);
+        let duration = WARMUP_S + (requests / (lambda_a + lambda_b)).ceil() as u64;
+        let text = two_pool_text((ca, ma), (cb, mb), (lambda_a, lambda_b), duration);
+        let runs = replicate(replications, |seed| {
+            let mut probe = ClassProbe {
+                warmup: WARMUP_S * 1_000_000_000,
+                admitted: Default::default(),
+                waits: [Vec::new(), Vec::new()],
+                responses: [Vec::new(), Vec::new()],
+            };
+            let _ = run_traced(&text, seed, &mut probe);
+            let mut stats = Vec::new();
+            for k in 0..2 {
+                assert!(probe.waits[k].len() > 1_000, "too few samples");
+                stats.push([
+                    mean_secs(&probe.waits[k]),
+                    quantile(&mut probe.waits[k], 0.99),
+                    mean_secs(&probe.responses[k]),
+                    quantile(&mut probe.responses[k], 0.99),
+                ]);
+            }
+            stats
+        });
+        for (k, (class, c, lambda, mu)) in [("a", ca, lambda_a, mu_a), ("b", cb, lambda_b, mu_b)]
+            .into_iter()
+            .enumerate()
+        {
+            let q = MMc { lambda, mu, c };
+            let reference = [
+                q.mean_wait(),
+                q.wait_quantile(0.99),
+                q.mean_response(),
+                q.response_quantile(0.99),
+            ];
+            for (i, name) in ["mean wait", "p99 wait", "mean response", "p99 response"]
+                .into_iter()
+                .enumerate()
+            {
+                let samples: Vec<f64> = runs.iter().map(|r| r[k][i]).collect();
+                checks.relative(
+                    &format!(
+                        "class {class} in its own pool, M/M/{c} ρ={:.1}: {name}",
+                        lambda / (f64::from(c) * mu)
+                    ),
+                    "Erlang C",
+                    Estimate::of(&samples),
+                    reference[i],
+                    if i % 2 == 0 {
+                        tolerances.0
+                    } else {
+                        tolerances.1
+                    },
+                    (1e3, "ms"),
+                );
+            }
+        }
+    }
+    checks.finish();
+}
+
+/// The same system written twice: with the implicit class (today's shape) and with one
+/// declared class that says the same thing explicitly.
+fn single_class_text(declared: bool, duration_s: u64) -> String {
+    let class = if declared {
+        "[[classes]]\nname = \"api\"\ncpu = { dist = \"exponential\", mean = \"4ms\" }\ncalls = [{ db = \"cell\", queries = 2 }]\n"
+    } else {
+        ""
+    };
+    let tenant = if declared {
+        "requests = { api = 1.0 }"
+    } else {
+        "db_queries = 2"
+    };
+    format!(
+        r#"name = "single-class"
+[simulation]
+duration = "{duration_s}s"
+warmup = "{WARMUP_S}s"
+[[tiers]]
+name = "t"
+rate = 100000
+[[cells]]
+name = "cell-a"
+db = "main"
+api = {{ workers = 8, service_time = {{ dist = "exponential", mean = "4ms" }} }}
+[[databases]]
+name = "main"
+connections = 4
+query_time = {{ dist = "lognormal", median = "2ms", p99 = "20ms" }}
+{class}
+[[tenants]]
+name = "t"
+count = 4
+tier = "t"
+arrival = {{ rate = 150 }}
+timeout = "1s"
+{tenant}
+"#
+    )
+}
+
+#[test]
+fn a_declared_class_reproduces_the_implicit_class() {
+    let mut checks = Checks::new("a_declared_class_reproduces_the_implicit_class");
+    let duration = pick(200, 1_200);
+    let replications = pick(8, 10);
+    let measure = |declared: bool| {
+        let text = single_class_text(declared, duration);
+        replicate(replications, |seed| {
+            let (_, output) =
+                run_traced(&text, seed + if declared { 1_000 } else { 0 }, &mut NoTrace);
+            let mut pooled = WindowStats::default();
+            for m in &output.metrics.tenants {
+                pooled.merge(&m.windows[0].1);
+            }
+            let secs = |d: Option<tenantsim::time::SimDuration>| {
+                d.map_or(f64::NAN, |d| d.as_nanos() as f64 / NANOS)
+            };
+            [
+                secs(pooled.latency.mean()),
+                secs(pooled.latency.percentile(99.0)),
+                pooled.counts.ok as f64 / pooled.counts.issued as f64,
+            ]
+        })
+    };
+    let implicit = measure(false);
+    let declared = measure(true);
+    for (i, (name, scale, unit)) in [
+        ("mean latency", 1e3, "ms"),
+        ("p99 latency", 1e3, "ms"),
+        ("ok fraction", 1.0, ""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let a = Estimate::of(&implicit.iter().map(|r| r[i]).collect::<Vec<_>>());
+        let b: Vec<f64> = declared.iter().map(|r| r[i]).collect();
+        checks.relative(
+            &format!("declared class `api` (separate seeds): {name}"),
+            "the implicit class",
+            Estimate::of(&b),
+            a.mean,
+            pick(0.05, 0.02),
+            (scale, unit),
+        );
+    }
+    checks.finish();
+}
+
+/// A call tree with one front worker: the request's CPU (exponential), a service call (an
+/// exponential operation on a pool too large to queue), then two parallel calls to a
+/// dependency (exponential each, unlimited concurrency). The front worker is held for
+/// S = cpu + op + max(b1, b2): an M/G/1 queue whose service moments are closed forms
+/// (max of two iid exponentials of rate μ is Exp(2μ) + Exp(μ)).
+fn call_tree_text(
+    lambda: f64,
+    (cpu_ms, op_ms, branch_ms): (f64, f64, f64),
+    duration_s: u64,
+) -> String {
+    format!(
+        r#"name = "fidelity-call-tree"
+[simulation]
+duration = "{duration_s}s"
+warmup = "{WARMUP_S}s"
+[edge]
+rate_limiting = false
+[breakers]
+enabled = false
+[[tiers]]
+name = "open"
+rate = 1000000000
+[[cells]]
+name = "front"
+api = {{ workers = 1, admission = false, service_time = {{ dist = "exponential", mean = "{cpu_ms}ms" }} }}
+[[services]]
+name = "backend"
+scope = "global"
+pools = [{{ name = "p", workers = 10000, admission = false, service_time = {{ dist = "exponential", mean = "{op_ms}ms" }} }}]
+operations = [{{ name = "op" }}]
+[[dependencies]]
+name = "store"
+kind = "object_storage"
+concurrency = 100000
+latency = {{ dist = "exponential", mean = "{branch_ms}ms" }}
+[[classes]]
+name = "tree"
+timeout = "none"
+calls = [{{ service = "backend" }}, {{ parallel = [{{ dependency = "store" }}, {{ dependency = "store" }}] }}]
+[[tenants]]
+name = "t"
+tier = "open"
+timeout = "none"
+arrival = {{ rate = {lambda} }}
+requests = {{ tree = 1.0 }}
+"#
+    )
+}
+
+#[test]
+fn a_call_tree_matches_pollaczek_khinchine() {
+    let mut checks = Checks::new("a_call_tree_matches_pollaczek_khinchine");
+    let (cpu, op, branch) = (2.0e-3, 3.0e-3, 2.0e-3);
+    // S = Exp(cpu) + Exp(op) + Exp(2/branch) + Exp(1/branch): means and variances add.
+    let parts = [cpu, op, branch / 2.0, branch];
+    let mean_s: f64 = parts.iter().sum();
+    let var_s: f64 = parts.iter().map(|m| m * m).sum();
+    let second = var_s + mean_s * mean_s;
+    let rho = 0.7;
+    let lambda = rho / mean_s;
+    let wait = lambda * second / (2.0 * (1.0 - rho));
+    let requests = pick(300_000.0, 3_000_000.0);
+    let duration = WARMUP_S + (requests / lambda).ceil() as u64;
+    let text = call_tree_text(lambda, (cpu * 1e3, op * 1e3, branch * 1e3), duration);
+    let runs = replicate(pick(8, 10), |seed| {
+        let (_, output) = run_traced(&text, seed, &mut NoTrace);
+        let latency = &output.metrics.tenants[0].windows[0].1.latency;
+        latency
+            .mean()
+            .map_or(f64::NAN, |d| d.as_nanos() as f64 / NANOS)
+    });
+    checks.relative(
+        "call tree (cpu, service call, 2 parallel calls) on 1 worker, ρ=0.7: mean latency",
+        "Pollaczek–Khinchine W + E[S]",
+        Estimate::of(&runs),
+        wait + mean_s,
+        pick(0.05, 0.02),
+        (1e3, "ms"),
+    );
+    checks.finish();
+}
+
+/// Che's approximation of an LRU cache's hit ratio under the independent reference model:
+/// item i (popularity p_i) hits with probability 1 - exp(-p_i T), T solving
+/// Σ (1 - exp(-p_i T)) = C. Written here independently of the model and of `analytic`.
+fn che_hit_ratio(keys: u64, exponent: f64, capacity: f64) -> f64 {
+    let weights: Vec<f64> = (1..=keys).map(|k| (k as f64).powf(-exponent)).collect();
+    let total: f64 = weights.iter().sum();
+    let p: Vec<f64> = weights.iter().map(|w| w / total).collect();
+    let filled = |t: f64| p.iter().map(|pi| 1.0 - (-pi * t).exp()).sum::<f64>();
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while filled(hi) < capacity {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if filled(mid) < capacity {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let t = 0.5 * (lo + hi);
+    p.iter().map(|pi| pi * (1.0 - (-pi * t).exp())).sum()
+}
+
+#[test]
+fn a_models_cache_matches_ches_approximation() {
+    let mut checks = Checks::new("a_models_cache_matches_ches_approximation");
+    // (keys, Zipf exponent, capacity)
+    let cases: Vec<(u64, f64, u64)> = pick(
+        vec![(10_000, 0.8, 1_000), (10_000, 1.2, 200)],
+        vec![
+            (10_000, 0.8, 1_000),
+            (10_000, 1.2, 200),
+            (100_000, 0.6, 5_000),
+            (1_000, 1.0, 100),
+        ],
+    );
+    for (keys, s, capacity) in cases {
+        let text = format!(
+            r#"name = "fidelity-che"
+[simulation]
+duration = "{duration}s"
+warmup = "{warm}s"
+[edge]
+rate_limiting = false
+[[tiers]]
+name = "open"
+rate = 1000000000
+[[cells]]
+name = "c"
+api = {{ workers = 100000, admission = false, service_time = {{ dist = "constant", value = "1us" }} }}
+[[dependencies]]
+name = "kv"
+kind = "cache"
+concurrency = 100000
+latency = {{ dist = "constant", value = "1us" }}
+capacity = {capacity}
+[[classes]]
+name = "get"
+calls = [{{ cache = "kv", keys = {keys}, popularity = "zipf", zipf = {s} }}]
+[[tenants]]
+name = "t"
+tier = "open"
+timeout = "none"
+arrival = {{ rate = 10000 }}
+requests = {{ get = 1.0 }}
+"#,
+            // Warm up with 50 x capacity lookups, then measure.
+            warm = (capacity * 50) / 10_000 + 1,
+            duration = (capacity * 50) / 10_000 + 1 + pick(30, 200),
+        );
+        let runs = replicate(pick(6, 10), |seed| {
+            let (_, output) = run_traced(&text, seed, &mut NoTrace);
+            let c = &output.metrics.counters[0];
+            let (hits, misses) = (
+                c[Counter::CacheHit as usize] as f64,
+                c[Counter::CacheMiss as usize] as f64,
+            );
+            hits / (hits + misses)
+        });
+        checks.relative(
+            &format!("model cache, LRU {capacity} of {keys} keys, Zipf {s}: hit ratio"),
+            "Che's approximation",
+            Estimate::of(&runs),
+            che_hit_ratio(keys, s, capacity as f64),
+            pick(0.03, 0.015),
+            (100.0, "%"),
+        );
+    }
+    checks.finish();
+}
+
+/// A sink that keeps nothing.
+struct NoTrace;
+
+impl TraceSink for NoTrace {
+    fn record(&mut self, _: &TraceRecord) {}
 }
 
 #[test]
@@ -1673,5 +2119,284 @@ fn shuffle_sharding_blast_radius_matches_the_combinatorics() {
         &sig(chi2),
         "",
     );
+    checks.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The multi-tenant LRU cache against Che's approximation (issue 24). The model has no cache
+// yet, so this drives the component itself (`components::cache::TenantCache`) with requests
+// drawn from seeded streams, as the model will.
+
+/// One tenant's requests to the cache: keys drawn from a Zipf law over `keys` keys (the
+/// independent reference model), or a scan of keys never requested twice.
+#[derive(Clone, Copy, Debug)]
+enum CacheLoad {
+    Zipf { keys: usize, alpha: f64 },
+    Scan,
+}
+
+/// Hits and requests per tenant and per band of popularity ranks ([`RANK_BANDS`]).
+#[derive(Clone, Debug, Default)]
+struct CacheCounts {
+    hits: Vec<[u64; RANK_BANDS.len()]>,
+    requests: Vec<[u64; RANK_BANDS.len()]>,
+}
+
+impl CacheCounts {
+    fn hit_ratio(&self, tenant: usize, bands: std::ops::Range<usize>) -> f64 {
+        let hits: u64 = self.hits[tenant][bands.clone()].iter().sum();
+        let requests: u64 = self.requests[tenant][bands].iter().sum();
+        hits as f64 / requests as f64
+    }
+}
+
+/// Popularity ranks are grouped by decade: 1–10, 11–100, 101–1,000, 1,001–10,000,
+/// 10,001–100,000 (a scan's requests all count in the first).
+const RANK_BANDS: [(usize, usize); 5] = [
+    (1, 10),
+    (11, 100),
+    (101, 1_000),
+    (1_001, 10_000),
+    (10_001, 100_000),
+];
+
+fn band_of(rank: usize) -> usize {
+    RANK_BANDS
+        .iter()
+        .position(|&(_, hi)| rank <= hi)
+        .expect("rank within the bands")
+}
+
+/// Runs `warmup + measured` requests through a cache: each request picks a tenant by `shares`
+/// and a key by the tenant's load, looks it up, and inserts it on a miss. Counts the measured
+/// requests. Every draw comes from one seeded counter stream.
+fn run_cache(
+    config: tenantsim::components::cache::CacheConfig,
+    loads: &[(f64, CacheLoad)],
+    warmup: u64,
+    measured: u64,
+    seed: u64,
+) -> CacheCounts {
+    use tenantsim::components::cache::{Lookup, TenantCache};
+    use tenantsim::components::draw::unit_open;
+    use tenantsim::kernel::rng::Streams;
+    use tenantsim::time::SimTime;
+
+    let mut cache = TenantCache::<u32, u64, ()>::new(config).expect("valid cache");
+    let mut stream = Streams::new(seed).counter_stream("cache-keys", 0);
+    let total: f64 = loads.iter().map(|l| l.0).sum();
+    let mut share_cdf = Vec::new();
+    let mut acc = 0.0;
+    for (share, _) in loads {
+        acc += share / total;
+        share_cdf.push(acc);
+    }
+    let key_cdfs: Vec<Vec<f64>> = loads
+        .iter()
+        .map(|(_, load)| match *load {
+            CacheLoad::Zipf { keys, alpha } => tenantsim::analytic::zipf_popularity(keys, alpha)
+                .iter()
+                .scan(0.0, |acc, p| {
+                    *acc += p;
+                    Some(*acc)
+                })
+                .collect(),
+            CacheLoad::Scan => Vec::new(),
+        })
+        .collect();
+    let mut counts = CacheCounts {
+        hits: vec![[0; RANK_BANDS.len()]; loads.len()],
+        requests: vec![[0; RANK_BANDS.len()]; loads.len()],
+    };
+    let mut scanned = 0u64;
+    let now = SimTime::ZERO;
+    for request in 0..warmup + measured {
+        let u = unit_open(stream.next_u64());
+        let tenant = share_cdf.partition_point(|&c| c < u).min(loads.len() - 1);
+        let (key, rank) = match loads[tenant].1 {
+            CacheLoad::Zipf { .. } => {
+                let cdf = &key_cdfs[tenant];
+                let u = unit_open(stream.next_u64());
+                let index = cdf.partition_point(|&c| c < u).min(cdf.len() - 1);
+                (index as u64, index + 1)
+            }
+            CacheLoad::Scan => {
+                scanned += 1;
+                (u64::MAX - scanned, 1)
+            }
+        };
+        let t = tenant as u32;
+        let hit = match cache.get(now, &t, &key) {
+            Lookup::Hit { owner, .. } => {
+                assert_eq!(*owner, t, "a lookup returned another tenant's entry");
+                true
+            }
+            Lookup::Miss | Lookup::Expired => {
+                cache.insert(now, &t, key, ());
+                false
+            }
+        };
+        if request >= warmup {
+            let band = band_of(rank);
+            counts.requests[tenant][band] += 1;
+            counts.hits[tenant][band] += u64::from(hit);
+        }
+    }
+    counts
+}
+
+/// Checks one hit ratio, estimated over replications, against its reference.
+fn check_hit_ratio(
+    checks: &mut Checks,
+    what: &str,
+    reference: (&str, f64),
+    measured: impl Iterator<Item = f64>,
+    tolerance: f64,
+) {
+    let measured = Estimate::of(&measured.collect::<Vec<_>>());
+    checks.relative(
+        what,
+        reference.0,
+        measured,
+        reference.1,
+        tolerance,
+        (1.0, ""),
+    );
+}
+
+#[test]
+fn lru_cache_hit_ratios_match_ches_approximation() {
+    use tenantsim::analytic::{CheLru, zipf_popularity};
+    use tenantsim::components::cache::{CacheConfig, Isolation};
+
+    let mut checks = Checks::new("lru_cache_hit_ratios_match_ches_approximation");
+    let replications = pick(6, 10);
+    let measured = pick(400_000, 4_000_000);
+    // Relative tolerances for the whole hit ratio and for a band of ranks (a band of rarely
+    // requested keys has a small hit ratio, so a wide relative sampling error).
+    let whole = pick(0.025, 0.01);
+    let band = pick(0.08, 0.03);
+    // (keys, capacity, alpha).
+    let mut points = vec![
+        (10_000, 100, 0.8),
+        (10_000, 1_000, 0.8),
+        (10_000, 1_000, 1.2),
+    ];
+    if slow() {
+        points.extend([
+            (100_000, 1_000, 0.6),
+            (100_000, 10_000, 0.9),
+            (1_000, 10, 0.8),
+        ]);
+    }
+    for (keys, capacity, alpha) in points {
+        let config = CacheConfig {
+            capacity,
+            ttl: None,
+            isolation: Isolation::Shared,
+        };
+        // Warm up with two requests per key (ten in the long variant): past the fill (the LRU
+        // state is the last `capacity` distinct keys requested) and many characteristic times.
+        let warmup = pick(2, 10) * keys as u64;
+        let load = [(1.0, CacheLoad::Zipf { keys, alpha })];
+        let runs = replicate(replications, |seed| {
+            run_cache(config, &load, warmup, measured, seed)
+        });
+        let popularity = zipf_popularity(keys, alpha);
+        let che = CheLru::new(&popularity, f64::from(capacity));
+        let what = format!("LRU, {keys} keys, capacity {capacity}, Zipf α = {alpha}");
+        check_hit_ratio(
+            &mut checks,
+            &format!("{what}: hit ratio"),
+            ("Che", che.hit_ratio(&popularity)),
+            runs.iter().map(|r| r.hit_ratio(0, 0..RANK_BANDS.len())),
+            whole,
+        );
+        for (b, &(lo, hi)) in RANK_BANDS.iter().enumerate() {
+            if lo > keys {
+                break;
+            }
+            let hi = hi.min(keys);
+            check_hit_ratio(
+                &mut checks,
+                &format!("{what}: hit ratio of ranks {lo}–{hi}"),
+                ("Che", che.hit_ratio(&popularity[lo - 1..hi])),
+                runs.iter().map(|r| r.hit_ratio(0, b..b + 1)),
+                band,
+            );
+        }
+    }
+    checks.finish();
+}
+
+#[test]
+fn cache_quotas_keep_each_tenants_hit_ratio_whatever_the_others_scan() {
+    use tenantsim::analytic::{CheLru, zipf_popularity};
+    use tenantsim::components::cache::{CacheConfig, Isolation};
+
+    let mut checks =
+        Checks::new("cache_quotas_keep_each_tenants_hit_ratio_whatever_the_others_scan");
+    let replications = pick(6, 10);
+    // Requests of tenant A measured per replication (B's come on top).
+    let measured_a = pick(100_000, 2_000_000);
+    let tolerance = pick(0.03, 0.01);
+    let (keys, alpha, capacity, quota) = (10_000, 0.8, 1_000, 500);
+    let popularity = zipf_popularity(keys, alpha);
+    let alone = CheLru::new(&popularity, f64::from(quota)).hit_ratio(&popularity);
+    let quotas = ("quota 500 each", Isolation::Quota { max_entries: quota });
+    let slices = ("slices of 500", Isolation::Partitioned { slice: quota });
+    let shared = ("shared, no quota", Isolation::Shared);
+    // B scans keys it never requests again, at this share of all requests. (With quotas that
+    // add up to the capacity, slices take the same decisions as quotas: long variant only.)
+    let cases = if slow() {
+        let all = [quotas, slices, shared];
+        [0.0, 0.5, 0.9]
+            .into_iter()
+            .flat_map(|scan| all.map(|isolation| (scan, isolation)))
+            .collect()
+    } else {
+        vec![(0.0, quotas), (0.75, quotas), (0.75, shared)]
+    };
+    {
+        for (scan, (name, isolation)) in cases {
+            let config = CacheConfig {
+                capacity,
+                ttl: None,
+                isolation,
+            };
+            let loads = [
+                (1.0 - scan, CacheLoad::Zipf { keys, alpha }),
+                (scan, CacheLoad::Scan),
+            ];
+            let total = ((measured_a as f64) / (1.0 - scan)) as u64;
+            let warmup = ((pick(2, 10) * keys) as f64 / (1.0 - scan)) as u64;
+            let runs = replicate(replications, |seed| {
+                run_cache(config, &loads, warmup, total, seed)
+            });
+            // Isolated, A has a private LRU of its quota whatever B does; shared, B's scan
+            // takes `scan · T` places (Che with a scan).
+            let (reference_name, reference) = if isolation == Isolation::Shared {
+                let rates: Vec<f64> = popularity.iter().map(|p| p * (1.0 - scan)).collect();
+                let che = CheLru::with_scan(&rates, f64::from(capacity), scan);
+                (
+                    format!("Che with a scan, C = {capacity}"),
+                    che.hit_ratio(&rates),
+                )
+            } else {
+                (format!("Che, C = {quota}"), alone)
+            };
+            check_hit_ratio(
+                &mut checks,
+                &format!(
+                    "two tenants, capacity {capacity}, {name}: A's hit ratio (Zipf α = {alpha}, \
+                     {keys} keys) while B scans {} % of requests",
+                    scan * 100.0
+                ),
+                (&reference_name, reference),
+                runs.iter().map(|r| r.hit_ratio(0, 0..RANK_BANDS.len())),
+                tolerance,
+            );
+        }
+    }
     checks.finish();
 }

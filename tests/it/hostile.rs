@@ -1054,10 +1054,14 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
             "tier" => "\"standard\"",
             "cell" => "\"cell-a\"",
             "database" => "\"main\"",
+            "pool" => "\"api\"",
+            "class" | "cell group" => "\"generated\"",
             _ => "\"heavy\"",
         }
         .into(),
         Ty::Bool => "true".into(),
+        // A database has one replica in the maximal scenario: replica 0.
+        Ty::Int { .. } if key.name == "replica" => "0".into(),
         Ty::Int { min, .. } => min.max(1).to_string(),
         Ty::Positive(_) => "1.5".into(),
         Ty::Fraction => "0.5".into(),
@@ -1081,6 +1085,10 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         Ty::Expect => "[\"p99 < 1s\"]".into(),
         Ty::Between => "[\"edge\", \"mapping_store\"]".into(),
         Ty::Dependency => "\"main\"".into(),
+        Ty::Steps => format!("[{}]", inline(&spec::STEP, None, variant, inject)),
+        Ty::Mix => "{ generated = 1.0 }".into(),
+        Ty::CellSet => "\"cell-a\"".into(),
+        Ty::CellList => "[\"cell-a\"]".into(),
         Ty::Explore => "{ count = [1, 2], at = [\"5s\", \"30s\"], duration = [\"1s\", \"10s\"], \
                         kinds = [{ kind = \"load_spike\", multiplier = [2, 5] }] }"
             .into(),
@@ -1140,14 +1148,37 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                 text.push_str(&format!("faults = [{}]\n", items.join(", ")));
             }
             ("slo", Ty::Tables(slos, _)) => {
-                let list = inline(slos, None, variant, inject);
-                let selector = inline(&spec::TIER_SELECTOR, None, variant, inject);
-                let by_tier = list.replacen("\"generated\"", "\"by tier\"", 1).replacen(
-                    "[\"heavy\"]",
-                    &selector,
-                    1,
-                );
-                text.push_str(&format!("slo = [{list}, {by_tier}]\n"));
+                // An SLO judges a class or a pool's classes, not both: the list SLO names the
+                // class, the others the pool.
+                let all = inline(slos, None, variant, inject);
+                let list = all.replacen(", pool = \"api\"", "", 1);
+                let by_pool = all.replacen(", class = \"generated\"", "", 1);
+                // The selector table takes one of its keys at a time.
+                let selectors = spec::TIER_SELECTOR
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        let extra = if spec::TIER_SELECTOR.title == inject {
+                            ", zz_undeclared = 1"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "{{ {} = {}{extra} }}",
+                            k.name,
+                            example(k, k.ty, variant, inject)
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                let mut items = vec![list.clone()];
+                for (i, selector) in selectors.iter().enumerate() {
+                    items.push(
+                        by_pool
+                            .replacen("\"generated\"", &format!("\"by selector {i}\""), 1)
+                            .replacen("[\"heavy\"]", selector, 1),
+                    );
+                }
+                text.push_str(&format!("slo = [{}]\n", items.join(", ")));
             }
             _ => text.push_str(&format!(
                 "{} = {}\n",

@@ -5,16 +5,23 @@
 //! determinism; every file in `tests/bad/` must be rejected with the error its header promises.
 
 mod architecture;
+mod bounds;
 mod common;
+mod components;
 mod control_plane;
 mod docs;
+mod engines;
 mod fidelity;
 mod hostile;
+mod hostile_io;
 mod kernel;
 mod performance;
 mod reports;
 mod resilience;
 mod scenarios;
 mod seeds;
+mod services;
 mod slo_grammar;
+mod topology;
 mod validation;
+mod workload;

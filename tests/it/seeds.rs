@@ -68,7 +68,8 @@ fn sweep_is_identical_for_any_thread_count_and_shards_merge_exactly() {
     let merged = dir.path().join("merged");
     let merged_arg = merged.display().to_string();
     let mut args = vec!["merge"];
-    args.extend(shard_dirs.iter().map(String::as_str));
+    // In any order: an engine's shards finish when they finish.
+    args.extend(shard_dirs.iter().rev().map(String::as_str));
     args.extend(["--out", &merged_arg]);
     let output = simulate(&args);
     assert!(matches!(code(&output), 0 | 1 | 4), "{}", text(&output));
@@ -77,6 +78,13 @@ fn sweep_is_identical_for_any_thread_count_and_shards_merge_exactly() {
         merged_bytes == one,
         "merged shards differ from the unsharded sweep"
     );
+    for file in ["summary.md", "junit.xml"] {
+        let read = |d: &Path| std::fs::read(d.join(file)).expect(file);
+        assert!(
+            read(&merged) == read(&dir.path().join("t1")),
+            "merged {file} differs from the unsharded sweep's"
+        );
+    }
 
     // A missing shard is refused.
     let output = simulate(&[
@@ -87,7 +95,76 @@ fn sweep_is_identical_for_any_thread_count_and_shards_merge_exactly() {
         &merged_arg,
     ]);
     assert_eq!(code(&output), 2);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("merge every shard"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 of 3 shards missing: 2/3") && stderr.contains("merge every shard"),
+        "{stderr}"
+    );
+    // A shard given twice is named with both files.
+    let output = simulate(&[
+        "merge",
+        &shard_dirs[0],
+        &shard_dirs[1],
+        &shard_dirs[2],
+        &shard_dirs[1],
+        "--out",
+        &merged_arg,
+    ]);
+    assert_eq!(code(&output), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "shard 1/3 given twice ({} and {})",
+            shard_dirs[1], shard_dirs[1]
+        )),
+        "{stderr}"
+    );
+}
+
+/// On an engine the shards run at different times, maybe on different checkouts: a scenario
+/// edited between two shards must not merge, although its path, overrides and seeds agree.
+#[test]
+fn merge_refuses_shards_of_an_edited_scenario() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = dir.path().join("drill.toml");
+    std::fs::copy(root().join("scenarios/hot-tenant.toml"), &scenario).expect("copy");
+    let shard = |index: u32| {
+        let output = crate::common::simulate_in(
+            dir.path(),
+            &[
+                "sweep",
+                "drill.toml",
+                "--seeds",
+                "1..3",
+                "--shard",
+                &format!("{index}/2"),
+                "--set",
+                SHORT,
+                "--out",
+                &format!("shard-{index}"),
+                "--quiet",
+            ],
+        );
+        assert!(matches!(code(&output), 0 | 1 | 4), "{}", text(&output));
+    };
+    shard(0);
+    let mut text_now = std::fs::read_to_string(&scenario).expect("read");
+    text_now.push_str("\n# edited after shard 0 ran\n");
+    std::fs::write(&scenario, text_now).expect("write");
+    shard(1);
+    let output =
+        crate::common::simulate_in(dir.path(), &["merge", "shard-0", "shard-1", "--out", "m"]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("shard-1 and shard-0 are shards of different sweeps: scenario text (sha256)"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("m").exists(),
+        "nothing is written on a refusal"
+    );
 }
 
 #[test]
@@ -359,13 +436,19 @@ fn explore_is_deterministic_per_seed_and_lists_failing_schedules() {
 #[test]
 fn shrink_reaches_the_planted_cause() {
     // The hot-tenant twin (no rate limiting) fails because of the heavy tenant's spike. Plant
-    // two irrelevant faults and a longer run: shrink must keep only the spike.
+    // two irrelevant faults and a longer run: shrink must keep only the spike. By default the
+    // drill's 60 s cut (53 runs to shrink); with TENANTSIM_SLOW=1 its full 120 s.
     let dir = tempfile::tempdir().expect("temp dir");
-    let source =
+    let mut source =
         std::fs::read_to_string(root().join("scenarios/hot-tenant.toml")).expect("scenario");
+    let mut light_noise_at = "95s";
+    if !crate::common::slow() {
+        source = source.replacen("duration = \"120s\"", "duration = \"60s\"", 1);
+        light_noise_at = "45s";
+    }
     let planted = format!(
         "{source}\n[[faults]]\nname = \"noise-cp\"\nkind = \"control_plane_outage\"\nat = \"20s\"\nduration = \"30s\"\n\
-         \n[[faults]]\nname = \"noise-light\"\nkind = \"load_spike\"\ntenant = \"light-007\"\nmultiplier = 1.5\nat = \"95s\"\nduration = \"10s\"\n"
+         \n[[faults]]\nname = \"noise-light\"\nkind = \"load_spike\"\ntenant = \"light-007\"\nmultiplier = 1.5\nat = \"{light_noise_at}\"\nduration = \"10s\"\n"
     );
     let file = dir.path().join("planted.toml");
     std::fs::write(&file, planted).expect("write");

@@ -3,7 +3,8 @@
 //! breaker), and releases its permit and worker when the work succeeds, fails or dies.
 
 use super::{
-    DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAW_QUERY_ERROR, DRAWS_PER_ATTEMPT, Dep, Event, World,
+    DRAW_KMS_ERROR, DRAW_KMS_TIME, DRAWS_PER_ATTEMPT, Dep, Event, IMPLICIT_PROGRAM, NONE, WorkKind,
+    World,
 };
 use crate::components::admission::Outcome as AdmissionOutcome;
 use crate::components::breaker::Outcome as CallOutcome;
@@ -31,7 +32,13 @@ impl World<'_, '_> {
             return;
         };
         w.worker_since = now;
-        let (tenant, cell, index, attempt) = (w.tenant, w.cell, w.request_index, w.attempt);
+        let (tenant, cell, index, attempt, kind) =
+            (w.tenant, w.cell, w.request_index, w.attempt, w.kind);
+        if kind != WorkKind::Root {
+            // A service operation: its own CPU, no data key (the cell's front fetched it).
+            self.compute(now, work, queue);
+            return;
+        }
         self.trace(now, tenant, index, attempt, TraceKind::ServiceStart);
         if !self.system.kms.enabled {
             self.compute(now, work, queue);
@@ -69,7 +76,7 @@ impl World<'_, '_> {
     }
 
     /// Reports the outcome of the work's current dependency call to its breaker.
-    fn record_call(&mut self, now: SimTime, work: u32, failed: bool) {
+    pub(super) fn record_call(&mut self, now: SimTime, work: u32, failed: bool) {
         let call = self
             .works
             .get_mut(work)
@@ -120,117 +127,12 @@ impl World<'_, '_> {
     pub(super) fn on_cpu_done(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
         match self.works.get(work) {
             Some(w) if w.dead => self.discard(now, work, queue),
-            Some(w) if w.queries_left > 0 => self.query(now, work, queue),
-            Some(_) => self.complete_work(now, work, queue),
+            // The implicit class without queries: nothing left to run.
+            Some(w) if w.queries_left == 0 && w.program == IMPLICIT_PROGRAM => {
+                self.complete_root(now, work, queue);
+            }
+            Some(_) => self.advance(now, work, queue),
             None => {}
-        }
-    }
-
-    fn database_of(&self, work: u32) -> Option<usize> {
-        let w = self.works.get(work)?;
-        self.system.cells[w.cell as usize].db
-    }
-
-    /// The next database query: through the breaker, then a connection (or the FIFO wait).
-    fn query(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
-        let (Some(db), Some(tenant)) = (
-            self.database_of(work),
-            self.works.get(work).map(|w| w.tenant),
-        ) else {
-            // Validation guarantees a querying tenant's cells have a database.
-            self.complete_work(now, work, queue);
-            return;
-        };
-        match self.call(now, tenant, Dep::Database(db as u32)) {
-            Ok(ticket) => {
-                if let Some(w) = self.works.get_mut(work) {
-                    w.ticket = ticket;
-                }
-            }
-            Err(retry_at) => {
-                self.fail_work(now, work, Some(retry_at), queue);
-                return;
-            }
-        }
-        let connections = self.system.databases[db].connections;
-        if self.dbs[db].busy < connections {
-            self.dbs[db].busy += 1;
-            self.start_query(now, work, db, queue);
-        } else {
-            self.dbs[db].waiting.push_back(work);
-        }
-    }
-
-    fn start_query(&mut self, now: SimTime, work: u32, db: usize, queue: &mut EventQueue<Event>) {
-        let u = {
-            let Some(w) = self.works.get(work) else {
-                return;
-            };
-            CounterDraws::new(w.work_key)
-                .unit(u64::from(w.attempt) * DRAWS_PER_ATTEMPT + 1 + u64::from(w.queries_done))
-        };
-        let Some(w) = self.works.get_mut(work) else {
-            return;
-        };
-        w.query_since = now;
-        let (tenant, index, attempt) = (w.tenant, w.request_index, w.attempt);
-        let base = self.system.databases[db].query_time;
-        let time = if self.faults.db_factor[db] == 1.0 {
-            base.quantile(u)
-        } else {
-            base.scaled(self.faults.db_factor[db]).quantile(u)
-        };
-        queue.schedule(now + time, Event::QueryDone(work));
-        self.trace(now, tenant, index, attempt, TraceKind::QueryStart);
-    }
-
-    /// A connection is free again: the longest live waiter takes it.
-    fn release_connection(&mut self, now: SimTime, db: usize, queue: &mut EventQueue<Event>) {
-        while let Some(next) = self.dbs[db].waiting.pop_front() {
-            if self.works.get(next).is_some_and(|w| w.dead) {
-                self.record_call(now, next, false);
-                self.discard(now, next, queue);
-                continue;
-            }
-            self.start_query(now, next, db, queue);
-            return;
-        }
-        self.dbs[db].busy -= 1;
-    }
-
-    pub(super) fn on_query_done(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
-        let Some(db) = self.database_of(work) else {
-            return;
-        };
-        let Some(w) = self.works.get_mut(work) else {
-            return;
-        };
-        w.queries_left -= 1;
-        w.queries_done += 1;
-        let (tenant, since, more, dead) = (w.tenant, w.query_since, w.queries_left > 0, w.dead);
-        w.query_since = SimTime::MAX;
-        self.series.held(
-            tenant as usize,
-            Resource::Connection { db: db as u32 },
-            since,
-            now,
-        );
-        let rate = self.faults.db_error_rate[db];
-        let errored = rate > 0.0
-            && self.draw(
-                work,
-                DRAW_QUERY_ERROR + u64::from(self.works.get(work).map_or(0, |w| w.queries_done)),
-            ) < rate;
-        self.record_call(now, work, errored && !dead);
-        self.release_connection(now, db, queue);
-        if dead {
-            self.discard(now, work, queue);
-        } else if errored {
-            self.fail_work(now, work, None, queue);
-        } else if more {
-            self.query(now, work, queue);
-        } else {
-            self.complete_work(now, work, queue);
         }
     }
 
@@ -246,8 +148,8 @@ impl World<'_, '_> {
         // Copy out what is needed and free the slot in place: moving the whole work out of
         // the slab was a measurable cost on the hot path.
         let w = self.works.get(work)?;
-        let (c, tenant, write, permit, dead, worker_since) = (
-            w.cell as usize,
+        let (pool, tenant, write, permit, dead, worker_since) = (
+            w.pool as usize,
             w.tenant,
             w.write,
             w.permit,
@@ -256,12 +158,38 @@ impl World<'_, '_> {
         );
         let (request, attempt_id, request_index, attempt) =
             (w.request, w.attempt_id, w.request_index, w.attempt);
+        let bulkhead = w.bulkhead().map(|permit| (w.cell as usize, permit));
+        if w.kind != WorkKind::Root {
+            // A piece of a call tree: its pool's worker and permit (an operation) or nothing.
+            let has_pool = w.pool != NONE;
+            self.works.free(work);
+            if has_pool {
+                if let (Some(permit), Some(admission)) =
+                    (permit, self.pools[pool].admission.as_mut())
+                {
+                    let _ = admission.release(now, permit, outcome);
+                }
+                if worker_since != SimTime::MAX {
+                    self.series.held(
+                        tenant as usize,
+                        Resource::Worker { pool: pool as u32 },
+                        worker_since,
+                        now,
+                    );
+                    self.next_from_queue(now, pool, queue);
+                }
+            }
+            return Some((request, attempt_id));
+        }
         self.works.free(work);
         if let Some(id) = write {
             // Acknowledged by now if it ever will be (`complete_work` acknowledges first).
             self.invariants.write_settled(tenant, id);
         }
-        if let (Some(permit), Some(admission)) = (permit, self.cells[c].admission.as_mut()) {
+        if let Some((cell, permit)) = bulkhead {
+            self.give_bulkhead(now, cell, permit);
+        }
+        if let (Some(permit), Some(admission)) = (permit, self.pools[pool].admission.as_mut()) {
             // A permit is released once, when its work ends; an error would be a model bug
             // and is harmless to the run.
             let _ = admission.release(now, permit, outcome);
@@ -269,42 +197,64 @@ impl World<'_, '_> {
             self.tenants[tenant as usize].in_flight -= 1;
         }
         if worker_since != SimTime::MAX {
-            // Pool index: today cell c's one API pool is pool c.
             self.series.held(
                 tenant as usize,
-                Resource::Worker { pool: c as u32 },
+                Resource::Worker { pool: pool as u32 },
                 worker_since,
                 now,
             );
             self.trace(now, tenant, request_index, attempt, TraceKind::ServiceDone);
-            self.next_from_queue(now, c, queue);
+            self.next_from_queue(now, pool, queue);
         }
         Some((request, attempt_id))
     }
 
-    /// A worker of cell `c` is free: the next live queued attempt takes it.
-    fn next_from_queue(&mut self, now: SimTime, c: usize, queue: &mut EventQueue<Event>) {
-        while let Some(next) = self.cells[c].queue.pop_front() {
+    /// A worker of pool `pool` is free: the next live queued attempt takes it.
+    #[inline]
+    fn next_from_queue(&mut self, now: SimTime, pool: usize, queue: &mut EventQueue<Event>) {
+        while let Some(next) = self.pools[pool].queue.pop_front() {
             if self.works.get(next).is_some_and(|w| !w.dead) {
                 self.begin_work(now, next, queue);
                 return;
             }
             self.works.free(next);
         }
-        self.cells[c].busy -= 1;
+        self.pools[pool].busy -= 1;
     }
 
-    fn complete_work(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
-        let Some((request, attempt_id, tenant, write)) = self
+    pub(super) fn complete_work(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+        if let Some(w) = self.works.get(work)
+            && w.kind != WorkKind::Root
+        {
+            // A service operation may still return an error (a `dependency_errors` fault).
+            let ok = w.kind != WorkKind::Operation || {
+                let rate = self.external_faults[w.target() as usize].error_rate(w.cell);
+                rate <= 0.0
+                    || CounterDraws::new(w.work_key).unit(u64::from(w.attempt) * 256 + 2) >= rate
+            };
+            self.end_child(now, work, Some(ok), queue);
+            return;
+        }
+        self.complete_root(now, work, queue);
+    }
+
+    /// A request's attempt (a root work) succeeded: acknowledge its write, free its worker,
+    /// answer the client if it still waits.
+    #[inline]
+    fn complete_root(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+        let Some((request, attempt_id, tenant, write, cell)) = self
             .works
             .get(work)
-            .map(|w| (w.request, w.attempt_id, w.tenant, w.write))
+            .map(|w| (w.request, w.attempt_id, w.tenant, w.write, w.cell))
         else {
             return;
         };
         let answered = self.awaited(request, attempt_id);
         if let (true, Some(id)) = (answered, write) {
             self.invariants.write_acknowledged(tenant, id);
+        }
+        if write.is_some() && !self.last_write.is_empty() {
+            self.replicate_write(now, tenant, cell);
         }
         self.release(now, work, AdmissionOutcome::Success, queue);
         if answered {
@@ -314,13 +264,21 @@ impl World<'_, '_> {
 
     /// The work failed (a dependency error or an open breaker): the client gets an error now,
     /// with the breaker's `retry_at` as a hint if there is one.
-    fn fail_work(
+    pub(super) fn fail_work(
         &mut self,
         now: SimTime,
         work: u32,
         retry_at: Option<SimTime>,
         queue: &mut EventQueue<Event>,
     ) {
+        if self
+            .works
+            .get(work)
+            .is_some_and(|w| w.kind != WorkKind::Root)
+        {
+            self.end_child(now, work, Some(false), queue);
+            return;
+        }
         let Some((request, attempt_id)) =
             self.release(now, work, AdmissionOutcome::Overload, queue)
         else {
@@ -332,14 +290,62 @@ impl World<'_, '_> {
     }
 
     /// Dead work (its cell failed) reached its next step: free what it still holds.
-    fn discard(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+    pub(super) fn discard(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+        if self
+            .works
+            .get(work)
+            .is_some_and(|w| w.kind != WorkKind::Root)
+        {
+            self.end_child(now, work, None, queue);
+            return;
+        }
         self.release(now, work, AdmissionOutcome::Dropped, queue);
+    }
+
+    /// A child work ends: succeeded (`Some(true)`), failed (`Some(false)`) or dead (`None`).
+    /// Its call's breaker learns the outcome, its holdings are freed, its caller is told.
+    fn end_child(
+        &mut self,
+        now: SimTime,
+        work: u32,
+        ok: Option<bool>,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let Some(w) = self.works.get_mut(work) else {
+            return;
+        };
+        let tenant = w.tenant;
+        let (parent, parent_id, ticket) = match w.links.as_mut() {
+            Some(l) => (l.parent, l.parent_id, l.call_ticket.take()),
+            None => (NONE, 0, None),
+        };
+        if let (Some(t), Some(ok)) = (ticket, ok) {
+            let outcome = if ok {
+                CallOutcome::Success
+            } else {
+                CallOutcome::Failure
+            };
+            self.record_breaker(now, tenant, t, outcome);
+        }
+        let outcome = match ok {
+            Some(true) => AdmissionOutcome::Success,
+            Some(false) => AdmissionOutcome::Overload,
+            None => AdmissionOutcome::Dropped,
+        };
+        self.release(now, work, outcome, queue);
+        if parent != NONE {
+            self.child_done(now, parent, parent_id, ok == Some(true), queue);
+        }
     }
 
     /// Cell `c` failed: queued attempts are refused, running ones die (their clients see the
     /// connection drop now; their workers and connections come back as their steps end).
     pub(super) fn kill_cell(&mut self, now: SimTime, c: usize, queue: &mut EventQueue<Event>) {
-        let queued: Vec<u32> = self.cells[c].queue.drain(..).collect();
+        let pools = c * self.cell_pools..(c + 1) * self.cell_pools;
+        let queued: Vec<u32> = self.pools[pools]
+            .iter_mut()
+            .flat_map(|p| p.queue.drain(..))
+            .collect();
         let running: Vec<u32> = self
             .works
             .iter()
@@ -363,10 +369,13 @@ impl World<'_, '_> {
             };
             w.dead = true;
             let (request, attempt_id, permit) = (w.request, w.attempt_id, w.permit.take());
-            let tenant = w.tenant;
-            if let (Some(permit), Some(admission)) = (permit, self.cells[c].admission.as_mut()) {
+            let (tenant, pool, root) = (w.tenant, w.pool as usize, w.kind == WorkKind::Root);
+            if let (Some(permit), Some(admission)) = (
+                permit,
+                self.pools.get_mut(pool).and_then(|p| p.admission.as_mut()),
+            ) {
                 let _ = admission.release(now, permit, AdmissionOutcome::Dropped);
-            } else {
+            } else if root {
                 self.tenants[tenant as usize].in_flight -= 1;
             }
             if self.awaited(request, attempt_id) {
@@ -376,7 +385,10 @@ impl World<'_, '_> {
     }
 
     fn drop_permit(&mut self, now: SimTime, w: &super::Work) {
-        match (w.permit, self.cells[w.cell as usize].admission.as_mut()) {
+        if let Some(permit) = w.bulkhead() {
+            self.give_bulkhead(now, w.cell as usize, permit);
+        }
+        match (w.permit, self.pools[w.pool as usize].admission.as_mut()) {
             (Some(permit), Some(admission)) => {
                 let _ = admission.release(now, permit, AdmissionOutcome::Dropped);
             }

@@ -1,6 +1,6 @@
 //! Open-loop clients: arrivals, attempts, timeouts, retries (with budgets), outcomes.
 
-use super::{Event, RETRY_DRAWS, Request, WRITE_DRAW, World, service_draw};
+use super::{ArrivalState, Event, RETRY_DRAWS, Request, WRITE_DRAW, World, service_draw};
 use crate::components::retry::{RetryDecision, RetryState};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::{CounterDraws, CounterStream, unit_open};
@@ -17,61 +17,126 @@ impl World<'_, '_> {
         // The record's copy of the process (`hot.poisson`), so a Poisson tenant's spec is not
         // read again: at 100,000 tenants each pass over the specs is a few milliseconds.
         if self.tenants[tenant].hot.poisson {
-            let state = &mut self.tenants[tenant];
-            state.next_exponential = standard_exponential(&mut state.arrivals);
+            let state = &mut self.tenants[tenant].arrival;
+            state.next_exponential = standard_exponential(&mut state.stream);
             return self.next_arrival(tenant, SimTime::ZERO);
         }
         // Constant: a random phase, so constant-rate tenants do not all arrive at once.
-        let rate = self.system.tenants[tenant].arrival.rate;
+        let rate = self.first_source_rate(tenant);
         let (multiplier, _) = self.rate_at(tenant, SimTime::ZERO);
         let interval = NANOS_PER_SEC as f64 / (rate * multiplier);
-        let u = unit_open(self.tenants[tenant].arrivals.next_u64());
+        let u = unit_open(self.tenants[tenant].arrival.stream.next_u64());
+        SimTime::ZERO + SimDuration::from_nanos((interval * u) as u64)
+    }
+
+    /// The base rate of a tenant's first source: its rate, times its first class's share.
+    fn first_source_rate(&self, tenant: usize) -> f64 {
+        let spec = &self.system.tenants[tenant];
+        match spec.mix.as_deref() {
+            Some([first, ..]) => spec.arrival.rate * first.share,
+            _ => spec.arrival.rate,
+        }
+    }
+
+    /// The first arrival of source `i` of `sources` (see [`World::first_arrival`]).
+    pub(super) fn first_source_arrival(&mut self, i: usize) -> SimTime {
+        let source = &mut self.sources[i];
+        let schedule = source.rate_schedule;
+        if source.poisson {
+            source.arrival.next_exponential = standard_exponential(&mut source.arrival.stream);
+            return self.next_source_arrival(i, SimTime::ZERO);
+        }
+        let (multiplier, _) = self.schedule_at(schedule, SimTime::ZERO);
+        let source = &mut self.sources[i];
+        let interval = NANOS_PER_SEC as f64 / (source.rate * multiplier);
+        let u = unit_open(source.arrival.stream.next_u64());
         SimTime::ZERO + SimDuration::from_nanos((interval * u) as u64)
     }
 
     #[inline]
     fn rate_at(&self, tenant: usize, t: SimTime) -> (f64, SimTime) {
-        match self.tenants[tenant].rate_schedule {
+        self.schedule_at(self.tenants[tenant].rate_schedule, t)
+    }
+
+    /// The multiplier of rate schedule `schedule` at `t`, and when it next changes.
+    #[inline]
+    fn schedule_at(&self, schedule: Option<u32>, t: SimTime) -> (f64, SimTime) {
+        match schedule {
             Some(s) => self.rate_schedules[s as usize].at(t),
             None => (1.0, SimTime::MAX),
         }
     }
 
-    /// The arrival after one at `now`. Poisson arrivals restart their exponential draw at every
-    /// rate change, which is exact for a piecewise-constant rate (memorylessness).
+    /// The arrival after one at `now` of a tenant's first source. Poisson arrivals restart
+    /// their exponential draw at every rate change, which is exact for a piecewise-constant
+    /// rate (memorylessness).
     fn next_arrival(&mut self, tenant: usize, now: SimTime) -> SimTime {
         let poisson = self.tenants[tenant].hot.poisson;
         let mut t = now;
         loop {
             let (multiplier, until) = self.rate_at(tenant, t);
-            let state = &mut self.tenants[tenant];
             // `rate * 1.0 == rate`, so the cached gap equals the computed one when unscaled.
-            let mean_gap = if multiplier == 1.0 {
-                state.mean_gap_nanos
-            } else {
-                NANOS_PER_SEC as f64 / (self.system.tenants[tenant].arrival.rate * multiplier)
-            };
-            let gap_nanos = if poisson {
-                // The gap uses the draw taken one arrival ago and draws the next one now: the
-                // same draws in the same order, but the new one's latency (a hash and a
-                // logarithm) is off the path to scheduling this arrival, which the next event
-                // waits on.
-                let standard = state.next_exponential;
-                state.next_exponential = standard_exponential(&mut state.arrivals);
-                standard * mean_gap
-            } else {
-                mean_gap
-            };
-            let candidate =
-                t + SimDuration::from_nanos_f64(gap_nanos).max(SimDuration::from_nanos(1));
-            if candidate < until || !poisson {
+            let scaled = (multiplier != 1.0)
+                .then(|| NANOS_PER_SEC as f64 / (self.first_source_rate(tenant) * multiplier));
+            let candidate = next_gap(&mut self.tenants[tenant].arrival, poisson, scaled, t);
+            // Past the end the arrival never happens, whatever the rate does later. Without the
+            // `until >= end` exit, a gap that saturates at the end of time (a rate of 1e-11/s)
+            // would restart at `until == SimTime::MAX` forever.
+            if candidate < until || !poisson || until >= self.end {
                 return candidate;
             }
             t = until;
         }
     }
 
-    pub(super) fn on_arrival(&mut self, now: SimTime, tenant: u32, queue: &mut EventQueue<Event>) {
+    /// [`World::next_arrival`] for source `i` of `sources`.
+    fn next_source_arrival(&mut self, i: usize, now: SimTime) -> SimTime {
+        let (schedule, poisson, rate) = {
+            let s = &self.sources[i];
+            (s.rate_schedule, s.poisson, s.rate)
+        };
+        let mut t = now;
+        loop {
+            let (multiplier, until) = self.schedule_at(schedule, t);
+            let scaled = (multiplier != 1.0).then(|| NANOS_PER_SEC as f64 / (rate * multiplier));
+            let candidate = next_gap(&mut self.sources[i].arrival, poisson, scaled, t);
+            if candidate < until || !poisson || until >= self.end {
+                return candidate;
+            }
+            t = until;
+        }
+    }
+
+    /// Arrival source `id` issues a request: ids below the tenant count are tenants' first
+    /// sources, the rest index `sources`.
+    pub(super) fn on_arrival(&mut self, now: SimTime, id: u32, queue: &mut EventQueue<Event>) {
+        let n = self.tenants.len();
+        if (id as usize) < n {
+            return self.on_first_source_arrival(now, id, queue);
+        }
+        let i = id as usize - n;
+        let next = self.next_source_arrival(i, now);
+        if next < self.end {
+            queue.schedule(next, Event::Arrival(id));
+        }
+        let source = &mut self.sources[i];
+        let (tenant, class, rank) = (source.tenant, source.class, source.rank);
+        let drawn = source.issued;
+        source.issued += 1;
+        let work_key = CounterDraws::new(source.work_key).word(drawn);
+        let sources = u64::from(self.tenants[tenant as usize].sources);
+        // Unique per tenant: the source's count interleaved with its rank.
+        let index = drawn * sources + u64::from(rank);
+        self.issue(now, tenant, class, index, work_key, f64::NAN, queue);
+    }
+
+    #[inline(always)]
+    fn on_first_source_arrival(
+        &mut self,
+        now: SimTime,
+        tenant: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
         let t = tenant as usize;
         self.warm(tenant);
         let next = self.next_arrival(t, now);
@@ -79,17 +144,46 @@ impl World<'_, '_> {
             queue.schedule(next, Event::Arrival(tenant));
         }
         let state = &mut self.tenants[t];
-        let writes = state.hot.writes;
-        let index = state.issued;
-        let work_key = CounterDraws::new(state.work_key).word(index);
+        let drawn = state.issued;
+        let work_key = CounterDraws::new(state.work_key).word(drawn);
         state.issued += 1;
+        let (class, sources) = (state.class, u64::from(state.sources));
         let first_service_ln = state.next_service_ln;
         if self.service_ln_ahead {
             // The next request's, so the logarithm's latency is off this request's path.
-            let next_key = CounterDraws::new(state.work_key).word(index + 1);
+            let next_key = CounterDraws::new(state.work_key).word(drawn + 1);
             state.next_service_ln = first_service_ln_of(next_key);
         }
-        if let Some(budget) = state.budget.as_mut() {
+        self.issue(
+            now,
+            tenant,
+            class,
+            drawn * sources,
+            work_key,
+            first_service_ln,
+            queue,
+        );
+    }
+
+    /// A new request of `tenant`'s `class` (its `index` within the tenant, its `work_key`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn issue(
+        &mut self,
+        now: SimTime,
+        tenant: u32,
+        class: u16,
+        index: u64,
+        work_key: u64,
+        first_service_ln: f64,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let t = tenant as usize;
+        let writes = match self.class_routes.get(class as usize).and_then(|c| c.writes) {
+            Some(w) => w,
+            None => self.tenants[t].hot.writes,
+        };
+        if let Some(budget) = self.tenants[t].budget.as_mut() {
             budget.on_first_attempt();
         }
         let write = writes > 0.0 && CounterDraws::new(work_key).unit(WRITE_DRAW) < writes;
@@ -104,9 +198,10 @@ impl World<'_, '_> {
             index,
             retry: RetryState::new(),
             write,
+            class,
             first_service_ln,
         });
-        self.metrics.issued(t, now);
+        self.metrics.issued(t, class, now);
         self.series.issued(t, now);
         self.trace(now, tenant, index, 0, TraceKind::Issued);
         self.start_attempt(now, request, queue);
@@ -128,21 +223,32 @@ impl World<'_, '_> {
         r.awaiting = attempt_id;
         r.retry_due = SimTime::MAX;
         let (tenant, attempt, index, issued_at) = (r.tenant, r.attempts, r.index, r.issued_at);
-        self.metrics.attempted(tenant as usize, issued_at);
+        let class = r.class;
+        self.metrics.attempted(tenant as usize, class, issued_at);
         self.trace(now, tenant, index, attempt, TraceKind::AttemptStart);
         self.route(now, request, attempt_id, queue);
     }
 
     /// Arms the client's timeout for an attempt that entered a cell.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn arm_timeout(
         &mut self,
         now: SimTime,
         tenant: u32,
+        class: u16,
         request: u32,
         attempt_id: u64,
         queue: &mut EventQueue<Event>,
     ) {
-        let Some(lane) = self.tenants[tenant as usize].timeout_lane else {
+        let lane = match self
+            .class_routes
+            .get(class as usize)
+            .and_then(|c| c.timeout_lane)
+        {
+            Some(own) => own,
+            None => self.tenants[tenant as usize].timeout_lane,
+        };
+        let Some(lane) = lane else {
             return;
         };
         let l = &mut self.lanes[lane as usize];
@@ -166,6 +272,11 @@ impl World<'_, '_> {
                 break;
             }
             self.lanes[lane as usize].pending.pop_front();
+            if self.lanes[lane as usize].calls {
+                // A call's timeout: `request` is the callee's work, `attempt_id` its id.
+                self.call_timed_out(now, request, attempt_id, queue);
+                continue;
+            }
             let waiting = self
                 .requests
                 .get(request)
@@ -198,7 +309,15 @@ impl World<'_, '_> {
         };
         r.awaiting = 0;
         let tenant = r.tenant as usize;
-        let policy = self.system.tenants[tenant].retry;
+        let policy = match self
+            .system
+            .classes
+            .get(r.class as usize)
+            .and_then(|c| c.retry)
+        {
+            Some(own) => own,
+            None => self.system.tenants[tenant].retry,
+        };
         let random = CounterDraws::new(r.work_key).word(RETRY_DRAWS + u64::from(r.attempts));
         let decision = match self.tenants[tenant].budget.as_mut() {
             Some(budget) => {
@@ -229,7 +348,7 @@ impl World<'_, '_> {
         if let Some(r) = self.requests.remove(request) {
             let latency = now - r.issued_at;
             self.metrics
-                .finished(r.tenant as usize, r.issued_at, outcome, latency);
+                .finished(r.tenant as usize, r.class, r.issued_at, outcome, latency);
             self.series.finished(
                 r.tenant as usize,
                 now,
@@ -292,6 +411,24 @@ impl World<'_, '_> {
         }
         unaccounted
     }
+}
+
+/// The next arrival time of a source from `t`: a Poisson source's exponential gap (using the
+/// draw taken one arrival ago, and drawing the next one now: the same draws in the same order,
+/// but the new one's latency, a hash and a logarithm, is off the path to scheduling this
+/// arrival, which the next event waits on), or a constant source's interval. `scaled` is the
+/// mean gap under a rate multiplier, `None` at the base rate.
+#[inline(always)]
+fn next_gap(state: &mut ArrivalState, poisson: bool, scaled: Option<f64>, t: SimTime) -> SimTime {
+    let mean_gap = scaled.unwrap_or(state.mean_gap_nanos);
+    let gap_nanos = if poisson {
+        let standard = state.next_exponential;
+        state.next_exponential = standard_exponential(&mut state.stream);
+        standard * mean_gap
+    } else {
+        mean_gap
+    };
+    t + SimDuration::from_nanos_f64(gap_nanos).max(SimDuration::from_nanos(1))
 }
 
 /// A standard exponential draw (mean 1), `-ln(u)`, from the next word of `stream`.

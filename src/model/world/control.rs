@@ -48,6 +48,86 @@ impl World<'_, '_> {
 
     /// Recomputes what the active faults amount to.
     fn recompute_faults(&mut self) {
+        for pool in &mut self.pools {
+            pool.slowdown = 1.0;
+        }
+        for f in &mut self.external_faults {
+            *f = super::ExternalFaults::default();
+        }
+        let services = self.system.services.len();
+        self.replica_down.iter_mut().for_each(|d| *d = false);
+        for r in &mut self.replication {
+            r.fault_lag = SimDuration::ZERO;
+        }
+        let cell_pools = self.cell_pools;
+        for (i, fault) in self.system.faults.iter().enumerate() {
+            if !self.faults.active[i] {
+                continue;
+            }
+            match &fault.kind {
+                FaultKind::PoolSlowdown {
+                    pool,
+                    cells,
+                    factor,
+                    ..
+                } => {
+                    for &c in cells {
+                        self.pools[c * cell_pools + pool].slowdown *= factor;
+                    }
+                }
+                FaultKind::DependencyErrors {
+                    dependency,
+                    rate,
+                    cell,
+                    ..
+                } => {
+                    if let Some(i) = external_index(*dependency, services) {
+                        self.external_faults[i]
+                            .errors
+                            .push((cell.map_or(super::NONE, |c| c as u32), *rate));
+                    }
+                }
+                FaultKind::DependencyOutage {
+                    dependency, cell, ..
+                } => {
+                    if let Some(i) = external_index(*dependency, services) {
+                        self.external_faults[i]
+                            .outages
+                            .push(cell.map_or(super::NONE, |c| c as u32));
+                    }
+                }
+                FaultKind::DependencySlowdown {
+                    dependency,
+                    factor,
+                    cell,
+                    ..
+                } => {
+                    if let Some(i) = external_index(*dependency, services) {
+                        self.external_faults[i]
+                            .slowdowns
+                            .push((cell.map_or(super::NONE, |c| c as u32), *factor));
+                    }
+                }
+                FaultKind::ReplicaLag { database, lag, .. } => {
+                    let r = &mut self.replication[*database];
+                    r.fault_lag = r.fault_lag + *lag;
+                }
+                FaultKind::ReplicaOutage {
+                    database, replica, ..
+                } => {
+                    let base = self.replica_base[*database];
+                    let count = self.system.databases[*database]
+                        .replicas
+                        .map_or(0, |r| r.count);
+                    for r in 0..count {
+                        if replica.is_none_or(|one| one == r) {
+                            self.replica_down[(base + r) as usize] = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
         let f = &mut self.faults;
         f.cell_down.iter_mut().for_each(|x| *x = false);
         f.db_factor.iter_mut().for_each(|x| *x = 1.0);
@@ -77,16 +157,28 @@ impl World<'_, '_> {
                 }
                 FaultKind::Partition => f.partition = true,
                 FaultKind::ControlPlaneOutage => f.control_down = true,
-                FaultKind::DependencyErrors { dependency, rate } => match dependency {
+                FaultKind::DependencyErrors {
+                    dependency, rate, ..
+                } => match dependency {
                     Dependency::Database(d) => db_ok[*d] *= 1.0 - rate,
                     Dependency::Kms => kms_ok *= 1.0 - rate,
+                    // Services and external dependencies: `exec` asks the fault state when
+                    // it calls them.
+                    Dependency::Service(_) | Dependency::External(_) => {}
                 },
                 FaultKind::PoisonJobs { tenants, fraction } => {
                     for &t in tenants {
                         f.poison[t] = 1.0 - (1.0 - f.poison[t]) * (1.0 - fraction);
                     }
                 }
-                FaultKind::LoadSpike { .. } | FaultKind::MigrateTenant { .. } => {}
+                FaultKind::LoadSpike { .. }
+                | FaultKind::MigrateTenant { .. }
+                | FaultKind::DependencyOutage { .. }
+                | FaultKind::DependencySlowdown { .. }
+                | FaultKind::CacheFlush { .. }
+                | FaultKind::PoolSlowdown { .. }
+                | FaultKind::ReplicaLag { .. }
+                | FaultKind::ReplicaOutage { .. } => {}
             }
         }
         for (rate, ok) in f.db_error_rate.iter_mut().zip(db_ok) {
@@ -124,6 +216,7 @@ impl World<'_, '_> {
                 }
             }
             FaultKind::MigrateTenant { .. } => self.migrate_start(now, fault, queue),
+            FaultKind::CacheFlush { cache, .. } => self.flush_cache(*cache),
             _ => {}
         }
     }
@@ -181,7 +274,10 @@ impl World<'_, '_> {
                 continue;
             }
             let demand = placing::demand(t, &system.tenants[t], enforce);
-            let Some(to) = placing::choose(&self.placement, &views, &demand) else {
+            let tier = system.tenants[t].tier;
+            let Some(to) =
+                placing::choose_routed(&self.placement, &mut views, &demand, tier, &self.routing)
+            else {
                 continue;
             };
             let Ok(transition) = self.store.fail_over(now, &(t as u32), to) else {
@@ -260,5 +356,15 @@ impl World<'_, '_> {
             }
             _ => {}
         }
+    }
+}
+
+/// The index of a service or external dependency in `World::external_faults` (`services`
+/// services come first); `None` for databases and KMS.
+fn external_index(dependency: Dependency, services: usize) -> Option<usize> {
+    match dependency {
+        Dependency::Service(s) => Some(s),
+        Dependency::External(d) => Some(services + d),
+        Dependency::Database(_) | Dependency::Kms => None,
     }
 }

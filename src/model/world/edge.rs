@@ -1,8 +1,12 @@
 //! The edge and a cell's front door: tenant config, rate limiting, tenant-to-cell routing from
 //! the mapping cache, epoch fencing of writes, and admission into the cell's API pool.
 
-use super::{DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, Work, World, service_draw};
+use super::{
+    DRAW_EDGE, DRAWS_PER_ATTEMPT, Event, IMPLICIT_PROGRAM, Links, NONE, Work, WorkKind, World,
+    service_draw,
+};
 use crate::components::admission::{Reason, Request as AdmissionRequest};
+use crate::components::bulkhead::PermitId as BulkheadPermit;
 use crate::components::draw::uniform_inclusive;
 use crate::components::limiter::Decision;
 use crate::components::mapping_cache::Resolution;
@@ -12,7 +16,7 @@ use crate::kernel::rng::CounterDraws;
 use crate::model::config::ConfigLookup;
 use crate::model::metrics::Outcome;
 use crate::model::trace::TraceKind;
-use crate::time::SimTime;
+use crate::time::{SimDuration, SimTime};
 
 /// The cells that accepted a write: the primary, and the shadow of a dual-write migration.
 type WriteCells = (u32, Option<u32>);
@@ -30,8 +34,8 @@ impl World<'_, '_> {
         let Some(r) = self.requests.get(request) else {
             return;
         };
-        let (tenant, attempt, index, write, work_key) =
-            (r.tenant, r.attempts, r.index, r.write, r.work_key);
+        let (tenant, attempt, index, write, work_key, class) =
+            (r.tenant, r.attempts, r.index, r.write, r.work_key, r.class);
         let first_service_ln = r.first_service_ln;
         let t = tenant as usize;
         let spec = self.tenants[t].hot;
@@ -67,18 +71,32 @@ impl World<'_, '_> {
             return;
         };
         let c = cell as usize;
+        // The class's route (none for the implicit class): read field by field, so the
+        // implicit class's path copies nothing.
+        let route = self.class_routes.get(class as usize);
+        let (pool_offset, bulkhead_cap, program) = route.map_or((0, None, IMPLICIT_PROGRAM), |r| {
+            (r.pool as usize, r.bulkhead, r.program)
+        });
+        let pool_index = c * self.cell_pools + pool_offset;
         // The work's CPU time, drawn here rather than when a worker starts it: the same draw
-        // (a pure function of the request, the attempt and the cell's fixed distribution), but
-        // its latency (a hash and a logarithm) now overlaps admission's bookkeeping instead of
-        // delaying the schedule the next event waits on.
+        // (a pure function of the request, the attempt and the class's or pool's fixed
+        // distribution), but its latency (a hash and a logarithm) now overlaps admission's
+        // bookkeeping instead of delaying the schedule the next event waits on.
         // For a first attempt the logarithm was taken one arrival ahead (`on_arrival`).
-        let service_time = &self.system.cells[c].api.service_time;
+        let pool = &self.pools[pool_index];
+        let service_time = match route.and_then(|r| r.cpu.as_ref()) {
+            Some(own) => own,
+            None => &pool.service_time,
+        };
         let u = service_draw(work_key, attempt);
-        let service = if attempt == 1 && !first_service_ln.is_nan() {
+        let mut service = if attempt == 1 && !first_service_ln.is_nan() {
             service_time.quantile_with_ln(u, first_service_ln)
         } else {
             service_time.quantile(u)
         };
+        if pool.slowdown != 1.0 {
+            service = SimDuration::from_nanos_f64(service.as_nanos() as f64 * pool.slowdown);
+        }
         self.invariants.served(
             now,
             tenant,
@@ -88,14 +106,30 @@ impl World<'_, '_> {
             &self.names,
         );
 
-        // Admission into the cell's API pool.
-        let pool = &self.system.cells[c].api;
-        let has_worker = self.cells[c].busy < pool.workers;
+        // The class's bulkhead in this cell: at most so many of the tenant's requests of the
+        // class at once.
+        let bulkhead = match (bulkhead_cap, self.cells[c].bulkheads.as_mut()) {
+            (Some(_), Some(registry)) => match registry.try_acquire(now, &tenant, &class) {
+                Ok(permit) => Some(permit.id),
+                Err(rejection) => {
+                    self.trace(now, tenant, index, attempt, TraceKind::Rejected);
+                    let retry_at = Some(rejection.retry_at).filter(|&t| t != SimTime::MAX);
+                    self.fail_attempt(now, request, Outcome::Rejected, retry_at, queue);
+                    return;
+                }
+            },
+            _ => None,
+        };
+
+        // Admission into the pool.
         let tier = &self.system.tiers[tier_index];
-        let permit = match self.cells[c].admission.as_mut() {
+        let pool = &mut self.pools[pool_index];
+        let has_worker = pool.busy < pool.workers;
+        let cap = pool.tenant_cap.or(tier.max_in_flight);
+        let permit = match pool.admission.as_mut() {
             Some(admission) => {
                 let mut ask = AdmissionRequest::normal(&tenant, tier_index);
-                if let Some(cap) = tier.max_in_flight {
+                if let Some(cap) = cap {
                     ask = ask.with_tenant_cap(cap);
                 }
                 match admission.try_acquire(now, ask) {
@@ -103,6 +137,9 @@ impl World<'_, '_> {
                     Err(rejection) => {
                         let retry_at = (rejection.reason != Reason::UnknownPartition)
                             .then_some(rejection.retry_at);
+                        if let Some(permit) = bulkhead {
+                            self.give_bulkhead(now, c, permit);
+                        }
                         self.trace(now, tenant, index, attempt, TraceKind::Rejected);
                         self.fail_attempt(now, request, Outcome::Rejected, retry_at, queue);
                         return;
@@ -125,7 +162,7 @@ impl World<'_, '_> {
                 queued: !has_worker,
             },
         );
-        self.arm_timeout(now, tenant, request, attempt_id, queue);
+        self.arm_timeout(now, tenant, class, request, attempt_id, queue);
         let write = write_cells.map(|(primary, shadow)| {
             let cells: Vec<u32> = std::iter::once(primary).chain(shadow).collect();
             self.invariants.write_accepted(tenant, &cells)
@@ -134,11 +171,30 @@ impl World<'_, '_> {
             request,
             request_index: index,
             attempt_id,
+            kind: WorkKind::Root,
+            links: bulkhead.map(|permit| {
+                Box::new(Links {
+                    bulkhead: Some(permit),
+                    ..Links::NONE
+                })
+            }),
+            query_id: None,
             tenant,
             cell,
             attempt,
-            queries_left: spec.db_queries,
+            class,
+            pc: 0,
+            program,
+            pool: pool_index as u32,
+            queries_left: if program == IMPLICIT_PROGRAM {
+                spec.db_queries
+            } else {
+                0
+            },
             queries_done: 0,
+            query_op: u16::MAX,
+            station: NONE,
+            cancelled: false,
             work_key,
             service,
             worker_since: SimTime::MAX,
@@ -152,10 +208,19 @@ impl World<'_, '_> {
             r.work = work;
         }
         if has_worker {
-            self.cells[c].busy += 1;
+            self.pools[pool_index].busy += 1;
             self.begin_work(now, work, queue);
         } else {
-            self.cells[c].queue.push_back(work);
+            self.pools[pool_index].queue.push_back(work);
+        }
+    }
+
+    /// Gives back a permit of cell `c`'s bulkheads.
+    pub(super) fn give_bulkhead(&mut self, now: SimTime, c: usize, permit: BulkheadPermit) {
+        if let Some(registry) = self.cells[c].bulkheads.as_mut() {
+            // A permit is released once, when its work ends; an error would be a model bug
+            // and is harmless to the run.
+            let _ = registry.release(now, permit);
         }
     }
 

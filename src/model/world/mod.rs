@@ -1,22 +1,29 @@
 //! The simulated world's state and its event dispatch. The handlers live in submodules by
-//! concern: `client` (arrivals, attempts, retries, timeouts), `edge` (limiter, mapping,
-//! fencing, admission), `cell` (workers, KMS, database, breakers), `control` (faults,
-//! failover, migrations, placement) and `jobs` (background jobs).
+//! concern: `client` (arrival sources, attempts, retries, timeouts), `edge` (limiter,
+//! mapping, fencing, admission into a pool), `cell` (a worker's KMS call and CPU, releasing
+//! and killing work), `exec` (a work's program: queries on primaries and replicas, statement
+//! timeouts, replication lag), `calls` (service calls, dependency calls, caches and parallel
+//! branches: a request's call tree), `control` (faults, failover, migrations, placement) and
+//! `jobs` (background jobs).
 
+mod calls;
 mod cell;
 mod client;
 mod control;
 mod edge;
+mod exec;
 mod jobs;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::Event;
 use super::config::{ArrivalProcess, BreakerKey, FaultKind, MappingPolicy, SchedulerMode, System};
+use super::dist::Dist;
 use super::invariants::{Invariants, Sabotage};
 use super::metrics::Metrics;
 use super::series::Series;
 use super::slab::Slab;
+use super::topology::{CLASS_DEFAULT, PoolSpec};
 use super::trace::{TraceKind, TraceRecord, TraceSink};
 use crate::components::admission::{
     AdaptiveLimit, AdmissionConfig, AdmissionController, PartitionConfig, PermitId,
@@ -24,6 +31,11 @@ use crate::components::admission::{
 use crate::components::breaker::{
     Breaker, BreakerConfig, BreakerPolicy, Outcome as CallOutcome, Ticket,
 };
+use crate::components::bulkhead::{
+    BulkheadConfig, BulkheadRegistry, ClassLimits, PermitId as BulkheadPermit,
+};
+use crate::components::cache::{CacheConfig, Isolation, TenantCache};
+use crate::components::connection_pool::{ConnectionPool, PoolConfig};
 use crate::components::limiter::{GcraState, Quota};
 use crate::components::mapping::MappingStore;
 use crate::components::mapping_cache::{EdgeCache, OnUnavailable};
@@ -41,7 +53,83 @@ use smallvec::SmallVec;
 pub(super) enum Dep {
     Database(u32),
     Kms,
+    /// A service (index).
+    Service(u32),
+    /// Object storage, search, a provider or a cache (index into `System::dependencies`).
+    External(u32),
 }
+
+/// A work's place in a call tree, and its bulkhead permit.
+struct Links {
+    /// A child's caller: its handle and its `attempt_id` when the child was spawned ([`NONE`]
+    /// for a root work, or once the caller gave up on it).
+    parent: u32,
+    parent_id: u64,
+    /// Children (calls, branches) it waits for.
+    pending: u16,
+    /// The service of an operation, the dependency of a call.
+    target: u32,
+    /// For a child: the breaker ticket of the call it answers (recorded when it ends).
+    call_ticket: Option<(Dep, Ticket)>,
+    /// Its permit of its class's bulkhead in its cell, if the class has one.
+    bulkhead: Option<BulkheadPermit>,
+}
+
+impl Links {
+    const NONE: Links = Links {
+        parent: NONE,
+        parent_id: 0,
+        pending: 0,
+        target: NONE,
+        call_ticket: None,
+        bulkhead: None,
+    };
+}
+
+impl Work {
+    /// Its caller, or [`NONE`].
+    fn parent(&self) -> u32 {
+        self.links.as_ref().map_or(NONE, |l| l.parent)
+    }
+
+    /// The children it waits for.
+    fn pending(&self) -> u16 {
+        self.links.as_ref().map_or(0, |l| l.pending)
+    }
+
+    /// Its service or dependency, or [`NONE`].
+    fn target(&self) -> u32 {
+        self.links.as_ref().map_or(NONE, |l| l.target)
+    }
+
+    /// Its bulkhead permit, if any.
+    fn bulkhead(&self) -> Option<BulkheadPermit> {
+        self.links.as_ref().and_then(|l| l.bulkhead)
+    }
+
+    /// Its links, made on first use.
+    fn links_mut(&mut self) -> &mut Links {
+        self.links.get_or_insert_with(|| Box::new(Links::NONE))
+    }
+}
+
+/// What a work is: a request's attempt in its cell, or a piece of its call tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WorkKind {
+    /// An attempt of a request, on a cell pool.
+    Root,
+    /// An operation of a service (`target`), on one of the service's pools.
+    Operation,
+    /// A branch of a parallel step: no pool of its own.
+    Branch,
+    /// A call to a dependency (`target`): one operation at one of its instances.
+    Call,
+}
+
+/// A missing handle (no parent work, no pool, no station).
+const NONE: u32 = u32::MAX;
+/// The program of the implicit class: the tenant's `db_queries` on its cell's database.
+const IMPLICIT_PROGRAM: u32 = u32::MAX;
 
 /// A request, from its first attempt to its outcome.
 struct Request {
@@ -63,6 +151,8 @@ struct Request {
     retry: RetryState,
     /// Whether the request writes (and so goes through epoch fencing).
     write: bool,
+    /// Its class ([`CLASS_DEFAULT`] for the implicit one).
+    class: u16,
     /// `fastlog::ln(1 - u)` of its first attempt's service-time draw, taken one arrival ahead
     /// ([`TenantState::next_service_ln`]); NaN when not taken.
     first_service_ln: f64,
@@ -73,12 +163,34 @@ struct Request {
 struct Work {
     request: u32,
     request_index: u64,
+    /// The attempt's id for a root work (what the client awaits); a fresh id for a child.
     attempt_id: u64,
+    kind: WorkKind,
+    /// Its place in a call tree and its bulkhead permit, when it has either: boxed, so the
+    /// implicit class's work (no tree, no bulkhead) stays small.
+    links: Option<Box<Links>>,
+    /// Its query's id at a governed station (a database with a statement timeout or
+    /// per-tenant caps).
+    query_id: Option<crate::components::connection_pool::QueryId>,
     tenant: u32,
     cell: u32,
     attempt: u32,
+    /// The request's class.
+    class: u16,
+    /// The next step of its program.
+    pc: u16,
+    /// Its program (index into `System::programs`), or [`IMPLICIT_PROGRAM`].
+    program: u32,
+    /// The pool instance whose worker (or queue slot) it holds.
+    pool: u32,
     queries_left: u32,
     queries_done: u32,
+    /// The query step under way (index into its program), `u16::MAX` for the implicit one.
+    query_op: u16,
+    /// The station (database primary or replica) of the current query, [`NONE`] when none.
+    station: u32,
+    /// Its current query will be cancelled by the statement timeout when it completes.
+    cancelled: bool,
     work_key: u64,
     /// Its CPU time (drawn when it enters the cell).
     service: SimDuration,
@@ -113,12 +225,8 @@ struct BgJob {
 /// six or seven): at 100,000 tenants every line a request touches is a miss to warm.
 #[repr(align(64))]
 struct TenantState {
-    arrivals: CounterStream,
-    /// Nanoseconds between arrivals at the tenant's base rate (`1e9 / rate`), kept so the
-    /// arrival path multiplies instead of dividing.
-    mean_gap_nanos: f64,
-    /// A Poisson tenant's next standard exponential draw (`-ln u`), taken one arrival ahead.
-    next_exponential: f64,
+    /// Its first arrival source.
+    arrival: ArrivalState,
     /// For the tenant's next request, the logarithm its first attempt's service time needs
     /// (`fastlog::ln(1 - u)`), taken one arrival ahead for the same reason; NaN until the
     /// first arrival, and while no cell's service time is exponential.
@@ -126,7 +234,13 @@ struct TenantState {
     job_arrivals: Option<CounterStream>,
     work_key: u64,
     job_key: u64,
+    /// Requests its first arrival source issued (see [`Source`]).
     issued: u64,
+    /// The class of its first arrival source ([`CLASS_DEFAULT`] without a mix).
+    class: u16,
+    /// Its arrival sources: one per class of its mix (the first lives in this record, the
+    /// others in `World::sources`), or one for the implicit class.
+    sources: u16,
     jobs_issued: u64,
     limiter: GcraState,
     /// Requests queued or running in a cell without admission control.
@@ -169,23 +283,140 @@ impl HotSpec {
     }
 }
 
+/// Where an arrival source stands.
+struct ArrivalState {
+    stream: CounterStream,
+    /// Nanoseconds between arrivals at the source's base rate (`1e9 / rate`), kept so the
+    /// arrival path multiplies instead of dividing.
+    mean_gap_nanos: f64,
+    /// A Poisson source's next standard exponential draw (`-ln u`), taken one arrival ahead.
+    next_exponential: f64,
+}
+
+/// A tenant's arrival source for one class of its mix beyond the first (the first lives in
+/// the tenant's record). Its streams are keyed by (purpose, tenant, class name), so adding a
+/// class to one tenant's mix changes no other draw.
+struct Source {
+    tenant: u32,
+    /// Index into `World::rate_schedules`, if a fault changes this source's rate.
+    rate_schedule: Option<u32>,
+    class: u16,
+    /// Its position in the tenant's mix (the first class is 0).
+    rank: u16,
+    poisson: bool,
+    arrival: ArrivalState,
+    /// Requests per second at the tenant's base rate (its rate times the class's share).
+    rate: f64,
+    work_key: u64,
+    issued: u64,
+}
+
 struct JobPoolState {
     scheduler: JobScheduler<u32, u32>,
     busy: u32,
 }
 
 struct CellState {
-    busy: u32,
-    queue: VecDeque<u32>,
-    admission: Option<AdmissionController<u32>>,
     jobs: Option<JobPoolState>,
     /// Under the `SharedKeyCache` sabotage: the one data key the cell caches.
     shared_key: (u32, SimTime),
+    /// The classes' bulkheads in this cell (per-tenant caps per class), if any class has one.
+    bulkheads: Option<BulkheadRegistry<u32, u16>>,
 }
 
-struct DbState {
+/// One instance of a worker pool: a cell's `api` pool or one of its `[[pools]]`.
+struct PoolState {
     busy: u32,
+    workers: u32,
+    queue: VecDeque<u32>,
+    admission: Option<AdmissionController<u32>>,
+    /// CPU time of work whose class does not say its own.
+    service_time: Dist,
+    /// Per-tenant cap of the pool itself (else the tier's `max_in_flight`).
+    tenant_cap: Option<u32>,
+    /// The product of active `pool_slowdown` factors.
+    slowdown: f64,
+}
+
+/// A station: connections held for one operation each (a database's primary or a replica, or
+/// an instance of a dependency), FIFO for the rest.
+struct Station {
+    busy: u32,
+    capacity: u32,
     waiting: VecDeque<u32>,
+    /// A governed database (statement timeout or per-tenant caps) queues and times out through
+    /// the connection-pool component instead.
+    governed: Option<ConnectionPool<u32, u32>>,
+    /// For a dependency instance: its quotas and, for a cache, its entries.
+    dependency: Option<Box<DependencyInstance>>,
+}
+
+/// What a dependency instance keeps besides its connections.
+struct DependencyInstance {
+    dependency: u32,
+    /// Per-tenant operations in flight, when the dependency has a per-tenant quota.
+    per_tenant: Option<crate::components::KeyMap<u32, u32>>,
+    /// The instance's rate limit (a provider's limit per account).
+    limiter: Option<(Quota, GcraState)>,
+    /// A cache's entries: keys carry their tenant.
+    cache: Option<TenantCache<u32, u64, ()>>,
+}
+
+/// What active faults do to one service or dependency: outages, error rates and slowdowns,
+/// each for every caller or for the callers of one cell.
+#[derive(Clone, Debug, Default)]
+struct ExternalFaults {
+    outages: Vec<u32>,
+    errors: Vec<(u32, f64)>,
+    slowdowns: Vec<(u32, f64)>,
+}
+
+impl ExternalFaults {
+    /// Whether a call from `cell` is refused ([`NONE`] in the list means every cell).
+    fn down(&self, cell: u32) -> bool {
+        self.outages.iter().any(|&c| c == NONE || c == cell)
+    }
+
+    /// The chance a call from `cell` fails.
+    fn error_rate(&self, cell: u32) -> f64 {
+        1.0 - self
+            .errors
+            .iter()
+            .filter(|(c, _)| *c == NONE || *c == cell)
+            .map(|(_, r)| 1.0 - r)
+            .product::<f64>()
+    }
+
+    /// The slowdown of a call from `cell`.
+    fn factor(&self, cell: u32) -> f64 {
+        self.slowdowns
+            .iter()
+            .filter(|(c, _)| *c == NONE || *c == cell)
+            .map(|(_, f)| f)
+            .product()
+    }
+}
+
+/// What a class needs on the request path, resolved once (names to indices).
+#[derive(Clone, Copy)]
+struct ClassRoute {
+    pool: u32,
+    cpu: Option<Dist>,
+    writes: Option<f64>,
+    /// Its own timeout lane: `None` uses the tenant's; `Some(None)`: no timeout.
+    timeout_lane: Option<Option<u32>>,
+    bulkhead: Option<u32>,
+    program: u32,
+}
+
+/// Replication of one database to its replicas: a fluid backlog of writes the replicas have
+/// not applied, drained at the apply rate.
+#[derive(Clone, Copy, Default)]
+struct Replication {
+    backlog: f64,
+    since: SimTime,
+    /// Lag added by active `replica_lag` faults.
+    fault_lag: SimDuration,
 }
 
 /// Attempts sharing one timeout length: their deadlines are issued in time order, so a FIFO
@@ -194,6 +425,9 @@ struct TimeoutLane {
     timeout: SimDuration,
     pending: VecDeque<(SimTime, u32, u64)>,
     armed: bool,
+    /// A lane of call timeouts (entries are works and their ids) rather than client timeouts
+    /// (requests and attempt ids).
+    calls: bool,
 }
 
 /// Piecewise-constant rate multiplier: `(from, multiplier)` sorted by time.
@@ -269,6 +503,11 @@ pub(super) struct World<'s, 't> {
     cell_names: Vec<&'s str>,
     // Clients.
     tenants: Vec<TenantState>,
+    /// Arrival sources beyond each tenant's first; `Event::Arrival(n + i)` is source `i`
+    /// (`n` tenants).
+    sources: Vec<Source>,
+    /// Per class: what its requests need on the path (`System::classes` order).
+    class_routes: Vec<ClassRoute>,
     requests: Slab<Request>,
     lanes: Vec<TimeoutLane>,
     rate_schedules: Vec<RateSchedule>,
@@ -291,10 +530,36 @@ pub(super) struct World<'s, 't> {
     /// Tenants whose starting cell is each cell (counted while the records were built).
     tenants_per_cell: Vec<usize>,
     placement: PlacementPolicy,
+    /// Where each tier's tenants may go (routing by tier, `max_tenants`).
+    routing: super::placing::Routing,
     pending_control: Vec<ControlOp>,
     // Cells.
     cells: Vec<CellState>,
-    dbs: Vec<DbState>,
+    /// Pool instances: cell `c`'s pool `p` is `c * cell_pools + p`.
+    pools: Vec<PoolState>,
+    cell_pools: usize,
+    /// Stations: database `d`'s primary is station `d`; its replicas follow
+    /// `replica_base[d]`.
+    stations: Vec<Station>,
+    replica_base: Vec<u32>,
+    /// Per database with replicas: replication state and which replicas are down.
+    replication: Vec<Replication>,
+    replica_down: Vec<bool>,
+    /// Each tenant's last acknowledged write (kept only when some database has replicas).
+    last_write: Vec<SimTime>,
+    /// Per service: the first pool of each instance (cell, region or global scope).
+    service_pools: Vec<Vec<u32>>,
+    /// Per dependency: the station of each instance (cell, region or global scope).
+    dependency_stations: Vec<Vec<u32>>,
+    /// Instances of tenant-scoped services (`(0, service, tenant)`, first pool) and
+    /// dependencies (`(1, dependency, tenant)`, station), made on first use.
+    tenant_instances: crate::components::KeyMap<(u8, u32, u32), u32>,
+    /// Each cell's region, as a dense index.
+    cell_region: Vec<u32>,
+    /// Faults of services (first) and dependencies (after them).
+    external_faults: Vec<ExternalFaults>,
+    /// Lanes of call timeouts, by length.
+    call_lanes: Vec<(SimDuration, u32)>,
     works: Slab<Work>,
     breakers: Option<Breakers>,
     bg_jobs: Slab<BgJob>,
@@ -312,6 +577,12 @@ pub(super) struct World<'s, 't> {
 /// Bytes of the model's own per-tenant state (see [`super::per_tenant_bytes`]).
 pub(super) fn per_tenant_bytes() -> usize {
     size_of::<TenantState>()
+}
+
+/// Bytes of a live request, a live work and a background job record (see
+/// [`super::RecordBytes`]).
+pub(super) fn record_bytes() -> (usize, usize, usize) {
+    (size_of::<Request>(), size_of::<Work>(), size_of::<BgJob>())
 }
 
 impl<'s, 't> World<'s, 't> {
@@ -335,42 +606,93 @@ impl<'s, 't> World<'s, 't> {
         // Gathered in the pass below, so the start reads no spec a second time.
         let mut estimated_events = 0.0;
         let mut tenants_per_cell = vec![0usize; system.cells.len()];
+        // Built once, so naming a tenant group in a spike costs one pass, not a search per
+        // tenant; tenants named by the same spikes (a group) share one schedule.
+        let spike_index = super::spikes::SpikeIndex::new(system);
+        let mut schedule_of_spikes: BTreeMap<(&[u32], u16), Option<u32>> = BTreeMap::new();
+        // Client timeout lanes by length: a map, as every tenant may have its own timeout.
+        let mut lane_of: BTreeMap<SimDuration, u32> = BTreeMap::new();
         let keys = streams
             .keys_for("arrivals", count)
             .zip(streams.keys_for("work", count));
+        let mut sources: Vec<Source> = Vec::new();
         let tenants = system
             .tenants
             .iter()
             .zip(keys)
             .enumerate()
             .map(|(i, (t, (arrival_key, work_key)))| {
-                estimated_events += super::tenant_estimated_events(system, i, t);
+                estimated_events += super::tenant_estimated_events(system, &spike_index, i, t, &[]);
                 tenants_per_cell[t.cell] += 1;
-                let timeout_lane = t.timeout.map(|timeout| {
-                    match lanes.iter().position(|l| l.timeout == timeout) {
-                        Some(lane) => lane as u32,
-                        None => {
-                            lanes.push(TimeoutLane {
-                                timeout,
-                                pending: VecDeque::new(),
-                                armed: false,
-                            });
-                            (lanes.len() - 1) as u32
-                        }
+                let timeout_lane = t
+                    .timeout
+                    .map(|timeout| lane_for(&mut lanes, &mut lane_of, timeout));
+                let named_by = spike_index.faults_of(i);
+                // Tenants named by the same spikes (a group) share one schedule per class.
+                let mut schedule_of = |class: u16| -> Option<u32> {
+                    if named_by.is_empty() {
+                        return None;
                     }
-                });
-                let rate_schedule = rate_schedule_for(system, i).map(|s| {
-                    rate_schedules.push(s);
-                    (rate_schedules.len() - 1) as u32
-                });
+                    if let Some(&schedule) = schedule_of_spikes.get(&(named_by, class)) {
+                        return schedule;
+                    }
+                    let mine: Vec<super::spikes::Spike> =
+                        spike_index.spikes_of(system, i, Some(class)).collect();
+                    let schedule = (!mine.is_empty()).then(|| {
+                        rate_schedules.push(RateSchedule {
+                            segments: super::spikes::segments(&mine),
+                        });
+                        (rate_schedules.len() - 1) as u32
+                    });
+                    schedule_of_spikes.insert((named_by, class), schedule);
+                    schedule
+                };
                 let arrivals = match (&perturbed, i) {
                     (Some(p), 0) => p.counter_stream("arrivals", 0),
                     _ => CounterStream::new(arrival_key),
                 };
+                let poisson = t.arrival.process == ArrivalProcess::Poisson;
+                // A mix: the first class's source lives in the record, the others in
+                // `sources`; each class draws from streams keyed by its name.
+                let (arrivals, work_key, class, share) = match t.mix.as_deref() {
+                    Some([first, rest @ ..]) => {
+                        for (rank, share) in rest.iter().enumerate() {
+                            let name = &system.classes[share.class as usize].name;
+                            let rate = t.arrival.rate * share.share;
+                            sources.push(Source {
+                                tenant: i as u32,
+                                rate_schedule: schedule_of(share.class),
+                                class: share.class,
+                                rank: rank as u16 + 1,
+                                poisson,
+                                arrival: ArrivalState {
+                                    stream: streams
+                                        .counter_stream(&format!("arrivals/{name}"), i as u64),
+                                    mean_gap_nanos: NANOS_PER_SEC as f64 / rate,
+                                    next_exponential: 0.0,
+                                },
+                                rate,
+                                work_key: streams.key_for(&format!("work/{name}"), i as u64),
+                                issued: 0,
+                            });
+                        }
+                        let name = &system.classes[first.class as usize].name;
+                        (
+                            streams.counter_stream(&format!("arrivals/{name}"), i as u64),
+                            streams.key_for(&format!("work/{name}"), i as u64),
+                            first.class,
+                            first.share,
+                        )
+                    }
+                    _ => (arrivals, work_key, CLASS_DEFAULT, 1.0),
+                };
+                let rate_schedule = schedule_of(class);
                 TenantState {
-                    arrivals,
-                    mean_gap_nanos: NANOS_PER_SEC as f64 / t.arrival.rate,
-                    next_exponential: 0.0,
+                    arrival: ArrivalState {
+                        stream: arrivals,
+                        mean_gap_nanos: NANOS_PER_SEC as f64 / (t.arrival.rate * share),
+                        next_exponential: 0.0,
+                    },
                     next_service_ln: f64::NAN,
                     job_arrivals: t
                         .jobs
@@ -380,6 +702,8 @@ impl<'s, 't> World<'s, 't> {
                     // a noticeable part of setting up 100,000 tenants.
                     job_key: t.jobs.map_or(0, |_| streams.key_for("jobs", i as u64)),
                     issued: 0,
+                    class,
+                    sources: t.mix.as_ref().map_or(1, |m| m.len() as u16),
                     jobs_issued: 0,
                     limiter: GcraState::default(),
                     in_flight: 0,
@@ -394,6 +718,20 @@ impl<'s, 't> World<'s, 't> {
                 }
             })
             .collect();
+        let class_routes = system
+            .classes
+            .iter()
+            .map(|c| ClassRoute {
+                pool: c.pool as u32,
+                cpu: c.cpu,
+                writes: c.writes,
+                timeout_lane: c
+                    .timeout
+                    .map(|timeout| timeout.map(|d| lane_for(&mut lanes, &mut lane_of, d))),
+                bulkhead: c.max_in_flight_per_tenant,
+                program: c.program.unwrap_or(IMPLICIT_PROGRAM),
+            })
+            .collect();
         let edge = &system.edge;
         let on_unavailable = match edge.on_mapping_unavailable {
             MappingPolicy::ServeStale => OnUnavailable::ServeStale {
@@ -405,17 +743,14 @@ impl<'s, 't> World<'s, 't> {
         let mapping_cache = EdgeCache::new(edge.mapping_cache_ttl, on_unavailable)
             .or_else(|_| EdgeCache::new(edge.mapping_cache_ttl, OnUnavailable::FailClosed))
             .expect("fail-closed edge caches accept any TTL");
+        let any_bulkhead = system
+            .classes
+            .iter()
+            .any(|c| c.max_in_flight_per_tenant.is_some());
         let cells = system
             .cells
             .iter()
             .map(|c| CellState {
-                busy: 0,
-                queue: VecDeque::new(),
-                admission: c
-                    .api
-                    .admission
-                    .then(|| AdmissionController::new(admission_config(system, c)).ok())
-                    .flatten(),
                 jobs: c.jobs.as_ref().and_then(|pool| {
                     let mode = match pool.scheduler {
                         SchedulerMode::Fair => Mode::Fair,
@@ -427,15 +762,117 @@ impl<'s, 't> World<'s, 't> {
                         .map(|scheduler| JobPoolState { scheduler, busy: 0 })
                 }),
                 shared_key: (u32::MAX, SimTime::ZERO),
+                bulkheads: any_bulkhead.then(|| bulkhead_registry(system)),
             })
             .collect();
+        let cell_pools = system.cell_pool_count();
+        let mut pools: Vec<PoolState> = system
+            .cells
+            .iter()
+            .flat_map(|c| {
+                std::iter::once(PoolSpec {
+                    name: "api".into(),
+                    workers: c.api.workers,
+                    queue: c.api.queue,
+                    service_time: c.api.service_time,
+                    admission: c.api.admission,
+                    adaptive: c.api.adaptive,
+                    max_in_flight_per_tenant: None,
+                })
+                .chain(system.pools.iter().cloned())
+            })
+            .map(|spec| pool_state(system, &spec))
+            .collect();
+        let call_lanes = call_lanes(system, &mut lanes);
+
+        // A step's own statement timeout needs the governed path at every database it may
+        // reach: then every database is governed.
+        let govern = system.programs.iter().any(|p| {
+            p.ops.iter().any(|op| {
+                matches!(
+                    op,
+                    super::topology::Op::Query {
+                        statement_timeout: Some(_),
+                        ..
+                    }
+                )
+            })
+        });
+        let mut stations: Vec<Station> = system
+            .databases
+            .iter()
+            .map(|d| Station::database(d, d.connections, govern))
+            .collect();
+        let mut replica_base = Vec::with_capacity(system.databases.len());
+        for d in &system.databases {
+            replica_base.push(stations.len() as u32);
+            if let Some(r) = d.replicas {
+                stations.extend((0..r.count).map(|_| Station::database(d, r.connections, govern)));
+            }
+        }
+        let replica_down = vec![false; stations.len()];
+        // Regions as dense indices, in order of first appearance.
+        let mut regions: Vec<&str> = Vec::new();
+        let cell_region: Vec<u32> = system
+            .cells
+            .iter()
+            .map(|c| match regions.iter().position(|r| *r == c.region) {
+                Some(i) => i as u32,
+                None => {
+                    regions.push(&c.region);
+                    (regions.len() - 1) as u32
+                }
+            })
+            .collect();
+        let instances = |scope: super::topology::Scope| -> usize {
+            match scope {
+                super::topology::Scope::Cell => system.cells.len(),
+                super::topology::Scope::Region => regions.len(),
+                super::topology::Scope::Global => 1,
+                super::topology::Scope::Tenant => 0,
+            }
+        };
+        let dependency_stations: Vec<Vec<u32>> = system
+            .dependencies
+            .iter()
+            .enumerate()
+            .map(|(d, spec)| {
+                (0..instances(spec.scope))
+                    .map(|_| {
+                        stations.push(Station::dependency(system, d));
+                        (stations.len() - 1) as u32
+                    })
+                    .collect()
+            })
+            .collect();
+        let service_pools: Vec<Vec<u32>> = system
+            .services
+            .iter()
+            .map(|service| {
+                (0..instances(service.scope))
+                    .map(|_| {
+                        let base = pools.len() as u32;
+                        pools.extend(service.pools.iter().map(|p| pool_state(system, p)));
+                        base
+                    })
+                    .collect()
+            })
+            .collect();
+        if sabotage == Some(Sabotage::SharedCacheKeys) {
+            for s in &mut stations {
+                if let Some(cache) = s.dependency.as_mut().and_then(|d| d.cache.as_mut()) {
+                    cache.sabotage_share_keys_across_tenants();
+                }
+            }
+        }
+        let any_replicas = system.databases.iter().any(|d| d.replicas.is_some());
         let breakers = system
             .breakers
             .enabled
             .then(|| breaker_set(system))
             .flatten();
         let names: Vec<&str> = system.tenants.iter().map(|t| t.name.as_str()).collect();
-        let series = Series::new(
+        let mut series = Series::new(
             system.simulation.duration,
             &system
                 .tiers
@@ -445,14 +882,16 @@ impl<'s, 't> World<'s, 't> {
             &system.tenants.iter().map(|t| t.tier).collect::<Vec<_>>(),
             &names,
             tracked,
-            (system.cells.len(), system.databases.len()),
         );
+        record_places(&mut series, system, &regions, &pools, &stations);
         World {
             system,
             end: system.end(),
             names,
             cell_names: system.cells.iter().map(|c| c.name.as_str()).collect(),
             tenants,
+            sources,
+            class_routes,
             requests: Slab::new(),
             lanes,
             rate_schedules,
@@ -464,10 +903,13 @@ impl<'s, 't> World<'s, 't> {
             } else {
                 0
             },
-            service_ln_ahead: system
-                .cells
-                .iter()
-                .any(|c| c.api.service_time.is_exponential()),
+            // Only the implicit class takes the logarithm ahead: a class's CPU time may come
+            // from another pool or its own distribution.
+            service_ln_ahead: system.classes.is_empty()
+                && system
+                    .cells
+                    .iter()
+                    .any(|c| c.api.service_time.is_exponential()),
             static_routing: !system.faults.iter().any(|f| {
                 matches!(
                     f.kind,
@@ -483,16 +925,33 @@ impl<'s, 't> World<'s, 't> {
             tenants_per_cell,
             estimated_events,
             placement: super::placing::policy(system.placement.shard_size),
+            routing: super::placing::Routing::new(
+                &system.cells,
+                &system.tiers,
+                !system.placement.ignore_tier_cells,
+            ),
             pending_control: Vec::new(),
             cells,
-            dbs: system
-                .databases
-                .iter()
-                .map(|_| DbState {
-                    busy: 0,
-                    waiting: VecDeque::new(),
-                })
-                .collect(),
+            pools,
+            cell_pools,
+            stations,
+            replica_base,
+            replication: vec![Replication::default(); system.databases.len()],
+            replica_down,
+            last_write: if any_replicas {
+                vec![SimTime::ZERO; system.tenants.len()]
+            } else {
+                Vec::new()
+            },
+            service_pools,
+            dependency_stations,
+            tenant_instances: crate::components::KeyMap::default(),
+            cell_region,
+            external_faults: vec![
+                ExternalFaults::default();
+                system.services.len() + system.dependencies.len()
+            ],
+            call_lanes,
             works: Slab::new(),
             breakers,
             bg_jobs: Slab::new(),
@@ -509,6 +968,8 @@ impl<'s, 't> World<'s, 't> {
                 system.windows.clone(),
                 tenant_windows,
                 system.simulation.duration,
+                system.classes.iter().map(|c| c.pool as u32).collect(),
+                super::counts_anything(system),
             ),
             series,
             invariants: Invariants::new(system.tenants.len()),
@@ -560,6 +1021,13 @@ impl<'s, 't> World<'s, 't> {
                 }
             }
         }
+        let n = self.tenants.len();
+        for i in 0..self.sources.len() {
+            let first = self.first_source_arrival(i);
+            if first < self.end {
+                queue.schedule(first, Event::Arrival((n + i) as u32));
+            }
+        }
         for (i, fault) in self.system.faults.iter().enumerate() {
             queue.schedule(fault.at, Event::FaultStart(i as u32));
             if fault.end() < self.end {
@@ -584,17 +1052,15 @@ impl<'s, 't> World<'s, 't> {
             if w.worker_since != SimTime::MAX {
                 self.series.held(
                     w.tenant as usize,
-                    super::series::Resource::Worker { pool: w.cell },
+                    super::series::Resource::Worker { pool: w.pool },
                     w.worker_since,
                     end,
                 );
             }
-            if w.query_since != SimTime::MAX
-                && let Some(db) = self.system.cells[w.cell as usize].db
-            {
+            if w.query_since != SimTime::MAX {
                 self.series.held(
                     w.tenant as usize,
-                    super::series::Resource::Connection { db: db as u32 },
+                    super::series::Resource::Connection { station: w.station },
                     w.query_since,
                     end,
                 );
@@ -670,6 +1136,8 @@ impl Model for World<'_, '_> {
             Event::CpuDone(work) => self.on_cpu_done(now, work, queue),
             Event::QueryDone(work) => self.on_query_done(now, work, queue),
             Event::KmsDone(work) => self.on_kms_done(now, work, queue),
+            Event::CallDone(work) => self.on_call_done(now, work, queue),
+            Event::CacheDone(work) => self.on_cache_done(now, work, queue),
             Event::TimeoutDue(lane) => self.on_timeout_due(now, lane, queue),
             Event::FaultStart(fault) => self.on_fault_start(now, fault, queue),
             Event::FaultEnd(fault) => self.on_fault_end(now, fault, queue),
@@ -696,10 +1164,10 @@ impl Model for World<'_, '_> {
     }
 }
 
-/// Admission for a cell's API pool: the limit is workers plus queue; one partition per tier,
-/// with the tier's guaranteed share (lendable while idle); AIMD if the pool adapts.
-fn admission_config(system: &System, cell: &super::config::Cell) -> AdmissionConfig {
-    let limit = cell.api.workers.saturating_add(cell.api.queue).max(1);
+/// Admission for a pool: the limit is workers plus queue; one partition per tier, with the
+/// tier's guaranteed share (lendable while idle); AIMD if the pool adapts.
+fn admission_config(system: &System, pool: &PoolSpec) -> AdmissionConfig {
+    let limit = pool.workers.saturating_add(pool.queue).max(1);
     AdmissionConfig {
         limit,
         partitions: system
@@ -712,13 +1180,9 @@ fn admission_config(system: &System, cell: &super::config::Cell) -> AdmissionCon
             })
             .collect(),
         critical_reserve: 0.0,
-        retry_after: cell
-            .api
-            .service_time
-            .mean()
-            .max(SimDuration::from_millis(10)),
-        adaptive: cell.api.adaptive.then_some(AdaptiveLimit {
-            min_limit: cell.api.workers.max(1),
+        retry_after: pool.service_time.mean().max(SimDuration::from_millis(10)),
+        adaptive: pool.adaptive.then_some(AdaptiveLimit {
+            min_limit: pool.workers.max(1),
             max_limit: limit,
             increase: 1,
             backoff: 0.9,
@@ -726,6 +1190,236 @@ fn admission_config(system: &System, cell: &super::config::Cell) -> AdmissionCon
             overload_latency: None,
         }),
     }
+}
+
+/// A cell's bulkheads: each class with `max_in_flight_per_tenant` capped per tenant.
+fn bulkhead_registry(system: &System) -> BulkheadRegistry<u32, u16> {
+    let mut registry = BulkheadRegistry::new(BulkheadConfig {
+        retry_after: SimDuration::from_millis(100),
+        per_tenant_total: None,
+    });
+    for (i, class) in system.classes.iter().enumerate() {
+        if let Some(cap) = class.max_in_flight_per_tenant {
+            registry.set_class(
+                i as u16,
+                ClassLimits {
+                    max_in_flight: None,
+                    per_tenant: Some(cap),
+                },
+            );
+        }
+    }
+    registry
+}
+
+/// Names every pool instance and station made so far to the series, in the model's index
+/// order (the series records the first [`super::series::MAX_PLACES`] of each); instances made
+/// later, per tenant, are named as they are made.
+fn record_places(
+    series: &mut Series,
+    system: &System,
+    regions: &[&str],
+    pools: &[PoolState],
+    stations: &[Station],
+) {
+    use super::topology::Scope;
+    // Where instance `i` of something of `scope` lives, for its label.
+    let place = |scope: Scope, i: usize| -> Option<&str> {
+        match scope {
+            Scope::Cell => system.cells.get(i).map(|c| c.name.as_str()),
+            Scope::Region => regions.get(i).copied(),
+            Scope::Global | Scope::Tenant => None,
+        }
+    };
+    let instances = |scope: Scope| match scope {
+        Scope::Cell => system.cells.len(),
+        Scope::Region => regions.len(),
+        Scope::Global => 1,
+        Scope::Tenant => 0,
+    };
+    let mut pools = pools.iter();
+    for cell in &system.cells {
+        for p in 0..system.cell_pool_count() {
+            if let Some(state) = pools.next() {
+                let label = || format!("{}/{}", cell.name, system.cell_pool_name(p));
+                series.add_pool(label, state.workers);
+            }
+        }
+    }
+    for service in &system.services {
+        for i in 0..instances(service.scope) {
+            let at = place(service.scope, i);
+            for (pool, state) in service.pools.iter().zip(pools.by_ref()) {
+                let label = || match at {
+                    Some(at) => format!("{}/{} ({at})", service.name, pool.name),
+                    None => format!("{}/{}", service.name, pool.name),
+                };
+                series.add_pool(label, state.workers);
+            }
+        }
+    }
+    let mut stations = stations.iter();
+    for d in &system.databases {
+        if let Some(state) = stations.next() {
+            series.add_station(|| d.name.clone(), state.capacity);
+        }
+    }
+    for d in &system.databases {
+        for r in 0..d.replicas.map_or(0, |r| r.count) {
+            if let Some(state) = stations.next() {
+                let label = || format!("{} replica {}", d.name, r + 1);
+                series.add_station(label, state.capacity);
+            }
+        }
+    }
+    for spec in &system.dependencies {
+        for i in 0..instances(spec.scope) {
+            if let Some(state) = stations.next() {
+                let label = || match place(spec.scope, i) {
+                    Some(at) => format!("{} ({at})", spec.name),
+                    None => spec.name.clone(),
+                };
+                series.add_station(label, state.capacity);
+            }
+        }
+    }
+}
+
+/// The state of one pool instance.
+fn pool_state(system: &System, spec: &PoolSpec) -> PoolState {
+    PoolState {
+        busy: 0,
+        workers: spec.workers,
+        queue: VecDeque::new(),
+        admission: spec
+            .admission
+            .then(|| AdmissionController::new(admission_config(system, spec)).ok())
+            .flatten(),
+        service_time: spec.service_time,
+        tenant_cap: spec.max_in_flight_per_tenant,
+        slowdown: 1.0,
+    }
+}
+
+impl Station {
+    fn new(capacity: u32) -> Station {
+        Station {
+            busy: 0,
+            capacity,
+            waiting: VecDeque::new(),
+            governed: None,
+            dependency: None,
+        }
+    }
+
+    /// A database's primary or replica with `connections`: governed by the connection-pool
+    /// component when the database has a statement timeout or a per-tenant cap.
+    /// `govern`: some step sets its own statement timeout, so every database is governed.
+    fn database(database: &super::config::Database, connections: u32, govern: bool) -> Station {
+        let mut station = Station::new(connections);
+        if govern
+            || database.statement_timeout.is_some()
+            || database.max_connections_per_tenant.is_some()
+        {
+            station.governed = ConnectionPool::new(PoolConfig {
+                connections,
+                statement_timeout: database.statement_timeout,
+                per_tenant_cap: database.max_connections_per_tenant,
+            })
+            .ok();
+        }
+        station
+    }
+
+    /// An instance of dependency `d`.
+    fn dependency(system: &System, d: usize) -> Station {
+        let spec = &system.dependencies[d];
+        let mut station = Station::new(spec.concurrency);
+        station.dependency = Some(Box::new(DependencyInstance {
+            dependency: d as u32,
+            per_tenant: spec
+                .max_in_flight_per_tenant
+                .map(|_| crate::components::KeyMap::default()),
+            limiter: spec.rate_limit.and_then(|rate| {
+                let burst = rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+                Quota::per_second(rate, burst)
+                    .ok()
+                    .map(|q| (q, GcraState::default()))
+            }),
+            cache: spec.cache.and_then(|c| {
+                let capacity = c.capacity.min(u64::from(u32::MAX)) as u32;
+                let isolation = match c.isolation {
+                    super::topology::CacheIsolation::Shared => Isolation::Shared,
+                    super::topology::CacheIsolation::Quota(q) => Isolation::Quota {
+                        max_entries: q.min(u64::from(capacity)).max(1) as u32,
+                    },
+                    super::topology::CacheIsolation::Partition(q) => Isolation::Partitioned {
+                        slice: q.min(u64::from(capacity)).max(1) as u32,
+                    },
+                };
+                TenantCache::new(CacheConfig {
+                    capacity,
+                    ttl: c.ttl,
+                    isolation,
+                })
+                .ok()
+            }),
+        }));
+        station
+    }
+}
+
+/// The lane for client timeouts of length `timeout`, created on first use.
+fn lane_for(
+    lanes: &mut Vec<TimeoutLane>,
+    lane_of: &mut BTreeMap<SimDuration, u32>,
+    timeout: SimDuration,
+) -> u32 {
+    *lane_of.entry(timeout).or_insert_with(|| {
+        lanes.push(TimeoutLane {
+            timeout,
+            pending: VecDeque::new(),
+            armed: false,
+            calls: false,
+        });
+        (lanes.len() - 1) as u32
+    })
+}
+
+/// The lane for client (or, with `calls`, call) timeouts of length `timeout`.
+fn lane_of_kind(lanes: &mut Vec<TimeoutLane>, timeout: SimDuration, calls: bool) -> u32 {
+    match lanes
+        .iter()
+        .position(|l| l.timeout == timeout && l.calls == calls)
+    {
+        Some(lane) => lane as u32,
+        None => {
+            lanes.push(TimeoutLane {
+                timeout,
+                pending: VecDeque::new(),
+                armed: false,
+                calls,
+            });
+            (lanes.len() - 1) as u32
+        }
+    }
+}
+
+/// Every call timeout some program uses, with its lane.
+fn call_lanes(system: &System, lanes: &mut Vec<TimeoutLane>) -> Vec<(SimDuration, u32)> {
+    let mut out: Vec<(SimDuration, u32)> = Vec::new();
+    for program in &system.programs {
+        for op in &program.ops {
+            if let super::topology::Op::Call {
+                timeout: Some(t), ..
+            } = op
+                && !out.iter().any(|(d, _)| d == t)
+            {
+                out.push((*t, lane_of_kind(lanes, *t, true)));
+            }
+        }
+    }
+    out
 }
 
 /// A tenant's circuit breakers, one per dependency it has called: the component's
@@ -838,38 +1532,4 @@ fn breaker_set(system: &System) -> Option<Breakers> {
         per_tenant,
         shared: SmallVec::new(),
     })
-}
-
-/// The rate multiplier over time for `tenant`, if any fault changes it. Overlapping spikes
-/// multiply.
-fn rate_schedule_for(system: &System, tenant: usize) -> Option<RateSchedule> {
-    let spikes: Vec<(SimTime, SimTime, f64)> = system
-        .faults
-        .iter()
-        .filter_map(|f| match &f.kind {
-            FaultKind::LoadSpike {
-                tenants,
-                multiplier,
-            } if tenants.contains(&tenant) => Some((f.at, f.end(), *multiplier)),
-            _ => None,
-        })
-        .collect();
-    if spikes.is_empty() {
-        return None;
-    }
-    let mut bounds: Vec<SimTime> = spikes.iter().flat_map(|&(a, b, _)| [a, b]).collect();
-    bounds.sort_unstable();
-    bounds.dedup();
-    let segments = bounds
-        .into_iter()
-        .map(|from| {
-            let multiplier = spikes
-                .iter()
-                .filter(|&&(a, b, _)| a <= from && from < b)
-                .map(|&(_, _, m)| m)
-                .product();
-            (from, multiplier)
-        })
-        .collect();
-    Some(RateSchedule { segments })
 }

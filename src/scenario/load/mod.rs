@@ -5,6 +5,9 @@
 //! loader keeps going after an error so one run reports every problem it can find, each with
 //! file, line, column, the dotted key and what was expected.
 
+mod services;
+mod topology;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::expect::parse_expectation;
@@ -21,6 +24,8 @@ use crate::model::config::{
     Tier, Window,
 };
 use crate::model::dist::Dist;
+use crate::model::metrics::slot as metric_slot;
+use crate::model::topology::{CellGroup, Class, Program};
 use crate::time::{SimDuration, SimTime};
 
 /// How to load a scenario.
@@ -863,22 +868,111 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     let migration = read_migration(ctx, top.node("migration"));
     let placement = read_placement(ctx, top.node("placement"));
 
-    let mut tier_names = Names::new();
-    let tiers_node = top.required(ctx, "tiers", "at least one [[tiers]] table");
-    let tiers = read_tiers(ctx, tiers_node, &mut tier_names);
     let mut db_names = Names::new();
     let databases = read_databases(ctx, top.node("databases"), &mut db_names);
     let mut cell_names = Names::new();
     let cells_node = top.required(ctx, "cells", "at least one [[cells]] table");
     let cells = read_cells(ctx, cells_node, &db_names, &mut cell_names);
+    let mut pool_names = Names::new();
+    let pools = topology::read_pools(ctx, top.node("pools"), &mut pool_names);
+    let mut group_names = Names::new();
+    let cell_groups =
+        topology::read_cell_groups(ctx, top.node("cell_groups"), &cell_names, &mut group_names);
+    let mut tier_names = Names::new();
+    let tiers_node = top.required(ctx, "tiers", "at least one [[tiers]] table");
+    let tiers = read_tiers(
+        ctx,
+        tiers_node,
+        &mut tier_names,
+        &CellSets {
+            cell_names: &cell_names,
+            group_names: &group_names,
+            groups: &cell_groups,
+        },
+    );
+    // Databases, services and dependencies share one namespace: a fault's `dependency`
+    // names one of them.
+    let mut dependency_names = Names::new();
+    let dependencies = services::read_dependencies(
+        ctx,
+        top.node("dependencies"),
+        &mut dependency_names,
+        &db_names,
+    );
+    let mut service_names = Names::new();
+    let mut operation_names = BTreeMap::new();
+    let taken: Names = db_names
+        .iter()
+        .chain(dependency_names.iter())
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let pending = services::read_services(
+        ctx,
+        top.node("services"),
+        &mut service_names,
+        &taken,
+        &mut operation_names,
+    );
+    let class_context = topology::ClassContext {
+        pool_names: &pool_names,
+        db_names: &db_names,
+        calls: services::CallNames {
+            service_names: &service_names,
+            operations: &operation_names,
+            dependency_names: &dependency_names,
+            dependencies: &dependencies,
+        },
+    };
+    let mut programs: Vec<Program> = Vec::new();
+    let mut services = Vec::new();
+    for p in pending {
+        let mut service = p.service;
+        for (op, calls) in service.operations.iter_mut().zip(p.calls) {
+            op.program = match calls {
+                Some((node, key)) => {
+                    topology::read_program(ctx, node, &key, &class_context, &mut programs)
+                        .unwrap_or(u32::MAX)
+                }
+                None => {
+                    programs.push(Program::default());
+                    (programs.len() - 1) as u32
+                }
+            };
+        }
+        services.push(service);
+    }
+    if ctx.diagnostics.is_empty() {
+        services::check_call_graph(
+            ctx,
+            top.node("services")
+                .map_or(Origin::Span(0..0), |n| n.origin.clone()),
+            &services,
+            &programs,
+        );
+    }
+    let mut class_names = Names::new();
+    let classes = topology::read_classes(
+        ctx,
+        top.node("classes"),
+        &class_context,
+        &mut class_names,
+        &mut programs,
+    );
     let tenants_node = top.required(ctx, "tenants", "at least one [[tenants]] table");
     let (tenants, groups, target_names) = read_tenants(
         ctx,
         tenants_node,
-        &tier_names,
-        &cell_names,
-        &cells,
-        placement.as_ref().and_then(|p| p.shard_size),
+        &TenantContext {
+            tier_names: &tier_names,
+            cell_names: &cell_names,
+            cells: &cells,
+            tiers: &tiers,
+            class_names: &class_names,
+            classes: &classes,
+            programs: &programs,
+            services: &services,
+            placement: placement.as_ref(),
+        },
     );
     let shares: f64 = tiers.iter().filter_map(|t| t.guaranteed_share).sum();
     if shares > 1.0 + 1e-9 {
@@ -920,8 +1014,17 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             targets: &target_names,
             cell_names: &cell_names,
             db_names: &db_names,
+            pool_names: &pool_names,
+            class_names: &class_names,
+            service_names: &service_names,
+            dependency_names: &dependency_names,
             cells: &cells,
             tenants: &tenants,
+            databases: &databases,
+            classes: &classes,
+            services: &services,
+            dependencies: &dependencies,
+            programs: &programs,
             simulation: &simulation,
         },
     );
@@ -932,6 +1035,11 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             targets: &target_names,
             tenants: &tenants,
             tier_names: &tier_names,
+            cell_names: &cell_names,
+            group_names: &group_names,
+            groups: &cell_groups,
+            class_names: &class_names,
+            pool_names: &pool_names,
             faults: &faults,
             fault_names: &fault_names,
             simulation: &simulation,
@@ -949,6 +1057,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         },
         None => None,
     };
+    services::check_instances(ctx, &cells, tenants.len(), &pools, &services, &dependencies);
     top.finish(ctx);
 
     if !ctx.diagnostics.is_empty() {
@@ -972,10 +1081,23 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             groups,
             faults,
             windows,
+            classes,
+            pools,
+            services,
+            dependencies,
+            cell_groups,
+            programs,
         },
         slos,
         explore,
     })
+}
+
+/// Names that a set of cells may be given by.
+struct CellSets<'a> {
+    cell_names: &'a Names,
+    group_names: &'a Names,
+    groups: &'a [CellGroup],
 }
 
 fn read_simulation(
@@ -1310,13 +1432,20 @@ fn read_placement(ctx: &mut Ctx<'_>, node: Option<&Node>) -> Option<Placement> {
     let shard_size = obj.or(ctx, "shard_size", None, |c, n, k| {
         read_int(c, n, k, 1, 1_000_000, "a number of cells per shuffle shard").map(Some)
     });
+    let tier_routing = obj.or(ctx, "tier_routing", true, read_bool);
     obj.finish(ctx);
     Some(Placement {
         shard_size: shard_size?.map(|k| k as usize),
+        ignore_tier_cells: !tier_routing?,
     })
 }
 
-fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<Tier> {
+fn read_tiers(
+    ctx: &mut Ctx<'_>,
+    node: Option<&Node>,
+    names: &mut Names,
+    sets: &CellSets<'_>,
+) -> Vec<Tier> {
     let Some(node) = node else {
         return Vec::new();
     };
@@ -1371,6 +1500,10 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
         let max_running_jobs = obj.or(ctx, "max_running_jobs", None, |c, n, k| {
             read_count(c, n, k, 1, &limits::MAX_SMALL_COUNT, "a job count").map(|m| Some(m as u32))
         });
+        let cells = obj.or(ctx, "cells", None, |c, n, k| {
+            topology::read_cell_set(c, n, k, sets.cell_names, sets.group_names, sets.groups)
+                .map(Some)
+        });
         if let (
             Some(name),
             Some(rate),
@@ -1379,6 +1512,7 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
             Some(guaranteed_share),
             Some(job_weight),
             Some(max_running_jobs),
+            Some(cells),
         ) = (
             name,
             rate,
@@ -1387,6 +1521,7 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
             guaranteed_share,
             job_weight,
             max_running_jobs,
+            cells,
         ) {
             match Quota::per_second(rate, burst) {
                 Ok(quota) => {
@@ -1400,6 +1535,7 @@ fn read_tiers(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> Vec<
                         guaranteed_share,
                         job_weight: job_weight as u32,
                         max_running_jobs,
+                        cells,
                     });
                 }
                 Err(_) => ctx.push(
@@ -1429,7 +1565,17 @@ fn read_databases(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> 
         let name_node = obj.required(ctx, "name", "a database name");
         let name = name_node
             .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
-            .filter(|(v, n)| claim_name(ctx, names, v, n, &obj.key("name"), "database"))
+            .filter(|(v, n)| {
+                if v == "cell" {
+                    ctx.push(
+                        n.origin.clone(),
+                        &obj.key("name"),
+                        "\"cell\" means a cell's own database in query steps (`db = \"cell\"`); give this database another name".into(),
+                    );
+                    return false;
+                }
+                claim_name(ctx, names, v, n, &obj.key("name"), "database")
+            })
             .map(|(v, _)| v);
         let connections = obj
             .required(ctx, "connections", "the number of concurrent queries")
@@ -1446,12 +1592,39 @@ fn read_databases(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> 
         let query_time = obj
             .required(ctx, "query_time", "a distribution")
             .and_then(|n| read_dist(ctx, n, &obj.key("query_time")));
-        if let (Some(name), Some(connections), Some(query_time)) = (name, connections, query_time) {
+        let replicas = obj.or(ctx, "replicas", None, |c, n, k| {
+            topology::read_replicas(c, n, k, connections).map(Some)
+        });
+        let statement_timeout = obj.or(ctx, "statement_timeout", None, |c, n, k| {
+            read_positive_duration(c, n, k).map(Some)
+        });
+        let per_tenant = obj.or(ctx, "max_connections_per_tenant", None, |c, n, k| {
+            read_count(c, n, k, 1, &limits::MAX_CONNECTIONS, "a connection count")
+                .map(|m| Some(m as u32))
+        });
+        if let (
+            Some(name),
+            Some(connections),
+            Some(query_time),
+            Some(replicas),
+            Some(statement_timeout),
+            Some(per_tenant),
+        ) = (
+            name,
+            connections,
+            query_time,
+            replicas,
+            statement_timeout,
+            per_tenant,
+        ) {
             names.insert(name.clone(), Some(databases.len()));
             databases.push(Database {
                 name,
                 connections: connections as u32,
                 query_time,
+                replicas,
+                statement_timeout,
+                max_connections_per_tenant: per_tenant,
             });
         }
         obj.finish(ctx);
@@ -1503,6 +1676,9 @@ fn read_cells(
             )
             .map(Some)
         });
+        let max_tenants = obj.or(ctx, "max_tenants", None, |c, n, k| {
+            read_count(c, n, k, 1, &MAX_TENANTS, "a tenant count").map(|m| Some(m as u32))
+        });
         if let (
             Some(name),
             Some(region),
@@ -1511,7 +1687,8 @@ fn read_cells(
             Some(api),
             Some(jobs),
             Some(capacity),
-        ) = (name, region, eu, db, api, jobs, capacity)
+            Some(max_tenants),
+        ) = (name, region, eu, db, api, jobs, capacity, max_tenants)
         {
             names.insert(name.clone(), Some(cells.len()));
             cells.push(Cell {
@@ -1522,6 +1699,7 @@ fn read_cells(
                 api,
                 jobs,
                 capacity,
+                max_tenants,
             });
         }
         obj.finish(ctx);
@@ -1623,14 +1801,27 @@ fn read_job_pool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobPool> {
 /// that had errors (already reported).
 type Targets = BTreeMap<String, Option<Vec<usize>>>;
 
+/// What tenant tables are resolved against.
+struct TenantContext<'a> {
+    tier_names: &'a Names,
+    cell_names: &'a Names,
+    cells: &'a [Cell],
+    tiers: &'a [Tier],
+    class_names: &'a Names,
+    classes: &'a [Class],
+    programs: &'a [Program],
+    services: &'a [crate::model::topology::Service],
+    placement: Option<&'a Placement>,
+}
+
 fn read_tenants(
     ctx: &mut Ctx<'_>,
     node: Option<&Node>,
-    tier_names: &Names,
-    cell_names: &Names,
-    cells: &[Cell],
-    shard_size: Option<usize>,
+    tc: &TenantContext<'_>,
 ) -> (Vec<Tenant>, Vec<TenantGroup>, Targets) {
+    let (tier_names, cell_names, cells) = (tc.tier_names, tc.cell_names, tc.cells);
+    let shard_size = tc.placement.and_then(|p| p.shard_size);
+    let tier_routing = !tc.placement.is_some_and(|p| p.ignore_tier_cells);
     let mut tenants: Vec<Tenant> = Vec::new();
     let mut groups = Vec::new();
     let mut targets = Targets::new();
@@ -1696,8 +1887,7 @@ fn read_tenants(
             None => Some(0),
         };
         let timeout = match obj.node("timeout") {
-            Some(n) if matches!(&n.value, Value::String(s) if s == "none") => Some(None),
-            Some(n) => read_positive_duration(ctx, n, &obj.key("timeout")).map(Some),
+            Some(n) => topology::read_timeout(ctx, n, &obj.key("timeout")),
             None => Some(Some(SimDuration::from_secs(1))),
         };
         let retry = match obj.node("retry") {
@@ -1712,6 +1902,11 @@ fn read_tenants(
         let jobs = obj.or(ctx, "jobs", None, |c, n, k| {
             read_job_load(c, n, k).map(Some)
         });
+        let mix_node = obj.node("requests");
+        let mix = match mix_node {
+            Some(n) => topology::read_mix(ctx, n, &obj.key("requests"), tc.class_names).map(Some),
+            None => Some(None),
+        };
         obj.finish(ctx);
         let (
             Some(name),
@@ -1726,14 +1921,31 @@ fn read_tenants(
             Some(eu_only),
             Some(writes),
             Some(jobs),
+            Some(mix),
             Some(name_node),
         ) = (
             name, count, tier, cell, arrival, db_queries, timeout, retry, region, eu_only, writes,
-            jobs, name_node,
+            jobs, mix, name_node,
         )
         else {
             continue;
         };
+        if let (Some(c), true, Some(allowed)) = (
+            cell,
+            tier_routing,
+            tc.tiers.get(tier).and_then(|t| t.cells.as_ref()),
+        ) && !allowed.contains(&c)
+        {
+            ctx.push(
+                name_node.origin.clone(),
+                &obj.key("cell"),
+                format!(
+                    "tenant {name:?} is pinned to cell {:?}, which is not among the cells of its tier {:?}",
+                    cells[c].name, tc.tiers[tier].name
+                ),
+            );
+            continue;
+        }
         if let (Some(c), true) = (cell.and_then(|c| cells.get(c)), eu_only)
             && !c.eu
         {
@@ -1776,20 +1988,38 @@ fn read_tenants(
             );
             continue;
         }
-        // A tenant without a pinned cell may be placed in any cell, so every candidate must
-        // have a database if it queries one.
-        let candidates: Vec<&Cell> = match cell {
-            Some(c) => vec![&cells[c]],
-            None => cells.iter().collect(),
+        // A tenant without a pinned cell may be placed in any cell (of its tier's, with
+        // routing by tier), so every candidate must have a database if it queries one.
+        let tier_cells = tc
+            .tiers
+            .get(tier)
+            .and_then(|t| t.cells.as_ref())
+            .filter(|_| tier_routing);
+        let candidates: Vec<&Cell> = match (cell, tier_cells) {
+            (Some(c), _) => vec![&cells[c]],
+            (None, Some(allowed)) => allowed.iter().map(|&c| &cells[c]).collect(),
+            (None, None) => cells.iter().collect(),
         };
-        if db_queries > 0
-            && let Some(c) = candidates.into_iter().find(|c| c.db.is_none())
+        let querying = match &mix {
+            None => (db_queries > 0).then(|| "db_queries".to_string()),
+            Some(shares) => shares.iter().find_map(|s| {
+                let class = &tc.classes[s.class as usize];
+                topology::queries_cell_db(class, tc.programs, tc.services, db_queries as u32)
+                    .then(|| format!("requests.{}", class.name))
+            }),
+        };
+        if let Some(what) = querying
+            && let Some(c) = topology::first_cell_without_db(&candidates)
         {
+            let origin = match (&mix, db_queries_node, mix_node) {
+                (None, Some(n), _) | (Some(_), _, Some(n)) => n.origin.clone(),
+                _ => name_node.origin.clone(),
+            };
             ctx.push(
-                db_queries_node.map_or(name_node.origin.clone(), |n| n.origin.clone()),
-                &obj.key("db_queries"),
+                origin,
+                &obj.key(if mix.is_some() { "requests" } else { "db_queries" }),
                 format!(
-                    "tenants of {name:?} make database queries but cell {:?} has no `db` (pin them to a cell with one)",
+                    "tenants of {name:?} query their cell's database (`{what}`) but cell {:?} has no `db` (pin them to a cell with one)",
                     c.name
                 ),
             );
@@ -1817,6 +2047,7 @@ fn read_tenants(
                 retry,
                 retry_budget,
                 jobs,
+                mix: mix.clone(),
             });
         }
         targets.insert(name.clone(), Some((first..tenants.len()).collect()));
@@ -1833,7 +2064,8 @@ fn read_tenants(
     }
     let pinned: Vec<Option<usize>> = tenants.iter().map(|t| t.pinned.then_some(t.cell)).collect();
     let policy = crate::model::placing::policy(shard_size);
-    match crate::model::placing::initial_cells(cells, &tenants, &pinned, &policy) {
+    let routing = crate::model::placing::Routing::new(cells, tc.tiers, tier_routing);
+    match crate::model::placing::initial_cells(cells, &tenants, &pinned, &policy, &routing) {
         Ok(placed) => {
             for (t, cell) in tenants.iter_mut().zip(placed) {
                 t.cell = cell;
@@ -1841,7 +2073,15 @@ fn read_tenants(
         }
         Err(t) => {
             let tenant = &tenants[t];
-            let why = if tenant.eu_only {
+            let why = if let Some(tier_cells) = routing.allowed(tenant.tier) {
+                format!(
+                    "no cell among the {} cells of its tier {:?} has room (check their `max_tenants`, region and EU residency)",
+                    tier_cells.iter().filter(|&&a| a).count(),
+                    tc.tiers[tenant.tier].name
+                )
+            } else if cells.iter().any(|c| c.max_tenants.is_some()) {
+                "every cell it may use is at its `max_tenants`".to_string()
+            } else if tenant.eu_only {
                 let shard = shard_size.map_or(String::new(), |k| {
                     format!(" among the {k} cells of its shuffle shard")
                 });
@@ -1910,12 +2150,22 @@ fn read_retry(
     node: &Node,
     key: &str,
 ) -> Option<(RetryPolicy, Option<BudgetConfig>)> {
+    read_retry_table(ctx, node, key, &spec::RETRY)
+}
+
+/// A retry table declared by `table` (a tenant's, with a budget; a class's, without).
+fn read_retry_table(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    table: &'static TableSpec,
+) -> Option<(RetryPolicy, Option<BudgetConfig>)> {
     let mut obj = read_table(
         ctx,
         node,
         key,
         "a retry table such as { max_attempts = 3 }",
-        &spec::RETRY,
+        table,
     )?;
     let max_attempts = obj.or(ctx, "max_attempts", 3, |c, n, k| {
         read_count(c, n, k, 1, &MAX_ATTEMPTS, "an attempt count")
@@ -1939,7 +2189,11 @@ fn read_retry(
     let cap = obj.or(ctx, "cap", SimDuration::from_secs(5), |c, n, k| {
         read_duration(c, n, k)
     });
-    let budget = obj.or(ctx, "budget", None, read_budget);
+    let budget = if table.key("budget", None).is_some() {
+        obj.or(ctx, "budget", None, read_budget)
+    } else {
+        Some(None)
+    };
     obj.finish(ctx);
     Some((
         RetryPolicy {
@@ -2072,9 +2326,182 @@ struct FaultContext<'a> {
     targets: &'a Targets,
     cell_names: &'a Names,
     db_names: &'a Names,
+    pool_names: &'a Names,
+    class_names: &'a Names,
+    service_names: &'a Names,
+    dependency_names: &'a Names,
     cells: &'a [Cell],
     tenants: &'a [Tenant],
+    databases: &'a [Database],
+    classes: &'a [Class],
+    services: &'a [crate::model::topology::Service],
+    dependencies: &'a [crate::model::topology::DependencySpec],
+    programs: &'a [Program],
     simulation: &'a Simulation,
+}
+
+impl FaultContext<'_> {
+    /// Tenants placed at the start in cells that use `database`.
+    fn tenants_of_database(&self, database: usize) -> Vec<usize> {
+        tenants_in(self.tenants, |c| {
+            self.cells
+                .get(c)
+                .is_some_and(|cell| cell.db == Some(database))
+        })
+    }
+
+    /// Whether a tenant's requests (its classes, or the implicit one) are served by cell pool
+    /// `pool`.
+    fn uses_pool(&self, tenant: usize, pool: usize) -> bool {
+        match self.tenants[tenant].mix.as_deref() {
+            None => pool == 0,
+            Some(shares) => shares
+                .iter()
+                .any(|s| self.classes[s.class as usize].pool == pool),
+        }
+    }
+
+    /// The fault's `dependency`: `kms` and databases only if `databases` (errors), services
+    /// and `[[dependencies]]` always.
+    fn dependency(
+        &self,
+        ctx: &mut Ctx<'_>,
+        obj: &mut Obj<'_>,
+        databases: bool,
+    ) -> Option<Dependency> {
+        let what = if databases {
+            "\"kms\", a database, a service or a dependency"
+        } else {
+            "a service or a dependency"
+        };
+        let node = obj.required(ctx, "dependency", what)?;
+        let key = obj.key("dependency");
+        let name = read_string(ctx, node, &key, what)?;
+        let found = if name == "kms" {
+            Some(Dependency::Kms)
+        } else if let Some(d) = self.db_names.get(&name) {
+            d.map(Dependency::Database)
+        } else if let Some(s) = self.service_names.get(&name) {
+            s.map(Dependency::Service)
+        } else if let Some(d) = self.dependency_names.get(&name) {
+            d.map(Dependency::External)
+        } else {
+            let known: Vec<&str> = self
+                .db_names
+                .keys()
+                .chain(self.service_names.keys())
+                .chain(self.dependency_names.keys())
+                .map(String::as_str)
+                .collect();
+            let suggestion = suggest(&name, &known)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            ctx.push(
+                node.origin.clone(),
+                &key,
+                format!("no {what} named {name:?}{suggestion}"),
+            );
+            return None;
+        };
+        match found {
+            Some(Dependency::Kms | Dependency::Database(_)) if !databases => {
+                ctx.push(
+                    node.origin.clone(),
+                    &key,
+                    format!(
+                        "expected {what}; for a database use `db_slowdown` or `dependency_errors`"
+                    ),
+                );
+                None
+            }
+            other => other,
+        }
+    }
+
+    /// The fault's optional `cell` (calls from that cell only).
+    fn caller_cell(&self, ctx: &mut Ctx<'_>, obj: &mut Obj<'_>) -> Option<Option<usize>> {
+        match obj.node("cell") {
+            Some(n) => resolve(ctx, self.cell_names, n, &obj.key("cell"), "cell").map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// Tenants placed at the start (in `cell`, if given) whose classes may call
+    /// `dependency`, through any service.
+    fn callers(&self, dependency: Dependency, cell: Option<usize>) -> Vec<usize> {
+        use crate::model::topology::{CallTarget, Op};
+        // Which programs reach the dependency (directly, through branches or services).
+        fn reaches(
+            programs: &[Program],
+            services: &[crate::model::topology::Service],
+            program: u32,
+            target: Dependency,
+            depth: usize,
+        ) -> bool {
+            if depth > 64 {
+                return false;
+            }
+            programs[program as usize].ops.iter().any(|op| match op {
+                Op::Call {
+                    target: CallTarget::Service { service, operation },
+                    ..
+                } => {
+                    target == Dependency::Service(*service)
+                        || services
+                            .get(*service)
+                            .and_then(|s| s.operations.get(*operation))
+                            .is_some_and(|o| {
+                                o.program != u32::MAX
+                                    && reaches(programs, services, o.program, target, depth + 1)
+                            })
+                }
+                Op::Call {
+                    target: CallTarget::Dependency(d),
+                    ..
+                } => target == Dependency::External(*d),
+                Op::Cache { cache, .. } => target == Dependency::External(*cache),
+                Op::Parallel { branches, .. } => branches
+                    .iter()
+                    .any(|&b| reaches(programs, services, b, target, depth + 1)),
+                _ => false,
+            })
+        }
+        let class_reaches: Vec<bool> = self
+            .classes
+            .iter()
+            .map(|c| {
+                c.program
+                    .is_some_and(|p| reaches(self.programs, self.services, p, dependency, 0))
+            })
+            .collect();
+        (0..self.tenants.len())
+            .filter(|&t| cell.is_none_or(|c| self.tenants[t].cell == c))
+            .filter(|&t| {
+                self.tenants[t]
+                    .mix
+                    .as_deref()
+                    .is_some_and(|m| m.iter().any(|s| class_reaches[s.class as usize]))
+            })
+            .collect()
+    }
+
+    /// A database with replicas, named by the fault's `database`.
+    fn replicated_database(&self, ctx: &mut Ctx<'_>, obj: &mut Obj<'_>) -> Option<usize> {
+        let node = obj.required(ctx, "database", "a database with replicas")?;
+        let database = resolve(ctx, self.db_names, node, &obj.key("database"), "database")?;
+        if self.databases[database].replicas.is_none() {
+            ctx.push(
+                node.origin.clone(),
+                &obj.key("database"),
+                format!(
+                    "database {:?} has no replicas (give it `replicas = {{ count = 1 }}`)",
+                    self.databases[database].name
+                ),
+            );
+            return None;
+        }
+        Some(database)
+    }
 }
 
 const FAULT_KINDS: &[&str] = spec::FAULT_KINDS;
@@ -2089,6 +2516,9 @@ fn read_faults(
     let Some(node) = node else {
         return (faults, names);
     };
+    // Each fault keeps the list of tenants it names: bounded in total, checked as each list is
+    // made (a thousand faults on a million-tenant group would be 8 GB of lists).
+    let mut targets = 0u64;
     for mut obj in read_table_array(ctx, node, "faults", &spec::FAULTS, &limits::MAX_FAULTS) {
         let name_node = obj.required(ctx, "name", "a fault name");
         let name = name_node
@@ -2146,13 +2576,26 @@ fn read_faults(
             continue;
         }
         if let (Some(name), Some(at), Some(duration), Some(kind)) = (name, at, duration, kind) {
-            names.insert(name.clone(), Some(faults.len()));
-            faults.push(Fault {
+            let fault = Fault {
                 name,
                 at: SimTime::ZERO + at,
                 duration,
                 kind,
-            });
+            };
+            targets += fault.named_tenants().len() as u64;
+            if targets > limits::MAX_FAULT_TARGETS.max_int() {
+                ctx.push(
+                    obj.origin.clone(),
+                    &obj.key("tenant"),
+                    format!(
+                        "the faults name too many tenants in total: {}",
+                        limits::MAX_FAULT_TARGETS.exceeded(targets)
+                    ),
+                );
+                break;
+            }
+            names.insert(fault.name.clone(), Some(faults.len()));
+            faults.push(fault);
         }
     }
     (faults, names)
@@ -2183,9 +2626,25 @@ fn read_fault_kind(
                         "a multiplier",
                     )
                 });
+            let class = match obj.node("class") {
+                Some(n) => {
+                    let key = obj.key("class");
+                    match read_string(ctx, n, &key, "a class name").as_deref() {
+                        Some(crate::model::topology::DEFAULT_CLASS_NAME) => {
+                            Some(Some(crate::model::topology::CLASS_DEFAULT))
+                        }
+                        Some(_) => {
+                            resolve(ctx, fc.class_names, n, &key, "class").map(|c| Some(c as u16))
+                        }
+                        None => None,
+                    }
+                }
+                None => Some(None),
+            };
             Some(FaultKind::LoadSpike {
                 tenants: tenants?,
                 multiplier: multiplier?,
+                class: class?,
             })
         }
         "cell_outage" => {
@@ -2256,11 +2715,7 @@ fn read_fault_kind(
             Some(FaultKind::DbSlowdown {
                 database,
                 factor: factor?,
-                tenants: tenants_in(fc.tenants, |c| {
-                    fc.cells
-                        .get(c)
-                        .is_some_and(|cell| cell.db == Some(database))
-                }),
+                tenants: fc.tenants_of_database(database),
             })
         }
         "kms_key_disabled" => {
@@ -2295,25 +2750,175 @@ fn read_fault_kind(
         }
         "control_plane_outage" => Some(FaultKind::ControlPlaneOutage),
         "dependency_errors" => {
-            let dep_node = obj.required(ctx, "dependency", "\"kms\" or a database name");
+            let dependency = fc.dependency(ctx, obj, true);
             let rate = obj
                 .required(ctx, "rate", "the fraction of calls that fail, such as 0.5")
                 .and_then(|n| read_fraction(ctx, n, &obj.key("rate"), "a failure rate"));
-            let dep_node = dep_node?;
-            let dependency = match &dep_node.value {
-                Value::String(s) if s == "kms" => Some(Dependency::Kms),
-                _ => resolve(
-                    ctx,
-                    fc.db_names,
-                    dep_node,
-                    &obj.key("dependency"),
-                    "database",
-                )
-                .map(Dependency::Database),
+            let cell = fc.caller_cell(ctx, obj);
+            let (dependency, cell) = (dependency?, cell?);
+            if let (Some(_), Dependency::Database(_) | Dependency::Kms) = (cell, dependency) {
+                ctx.push(
+                    obj.origin.clone(),
+                    &obj.key("cell"),
+                    "`cell` applies to services and `[[dependencies]]`, not to databases or KMS"
+                        .into(),
+                );
+                return None;
+            }
+            let tenants = match dependency {
+                // As in earlier versions, errors of the databases and KMS name no tenant.
+                Dependency::Database(_) | Dependency::Kms => Vec::new(),
+                d => fc.callers(d, cell),
             };
             Some(FaultKind::DependencyErrors {
-                dependency: dependency?,
+                dependency,
                 rate: rate?,
+                cell,
+                tenants,
+            })
+        }
+        "dependency_outage" | "dependency_slowdown" => {
+            let dependency = fc.dependency(ctx, obj, false);
+            let factor = if kind == "dependency_slowdown" {
+                obj.required(ctx, "factor", "how many times longer its operations take")
+                    .and_then(|n| {
+                        read_positive(
+                            ctx,
+                            n,
+                            &obj.key("factor"),
+                            &limits::MAX_SLOWDOWN,
+                            "a slowdown factor",
+                        )
+                    })
+            } else {
+                Some(1.0)
+            };
+            let cell = fc.caller_cell(ctx, obj);
+            let (dependency, cell, factor) = (dependency?, cell?, factor?);
+            let tenants = fc.callers(dependency, cell);
+            Some(if kind == "dependency_slowdown" {
+                FaultKind::DependencySlowdown {
+                    dependency,
+                    factor,
+                    cell,
+                    tenants,
+                }
+            } else {
+                FaultKind::DependencyOutage {
+                    dependency,
+                    cell,
+                    tenants,
+                }
+            })
+        }
+        "cache_flush" => {
+            let node = obj.required(ctx, "cache", "a cache's name")?;
+            let cache = resolve(
+                ctx,
+                fc.dependency_names,
+                node,
+                &obj.key("cache"),
+                "dependency",
+            )?;
+            if fc.dependencies[cache].cache.is_none() {
+                ctx.push(
+                    node.origin.clone(),
+                    &obj.key("cache"),
+                    format!("{:?} is not a cache", fc.dependencies[cache].name),
+                );
+                return None;
+            }
+            Some(FaultKind::CacheFlush {
+                cache,
+                tenants: fc.callers(Dependency::External(cache), None),
+            })
+        }
+        "pool_slowdown" => {
+            let pool = obj
+                .required(ctx, "pool", "`api` or a [[pools]] name")
+                .and_then(|n| resolve(ctx, fc.pool_names, n, &obj.key("pool"), "pool"));
+            let cell = match obj.node("cell") {
+                Some(n) => resolve(ctx, fc.cell_names, n, &obj.key("cell"), "cell").map(Some),
+                None => Some(None),
+            };
+            let factor = obj
+                .required(
+                    ctx,
+                    "factor",
+                    "how many times longer its work takes, such as 5",
+                )
+                .and_then(|n| {
+                    read_positive(
+                        ctx,
+                        n,
+                        &obj.key("factor"),
+                        &limits::MAX_SLOWDOWN,
+                        "a slowdown factor",
+                    )
+                });
+            let (pool, cell) = (pool?, cell?);
+            let cells: Vec<usize> = match cell {
+                Some(c) => vec![c],
+                None => (0..fc.cells.len()).collect(),
+            };
+            let tenants = tenants_in(fc.tenants, |c| cells.contains(&c))
+                .into_iter()
+                .filter(|&t| fc.uses_pool(t, pool))
+                .collect();
+            Some(FaultKind::PoolSlowdown {
+                pool,
+                cells,
+                factor: factor?,
+                tenants,
+            })
+        }
+        "replica_lag" => {
+            let database = fc.replicated_database(ctx, obj);
+            let lag = obj
+                .required(ctx, "lag", "the added replication lag, such as \"30s\"")
+                .and_then(|n| read_positive_duration(ctx, n, &obj.key("lag")));
+            let database = database?;
+            Some(FaultKind::ReplicaLag {
+                database,
+                lag: lag?,
+                tenants: fc.tenants_of_database(database),
+            })
+        }
+        "replica_outage" => {
+            let database = fc.replicated_database(ctx, obj);
+            let replica_node = obj.node("replica");
+            let replica = match replica_node {
+                Some(n) => read_count(
+                    ctx,
+                    n,
+                    &obj.key("replica"),
+                    0,
+                    &limits::MAX_REPLICAS,
+                    "a replica number (from 0)",
+                )
+                .map(|r| Some(r as u32)),
+                None => Some(None),
+            };
+            let (database, replica) = (database?, replica?);
+            let count = fc.databases[database].replicas.map_or(0, |r| r.count);
+            if let (Some(r), Some(n)) = (replica, replica_node)
+                && r >= count
+            {
+                ctx.push(
+                    n.origin.clone(),
+                    &obj.key("replica"),
+                    format!(
+                        "database {:?} has {count} replicas, numbered 0 to {}; found {r}",
+                        fc.databases[database].name,
+                        count.saturating_sub(1)
+                    ),
+                );
+                return None;
+            }
+            Some(FaultKind::ReplicaOutage {
+                database,
+                replica,
+                tenants: fc.tenants_of_database(database),
             })
         }
         "poison_jobs" => {
@@ -2372,6 +2977,11 @@ struct SloContext<'a> {
     targets: &'a Targets,
     tenants: &'a [Tenant],
     tier_names: &'a Names,
+    cell_names: &'a Names,
+    group_names: &'a Names,
+    groups: &'a [CellGroup],
+    class_names: &'a Names,
+    pool_names: &'a Names,
     faults: &'a [Fault],
     fault_names: &'a Names,
     simulation: &'a Simulation,
@@ -2463,6 +3073,41 @@ fn read_slos(
             ),
             None => Some(DEFAULT_MIN_SAMPLES),
         };
+        let class_node = obj.node("class");
+        let pool_node = obj.node("pool");
+        let filter = match (class_node, pool_node) {
+            (Some(_), Some(p)) => {
+                ctx.push(
+                    p.origin.clone(),
+                    &obj.key("pool"),
+                    "expected `class` or `pool`, not both".into(),
+                );
+                None
+            }
+            (Some(n), None) => {
+                let key = obj.key("class");
+                match read_string(ctx, n, &key, "a class name").as_deref() {
+                    Some(crate::model::topology::DEFAULT_CLASS_NAME) => Some((
+                        metric_slot::class(crate::model::topology::CLASS_DEFAULT),
+                        format!("class {}", crate::model::topology::DEFAULT_CLASS_NAME),
+                    )),
+                    Some(name) => resolve(ctx, sc.class_names, n, &key, "class")
+                        .map(|c| (metric_slot::class(c as u16), format!("class {name}"))),
+                    None => None,
+                }
+            }
+            (None, Some(n)) => {
+                let key = obj.key("pool");
+                resolve(ctx, sc.pool_names, n, &key, "pool").map(|p| {
+                    let name = match &n.value {
+                        Value::String(s) => s.clone(),
+                        _ => String::new(),
+                    };
+                    (metric_slot::pool(p), format!("pool {name}"))
+                })
+            }
+            (None, None) => Some((metric_slot::ALL, String::new())),
+        };
         obj.finish(ctx);
         if let (
             Some(name),
@@ -2471,7 +3116,8 @@ fn read_slos(
             Some(window),
             Some(expect),
             Some(min_samples),
-        ) = (name, selected, scope, window, expect, min_samples)
+            Some((filter, filter_label)),
+        ) = (name, selected, scope, window, expect, min_samples, filter)
         {
             selections += selected.len() as u64;
             if selections > limits::MAX_SLO_SELECTIONS.max_int() {
@@ -2493,6 +3139,8 @@ fn read_slos(
                 window,
                 expect,
                 min_samples,
+                filter,
+                filter_label,
             });
         }
     }
@@ -2505,7 +3153,7 @@ fn read_selector(
     key: &str,
     sc: &SloContext<'_>,
 ) -> (String, Option<Vec<usize>>) {
-    let what = "\"all\", \"bystanders\", a list of tenant names, or { tier = \"NAME\" }";
+    let what = "\"all\", \"bystanders\", a list of tenant names, or { tier = \"NAME\" }, { cell = \"NAME\" }, { cell_group = \"NAME\" }";
     let all = || (0..sc.tenants.len()).collect::<Vec<_>>();
     match &node.value {
         Value::String(s) if s == "all" => ("all".into(), Some(all())),
@@ -2564,20 +3212,61 @@ fn read_selector(
                 node.origin.clone(),
                 &spec::TIER_SELECTOR,
             );
-            let tier_node = obj.required(ctx, "tier", "a tier name");
-            let tier =
-                tier_node.and_then(|n| resolve(ctx, sc.tier_names, n, &obj.key("tier"), "tier"));
+            let forms = ["tier", "cell", "cell_group"];
+            let given: Vec<(&str, &Node)> = forms
+                .iter()
+                .filter_map(|&f| obj.node(f).map(|n| (f, n)))
+                .collect();
+            let result = match given[..] {
+                [("tier", n)] => {
+                    resolve(ctx, sc.tier_names, n, &obj.key("tier"), "tier").map(|tier| {
+                        (
+                            "tier",
+                            n,
+                            (0..sc.tenants.len())
+                                .filter(|&i| sc.tenants[i].tier == tier)
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                }
+                [("cell", n)] => resolve(ctx, sc.cell_names, n, &obj.key("cell"), "cell")
+                    .map(|cell| ("cell", n, tenants_in(sc.tenants, |c| c == cell))),
+                [(_, n)] => resolve(ctx, sc.group_names, n, &obj.key("cell_group"), "cell group")
+                    .map(|g| {
+                        let cells = &sc.groups[g].cells;
+                        (
+                            "cell group",
+                            n,
+                            tenants_in(sc.tenants, |c| cells.contains(&c)),
+                        )
+                    }),
+                _ => {
+                    ctx.push(
+                        node.origin.clone(),
+                        key,
+                        format!(
+                            "expected exactly one of `tier`, `cell` or `cell_group`, found {}",
+                            if given.is_empty() {
+                                "none".to_string()
+                            } else {
+                                given
+                                    .iter()
+                                    .map(|(f, _)| format!("`{f}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(" and ")
+                            }
+                        ),
+                    );
+                    None
+                }
+            };
             obj.finish(ctx);
-            match (tier, tier_node.map(|n| &n.value)) {
-                (Some(tier), Some(Value::String(name))) => (
-                    format!("tier {name}"),
-                    Some(
-                        (0..sc.tenants.len())
-                            .filter(|&i| sc.tenants[i].tier == tier)
-                            .collect(),
-                    ),
-                ),
-                _ => (String::new(), None),
+            match result {
+                Some((label, n, tenants)) => match &n.value {
+                    Value::String(name) => (format!("{label} {name}"), Some(tenants)),
+                    _ => (String::new(), None),
+                },
+                None => (String::new(), None),
             }
         }
         _ => {
