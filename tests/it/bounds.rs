@@ -273,6 +273,7 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
                 latency_ms: None,
                 classes: Vec::new(),
                 counters: None,
+                jobs: None,
             })
             .collect(),
         classes: Vec::new(),
@@ -291,6 +292,8 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
         }],
         invariants: Vec::new(),
         blast_radius: Vec::new(),
+        blast_tiers: Vec::new(),
+        unexplained: Default::default(),
         scenario_text: String::new(),
     }
 }

@@ -6,6 +6,7 @@
 
 mod architecture;
 mod bounds;
+mod browser;
 mod common;
 mod components;
 mod control_plane;
