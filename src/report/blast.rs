@@ -492,7 +492,8 @@ impl Blast {
 /// Applies [`counts_against`] to every failed check of `evaluation`. `owners` are the tenants'
 /// cells at the end of the run (placement's are in the scenario). A pooled check that failed
 /// counts for the tenants of its selection whose own value breaks the expectation (a pooled
-/// error rate fails because of the tenants with errors, not the others), read from `metrics`.
+/// error rate fails because of the tenants with errors, not the others), read from `metrics`
+/// as the SLO judges them; when none breaks it alone, for the whole selection.
 pub fn compute(
     scenario: &Scenario,
     evaluation: &Evaluation,
@@ -515,8 +516,10 @@ pub fn compute(
         let slo = &scenario.slos[result.slo];
         for check in result.checks.iter().filter(|c| c.status == Status::Failed) {
             let expectation = &slo.expect[check.expectation];
+            // The tenant's own requests as the SLO judges them (its window, class or pool).
+            let slot = crate::model::metrics::slot::key(slo.window, slo.filter);
             let own_share = |t: usize| {
-                metrics.tenants[t].window(slo.window).is_some_and(|stats| {
+                metrics.tenants[t].slot(slot).is_some_and(|stats| {
                     crate::slo::observe(expectation.metric, stats)
                         .0
                         .is_some_and(|v| !crate::slo::holds(expectation, v))
@@ -524,12 +527,21 @@ pub fn compute(
             };
             let tenants: Vec<usize> = match check.tenant {
                 Some(t) => vec![t],
-                None => slo
-                    .tenants
-                    .iter()
-                    .copied()
-                    .filter(|&t| own_share(t))
-                    .collect(),
+                None => {
+                    let own: Vec<usize> = slo
+                        .tenants
+                        .iter()
+                        .copied()
+                        .filter(|&t| own_share(t))
+                        .collect();
+                    // When no tenant breaks it on its own (many a little each), the whole
+                    // selection failed it: a failure never vanishes from the counts.
+                    if own.is_empty() {
+                        slo.tenants.clone()
+                    } else {
+                        own
+                    }
+                }
             };
             for t in tenants {
                 if !failed_windows[t].contains(&slo.window) {

@@ -790,3 +790,42 @@ expect = ["dead_letters <= 1000"]
         "index.html"
     );
 }
+
+#[test]
+fn a_pooled_failure_of_one_class_is_blamed_through_the_shared_dependency() {
+    // object-storage-outage's twin keys breakers by dependency: cell-a's cut-off from object
+    // storage opens the one breaker for everyone, and the other cells' uploads fail. The
+    // failed checks are pooled and judge uploads only (a class), so a tenant counts by its
+    // own uploads; the other cells' tenants share the object store with the fault's targets,
+    // so the fault explains them and nothing is left unexplained.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("twin");
+    let output = simulate(&[
+        "scenarios/object-storage-outage.toml",
+        "--set",
+        "breakers.key=dependency",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let report = read_report(&out);
+    let fault = &report["blast_radius"][0];
+    assert_eq!(fault["fault"], "cut-off");
+    assert!(
+        fault["touches"]
+            .as_array()
+            .expect("touches")
+            .iter()
+            .any(|t| t == "calls from cell-a to objects"),
+        "{fault}"
+    );
+    assert_eq!(fault["in_scope"], 40, "{fault}");
+    assert!(
+        fault["affected"].as_u64().is_some_and(|n| n >= 30),
+        "the other cells' failed uploads count against the cut-off: {fault}"
+    );
+    assert_eq!(report["unexplained"]["count"], 0);
+    let tier = &report["blast_tiers"][0];
+    assert!(tier["failed"].as_u64().is_some_and(|n| n >= 30), "{tier}");
+    assert_eq!(tier["failed"], tier["explained"], "{tier}");
+}
