@@ -685,7 +685,7 @@ query_time = {{ dist = "lognormal", median = "2ms", p99 = "20ms" }}
 name = "t"
 count = 4
 tier = "t"
-arrival = {{ rate = 150 }}
+arrival = {{ rate = 100 }}
 timeout = "1s"
 {tenant}
 "#

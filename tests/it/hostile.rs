@@ -364,6 +364,12 @@ fn scenario_text(k: &Knobs) -> String {
         "partition" => "between = [\"mapping_store\", \"edge\"]".to_string(),
         "control_plane_outage" => String::new(),
         "dependency_errors" => "dependency = \"kms\"\nrate = 0.3".to_string(),
+        "dependency_outage" => "dependency = \"search\"\ncell = \"cell-a\"".to_string(),
+        "dependency_slowdown" => format!("dependency = \"search\"\nfactor = {}", k.factor),
+        "cache_flush" => "cache = \"sessions\"".to_string(),
+        "pool_slowdown" => format!("pool = \"api\"\nfactor = {}", k.factor),
+        "replica_lag" => "database = \"main\"\nlag = \"500ms\"".to_string(),
+        "replica_outage" => "database = \"main\"\nreplica = 0".to_string(),
         "poison_jobs" => "tenant = \"heavy\"\nfraction = 0.5".to_string(),
         _ => "tenant = \"heavy\"\nto = \"cell-b\"".to_string(),
     };
@@ -426,6 +432,19 @@ max_in_flight = {max_in_flight}
 name = "main"
 connections = {connections}
 query_time = {query_time}
+replicas = {{ count = 1 }}
+[[dependencies]]
+name = "search"
+kind = "search"
+latency = {query_time}
+[[dependencies]]
+name = "sessions"
+kind = "cache"
+latency = {{ dist = "constant", value = "100us" }}
+capacity = 100
+[[classes]]
+name = "read"
+calls = [{{ cache = "sessions", keys = 50, on_miss = [{{ db = "main", replica = true }}] }}, {{ dependency = "search", timeout = "200ms" }}]
 [[cells]]
 name = "cell-a"
 region = "east"
@@ -453,6 +472,7 @@ name = "light"
 count = {count}
 tier = "standard"
 arrival = {{ process = "constant", rate = 5 }}
+requests = {{ read = 1.0 }}
 [[faults]]
 name = "f"
 kind = "{kind}"
@@ -1056,6 +1076,9 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
             "database" => "\"main\"",
             "pool" => "\"api\"",
             "class" | "cell group" => "\"generated\"",
+            "service" => "\"svc\"",
+            "dependency" if key.name == "cache" => "\"d-cache\"",
+            "dependency" => "\"d-search\"",
             _ => "\"heavy\"",
         }
         .into(),
@@ -1071,6 +1094,8 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
             _ => "\"1s\"",
         }
         .into(),
+        // A quota needs an isolation that takes one.
+        Ty::Choice(_) if key.name == "isolation" => "\"quota\"".into(),
         Ty::Choice(words) => format!("{:?}", words[0]),
         Ty::Table(spec) => inline(spec, None, variant, inject),
         Ty::Tables(spec, _) => format!("[{}]", inline(spec, None, variant, inject)),
@@ -1084,8 +1109,8 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         Ty::Window => "\"whole\"".into(),
         Ty::Expect => "[\"p99 < 1s\"]".into(),
         Ty::Between => "[\"edge\", \"mapping_store\"]".into(),
-        Ty::Dependency => "\"main\"".into(),
-        Ty::Steps => format!("[{}]", inline(&spec::STEP, None, variant, inject)),
+        Ty::Dependency => "\"d-search\"".into(),
+        Ty::Steps => steps(variant, inject, true),
         Ty::Mix => "{ generated = 1.0 }".into(),
         Ty::CellSet => "\"cell-a\"".into(),
         Ty::CellList => "[\"cell-a\"]".into(),
@@ -1093,6 +1118,47 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
                         kinds = [{ kind = \"load_spike\", multiplier = [2, 5] }] }"
             .into(),
     }
+}
+
+/// A call script that sets every key of a step: a query step, a service call (with
+/// `service_call`; an operation's own script leaves it out, or the service would call itself),
+/// a dependency call, a cache lookup with a miss path and a parallel group. The nested scripts
+/// are single queries, so the generator does not recurse.
+fn steps(variant: usize, inject: &str, service_call: bool) -> String {
+    let extra = if spec::STEP.title == inject {
+        ", zz_undeclared = 1"
+    } else {
+        ""
+    };
+    let dist = inline(
+        &spec::DIST,
+        Some(spec::DIST_KINDS[variant % spec::DIST_KINDS.len()]),
+        variant,
+        inject,
+    );
+    let mut items = vec![format!(
+        "{{ db = \"main\", queries = 1, replica = true, query_time = {dist}, query_factor = 1.5, \
+         statement_timeout = \"1s\", probability = 0.5, count = 1{extra} }}"
+    )];
+    if service_call {
+        items.push("{ service = \"svc\", op = \"generated\", timeout = \"1s\" }".into());
+    }
+    items.push("{ dependency = \"d-search\", timeout = \"1s\" }".into());
+    items.push(
+        "{ cache = \"d-cache\", keys = 10, popularity = \"zipf\", zipf = 1.5, \
+         on_miss = [{ db = \"cell\" }] }"
+            .into(),
+    );
+    items.push("{ parallel = [{ db = \"cell\" }, { dependency = \"d-search\" }] }".into());
+    let text = format!("[{}]", items.join(", "));
+    for key in spec::STEP.keys.iter().filter(|_| service_call) {
+        assert!(
+            text.contains(&format!("{} = ", key.name)),
+            "the generated steps do not set `{}`",
+            key.name
+        );
+    }
+    text
 }
 
 /// Every key of `spec` (and of the case `case`), as an inline table; tables titled `inject`
@@ -1146,6 +1212,29 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                     })
                     .collect();
                 text.push_str(&format!("faults = [{}]\n", items.join(", ")));
+            }
+            ("services", Ty::Tables(services, _)) => {
+                let service = inline(services, None, variant, inject)
+                    .replacen("name = \"generated\"", "name = \"svc\"", 1)
+                    .replace(
+                        &steps(variant, inject, true),
+                        &steps(variant, inject, false),
+                    );
+                text.push_str(&format!("services = [{service}]\n"));
+            }
+            ("dependencies", Ty::Tables(dependencies, _)) => {
+                let cases = dependencies.variants.expect("kinds").cases;
+                let items: Vec<String> = cases
+                    .iter()
+                    .map(|c| {
+                        inline(dependencies, Some(c.value), variant, inject).replacen(
+                            "name = \"generated\"",
+                            &format!("name = \"d-{}\"", c.value.replace('_', "-")),
+                            1,
+                        )
+                    })
+                    .collect();
+                text.push_str(&format!("dependencies = [{}]\n", items.join(", ")));
             }
             ("slo", Ty::Tables(slos, _)) => {
                 // An SLO judges a class or a pool's classes, not both: the list SLO names the
