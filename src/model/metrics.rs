@@ -739,8 +739,9 @@ impl Metrics {
         let Metrics {
             windows, tenants, ..
         } = self;
-        for (w, stats) in &mut tenants[tenant].windows {
-            if windows[*w].contains(submitted_at) {
+        for (key, stats) in &mut tenants[tenant].windows {
+            if windows[slot::window(*key)].contains(submitted_at) && slot::filter(*key) == slot::ALL
+            {
                 stats.jobs.get_mut().failed_attempts += 1;
             }
         }
