@@ -180,10 +180,11 @@ fn tenant_scoped_instances_are_bounded_by_named_limits() {
         .replace("name = \"a\"\ncount = 2", "name = \"a\"\ncount = 40000");
     let error = load_error(&text);
     assert!(error.contains("MAX_POOL_INSTANCES"), "{error}");
-    // A cache of 10 million entries per cell over 3 cells: over MAX_CACHE_ENTRIES_TOTAL.
+    // A cache of 10 million entries per tenant over 3 tenants: over MAX_CACHE_ENTRIES_TOTAL.
     let text = cache_text("")
         .replace("capacity = 2000", "capacity = 10000000")
-        .replace("scope = \"cell\"", "scope = \"tenant\"");
+        .replace("scope = \"cell\"", "scope = \"tenant\"")
+        + "[[tenants]]\nname = \"u\"\ntier = \"t\"\narrival = { rate = 1 }\nrequests = { read = 1.0 }\n";
     let error = load_error(&text);
     assert!(error.contains("MAX_CACHE_ENTRIES_TOTAL"), "{error}");
 }

@@ -1157,7 +1157,11 @@ impl Model for World<'_, '_> {
         // A short loop of independent loads, so that many tenants' misses are in flight at
         // once (a longer body per tenant would fill the reorder window after a few).
         let touched = events.iter().fold(0u64, |acc, event| match *event {
-            Event::Arrival(tenant) => acc ^ self.touch_records(tenant),
+            // Ids past the tenants are the extra sources of tenants with a mix.
+            Event::Arrival(id) => match (id as usize).checked_sub(self.tenants.len()) {
+                None => acc ^ self.touch_records(id),
+                Some(source) => acc ^ self.touch_records(self.sources[source].tenant),
+            },
             _ => acc,
         });
         std::hint::black_box(touched);

@@ -2399,7 +2399,14 @@ impl FaultContext<'_> {
             ctx.push(
                 node.origin.clone(),
                 &key,
-                format!("no {what} named {name:?}{suggestion}"),
+                format!(
+                    "no {} named {name:?}{suggestion}",
+                    if databases {
+                        "database, service or dependency (or \"kms\")"
+                    } else {
+                        "service or dependency"
+                    }
+                ),
             );
             return None;
         };
