@@ -244,7 +244,8 @@ impl Series {
                 label: label(),
                 capacity: u64::from(capacity),
             });
-            self.station_ns.resize(self.stations.len() * self.buckets, 0);
+            self.station_ns
+                .resize(self.stations.len() * self.buckets, 0);
         } else {
             self.unrecorded.1 += 1;
         }

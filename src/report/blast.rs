@@ -19,8 +19,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::config::{Dependency, Fault, FaultKind, System, Window};
-use crate::model::topology::{CLASS_DEFAULT, CallTarget, DbTarget, Op, Scope};
 use crate::model::metrics::Metrics;
+use crate::model::topology::{CLASS_DEFAULT, CallTarget, DbTarget, Op, Scope};
 use crate::scenario::Scenario;
 use crate::slo::{Evaluation, Status};
 use crate::time::SimTime;
@@ -163,7 +163,10 @@ impl Resource {
 /// ` (cell-a)`, ` (eu)`, ``, ` (of acme)`.
 fn describe_instance(system: &System, at: Instance) -> String {
     match at {
-        Instance::Cell(c) => format!(" ({})", system.cells.get(c).map_or("?", |c| c.name.as_str())),
+        Instance::Cell(c) => format!(
+            " ({})",
+            system.cells.get(c).map_or("?", |c| c.name.as_str())
+        ),
         Instance::Region(r) => format!(" ({})", regions(system).1.get(r).copied().unwrap_or("?")),
         Instance::Global => String::new(),
         Instance::Tenant(t) => format!(

@@ -397,12 +397,7 @@ fn render(fig: &Figure) -> String {
 /// each mark and the count.
 fn lanes(marks: &[Mark], extent: &[f64]) -> (Vec<usize>, usize) {
     let mut order: Vec<usize> = (0..marks.len()).collect();
-    order.sort_by(|&a, &b| {
-        marks[a]
-            .start
-            .total_cmp(&marks[b].start)
-            .then(a.cmp(&b))
-    });
+    order.sort_by(|&a, &b| marks[a].start.total_cmp(&marks[b].start).then(a.cmp(&b)));
     let mut ends: Vec<f64> = Vec::new();
     let mut lane = vec![0; marks.len()];
     for i in order {
@@ -1007,7 +1002,11 @@ fn draw_legend(fig: &Figure, area: Option<&Area<'_>>) -> Result<i32, String> {
         let panel_h = if columns > 1 { SMALL_PANEL_H } else { PANEL_H } as i32;
         let room = (strip_height(fig) as i32 + rows * panel_h - y - 24) / 15;
         let shown = (room.max(4) as usize).min(keyed.len());
-        let shown = if shown + 1 == keyed.len() { keyed.len() } else { shown };
+        let shown = if shown + 1 == keyed.len() {
+            keyed.len()
+        } else {
+            shown
+        };
         for m in keyed.iter().take(shown) {
             put!(&Text::new(
                 truncate(&format!("{}  {}", m.number, m.label), 32),

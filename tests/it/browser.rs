@@ -127,7 +127,11 @@ fn check_page(page: &Path, tenants: usize, name: &str, harness: &Path) {
         format!("file://{}#{}", harness.display(), url),
     ]);
     let errors = console_errors(&stderr);
-    assert!(errors.is_empty(), "{name}: console errors:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{name}: console errors:\n{}",
+        errors.join("\n")
+    );
     let result = dom
         .split("<pre id=\"result\">")
         .nth(1)
@@ -142,14 +146,20 @@ fn check_page(page: &Path, tenants: usize, name: &str, harness: &Path) {
     assert!(r.get("harnessError").is_none(), "{name}: {r}");
     assert_eq!(r["svgs"], 4, "{name}: four inline plots: {r}");
     assert_eq!(r["tinySvgs"], 0, "{name}: a plot rendered at no size: {r}");
-    assert_eq!(r["pageOverflow"], false, "{name}: the page scrolls sideways: {r}");
+    assert_eq!(
+        r["pageOverflow"], false,
+        "{name}: the page scrolls sideways: {r}"
+    );
     assert_eq!(
         r["overflowing"].as_array().map(Vec::len),
         Some(0),
         "{name}: elements past the right edge: {r}"
     );
     let page_rows = tenants.min(200);
-    assert_eq!(r["rows"], page_rows, "{name}: the tenant table's first page: {r}");
+    assert_eq!(
+        r["rows"], page_rows,
+        "{name}: the tenant table's first page: {r}"
+    );
     let info = r["info"].as_str().unwrap_or("");
     assert!(
         info.ends_with(&format!(
@@ -172,7 +182,10 @@ fn check_page(page: &Path, tenants: usize, name: &str, harness: &Path) {
         r["filteredToFirst"].as_u64().is_some_and(|n| n >= 1),
         "{name}: filtering by a tenant's name: {r}"
     );
-    assert_eq!(r["filteredToNone"], 0, "{name}: a filter nothing matches: {r}");
+    assert_eq!(
+        r["filteredToNone"], 0,
+        "{name}: a filter nothing matches: {r}"
+    );
 
     let shots = root().join("target").join("browser");
     std::fs::create_dir_all(&shots).expect("target/browser");
@@ -234,7 +247,10 @@ fn the_browser_harness_sees_breakage() {
         "--dump-dom".to_string(),
         format!("file://{}#file://{}", harness.display(), broken.display()),
     ]);
-    assert!(!console_errors(&stderr).is_empty(), "no console error seen:\n{stderr}");
+    assert!(
+        !console_errors(&stderr).is_empty(),
+        "no console error seen:\n{stderr}"
+    );
     assert!(dom.contains("\"pageOverflow\":true"), "{dom}");
     assert!(dom.contains("\"svgs\":0"), "{dom}");
 }

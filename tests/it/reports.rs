@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{
-    code, full_reference_report, has_reference_report, in_partial_reference, read_report, root, simulate, simulate_in, text, toml_files,
+    code, full_reference_report, has_reference_report, in_partial_reference, read_report, root,
+    simulate, simulate_in, text, toml_files,
 };
 
 const REGENERATE: &str = "cargo run --release -- check scenarios/ --write-reports";
@@ -185,10 +186,11 @@ fn reference_reports_are_up_to_date() {
         .into_iter()
         .filter(|f| {
             let mut parts = f.components();
-            let scenario = parts.next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+            let scenario = parts
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
             let _seed = parts.next();
-            !scenario.is_some_and(|s| partial.contains(&s))
-                || in_partial_reference(parts.as_path())
+            !scenario.is_some_and(|s| partial.contains(&s)) || in_partial_reference(parts.as_path())
         })
         .collect();
     assert!(!fresh.is_empty(), "nothing regenerated\n{}", text(&output));
@@ -210,7 +212,10 @@ fn reference_reports_are_up_to_date() {
         }
     }
     for folder in &folders {
-        let scenario = folder.components().next().map(|c| c.as_os_str().to_string_lossy());
+        let scenario = folder
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy());
         let is_partial = scenario.is_some_and(|s| partial.iter().any(|p| *p == s));
         for file in files_under(&root().join("reports").join(folder)) {
             let relative = folder.join(&file);
@@ -404,7 +409,12 @@ fn a_run_leaves_summary_junit_html_and_plots() {
     let names: Vec<String> = plots.iter().map(|p| p.display().to_string()).collect();
     assert_eq!(
         names,
-        vec!["latency.svg", "occupancy.svg", "throughput.svg"],
+        vec![
+            "latency.svg",
+            "occupancy.svg",
+            "pools.svg",
+            "throughput.svg"
+        ],
         "no jobs, so no backlog plot"
     );
     for name in &names {
@@ -548,9 +558,14 @@ fn compare_reports_the_flip_on_common_random_numbers() {
     );
 
     let html = read(dir.path(), "index.html");
-    assert_eq!(html.matches("<svg").count(), 3, "overlay plots inline");
+    assert_eq!(html.matches("<svg").count(), 4, "overlay plots inline");
     assert!(!html.contains("http://") && !html.contains("https://"));
-    for name in ["latency.svg", "throughput.svg", "occupancy.svg"] {
+    for name in [
+        "latency.svg",
+        "throughput.svg",
+        "occupancy.svg",
+        "pools.svg",
+    ] {
         let svg = read(&dir.path().join("plots"), name);
         check_xml(&svg).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(svg.contains("B: with the overrides"), "{name}: run legend");

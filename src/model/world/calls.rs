@@ -135,7 +135,10 @@ impl World<'_, '_> {
         }
         self.stations.push(Station::dependency(self.system, d));
         let station = (self.stations.len() - 1) as u32;
-        let (name, owner) = (&self.system.dependencies[d].name, self.names[tenant as usize]);
+        let (name, owner) = (
+            &self.system.dependencies[d].name,
+            self.names[tenant as usize],
+        );
         let capacity = self.stations[station as usize].capacity;
         self.series
             .add_station(|| format!("{name} ({owner})"), capacity);
