@@ -378,6 +378,9 @@ impl Panel {
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
+/// A value per bucket midpoint (`None`: no data there), in axis units.
+type Points = Vec<(f64, Option<f64>)>;
+
 /// Renders a figure to an SVG document.
 fn render(fig: &Figure) -> String {
     let mut svg = String::new();
@@ -1545,7 +1548,7 @@ fn place_panels(
     let places = places_of(first.timeline);
     // Per place and run, the utilisation series (each run with its own capacities: a
     // comparison's B may resize a pool); a place's peak over every run ranks it.
-    let series: Vec<Vec<Vec<(f64, Option<f64>)>>> = (0..places.len())
+    let series: Vec<Vec<Points>> = (0..places.len())
         .map(|p| {
             runs.iter()
                 .map(|r| {
@@ -1611,7 +1614,7 @@ fn place_panels(
         );
         panel.min_top = 100.0;
         let buckets = first.timeline.series.buckets;
-        for r in 0..runs.len() {
+        for (r, _) in runs.iter().enumerate() {
             let mut max_points = Vec::new();
             let mut median_points = Vec::new();
             for b in 0..buckets {
