@@ -5,6 +5,7 @@
 //! never looks anything up by name.
 
 use super::dist::Dist;
+use super::lifecycle::Lifecycle;
 use super::topology::{
     CellGroup, Class, DependencySpec, Mix, PoolSpec, Program, Replicas, Service,
 };
@@ -55,6 +56,19 @@ pub struct System {
     pub cell_groups: Vec<CellGroup>,
     /// Compiled call scripts of classes and operations.
     pub programs: Vec<Program>,
+    /// Rate schedules (`[[schedules]]`), compiled to curves over the run.
+    pub schedules: Vec<Schedule>,
+    /// Workflows, sign-ups, deletions and backups (`[[workflows]]`); empty without them.
+    pub lifecycle: Lifecycle,
+}
+
+/// A named rate multiplier over simulated time (`[[schedules]]`).
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// Name.
+    pub name: String,
+    /// The multiplier, compiled over the run (a profile's knots every five minutes).
+    pub curve: super::arrivals::RateCurve,
 }
 
 impl System {
@@ -113,6 +127,8 @@ pub struct Simulation {
     pub warmup: SimDuration,
     /// Event budget; `None` means derived from the scenario's offered load.
     pub max_events: Option<u64>,
+    /// The instant time 0 stands for, if the scenario names one (clock times, labels).
+    pub start: Option<crate::clock::ClockInstant>,
 }
 
 /// What the edge does when it cannot reach the mapping store and its cached entry has expired.
@@ -333,12 +349,16 @@ pub struct Database {
 }
 
 /// How a tenant's requests arrive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ArrivalProcess {
     /// Exponential inter-arrival times.
     Poisson,
     /// Evenly spaced.
     Constant,
+    /// Two-state Markov-modulated Poisson process (its mean rate is `Arrival::rate`).
+    Mmpp(super::arrivals::Mmpp),
+    /// Renewal process with a gap CV (its rate is `Arrival::rate`).
+    Renewal(super::arrivals::Renewal),
 }
 
 /// A tenant's open-loop arrival process.
@@ -346,8 +366,33 @@ pub enum ArrivalProcess {
 pub struct Arrival {
     /// Process.
     pub process: ArrivalProcess,
-    /// Requests per second.
+    /// Requests per second (an MMPP's long-run mean; a `count` group member's drawn rate).
     pub rate: f64,
+}
+
+impl Arrival {
+    /// The arrival process of a source issuing `share` of these arrivals.
+    pub fn process_for(&self, share: f64) -> super::arrivals::Process {
+        use super::arrivals::{GapLaw, Mmpp, Process, Renewal};
+        let rate = self.rate * share;
+        match self.process {
+            ArrivalProcess::Poisson => Process::Poisson { rate },
+            ArrivalProcess::Constant => Process::Constant { rate },
+            ArrivalProcess::Mmpp(m) => {
+                let [a, b] = m.rates();
+                Mmpp::new([a * share, b * share], m.mean_sojourns())
+                    .map_or(Process::Poisson { rate }, Process::Mmpp)
+            }
+            ArrivalProcess::Renewal(r) => {
+                let law = if r.is_hyperexponential() {
+                    GapLaw::Hyperexponential
+                } else {
+                    GapLaw::Gamma
+                };
+                Renewal::new(rate, r.cv(), law).map_or(Process::Poisson { rate }, Process::Renewal)
+            }
+        }
+    }
 }
 
 /// A tenant's background jobs.
@@ -392,6 +437,10 @@ pub struct Tenant {
     pub jobs: Option<JobLoad>,
     /// Its request mix over `[[classes]]`; `None`: the implicit default class.
     pub mix: Option<Mix>,
+    /// Its rate schedule (index into [`System::schedules`]), if any.
+    pub schedule: Option<usize>,
+    /// Whether its rate was drawn from its group's size law (the report shows it).
+    pub sized: bool,
 }
 
 /// One `[[tenants]]` table.
@@ -595,6 +644,16 @@ pub enum FaultKind {
         /// Destination cell.
         to: usize,
     },
+    /// A dependency's rate limit (per instance: per provider account) becomes `rate`.
+    RateLimit {
+        /// Index into `System::dependencies`.
+        dependency: usize,
+        /// Operations per second each instance accepts during the fault.
+        rate: f64,
+    },
+    /// The workflow runner crashes and stays down for the fault's duration: the results of
+    /// the calls in flight are lost, and nothing is driven until it restarts.
+    RunnerCrash,
 }
 
 impl FaultKind {
@@ -617,6 +676,8 @@ impl FaultKind {
             FaultKind::PoolSlowdown { .. } => "pool_slowdown",
             FaultKind::ReplicaLag { .. } => "replica_lag",
             FaultKind::ReplicaOutage { .. } => "replica_outage",
+            FaultKind::RateLimit { .. } => "rate_limit",
+            FaultKind::RunnerCrash => "runner_crash",
         }
     }
 }

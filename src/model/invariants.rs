@@ -1,10 +1,15 @@
 //! The always-on invariants, observed while the model runs: no tenantless work, no
-//! cross-tenant access, EU residency, no split brain, no lost acknowledged writes.
+//! cross-tenant access, EU residency, no split brain, no lost acknowledged writes; and for
+//! scenarios with workflows, no access before ready, no orphaned resources, no duplicate side
+//! effects, workflows within their bound, deletions complete at their bound.
 //!
 //! Each check counts violations and keeps the first one as an example. Every check can be
 //! made to fail: residency by `[failover] residency = "ignore"`, split brain by
 //! `[migration] fencing = false`, lost writes by `[migration] dual_write = false`, and the
-//! two that no configuration should ever break by a test-only [`Sabotage`].
+//! two that no configuration should ever break by a test-only [`Sabotage`]. Of the lifecycle
+//! checks, access by a step's `gates_access = false`, orphans by a workflow's
+//! `compensation = false`, the deletion ledger by backups that never expire, and duplicates
+//! and the bound by a [`Sabotage`] of the runner.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +25,12 @@ pub enum Sabotage {
     /// Caches index every tenant's keys under one tenant, so a lookup can return another
     /// tenant's entry.
     SharedCacheKeys,
+    /// The workflow runner sends a fresh idempotency key with every attempt, so a retry after
+    /// a timeout (or a lost result) applies a side effect a second time.
+    FreshKeyPerAttempt,
+    /// The workflow runner forgets its timers: a workflow waiting for a backoff or a timeout
+    /// is never woken again.
+    LostWakeUps,
 }
 
 /// One invariant's observations.
@@ -78,6 +89,18 @@ pub struct Invariants {
     pub split_brain: Check,
     /// Every acknowledged write is held by the tenant's owner cell.
     pub lost_writes: Check,
+    /// No request of a signed-up tenant is served before every resource it needs (DNS record,
+    /// certificate) is ready.
+    pub access_before_ready: Check,
+    /// At the end, every resource a workflow created belongs to an active (or onboarding)
+    /// tenant, or was removed.
+    pub orphans: Check,
+    /// A workflow step's side effect is applied at most once, whatever the retries.
+    pub duplicates: Check,
+    /// Every workflow ends within its bound (plus the time its runner was down).
+    pub workflow_bound: Check,
+    /// When a deletion's bound falls due, no store holds the tenant.
+    pub deletion_ledger: Check,
     authoritative: BTreeMap<(u32, u64), u32>,
     books: Vec<WriteBooks>,
 }
@@ -223,6 +246,99 @@ impl Invariants {
                 "{at}: {missing} of tenant {}'s {acknowledged} acknowledged writes are not on its owner {}",
                 name(names, tenant),
                 name(cells, owner)
+            )
+        });
+    }
+}
+
+impl Invariants {
+    /// A request of signed-up `tenant` was served at `at`; its resources are all ready at
+    /// `ready_at` (the last being `step`'s).
+    #[inline]
+    pub fn access(
+        &mut self,
+        at: SimTime,
+        tenant: u32,
+        ready_at: SimTime,
+        step: &str,
+        names: &[&str],
+    ) {
+        self.access_before_ready.observe(at >= ready_at, || {
+            format!(
+                "{at}: a request of tenant {} was served before its {step} was ready (at {ready_at})",
+                name(names, tenant)
+            )
+        });
+    }
+
+    /// A workflow created `count` resources so far for `tenant`'s `step` (one is right).
+    pub fn created(&mut self, at: SimTime, tenant: u32, step: &str, count: u32, names: &[&str]) {
+        self.duplicates.observe(count == 1, || {
+            format!(
+                "{at}: tenant {}'s step {step} applied its side effect {count} times",
+                name(names, tenant)
+            )
+        });
+    }
+
+    /// A workflow of `tenant` (`what`: onboarding, offboarding) ran `elapsed`, allowed `bound`
+    /// (`times`); `ended` is false for one still running at the end of the run.
+    pub fn bounded(
+        &mut self,
+        at: SimTime,
+        tenant: u32,
+        what: &str,
+        times: (crate::time::SimDuration, crate::time::SimDuration),
+        ended: bool,
+        names: &[&str],
+    ) {
+        let (elapsed, bound) = times;
+        self.workflow_bound.observe(elapsed <= bound, || {
+            let state = if ended {
+                "ended after"
+            } else {
+                "was still running after"
+            };
+            format!(
+                "{at}: the {what} of tenant {} {state} {elapsed}, past its bound of {bound}",
+                name(names, tenant)
+            )
+        });
+    }
+
+    /// A resource of `tenant` (created by `step`) is alive at the end; `orphan` if its tenant
+    /// is neither active nor onboarding.
+    pub fn resource_at_end(
+        &mut self,
+        at: SimTime,
+        tenant: u32,
+        step: &str,
+        orphan: bool,
+        names: &[&str],
+    ) {
+        self.orphans.observe(!orphan, || {
+            format!(
+                "{at}: the {step} resource of tenant {} outlived its failed onboarding (an orphan)",
+                name(names, tenant)
+            )
+        });
+    }
+
+    /// A deletion of `tenant` requested at `requested` fell due at `at`; `remaining` names the
+    /// stores that still hold it (empty: complete).
+    pub fn deletion_due(
+        &mut self,
+        at: SimTime,
+        tenant: u32,
+        requested: SimTime,
+        remaining: &[&str],
+        names: &[&str],
+    ) {
+        self.deletion_ledger.observe(remaining.is_empty(), || {
+            format!(
+                "{at}: tenant {} (deletion requested at {requested}) is still in {} at its deletion's bound",
+                name(names, tenant),
+                remaining.join(", ")
             )
         });
     }

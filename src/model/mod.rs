@@ -16,6 +16,7 @@ pub mod config;
 pub mod dist;
 pub mod fastlog;
 pub mod invariants;
+pub mod lifecycle;
 pub mod metrics;
 pub mod placing;
 pub mod replay;
@@ -148,6 +149,8 @@ pub struct RunOutput {
     pub invariants: invariants::Invariants,
     /// Each tenant's cell at the end of the run.
     pub owners: Vec<usize>,
+    /// Sign-ups, deletions and their workflows (`None` without any).
+    pub lifecycle: Option<lifecycle::LifecycleOutput>,
 }
 
 /// Runs `system` to its end, collecting each tenant's results in `whole` and in the windows
@@ -228,6 +231,7 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     }
     let unaccounted = world.count_in_flight();
     let owners = world.close();
+    let lifecycle = world.close_lifecycle(end);
     let invariants = world.invariants;
     let mut metrics = world.metrics;
     metrics.finalize();
@@ -242,6 +246,7 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
         series,
         invariants,
         owners,
+        lifecycle,
     })
 }
 
@@ -276,7 +281,8 @@ pub fn estimated_events(system: &System) -> f64 {
         .iter()
         .enumerate()
         .map(|(i, t)| tenant_estimated_events(system, &spikes, i, t, &[]))
-        .sum()
+        .sum::<f64>()
+        + world::lifecycle_estimated_events(system)
 }
 
 /// [`estimated_events`] of `system` with `extra` load spikes added, each `(tenant, spike)` (an
@@ -315,11 +321,21 @@ pub(crate) fn tenant_estimated_events(
 ) -> f64 {
     let duration = system.simulation.duration.as_secs_f64();
     let end = system.end();
+    let schedule = tenant.schedule.map(|s| &system.schedules[s].curve);
     // Requests of `class` (None: of any class) at `rate` under the spikes that apply to them.
     let arrivals = |class: Option<u16>, rate: f64| -> f64 {
         let mut mine: Vec<spikes::Spike> = spikes.spikes_of(system, index, class).collect();
         mine.extend_from_slice(extra);
-        spikes::expected_arrivals(rate, &mine, end)
+        match schedule {
+            None => spikes::expected_arrivals(rate, &mine, end),
+            // A schedule: the rate times the integral of the schedule times the spikes.
+            Some(curve) => {
+                rate * curve
+                    .with_multipliers(&spikes::segments(&mine))
+                    .integral(end)
+                    / crate::time::NANOS_PER_SEC as f64
+            }
+        }
     };
     let jobs = tenant.jobs.map_or(0.0, |j| {
         let attempts = 101.0; // a poison job retried forever is bounded by the budget
@@ -429,6 +445,14 @@ pub enum Event {
     CallDone(u32),
     /// A work's cache lookup returned.
     CacheDone(u32),
+    /// The next member (or a batch) of a tenant group's sign-ups.
+    SignUp(u32),
+    /// A workflow's pending wake-up (a backoff, a call's deadline, its access).
+    WorkflowWake(u32),
+    /// The next member (or a batch) of a tenant group's deletion requests.
+    DeletionRequest(u32),
+    /// A deletion's bound falls due: its ledger must be complete.
+    LedgerDue(u32),
 }
 
 impl Event {
@@ -450,6 +474,10 @@ impl Event {
             Event::JobDone(j) => ("job_done", j),
             Event::CallDone(w) => ("call_done", w),
             Event::CacheDone(w) => ("cache_done", w),
+            Event::SignUp(l) => ("sign_up", l),
+            Event::WorkflowWake(f) => ("workflow_wake", f),
+            Event::DeletionRequest(l) => ("deletion_request", l),
+            Event::LedgerDue(f) => ("ledger_due", f),
         }
     }
 
@@ -471,6 +499,10 @@ impl Event {
             Event::JobDone(_) => 13,
             Event::CallDone(_) => 14,
             Event::CacheDone(_) => 15,
+            Event::SignUp(_) => 16,
+            Event::WorkflowWake(_) => 17,
+            Event::DeletionRequest(_) => 18,
+            Event::LedgerDue(_) => 19,
         }
     }
 }

@@ -307,6 +307,9 @@ pub struct DependencySpec {
     pub latency: Dist,
     /// Fraction of operations that fail.
     pub error_rate: f64,
+    /// Fraction of operations answered with a permanent error (a provider's 4xx other than
+    /// 429): a workflow step fails at once; for a request it is a failure like `error_rate`.
+    pub permanent_error_rate: f64,
     /// Per-tenant cap on operations in flight at one instance (a quota of the real service);
     /// over it, the call fails at once as throttled by the dependency.
     pub max_in_flight_per_tenant: Option<u32>,

@@ -413,6 +413,18 @@ pub fn fault_acts_on(system: &System, fault: &Fault) -> Footprint {
             out.push(Resource::Cell(*to));
             out.extend((0..per_cell).map(|p| Resource::Pool(to * per_cell + p)));
         }
+        // A provider's lowered rate limit acts on every instance of the dependency.
+        FaultKind::RateLimit { dependency, .. } => {
+            if let Some(spec) = system.dependencies.get(*dependency) {
+                let all = all_instances(system, spec.scope, fault.named_tenants());
+                out.extend(
+                    all.into_iter()
+                        .map(|at| Resource::External(*dependency, at)),
+                );
+            }
+        }
+        // The workflow runner is the control plane's: sign-ups and deletions everywhere.
+        FaultKind::RunnerCrash => out.push(Resource::ControlPlane),
         FaultKind::LoadSpike { .. } | FaultKind::PoisonJobs { .. } => {}
     }
     Footprint::new(out)

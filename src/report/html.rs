@@ -405,6 +405,10 @@ pub fn run_page(report: &Report, faults: &[FaultSpan], plots: &[(String, String)
         body.push_str("<h2 id=\"dependencies\">Databases and dependencies</h2>\n");
         body.push_str(&table(&counters));
     }
+    for (title, t) in super::onboarding::tables(report) {
+        body.push_str(&format!("<h2>{}</h2>\n", escape(title)));
+        body.push_str(&table(&t));
+    }
     body.push_str("<h2 id=\"worst\">Worst tenants</h2>\n");
     body.push_str(&table(&tables::worst_tenants(report, WORST_TENANTS)));
     body.push_str("<h2 id=\"all-tenants\">All tenants</h2>\n");

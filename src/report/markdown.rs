@@ -215,6 +215,10 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
         let _ = writeln!(out, "\n## Databases and dependencies\n");
         out.push_str(&table(&counters));
     }
+    for (title, t) in super::onboarding::tables(report) {
+        let _ = writeln!(out, "\n## {title}\n");
+        out.push_str(&table(&t));
+    }
 
     let _ = writeln!(out, "\n## Worst tenants\n");
     out.push_str(&table(&tables::worst_tenants(report, WORST_TENANTS)));

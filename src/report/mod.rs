@@ -11,6 +11,7 @@ pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod onboarding;
 pub mod plots;
 pub mod summary;
 pub mod sweep;
@@ -65,6 +66,10 @@ pub struct Report {
     pub blast_tiers: Vec<BlastTier>,
     /// Failed tenants no fault explains.
     pub unexplained: Unexplained,
+    /// Sign-ups, onboarding times, provider 429s, orphans, deletions and their ledger, when
+    /// the scenario has workflows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onboarding: Option<onboarding::OnboardingReport>,
     /// The scenario file's text, so `simulate replay` can rerun exactly this run.
     pub scenario_text: String,
 }
@@ -108,6 +113,9 @@ pub struct TenantReport {
     pub tier: String,
     /// Cell name.
     pub cell: String,
+    /// Its arrival rate (requests/s) when drawn from its `count` group's size law.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drawn_rate: Option<f64>,
     /// Requests issued after warmup.
     pub requests: u64,
     /// Ended ok.
@@ -547,6 +555,7 @@ pub fn build(
                 name: t.name.clone(),
                 tier: scenario.system.tiers[t.tier].name.clone(),
                 cell: scenario.system.cells[output.owners[i]].name.clone(),
+                drawn_rate: t.sized.then(|| round_to(t.arrival.rate, 6)),
                 requests: c.issued,
                 ok: c.ok,
                 throttled: c.throttled,
@@ -683,6 +692,7 @@ pub fn build(
         blast_radius,
         blast_tiers,
         unexplained,
+        onboarding: onboarding::build(scenario, output),
         scenario_text: invocation.scenario_text.clone(),
     }
 }
@@ -921,6 +931,7 @@ pub(crate) mod fixtures {
                     name: name(i),
                     tier: tier(i).into(),
                     cell: "c".into(),
+                    drawn_rate: None,
                     requests: 0,
                     ok: 0,
                     throttled: 0,
@@ -961,6 +972,7 @@ pub(crate) mod fixtures {
             blast_radius: Vec::new(),
             blast_tiers: Vec::new(),
             unexplained: Unexplained::default(),
+            onboarding: None,
             scenario_text: String::new(),
         }
     }

@@ -64,6 +64,7 @@ pub(crate) fn observed_text(expect: &str, observed: Option<f64>) -> String {
     let metric = expect.split(['<', '>']).next().unwrap_or("").trim();
     if metric.starts_with('p')
         || metric.starts_with("jobs_p")
+        || metric.starts_with("onboarding_p")
         || metric == "mean"
         || metric == "max"
     {
@@ -132,6 +133,10 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
     if let Some(counters) = super::tables::counters(report) {
         let _ = writeln!(out, "\nDatabases and dependencies (after warmup)");
         out.push_str(&plain_table(&counters));
+    }
+    for (title, table) in super::onboarding::tables(report) {
+        let _ = writeln!(out, "\n{title}");
+        out.push_str(&plain_table(&table));
     }
 
     let ranked = rank_tenants(report, WORST_TENANTS);

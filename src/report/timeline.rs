@@ -148,6 +148,11 @@ fn describe_fault(system: &crate::model::config::System, kind: &FaultKind) -> St
         },
         FaultKind::PoisonJobs { fraction, .. } => format!("poison jobs {:.0}%", fraction * 100.0),
         FaultKind::MigrateTenant { to, .. } => format!("migration to {}", system.cells[*to].name),
+        FaultKind::RateLimit { dependency, rate } => format!(
+            "{} rate limit {rate}/s",
+            system.dependencies[*dependency].name
+        ),
+        FaultKind::RunnerCrash => "workflow runner down".to_string(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! ```text
 //! expectation := metric op threshold
 //! metric      := pN | p(N) | mean | max | error_rate | throttle_rate | availability | count
-//!              | jobs_pN | dead_letters
+//!              | jobs_pN | dead_letters | onboarding_pN | onboarding_failed_rate
 //!                (N a percentile in (0, 100], e.g. p50, p99.9, p(99))
 //! op          := < | <= | > | >=
 //! threshold   := duration (for pN, mean, max, jobs_pN: "250ms")
@@ -43,6 +43,11 @@ pub enum Metric {
     JobsPercentile(f64),
     /// Background jobs dead-lettered (given up after their attempts).
     DeadLetters,
+    /// A percentile of onboarding time (sign-up to access) of the selected tenants' sign-ups
+    /// in the window; unfinished ones count at their age.
+    OnboardingPercentile(f64),
+    /// Failed onboardings (compensated or stuck) over those that ended.
+    OnboardingFailedRate,
 }
 
 impl Metric {
@@ -50,7 +55,19 @@ impl Metric {
     pub fn is_latency(self) -> bool {
         matches!(
             self,
-            Metric::Percentile(_) | Metric::Mean | Metric::Max | Metric::JobsPercentile(_)
+            Metric::Percentile(_)
+                | Metric::Mean
+                | Metric::Max
+                | Metric::JobsPercentile(_)
+                | Metric::OnboardingPercentile(_)
+        )
+    }
+
+    /// Whether the metric judges sign-ups (from the run's lifecycle) rather than requests.
+    pub fn is_onboarding(self) -> bool {
+        matches!(
+            self,
+            Metric::OnboardingPercentile(_) | Metric::OnboardingFailedRate
         )
     }
 }
@@ -67,6 +84,8 @@ impl fmt::Display for Metric {
             Metric::Count => write!(f, "count"),
             Metric::JobsPercentile(p) => write!(f, "jobs_p{p}"),
             Metric::DeadLetters => write!(f, "dead_letters"),
+            Metric::OnboardingPercentile(p) => write!(f, "onboarding_p{p}"),
+            Metric::OnboardingFailedRate => write!(f, "onboarding_failed_rate"),
         }
     }
 }
@@ -193,7 +212,8 @@ pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
 }
 
 const METRIC_NAMES: &str = "p50, p90, p99, p99.9 (or p(99)), mean, max, error_rate, throttle_rate, \
-                            availability, count, jobs_p99 (any jobs_pN), dead_letters";
+                            availability, count, jobs_p99 (any jobs_pN), dead_letters, \
+                            onboarding_p99 (any onboarding_pN), onboarding_failed_rate";
 
 fn parse_metric(name: &str) -> Result<Metric, String> {
     match name {
@@ -204,6 +224,7 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
         "availability" => return Ok(Metric::Availability),
         "count" => return Ok(Metric::Count),
         "dead_letters" => return Ok(Metric::DeadLetters),
+        "onboarding_failed_rate" => return Ok(Metric::OnboardingFailedRate),
         "" => {
             return Err(format!(
                 "missing metric before the comparison; one of {METRIC_NAMES}"
@@ -216,6 +237,14 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
             Ok(Metric::Percentile(p)) => Ok(Metric::JobsPercentile(p)),
             _ => Err(format!(
                 "unknown metric `{name}`; job metrics are percentiles of completion time, such as jobs_p99"
+            )),
+        };
+    }
+    if let Some(rest) = name.strip_prefix("onboarding_") {
+        return match parse_metric(rest) {
+            Ok(Metric::Percentile(p)) => Ok(Metric::OnboardingPercentile(p)),
+            _ => Err(format!(
+                "unknown metric `{name}`; onboarding metrics are onboarding_pN (sign-up to access, such as onboarding_p99) and onboarding_failed_rate"
             )),
         };
     }
@@ -246,12 +275,17 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
 
 fn parse_threshold(metric: Metric, text: &str) -> Result<Threshold, String> {
     match metric {
-        Metric::Percentile(_) | Metric::Mean | Metric::Max | Metric::JobsPercentile(_) => {
-            SimDuration::parse(text)
-                .map(Threshold::Duration)
-                .map_err(|e| format!("`{metric}` compares with a duration such as 250ms: {e}"))
-        }
-        Metric::ErrorRate | Metric::ThrottleRate | Metric::Availability => {
+        Metric::Percentile(_)
+        | Metric::Mean
+        | Metric::Max
+        | Metric::JobsPercentile(_)
+        | Metric::OnboardingPercentile(_) => SimDuration::parse(text)
+            .map(Threshold::Duration)
+            .map_err(|e| format!("`{metric}` compares with a duration such as 250ms: {e}")),
+        Metric::ErrorRate
+        | Metric::ThrottleRate
+        | Metric::Availability
+        | Metric::OnboardingFailedRate => {
             let bad =
                 || format!("`{metric}` compares with a fraction such as 1% or 0.01, not `{text}`");
             if let Some(number) = text.strip_suffix('%') {
@@ -306,7 +340,10 @@ fn vacuous(metric: Metric, op: Op, threshold: Threshold) -> Option<String> {
     let value = threshold.as_reported();
     let is_rate = matches!(
         metric,
-        Metric::ErrorRate | Metric::ThrottleRate | Metric::Availability
+        Metric::ErrorRate
+            | Metric::ThrottleRate
+            | Metric::Availability
+            | Metric::OnboardingFailedRate
     );
     let shown = |v: f64| match threshold {
         Threshold::Fraction(_) => format!("{}%", v * 100.0),

@@ -102,6 +102,18 @@ pub const MAX_CACHE_ENTRIES_TOTAL: Limit = limit(
 /// Zipf exponent.
 pub const MAX_ZIPF: Limit = limit("MAX_ZIPF", 10.0, "as a Zipf exponent");
 
+/// Largest coefficient of variation of a renewal process's gaps.
+pub const MAX_RENEWAL_CV: Limit = limit(
+    "MAX_RENEWAL_CV",
+    crate::model::arrivals::RENEWAL_CV_RANGE.1,
+    "as a renewal process's gap CV",
+);
+/// Most `[[schedules]]`.
+pub const MAX_SCHEDULES: Limit = limit("MAX_SCHEDULES", 1_000.0, "schedules");
+/// Most points of one schedule.
+pub const MAX_SCHEDULE_POINTS: Limit =
+    limit("MAX_SCHEDULE_POINTS", 10_000.0, "points per schedule");
+
 /// Largest scenario file.
 pub const MAX_SCENARIO_BYTES: Limit =
     limit("MAX_SCENARIO_BYTES", 4_194_304.0, "bytes of scenario text");
@@ -197,6 +209,17 @@ pub const MAX_SMALL_COUNT: Limit = limit(
 );
 /// Longest text (description, SLO name).
 pub const MAX_TEXT: Limit = limit("MAX_TEXT", 1_000.0, "characters");
+/// Workflows.
+pub const MAX_WORKFLOWS: Limit = limit("MAX_WORKFLOWS", 100.0, "workflows");
+/// Steps per workflow.
+pub const MAX_WORKFLOW_STEPS: Limit = limit("MAX_WORKFLOW_STEPS", 64.0, "steps per workflow");
+/// Tenants that sign up during a run (each has an onboarding workflow).
+pub const MAX_SIGNUPS: Limit = limit("MAX_SIGNUPS", 100_000.0, "sign-ups per scenario");
+/// Dependencies of kind `provider`.
+pub const MAX_PROVIDERS: Limit = limit("MAX_PROVIDERS", 100.0, "provider dependencies");
+/// Reserved tenant names per workflow.
+pub const MAX_RESERVED_NAMES: Limit =
+    limit("MAX_RESERVED_NAMES", 1_000.0, "reserved names per workflow");
 /// Longest name (scenario, tier, cell, database, tenant, fault, region).
 pub const MAX_NAME: Limit = limit("MAX_NAME", 64.0, "characters per name");
 /// Largest tenant table (CSV) file.
@@ -218,7 +241,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the table in docs/limits.md and the schema tests.
-pub const ALL: [Limit; 50] = [
+pub const ALL: [Limit; 58] = [
     MAX_SCENARIO_BYTES,
     MAX_REPORT_BYTES,
     MAX_SWEEP_BYTES,
@@ -263,10 +286,18 @@ pub const ALL: [Limit; 50] = [
     MAX_CACHE_ENTRIES,
     MAX_CACHE_KEYS,
     MAX_ZIPF,
+    MAX_WORKFLOWS,
+    MAX_WORKFLOW_STEPS,
+    MAX_SIGNUPS,
+    MAX_PROVIDERS,
+    MAX_RESERVED_NAMES,
     MAX_POOL_INSTANCES,
     MAX_DEPENDENCY_INSTANCES,
     MAX_CACHE_ENTRIES_TOTAL,
     MAX_TABLE_BYTES,
     MAX_TABLE_ROWS,
     MAX_LINE_BYTES,
+    MAX_RENEWAL_CV,
+    MAX_SCHEDULES,
+    MAX_SCHEDULE_POINTS,
 ];

@@ -84,10 +84,33 @@ fn table(spec: &TableSpec) -> Json {
                     .map(|c| c.value)
                     .collect();
                 let note = format!("(with {} = {}) ", variants.tag, cases.join(" | "));
-                properties
-                    .entry(key.name)
-                    .or_insert_with(|| property(key, Some(&note)));
+                // A name whose type differs between cases (a fault's `rate`: a fraction of
+                // calls, or operations per second) is typed in each case's `then` instead.
+                let typed_alike = variants
+                    .cases
+                    .iter()
+                    .flat_map(|c| c.keys.iter().filter(|k| k.name == key.name))
+                    .all(|k| ty(k.ty) == ty(key.ty));
+                properties.entry(key.name).or_insert_with(|| {
+                    if typed_alike {
+                        property(key, Some(&note))
+                    } else {
+                        json!({ "description": format!("{note}{}", key.doc) })
+                    }
+                });
             }
+            let case_types: Map<String, Json> = case
+                .keys
+                .iter()
+                .filter(|key| {
+                    variants
+                        .cases
+                        .iter()
+                        .flat_map(|c| c.keys.iter().filter(|k| k.name == key.name))
+                        .any(|k| ty(k.ty) != ty(key.ty))
+                })
+                .map(|key| (key.name.to_string(), property(key, None)))
+                .collect();
             let mut allowed: Vec<&str> = spec.keys.iter().map(|k| k.name).collect();
             allowed.extend(case.keys.iter().map(|k| k.name));
             let case_required: Vec<&str> = case
@@ -98,7 +121,7 @@ fn table(spec: &TableSpec) -> Json {
                 .collect();
             conditions.push(json!({
                 "if": { "properties": { variants.tag: { "const": case.value } }, "required": [variants.tag] },
-                "then": { "required": case_required, "propertyNames": { "enum": allowed } }
+                "then": { "required": case_required, "propertyNames": { "enum": allowed }, "properties": case_types }
             }));
         }
     }
@@ -185,6 +208,40 @@ fn ty(ty: Ty) -> Json {
         }
         Ty::Fraction => json!({ "type": "number", "minimum": 0, "maximum": 1 }),
         Ty::Duration => duration(),
+        Ty::Time => json!({ "type": "string" }),
+        Ty::Instant => json!({
+            "type": "string",
+            "description": "an RFC 3339 instant, such as \"2026-03-02T08:00:00Z\"",
+        }),
+        Ty::Points => json!({
+            "type": "array",
+            "items": {
+                "type": "array",
+                "items": [{ "type": "string" }, { "type": "number", "minimum": 0 }],
+                "minItems": 2,
+                "maxItems": 2,
+            },
+            "minItems": 1,
+            "maxItems": limits::MAX_SCHEDULE_POINTS.max_int(),
+        }),
+        Ty::NumberPair => json!({
+            "type": "array",
+            "items": { "type": "number", "minimum": 0, "maximum": limits::MAX_RATE.max },
+            "minItems": 2,
+            "maxItems": 2,
+        }),
+        Ty::DurationPair => json!({
+            "type": "array",
+            "items": duration(),
+            "minItems": 2,
+            "maxItems": 2,
+        }),
+        Ty::Rate => json!({
+            "anyOf": [
+                { "type": "number", "exclusiveMinimum": 0, "maximum": limits::MAX_RATE.max },
+                table(&spec::SIZE),
+            ]
+        }),
         Ty::Choice(words) => json!({ "type": "string", "enum": words }),
         Ty::Table(spec) => table(spec),
         Ty::Tables(spec, limit) => json!({
@@ -205,7 +262,7 @@ fn ty(ty: Ty) -> Json {
         Ty::Window => json!({
             "type": "string",
             "pattern": format!(
-                r"^(whole|(during|after):[a-z0-9][a-z0-9-]*(\+{})?)$",
+                r"^(whole|(during|after):[a-z0-9][a-z0-9-]*(\+{})?|.+\.\..+)$",
                 DURATION_PATTERN
                     .trim_start_matches(r"^\s*")
                     .trim_end_matches(r"\s*$")
@@ -245,6 +302,11 @@ fn ty(ty: Ty) -> Json {
             "anyOf": [name(), { "type": "array", "items": name(), "minItems": 1 }]
         }),
         Ty::CellList => json!({ "type": "array", "items": name(), "minItems": 1 }),
+        Ty::NameList(limit) => json!({
+            "type": "array",
+            "items": name(),
+            "maxItems": limit.max_int(),
+        }),
         Ty::Explore => json!({
             "type": "object",
             "properties": {
@@ -332,6 +394,20 @@ fn type_label(ty: Ty) -> String {
         Ty::Positive(l) => format!("number > 0, ≤ {} (`{}`)", number(l.max), l.name),
         Ty::Fraction => "fraction 0–1".into(),
         Ty::Duration => "duration".into(),
+        Ty::Time => "duration, or clock time with `start`".into(),
+        Ty::Instant => "RFC 3339 instant".into(),
+        Ty::Points => format!(
+            "list of `[time, multiplier]`, ≤ {} (`{}`)",
+            number(limits::MAX_SCHEDULE_POINTS.max),
+            limits::MAX_SCHEDULE_POINTS.name
+        ),
+        Ty::NumberPair => "list of two numbers".into(),
+        Ty::DurationPair => "list of two durations".into(),
+        Ty::Rate => format!(
+            "number > 0, ≤ {} (`{}`), or size table",
+            number(limits::MAX_RATE.max),
+            limits::MAX_RATE.name
+        ),
         Ty::Choice(words) => words
             .iter()
             .map(|w| format!("`\"{w}\"`"))
@@ -355,6 +431,7 @@ fn type_label(ty: Ty) -> String {
         Ty::Mix => "table of class name = share".into(),
         Ty::CellSet => "cell group name, cell name, or list of cell names".into(),
         Ty::CellList => "list of cell names".into(),
+        Ty::NameList(l) => format!("list of names, ≤ {} (`{}`)", number(l.max), l.name),
         Ty::Explore => "table (`[explore]`)".into(),
     }
 }

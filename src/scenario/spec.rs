@@ -36,6 +36,19 @@ pub enum Ty {
     Fraction,
     /// A duration string with a unit (`"250ms"`).
     Duration,
+    /// A time in the run: an offset with a unit (`"90m"`), or, when `[simulation] start` is
+    /// set, a clock time (`"09:00"`, `"Mon 09:00"`, an RFC 3339 instant).
+    Time,
+    /// An RFC 3339 instant (`"2026-03-02T08:00:00Z"`).
+    Instant,
+    /// A schedule's points: a list of `[time, multiplier]` pairs.
+    Points,
+    /// A list of two numbers (an MMPP's rates, per state).
+    NumberPair,
+    /// A list of two durations (an MMPP's mean sojourns, per state).
+    DurationPair,
+    /// A rate: a number, or in a `count` group a size table drawing each member's rate.
+    Rate,
     /// One of these words.
     Choice(&'static [&'static str]),
     /// A table.
@@ -66,6 +79,8 @@ pub enum Ty {
     CellSet,
     /// A list of cell names.
     CellList,
+    /// A list of names, at most so many (`reserved_names`).
+    NameList(&'static Limit),
     /// The `[explore]` table: the faults `simulate explore` may draw (`scenario::explore` reads
     /// and checks it: `count`, `at`, `duration` as `[min, max]`, `kinds` as a list of inline
     /// tables, each a fault `kind` with `[min, max]` ranges for its numbers).
@@ -206,7 +221,13 @@ pub const RESIDENCY: &[&str] = &["enforce", "ignore"];
 /// Words of a job pool's `scheduler`.
 pub const SCHEDULERS: &[&str] = &["fair", "fifo"];
 /// Words of `arrival.process`.
-pub const PROCESSES: &[&str] = &["poisson", "constant"];
+pub const PROCESSES: &[&str] = &["poisson", "constant", "mmpp", "renewal"];
+/// Words of a renewal process's `gaps`.
+pub const GAP_LAWS: &[&str] = &["auto", "gamma", "hyperexponential"];
+/// Words of a schedule's `interpolation`.
+pub const INTERPOLATIONS: &[&str] = &["step", "linear"];
+/// Words of a size table's `dist`.
+pub const SIZE_LAWS: &[&str] = &["lognormal", "pareto", "zipf"];
 /// Words of `retry.backoff`.
 pub const BACKOFFS: &[&str] = &[
     "none",
@@ -314,6 +335,24 @@ pub const SCENARIO: TableSpec = TableSpec {
             "none",
             "object storage, search clusters, provider APIs and caches, placed by scope",
         ),
+        key(
+            "schedules",
+            Ty::Tables(&SCHEDULES, &limits::MAX_SCHEDULES),
+            "none",
+            "named rate schedules (points over time, or a daily profile) tenants refer to",
+        ),
+        key(
+            "workflows",
+            Ty::Tables(&WORKFLOWS, &limits::MAX_WORKFLOWS),
+            "none",
+            "onboarding and offboarding workflows (sagas) whose steps call dependencies; tenants start them with `signup` and `deletion`",
+        ),
+        key(
+            "backups",
+            Ty::Table(&BACKUPS),
+            "none",
+            "snapshots of every tenant's rows, which a deletion must outlive (or scrub)",
+        ),
         req(
             "tenants",
             Ty::Tables(&TENANTS, &limits::MAX_TENANT_GROUPS),
@@ -370,8 +409,138 @@ pub const SIMULATION: TableSpec = TableSpec {
             "4 × the work estimate + 1,000,000",
             "event budget; a run that exceeds it stops with an error naming this key (exit 2)",
         ),
+        key(
+            "start",
+            Ty::Instant,
+            "none",
+            "the instant time 0 stands for, such as `\"2026-03-02T08:00:00Z\"`; with it, times may be clock times (`\"09:00\"`, `\"Mon 09:00\"`) and schedules may use a daily `profile`",
+        ),
     ],
     variants: None,
+};
+
+/// `[[schedules]]`.
+pub const SCHEDULES: TableSpec = TableSpec {
+    title: "[[schedules]]",
+    doc: "A named rate multiplier over time; a tenant's `schedule` multiplies its arrival rate by it. Exactly one of `points` and `profile`. A schedule never makes a tenant targeted by a fault; a `load_spike` on a scheduled tenant multiplies the schedule.",
+    keys: &[
+        req(
+            "name",
+            Ty::Name,
+            "schedule name, used by tenants' `schedule`",
+        ),
+        key(
+            "points",
+            Ty::Points,
+            "none",
+            "`[[time, multiplier], ...]` in increasing time order (times as offsets or clock times); the first value holds before the first point, the last after the last",
+        ),
+        key(
+            "interpolation",
+            Ty::Choice(INTERPOLATIONS),
+            "\"step\"",
+            "with `points`: a value holds until the next point (`step`), or changes linearly between points (`linear`)",
+        ),
+        key(
+            "profile",
+            Ty::Table(&PROFILE),
+            "none",
+            "a daily and weekly shape (needs `[simulation] start`)",
+        ),
+    ],
+    variants: None,
+};
+
+/// A schedule's `profile`.
+pub const PROFILE: TableSpec = TableSpec {
+    title: "schedules.profile",
+    doc: "A cosine over the day, 1 at the peak and `trough_ratio` twelve hours away, times `weekend_factor` on Saturdays and Sundays (clock times at the start's UTC offset).",
+    keys: &[
+        req(
+            "peak",
+            Ty::Text,
+            "time of day of the peak, such as `\"14:00\"`",
+        ),
+        req(
+            "trough_ratio",
+            Ty::Fraction,
+            "the trough's share of the peak rate",
+        ),
+        key(
+            "weekend_factor",
+            Ty::Positive(&limits::MAX_MULTIPLIER),
+            "1",
+            "multiplier on Saturdays and Sundays",
+        ),
+    ],
+    variants: None,
+};
+
+/// A size table: how a `count` group's members' rates are drawn.
+pub const SIZE: TableSpec = TableSpec {
+    title: "tenants.arrival.rate (sizes)",
+    doc: "In a `count` group, each member's rate drawn from its own stream (keyed by the group's name and the member's number): adding a member or a group changes no other member's rate. The report lists each member's rate.",
+    keys: &[req(
+        "dist",
+        Ty::Choice(SIZE_LAWS),
+        "the law of the members' rates",
+    )],
+    variants: Some(Variants {
+        tag: "dist",
+        cases: &[
+            Case {
+                value: "lognormal",
+                doc: "log-normal given by its median and 99th percentile",
+                keys: &[
+                    req(
+                        "median",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "median rate, requests/s",
+                    ),
+                    req(
+                        "p99",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "99th-percentile rate (above the median)",
+                    ),
+                ],
+            },
+            Case {
+                value: "pareto",
+                doc: "Pareto: P(rate > x) = (scale/x)^shape, optionally capped",
+                keys: &[
+                    req(
+                        "scale",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "smallest rate, requests/s",
+                    ),
+                    req("shape", Ty::Positive(&limits::MAX_ZIPF), "tail index"),
+                    key(
+                        "cap",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "none",
+                        "largest rate (above `scale`)",
+                    ),
+                ],
+            },
+            Case {
+                value: "zipf",
+                doc: "Zipf by rank: member i gets top / i^exponent (no draw)",
+                keys: &[
+                    req(
+                        "top",
+                        Ty::Positive(&limits::MAX_RATE),
+                        "the first member's rate, requests/s",
+                    ),
+                    key(
+                        "exponent",
+                        Ty::Positive(&limits::MAX_ZIPF),
+                        "1",
+                        "the exponent",
+                    ),
+                ],
+            },
+        ],
+    }),
 };
 
 /// `[edge]`.
@@ -1050,6 +1219,12 @@ pub const TENANTS: TableSpec = TableSpec {
             "the open-loop arrival process",
         ),
         key(
+            "schedule",
+            Ty::Ref("schedule"),
+            "none",
+            "a `[[schedules]]` name: its multiplier scales the arrival rate over time (not a fault: the tenant stays a bystander)",
+        ),
+        key(
             "writes",
             Ty::Fraction,
             "0",
@@ -1085,6 +1260,18 @@ pub const TENANTS: TableSpec = TableSpec {
             "none",
             "background jobs the tenant submits (its cell needs a `jobs` pool)",
         ),
+        key(
+            "signup",
+            Ty::Table(&SIGNUP),
+            "none (active from the start)",
+            "the group's members sign up during the run: each is inactive (sends nothing) until its onboarding workflow completes and its gating resources are ready",
+        ),
+        key(
+            "deletion",
+            Ty::Table(&DELETION),
+            "none",
+            "the group's members ask to be deleted: access is revoked and the offboarding workflow erases their data",
+        ),
     ],
     variants: None,
 };
@@ -1093,17 +1280,68 @@ pub const TENANTS: TableSpec = TableSpec {
 pub const ARRIVAL: TableSpec = TableSpec {
     title: "tenants.arrival",
     doc: "Open loop: arrivals ignore responses.",
-    keys: &[
-        key(
-            "process",
-            Ty::Choice(PROCESSES),
-            "\"poisson\"",
-            "exponential inter-arrival times, or evenly spaced",
-        ),
-        req("rate", Ty::Positive(&limits::MAX_RATE), "requests/s"),
-    ],
-    variants: None,
+    keys: &[key(
+        "process",
+        Ty::Choice(PROCESSES),
+        "\"poisson\"",
+        "how arrivals are spaced (the keys below depend on it)",
+    )],
+    variants: Some(Variants {
+        tag: "process",
+        cases: &[
+            Case {
+                value: "poisson",
+                doc: "exponential inter-arrival times",
+                keys: &[ARRIVAL_RATE],
+            },
+            Case {
+                value: "constant",
+                doc: "evenly spaced, from a random phase",
+                keys: &[ARRIVAL_RATE],
+            },
+            Case {
+                value: "mmpp",
+                doc: "two-state Markov-modulated Poisson: Poisson at `rates[s]` while in state `s`, which lasts an exponential time of mean `sojourns[s]`",
+                keys: &[
+                    req(
+                        "rates",
+                        Ty::NumberPair,
+                        "requests/s in each state, such as `[5, 200]` (each ≥ 0, not both 0)",
+                    ),
+                    req(
+                        "sojourns",
+                        Ty::DurationPair,
+                        "mean time in each state, such as `[\"10m\", \"30s\"]`",
+                    ),
+                ],
+            },
+            Case {
+                value: "renewal",
+                doc: "independent gaps of mean `1/rate` and coefficient of variation `cv`",
+                keys: &[
+                    ARRIVAL_RATE,
+                    req(
+                        "cv",
+                        Ty::Positive(&limits::MAX_RENEWAL_CV),
+                        "the gaps' coefficient of variation (1 is Poisson; above 1 is bursty), from 0.01",
+                    ),
+                    key(
+                        "gaps",
+                        Ty::Choice(GAP_LAWS),
+                        "\"auto\"",
+                        "gap law: gamma, hyperexponential (cv ≥ 1), or `auto` (gamma up to cv 1, hyperexponential above)",
+                    ),
+                ],
+            },
+        ],
+    }),
 };
+
+const ARRIVAL_RATE: Key = req(
+    "rate",
+    Ty::Rate,
+    "requests/s; in a `count` group, a size table (`{ dist = \"lognormal\", median = 0.5, p99 = 40 }`) draws each member's rate",
+);
 
 /// The keys of a retry policy (a tenant's `retry` adds `budget`).
 const RETRY_POLICY_KEYS: &[Key] = &[
@@ -1216,7 +1454,11 @@ pub const FAULTS: TableSpec = TableSpec {
             Ty::Choice(FAULT_KINDS),
             "what happens (the keys below depend on it)",
         ),
-        req("at", Ty::Duration, "start (before the end of the run)"),
+        req(
+            "at",
+            Ty::Time,
+            "start (before the end of the run): an offset, or a clock time with `[simulation] start`",
+        ),
         req("duration", Ty::Duration, "length (more than zero)"),
     ],
     variants: Some(Variants {
@@ -1224,9 +1466,26 @@ pub const FAULTS: TableSpec = TableSpec {
         cases: &[
             Case {
                 value: "load_spike",
-                doc: "multiply the tenants' arrival rate; overlapping spikes multiply",
+                doc: "multiply the tenants' arrival rate (on top of their schedules); overlapping spikes multiply. Targets exactly one of `tenant`, `tier` or `cell_group`; the targets are not bystanders",
                 keys: &[
-                    FAULT_TENANT,
+                    key(
+                        "tenant",
+                        Ty::Ref("tenant"),
+                        "",
+                        "a tenant or tenant group (or use `tier` or `cell_group`)",
+                    ),
+                    key(
+                        "tier",
+                        Ty::Ref("tier"),
+                        "",
+                        "every tenant of this tier (a launch for one plan)",
+                    ),
+                    key(
+                        "cell_group",
+                        Ty::Ref("cell group"),
+                        "",
+                        "every tenant whose starting cell is in this `[[cell_groups]]` entry",
+                    ),
                     req(
                         "multiplier",
                         Ty::Positive(&limits::MAX_MULTIPLIER),
@@ -1417,6 +1676,27 @@ pub const FAULTS: TableSpec = TableSpec {
                     req("to", Ty::Ref("cell"), "the destination cell"),
                 ],
             },
+            Case {
+                value: "rate_limit",
+                doc: "a dependency's rate limit per instance (a provider account) becomes `rate`: a provider tightening its limit",
+                keys: &[
+                    req(
+                        "dependency",
+                        Ty::Ref("dependency"),
+                        "a `[[dependencies]]` name (not a cache)",
+                    ),
+                    req(
+                        "rate",
+                        Ty::Positive(&limits::MAX_TIER_RATE),
+                        "operations per second each instance accepts during the fault",
+                    ),
+                ],
+            },
+            Case {
+                value: "runner_crash",
+                doc: "the workflow runner crashes and is down for `duration`: results of calls in flight are lost; on restart each workflow resumes from its record, re-issuing the lost call under the same idempotency key",
+                keys: &[],
+            },
         ],
     }),
 };
@@ -1439,6 +1719,8 @@ pub const FAULT_KINDS: &[&str] = &[
     "replica_lag",
     "replica_outage",
     "migrate_tenant",
+    "rate_limit",
+    "runner_crash",
 ];
 
 /// `[[slo]]`.
@@ -1463,7 +1745,7 @@ pub const SLOS: TableSpec = TableSpec {
             "window",
             Ty::Window,
             "\"whole\"",
-            "requests issued after warmup in: `\"whole\"`, `\"during:FAULT\"`, `\"during:FAULT+20s\"`, `\"after:FAULT\"`, `\"after:FAULT+30s\"`",
+            "requests issued after warmup in: `\"whole\"`, `\"during:FAULT\"`, `\"during:FAULT+20s\"`, `\"after:FAULT\"`, `\"after:FAULT+30s\"`, or a span `\"FROM..TO\"` (`\"10m..20m\"`; with `[simulation] start`, `\"09:00..11:00\"`)",
         ),
         req(
             "expect",
@@ -1698,8 +1980,13 @@ pub const DEPENDENCIES: TableSpec = TableSpec {
             },
             Case {
                 value: "provider",
-                doc: "a third-party API (cloud, DNS, certificates, billing)",
-                keys: &[],
+                doc: "a third-party API (cloud, DNS, certificates, billing); workflow steps call it",
+                keys: &[key(
+                    "permanent_error_rate",
+                    Ty::Fraction,
+                    "0",
+                    "fraction of operations answered with a permanent error (a 4xx other than 429): a workflow step fails at once and compensates; a request's call fails",
+                )],
             },
             Case {
                 value: "cache",
@@ -1727,6 +2014,204 @@ pub const DEPENDENCIES: TableSpec = TableSpec {
             },
         ],
     }),
+};
+
+/// Kinds of workflow, in the order of [`WORKFLOWS`]' cases.
+pub const WORKFLOW_KINDS: &[&str] = &["onboarding", "offboarding"];
+
+/// Stores an offboarding step erases.
+pub const STORES: &[&str] = &["database", "caches", "search", "backups", "resources"];
+
+/// `[[workflows]]`.
+pub const WORKFLOWS: TableSpec = TableSpec {
+    title: "[[workflows]]",
+    doc: "A workflow (saga): named steps run one after another, each calling a dependency (usually `kind = \"provider\"`) under an idempotency key, with retries, a timeout per attempt and an optional compensation; a failed step undoes the completed ones newest first. Tenants start an `onboarding` workflow with `signup`, an `offboarding` one with `deletion`.",
+    keys: &[
+        req("name", Ty::Name, "workflow name"),
+        req(
+            "kind",
+            Ty::Choice(WORKFLOW_KINDS),
+            "`onboarding` (started by a sign-up; success gives the tenant access) or `offboarding` (started by a deletion request; its steps erase the tenant's data)",
+        ),
+        req(
+            "steps",
+            Ty::Tables(&WORKFLOW_STEPS, &limits::MAX_WORKFLOW_STEPS),
+            "the steps, in order",
+        ),
+        key(
+            "retry",
+            Ty::Table(&WORKFLOW_RETRY),
+            "the table's defaults (3 attempts, full jitter from 100ms, cap 5s)",
+            "retry policy of every step (and compensation) without its own; a provider's 429 `retry_at` is honoured",
+        ),
+        key(
+            "timeout",
+            Ty::Duration,
+            "\"30s\"",
+            "timeout of each attempt of a step without its own (more than zero)",
+        ),
+        key(
+            "bound",
+            Ty::Duration,
+            "the sum of the steps' worst cases",
+            "the forward phase ends (completed or failing) within this of the workflow's start; compensation gets its own worst case on top",
+        ),
+        key(
+            "compensation",
+            Ty::Bool,
+            "true",
+            "a failed workflow undoes its completed steps (`false`: they stay, as orphans)",
+        ),
+        key(
+            "concurrency",
+            int(0, &limits::MAX_WORKERS),
+            "0 (no limit)",
+            "the runner's workers: workflows of this kind in progress at once; the others wait FIFO in its queue",
+        ),
+    ],
+    variants: Some(Variants {
+        tag: "kind",
+        cases: &[
+            Case {
+                value: "onboarding",
+                doc: "started by a tenant group's `signup`",
+                keys: &[key(
+                    "reserved_names",
+                    Ty::NameList(&limits::MAX_RESERVED_NAMES),
+                    "[\"www\", \"root\", \"admin\"]",
+                    "tenant names refused at sign-up (counted as refused)",
+                )],
+            },
+            Case {
+                value: "offboarding",
+                doc: "started by a tenant group's `deletion`; its bound is the deletion's: then nothing of the tenant may remain in any store",
+                keys: &[],
+            },
+        ],
+    }),
+};
+
+/// A workflow step.
+pub const WORKFLOW_STEPS: TableSpec = TableSpec {
+    title: "workflows.steps",
+    doc: "One step of a workflow: a call to a dependency (its concurrency, latency, `error_rate` as transient errors, `permanent_error_rate`, `rate_limit` per account as 429s with `retry_at`, and its faults), or without `dependency` work the runner does itself in `time`. Each onboarding step creates one resource under its idempotency key (the provider deduplicates by key).",
+    keys: &[
+        req("name", Ty::Name, "step name, unique in its workflow"),
+        key(
+            "dependency",
+            Ty::Ref("dependency"),
+            "none (the runner's own work)",
+            "the `[[dependencies]]` entry it calls (not a cache)",
+        ),
+        key(
+            "time",
+            Ty::Dist,
+            "constant 10ms",
+            "without `dependency`: the time of the work",
+        ),
+        key(
+            "retry",
+            Ty::Table(&WORKFLOW_RETRY),
+            "the workflow's `retry`",
+            "retry policy of the step and its compensation",
+        ),
+        key(
+            "timeout",
+            Ty::Duration,
+            "the workflow's `timeout`",
+            "timeout of each attempt (more than zero); past it the call may still have applied, so a failed workflow compensates it",
+        ),
+        key(
+            "compensate",
+            Ty::Bool,
+            "true for onboarding, false for offboarding",
+            "whether the step can be undone: its compensation deletes what the step created, by the step's idempotency key",
+        ),
+        key(
+            "ready_after",
+            Ty::Dist,
+            "none (ready at once)",
+            "onboarding: time from the call's success until the resource is usable (DNS propagation, certificate issuance)",
+        ),
+        key(
+            "gates_access",
+            Ty::Bool,
+            "true",
+            "onboarding, with `ready_after`: the tenant gets access only once this resource is ready (`false`: access does not wait for it)",
+        ),
+        key(
+            "erases",
+            Ty::Choice(STORES),
+            "none",
+            "offboarding: the store the step erases from (`database` rows, `caches` entries, `search` index, `backups` (waits until the snapshots holding the tenant expire, or scrubs them), `resources` the onboarding created at this step's dependency), each erasure appended to the deletion ledger",
+        ),
+    ],
+    variants: None,
+};
+
+/// A workflow's (or step's) `retry` table.
+pub const WORKFLOW_RETRY: TableSpec = TableSpec {
+    title: "workflows.retry",
+    doc: "A workflow step's retry policy (a provider's 429 `retry_at` is honoured; every attempt reuses the step's idempotency key).",
+    keys: RETRY_POLICY_KEYS,
+    variants: None,
+};
+
+/// The keys of a tenant group's `signup` and `deletion`.
+const LIFECYCLE_LOAD_KEYS: &[Key] = &[
+    req(
+        "workflow",
+        Ty::Ref("workflow"),
+        "a `[[workflows]]` name of the matching kind",
+    ),
+    key("at", Ty::Duration, "\"0s\"", "the first one"),
+    key(
+        "rate",
+        Ty::Positive(&limits::MAX_RATE),
+        "none (every member at `at`)",
+        "members per second from `at`, Poisson, one after another",
+    ),
+];
+
+/// A tenant group's `signup` table.
+pub const SIGNUP: TableSpec = TableSpec {
+    title: "tenants.signup",
+    doc: "When the group's members sign up: all at `at` (a batch), or one after another at `rate`. A member whose name is reserved is refused.",
+    keys: LIFECYCLE_LOAD_KEYS,
+    variants: None,
+};
+
+/// A tenant group's `deletion` table.
+pub const DELETION: TableSpec = TableSpec {
+    title: "tenants.deletion",
+    doc: "When the group's members ask to be deleted (right to be forgotten): all at `at`, or one after another at `rate`. A member that is not active then is skipped.",
+    keys: LIFECYCLE_LOAD_KEYS,
+    variants: None,
+};
+
+/// `[backups]`.
+pub const BACKUPS: TableSpec = TableSpec {
+    title: "[backups]",
+    doc: "Backups: a snapshot of every tenant's rows every `every`, kept for `retention`. A deletion is complete only once no snapshot holds the tenant.",
+    keys: &[
+        req(
+            "every",
+            Ty::Duration,
+            "time between snapshots (more than zero)",
+        ),
+        req(
+            "retention",
+            Ty::Timeout,
+            "how long a snapshot is kept, or `\"none\"` (for ever)",
+        ),
+        key(
+            "scrub",
+            Ty::Bool,
+            "false",
+            "a deletion's `backups` step removes the tenant from the snapshots instead of waiting for them to expire",
+        ),
+    ],
+    variants: None,
 };
 
 /// The distribution kinds, in the order of [`DIST`]'s cases.
@@ -1757,11 +2242,20 @@ pub const TABLES: &[(&str, &TableSpec)] = &[
     ("services[].pools[]", &SERVICE_POOLS),
     ("services[].operations[]", &OPERATIONS),
     ("dependencies[]", &DEPENDENCIES),
+    ("schedules[]", &SCHEDULES),
+    ("schedules[].profile", &PROFILE),
+    ("workflows[]", &WORKFLOWS),
+    ("workflows[].steps[]", &WORKFLOW_STEPS),
+    ("workflows[].retry", &WORKFLOW_RETRY),
+    ("backups", &BACKUPS),
     ("tenants[]", &TENANTS),
     ("tenants[].arrival", &ARRIVAL),
+    ("tenants[].arrival.rate", &SIZE),
     ("tenants[].retry", &RETRY),
     ("tenants[].retry.budget", &BUDGET),
     ("tenants[].jobs", &JOB_LOAD),
+    ("tenants[].signup", &SIGNUP),
+    ("tenants[].deletion", &DELETION),
     ("faults[]", &FAULTS),
     ("slo[]", &SLOS),
     ("slo[].tenants", &TIER_SELECTOR),

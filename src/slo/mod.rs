@@ -104,7 +104,7 @@ pub fn evaluate(scenario: &Scenario, output: &RunOutput) -> Evaluation {
         .slos
         .iter()
         .enumerate()
-        .map(|(i, _)| evaluate_slo(scenario, metrics, i))
+        .map(|(i, _)| evaluate_slo(scenario, output, i))
         .collect();
     let checks = &output.invariants;
     let mut invariants = vec![conservation(metrics, unaccounted)];
@@ -129,6 +129,37 @@ pub fn evaluate(scenario: &Scenario, output: &RunOutput) -> Evaluation {
     ] {
         invariants.push(invariant(name, check, what));
     }
+    if !scenario.system.lifecycle.is_empty() {
+        for (name, check, what) in [
+            (
+                "no_access_before_ready",
+                &checks.access_before_ready,
+                "requests of signed-up tenants",
+            ),
+            (
+                "no_orphaned_resources",
+                &checks.orphans,
+                "resources workflows created",
+            ),
+            (
+                "no_duplicate_side_effects",
+                &checks.duplicates,
+                "side effects of workflow steps",
+            ),
+            (
+                "workflows_within_bound",
+                &checks.workflow_bound,
+                "workflows ended or overdue",
+            ),
+            (
+                "deletion_complete_at_bound",
+                &checks.deletion_ledger,
+                "deletions due",
+            ),
+        ] {
+            invariants.push(invariant(name, check, what));
+        }
+    }
     let slo_worst = slos
         .iter()
         .map(|s| s.status)
@@ -146,9 +177,26 @@ pub fn evaluate(scenario: &Scenario, output: &RunOutput) -> Evaluation {
     }
 }
 
-fn evaluate_slo(scenario: &Scenario, metrics: &Metrics, slo_index: usize) -> SloResult {
+fn evaluate_slo(scenario: &Scenario, output: &RunOutput, slo_index: usize) -> SloResult {
+    let metrics = &output.metrics;
     let slo = &scenario.slos[slo_index];
     let slot_key = crate::model::metrics::slot::key(slo.window, slo.filter);
+    let window = &scenario.system.windows[slo.window];
+    let end = scenario.system.end();
+    // Onboarding metrics judge the selected tenants' sign-ups, not their requests.
+    let judge = |expectation: &Expectation,
+                 e: usize,
+                 tenant: Option<usize>,
+                 tenants: &[usize],
+                 stats: &WindowStats| {
+        if expectation.metric.is_onboarding() {
+            let (observed, samples) =
+                observe_onboarding(expectation.metric, output, tenants, window, end);
+            judged(expectation, e, tenant, observed, samples, slo.min_samples)
+        } else {
+            check(expectation, e, tenant, stats, slo.min_samples)
+        }
+    };
     let mut checks = Vec::new();
     match slo.scope {
         Scope::Each => {
@@ -156,7 +204,7 @@ fn evaluate_slo(scenario: &Scenario, metrics: &Metrics, slo_index: usize) -> Slo
                 let empty = WindowStats::default();
                 let stats = metrics.tenants[tenant].slot(slot_key).unwrap_or(&empty);
                 for (e, expectation) in slo.expect.iter().enumerate() {
-                    checks.push(check(expectation, e, Some(tenant), stats, slo.min_samples));
+                    checks.push(judge(expectation, e, Some(tenant), &[tenant], stats));
                 }
             }
         }
@@ -168,7 +216,7 @@ fn evaluate_slo(scenario: &Scenario, metrics: &Metrics, slo_index: usize) -> Slo
                 }
             }
             for (e, expectation) in slo.expect.iter().enumerate() {
-                checks.push(check(expectation, e, None, &pooled, slo.min_samples));
+                checks.push(judge(expectation, e, None, &slo.tenants, &pooled));
             }
         }
     }
@@ -213,6 +261,58 @@ pub fn observe(metric: Metric, stats: &WindowStats) -> (Option<f64>, u64) {
             stats.jobs.latency.percentile(p).map(|d| d.as_millis_f64()),
             stats.jobs.latency.count(),
         ),
+        // Judged from the run's lifecycle (`observe_onboarding`), not from request stats.
+        Metric::OnboardingPercentile(_) | Metric::OnboardingFailedRate => (None, 0),
+    }
+}
+
+/// The value of an onboarding metric over the sign-ups of `tenants` in `window` (by sign-up
+/// time), in report units, and the samples it rests on: a percentile of sign-up-to-access
+/// time (unfinished sign-ups at their age at `end`), or the failed fraction of those that
+/// ended.
+pub fn observe_onboarding(
+    metric: Metric,
+    output: &RunOutput,
+    tenants: &[usize],
+    window: &crate::model::config::Window,
+    end: crate::time::SimTime,
+) -> (Option<f64>, u64) {
+    use crate::model::lifecycle::OnboardingOutcome;
+    let Some(lifecycle) = output.lifecycle.as_ref() else {
+        return (None, 0);
+    };
+    let mut selected = vec![false; output.metrics.tenants.len()];
+    for &t in tenants {
+        selected[t] = true;
+    }
+    let onboardings = lifecycle
+        .onboardings
+        .iter()
+        .filter(|o| selected[o.tenant] && window.contains(o.signed_up));
+    match metric {
+        Metric::OnboardingPercentile(p) => {
+            let mut times: Vec<_> = onboardings.filter_map(|o| o.time(end)).collect();
+            times.sort_unstable();
+            (
+                crate::model::lifecycle::nearest_rank(&times, p).map(|d| d.as_millis_f64()),
+                times.len() as u64,
+            )
+        }
+        Metric::OnboardingFailedRate => {
+            let (mut ended, mut failed) = (0u64, 0u64);
+            for o in onboardings {
+                match o.outcome {
+                    OnboardingOutcome::Completed | OnboardingOutcome::AwaitingAccess => ended += 1,
+                    OnboardingOutcome::Compensated | OnboardingOutcome::Stuck => {
+                        ended += 1;
+                        failed += 1;
+                    }
+                    OnboardingOutcome::Refused | OnboardingOutcome::Unfinished => {}
+                }
+            }
+            ((ended > 0).then(|| failed as f64 / ended as f64), ended)
+        }
+        _ => (None, 0),
     }
 }
 
@@ -224,6 +324,18 @@ fn check(
     min_samples: u64,
 ) -> Check {
     let (observed, samples) = observe(expectation.metric, stats);
+    judged(expectation, index, tenant, observed, samples, min_samples)
+}
+
+/// The verdict of one expectation on an observed value resting on `samples`.
+fn judged(
+    expectation: &Expectation,
+    index: usize,
+    tenant: Option<usize>,
+    observed: Option<f64>,
+    samples: u64,
+    min_samples: u64,
+) -> Check {
     let status = match observed {
         _ if !matches!(expectation.metric, Metric::Count | Metric::DeadLetters)
             && samples < min_samples =>

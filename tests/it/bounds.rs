@@ -263,6 +263,7 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
                 name: name(i),
                 tier: tier(i),
                 cell: "c".into(),
+                drawn_rate: None,
                 requests: 10,
                 ok: 10,
                 throttled: 0,
@@ -294,6 +295,7 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
         blast_radius: Vec::new(),
         blast_tiers: Vec::new(),
         unexplained: Default::default(),
+        onboarding: None,
         scenario_text: String::new(),
     }
 }

@@ -1065,6 +1065,7 @@ impl Validator {
 /// tenant `heavy` with jobs). `variant` picks the distribution.
 fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
     match ty {
+        Ty::Text if key.name == "peak" => "\"14:00\"".into(),
         Ty::Text => "\"generated\"".into(),
         Ty::Name => match key.name {
             "region" => "\"east\"".into(),
@@ -1075,7 +1076,7 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
             "cell" => "\"cell-a\"",
             "database" => "\"main\"",
             "pool" => "\"api\"",
-            "class" | "cell group" => "\"generated\"",
+            "class" | "cell group" | "schedule" => "\"generated\"",
             "service" => "\"svc\"",
             "dependency" if key.name == "cache" => "\"d-cache\"",
             "dependency" => "\"d-search\"",
@@ -1086,6 +1087,9 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         // A database has one replica in the maximal scenario: replica 0.
         Ty::Int { .. } if key.name == "replica" => "0".into(),
         Ty::Int { min, .. } => min.max(1).to_string(),
+        // A size law's p99 above its median, a Pareto cap above its scale.
+        Ty::Positive(_) if key.name == "p99" => "3".into(),
+        Ty::Positive(_) if key.name == "cap" => "1000".into(),
         Ty::Positive(_) => "1.5".into(),
         Ty::Fraction => "0.5".into(),
         Ty::Duration => match key.name {
@@ -1097,6 +1101,31 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         // A quota needs an isolation that takes one.
         Ty::Choice(_) if key.name == "isolation" => "\"quota\"".into(),
         Ty::Choice(words) => format!("{:?}", words[0]),
+        Ty::Time => "\"1s\"".into(),
+        Ty::Instant => "\"2026-03-02T08:00:00Z\"".into(),
+        Ty::Points => "[[\"0s\", 1.0], [\"10s\", 2.0]]".into(),
+        Ty::NumberPair => "[1, 2]".into(),
+        Ty::DurationPair => "[\"1s\", \"2s\"]".into(),
+        // The tenant group has `count`, so its rate may be a size table: one of each law.
+        Ty::Rate => {
+            let cases = spec::SIZE.variants.expect("laws").cases;
+            inline(
+                &spec::SIZE,
+                Some(cases[variant % cases.len()].value),
+                variant,
+                inject,
+            )
+        }
+        // The arrival table's keys depend on its process: one process per variant.
+        // (An MMPP has no `rate`: when the size table is the one to break, a Poisson one.)
+        Ty::Table(spec) if spec.title == spec::ARRIVAL.title => {
+            let cases = spec.variants.expect("cases").cases;
+            let case = match cases[variant % cases.len()].value {
+                "mmpp" if inject == spec::SIZE.title => "poisson",
+                other => other,
+            };
+            inline(spec, Some(case), variant, inject)
+        }
         Ty::Table(spec) => inline(spec, None, variant, inject),
         Ty::Tables(spec, _) => format!("[{}]", inline(spec, None, variant, inject)),
         Ty::Dist => {
@@ -1114,6 +1143,7 @@ fn example(key: &Key, ty: Ty, variant: usize, inject: &str) -> String {
         Ty::Mix => "{ generated = 1.0 }".into(),
         Ty::CellSet => "\"cell-a\"".into(),
         Ty::CellList => "[\"cell-a\"]".into(),
+        Ty::NameList(_) => "[\"generated\"]".into(),
         Ty::Explore => "{ count = [1, 2], at = [\"5s\", \"30s\"], duration = [\"1s\", \"10s\"], \
                         kinds = [{ kind = \"load_spike\", multiplier = [2, 5] }] }"
             .into(),
@@ -1200,7 +1230,7 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
             ("name" | "description", _) => {}
             ("faults", Ty::Tables(faults, _)) => {
                 let cases = faults.variants.expect("kinds").cases;
-                let items: Vec<String> = cases
+                let mut items: Vec<String> = cases
                     .iter()
                     .enumerate()
                     .map(|(i, c)| {
@@ -1211,7 +1241,36 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                         )
                     })
                     .collect();
+                // A load spike targets one of a tenant, a tier or a cell group: one of each.
+                let spike = items[0].clone();
+                let (tenant, tier, group) = (
+                    ", tenant = \"heavy\"",
+                    ", tier = \"standard\"",
+                    ", cell_group = \"generated\"",
+                );
+                assert!(spike.contains(tenant) && spike.contains(tier) && spike.contains(group));
+                let only = |keep: &str, name: &str| {
+                    [tenant, tier, group]
+                        .iter()
+                        .filter(|t| **t != keep)
+                        .fold(spike.clone(), |s, t| s.replacen(t, "", 1))
+                        .replacen("name = \"f0\"", name, 1)
+                };
+                items[0] = only(tenant, "name = \"f0\"");
+                items.push(only(tier, "name = \"spike-tier\""));
+                items.push(only(group, "name = \"spike-group\""));
                 text.push_str(&format!("faults = [{}]\n", items.join(", ")));
+            }
+            ("schedules", Ty::Tables(schedules, _)) => {
+                // A schedule has points or a profile, not both: one of each.
+                let (points, profile) = schedules.keys.split_at(3);
+                let with = |keys: &'static [Key]| TableSpec { keys, ..*schedules };
+                let by_points = inline(&with(points), None, variant, inject);
+                let by_profile = inline(&with(profile), None, variant, inject);
+                text.push_str(&format!(
+                    "schedules = [{by_points}, {{ name = \"day\", {}]\n",
+                    by_profile.trim_start_matches("{ ")
+                ));
             }
             ("services", Ty::Tables(services, _)) => {
                 let service = inline(services, None, variant, inject)
@@ -1222,6 +1281,52 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                     );
                 text.push_str(&format!("services = [{service}]\n"));
             }
+            ("workflows", Ty::Tables(workflows, _)) => {
+                // An onboarding workflow with a provider call and a step of the runner's own
+                // work (`time`), and an offboarding workflow with an erasing step.
+                let all = inline(workflows, None, variant, inject);
+                let step = inline(&spec::WORKFLOW_STEPS, None, variant, inject);
+                let dist = inline(
+                    &spec::DIST,
+                    Some(spec::DIST_KINDS[variant % spec::DIST_KINDS.len()]),
+                    variant,
+                    inject,
+                );
+                let call = step.replacen(&format!(", time = {dist}"), "", 1).replacen(
+                    ", erases = \"database\"",
+                    "",
+                    1,
+                );
+                let local = format!("{{ name = \"local\", time = {dist} }}");
+                let onboarding = all
+                    .replacen(&step, &format!("{call}, {local}"), 1)
+                    .replacen("name = \"generated\"", "name = \"onboard\"", 1);
+                let erase = step
+                    .replacen("name = \"generated\"", "name = \"erase\"", 1)
+                    .replacen(&format!(", time = {dist}"), "", 1)
+                    .replacen(", compensate = true", "", 1)
+                    .replacen(&format!(", ready_after = {dist}"), "", 1)
+                    .replacen(", gates_access = true", "", 1);
+                let offboarding = all
+                    .replacen(&step, &erase, 1)
+                    .replacen("name = \"generated\"", "name = \"offboard\"", 1)
+                    .replacen("kind = \"onboarding\"", "kind = \"offboarding\"", 1);
+                text.push_str(&format!("workflows = [{onboarding}, {offboarding}]\n"));
+            }
+            ("tenants", _) => text.push_str(&format!(
+                "tenants = {}\n",
+                example(key, key.ty, variant, inject)
+                    .replacen(
+                        "signup = { workflow = \"heavy\"",
+                        "signup = { workflow = \"onboard\"",
+                        1
+                    )
+                    .replacen(
+                        "deletion = { workflow = \"heavy\"",
+                        "deletion = { workflow = \"offboard\"",
+                        1
+                    )
+            )),
             ("dependencies", Ty::Tables(dependencies, _)) => {
                 let cases = dependencies.variants.expect("kinds").cases;
                 let items: Vec<String> = cases
@@ -1330,6 +1435,16 @@ fn the_schema_accepts_every_shipped_scenario_and_rejects_what_the_loader_rejects
             "multiplier".into(),
         ),
         (format!("{base}typo = 1\n"), "typo".into()),
+        // `rate` is a fraction for dependency_errors (and operations per second for
+        // rate_limit): the schema types it per fault kind.
+        (
+            base.replacen(
+                "kind = \"dependency_errors\", at = \"1s\", duration = \"60s\", dependency = \"d-search\", rate = 0.5",
+                "kind = \"dependency_errors\", at = \"1s\", duration = \"60s\", dependency = \"d-search\", rate = 1.5",
+                1,
+            ),
+            "rate".into(),
+        ),
     ];
     for (table, spec) in spec::TABLES {
         if table.is_empty() {

@@ -128,7 +128,7 @@ impl World<'_, '_> {
 
     /// The station of dependency `d`'s instance for a call from `cell` of `tenant`, made on
     /// first use for a tenant-scoped dependency.
-    fn dependency_instance(&mut self, d: usize, cell: u32, tenant: u32) -> u32 {
+    pub(super) fn dependency_instance(&mut self, d: usize, cell: u32, tenant: u32) -> u32 {
         let scope = self.system.dependencies[d].scope;
         if let Some(station) = self.instance(1, d, scope, cell, tenant) {
             return station;
@@ -147,7 +147,7 @@ impl World<'_, '_> {
     }
 
     /// The faults of a service (`Dep::Service`) or dependency (`Dep::External`).
-    fn faults_of(&self, target: Dep) -> &super::ExternalFaults {
+    pub(super) fn faults_of(&self, target: Dep) -> &super::ExternalFaults {
         let i = match target {
             Dep::Service(s) => s as usize,
             Dep::External(d) => self.system.services.len() + d as usize,
@@ -322,7 +322,12 @@ impl World<'_, '_> {
     }
 
     /// A call got a connection of its dependency instance: draw its latency.
-    fn start_dependency_op(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
+    pub(super) fn start_dependency_op(
+        &mut self,
+        now: SimTime,
+        work: u32,
+        queue: &mut EventQueue<Event>,
+    ) {
         let Some(w) = self.works.get_mut(work) else {
             return;
         };
@@ -345,6 +350,9 @@ impl World<'_, '_> {
         let Some(w) = self.works.get_mut(work) else {
             return;
         };
+        if w.kind == WorkKind::Workflow {
+            return self.on_workflow_call_done(now, work, queue);
+        }
         if w.target() == NONE {
             // A call into an outage: it never got an answer.
             self.fail_work(now, work, None, queue);
@@ -369,7 +377,9 @@ impl World<'_, '_> {
         );
         self.leave_dependency(now, station, tenant, queue);
         let rate = {
-            let own = self.system.dependencies[d].error_rate;
+            let spec = &self.system.dependencies[d];
+            // A permanent error fails a request's call like any other error.
+            let own = spec.error_rate + spec.permanent_error_rate;
             let fault = self.faults_of(Dep::External(d as u32)).error_rate(cell);
             1.0 - (1.0 - own) * (1.0 - fault)
         };
@@ -383,7 +393,7 @@ impl World<'_, '_> {
     }
 
     /// A call leaves its dependency instance: its quota slot and its connection are free.
-    fn leave_dependency(
+    pub(super) fn leave_dependency(
         &mut self,
         now: SimTime,
         station: u32,

@@ -13,20 +13,22 @@ use crate::time::{NANOS_PER_SEC, SimDuration, SimTime};
 const WARM_FROM_TENANTS: usize = 4096;
 
 impl World<'_, '_> {
-    pub(super) fn first_arrival(&mut self, tenant: usize) -> SimTime {
+    /// The first arrival of a tenant's first source from `from` (the start, or the time a
+    /// signed-up tenant got access).
+    pub(super) fn first_arrival(&mut self, tenant: usize, from: SimTime) -> SimTime {
         // The record's copy of the process (`hot.poisson`), so a Poisson tenant's spec is not
         // read again: at 100,000 tenants each pass over the specs is a few milliseconds.
         if self.tenants[tenant].hot.poisson {
             let state = &mut self.tenants[tenant].arrival;
             state.next_exponential = standard_exponential(&mut state.stream);
-            return self.next_arrival(tenant, SimTime::ZERO);
+            return self.next_arrival(tenant, from);
         }
         // Constant: a random phase, so constant-rate tenants do not all arrive at once.
         let rate = self.first_source_rate(tenant);
-        let (multiplier, _) = self.rate_at(tenant, SimTime::ZERO);
+        let (multiplier, _) = self.rate_at(tenant, from);
         let interval = NANOS_PER_SEC as f64 / (rate * multiplier);
         let u = unit_open(self.tenants[tenant].arrival.stream.next_u64());
-        SimTime::ZERO + SimDuration::from_nanos((interval * u) as u64)
+        from + SimDuration::from_nanos((interval * u) as u64)
     }
 
     /// The base rate of a tenant's first source: its rate, times its first class's share.
@@ -38,19 +40,27 @@ impl World<'_, '_> {
         }
     }
 
-    /// The first arrival of source `i` of `sources` (see [`World::first_arrival`]).
-    pub(super) fn first_source_arrival(&mut self, i: usize) -> SimTime {
+    /// The first arrival of source `i` of `sources` from `from` (see
+    /// [`World::first_arrival`]).
+    pub(super) fn first_source_arrival(&mut self, i: usize, from: SimTime) -> SimTime {
         let source = &mut self.sources[i];
+        if let Some(general) = &source.general {
+            // A tenant that signs up later starts from its access, not from its first draw.
+            if general.first >= from {
+                return general.first;
+            }
+            return self.next_source_arrival(i, from);
+        }
         let schedule = source.rate_schedule;
         if source.poisson {
             source.arrival.next_exponential = standard_exponential(&mut source.arrival.stream);
-            return self.next_source_arrival(i, SimTime::ZERO);
+            return self.next_source_arrival(i, from);
         }
-        let (multiplier, _) = self.schedule_at(schedule, SimTime::ZERO);
+        let (multiplier, _) = self.schedule_at(schedule, from);
         let source = &mut self.sources[i];
         let interval = NANOS_PER_SEC as f64 / (source.rate * multiplier);
         let u = unit_open(source.arrival.stream.next_u64());
-        SimTime::ZERO + SimDuration::from_nanos((interval * u) as u64)
+        from + SimDuration::from_nanos((interval * u) as u64)
     }
 
     #[inline]
@@ -91,6 +101,10 @@ impl World<'_, '_> {
 
     /// [`World::next_arrival`] for source `i` of `sources`.
     fn next_source_arrival(&mut self, i: usize, now: SimTime) -> SimTime {
+        if let Some(general) = self.sources[i].general.as_deref_mut() {
+            let curve = general.curve.map(|c| &self.curves[c as usize]);
+            return general.state.next_after(now, &general.process, curve);
+        }
         let (schedule, poisson, rate) = {
             let s = &self.sources[i];
             (s.rate_schedule, s.poisson, s.rate)
@@ -115,6 +129,9 @@ impl World<'_, '_> {
             return self.on_first_source_arrival(now, id, queue);
         }
         let i = id as usize - n;
+        if self.lifecycle.is_some() && !self.admitted_by_lifecycle(self.sources[i].tenant) {
+            return; // the tenant lost its access: its arrivals stop
+        }
         let next = self.next_source_arrival(i, now);
         if next < self.end {
             queue.schedule(next, Event::Arrival(id));
@@ -138,6 +155,9 @@ impl World<'_, '_> {
         queue: &mut EventQueue<Event>,
     ) {
         let t = tenant as usize;
+        if self.lifecycle.is_some() && !self.admitted_by_lifecycle(tenant) {
+            return; // the tenant lost its access: its arrivals stop
+        }
         self.warm(tenant);
         let next = self.next_arrival(t, now);
         if next < self.end {
@@ -357,6 +377,12 @@ impl World<'_, '_> {
             );
             self.trace(now, r.tenant, r.index, 0, TraceKind::Finished { outcome });
         }
+    }
+
+    /// Whether the tenant lifecycle lets `tenant` send requests (it is active).
+    #[cold]
+    fn admitted_by_lifecycle(&self, tenant: u32) -> bool {
+        self.lifecycle.as_deref().is_none_or(|l| l.active(tenant))
     }
 
     /// Loads, at a request's arrival, the per-tenant records its later events will use (its

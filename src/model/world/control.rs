@@ -178,7 +178,9 @@ impl World<'_, '_> {
                 | FaultKind::CacheFlush { .. }
                 | FaultKind::PoolSlowdown { .. }
                 | FaultKind::ReplicaLag { .. }
-                | FaultKind::ReplicaOutage { .. } => {}
+                | FaultKind::ReplicaOutage { .. }
+                | FaultKind::RateLimit { .. }
+                | FaultKind::RunnerCrash => {}
             }
         }
         for (rate, ok) in f.db_error_rate.iter_mut().zip(db_ok) {
@@ -217,6 +219,8 @@ impl World<'_, '_> {
             }
             FaultKind::MigrateTenant { .. } => self.migrate_start(now, fault, queue),
             FaultKind::CacheFlush { cache, .. } => self.flush_cache(*cache),
+            FaultKind::RateLimit { dependency, .. } => self.apply_rate_limits(now, *dependency),
+            FaultKind::RunnerCrash => self.runner_crashed(now),
             _ => {}
         }
     }
@@ -230,6 +234,11 @@ impl World<'_, '_> {
         self.faults.active[i] = false;
         let was_control_down = self.faults.control_down;
         self.recompute_faults();
+        match self.system.faults[i].kind {
+            FaultKind::RateLimit { dependency, .. } => self.apply_rate_limits(now, dependency),
+            FaultKind::RunnerCrash => self.runner_recovered(now, queue),
+            _ => {}
+        }
         if was_control_down && self.control_up() {
             // Work that waited for the control plane runs now.
             for op in std::mem::take(&mut self.pending_control) {

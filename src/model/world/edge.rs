@@ -105,6 +105,9 @@ impl World<'_, '_> {
             self.cell_names[c],
             &self.names,
         );
+        if self.lifecycle.is_some() {
+            self.check_access(now, tenant);
+        }
 
         // The class's bulkhead in this cell: at most so many of the tenant's requests of the
         // class at once.

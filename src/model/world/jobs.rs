@@ -26,6 +26,9 @@ impl World<'_, '_> {
         tenant: u32,
         queue: &mut EventQueue<Event>,
     ) {
+        if self.lifecycle.as_deref().is_some_and(|l| !l.active(tenant)) {
+            return; // the tenant lost its access: its jobs stop
+        }
         let next = self.next_job_arrival(tenant as usize, now);
         if next < self.end {
             queue.schedule(next, Event::JobArrival(tenant));
@@ -40,6 +43,9 @@ impl World<'_, '_> {
         tenant: u32,
         queue: &mut EventQueue<Event>,
     ) {
+        if self.lifecycle.as_deref().is_some_and(|l| !l.active(tenant)) {
+            return;
+        }
         let count = self.system.tenants[tenant as usize]
             .jobs
             .and_then(|j| j.batch)

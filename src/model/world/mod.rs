@@ -13,6 +13,7 @@ mod control;
 mod edge;
 mod exec;
 mod jobs;
+mod onboarding;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -124,6 +125,9 @@ enum WorkKind {
     Branch,
     /// A call to a dependency (`target`): one operation at one of its instances.
     Call,
+    /// A workflow step's call (to a dependency, or the runner's own work): `request` is its
+    /// pending call in the lifecycle state, `target` the dependency (or [`NONE`]).
+    Workflow,
 }
 
 /// A missing handle (no parent work, no pool, no station).
@@ -293,10 +297,25 @@ struct ArrivalState {
     next_exponential: f64,
 }
 
+/// A source whose process is not plain Poisson or constant at a spiked rate: MMPP, renewal,
+/// or any process under a schedule (`model::arrivals`). Only such sources pay for it; the
+/// tenant record's Poisson path never looks here.
+struct GeneralArrivals {
+    process: super::arrivals::Process,
+    /// Index into `World::curves`: the schedule times the spikes, if either applies.
+    curve: Option<u32>,
+    state: super::arrivals::ArrivalState,
+    /// The first arrival, drawn when the state was started.
+    first: SimTime,
+}
+
 /// A tenant's arrival source for one class of its mix beyond the first (the first lives in
-/// the tenant's record). Its streams are keyed by (purpose, tenant, class name), so adding a
-/// class to one tenant's mix changes no other draw.
+/// the tenant's record), or any source of a tenant with a general workload (then its first
+/// source is here too, rank 0, and the record's is never scheduled). Its streams are keyed by
+/// (purpose, tenant, class name), so adding a class to one tenant's mix changes no other draw.
 struct Source {
+    /// Set for a general workload (see [`GeneralArrivals`]).
+    general: Option<Box<GeneralArrivals>>,
     tenant: u32,
     /// Index into `World::rate_schedules`, if a fault changes this source's rate.
     rate_schedule: Option<u32>,
@@ -511,6 +530,12 @@ pub(super) struct World<'s, 't> {
     requests: Slab<Request>,
     lanes: Vec<TimeoutLane>,
     rate_schedules: Vec<RateSchedule>,
+    /// Rate curves of general sources: the system's schedules first (same indices), then
+    /// schedules (or none) times each source's spikes.
+    curves: Vec<super::arrivals::RateCurve>,
+    /// Per tenant, whether its first source lives in `sources` (a general workload); empty
+    /// when no tenant has one.
+    external_first: Vec<bool>,
     next_attempt_id: u64,
     // Edge.
     quotas: Vec<Quota>,
@@ -572,6 +597,14 @@ pub(super) struct World<'s, 't> {
     pub(super) invariants: Invariants,
     sabotage: Option<Sabotage>,
     trace: Option<&'t mut dyn TraceSink>,
+    /// Sign-ups, workflows, deletions (`None` for a scenario without them: then nothing on a
+    /// request's path but one test of this field changes).
+    lifecycle: Option<Box<onboarding::LifecycleState>>,
+}
+
+/// Events the tenant lifecycle adds to the estimate (sign-ups, deletions, their workflows).
+pub(super) fn lifecycle_estimated_events(system: &System) -> f64 {
+    onboarding::estimated_events(system)
 }
 
 /// Bytes of the model's own per-tenant state (see [`super::per_tenant_bytes`]).
@@ -616,6 +649,11 @@ impl<'s, 't> World<'s, 't> {
             .keys_for("arrivals", count)
             .zip(streams.keys_for("work", count));
         let mut sources: Vec<Source> = Vec::new();
+        let mut curves: Vec<super::arrivals::RateCurve> =
+            system.schedules.iter().map(|s| s.curve.clone()).collect();
+        let mut external_first: Vec<bool> = Vec::new();
+        // General sources named by the same spikes with the same schedule share one curve.
+        let mut curve_of_spikes: BTreeMap<(&[u32], u16, Option<usize>), u32> = BTreeMap::new();
         let tenants = system
             .tenants
             .iter()
@@ -652,6 +690,40 @@ impl<'s, 't> World<'s, 't> {
                     _ => CounterStream::new(arrival_key),
                 };
                 let poisson = t.arrival.process == ArrivalProcess::Poisson;
+                // A schedule or a bursty process: every source of the tenant is general.
+                let general = t.schedule.is_some()
+                    || !matches!(
+                        t.arrival.process,
+                        ArrivalProcess::Poisson | ArrivalProcess::Constant
+                    );
+                let mut general_for = |class: u16, share: f64, stream: CounterStream| {
+                    if !general {
+                        return None;
+                    }
+                    let mine: Vec<super::spikes::Spike> =
+                        spike_index.spikes_of(system, i, Some(class)).collect();
+                    let combined = |curves: &mut Vec<super::arrivals::RateCurve>| {
+                        *curve_of_spikes
+                            .entry((named_by, class, t.schedule))
+                            .or_insert_with(|| {
+                                let segments = super::spikes::segments(&mine);
+                                curves.push(match t.schedule {
+                                    Some(s) => curves[s].with_multipliers(&segments),
+                                    None => super::arrivals::RateCurve::from_multipliers(&segments),
+                                });
+                                (curves.len() - 1) as u32
+                            })
+                    };
+                    Some(general_arrivals(
+                        system,
+                        i,
+                        share,
+                        stream,
+                        &mine,
+                        &mut curves,
+                        combined,
+                    ))
+                };
                 // A mix: the first class's source lives in the record, the others in
                 // `sources`; each class draws from streams keyed by its name.
                 let (arrivals, work_key, class, share) = match t.mix.as_deref() {
@@ -659,15 +731,17 @@ impl<'s, 't> World<'s, 't> {
                         for (rank, share) in rest.iter().enumerate() {
                             let name = &system.classes[share.class as usize].name;
                             let rate = t.arrival.rate * share.share;
+                            let stream =
+                                streams.counter_stream(&format!("arrivals/{name}"), i as u64);
                             sources.push(Source {
+                                general: general_for(share.class, share.share, stream),
                                 tenant: i as u32,
                                 rate_schedule: schedule_of(share.class),
                                 class: share.class,
                                 rank: rank as u16 + 1,
                                 poisson,
                                 arrival: ArrivalState {
-                                    stream: streams
-                                        .counter_stream(&format!("arrivals/{name}"), i as u64),
+                                    stream,
                                     mean_gap_nanos: NANOS_PER_SEC as f64 / rate,
                                     next_exponential: 0.0,
                                 },
@@ -686,6 +760,29 @@ impl<'s, 't> World<'s, 't> {
                     }
                     _ => (arrivals, work_key, CLASS_DEFAULT, 1.0),
                 };
+                if let Some(g) = general_for(class, share, arrivals) {
+                    // The first source moves to `sources` with its own streams and keys, so
+                    // its requests are numbered as the record's would be (rank 0).
+                    external_first.resize(system.tenants.len(), false);
+                    external_first[i] = true;
+                    let rate = t.arrival.rate * share;
+                    sources.push(Source {
+                        general: Some(g),
+                        tenant: i as u32,
+                        rate_schedule: None,
+                        class,
+                        rank: 0,
+                        poisson,
+                        arrival: ArrivalState {
+                            stream: arrivals,
+                            mean_gap_nanos: NANOS_PER_SEC as f64 / rate,
+                            next_exponential: 0.0,
+                        },
+                        rate,
+                        work_key,
+                        issued: 0,
+                    });
+                }
                 let rate_schedule = schedule_of(class);
                 TenantState {
                     arrival: ArrivalState {
@@ -895,6 +992,8 @@ impl<'s, 't> World<'s, 't> {
             requests: Slab::new(),
             lanes,
             rate_schedules,
+            curves,
+            external_first,
             next_attempt_id: 1,
             quotas: system.tiers.iter().map(|t| t.quota).collect(),
             mapping_caches: vec![mapping_cache; edge.replicas.max(1) as usize],
@@ -923,7 +1022,7 @@ impl<'s, 't> World<'s, 't> {
             store: MappingStore::new(),
             fences: system.cells.iter().map(|_| CellFence::new()).collect(),
             tenants_per_cell,
-            estimated_events,
+            estimated_events: estimated_events + onboarding::estimated_events(system),
             placement: super::placing::policy(system.placement.shard_size),
             routing: super::placing::Routing::new(
                 &system.cells,
@@ -975,6 +1074,8 @@ impl<'s, 't> World<'s, 't> {
             invariants: Invariants::new(system.tenants.len()),
             sabotage,
             trace,
+            lifecycle: (!system.lifecycle.is_empty())
+                .then(|| Box::new(onboarding::LifecycleState::new(system, &streams))),
         }
     }
 
@@ -999,9 +1100,19 @@ impl<'s, 't> World<'s, 't> {
     pub(super) fn start(&mut self, queue: &mut EventQueue<Event>) {
         self.place_at_start();
         for tenant in 0..self.tenants.len() {
-            let first = self.first_arrival(tenant);
-            if first < self.end {
-                queue.schedule(first, Event::Arrival(tenant as u32));
+            if self
+                .lifecycle
+                .as_deref()
+                .is_some_and(|l| l.starts_inactive(tenant))
+            {
+                continue; // it signs up later: its arrivals start with its access
+            }
+            // A general workload's first source is in `sources` (scheduled below).
+            if !self.external_first.get(tenant).copied().unwrap_or(false) {
+                let first = self.first_arrival(tenant, SimTime::ZERO);
+                if first < self.end {
+                    queue.schedule(first, Event::Arrival(tenant as u32));
+                }
             }
             // The record says whether the tenant has jobs: its spec is read only if it does.
             if self.tenants[tenant].job_arrivals.is_none() {
@@ -1023,10 +1134,21 @@ impl<'s, 't> World<'s, 't> {
         }
         let n = self.tenants.len();
         for i in 0..self.sources.len() {
-            let first = self.first_source_arrival(i);
+            let tenant = self.sources[i].tenant as usize;
+            if self
+                .lifecycle
+                .as_deref()
+                .is_some_and(|l| l.starts_inactive(tenant))
+            {
+                continue;
+            }
+            let first = self.first_source_arrival(i, SimTime::ZERO);
             if first < self.end {
                 queue.schedule(first, Event::Arrival((n + i) as u32));
             }
+        }
+        if self.lifecycle.is_some() {
+            self.start_lifecycle(queue);
         }
         for (i, fault) in self.system.faults.iter().enumerate() {
             queue.schedule(fault.at, Event::FaultStart(i as u32));
@@ -1146,6 +1268,10 @@ impl Model for World<'_, '_> {
             Event::JobArrival(tenant) => self.on_job_arrival(now, tenant, queue),
             Event::JobBatch(tenant) => self.on_job_batch(now, tenant, queue),
             Event::JobDone(job) => self.on_job_done(now, job, queue),
+            Event::SignUp(load) => self.on_sign_up(now, load, queue),
+            Event::WorkflowWake(flow) => self.on_workflow_wake(now, flow, queue),
+            Event::DeletionRequest(load) => self.on_deletion_request(now, load, queue),
+            Event::LedgerDue(flow) => self.on_ledger_due(now, flow, queue),
         }
     }
 
@@ -1157,7 +1283,8 @@ impl Model for World<'_, '_> {
         // A short loop of independent loads, so that many tenants' misses are in flight at
         // once (a longer body per tenant would fill the reorder window after a few).
         let touched = events.iter().fold(0u64, |acc, event| match *event {
-            // Ids past the tenants are the extra sources of tenants with a mix.
+            // Ids past the tenants are `sources`: a mix's extra classes, and every source of a
+            // general workload (a schedule, MMPP or renewal).
             Event::Arrival(id) => match (id as usize).checked_sub(self.tenants.len()) {
                 None => acc ^ self.touch_records(id),
                 Some(source) => acc ^ self.touch_records(self.sources[source].tenant),
@@ -1535,5 +1662,35 @@ fn breaker_set(system: &System) -> Option<Breakers> {
         policy,
         per_tenant,
         shared: SmallVec::new(),
+    })
+}
+
+/// A general source of `tenant`'s requests of `class` (`share` of its rate) drawing from
+/// `stream`: its process, its curve and its first arrival. The curve is the tenant's schedule
+/// times `spikes` (the spikes on these requests): the schedule's own when there are none, else
+/// one made by `combined` (which shares it among tenants named by the same spikes).
+fn general_arrivals(
+    system: &System,
+    tenant: usize,
+    share: f64,
+    stream: CounterStream,
+    spikes: &[super::spikes::Spike],
+    curves: &mut Vec<super::arrivals::RateCurve>,
+    combined: impl FnOnce(&mut Vec<super::arrivals::RateCurve>) -> u32,
+) -> Box<GeneralArrivals> {
+    let t = &system.tenants[tenant];
+    let process = t.arrival.process_for(share);
+    let curve = match (t.schedule, spikes.is_empty()) {
+        (Some(s), true) => Some(s as u32),
+        (None, true) => None,
+        (_, false) => Some(combined(curves)),
+    };
+    let (state, first) =
+        super::arrivals::ArrivalState::start(stream, &process, curve.map(|c| &curves[c as usize]));
+    Box::new(GeneralArrivals {
+        process,
+        curve,
+        state,
+        first,
     })
 }

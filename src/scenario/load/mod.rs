@@ -5,8 +5,10 @@
 //! loader keeps going after an error so one run reports every problem it can find, each with
 //! file, line, column, the dotted key and what was expected.
 
+mod lifecycle;
 mod services;
 mod topology;
+mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,10 +20,9 @@ use super::{Diagnostic, Scenario, ScenarioError, Scope, Slo};
 use crate::components::limiter::Quota;
 use crate::components::retry::{Backoff, BudgetConfig, RetryBudget, RetryPolicy};
 use crate::model::config::{
-    ApiPool, Arrival, ArrivalProcess, BreakerKey, Breakers, Cell, ConfigLookup, Database,
-    Dependency, Edge, Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms,
-    MappingPolicy, Migration, Placement, SchedulerMode, Simulation, System, Tenant, TenantGroup,
-    Tier, Window,
+    ApiPool, BreakerKey, Breakers, Cell, ConfigLookup, Database, Dependency, Edge, Failover,
+    FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms, MappingPolicy, Migration, Placement,
+    SchedulerMode, Simulation, System, Tenant, TenantGroup, Tier, Window,
 };
 use crate::model::dist::Dist;
 use crate::model::metrics::slot as metric_slot;
@@ -49,6 +50,7 @@ pub fn load(text: &str, options: &LoadOptions) -> Result<Scenario, ScenarioError
         text,
         overrides: &options.overrides,
         diagnostics: Vec::new(),
+        start: None,
     };
     if text.len() > limits::MAX_SCENARIO_BYTES.max_int() as usize {
         return Err(ScenarioError {
@@ -138,6 +140,8 @@ struct Ctx<'a> {
     text: &'a str,
     overrides: &'a [String],
     diagnostics: Vec<((usize, usize), Diagnostic)>,
+    /// `[simulation] start`, once read: clock times resolve against it.
+    start: Option<crate::clock::ClockInstant>,
 }
 
 impl Ctx<'_> {
@@ -899,6 +903,16 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         &mut dependency_names,
         &db_names,
     );
+    lifecycle::check_providers(ctx, top.node("dependencies"), &dependencies);
+    let mut workflow_names = Names::new();
+    let workflows = lifecycle::read_workflows(
+        ctx,
+        top.node("workflows"),
+        &mut workflow_names,
+        &dependency_names,
+        &dependencies,
+    );
+    let backups = lifecycle::read_backups(ctx, top.node("backups"));
     let mut service_names = Names::new();
     let mut operation_names = BTreeMap::new();
     let taken: Names = db_names
@@ -958,10 +972,19 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         &mut class_names,
         &mut programs,
     );
+    let mut schedule_names = Names::new();
+    let schedules = workload::read_schedules(
+        ctx,
+        top.node("schedules"),
+        simulation.as_ref().map(|s| s.duration),
+        &mut schedule_names,
+    );
     let tenants_node = top.required(ctx, "tenants", "at least one [[tenants]] table");
+    let mut loads = lifecycle::Loads::default();
     let (tenants, groups, target_names) = read_tenants(
         ctx,
         tenants_node,
+        &mut loads,
         &TenantContext {
             tier_names: &tier_names,
             cell_names: &cell_names,
@@ -972,6 +995,10 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             programs: &programs,
             services: &services,
             placement: placement.as_ref(),
+            schedule_names: &schedule_names,
+            seed: simulation.as_ref().map_or(42, |s| s.seed),
+            workflow_names: &workflow_names,
+            workflows: &workflows,
         },
     );
     let shares: f64 = tiers.iter().filter_map(|t| t.guaranteed_share).sum();
@@ -1006,12 +1033,16 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     }
 
     let simulation = simulation?;
+    loads.check(ctx, simulation.duration);
     let faults_node = top.node("faults");
     let (faults, fault_names) = read_faults(
         ctx,
         faults_node,
         &FaultContext {
             targets: &target_names,
+            tier_names: &tier_names,
+            group_names: &group_names,
+            cell_groups: &cell_groups,
             cell_names: &cell_names,
             db_names: &db_names,
             pool_names: &pool_names,
@@ -1087,6 +1118,13 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             dependencies,
             cell_groups,
             programs,
+            schedules,
+            lifecycle: crate::model::lifecycle::Lifecycle {
+                workflows,
+                signups: loads.signups,
+                deletions: loads.deletions,
+                backups: backups?,
+            },
         },
         slos,
         explore,
@@ -1110,6 +1148,7 @@ fn read_simulation(
         duration: SimDuration::from_secs(60),
         warmup: SimDuration::ZERO,
         max_events: None,
+        start: None,
     };
     let Some(node) = node else {
         sim.seed = seed.unwrap_or(sim.seed);
@@ -1152,6 +1191,15 @@ fn read_simulation(
             "an event budget",
         ) {
             Some(m) => sim.max_events = Some(m),
+            None => ok = false,
+        }
+    }
+    if let Some(n) = obj.node("start") {
+        match workload::read_start(ctx, n, "simulation.start") {
+            Some(start) => {
+                sim.start = Some(start);
+                ctx.start = Some(start);
+            }
             None => ok = false,
         }
     }
@@ -1812,11 +1860,17 @@ struct TenantContext<'a> {
     programs: &'a [Program],
     services: &'a [crate::model::topology::Service],
     placement: Option<&'a Placement>,
+    schedule_names: &'a Names,
+    /// The run's seed: a `count` group's member sizes are drawn from streams of it.
+    seed: u64,
+    workflow_names: &'a Names,
+    workflows: &'a [crate::model::lifecycle::WorkflowSpec],
 }
 
 fn read_tenants(
     ctx: &mut Ctx<'_>,
     node: Option<&Node>,
+    loads: &mut lifecycle::Loads,
     tc: &TenantContext<'_>,
 ) -> (Vec<Tenant>, Vec<TenantGroup>, Targets) {
     let (tier_names, cell_names, cells) = (tc.tier_names, tc.cell_names, tc.cells);
@@ -1867,13 +1921,19 @@ fn read_tenants(
             Some(n) => resolve(ctx, cell_names, n, &obj.key("cell"), "cell").map(Some),
             None => Some(None),
         };
-        let arrival = obj
-            .required(
-                ctx,
-                "arrival",
-                "an arrival table such as { process = \"poisson\", rate = 10 }",
-            )
-            .and_then(|n| read_arrival(ctx, n, &obj.key("arrival")));
+        let arrival_node = obj.required(
+            ctx,
+            "arrival",
+            "an arrival table such as { process = \"poisson\", rate = 10 }",
+        );
+        let arrival =
+            arrival_node.and_then(|n| workload::read_arrival(ctx, n, &obj.key("arrival")));
+        let schedule = match obj.node("schedule") {
+            Some(n) => {
+                resolve(ctx, tc.schedule_names, n, &obj.key("schedule"), "schedule").map(Some)
+            }
+            None => Some(None),
+        };
         let db_queries_node = obj.node("db_queries");
         let db_queries = match db_queries_node {
             Some(n) => read_count(
@@ -1907,7 +1967,37 @@ fn read_tenants(
             Some(n) => topology::read_mix(ctx, n, &obj.key("requests"), tc.class_names).map(Some),
             None => Some(None),
         };
+        let lifecycle_load = |ctx: &mut Ctx<'_>, obj: &mut Obj<'_>, key, kind| {
+            let node = obj.node(key);
+            match node {
+                Some(n) => lifecycle::read_load(
+                    ctx,
+                    n,
+                    &obj.key(key),
+                    kind,
+                    tc.workflow_names,
+                    tc.workflows,
+                )
+                .map(|l| Some((l, (n.origin.clone(), obj.key(key))))),
+                None => Some(None),
+            }
+        };
+        let signup = lifecycle_load(
+            ctx,
+            &mut obj,
+            "signup",
+            crate::model::lifecycle::WorkflowKind::Onboarding,
+        );
+        let deletion = lifecycle_load(
+            ctx,
+            &mut obj,
+            "deletion",
+            crate::model::lifecycle::WorkflowKind::Offboarding,
+        );
         obj.finish(ctx);
+        let (Some(signup), Some(deletion)) = (signup, deletion) else {
+            continue;
+        };
         let (
             Some(name),
             Some(count),
@@ -1923,13 +2013,25 @@ fn read_tenants(
             Some(jobs),
             Some(mix),
             Some(name_node),
+            Some(schedule),
         ) = (
             name, count, tier, cell, arrival, db_queries, timeout, retry, region, eu_only, writes,
-            jobs, mix, name_node,
+            jobs, mix, name_node, schedule,
         )
         else {
             continue;
         };
+        let (arrival, size_law) = arrival;
+        if let (Some(_), None) = (size_law, count) {
+            ctx.push(
+                arrival_node.map_or(name_node.origin.clone(), |n| n.origin.clone()),
+                &obj.key("arrival.rate"),
+                format!(
+                    "tenant {name:?} draws its rate from a size table, which needs a `count` group (a single tenant has one rate: write a number)"
+                ),
+            );
+            continue;
+        }
         if let (Some(c), true, Some(allowed)) = (
             cell,
             tier_routing,
@@ -2027,8 +2129,19 @@ fn read_tenants(
         }
         let group = groups.len();
         let first = tenants.len();
-        for member in members {
+        let member_rates = size_law.map(|law| {
+            law.member_rates(
+                &crate::kernel::rng::Streams::new(tc.seed),
+                &name,
+                members.len() as u64,
+            )
+        });
+        for (m, member) in members.into_iter().enumerate() {
             let index = tenants.len();
+            let mut arrival = arrival;
+            if let Some(rates) = &member_rates {
+                arrival.rate = rates[m];
+            }
             if member != name {
                 targets.insert(member.clone(), Some(vec![index]));
             }
@@ -2048,9 +2161,17 @@ fn read_tenants(
                 retry_budget,
                 jobs,
                 mix: mix.clone(),
+                schedule,
+                sized: member_rates.is_some(),
             });
         }
         targets.insert(name.clone(), Some((first..tenants.len()).collect()));
+        let members = (tenants.len() - first) as u64;
+        for (load, is_signup) in [(signup, true), (deletion, false)] {
+            if let Some((load, written)) = load {
+                loads.add(ctx, written, groups.len(), members, load, is_signup);
+            }
+        }
         groups.push(TenantGroup {
             name,
             tenants: first..tenants.len(),
@@ -2105,44 +2226,6 @@ fn read_tenants(
         }
     }
     (tenants, groups, targets)
-}
-
-fn read_arrival(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<Arrival> {
-    let mut obj = read_table(ctx, node, key, "an arrival table", &spec::ARRIVAL)?;
-    let process = match obj.node("process") {
-        Some(n) => {
-            let what = "\"poisson\" or \"constant\"";
-            match read_string(ctx, n, &obj.key("process"), what)?.as_str() {
-                "poisson" => Some(ArrivalProcess::Poisson),
-                "constant" => Some(ArrivalProcess::Constant),
-                other => {
-                    ctx.push(
-                        n.origin.clone(),
-                        &obj.key("process"),
-                        format!("expected {what}, found {other:?}"),
-                    );
-                    None
-                }
-            }
-        }
-        None => Some(ArrivalProcess::Poisson),
-    };
-    let rate = obj
-        .required(ctx, "rate", "requests per second")
-        .and_then(|n| {
-            read_positive(
-                ctx,
-                n,
-                &obj.key("rate"),
-                &limits::MAX_RATE,
-                "requests per second",
-            )
-        });
-    obj.finish(ctx);
-    Some(Arrival {
-        process: process?,
-        rate: rate?,
-    })
 }
 
 fn read_retry(
@@ -2324,6 +2407,9 @@ fn tenants_in(tenants: &[Tenant], in_cell: impl Fn(usize) -> bool) -> Vec<usize>
 /// What fault tables are resolved against.
 struct FaultContext<'a> {
     targets: &'a Targets,
+    tier_names: &'a Names,
+    group_names: &'a Names,
+    cell_groups: &'a [CellGroup],
     cell_names: &'a Names,
     db_names: &'a Names,
     pool_names: &'a Names,
@@ -2540,7 +2626,7 @@ fn read_faults(
         let kind_node = obj.required(ctx, "kind", &kinds);
         let kind_name = kind_node.and_then(|n| read_string(ctx, n, &obj.key("kind"), &kinds));
         let at_node = obj.required(ctx, "at", "the start time, such as \"30s\"");
-        let at = at_node.and_then(|n| read_duration(ctx, n, &obj.key("at")));
+        let at = at_node.and_then(|n| workload::read_time(ctx, n, &obj.key("at")));
         let duration = obj
             .required(ctx, "duration", "how long the fault lasts, such as \"60s\"")
             .and_then(|n| read_positive_duration(ctx, n, &obj.key("duration")));
@@ -2608,6 +2694,49 @@ fn read_faults(
     (faults, names)
 }
 
+/// A load spike's tenants: a `tenant` (or tenant group), every tenant of a `tier`, or every
+/// tenant whose starting cell is in a `cell_group` (a marketing launch); exactly one.
+fn spike_targets(
+    ctx: &mut Ctx<'_>,
+    obj: &mut Obj<'_>,
+    fc: &FaultContext<'_>,
+) -> Option<Vec<usize>> {
+    let tenant = obj.node("tenant");
+    let tier = obj.node("tier");
+    let cell_group = obj.node("cell_group");
+    let given = [tenant, tier, cell_group].iter().flatten().count();
+    if given != 1 {
+        let origin = [tenant, tier, cell_group]
+            .iter()
+            .flatten()
+            .nth(1)
+            .map_or(obj.origin.clone(), |n| n.origin.clone());
+        ctx.push(
+            origin,
+            &obj.key("tenant"),
+            format!(
+                "a load spike targets exactly one of `tenant`, `tier` or `cell_group`; found {given}"
+            ),
+        );
+        return None;
+    }
+    if let Some(n) = tenant {
+        return resolve_targets(ctx, fc.targets, n, &obj.key("tenant"));
+    }
+    if let Some(n) = tier {
+        let tier = resolve(ctx, fc.tier_names, n, &obj.key("tier"), "tier")?;
+        return Some(
+            (0..fc.tenants.len())
+                .filter(|&t| fc.tenants[t].tier == tier)
+                .collect(),
+        );
+    }
+    let n = cell_group?;
+    let group = resolve(ctx, fc.group_names, n, &obj.key("cell_group"), "cell group")?;
+    let cells = &fc.cell_groups[group].cells;
+    Some(tenants_in(fc.tenants, |c| cells.contains(&c)))
+}
+
 /// The kind-specific keys of a fault.
 fn read_fault_kind(
     ctx: &mut Ctx<'_>,
@@ -2621,7 +2750,7 @@ fn read_fault_kind(
     };
     match kind {
         "load_spike" => {
-            let tenants = tenants(ctx, obj, "the tenant (or tenant group) that spikes");
+            let tenants = spike_targets(ctx, obj, fc);
             let multiplier = obj
                 .required(ctx, "multiplier", "the arrival-rate multiplier, such as 10")
                 .and_then(|n| {
@@ -2975,6 +3104,43 @@ fn read_fault_kind(
             }
             Some(FaultKind::MigrateTenant { tenant, to })
         }
+        "rate_limit" => {
+            let node = obj.required(ctx, "dependency", "a dependency's name");
+            let dependency = node.and_then(|n| {
+                resolve(
+                    ctx,
+                    fc.dependency_names,
+                    n,
+                    &obj.key("dependency"),
+                    "dependency",
+                )
+            });
+            let rate = obj
+                .required(ctx, "rate", "operations per second")
+                .and_then(|n| {
+                    read_positive(
+                        ctx,
+                        n,
+                        &obj.key("rate"),
+                        &limits::MAX_TIER_RATE,
+                        "operations per second",
+                    )
+                });
+            let (dependency, rate) = (dependency?, rate?);
+            if fc.dependencies[dependency].cache.is_some() {
+                ctx.push(
+                    node.map_or(obj.origin.clone(), |n| n.origin.clone()),
+                    &obj.key("dependency"),
+                    format!(
+                        "{:?} is a cache; a rate limit applies to object storage, search or a provider",
+                        fc.dependencies[dependency].name
+                    ),
+                );
+                return None;
+            }
+            Some(FaultKind::RateLimit { dependency, rate })
+        }
+        "runner_crash" => Some(FaultKind::RunnerCrash),
         _ => None,
     }
 }
@@ -3291,10 +3457,25 @@ fn read_window(
     judged_from: SimTime,
     run_end: SimTime,
 ) -> Option<Window> {
-    let what = "\"whole\", \"during:FAULT\", \"during:FAULT+DELAY\", \"after:FAULT\" or \"after:FAULT+DELAY\"";
+    let what = "\"whole\", \"during:FAULT\", \"during:FAULT+DELAY\", \"after:FAULT\", \"after:FAULT+DELAY\" or \"FROM..TO\" (offsets, or clock times with `[simulation] start`)";
     let text = read_string(ctx, node, key, what)?;
     let (start, end) = if text == "whole" {
         (judged_from, run_end)
+    } else if let Some((from, to)) = text.split_once("..") {
+        // A span of the run: offsets, or clock times against `[simulation] start`.
+        let mut at = |part: &str| match workload::time_of_text(ctx.start.as_ref(), part.trim()) {
+            Ok(d) => Some(SimTime::ZERO + d),
+            Err(message) => {
+                ctx.push(
+                    node.origin.clone(),
+                    key,
+                    format!("bad time in window {text:?}: {message}"),
+                );
+                None
+            }
+        };
+        let (from, to) = (at(from)?, at(to)?);
+        (from.max(judged_from), to.min(run_end))
     } else if let Some((mode, rest)) = text.split_once(':') {
         let (fault_name, delay) = match rest.split_once('+') {
             Some((f, d)) => match SimDuration::parse(d) {

@@ -100,6 +100,13 @@ pub(super) fn read_dependencies(
         let rate_limit = obj.or(ctx, "rate_limit", None, |c, n, k| {
             read_positive(c, n, k, &limits::MAX_TIER_RATE, "operations per second").map(Some)
         });
+        let permanent_error_rate = if kind == Some(DependencyKind::Provider) {
+            obj.or(ctx, "permanent_error_rate", 0.0, |c, n, k| {
+                read_fraction(c, n, k, "a fraction of operations")
+            })
+        } else {
+            Some(0.0)
+        };
         let cache = if kind == Some(DependencyKind::Cache) {
             read_cache(ctx, &mut obj)
         } else {
@@ -115,6 +122,7 @@ pub(super) fn read_dependencies(
             Some(error_rate),
             Some(per_tenant),
             Some(rate_limit),
+            Some(permanent_error_rate),
             Some(cache),
         ) = (
             name,
@@ -125,6 +133,7 @@ pub(super) fn read_dependencies(
             error_rate,
             per_tenant,
             rate_limit,
+            permanent_error_rate,
             cache,
         ) {
             names.insert(name.clone(), Some(dependencies.len()));
@@ -137,6 +146,7 @@ pub(super) fn read_dependencies(
                 error_rate,
                 max_in_flight_per_tenant: per_tenant,
                 rate_limit,
+                permanent_error_rate,
                 cache,
             });
         }
