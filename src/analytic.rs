@@ -427,7 +427,7 @@ mod tests {
 
     #[test]
     fn matches_the_peer_formula() {
-        // ../shared/peers/erlangc.py, c = 10: P(wait) = 0.409180, Wq = 1.6367 ms, p99(W) = 14.8463 ms.
+        // benches/peers/erlangc.py, c = 10: P(wait) = 0.409180, Wq = 1.6367 ms, p99(W) = 14.8463 ms.
         let q = MMc {
             lambda: 1000.0,
             mu: 125.0,

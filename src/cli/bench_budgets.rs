@@ -1,4 +1,4 @@
-//! The budgets of DESIGN.md section 6 as one `simulate bench` run measured them: each suite
+//! The budgets of ARCHITECTURE.md ("Budgets") as one `simulate bench` run measured them: each suite
 //! adds the budgets its configuration measures, and the run ends with one table (figure,
 //! measured, target, met, missed or skipped) and, with `--gate`, an exit code that says
 //! whether every one measured held.
@@ -107,7 +107,7 @@ impl Scorecard {
     /// The closing table, or a line saying that no budget applies to what was run.
     pub fn render(&self) -> String {
         if self.budgets.is_empty() {
-            return "Budgets (DESIGN.md section 6): none measured by this configuration \
+            return "Budgets (ARCHITECTURE.md): none measured by this configuration \
                     (each is judged only in the configuration it is stated for: see \
                     `simulate bench --help`)\n"
                 .to_string();
@@ -123,7 +123,7 @@ impl Scorecard {
         let figure_width = width(|b| &b.figure, "budget");
         let measured_width = width(|b| &b.measured, "measured");
         let target_width = width(|b| &b.target, "target");
-        let mut out = String::from("Budgets (DESIGN.md section 6), as measured in this run:\n");
+        let mut out = String::from("Budgets (ARCHITECTURE.md), as measured in this run:\n");
         out.push_str(&format!(
             "  {:<figure_width$}  {:>measured_width$}  {:<target_width$}  status\n",
             "budget", "measured", "target"

@@ -477,7 +477,7 @@ fn scale_run_text(text: &str, options: &LoadOptions) -> Result<ScaleRun, String>
     let mut mark = |_: model::RunPhase| marks.push(now());
     let run_options = RunOptions {
         tenant_windows: scenario.tenant_windows(),
-        tracked: scenario.tracked_tenants(),
+        tracked: scenario.tracked_tenants(&[]),
         phase_marks: Some(&mut mark),
         ..RunOptions::default()
     };

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::pipeline::{self, Executed};
 use crate::report::compare::{self, Side};
+use crate::report::timeline::Timeline;
 use crate::scenario::{self, LoadOptions};
 
 /// Options of `simulate compare`.
@@ -108,7 +109,12 @@ pub(super) fn compare_command(program: &str, args: &CompareArgs) -> u8 {
         );
         return EXIT_INVALID;
     }
-    let (timeline_a, timeline_b) = (a.timeline(), b.timeline());
+    // Both runs plot the same tenants: those that failed in either, so an overlay compares
+    // like with like.
+    let tracked = a.plot_tracking(&[&a, &b]);
+    let (series_a, series_b) = rayon::join(|| a.series_for(&tracked), || b.series_for(&tracked));
+    let timeline_a = Timeline::new(&a.scenario, &series_a);
+    let timeline_b = Timeline::new(&b.scenario, &series_b);
     let side_a = Side {
         report: &a.report,
         timeline: &timeline_a,

@@ -101,7 +101,7 @@ pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
     let Some(spec) = loaded.explore.clone() else {
         eprintln!(
             "error: {} has no [explore] table: add one to say which faults seeds may draw \
-             (see `simulate explore --help` and the README)",
+             (see `simulate explore --help` and docs/scenarios.md)",
             args.scenario.display()
         );
         return EXIT_INVALID;

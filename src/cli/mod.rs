@@ -272,7 +272,8 @@ pub fn main() -> ExitCode {
 /// Reads a scenario file: a regular file only (a FIFO or a device is refused before it is
 /// read), refused before reading it all when it is larger than the limit.
 fn read_scenario(path: &Path) -> Result<String, String> {
-    let bytes = input::read_capped(path, &scenario::MAX_SCENARIO_BYTES)?;
+    let bytes = input::read_capped(path, &scenario::MAX_SCENARIO_BYTES)
+        .map_err(|e| format!("{e}{}", did_you_mean_scenario(path)))?;
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.into_bytes()[..offset]).into_owned();
@@ -282,6 +283,30 @@ fn read_scenario(path: &Path) -> Result<String, String> {
             path.display()
         )
     })
+}
+
+/// For a scenario path that does not exist, `; did you mean scenarios/NAME.toml?` when that file
+/// (or `NAME.toml`) exists: `simulate acmedocs` names the shipped drill, not a file.
+fn did_you_mean_scenario(path: &Path) -> String {
+    if path.exists() {
+        return String::new();
+    }
+    let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+        return String::new();
+    };
+    let file = format!("{stem}.toml");
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let candidates = [
+        parent.map_or_else(|| PathBuf::from(&file), |p| p.join(&file)),
+        parent
+            .map_or_else(|| PathBuf::from("scenarios"), |p| p.join("scenarios"))
+            .join(&file),
+    ];
+    candidates
+        .iter()
+        .find(|c| c.as_path() != path && c.is_file())
+        .map(|c| format!("; did you mean {}?", c.display()))
+        .unwrap_or_default()
 }
 
 /// `x` events for people: grouped digits, or scientific notation when enormous.

@@ -11,10 +11,10 @@ use crate::scenario::schema;
 /// Options of `simulate schema`.
 #[derive(Args, Debug)]
 pub struct SchemaArgs {
-    /// Print the scenario reference as Markdown (the README's tables) instead of the schema.
+    /// Print the scenario reference as Markdown (the tables of docs/scenarios.md) instead of the schema.
     #[arg(long, conflicts_with = "limits")]
     markdown: bool,
-    /// Print the table of hard limits as Markdown (the README's "Limits" table).
+    /// Print the table of hard limits as Markdown (the table of docs/limits.md).
     #[arg(long)]
     limits: bool,
     /// Write to FILE (atomically) instead of standard output.

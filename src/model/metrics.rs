@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 use super::config::Window;
 use crate::time::{NANOS_PER_MICRO, SimDuration, SimTime};
 
-/// How one request ended (DESIGN.md 4.3).
+/// How one request ended (the outcomes of ARCHITECTURE.md, "Fixed interfaces").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Served.
@@ -323,6 +323,8 @@ pub struct JobStats {
     pub completed: u64,
     /// Jobs given up after their attempts (dead-lettered).
     pub dead_lettered: u64,
+    /// Attempts that failed (a poison job fails every attempt; all but the last are retried).
+    pub failed_attempts: u64,
     /// Jobs still queued or running when the run ended.
     pub unfinished: u64,
     /// Completion time (submission to success) of completed jobs, and the age at the end of
@@ -336,6 +338,7 @@ impl JobStats {
         self.submitted += other.submitted;
         self.completed += other.completed;
         self.dead_lettered += other.dead_lettered;
+        self.failed_attempts += other.failed_attempts;
         self.unfinished += other.unfinished;
         self.latency.merge(&other.latency);
     }
@@ -363,6 +366,7 @@ static NO_JOBS: JobStats = JobStats {
     submitted: 0,
     completed: 0,
     dead_lettered: 0,
+    failed_attempts: 0,
     unfinished: 0,
     latency: Latency::EMPTY,
 };
@@ -726,6 +730,19 @@ impl Metrics {
                 if stats.jobs.get_mut().latency.record(age, *highest_micros) {
                     unsorted.push(tenant as u32);
                 }
+            }
+        }
+    }
+
+    /// An attempt of a background job of `tenant` submitted at `submitted_at` failed.
+    pub fn job_attempt_failed(&mut self, tenant: usize, submitted_at: SimTime) {
+        let Metrics {
+            windows, tenants, ..
+        } = self;
+        for (key, stats) in &mut tenants[tenant].windows {
+            if windows[slot::window(*key)].contains(submitted_at) && slot::filter(*key) == slot::ALL
+            {
+                stats.jobs.get_mut().failed_attempts += 1;
             }
         }
     }

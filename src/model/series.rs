@@ -1,5 +1,7 @@
 //! Time series for plots: per tenant class and fixed simulated-time bucket, request outcomes,
-//! latency, and who holds the API workers and database connections.
+//! latency, and who holds the workers and connections; and per pool instance (a cell's `api` or
+//! `[[pools]]` pool, a service instance's pool) and per station (a database's primary or replica,
+//! a dependency instance), how busy it was, so a plot can show which one saturated.
 //!
 //! Memory is bounded independently of the number of tenants: a class is either one tracked
 //! tenant (named by a fault or an SLO list, or among the top-K by offered load) or "the rest of
@@ -13,10 +15,15 @@ use crate::time::{NANOS_PER_MICRO, SimDuration, SimTime};
 
 /// Buckets a run is divided into (the bucket length is rounded to whole milliseconds).
 pub const TARGET_BUCKETS: u64 = 120;
-/// Tenants tracked individually by offered load, besides those named by faults and SLO lists.
-pub const TOP_K: usize = 5;
-/// Most tenants tracked individually.
-pub const MAX_TRACKED: usize = 16;
+/// Most tenants tracked individually (each a line of its own colour in every plot).
+pub const MAX_TRACKED: usize = 10;
+/// Of those, at most this many are fault targets (one per fault in turn, so every fault's
+/// target is drawn before any fault's second)...
+pub const MAX_TRACKED_TARGETS: usize = 4;
+/// ... at most this many tenants that failed an SLO check (worst first)...
+pub const MAX_TRACKED_FAILING: usize = 4;
+/// ... and at least this many by offered load (rate times the largest spike).
+pub const MIN_TRACKED_BY_LOAD: usize = 2;
 
 /// A tenant class: one tracked tenant, or the other tenants of a tier.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,13 +64,36 @@ impl Bucket {
     }
 }
 
-/// Resources whose occupancy is split by class.
+/// Pool instances, and stations, whose occupancy is recorded one by one (in the order the
+/// model makes them); further ones are counted in [`Series::unrecorded`] only, so memory stays
+/// bounded when a tenant-scoped service makes an instance per tenant.
+pub const MAX_PLACES: usize = 4_096;
+
+/// A pool instance or a station whose occupancy is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// `cell-a/api`, `search/q (eu)`, `db-01`, `db-01 replica 2`, `storage (cell-a)`.
+    pub label: String,
+    /// Workers or connections.
+    pub capacity: u64,
+}
+
+/// Resources whose occupancy is split by class (and, for workers and connections, recorded
+/// per pool instance and per station too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resource {
-    /// API workers.
-    Worker,
-    /// Database connections.
-    Connection,
+    /// A worker of pool instance `pool` (the model's index: cell `c`'s pool `p` first, as
+    /// `c * pools_per_cell + p`, then service instances' pools as they are made).
+    Worker {
+        /// Pool instance index.
+        pool: u32,
+    },
+    /// A connection of station `station` (the model's index: database `d`'s primary is `d`,
+    /// then replicas and dependency instances as they are made).
+    Connection {
+        /// Station index.
+        station: u32,
+    },
     /// Queued background jobs.
     Backlog,
 }
@@ -88,12 +118,25 @@ pub struct Series {
     cursor: usize,
     cursor_end: u64,
     highest_micros: u64,
+    /// The pool instances recorded, by the model's index.
+    pub pools: Vec<Place>,
+    /// The stations recorded, by the model's index.
+    pub stations: Vec<Place>,
+    /// Pool instances and stations made beyond [`MAX_PLACES`] (not recorded).
+    pub unrecorded: (u64, u64),
+    /// Worker-nanoseconds held per pool: `pool_ns[pool * buckets + bucket]`.
+    pool_ns: Vec<u64>,
+    /// Connection-nanoseconds held per station: `station_ns[station * buckets + bucket]`.
+    station_ns: Vec<u64>,
+    /// Collection switched off: places are not recorded either.
+    off: bool,
 }
 
 impl Series {
     /// Series for a run of `duration`; `tiers` are tier names, `tenant_tiers[t]` each tenant's
     /// tier, `tracked` the tenants to follow individually (deduplicated, at most
-    /// [`MAX_TRACKED`]), `tenant_names` for labels.
+    /// [`MAX_TRACKED`]), `tenant_names` for labels. Pools and stations are added by the model
+    /// as it makes them ([`Series::add_pool`], [`Series::add_station`]).
     pub fn new(
         duration: SimDuration,
         tiers: &[String],
@@ -166,6 +209,45 @@ impl Series {
             cursor: 0,
             cursor_end: bucket.as_nanos(),
             highest_micros: (duration.as_nanos() / NANOS_PER_MICRO).max(2),
+            pools: Vec::new(),
+            stations: Vec::new(),
+            unrecorded: (0, 0),
+            pool_ns: Vec::new(),
+            station_ns: Vec::new(),
+            off: false,
+        }
+    }
+
+    /// Records the occupancy of the next pool instance (the model's next index).
+    pub fn add_pool(&mut self, label: impl FnOnce() -> String, capacity: u32) {
+        if self.off {
+            return;
+        }
+        if self.pools.len() < MAX_PLACES {
+            self.pools.push(Place {
+                label: label(),
+                capacity: u64::from(capacity),
+            });
+            self.pool_ns.resize(self.pools.len() * self.buckets, 0);
+        } else {
+            self.unrecorded.0 += 1;
+        }
+    }
+
+    /// Records the occupancy of the next station (the model's next index).
+    pub fn add_station(&mut self, label: impl FnOnce() -> String, capacity: u32) {
+        if self.off {
+            return;
+        }
+        if self.stations.len() < MAX_PLACES {
+            self.stations.push(Place {
+                label: label(),
+                capacity: u64::from(capacity),
+            });
+            self.station_ns
+                .resize(self.stations.len() * self.buckets, 0);
+        } else {
+            self.unrecorded.1 += 1;
         }
     }
 
@@ -175,6 +257,11 @@ impl Series {
         self.classes.clear();
         self.class_of.clear();
         self.data.clear();
+        self.pools.clear();
+        self.stations.clear();
+        self.pool_ns.clear();
+        self.station_ns.clear();
+        self.off = true;
     }
 
     /// The bucket of `at`, which must not be earlier than any time given before.
@@ -249,10 +336,21 @@ impl Series {
         let bucket_start = self.cursor_end - self.bucket.as_nanos();
         if from.as_nanos() >= bucket_start {
             let amount = to.as_nanos().saturating_sub(from.as_nanos());
-            let b = &mut self.data[class * self.buckets + bucket];
+            let buckets = self.buckets;
+            let b = &mut self.data[class * buckets + bucket];
             match resource {
-                Resource::Worker => b.worker_ns += amount,
-                Resource::Connection => b.connection_ns += amount,
+                Resource::Worker { pool } => {
+                    b.worker_ns += amount;
+                    if let Some(x) = self.pool_ns.get_mut(pool as usize * buckets + bucket) {
+                        *x += amount;
+                    }
+                }
+                Resource::Connection { station } => {
+                    b.connection_ns += amount;
+                    if let Some(x) = self.station_ns.get_mut(station as usize * buckets + bucket) {
+                        *x += amount;
+                    }
+                }
                 Resource::Backlog => b.backlog_ns += amount,
             }
         } else {
@@ -264,20 +362,46 @@ impl Series {
     #[cold]
     fn integrate(&mut self, class: usize, resource: Resource, from: SimTime, to: SimTime) {
         let width = self.bucket.as_nanos();
+        let buckets = self.buckets;
         let mut t = from.as_nanos();
         let end = to.as_nanos().min(self.end.as_nanos());
         while t < end {
             let bucket_end = (t / width + 1) * width;
             let span = bucket_end.min(end) - t;
-            let slot = class * self.buckets + ((t / width) as usize).min(self.buckets - 1);
-            let b = &mut self.data[slot];
+            let bucket = ((t / width) as usize).min(buckets - 1);
+            let b = &mut self.data[class * buckets + bucket];
             match resource {
-                Resource::Worker => b.worker_ns += span,
-                Resource::Connection => b.connection_ns += span,
+                Resource::Worker { pool } => {
+                    b.worker_ns += span;
+                    if let Some(x) = self.pool_ns.get_mut(pool as usize * buckets + bucket) {
+                        *x += span;
+                    }
+                }
+                Resource::Connection { station } => {
+                    b.connection_ns += span;
+                    if let Some(x) = self.station_ns.get_mut(station as usize * buckets + bucket) {
+                        *x += span;
+                    }
+                }
                 Resource::Backlog => b.backlog_ns += span,
             }
             t = bucket_end.min(end);
         }
+    }
+
+    /// Worker-nanoseconds held in pool `pool` per bucket, in time order (empty if the series
+    /// records no such pool).
+    pub fn pool_buckets(&self, pool: usize) -> &[u64] {
+        self.pool_ns
+            .get(pool * self.buckets..(pool + 1) * self.buckets)
+            .unwrap_or(&[])
+    }
+
+    /// Connection-nanoseconds held in station `station` per bucket, in time order.
+    pub fn station_buckets(&self, station: usize) -> &[u64] {
+        self.station_ns
+            .get(station * self.buckets..(station + 1) * self.buckets)
+            .unwrap_or(&[])
     }
 
     /// The end of the run, for holdings still open when it ends.
@@ -309,13 +433,17 @@ mod tests {
     use super::*;
 
     fn series() -> Series {
-        Series::new(
+        let mut s = Series::new(
             SimDuration::from_secs(10),
             &["gold".into(), "free".into()],
             &[0, 1, 1, 1],
             &["big", "a", "b", "c"],
             &[0],
-        )
+        );
+        s.add_pool(|| "cell-a/api".into(), 4);
+        s.add_pool(|| "cell-b/api".into(), 4);
+        s.add_station(|| "main".into(), 2);
+        s
     }
 
     #[test]
@@ -337,12 +465,30 @@ mod tests {
         let at = |ms: u64| SimTime::from_nanos(ms * 1_000_000);
         // Two workers held by tenants of one class from 50 ms to 250 ms: 400 worker-ms over
         // buckets 0..3; a short holding inside bucket 3 takes the fast path.
-        s.held(1, Resource::Worker, at(50), at(250));
-        s.held(2, Resource::Worker, at(50), at(250));
-        s.held(3, Resource::Worker, at(251), at(252));
+        s.held(1, Resource::Worker { pool: 0 }, at(50), at(250));
+        s.held(2, Resource::Worker { pool: 1 }, at(50), at(250));
+        s.held(3, Resource::Worker { pool: 1 }, at(251), at(252));
         let total: u64 = s.class_buckets(1).iter().map(|b| b.worker_ns).sum();
         assert_eq!(total, 401 * 1_000_000u64);
         let first = s.class_buckets(1)[0].worker_ns;
         assert_eq!(first, 2 * 33 * 1_000_000, "bucket 0 spans 0..83 ms");
+        // Per pool: the same holdings, split by where they were held, bucket for bucket.
+        let pool = |p: usize| s.pool_buckets(p).iter().sum::<u64>();
+        assert_eq!((pool(0), pool(1)), (200 * 1_000_000, 201 * 1_000_000));
+        for b in 0..s.buckets {
+            assert_eq!(
+                s.pool_buckets(0)[b] + s.pool_buckets(1)[b],
+                s.class_buckets(1)[b].worker_ns,
+                "bucket {b}"
+            );
+        }
+        s.held(1, Resource::Connection { station: 0 }, at(10), at(300));
+        assert_eq!(s.station_buckets(0).iter().sum::<u64>(), 290 * 1_000_000);
+        assert!(s.pool_buckets(2).is_empty() && s.station_buckets(1).is_empty());
+        // A holding of a place beyond those recorded counts for its class only.
+        s.held(1, Resource::Worker { pool: 7 }, at(300), at(301));
+        let recorded: u64 = (0..3).map(|p| s.pool_buckets(p).iter().sum::<u64>()).sum();
+        assert_eq!(recorded, 401 * 1_000_000);
+        assert_eq!(s.pools.len(), 2);
     }
 }

@@ -103,6 +103,53 @@ pub fn slo_table(a: &Report, b: &Report) -> Table {
     t
 }
 
+/// One row per fault, then the failures no fault explains: the blast radius of A and of B, from
+/// each run's report (the same computation as the runs' own files).
+pub fn blast_table(a: &Report, b: &Report) -> Table {
+    let mut t = Table {
+        columns: columns(&[
+            ("fault", false),
+            ("targets failed A", true),
+            ("targets failed B", true),
+            ("affected A", true),
+            ("affected B", true),
+            ("in scope", true),
+        ]),
+        rows: Vec::new(),
+    };
+    let of = |r: &Report, fault: &str| r.blast_radius.iter().find(|x| x.fault == fault).cloned();
+    let mut names: Vec<&str> = a.blast_radius.iter().map(|x| x.fault.as_str()).collect();
+    for x in &b.blast_radius {
+        if !names.contains(&x.fault.as_str()) {
+            names.push(&x.fault);
+        }
+    }
+    let count = |x: &Option<super::BlastRadius>, f: fn(&super::BlastRadius) -> u64| {
+        x.as_ref().map_or("-".to_string(), |x| thousands(f(x)))
+    };
+    for name in names {
+        let (fa, fb) = (of(a, name), of(b, name));
+        let scope = fb.as_ref().or(fa.as_ref()).map_or(0, |x| x.in_scope);
+        t.rows.push(vec![
+            Cell::Code(name.to_string()),
+            text(count(&fa, |x| x.targets_failed)),
+            text(count(&fb, |x| x.targets_failed)),
+            text(count(&fa, |x| x.affected)),
+            text(count(&fb, |x| x.affected)),
+            text(thousands(scope)),
+        ]);
+    }
+    t.rows.push(vec![
+        text("explained by no fault"),
+        text(""),
+        text(""),
+        text(thousands(a.unexplained.count)),
+        text(thousands(b.unexplained.count)),
+        text(""),
+    ]);
+    t
+}
+
 /// Outcome numbers of a tier or tenant, for the class table.
 struct Numbers {
     requests: u64,
@@ -355,6 +402,8 @@ pub fn terminal(a: Side<'_>, b: Side<'_>, command: &str, written: &[String]) -> 
         "\nTiers and tracked tenants (requests issued after warmup)"
     );
     out.push_str(&plain(&class_table(a, b), "  "));
+    let _ = writeln!(out, "\nBlast radius (A → B)");
+    out.push_str(&plain(&blast_table(ra, rb), "  "));
     if !written.is_empty() {
         let _ = writeln!(out);
         for path in written {
@@ -422,6 +471,8 @@ pub fn markdown(a: Side<'_>, b: Side<'_>, plots: &[String]) -> String {
         "\n## Tiers and tracked tenants (requests issued after warmup)\n"
     );
     out.push_str(&markdown::table(&class_table(a, b)));
+    let _ = writeln!(out, "\n## Blast radius\n");
+    out.push_str(&markdown::table(&blast_table(ra, rb)));
     let _ = writeln!(out, "\n## Plots (A solid, B dashed)\n");
     for p in plots {
         let _ = writeln!(out, "![{p}]({p})\n");
@@ -478,6 +529,8 @@ pub fn html_page(a: Side<'_>, b: Side<'_>, plots: &[(String, String)]) -> String
     }
     body.push_str("<h2 id=\"classes\">Tiers and tracked tenants</h2>\n");
     body.push_str(&html::table(&class_table(a, b)));
+    body.push_str("<h2 id=\"blast\">Blast radius</h2>\n");
+    body.push_str(&html::table(&blast_table(ra, rb)));
     body.push_str("<h2 id=\"plots\">Plots (A solid, B dashed)</h2>\n");
     body.push_str(&html::figures(plots));
     body.push_str("<h2 id=\"repro\">Reproduce</h2>\n");

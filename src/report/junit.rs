@@ -179,7 +179,7 @@ fn cases(slo: &SloReport, tier_of: &BTreeMap<&str, &str>) -> Vec<Case> {
     out
 }
 
-fn write_suite(out: &mut String, name: &str, classname: &str, cases: &[Case], report: &Report) {
+fn write_suite(out: &mut String, (name, classname, cases, checks): &Suite, report: &Report) {
     let failures = cases
         .iter()
         .filter(|c| matches!(c.outcome, Outcome::Fail(..)))
@@ -196,10 +196,19 @@ fn write_suite(out: &mut String, name: &str, classname: &str, cases: &[Case], re
     );
     let _ = writeln!(
         out,
-        "    <properties>\n      <property name=\"seed\" value=\"{}\"/>\n      <property name=\"repro\" value=\"{}\"/>\n    </properties>",
+        "    <properties>\n      <property name=\"seed\" value=\"{}\"/>\n      <property name=\"repro\" value=\"{}\"/>",
         report.seed,
         escape(&report.repro)
     );
+    // The check counts themselves: grouped cases count tenants, not checks.
+    if let Some(checks) = checks {
+        let _ = writeln!(
+            out,
+            "      <property name=\"checks\" value=\"{}\"/>",
+            escape(checks)
+        );
+    }
+    let _ = writeln!(out, "    </properties>");
     for case in cases {
         let open = format!(
             "    <testcase classname=\"{}\" name=\"{}\"",
@@ -230,6 +239,10 @@ fn write_suite(out: &mut String, name: &str, classname: &str, cases: &[Case], re
     let _ = writeln!(out, "  </testsuite>");
 }
 
+/// A suite: name, class name, cases, and the check counts of an SLO (`12 pass, 3 fail, 1
+/// inconclusive`).
+type Suite = (String, String, Vec<Case>, Option<String>);
+
 /// Renders `junit.xml` for a run.
 pub fn render(report: &Report) -> String {
     let tier_of: BTreeMap<&str, &str> = report
@@ -237,7 +250,7 @@ pub fn render(report: &Report) -> String {
         .iter()
         .map(|t| (t.name.as_str(), t.tier.as_str()))
         .collect();
-    let mut suites: Vec<(String, String, Vec<Case>)> = Vec::new();
+    let mut suites: Vec<Suite> = Vec::new();
     for slo in &report.slos {
         let name = format!(
             "{}: {} [{}, {}, {}{}]",
@@ -249,17 +262,25 @@ pub fn render(report: &Report) -> String {
             super::summary::requests_filter(slo)
         );
         let classname = format!("{}.slo", report.scenario);
-        suites.push((name, classname, cases(slo, &tier_of)));
+        let status = |s: &str| slo.checks.iter().filter(|c| c.status == s).count() as u64;
+        let checks = format!(
+            "{} pass, {} fail, {} inconclusive",
+            thousands(status("pass")),
+            thousands(status("fail")),
+            thousands(status("inconclusive"))
+        );
+        suites.push((name, classname, cases(slo, &tier_of), Some(checks)));
     }
     let invariant_cases = report
         .invariants
         .iter()
         .map(|i| Case {
             name: i.name.clone(),
-            outcome: if i.passed {
-                Outcome::Pass
-            } else {
-                Outcome::Fail(format!("{} failed", i.name), i.detail.clone())
+            outcome: match i.status.as_str() {
+                "pass" => Outcome::Pass,
+                // Never exercised: neither held nor broken.
+                "n/a" => Outcome::Skip(format!("N/A: {}", i.detail)),
+                _ => Outcome::Fail(format!("{} failed", i.name), i.detail.clone()),
             },
         })
         .collect();
@@ -267,6 +288,7 @@ pub fn render(report: &Report) -> String {
         format!("{}: invariants", report.scenario),
         format!("{}.invariant", report.scenario),
         invariant_cases,
+        None,
     ));
     let tests: usize = suites.iter().map(|s| s.2.len()).sum();
     let count = |f: fn(&Outcome) -> bool| -> usize {
@@ -287,8 +309,8 @@ pub fn render(report: &Report) -> String {
             report.scenario, report.seed, report.verdict
         ))
     );
-    for (name, classname, cases) in &suites {
-        write_suite(&mut out, name, classname, cases, report);
+    for suite in &suites {
+        write_suite(&mut out, suite, report);
     }
     out.push_str("</testsuites>\n");
     out
@@ -330,6 +352,19 @@ mod tests {
             xml.contains(
                 "<testsuites name=\"tenantsim many seed 1 (fail)\" tests=\"104\" failures=\"102\""
             ),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn an_invariant_never_exercised_is_skipped_and_counts_are_separate() {
+        let xml = render(&super::super::fixtures::mixed(2, 1, 3));
+        assert!(
+            xml.contains("name=\"eu_residency\">\n      <skipped message=\"N/A: not exercised"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<property name=\"checks\" value=\"3 pass, 1 fail, 2 inconclusive\"/>"),
             "{xml}"
         );
     }

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use super::summary::observed_text;
+use super::summary::{more_not_passing, not_passing, observed_text};
 use super::tables::{self, Cell, Table};
 use super::timeline::FaultSpan;
 use crate::text::thousands;
@@ -58,6 +58,7 @@ fn status(s: &str) -> String {
         "pass" => "✅ PASS".to_string(),
         "fail" => "❌ **FAIL**".to_string(),
         "inconclusive" => "⚠️ **INCONCLUSIVE**".to_string(),
+        "n/a" => "➖ N/A".to_string(),
         other => escape(other),
     }
 }
@@ -87,48 +88,73 @@ pub fn table(t: &Table) -> String {
     out
 }
 
-/// The tenants that failed an SLO, one line each with what was observed.
+/// The tenants that did not pass an SLO, failing ones first, one line each with what was
+/// observed.
 fn failures(report: &Report) -> String {
     let mut out = String::new();
     for slo in report.slos.iter().filter(|s| s.status != "pass") {
-        let mut by_tenant: Vec<(&str, Vec<String>)> = Vec::new();
-        for c in slo.checks.iter().filter(|c| c.status != "pass") {
-            let what = if c.status == "inconclusive" {
-                format!(
-                    "{} inconclusive ({} samples)",
-                    code(&c.expect),
-                    thousands(c.samples)
-                )
-            } else {
-                format!(
-                    "{} observed {}",
-                    code(&c.expect),
-                    escape(&observed_text(&c.expect, c.observed))
-                )
-            };
-            match by_tenant.last_mut() {
-                Some((tenant, items)) if *tenant == c.tenant.as_str() => items.push(what),
-                _ => by_tenant.push((c.tenant.as_str(), vec![what])),
-            }
-        }
+        let listed = not_passing(slo);
+        let failing = listed.iter().filter(|n| n.failed).count() as u64;
         let _ = writeln!(
             out,
-            "\n**{}**: {} tenant(s) did not pass:\n",
+            "\n**{}**: {} tenant(s) failed, {} inconclusive:\n",
             escape(&slo.name),
-            thousands(by_tenant.len() as u64)
+            thousands(failing),
+            thousands(listed.len() as u64 - failing)
         );
-        for (tenant, items) in by_tenant.iter().take(LISTED_FAILURES) {
-            let _ = writeln!(out, "- {}: {}", code(tenant), items.join("; "));
+        for n in listed.iter().take(LISTED_FAILURES) {
+            let items: Vec<String> = n
+                .checks
+                .iter()
+                .map(|c| {
+                    if c.status == "inconclusive" {
+                        format!(
+                            "{} inconclusive ({} samples)",
+                            code(&c.expect),
+                            thousands(c.samples)
+                        )
+                    } else {
+                        format!(
+                            "{} observed {}",
+                            code(&c.expect),
+                            escape(&observed_text(&c.expect, c.observed))
+                        )
+                    }
+                })
+                .collect();
+            let mark = if n.failed { "❌" } else { "⚠️" };
+            let _ = writeln!(out, "- {mark} {}: {}", code(n.tenant), items.join("; "));
         }
-        if by_tenant.len() > LISTED_FAILURES {
-            let _ = writeln!(
-                out,
-                "- … and {} more (see `report.json` or `junit.xml`)",
-                thousands((by_tenant.len() - LISTED_FAILURES) as u64)
-            );
+        if let Some(more) = more_not_passing(&listed, LISTED_FAILURES) {
+            let _ = writeln!(out, "- … and {more} (see `report.json` or `junit.xml`)");
         }
     }
     out
+}
+
+/// The failed tenants no fault explains, if any.
+fn unexplained(report: &Report) -> String {
+    let u = &report.unexplained;
+    if u.count == 0 {
+        return String::new();
+    }
+    let names: Vec<String> = u
+        .tenants
+        .iter()
+        .take(LISTED_FAILURES)
+        .map(|t| code(t))
+        .collect();
+    let more = u.count.saturating_sub(names.len() as u64);
+    format!(
+        "\n**Failed, explained by no fault** ({}): {}{}\n",
+        thousands(u.count),
+        names.join(", "),
+        if more > 0 {
+            format!(" and {} more", thousands(more))
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// Renders `summary.md` for a run with the given fault windows. `plots` are the plot files
@@ -154,6 +180,7 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
         thousands(report.run.events),
         escape(&report.version)
     );
+    let _ = writeln!(out, "{}\n", escape(&super::summary::verdict_counts(report)));
     if !report.overrides.is_empty() {
         let sets: Vec<String> = report
             .overrides
@@ -172,8 +199,11 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
     }
 
     let _ = writeln!(out, "\n## Blast radius\n");
-    let _ = writeln!(out, "{}\n", escape(&tables::blast_sentence(report, faults)));
-    out.push_str(&table(&tables::blast_radius(report, faults)));
+    let _ = writeln!(out, "{}\n", escape(&tables::blast_sentence(report)));
+    out.push_str(&table(&tables::blast_faults(report)));
+    let _ = writeln!(out);
+    out.push_str(&table(&tables::blast_tiers(report)));
+    out.push_str(&unexplained(report));
 
     let _ = writeln!(out, "\n## Tiers (requests issued after warmup)\n");
     out.push_str(&table(&tables::tiers(report)));
@@ -192,6 +222,26 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
 
     let _ = writeln!(out, "\n## Worst tenants\n");
     out.push_str(&table(&tables::worst_tenants(report, WORST_TENANTS)));
+
+    if let Some(jobs) = tables::jobs(report) {
+        let _ = writeln!(out, "\n## Background jobs (submitted after warmup)\n");
+        out.push_str(&table(&jobs));
+        let worst = tables::dead_letter_tenants(report, WORST_TENANTS);
+        if !worst.is_empty() {
+            let listed: Vec<String> = worst
+                .iter()
+                .map(|(name, dead, submitted)| {
+                    format!(
+                        "{} {} of {}",
+                        code(name),
+                        thousands(*dead),
+                        thousands(*submitted)
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "\nMost dead-lettered: {}", listed.join(", "));
+        }
+    }
 
     if !faults.is_empty() {
         let _ = writeln!(out, "\n## Faults\n");
@@ -216,6 +266,22 @@ pub fn render(report: &Report, faults: &[FaultSpan], plots: &[String]) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failing_tenants_are_listed_before_inconclusive_ones_with_separate_counts() {
+        let r = super::super::fixtures::mixed(20, 3, 2);
+        let md = render(&r, &[], &[]);
+        assert!(
+            md.contains("| `p99 < 250ms` | 2 pass, 3 fail, 20 inconclusive | 322ms (t-0022) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("**fast**: 3 tenant(s) failed, 20 inconclusive:\n\n- ❌ `t-0020`"),
+            "{md}"
+        );
+        assert!(md.contains("- … and 11 more inconclusive tenants"), "{md}");
+        assert!(md.contains("| ➖ N/A | eu_residency |"), "{md}");
+    }
 
     #[test]
     fn escapes_what_would_break_a_table_or_start_markup() {

@@ -1,4 +1,4 @@
-//! Run reports: `report.json` (the fixed fields of DESIGN.md 4.4 and more), the terminal
+//! Run reports: `report.json` (the fixed fields of ARCHITECTURE.md and more), the terminal
 //! summary, and the files a run leaves for people and CI: `summary.md`, `junit.xml`, SVG plots
 //! and `index.html` (see [`files`]); and the A/B comparison of two runs.
 //!
@@ -6,6 +6,7 @@
 //! are rounded (latencies to the microsecond, fractions to six decimals) so the files diff
 //! cleanly.
 
+pub mod blast;
 pub mod compare;
 pub mod html;
 pub mod junit;
@@ -20,7 +21,7 @@ pub mod timeline;
 use serde::{Deserialize, Serialize};
 
 use crate::model::RunOutput;
-use crate::model::metrics::{Counts, Latency, WindowStats};
+use crate::model::metrics::{Counts, JobStats, Latency, WindowStats};
 use crate::scenario::{Scenario, Scope};
 use crate::slo::{Evaluation, Status};
 
@@ -59,8 +60,12 @@ pub struct Report {
     pub slos: Vec<SloReport>,
     /// Always-on invariants.
     pub invariants: Vec<InvariantReport>,
-    /// Per fault: the tenants whose SLOs failed during or after it.
+    /// Per fault: the tenants it hurt (see [`blast`] for the rule).
     pub blast_radius: Vec<BlastRadius>,
+    /// Per tier: tenants judged, failed, and whether a fault explains the failures.
+    pub blast_tiers: Vec<BlastTier>,
+    /// Failed tenants no fault explains.
+    pub unexplained: Unexplained,
     /// Sign-ups, onboarding times, provider 429s, orphans, deletions and their ledger, when
     /// the scenario has workflows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +138,26 @@ pub struct TenantReport {
     /// Replica reads, stale reads and statement timeouts, when the scenario can have them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counters: Option<CountersReport>,
+    /// Background jobs submitted after warmup; absent for a tenant that submitted none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsReport>,
+}
+
+/// Background jobs submitted after warmup, by how they ended.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JobsReport {
+    /// Jobs submitted.
+    pub submitted: u64,
+    /// Completed successfully.
+    pub completed: u64,
+    /// Attempts that failed (retried, or the last one before dead-lettering).
+    pub failed_attempts: u64,
+    /// Given up after their attempts.
+    pub dead_lettered: u64,
+    /// Still queued or running at the end.
+    pub unfinished: u64,
+    /// Completion time (submission to success; unfinished jobs at their age), in milliseconds.
+    pub completion_ms: Option<LatencyReport>,
 }
 
 /// Per-tenant counts besides outcomes (after warmup).
@@ -213,6 +238,9 @@ pub struct GroupReport {
     pub in_flight: u64,
     /// Latency of ok requests; `null` if none.
     pub latency_ms: Option<LatencyReport>,
+    /// Background jobs submitted after warmup; absent for a tier that submitted none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsReport>,
 }
 
 /// One SLO's result.
@@ -260,20 +288,61 @@ pub struct CheckReport {
     pub status: String,
 }
 
-/// Who a fault hurt: tenants with a failed SLO check in a window overlapping the fault or
-/// the time after it.
+/// Who a fault hurt, by the causal rule of [`blast::counts_against`]: tenants with a failed SLO
+/// check whose window overlaps the fault's and who use a resource the fault touches.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BlastRadius {
     /// Fault name.
     pub fault: String,
     /// Fault kind.
     pub kind: String,
+    /// Start of the fault, simulated seconds.
+    pub from_s: f64,
+    /// End of the fault (or of the run), simulated seconds.
+    pub to_s: f64,
+    /// What the fault touches: what it acts on and its targets' cells, pools and databases
+    /// (the first 50; `touches_count` has them all).
+    pub touches: Vec<String>,
+    /// How many resources it touches.
+    pub touches_count: u64,
     /// Tenants the fault targets by design (its own tenant, or those of a failed cell).
     pub targeted: u64,
-    /// Tenants with a failed check.
+    /// Targets with a failed check counted against the fault.
+    pub targets_failed: u64,
+    /// Tenants it does not target that use a resource it touches.
+    pub in_scope: u64,
+    /// Of those, the ones with a failed check counted against the fault.
     pub affected: u64,
-    /// `affected` over all tenants.
+    /// `affected` over `in_scope` (0 when nothing is in scope).
     pub fraction: f64,
+    /// The affected tenants' names (the first 100).
+    pub tenants: Vec<String>,
+}
+
+/// The blast radius of one tier: who was judged, who failed, and whether a fault explains it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BlastTier {
+    /// Tier name.
+    pub tier: String,
+    /// Tenants in the tier.
+    pub tenants: u64,
+    /// Tenants some fault targets.
+    pub targets: u64,
+    /// Tenants some SLO judges (alone or pooled).
+    pub judged: u64,
+    /// Tenants with a failed check.
+    pub failed: u64,
+    /// Of those, the ones a fault explains (as its target, or a tenant in its scope).
+    pub explained: u64,
+    /// Of those, the ones no fault explains.
+    pub unexplained: u64,
+}
+
+/// Failed tenants no fault explains.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Unexplained {
+    /// How many.
+    pub count: u64,
     /// Their names (the first 100).
     pub tenants: Vec<String>,
 }
@@ -283,8 +352,10 @@ pub struct BlastRadius {
 pub struct InvariantReport {
     /// Name.
     pub name: String,
-    /// Whether it held.
+    /// Whether no violation was seen (also true when it was never exercised: see `status`).
     pub passed: bool,
+    /// `pass`, `fail`, or `n/a` when the run did nothing it checks (it does not count as held).
+    pub status: String,
     /// What was checked.
     pub detail: String,
 }
@@ -347,6 +418,17 @@ fn latency_report(latency: &Latency) -> Option<LatencyReport> {
     })
 }
 
+fn jobs_report(jobs: &JobStats) -> Option<JobsReport> {
+    (jobs.submitted > 0).then(|| JobsReport {
+        submitted: jobs.submitted,
+        completed: jobs.completed,
+        failed_attempts: jobs.failed_attempts,
+        dead_lettered: jobs.dead_lettered,
+        unfinished: jobs.unfinished,
+        completion_ms: latency_report(&jobs.latency),
+    })
+}
+
 /// The report of a group's pooled stats.
 fn group_report(name: &str, tenants: u64, stats: &WindowStats) -> GroupReport {
     let c = stats.counts;
@@ -361,6 +443,7 @@ fn group_report(name: &str, tenants: u64, stats: &WindowStats) -> GroupReport {
         timed_out: c.timed_out,
         in_flight: in_flight(&c),
         latency_ms: latency_report(&stats.latency),
+        jobs: jobs_report(&stats.jobs),
     }
 }
 
@@ -481,6 +564,7 @@ pub fn build(
                 timed_out: c.timed_out,
                 in_flight: in_flight(&c),
                 latency_ms: latency_report(&stats.latency),
+                jobs: jobs_report(&stats.jobs),
                 classes: tenant_classes(i)
                     .iter()
                     .map(|(class, stats)| group_report(system.class_name(*class), 1, stats))
@@ -522,6 +606,7 @@ pub fn build(
                 timed_out: c.timed_out,
                 in_flight: in_flight(&c),
                 latency_ms: latency_report(&pooled.latency),
+                jobs: jobs_report(&pooled.jobs),
             }
         })
         .collect();
@@ -579,10 +664,11 @@ pub fn build(
         .map(|i| InvariantReport {
             name: i.name.to_string(),
             passed: i.passed,
+            status: i.status().to_string(),
             detail: i.detail.clone(),
         })
         .collect();
-    let blast_radius = blast_radius(scenario, evaluation);
+    let (blast_radius, blast_tiers, unexplained) = blast_report(scenario, evaluation, output);
     Report {
         scenario: scenario.name.clone(),
         seed: scenario.system.simulation.seed,
@@ -604,86 +690,110 @@ pub fn build(
         slos,
         invariants,
         blast_radius,
+        blast_tiers,
+        unexplained,
         onboarding: onboarding::build(scenario, output),
         scenario_text: invocation.scenario_text.clone(),
     }
 }
 
-/// Per fault, the tenants with a failed check in any SLO whose window overlaps the fault or
-/// what follows it (a pooled check counts for its whole selection).
-///
-/// A tenant is hit by a fault when the latest end of its failing windows is after the fault
-/// starts, so that end is found once per tenant and each fault is a search: a pass over the
-/// tenants per fault was faults × tenants (a thousand faults over a million tenants).
-fn blast_radius(scenario: &Scenario, evaluation: &Evaluation) -> Vec<BlastRadius> {
-    use crate::time::SimTime;
-    use std::collections::BTreeSet;
-    /// Names listed per fault.
-    const LISTED: usize = 100;
+/// The blast radius of every fault, per tier, and the failures no fault explains: one
+/// computation ([`blast::compute`]) that every output reads.
+fn blast_report(
+    scenario: &Scenario,
+    evaluation: &Evaluation,
+    output: &RunOutput,
+) -> (Vec<BlastRadius>, Vec<BlastTier>, Unexplained) {
     let system = &scenario.system;
-    let total = system.tenants.len().max(1);
-    let mut latest_end: Vec<Option<SimTime>> = vec![None; system.tenants.len()];
-    for result in &evaluation.slos {
-        let slo = &scenario.slos[result.slo];
-        let end = Some(system.windows[slo.window].end);
-        let mut mark = |t: usize| {
-            if let Some(latest) = latest_end.get_mut(t) {
-                *latest = (*latest).max(end);
-            }
-        };
-        let mut pooled_failed = false;
-        for check in result.checks.iter().filter(|c| c.status == Status::Failed) {
-            match check.tenant {
-                Some(t) => mark(t),
-                None => pooled_failed = true,
-            }
-        }
-        if pooled_failed {
-            slo.tenants.iter().for_each(|&t| mark(t));
-        }
-    }
-    // Hit tenants, latest end first; faults latest start first, so each fault's hit set
-    // (ends after its start) grows from the previous one's.
-    let mut hit: Vec<(SimTime, usize)> = latest_end
-        .iter()
-        .enumerate()
-        .filter_map(|(t, end)| end.map(|e| (e, t)))
-        .collect();
-    hit.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut order: Vec<usize> = (0..system.faults.len()).collect();
-    order.sort_by(|&a, &b| system.faults[b].at.cmp(&system.faults[a].at));
-    let mut affected_of = vec![(0usize, Vec::new()); system.faults.len()];
-    let mut taken = 0;
-    let mut first: BTreeSet<usize> = BTreeSet::new();
-    for f in order {
-        let at = system.faults[f].at;
-        while let Some(&(end, t)) = hit.get(taken)
-            && end > at
-        {
-            first.insert(t);
-            if first.len() > LISTED {
-                first.pop_last();
-            }
-            taken += 1;
-        }
-        affected_of[f] = (taken, first.iter().copied().collect());
-    }
-    system
+    let b = blast::compute(scenario, evaluation, &output.owners, &output.metrics);
+    let name = |t: usize| system.tenants[t].name.clone();
+    let run_end = system.end();
+    let faults = system
         .faults
         .iter()
-        .zip(affected_of)
-        .map(|(fault, (affected, listed))| BlastRadius {
-            fault: fault.name.clone(),
-            kind: fault.kind.name().to_string(),
-            targeted: fault.named_tenants().len() as u64,
-            affected: affected as u64,
-            fraction: round_to(affected as f64 / total as f64, 6),
-            tenants: listed
-                .iter()
-                .map(|&t: &usize| system.tenants[t].name.clone())
-                .collect(),
+        .zip(&b.faults)
+        .map(|(fault, f)| {
+            let (from, to) = blast::fault_window(fault, run_end);
+            BlastRadius {
+                fault: fault.name.clone(),
+                kind: fault.kind.name().to_string(),
+                from_s: from.as_secs_f64(),
+                to_s: to.as_secs_f64(),
+                // What the fault acts on first, then what its targets use.
+                touches: {
+                    let direct = blast::fault_acts_on(system, fault);
+                    let via_targets = f
+                        .touches
+                        .resources()
+                        .iter()
+                        .filter(|r| !direct.resources().contains(r));
+                    direct
+                        .resources()
+                        .iter()
+                        .chain(via_targets)
+                        .take(50)
+                        .map(|r| r.describe(system))
+                        .collect()
+                },
+                touches_count: f.touches.resources().len() as u64,
+                targeted: f.targeted as u64,
+                targets_failed: f.targets_failed as u64,
+                in_scope: f.in_scope as u64,
+                affected: f.affected.len() as u64,
+                fraction: if f.in_scope == 0 {
+                    0.0
+                } else {
+                    round_to(f.affected.len() as f64 / f.in_scope as f64, 6)
+                },
+                tenants: f.affected.iter().take(100).map(|&t| name(t)).collect(),
+            }
         })
-        .collect()
+        .collect();
+    let n = system.tenants.len();
+    let mut targeted = vec![false; n];
+    for fault in &system.faults {
+        for &t in fault.named_tenants() {
+            targeted[t] = true;
+        }
+    }
+    let mut judged = vec![false; n];
+    for slo in &scenario.slos {
+        for &t in &slo.tenants {
+            judged[t] = true;
+        }
+    }
+    let tiers = system
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(tier, spec)| {
+            let members = (0..n).filter(|&t| system.tenants[t].tier == tier);
+            let mut row = BlastTier {
+                tier: spec.name.clone(),
+                tenants: 0,
+                targets: 0,
+                judged: 0,
+                failed: 0,
+                explained: 0,
+                unexplained: 0,
+            };
+            for t in members {
+                row.tenants += 1;
+                row.targets += u64::from(targeted[t]);
+                row.judged += u64::from(judged[t]);
+                row.failed += u64::from(b.failed[t]);
+                row.explained += u64::from(b.failed[t] && b.explained[t]);
+                row.unexplained += u64::from(b.failed[t] && !b.explained[t]);
+            }
+            row
+        })
+        .collect();
+    let unexplained: Vec<usize> = b.unexplained().collect();
+    let unexplained = Unexplained {
+        count: unexplained.len() as u64,
+        tenants: unexplained.iter().take(100).map(|&t| name(t)).collect(),
+    };
+    (faults, tiers, unexplained)
 }
 
 /// The report as pretty-printed JSON with a trailing newline.
@@ -747,6 +857,55 @@ pub fn files(report: &Report, timeline: &timeline::Timeline<'_>) -> Vec<OutputFi
 pub(crate) mod fixtures {
     use super::*;
 
+    /// A report of `inconclusive + failing + passing` tenants in that order (the inconclusive
+    /// ones first in report order, as a selection by name may put them), judged by one `each`
+    /// SLO, with one invariant held and one never exercised.
+    pub(crate) fn mixed(inconclusive: usize, failing: usize, passing: usize) -> Report {
+        let n = inconclusive + failing + passing;
+        let mut r = report(n, 0);
+        for (i, c) in r.slos[0].checks.iter_mut().enumerate() {
+            let (status, observed, samples) = if i < inconclusive {
+                // Few samples and a value worse than any conclusive one.
+                ("inconclusive", Some(900.0), 3)
+            } else if i < inconclusive + failing {
+                ("fail", Some(300.0 + i as f64), 500)
+            } else {
+                ("pass", Some(10.0), 500)
+            };
+            c.status = status.into();
+            c.passed = status == "pass";
+            c.observed = observed;
+            c.samples = samples;
+        }
+        let status = if failing > 0 {
+            "fail"
+        } else if inconclusive > 0 {
+            "inconclusive"
+        } else {
+            "pass"
+        };
+        r.slos[0].status = status.into();
+        r.slos[0].passed = status == "pass";
+        r.slos[0].failed_checks = failing as u64;
+        r.slos[0].inconclusive_checks = inconclusive as u64;
+        r.verdict = status.into();
+        r.invariants = vec![
+            InvariantReport {
+                name: "conservation".into(),
+                passed: true,
+                status: "pass".into(),
+                detail: "10 issued = 10 finished + 0 in flight".into(),
+            },
+            InvariantReport {
+                name: "eu_residency".into(),
+                passed: true,
+                status: "n/a".into(),
+                detail: "not exercised by this run (no EU-only requests)".into(),
+            },
+        ];
+        r
+    }
+
     /// A report of `n` tenants in two tiers judged by one `each` SLO; the first `failing` fail.
     pub(crate) fn report(n: usize, failing: usize) -> Report {
         let name = |i: usize| format!("t-{i:04}");
@@ -781,6 +940,7 @@ pub(crate) mod fixtures {
                     timed_out: 0,
                     in_flight: 0,
                     latency_ms: None,
+                    jobs: None,
                     classes: Vec::new(),
                     counters: None,
                 })
@@ -810,6 +970,8 @@ pub(crate) mod fixtures {
             }],
             invariants: Vec::new(),
             blast_radius: Vec::new(),
+            blast_tiers: Vec::new(),
+            unexplained: Unexplained::default(),
             onboarding: None,
             scenario_text: String::new(),
         }

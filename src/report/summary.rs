@@ -69,8 +69,16 @@ pub(crate) fn observed_text(expect: &str, observed: Option<f64>) -> String {
         || metric == "max"
     {
         ms(v)
-    } else if metric == "count" {
+    } else if metric == "count" || metric == "dead_letters" {
         thousands(v as u64)
+    } else if expect.contains('%') {
+        // A rate written as a percentage is shown as one.
+        let p = v * 100.0;
+        if p > 0.0 && p < 0.01 {
+            "<0.01%".to_string()
+        } else {
+            format!("{p:.2}%")
+        }
     } else {
         format!("{v:.4}")
     }
@@ -155,6 +163,21 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
         );
     }
 
+    if let Some(jobs) = super::tables::jobs(report) {
+        let _ = writeln!(out, "\nBackground jobs (submitted after warmup)");
+        out.push_str(&super::compare::plain(&jobs, "  "));
+        let worst = super::tables::dead_letter_tenants(report, WORST_TENANTS);
+        if !worst.is_empty() {
+            let listed: Vec<String> = worst
+                .iter()
+                .map(|(name, dead, submitted)| {
+                    format!("{name} {} of {}", thousands(*dead), thousands(*submitted))
+                })
+                .collect();
+            let _ = writeln!(out, "  most dead-lettered: {}", listed.join(", "));
+        }
+    }
+
     let _ = writeln!(out, "\nSLOs");
     if report.slos.is_empty() {
         let _ = writeln!(out, "  (none defined)");
@@ -172,60 +195,56 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
         );
         for expect in &slo.expect {
             let e = expectation_summary(slo, expect);
-            let worst_text = e
-                .worst
-                .map(|c| {
+            let worst_text = match e.worst {
+                Some(c) => {
                     let who = if c.tenant == "(pooled)" {
                         "pooled"
                     } else {
                         c.tenant.as_str()
                     };
-                    format!("worst {} ({who})", observed_text(expect, c.observed))
-                })
-                .unwrap_or_else(|| "no samples".to_string());
-            let _ = writeln!(
-                out,
-                "        {expect:<24} {}/{} pass, {worst_text}",
-                e.passed, e.checks
-            );
-        }
-        // One line per tenant that did not pass: which expectations, and what was observed.
-        let mut by_tenant: Vec<(&str, Vec<String>)> = Vec::new();
-        for c in slo.checks.iter().filter(|c| c.status != "pass") {
-            let what = if c.status == "inconclusive" {
-                format!(
-                    "{} inconclusive ({} samples)",
-                    c.expect,
-                    thousands(c.samples)
-                )
-            } else {
-                format!(
-                    "{} observed {}",
-                    c.expect,
-                    observed_text(&c.expect, c.observed)
-                )
+                    format!(", worst {} ({who})", observed_text(expect, c.observed))
+                }
+                None if e.checks > 0 => ", no conclusive check".to_string(),
+                None => String::new(),
             };
-            match by_tenant.last_mut() {
-                Some((tenant, items)) if *tenant == c.tenant.as_str() => items.push(what),
-                _ => by_tenant.push((c.tenant.as_str(), vec![what])),
-            }
+            let _ = writeln!(out, "        {expect:<24} {}{worst_text}", e.counts());
         }
-        for (tenant, items) in by_tenant.iter().take(MAX_LISTED_FAILURES) {
-            let _ = writeln!(out, "        ✗ {tenant:<18} {}", items.join("; "));
+        // One line per tenant that did not pass, failing ones first: which expectations, and
+        // what was observed.
+        let listed = not_passing(slo);
+        for n in listed.iter().take(MAX_LISTED_FAILURES) {
+            let items: Vec<String> = n
+                .checks
+                .iter()
+                .map(|c| {
+                    if c.status == "inconclusive" {
+                        format!(
+                            "{} inconclusive ({} samples)",
+                            c.expect,
+                            thousands(c.samples)
+                        )
+                    } else {
+                        format!(
+                            "{} observed {}",
+                            c.expect,
+                            observed_text(&c.expect, c.observed)
+                        )
+                    }
+                })
+                .collect();
+            let mark = if n.failed { "✗" } else { "?" };
+            let _ = writeln!(out, "        {mark} {:<18} {}", n.tenant, items.join("; "));
         }
-        if by_tenant.len() > MAX_LISTED_FAILURES {
-            let _ = writeln!(
-                out,
-                "        … and {} more tenants (see report.json)",
-                by_tenant.len() - MAX_LISTED_FAILURES
-            );
+        if let Some(more) = more_not_passing(&listed, MAX_LISTED_FAILURES) {
+            let _ = writeln!(out, "        … and {more} (see report.json)");
         }
     }
 
-    if !report.blast_radius.is_empty() {
+    if !report.blast_radius.is_empty() || report.unexplained.count > 0 {
         let _ = writeln!(
             out,
-            "\nBlast radius (tenants with a failed SLO during or after each fault)"
+            "\nBlast radius (failed checks that overlap a fault in time, of tenants using what it \
+             touches)"
         );
         for b in &report.blast_radius {
             let names = if b.tenants.is_empty() {
@@ -241,12 +260,29 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<18} {:<20} targets {:>6}  affected {:>6} ({:.1}% of tenants){names}",
+                "  {:<18} {:<20} targets {:>6} ({} failed)  affected {:>6} of {} in scope{names}",
                 b.fault,
                 b.kind,
                 thousands(b.targeted),
+                thousands(b.targets_failed),
                 thousands(b.affected),
-                b.fraction * 100.0
+                thousands(b.in_scope),
+            );
+            let _ = writeln!(out, "  {:<18} touches {}", "", super::tables::touches(b));
+        }
+        let u = &report.unexplained;
+        if u.count > 0 {
+            let shown: Vec<&str> = u.tenants.iter().take(6).map(String::as_str).collect();
+            let more = if u.count > shown.len() as u64 {
+                ", …"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  failed, explained by no fault: {}: {}{more}",
+                thousands(u.count),
+                shown.join(", ")
             );
         }
     }
@@ -256,7 +292,7 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
         let _ = writeln!(
             out,
             "  {:<5} {}: {}",
-            if inv.passed { "PASS" } else { "FAIL" },
+            inv.status.to_uppercase(),
             inv.name,
             inv.detail
         );
@@ -268,9 +304,87 @@ pub fn render(report: &Report, command: &str, written: &[String]) -> String {
             let _ = writeln!(out, "wrote {path}");
         }
     }
-    let _ = writeln!(out, "\nVerdict: {}", report.verdict.to_uppercase());
+    let _ = writeln!(out, "\n{}", verdict_counts(report));
+    let _ = writeln!(out, "Verdict: {}", report.verdict.to_uppercase());
     let _ = writeln!(out, "Reproduce: {command}");
     out
+}
+
+/// The counts behind the verdict: `SLOs: 1 pass, 0 fail, 0 inconclusive · invariants: 4 held,
+/// 0 violated, 2 N/A (never exercised)`. An invariant the run never exercised is not counted
+/// as held.
+pub(crate) fn verdict_counts(report: &Report) -> String {
+    let slos = |status: &str| report.slos.iter().filter(|s| s.status == status).count() as u64;
+    let invariants = |status: &str| {
+        report
+            .invariants
+            .iter()
+            .filter(|i| i.status == status)
+            .count() as u64
+    };
+    format!(
+        "SLOs: {} pass, {} fail, {} inconclusive · invariants: {} held, {} violated, {} N/A \
+         (never exercised)",
+        thousands(slos("pass")),
+        thousands(slos("fail")),
+        thousands(slos("inconclusive")),
+        thousands(invariants("pass")),
+        thousands(invariants("fail")),
+        thousands(invariants("n/a"))
+    )
+}
+
+/// A tenant that did not pass an SLO: its checks that did not pass, in check order.
+pub(crate) struct NotPassing<'a> {
+    /// Tenant name, or `(pooled)`.
+    pub tenant: &'a str,
+    /// Whether one of its checks failed (else they are inconclusive).
+    pub failed: bool,
+    /// Its checks that failed or were inconclusive.
+    pub checks: Vec<&'a CheckReport>,
+}
+
+/// The tenants that did not pass `slo`: every failing one before any inconclusive one (a list
+/// cut short must never hide a failure behind inconclusive tenants), each group in report order.
+pub(crate) fn not_passing(slo: &SloReport) -> Vec<NotPassing<'_>> {
+    let mut out: Vec<NotPassing<'_>> = Vec::new();
+    for c in slo.checks.iter().filter(|c| c.status != "pass") {
+        match out.last_mut() {
+            Some(n) if n.tenant == c.tenant.as_str() => {
+                n.failed |= c.status == "fail";
+                n.checks.push(c);
+            }
+            _ => out.push(NotPassing {
+                tenant: &c.tenant,
+                failed: c.status == "fail",
+                checks: vec![c],
+            }),
+        }
+    }
+    // Stable: report order within each group.
+    out.sort_by_key(|n| !n.failed);
+    out
+}
+
+/// What a list of `listed` cut at `shown` leaves out: `3 more failing and 856 more
+/// inconclusive tenants`, or `None`.
+pub(crate) fn more_not_passing(listed: &[NotPassing<'_>], shown: usize) -> Option<String> {
+    let rest = listed.get(shown..).unwrap_or(&[]);
+    if rest.is_empty() {
+        return None;
+    }
+    let failing = rest.iter().filter(|n| n.failed).count() as u64;
+    let inconclusive = rest.len() as u64 - failing;
+    let part = |n: u64, what: &str| format!("{} more {what}", thousands(n));
+    Some(match (failing, inconclusive) {
+        (0, i) => format!("{} tenants", part(i, "inconclusive")),
+        (f, 0) => format!("{} tenants", part(f, "failing")),
+        (f, i) => format!(
+            "{} and {} tenants",
+            part(f, "failing"),
+            part(i, "inconclusive")
+        ),
+    })
 }
 
 /// The `n` worst tenants, worst first: most failed checks, then error rate, then p99, then
@@ -338,10 +452,26 @@ pub(crate) struct ExpectationSummary<'a> {
     pub checks: usize,
     /// Of which passed.
     pub passed: usize,
+    /// Of which failed.
+    pub failed: usize,
     /// Of which inconclusive.
     pub inconclusive: usize,
-    /// The check with the worst observed value.
+    /// The conclusive check (passed or failed) with the worst observed value: an inconclusive
+    /// check's value rests on too few samples to be anyone's worst.
     pub worst: Option<&'a CheckReport>,
+}
+
+impl ExpectationSummary<'_> {
+    /// `48 pass, 1 fail, 1 inconclusive`: always all three, so an inconclusive check is never
+    /// hidden in a `48/50`.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} pass, {} fail, {} inconclusive",
+            thousands(self.passed as u64),
+            thousands(self.failed as u64),
+            thousands(self.inconclusive as u64)
+        )
+    }
 }
 
 /// How the checks of `expect` went in `slo`.
@@ -350,7 +480,7 @@ pub(crate) fn expectation_summary<'a>(slo: &'a SloReport, expect: &str) -> Expec
     let worst = checks
         .iter()
         .copied()
-        .filter(|c| c.observed.is_some())
+        .filter(|c| c.observed.is_some() && c.status != "inconclusive")
         .max_by(|a, b| {
             let (x, y) = (a.observed.unwrap_or(0.0), b.observed.unwrap_or(0.0));
             if expect.contains('>') {
@@ -362,6 +492,7 @@ pub(crate) fn expectation_summary<'a>(slo: &'a SloReport, expect: &str) -> Expec
     ExpectationSummary {
         checks: checks.len(),
         passed: checks.iter().filter(|c| c.status == "pass").count(),
+        failed: checks.iter().filter(|c| c.status == "fail").count(),
         inconclusive: checks.iter().filter(|c| c.status == "inconclusive").count(),
         worst,
     }
@@ -417,8 +548,59 @@ pub fn requests_filter(slo: &SloReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::report;
+    use super::super::fixtures::{mixed, report};
     use super::*;
+
+    #[test]
+    fn counts_are_separate_and_failures_come_before_inconclusive_tenants() {
+        // 20 inconclusive tenants first in report order, then 15 failing, then 5 passing.
+        let r = mixed(20, 15, 5);
+        let out = render(&r, "simulate many.toml --seed 1", &[]);
+        assert!(
+            out.contains(
+                "p99 < 250ms              5 pass, 15 fail, 20 inconclusive, worst 334ms (t-0034)"
+            ),
+            "{out}"
+        );
+        // The listed tenants are the failing ones (12 of 15), none of the inconclusive ones,
+        // and the rest is counted by kind.
+        let listed: Vec<&str> = out.lines().filter(|l| l.contains("        ✗ ")).collect();
+        assert_eq!(listed.len(), MAX_LISTED_FAILURES, "{out}");
+        assert!(
+            listed[0].contains("t-0020") && !out.contains("? t-0000"),
+            "{out}"
+        );
+        assert!(
+            out.contains("… and 3 more failing and 20 more inconclusive tenants"),
+            "{out}"
+        );
+        // The invariant never exercised is N/A, and not counted as held.
+        assert!(out.contains("  N/A   eu_residency: not exercised"), "{out}");
+        assert!(
+            out.contains(
+                "SLOs: 0 pass, 1 fail, 0 inconclusive · invariants: 1 held, 0 violated, 1 N/A"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn an_inconclusive_check_has_no_worst() {
+        let r = mixed(4, 0, 0);
+        let out = render(&r, "simulate many.toml --seed 1", &[]);
+        assert!(
+            out.contains("0 pass, 0 fail, 4 inconclusive, no conclusive check"),
+            "{out}"
+        );
+        assert!(!out.contains("worst"), "{out}");
+        assert!(out.contains("        ? t-0000"), "{out}");
+        // With conclusive checks beside it, the inconclusive 900 ms is nobody's worst.
+        let r = mixed(1, 0, 1);
+        assert_eq!(
+            super::super::tables::worst_observed(&r.slos[0], "p99 < 250ms"),
+            "10.0ms (t-0001)"
+        );
+    }
     use proptest::prelude::*;
 
     /// The order's definition: every tenant, stably sorted by the full comparison; each

@@ -2,8 +2,6 @@
 //! expected), tiers, worst tenants, blast radius, faults and invariants, as plain cells that
 //! the Markdown and HTML renderers escape and lay out.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use super::summary::{
     errors, expectation_summary, finished, latency_cells, observed_text, percent, rank_tenants,
 };
@@ -18,7 +16,7 @@ pub enum Cell {
     Text(String),
     /// Code: a tenant name, an expectation, a command.
     Code(String),
-    /// `pass`, `fail` or `inconclusive`, shown as a badge.
+    /// `pass`, `fail`, `inconclusive` or `n/a`, shown as a badge.
     Status(String),
 }
 
@@ -101,29 +99,20 @@ pub fn selection(slo: &SloReport) -> String {
     )
 }
 
-/// `50/50 pass` or `48/50 pass, 2 inconclusive`.
+/// `50 pass, 0 fail, 0 inconclusive`: the three counts, always.
 pub fn checks_passed(slo: &SloReport, expect: &str) -> String {
-    let e = expectation_summary(slo, expect);
-    let mut s = format!(
-        "{}/{} pass",
-        thousands(e.passed as u64),
-        thousands(e.checks as u64)
-    );
-    if e.inconclusive > 0 {
-        s.push_str(&format!(
-            ", {} inconclusive",
-            thousands(e.inconclusive as u64)
-        ));
-    }
-    s
+    expectation_summary(slo, expect).counts()
 }
 
-/// `69.2ms (light-045)`, or `no samples`.
+/// `69.2ms (light-045)` over the conclusive checks; `no conclusive check` when every check was
+/// inconclusive (an inconclusive check has no worst).
 pub fn worst_observed(slo: &SloReport, expect: &str) -> String {
-    match expectation_summary(slo, expect).worst {
+    let e = expectation_summary(slo, expect);
+    match e.worst {
         Some(c) if slo.scope == "pooled" => observed_text(expect, c.observed),
         Some(c) => format!("{} ({})", observed_text(expect, c.observed), c.tenant),
-        None => "no samples".to_string(),
+        None if e.checks > 0 => "no conclusive check".to_string(),
+        None => "no checks".to_string(),
     }
 }
 
@@ -309,111 +298,145 @@ pub fn worst_tenants(report: &Report, n: usize) -> Table {
     t
 }
 
-/// Who was hurt: tenants named by faults, tenants judged by an SLO, tenants that failed a check.
-struct Blast<'a> {
-    targets: BTreeSet<&'a str>,
-    judged: BTreeSet<&'a str>,
-    hurt: BTreeSet<&'a str>,
-}
-
-fn blast<'a>(report: &'a Report, faults: &'a [FaultSpan]) -> Blast<'a> {
-    let mut b = Blast {
-        targets: faults
-            .iter()
-            .flat_map(|f| f.targets.iter().map(String::as_str))
-            .collect(),
-        judged: BTreeSet::new(),
-        hurt: BTreeSet::new(),
-    };
-    for slo in &report.slos {
-        for c in &slo.checks {
-            if c.tenant == "(pooled)" {
-                continue;
-            }
-            b.judged.insert(c.tenant.as_str());
-            if c.status == "fail" {
-                b.hurt.insert(c.tenant.as_str());
-            }
-        }
-    }
-    b
-}
-
-/// Per tier: tenants, fault targets, tenants judged by an SLO, and how many of those failed a
-/// check.
-pub fn blast_radius(report: &Report, faults: &[FaultSpan]) -> Table {
-    let b = blast(report, faults);
+/// Per tier: tenants, fault targets, tenants judged by an SLO, tenants that failed a check, and
+/// how many of those a fault explains (see [`super::blast`]).
+pub fn blast_tiers(report: &Report) -> Table {
     let mut t = Table::new(&[
         ("tier", false),
         ("tenants", true),
         ("fault targets", true),
         ("judged by an SLO", true),
         ("failed a check", true),
-        ("share", true),
+        ("explained by a fault", true),
+        ("unexplained", true),
     ]);
-    // One pass over the tenants for all tiers (a pass per tier was tiers × tenants).
-    let mut sums: BTreeMap<&str, (u64, u64, u64, u64)> = BTreeMap::new();
-    for m in &report.tenants {
-        let (n, targets, judged, hurt) = sums.entry(m.tier.as_str()).or_default();
-        *n += 1;
-        *targets += u64::from(b.targets.contains(m.name.as_str()));
-        *judged += u64::from(b.judged.contains(m.name.as_str()));
-        *hurt += u64::from(b.hurt.contains(m.name.as_str()));
-    }
-    for tier in &report.tiers {
-        let (n, targets, judged, hurt) = sums.get(tier.name.as_str()).copied().unwrap_or_default();
+    for tier in &report.blast_tiers {
         t.rows.push(vec![
-            text(&tier.name),
-            text(thousands(n)),
-            text(thousands(targets)),
-            text(thousands(judged)),
-            text(thousands(hurt)),
-            text(percent(hurt, judged)),
+            text(&tier.tier),
+            text(thousands(tier.tenants)),
+            text(thousands(tier.targets)),
+            text(thousands(tier.judged)),
+            text(thousands(tier.failed)),
+            text(thousands(tier.explained)),
+            text(thousands(tier.unexplained)),
         ]);
     }
     t
 }
 
-/// One sentence on the blast radius: how far the faults reached beyond their targets.
-pub fn blast_sentence(report: &Report, faults: &[FaultSpan]) -> String {
-    let b = blast(report, faults);
-    let bystanders: Vec<&str> = b
-        .judged
-        .iter()
-        .copied()
-        .filter(|t| !b.targets.contains(t))
-        .collect();
-    let hurt_bystanders = bystanders.iter().filter(|t| b.hurt.contains(*t)).count() as u64;
-    let hurt_targets = b.hurt.iter().filter(|t| b.targets.contains(*t)).count() as u64;
-    let targets = if b.targets.is_empty() {
-        "No fault names a tenant".to_string()
+/// What a fault touches, for reading: the first three resources and how many more.
+pub fn touches(b: &super::BlastRadius) -> String {
+    let shown: Vec<&str> = b.touches.iter().take(3).map(String::as_str).collect();
+    let more = b.touches_count.saturating_sub(shown.len() as u64);
+    if more > 0 {
+        format!("{} and {} more", shown.join(", "), thousands(more))
     } else {
-        let names: Vec<&str> = b.targets.iter().copied().take(5).collect();
-        let more = b.targets.len().saturating_sub(5);
-        format!(
-            "Faults target {}{}",
-            names.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        )
+        shown.join(", ")
+    }
+}
+
+/// One row per fault: what it touches, its targets (and how many failed), the tenants in its
+/// scope and how many of those it hurt.
+pub fn blast_faults(report: &Report) -> Table {
+    let mut t = Table::new(&[
+        ("fault", false),
+        ("kind", false),
+        ("window", true),
+        ("touches", false),
+        ("targets (failed)", true),
+        ("others in scope", true),
+        ("affected", true),
+        ("share", true),
+    ]);
+    for b in &report.blast_radius {
+        t.rows.push(vec![
+            code(&b.fault),
+            text(&b.kind),
+            text(format!("{}–{}", seconds(b.from_s), seconds(b.to_s))),
+            text(touches(b)),
+            text(format!(
+                "{} ({})",
+                thousands(b.targeted),
+                thousands(b.targets_failed)
+            )),
+            text(thousands(b.in_scope)),
+            text(thousands(b.affected)),
+            text(percent(b.affected, b.in_scope)),
+        ]);
+    }
+    t
+}
+
+/// One sentence on the blast radius: who failed, and how much of it the faults explain.
+pub fn blast_sentence(report: &Report) -> String {
+    let sum = |f: fn(&super::BlastTier) -> u64| report.blast_tiers.iter().map(f).sum::<u64>();
+    let (targets, judged, failed) = (sum(|t| t.targets), sum(|t| t.judged), sum(|t| t.failed));
+    let (explained, unexplained) = (sum(|t| t.explained), sum(|t| t.unexplained));
+    let targets = match (report.blast_radius.len(), targets) {
+        (0, _) => "No faults".to_string(),
+        (_, 0) => "No fault targets a tenant".to_string(),
+        (_, n) => format!("Faults target {} tenant(s)", thousands(n)),
     };
     let mut s = format!(
-        "{targets}. {} of {} judged bystanders failed an SLO check ({})",
-        thousands(hurt_bystanders),
-        thousands(bystanders.len() as u64),
-        percent(hurt_bystanders, bystanders.len() as u64)
+        "{targets}. {} of {} tenants judged by an SLO failed a check",
+        thousands(failed),
+        thousands(judged)
     );
-    if hurt_targets > 0 {
+    if failed > 0 {
         s.push_str(&format!(
-            "; {} fault target(s) failed a check too",
-            thousands(hurt_targets)
+            ": {} explained by a fault (its target, or a tenant using what it touches during \
+             it), {} by none",
+            thousands(explained),
+            thousands(unexplained)
         ));
     }
     s.push('.');
     s
+}
+
+/// One row per tier that submitted background jobs: submitted, completed, failed attempts,
+/// dead-lettered, unfinished, p99 completion time; `None` when no tier did.
+pub fn jobs(report: &Report) -> Option<Table> {
+    let mut t = Table::new(&[
+        ("tier", false),
+        ("jobs", true),
+        ("completed", true),
+        ("failed attempts", true),
+        ("dead-lettered", true),
+        ("unfinished", true),
+        ("p99 completion", true),
+    ]);
+    for tier in &report.tiers {
+        let Some(j) = &tier.jobs else {
+            continue;
+        };
+        t.rows.push(vec![
+            text(&tier.name),
+            text(thousands(j.submitted)),
+            text(thousands(j.completed)),
+            text(thousands(j.failed_attempts)),
+            text(thousands(j.dead_lettered)),
+            text(thousands(j.unfinished)),
+            text(latency_cells(&j.completion_ms).1),
+        ]);
+    }
+    (!t.rows.is_empty()).then_some(t)
+}
+
+/// The tenants with the most dead-lettered jobs (at most `n`, only those with any), most
+/// first, then by name.
+pub fn dead_letter_tenants(report: &Report, n: usize) -> Vec<(&str, u64, u64)> {
+    let mut with: Vec<(&str, u64, u64)> = report
+        .tenants
+        .iter()
+        .filter_map(|t| {
+            let j = t.jobs.as_ref()?;
+            (j.dead_lettered > 0).then_some((t.name.as_str(), j.dead_lettered, j.submitted))
+        })
+        .collect();
+    with.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    with.truncate(n);
+    with
 }
 
 /// One row per fault: name, what, from, to, targets.
@@ -450,7 +473,7 @@ pub fn invariants(report: &Report) -> Table {
     let mut t = Table::new(&[("", false), ("invariant", false), ("detail", false)]);
     for i in &report.invariants {
         t.rows.push(vec![
-            Cell::Status(if i.passed { "pass" } else { "fail" }.to_string()),
+            Cell::Status(i.status.clone()),
             text(&i.name),
             text(&i.detail),
         ]);

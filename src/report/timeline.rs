@@ -5,7 +5,7 @@
 //! renderers read it and never the model directly.
 
 use crate::model::config::FaultKind;
-use crate::model::series::Series;
+use crate::model::series::{Place, Series};
 use crate::scenario::Scenario;
 use crate::scenario::expect::{Metric, Threshold};
 use crate::time::SimTime;
@@ -68,12 +68,21 @@ pub struct Timeline<'a> {
     pub faults: Vec<FaultSpan>,
     /// SLO thresholds with their windows.
     pub slo_lines: Vec<SloLine>,
-    /// API workers over all cells.
+    /// Workers over every pool instance recorded.
     pub workers: u64,
-    /// Database connections over all databases.
+    /// Connections over every station recorded.
     pub connections: u64,
     /// For each class of the series, how many tenants it stands for.
     pub class_sizes: Vec<u64>,
+    /// The pool instances whose occupancy the series recorded (cells' pools, then service
+    /// instances' pools), by the series' index.
+    pub pools: &'a [Place],
+    /// The stations the series recorded (databases' primaries, replicas, dependency
+    /// instances), by the series' index.
+    pub stations: &'a [Place],
+    /// When the run starts, in seconds after midnight, if the scenario says (plots then label
+    /// their time axes with clock time); `None`: simulated time from zero.
+    pub clock_start_s: Option<f64>,
 }
 
 /// A short description of a fault for plot labels and tables.
@@ -219,13 +228,13 @@ impl<'a> Timeline<'a> {
             warmup_s: system.simulation.warmup.as_secs_f64(),
             faults,
             slo_lines,
-            workers: system.cells.iter().map(|c| u64::from(c.api.workers)).sum(),
-            connections: system
-                .databases
-                .iter()
-                .map(|d| u64::from(d.connections))
-                .sum(),
+            workers: series.pools.iter().map(|p| p.capacity).sum(),
+            connections: series.stations.iter().map(|p| p.capacity).sum(),
             class_sizes,
+            pools: &series.pools,
+            stations: &series.stations,
+            // Scenarios have no start time yet (the workloads work adds one).
+            clock_start_s: None,
         }
     }
 

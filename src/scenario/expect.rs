@@ -3,13 +3,17 @@
 //! ```text
 //! expectation := metric op threshold
 //! metric      := pN | p(N) | mean | max | error_rate | throttle_rate | availability | count
-//!              | jobs_pN | onboarding_pN | onboarding_failed_rate
+//!              | jobs_pN | dead_letters | onboarding_pN | onboarding_failed_rate
 //!                (N a percentile in (0, 100], e.g. p50, p99.9, p(99))
 //! op          := < | <= | > | >=
-//! threshold   := duration (for pN, mean, max: "250ms")
-//!              | fraction (for the rates: 0.01 or 1%)
-//!              | integer  (for count)
+//! threshold   := duration (for pN, mean, max, jobs_pN: "250ms")
+//!              | fraction (for the rates: 1% or 0.01; a plain 1 is refused as ambiguous)
+//!              | integer  (for count and dead_letters)
 //! ```
+//!
+//! An expectation that can never fail (`error_rate <= 100%`, `p99 >= 0ms`) or never pass
+//! (`count < 0`) is refused with a suggestion: it would judge nothing. The classic case is
+//! `error_rate < 1` written for one percent, which reads as 100 %.
 //!
 //! Parsing lives with the scenario format (an expectation is part of the file); the `slo`
 //! layer evaluates parsed expectations against a run's metrics.
@@ -37,6 +41,8 @@ pub enum Metric {
     Count,
     /// A percentile of background-job completion time (submission to success).
     JobsPercentile(f64),
+    /// Background jobs dead-lettered (given up after their attempts).
+    DeadLetters,
     /// A percentile of onboarding time (sign-up to access) of the selected tenants' sign-ups
     /// in the window; unfinished ones count at their age.
     OnboardingPercentile(f64),
@@ -77,6 +83,7 @@ impl fmt::Display for Metric {
             Metric::Availability => write!(f, "availability"),
             Metric::Count => write!(f, "count"),
             Metric::JobsPercentile(p) => write!(f, "jobs_p{p}"),
+            Metric::DeadLetters => write!(f, "dead_letters"),
             Metric::OnboardingPercentile(p) => write!(f, "onboarding_p{p}"),
             Metric::OnboardingFailedRate => write!(f, "onboarding_failed_rate"),
         }
@@ -126,7 +133,7 @@ pub enum Threshold {
     Duration(SimDuration),
     /// A fraction in [0, 1].
     Fraction(f64),
-    /// A request count.
+    /// A count (requests, or dead-lettered jobs).
     Count(u64),
 }
 
@@ -193,6 +200,9 @@ pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
         return Err(format!("`{trimmed}` has no threshold after `{op}`"));
     }
     let threshold = parse_threshold(metric, right)?;
+    if let Some(why) = vacuous(metric, op, threshold) {
+        return Err(format!("`{trimmed}` {why}"));
+    }
     Ok(Expectation {
         text: trimmed.to_string(),
         metric,
@@ -202,8 +212,8 @@ pub fn parse_expectation(text: &str) -> Result<Expectation, String> {
 }
 
 const METRIC_NAMES: &str = "p50, p90, p99, p99.9 (or p(99)), mean, max, error_rate, throttle_rate, \
-                            availability, count, jobs_p99 (any jobs_pN), onboarding_p99 (any \
-                            onboarding_pN), onboarding_failed_rate";
+                            availability, count, jobs_p99 (any jobs_pN), dead_letters, \
+                            onboarding_p99 (any onboarding_pN), onboarding_failed_rate";
 
 fn parse_metric(name: &str) -> Result<Metric, String> {
     match name {
@@ -213,6 +223,7 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
         "throttle_rate" => return Ok(Metric::ThrottleRate),
         "availability" => return Ok(Metric::Availability),
         "count" => return Ok(Metric::Count),
+        "dead_letters" => return Ok(Metric::DeadLetters),
         "onboarding_failed_rate" => return Ok(Metric::OnboardingFailedRate),
         "" => {
             return Err(format!(
@@ -275,18 +286,39 @@ fn parse_threshold(metric: Metric, text: &str) -> Result<Threshold, String> {
         | Metric::ThrottleRate
         | Metric::Availability
         | Metric::OnboardingFailedRate => {
-            let (number, scale) = match text.strip_suffix('%') {
-                Some(n) => (n.trim(), 100.0),
-                None => (text, 1.0),
-            };
-            let value = number
+            let bad =
+                || format!("`{metric}` compares with a fraction such as 1% or 0.01, not `{text}`");
+            if let Some(number) = text.strip_suffix('%') {
+                let value = number
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(bad)?;
+                if !(0.0..=100.0).contains(&value) {
+                    return Err(format!(
+                        "`{metric}` is a share between 0% and 100%, not `{text}`"
+                    ));
+                }
+                return Ok(Threshold::Fraction(value / 100.0));
+            }
+            let value = text
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .map(|v| v / scale)
-                .ok_or_else(|| {
-                    format!("`{metric}` compares with a fraction such as 0.01 or 1%, not `{text}`")
-                })?;
+                .ok_or_else(bad)?;
+            if value == 1.0 {
+                // Almost always meant as one percent; as a fraction it is 100 %.
+                return Err(format!(
+                    "`{metric}` compares with a fraction, so `{text}` would mean 100 %: write \
+                     `1%` for one percent (or `100%` if you mean all of them)"
+                ));
+            }
+            if value > 1.0 && value <= 100.0 {
+                return Err(format!(
+                    "`{metric}` is a fraction between 0 and 1, not `{text}`: did you mean `{text}%`?"
+                ));
+            }
             if !(0.0..=1.0).contains(&value) {
                 return Err(format!(
                     "`{metric}` is a fraction between 0 and 1 (or 0% and 100%), not `{text}`"
@@ -294,10 +326,51 @@ fn parse_threshold(metric: Metric, text: &str) -> Result<Threshold, String> {
             }
             Ok(Threshold::Fraction(value))
         }
-        Metric::Count => text
+        Metric::Count | Metric::DeadLetters => text
             .parse::<u64>()
             .map(Threshold::Count)
-            .map_err(|_| format!("`count` compares with a whole number, not `{text}`")),
+            .map_err(|_| format!("`{metric}` compares with a whole number, not `{text}`")),
+    }
+}
+
+/// Why an expectation can never fail or never pass, if it cannot: every metric is at least 0
+/// and a rate at most 100 %, so `< 0` never holds and `>= 0` (or a rate's `<= 100%`) always
+/// does. Such an expectation judges nothing and hides a typo (`error_rate <= 1` for 1 %).
+fn vacuous(metric: Metric, op: Op, threshold: Threshold) -> Option<String> {
+    let value = threshold.as_reported();
+    let is_rate = matches!(
+        metric,
+        Metric::ErrorRate
+            | Metric::ThrottleRate
+            | Metric::Availability
+            | Metric::OnboardingFailedRate
+    );
+    let shown = |v: f64| match threshold {
+        Threshold::Fraction(_) => format!("{}%", v * 100.0),
+        Threshold::Duration(_) => "0ms".to_string(),
+        Threshold::Count(_) => format!("{v}"),
+    };
+    let percent_hint = if is_rate {
+        " (a rate is written as a percentage such as `1%`, or a fraction such as 0.01)"
+    } else {
+        ""
+    };
+    match op {
+        Op::Lt if value <= 0.0 => Some(format!(
+            "can never pass: `{metric}` is never below {}{percent_hint}",
+            shown(0.0)
+        )),
+        Op::Ge if value <= 0.0 => Some(format!(
+            "can never fail: `{metric}` is always at least {}{percent_hint}",
+            shown(0.0)
+        )),
+        Op::Le if is_rate && value >= 1.0 => Some(format!(
+            "can never fail: `{metric}` is at most 100%{percent_hint}"
+        )),
+        Op::Gt if is_rate && value >= 1.0 => Some(format!(
+            "can never pass: `{metric}` is never above 100%{percent_hint}"
+        )),
+        _ => None,
     }
 }
 
@@ -321,5 +394,63 @@ mod tests {
         assert_eq!(e.threshold, Threshold::Fraction(0.01));
         let e = parse_expectation("count>=100").unwrap();
         assert_eq!(e.threshold, Threshold::Count(100));
+        let e = parse_expectation("dead_letters < 1").unwrap();
+        assert_eq!(e.metric, Metric::DeadLetters);
+        assert_eq!(e.threshold, Threshold::Count(1));
+    }
+
+    #[test]
+    fn the_percent_trap_is_refused_with_the_percent_form() {
+        // Plain fractions and percentages both work.
+        for (text, value) in [
+            ("error_rate < 1%", 0.01),
+            ("error_rate < 0.01", 0.01),
+            ("error_rate < 0.5%", 0.005),
+            ("availability >= 99.9%", 0.999),
+            ("availability >= 100%", 1.0),
+            ("error_rate < 100%", 1.0),
+            ("throttle_rate > 0", 0.0),
+        ] {
+            let e = parse_expectation(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let Threshold::Fraction(got) = e.threshold else {
+                panic!("{text}: {:?}", e.threshold)
+            };
+            assert!((got - value).abs() < 1e-12, "{text}: {got}");
+        }
+        // A plain 1 is ambiguous (1 % or 100 %?); a plain 5 means 5 %.
+        for (text, hint) in [
+            ("error_rate < 1", "write `1%` for one percent"),
+            ("error_rate < 1.0", "write `1%` for one percent"),
+            ("throttle_rate <= 1", "write `1%` for one percent"),
+            ("error_rate < 5", "did you mean `5%`?"),
+            ("availability >= 99.9", "did you mean `99.9%`?"),
+        ] {
+            let e = parse_expectation(text).expect_err(text);
+            assert!(e.contains(hint), "{text}: {e}");
+        }
+        // Expectations that cannot fail or cannot pass.
+        for (text, what) in [
+            ("error_rate <= 100%", "can never fail"),
+            ("error_rate >= 0", "can never fail"),
+            ("availability >= 0%", "can never fail"),
+            ("error_rate > 100%", "can never pass"),
+            ("error_rate < 0%", "can never pass"),
+            ("p99 < 0ms", "can never pass"),
+            ("p99 >= 0s", "can never fail"),
+            ("count >= 0", "can never fail"),
+            ("dead_letters < 0", "can never pass"),
+        ] {
+            let e = parse_expectation(text).expect_err(text);
+            assert!(e.contains(what), "{text}: {e}");
+        }
+        // Tight but possible thresholds stay valid.
+        for text in [
+            "p99 <= 0ms",
+            "count > 0",
+            "dead_letters <= 0",
+            "error_rate >= 100%",
+        ] {
+            assert!(parse_expectation(text).is_ok(), "{text}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! (`--allow-long`); everything structural (tenants, cells, queue sizes, rates, faults, SLOs,
 //! file size) is a *hard cap* sized so that any accepted scenario fits in memory. A hard cap is
 //! raised by changing its constant here and rebuilding. The scenario schema and the loader read
-//! the same constants, and the README's "Limits" table lists them.
+//! the same constants, and the "Limits" table of docs/limits.md lists them.
 
 use std::fmt;
 
@@ -240,7 +240,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 /// Errors shown for one scenario; the rest are counted.
 pub const MAX_DIAGNOSTICS: usize = 100;
 
-/// Every limit, for the README table and the schema tests.
+/// Every limit, for the table in docs/limits.md and the schema tests.
 pub const ALL: [Limit; 58] = [
     MAX_SCENARIO_BYTES,
     MAX_REPORT_BYTES,

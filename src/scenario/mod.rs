@@ -116,28 +116,54 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl Scenario {
-    /// Tenants whose time series are drawn individually: those named by faults or by SLO
-    /// lists, then the top [`crate::model::series::TOP_K`] by offered load (rate times the
-    /// largest spike), in that order, without repeats.
-    pub fn tracked_tenants(&self) -> Vec<usize> {
-        use crate::model::series::{MAX_TRACKED, TOP_K};
-        // Linear in tenants and fault targets: a fault may name a million tenants, and only the
-        // first MAX_TRACKED survive the truncation, so stop collecting there.
+    /// Tenants whose time series are drawn individually, in this order and without repeats:
+    /// fault targets (the first of every fault, then the second of every fault, ..., at most
+    /// [`MAX_TRACKED_TARGETS`]), the tenants in `failing` (those that failed an SLO check,
+    /// worst first; empty before the run, at most [`MAX_TRACKED_FAILING`]), the tenants SLO
+    /// lists name, then the top by offered load (rate times the largest spike; at least
+    /// [`MIN_TRACKED_BY_LOAD`] of them), [`MAX_TRACKED`] in all.
+    ///
+    /// [`MAX_TRACKED`]: crate::model::series::MAX_TRACKED
+    /// [`MAX_TRACKED_TARGETS`]: crate::model::series::MAX_TRACKED_TARGETS
+    /// [`MAX_TRACKED_FAILING`]: crate::model::series::MAX_TRACKED_FAILING
+    /// [`MIN_TRACKED_BY_LOAD`]: crate::model::series::MIN_TRACKED_BY_LOAD
+    pub fn tracked_tenants(&self, failing: &[usize]) -> Vec<usize> {
+        use crate::model::series::{
+            MAX_TRACKED, MAX_TRACKED_FAILING, MAX_TRACKED_TARGETS, MIN_TRACKED_BY_LOAD,
+        };
         let mut tracked: Vec<usize> = Vec::new();
-        let push = |t: usize, tracked: &mut Vec<usize>| {
-            if tracked.len() < MAX_TRACKED && !tracked.contains(&t) {
+        let push = |t: usize, tracked: &mut Vec<usize>, limit: usize| {
+            if tracked.len() < limit && !tracked.contains(&t) {
                 tracked.push(t);
             }
         };
-        for fault in &self.system.faults {
-            for &t in fault.named_tenants() {
-                push(t, &mut tracked);
+        // Round robin over the faults: a fault naming a thousand tenants (a cell outage) does
+        // not crowd out another fault's single target. Linear in the targets looked at.
+        let faults: Vec<&[usize]> = self
+            .system
+            .faults
+            .iter()
+            .map(|f| f.named_tenants())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut round = 0;
+        while tracked.len() < MAX_TRACKED_TARGETS && faults.iter().any(|t| t.len() > round) {
+            for targets in &faults {
+                if let Some(&t) = targets.get(round) {
+                    push(t, &mut tracked, MAX_TRACKED_TARGETS);
+                }
             }
+            round += 1;
         }
+        let before = tracked.len();
+        for &t in failing {
+            push(t, &mut tracked, before + MAX_TRACKED_FAILING);
+        }
+        let room = MAX_TRACKED - MIN_TRACKED_BY_LOAD;
         for slo in &self.slos {
             if slo.selector.starts_with('[') {
                 for &t in &slo.tenants {
-                    push(t, &mut tracked);
+                    push(t, &mut tracked, room);
                 }
             }
         }
@@ -159,11 +185,16 @@ impl Scenario {
         }
         let peak = |t: usize| self.system.tenants[t].arrival.rate * spike[t];
         let mut by_load: Vec<usize> = (0..self.system.tenants.len()).collect();
-        by_load.sort_by(|&a, &b| peak(b).total_cmp(&peak(a)).then(a.cmp(&b)));
-        for t in by_load.into_iter().take(TOP_K) {
-            push(t, &mut tracked);
+        let top = MAX_TRACKED.min(by_load.len());
+        if top < by_load.len() {
+            by_load
+                .select_nth_unstable_by(top, |&a, &b| peak(b).total_cmp(&peak(a)).then(a.cmp(&b)));
+            by_load.truncate(top);
         }
-        tracked.truncate(MAX_TRACKED);
+        by_load.sort_by(|&a, &b| peak(b).total_cmp(&peak(a)).then(a.cmp(&b)));
+        for t in by_load {
+            push(t, &mut tracked, MAX_TRACKED);
+        }
         tracked
     }
 

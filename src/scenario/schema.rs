@@ -321,7 +321,7 @@ fn ty(ty: Ty) -> Json {
     }
 }
 
-/// The scenario reference as Markdown (the README's "Scenario reference" tables).
+/// The scenario reference as Markdown (the tables of docs/scenarios.md).
 pub fn markdown() -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -436,7 +436,7 @@ fn type_label(ty: Ty) -> String {
     }
 }
 
-/// The README's "Limits" table.
+/// The "Limits" table of docs/limits.md.
 pub fn limits_markdown() -> String {
     use std::fmt::Write;
     let mut out = String::from("| limit | at most |\n|---|---|\n");

@@ -5,7 +5,7 @@
 //!   the declared names), and the loader reports an internal error if it reads a key that is
 //!   not declared, or if a declared key present in a file was not read (`load.rs`, `Obj`);
 //! - the JSON Schema printed by `simulate schema` (`schema.rs`);
-//! - the scenario reference in the README (`simulate schema --markdown`; a test compares).
+//! - the scenario reference in docs/scenarios.md (`simulate schema --markdown`; a test compares).
 //!
 //! Value checks beyond type and range (references between entries, cross-key rules) stay in
 //! the loader; the docs here say what they are.
@@ -1745,7 +1745,7 @@ pub const SLOS: TableSpec = TableSpec {
             "window",
             Ty::Window,
             "\"whole\"",
-            "requests issued after warmup in: `\"whole\"`, `\"during:FAULT\"`, `\"after:FAULT\"`, `\"after:FAULT+30s\"`, or a span `\"FROM..TO\"` (`\"10m..20m\"`; with `[simulation] start`, `\"09:00..11:00\"`)",
+            "requests issued after warmup in: `\"whole\"`, `\"during:FAULT\"`, `\"during:FAULT+20s\"`, `\"after:FAULT\"`, `\"after:FAULT+30s\"`, or a span `\"FROM..TO\"` (`\"10m..20m\"`; with `[simulation] start`, `\"09:00..11:00\"`)",
         ),
         req(
             "expect",

@@ -21,6 +21,18 @@ pub enum Status {
     Failed,
 }
 
+/// How an always-on invariant came out, for display.
+impl InvariantResult {
+    /// `"pass"`, `"fail"`, or `"n/a"` when the run never exercised it.
+    pub fn status(&self) -> &'static str {
+        match (self.passed, self.exercised) {
+            (false, _) => "fail",
+            (true, true) => "pass",
+            (true, false) => "n/a",
+        }
+    }
+}
+
 impl Status {
     /// `"pass"`, `"inconclusive"` or `"fail"`.
     pub fn as_str(self) -> &'static str {
@@ -63,8 +75,11 @@ pub struct SloResult {
 pub struct InvariantResult {
     /// Name.
     pub name: &'static str,
-    /// Whether it held.
+    /// Whether it held: no violation was seen (also true when nothing was checked).
     pub passed: bool,
+    /// Whether the run did anything the invariant checks (a run without EU-only tenants never
+    /// exercises residency): an invariant never exercised is shown N/A, not as held.
+    pub exercised: bool,
     /// What was checked, with the numbers.
     pub detail: String,
 }
@@ -239,6 +254,9 @@ pub fn observe(metric: Metric, stats: &WindowStats) -> (Option<f64>, u64) {
         Metric::ThrottleRate => (fraction(counts.throttled), finished),
         Metric::Availability => (fraction(counts.errors()).map(|e| 1.0 - e), finished),
         Metric::Count => (Some(finished as f64), finished),
+        // Dead-lettered jobs among those submitted in the window; like `count`, never
+        // inconclusive (a tenant that submitted nothing has none).
+        Metric::DeadLetters => (Some(stats.jobs.dead_lettered as f64), stats.jobs.submitted),
         Metric::JobsPercentile(p) => (
             stats.jobs.latency.percentile(p).map(|d| d.as_millis_f64()),
             stats.jobs.latency.count(),
@@ -319,22 +337,14 @@ fn judged(
     min_samples: u64,
 ) -> Check {
     let status = match observed {
-        _ if expectation.metric != Metric::Count && samples < min_samples => Status::Inconclusive,
-        None => Status::Inconclusive,
-        Some(value) => {
-            let holds = match expectation.threshold {
-                // Compare latencies in integer nanoseconds, not rounded milliseconds.
-                Threshold::Duration(limit) => expectation
-                    .op
-                    .holds((value * 1e6).round(), limit.as_nanos() as f64),
-                other => expectation.op.holds(value, other.as_reported()),
-            };
-            if holds {
-                Status::Passed
-            } else {
-                Status::Failed
-            }
+        _ if !matches!(expectation.metric, Metric::Count | Metric::DeadLetters)
+            && samples < min_samples =>
+        {
+            Status::Inconclusive
         }
+        None => Status::Inconclusive,
+        Some(value) if holds(expectation, value) => Status::Passed,
+        Some(_) => Status::Failed,
     };
     Check {
         tenant,
@@ -342,6 +352,17 @@ fn judged(
         observed,
         samples,
         status,
+    }
+}
+
+/// Whether `value` (in report units, as [`observe`] gives it) meets `expectation`.
+pub fn holds(expectation: &Expectation, value: f64) -> bool {
+    match expectation.threshold {
+        // Compare latencies in integer nanoseconds, not rounded milliseconds.
+        Threshold::Duration(limit) => expectation
+            .op
+            .holds((value * 1e6).round(), limit.as_nanos() as f64),
+        other => expectation.op.holds(value, other.as_reported()),
     }
 }
 
@@ -363,6 +384,7 @@ fn invariant(
     InvariantResult {
         name,
         passed: check.violations == 0,
+        exercised: check.checked > 0,
         detail,
     }
 }
@@ -403,6 +425,7 @@ fn conservation(metrics: &Metrics, unaccounted: u64) -> InvariantResult {
     InvariantResult {
         name: "conservation",
         passed,
+        exercised: issued > 0,
         detail,
     }
 }

@@ -1,4 +1,4 @@
-//! Architecture rules that read the sources (DESIGN.md section 2): components import nothing
+//! Architecture rules that read the sources (ARCHITECTURE.md, "Invariants"): components import nothing
 //! above them, and nothing below the CLI reads the wall clock, uses ambient randomness or
 //! iterates a hash map. And the test build reuses the run build (Cargo.toml's features).
 
@@ -98,7 +98,7 @@ fn nothing_below_the_cli_touches_clock_randomness_or_hash_order() {
     }
     assert!(
         violations.is_empty(),
-        "determinism and I/O rules (DESIGN.md 2-3):\n{}",
+        "determinism and I/O rules (ARCHITECTURE.md, Invariants):\n{}",
         violations.join("\n")
     );
 }

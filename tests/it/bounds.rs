@@ -274,6 +274,7 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
                 latency_ms: None,
                 classes: Vec::new(),
                 counters: None,
+                jobs: None,
             })
             .collect(),
         classes: Vec::new(),
@@ -292,6 +293,8 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
         }],
         invariants: Vec::new(),
         blast_radius: Vec::new(),
+        blast_tiers: Vec::new(),
+        unexplained: Default::default(),
         onboarding: None,
         scenario_text: String::new(),
     }
@@ -313,7 +316,11 @@ fn junit_and_the_terminal_summary_are_linear_in_the_tenants() {
     );
     assert!(xml.0.contains("tier tier-3: "), "grouped per tier");
     assert!(xml.0.len() < 200_000, "{} bytes", xml.0.len());
-    assert!(xml.1.contains("… and 138 more tenants"), "{}", xml.1);
+    assert!(
+        xml.1.contains("… and 138 more failing tenants"),
+        "{}",
+        xml.1
+    );
 }
 
 #[test]

@@ -99,15 +99,34 @@ pub fn read_report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("report.json is JSON")
 }
 
-/// Whether a scenario's reports are committed under `reports/` (its header has no
-/// `# reference-report: none` line; very large scenarios opt out, their report.json runs to
-/// megabytes).
-pub fn has_reference_report(path: &Path) -> bool {
+/// The `# reference-report:` line of a scenario's header, if any.
+fn reference_line(path: &Path) -> Option<String> {
     let source = std::fs::read_to_string(path).expect("scenario readable");
-    !source
+    source
         .lines()
         .take_while(|l| l.starts_with('#') || l.trim().is_empty())
-        .any(|l| l.starts_with("# reference-report: none"))
+        .find_map(|l| l.strip_prefix("# reference-report:"))
+        .map(|s| s.trim().to_string())
+}
+
+/// Whether a scenario's reports are committed under `reports/` (its header has no
+/// `# reference-report: none` line; very large scenarios opt out, their report.json runs to
+/// megabytes), in full or in part ([`full_reference_report`]).
+pub fn has_reference_report(path: &Path) -> bool {
+    !reference_line(path).is_some_and(|l| l.starts_with("none"))
+}
+
+/// Whether every report file of a scenario is committed; `# reference-report: plots` commits
+/// the plots, summary.md and junit.xml only (report.json and index.html of a 10,000-tenant run
+/// are megabytes).
+pub fn full_reference_report(path: &Path) -> bool {
+    reference_line(path).is_none()
+}
+
+/// Whether a committed reference of a scenario with a partial one
+/// ([`full_reference_report`]) holds `file` (relative to its run folder).
+pub fn in_partial_reference(file: &Path) -> bool {
+    file.starts_with("plots") || file == Path::new("summary.md") || file == Path::new("junit.xml")
 }
 
 /// Whether the slow variants run (`TENANTSIM_SLOW=1`).

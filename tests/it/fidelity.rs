@@ -217,7 +217,7 @@ fn run_traced(text: &str, seed: u64, sink: &mut dyn TraceSink) -> (Scenario, Run
         &scenario.system,
         RunOptions {
             tenant_windows: scenario.tenant_windows(),
-            tracked: scenario.tracked_tenants(),
+            tracked: scenario.tracked_tenants(&[]),
             trace: Some(sink),
             ..RunOptions::default()
         },

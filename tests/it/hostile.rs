@@ -1469,31 +1469,36 @@ fn the_schema_accepts_every_shipped_scenario_and_rejects_what_the_loader_rejects
     }
 }
 
-/// The text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in the README.
-fn readme_section(name: &str) -> String {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+/// The text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in `file` (relative to the
+/// repository root).
+fn marked_section(file: &str, name: &str) -> String {
+    let doc = std::fs::read_to_string(root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     let start = format!("<!-- {name}:start -->\n");
     let end = format!("<!-- {name}:end -->");
-    let from = readme.find(&start).map(|i| i + start.len());
-    let to = readme.find(&end);
+    let from = doc.find(&start).map(|i| i + start.len());
+    let to = doc.find(&end);
     match (from, to) {
-        (Some(a), Some(b)) if a <= b => readme[a..b].to_string(),
-        _ => panic!("README.md lacks the {name} markers"),
+        (Some(a), Some(b)) if a <= b => doc[a..b].to_string(),
+        _ => panic!("{file} lacks the {name} markers"),
     }
 }
 
 #[test]
-fn the_readme_reference_and_limits_are_generated_from_the_spec() {
-    for (name, args) in [
-        ("scenario-reference", vec!["schema", "--markdown"]),
-        ("limits", vec!["schema", "--limits"]),
+fn the_reference_and_limits_tables_are_generated_from_the_spec() {
+    for (file, name, args) in [
+        (
+            "docs/scenarios.md",
+            "scenario-reference",
+            vec!["schema", "--markdown"],
+        ),
+        ("docs/limits.md", "limits", vec!["schema", "--limits"]),
     ] {
         let output = simulate(&args);
         assert_eq!(code(&output), 0);
         let generated = String::from_utf8_lossy(&output.stdout);
         assert!(
-            readme_section(name) == generated,
-            "README.md's {name} section is out of date: paste the output of \
+            marked_section(file, name) == generated,
+            "{file}'s {name} section is out of date: paste the output of \
              `cargo run -- {}` between its markers",
             args.join(" ")
         );

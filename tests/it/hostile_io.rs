@@ -490,12 +490,13 @@ fn a_folder_is_the_tools_own_only_with_what_the_tool_wrote() {
     assert!(matches!(code(&output), 0 | 1 | 4), "{}", text(&output));
 }
 
-/// The README's list of the files that make a folder the tool's own.
+/// The list, in docs/commands.md, of the files that make a folder the tool's own.
 fn readme_own_files() -> Vec<String> {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let readme =
+        std::fs::read_to_string(root().join("docs/commands.md")).expect("docs/commands.md");
     let start = readme
         .find("`--out DIR` must be a new or empty folder, or one that holds only files tenantsim writes")
-        .expect("the README states the own files");
+        .expect("docs/commands.md states the own files");
     let sentence = &readme[start..];
     let end = sentence.find("): that is how").expect("end of the list");
     sentence[..end]

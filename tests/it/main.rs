@@ -6,9 +6,11 @@
 
 mod architecture;
 mod bounds;
+mod browser;
 mod common;
 mod components;
 mod control_plane;
+mod docs;
 mod engines;
 mod fidelity;
 mod hostile;

@@ -124,7 +124,7 @@ fn counted_run(shape: SaasShape) -> (u64, allocation_counter::AllocationInfo) {
     let scenario = tenantsim::scenario::load(&text, &LoadOptions::default()).expect("loads");
     let options = RunOptions {
         tenant_windows: scenario.tenant_windows(),
-        tracked: scenario.tracked_tenants(),
+        tracked: scenario.tracked_tenants(&[]),
         ..RunOptions::default()
     };
     let mut events = 0;
@@ -271,7 +271,7 @@ fn bench_scale_reports_the_event_loop_apart_from_the_fixed_cost() {
         "event loop alone",
         "per-tenant fixed cost inside the run",
         // The budgets are stated for 1,000-100,000 tenants over 60 s: none applies here.
-        "Budgets (DESIGN.md section 6): none measured",
+        "Budgets (ARCHITECTURE.md): none measured",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in: {stdout}");
     }
@@ -305,7 +305,7 @@ fn bench_ends_with_the_budgets_it_measured() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let code = crate::common::code(&output);
     let table = stdout
-        .split("Budgets (DESIGN.md section 6), as measured in this run:")
+        .split("Budgets (ARCHITECTURE.md), as measured in this run:")
         .nth(1)
         .unwrap_or_else(|| panic!("no budget table in: {stdout}"));
     for row in [
@@ -352,7 +352,7 @@ fn bench_ends_with_the_budgets_it_measured() {
         assert_eq!(crate::common::code(&run), 0, "{stdout}");
         assert!(stdout.contains("tenantsim / minimal loop"), "{stdout}");
         assert!(
-            stdout.contains("Budgets (DESIGN.md section 6): none measured"),
+            stdout.contains("Budgets (ARCHITECTURE.md): none measured"),
             "{stdout}"
         );
     }

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{
-    code, has_reference_report, read_report, root, simulate, simulate_in, text, toml_files,
+    code, full_reference_report, has_reference_report, in_partial_reference, read_report, root,
+    simulate, simulate_in, text, toml_files,
 };
 
 const REGENERATE: &str = "cargo run --release -- check scenarios/ --write-reports";
@@ -174,7 +175,24 @@ fn reference_reports_are_up_to_date() {
         text(&output)
     );
     let fresh_root = dir.path().join("reports");
-    let fresh = files_under(&fresh_root);
+    // A scenario with a partial reference (`# reference-report: plots`): its other files are
+    // not compared (nor committed).
+    let partial: Vec<String> = toml_files("scenarios")
+        .into_iter()
+        .filter(|f| has_reference_report(f) && !full_reference_report(f))
+        .map(|f| scenario_name(&f))
+        .collect();
+    let fresh: Vec<PathBuf> = files_under(&fresh_root)
+        .into_iter()
+        .filter(|f| {
+            let mut parts = f.components();
+            let scenario = parts
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
+            let _seed = parts.next();
+            !scenario.is_some_and(|s| partial.contains(&s)) || in_partial_reference(parts.as_path())
+        })
+        .collect();
     assert!(!fresh.is_empty(), "nothing regenerated\n{}", text(&output));
     let mut problems = Vec::new();
     let mut folders: Vec<PathBuf> = Vec::new();
@@ -194,8 +212,17 @@ fn reference_reports_are_up_to_date() {
         }
     }
     for folder in &folders {
+        let scenario = folder
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy());
+        let is_partial = scenario.is_some_and(|s| partial.iter().any(|p| *p == s));
         for file in files_under(&root().join("reports").join(folder)) {
             let relative = folder.join(&file);
+            if is_partial && !in_partial_reference(&file) {
+                // Written by --write-reports, ignored by git (.gitignore), not compared.
+                continue;
+            }
             if !fresh.contains(&relative) {
                 problems.push(format!(
                     "reports/{} is no longer written (delete it)",
@@ -209,12 +236,7 @@ fn reference_reports_are_up_to_date() {
         .into_iter()
         .filter(|f| has_reference_report(f))
     {
-        let text = std::fs::read_to_string(&file).expect("scenario");
-        let name = text
-            .lines()
-            .find_map(|l| l.strip_prefix("name = "))
-            .map(|n| n.trim().trim_matches('"').to_string())
-            .expect("scenario name");
+        let name = scenario_name(&file);
         assert!(
             folders.iter().any(|f| f.starts_with(&name)),
             "no reference reports for {}",
@@ -228,6 +250,15 @@ fn reference_reports_are_up_to_date() {
          then commit it)",
         problems.join("\n  ")
     );
+}
+
+/// The `name = "..."` of a scenario file.
+fn scenario_name(file: &Path) -> String {
+    let text = std::fs::read_to_string(file).expect("scenario");
+    text.lines()
+        .find_map(|l| l.strip_prefix("name = "))
+        .map(|n| n.trim().trim_matches('"').to_string())
+        .expect("scenario name")
 }
 
 fn twin_run() -> (tempfile::TempDir, serde_json::Value) {
@@ -271,7 +302,7 @@ fn a_run_leaves_summary_junit_html_and_plots() {
             "|  | SLO | tenants | window | expected | checks | worst observed |\n\
              |---|---|---|---|---|---:|---:|\n\
              | ❌ **FAIL** | bystanders keep their latency and errors during the spike | \
-             bystanders (each) | `during:spike` | `p99 < 250ms` | 0/50 pass |"
+             bystanders (each) | `during:spike` | `p99 < 250ms` | 0 pass, 50 fail, 0 inconclusive |"
         ),
         "summary.md has the SLO table with observed vs expected:\n{summary}"
     );
@@ -284,7 +315,9 @@ fn a_run_leaves_summary_junit_html_and_plots() {
         assert!(summary.contains(section), "{section}:\n{summary}");
     }
     assert!(
-        summary.contains("50 of 50 judged bystanders failed an SLO check"),
+        summary
+            .contains("50 of 50 tenants judged by an SLO failed a check: 50 explained by a fault")
+            && summary.contains("| `spike` | load_spike | 30s–90s |"),
         "{summary}"
     );
     assert!(
@@ -292,6 +325,24 @@ fn a_run_leaves_summary_junit_html_and_plots() {
             "```sh\n{}\n```",
             report["repro"].as_str().expect("repro")
         )),
+        "{summary}"
+    );
+
+    // An invariant the run never exercised (no EU-only tenant) is N/A everywhere, not held.
+    let invariant = |name: &str| {
+        report["invariants"]
+            .as_array()
+            .expect("invariants")
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .expect("invariant")
+    };
+    assert_eq!(invariant("eu_residency")["status"], "n/a");
+    assert_eq!(invariant("conservation")["status"], "pass");
+    assert!(
+        summary.contains("| ➖ N/A | eu_residency |")
+            && summary.contains("invariants: 2 held, 0 violated, 4 N/A"),
         "{summary}"
     );
 
@@ -322,15 +373,22 @@ fn a_run_leaves_summary_junit_html_and_plots() {
 
     let html = read(dir, "index.html");
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-    assert_eq!(html.matches("<svg").count(), 3, "three plots inline");
-    for banned in ["http://", "https://", "<script", "<link", "src=", "url("] {
+    assert_eq!(html.matches("<svg").count(), 4, "four plots inline");
+    for banned in ["http://", "https://", "<link", "src=", "url("] {
         assert!(
             !html.contains(banned),
             "index.html must be self-contained; found {banned}"
         );
     }
+    // Scripts: the tenant explorer's data and code, inline, nothing else.
+    assert_eq!(
+        html.matches("<script").count(),
+        2,
+        "the explorer's two inline scripts only"
+    );
+    assert!(html.contains("<script type=\"application/json\" id=\"tenant-data\">"));
     assert!(
-        html.contains("<h2 id=\"slos\">SLOs</h2>\n<table>"),
+        html.contains("<h2 id=\"slos\">SLOs</h2>\n<div class=\"scroll\"><table>"),
         "SLO table"
     );
     assert!(
@@ -351,7 +409,12 @@ fn a_run_leaves_summary_junit_html_and_plots() {
     let names: Vec<String> = plots.iter().map(|p| p.display().to_string()).collect();
     assert_eq!(
         names,
-        vec!["latency.svg", "occupancy.svg", "throughput.svg"],
+        vec![
+            "latency.svg",
+            "occupancy.svg",
+            "pools.svg",
+            "throughput.svg"
+        ],
         "no jobs, so no backlog plot"
     );
     for name in &names {
@@ -361,18 +424,20 @@ fn a_run_leaves_summary_junit_html_and_plots() {
             svg.contains("simulated time (s)"),
             "{name}: time axis with unit"
         );
-        // The fault window: a light red band and its name, on every time axis.
+        // The fault window: a light red band on every time axis, and its name once, on its
+        // bar in the fault strip above the panels; the warmup shaded and named in the legend.
         let panels = svg.matches("simulated time (s)").count();
         let bands = svg.matches("opacity=\"0.1\" fill=\"#D62728\"").count();
         let labels = svg.matches(">\nspike\n</text>").count();
+        // pools.svg is two columns of small multiples, a strip over each.
+        let strips = if name == "pools.svg" { 2 } else { 1 };
         assert!(
-            panels >= 2 && bands == panels && labels == panels,
+            panels >= 2 && bands == panels && labels == strips,
             "{name}: {panels} time axes, {bands} fault bands, {labels} fault labels"
         );
-        assert_eq!(
-            svg.matches(">\nwarmup\n</text>").count(),
-            panels,
-            "{name}: the warmup is marked on every time axis"
+        assert!(
+            svg.contains(">\nwarmup (not judged)\n</text>"),
+            "{name}: the warmup is named in the legend"
         );
     }
     let latency = read(&dir.join("plots"), "latency.svg");
@@ -388,7 +453,7 @@ fn a_run_leaves_summary_junit_html_and_plots() {
     assert!(throughput.contains("ok responses/s") && throughput.contains("errors (%)"));
     for svg in [&latency, &occupancy, &throughput] {
         assert!(
-            svg.contains(">\nstandard (46 other tenants)\n</text>"),
+            svg.contains(">\nstandard (41 other tenants)\n</text>"),
             "legend"
         );
     }
@@ -463,7 +528,7 @@ fn compare_reports_the_flip_on_common_random_numbers() {
     );
     let md = read(dir.path(), "compare.md");
     assert!(
-        md.contains("| `p99 < 250ms` | ✅ PASS | 50/50 pass, 73.7ms (light-019) | ❌ **FAIL** |")
+        md.contains("| `p99 < 250ms` | ✅ PASS | 50 pass, 0 fail, 0 inconclusive, 73.7ms (light-019) | ❌ **FAIL** |")
             && md.contains("flips PASS → FAIL"),
         "compare.md names the flip with A and B side by side:\n{md}"
     );
@@ -495,9 +560,14 @@ fn compare_reports_the_flip_on_common_random_numbers() {
     );
 
     let html = read(dir.path(), "index.html");
-    assert_eq!(html.matches("<svg").count(), 3, "overlay plots inline");
+    assert_eq!(html.matches("<svg").count(), 4, "overlay plots inline");
     assert!(!html.contains("http://") && !html.contains("https://"));
-    for name in ["latency.svg", "throughput.svg", "occupancy.svg"] {
+    for name in [
+        "latency.svg",
+        "throughput.svg",
+        "occupancy.svg",
+        "pools.svg",
+    ] {
         let svg = read(&dir.path().join("plots"), name);
         check_xml(&svg).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(svg.contains("B: with the overrides"), "{name}: run legend");
@@ -544,4 +614,235 @@ fn compare_exit_codes() {
         "{}",
         text(&output)
     );
+}
+
+#[test]
+fn blast_radius_blames_each_failure_on_its_own_cause() {
+    // Two unrelated faults (dependency errors on cell A's database, a spike in cell B) and an
+    // unrelated failure (a tenant in cell C with an impossible SLO), every failing window
+    // overlapping both faults in time: each fault must be blamed for its own cell only, the
+    // picky tenant for none, and every output must say the same.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    let output = simulate(&[
+        "tests/scenarios/blast-radius.toml",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let report = read_report(&out);
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("names")
+            .iter()
+            .map(|n| n.as_str().expect("name").to_string())
+            .collect()
+    };
+    let members = |group: &str, n: usize| -> Vec<String> {
+        (1..=n).map(|i| format!("{group}-{i:03}")).collect()
+    };
+    let faults = report["blast_radius"].as_array().expect("blast_radius");
+    assert_eq!(faults.len(), 2);
+    let (errors, spike) = (&faults[0], &faults[1]);
+    assert_eq!(errors["fault"], "db-errors");
+    assert_eq!(names(&errors["touches"]), vec!["database db-a"]);
+    assert_eq!(
+        (
+            errors["targeted"].as_u64(),
+            errors["targets_failed"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(errors["in_scope"], 5);
+    assert_eq!(errors["affected"], 5);
+    assert_eq!(names(&errors["tenants"]), members("a-light", 5));
+    assert_eq!(spike["fault"], "spike");
+    assert_eq!(
+        (spike["targeted"].as_u64(), spike["targets_failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(spike["in_scope"], 5);
+    assert_eq!(names(&spike["tenants"]), members("b-light", 5));
+    assert_eq!(report["unexplained"]["count"], 1);
+    assert_eq!(names(&report["unexplained"]["tenants"]), vec!["picky"]);
+    let tier = &report["blast_tiers"][0];
+    assert_eq!(
+        [
+            &tier["judged"],
+            &tier["failed"],
+            &tier["explained"],
+            &tier["unexplained"]
+        ],
+        [16, 12, 11, 1]
+    );
+
+    // The terminal, summary.md and index.html show the same numbers.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "targets      0 (0 failed)  affected      5 of 5 in scope: a-light-001,",
+        "targets      1 (1 failed)  affected      5 of 5 in scope: b-light-001,",
+        "failed, explained by no fault: 1: picky",
+    ] {
+        assert!(stdout.contains(line), "terminal lacks {line:?}:\n{stdout}");
+    }
+    let md = read(&out, "summary.md");
+    for row in [
+        "| `db-errors` | dependency_errors | 15s–25s | database db-a | 0 (0) | 5 | 5 | 100.00% |",
+        "| `spike` | load_spike | 35s–45s | cell cell-b, pool cell-b/api | 1 (1) | 5 | 5 | 100.00% |",
+        "| standard | 16 | 1 | 16 | 12 | 11 | 1 |",
+        "**Failed, explained by no fault** (1): `picky`",
+        "12 of 16 tenants judged by an SLO failed a check: 11 explained by a fault",
+    ] {
+        assert!(md.contains(row), "summary.md lacks {row:?}:\n{md}");
+    }
+    let html = read(&out, "index.html");
+    for row in [
+        "<tr><td><code>db-errors</code></td><td>dependency_errors</td><td class=\"num\">15s–25s</td><td>database db-a</td><td class=\"num\">0 (0)</td><td class=\"num\">5</td><td class=\"num\">5</td>",
+        "<b>Failed, explained by no fault</b> (1): <code>picky</code>",
+    ] {
+        assert!(html.contains(row), "index.html lacks {row:?}");
+    }
+
+    // compare: with rate limiting on (B), the spike hurts nobody; the database errors and the
+    // picky tenant are unchanged. The comparison reads both runs' own blast radius.
+    let cmp = dir.path().join("cmp");
+    let output = simulate(&[
+        "compare",
+        "tests/scenarios/blast-radius.toml",
+        "--set",
+        "edge.rate_limiting=true",
+        "--out",
+        &cmp.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let md = read(&cmp, "compare.md");
+    for row in [
+        "| `db-errors` | 0 | 0 | 5 | 5 | 5 |",
+        "| `spike` | 1 | 0 | 5 | 0 | 5 |",
+        "| explained by no fault |  |  | 1 | 1 |  |",
+    ] {
+        assert!(md.contains(row), "compare.md lacks {row:?}:\n{md}");
+    }
+    let b = read_report(&cmp.join("b"));
+    assert_eq!(b["blast_radius"][1]["affected"], 0);
+}
+
+#[test]
+fn dead_letters_are_reported_and_judged_per_tenant_and_per_tier() {
+    // The poison-jobs drill, with SLOs on dead letters: one tenant's own, and its tier's pooled.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut scenario = std::fs::read_to_string(root().join("scenarios/poison-jobs.toml"))
+        .expect("poison-jobs.toml");
+    scenario.push_str(
+        r#"
+[[slo]]
+name = "the poisoned tenant dead-letters nothing"
+tenants = ["poisoned"]
+expect = ["dead_letters < 1"]
+
+[[slo]]
+name = "the tier dead-letters at most a thousand"
+tenants = { tier = "standard" }
+scope = "pooled"
+expect = ["dead_letters <= 1000"]
+"#,
+    );
+    let file = dir.path().join("dead.toml");
+    std::fs::write(&file, scenario).expect("write scenario");
+    let out = dir.path().join("run");
+    let output = simulate(&[
+        &file.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let report = read_report(&out);
+    let tenant = report["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .find(|t| t["name"] == "poisoned")
+        .expect("poisoned")
+        .clone();
+    let dead = tenant["jobs"]["dead_lettered"]
+        .as_u64()
+        .expect("dead_lettered");
+    let failed = tenant["jobs"]["failed_attempts"]
+        .as_u64()
+        .expect("failed_attempts");
+    assert!(dead > 100, "{tenant}");
+    // Three attempts per poison job (max_attempts = 3), each failing.
+    assert!(failed >= 3 * dead, "{tenant}");
+    let tier = &report["tiers"][0]["jobs"];
+    assert_eq!(
+        tier["dead_lettered"], dead,
+        "only the poisoned tenant dead-letters"
+    );
+    // The SLO metric: the tenant's fails with its count observed; the tier's pooled one passes.
+    let slo = |i: usize| &report["slos"][i];
+    assert_eq!(slo(1)["status"], "fail");
+    assert_eq!(slo(1)["checks"][0]["observed"].as_f64(), Some(dead as f64));
+    assert_eq!(slo(2)["status"], "pass");
+    assert_eq!(slo(2)["checks"][0]["tenant"], "(pooled)");
+
+    let dead_text = tenantsim::text::thousands(dead);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Background jobs (submitted after warmup)")
+            && stdout.contains(&format!("most dead-lettered: poisoned {dead_text} of"))
+            && stdout.contains(&format!("dead_letters < 1 observed {dead_text}")),
+        "{stdout}"
+    );
+    let md = read(&out, "summary.md");
+    assert!(
+        md.contains("## Background jobs (submitted after warmup)")
+            && md.contains(&format!("Most dead-lettered: `poisoned` {dead_text} of")),
+        "{md}"
+    );
+    let html = read(&out, "index.html");
+    assert!(
+        html.contains(&format!(
+            "Most dead-lettered: <code>poisoned</code> {dead_text} of"
+        )),
+        "index.html"
+    );
+}
+
+#[test]
+fn a_pooled_failure_of_one_class_is_blamed_through_the_shared_dependency() {
+    // object-storage-outage's twin keys breakers by dependency: cell-a's cut-off from object
+    // storage opens the one breaker for everyone, and the other cells' uploads fail. The
+    // failed checks are pooled and judge uploads only (a class), so a tenant counts by its
+    // own uploads; the other cells' tenants share the object store with the fault's targets,
+    // so the fault explains them and nothing is left unexplained.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("twin");
+    let output = simulate(&[
+        "scenarios/object-storage-outage.toml",
+        "--set",
+        "breakers.key=dependency",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let report = read_report(&out);
+    let fault = &report["blast_radius"][0];
+    assert_eq!(fault["fault"], "cut-off");
+    assert!(
+        fault["touches"]
+            .as_array()
+            .expect("touches")
+            .iter()
+            .any(|t| t == "calls from cell-a to objects"),
+        "{fault}"
+    );
+    assert_eq!(fault["in_scope"], 40, "{fault}");
+    assert!(
+        fault["affected"].as_u64().is_some_and(|n| n >= 30),
+        "the other cells' failed uploads count against the cut-off: {fault}"
+    );
+    assert_eq!(report["unexplained"]["count"], 0);
+    let tier = &report["blast_tiers"][0];
+    assert!(tier["failed"].as_u64().is_some_and(|n| n >= 30), "{tier}");
+    assert_eq!(tier["failed"], tier["explained"], "{tier}");
 }

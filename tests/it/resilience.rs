@@ -35,7 +35,7 @@ name = "track the brown-out window"
 tenants = "all"
 scope = "pooled"
 window = "during:brownout"
-expect = ["count >= 0"]
+expect = ["count >= 1"]
 "#,
     );
     let options = LoadOptions {

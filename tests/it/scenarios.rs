@@ -282,3 +282,32 @@ fn twin_summary_names_the_bystanders_that_broke() {
         "{judged:?}"
     );
 }
+
+#[test]
+fn a_scenario_name_instead_of_a_file_suggests_the_file() {
+    // `simulate acmedocs` from the repository root: no such file, but scenarios/acmedocs.toml
+    // exists, and the error says so (without running anything).
+    for file in toml_files("scenarios") {
+        let name = file
+            .file_stem()
+            .expect("file stem")
+            .to_string_lossy()
+            .into_owned();
+        let output = simulate(&[&name]);
+        assert_eq!(code(&output), 2, "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("cannot read {name}"))
+                && stderr.contains(&format!("did you mean scenarios/{name}.toml?")),
+            "{stderr}"
+        );
+    }
+    // A name nothing matches gets no suggestion.
+    let output = simulate(&["no-such-drill"]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("did you mean"),
+        "{}",
+        text(&output)
+    );
+}

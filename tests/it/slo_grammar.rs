@@ -131,7 +131,7 @@ fn evaluates_latency_expectations_exactly() {
     );
     assert_eq!(
         verdict(&exact_scenario(
-            r#""error_rate < 0.001", "availability >= 1""#,
+            r#""error_rate < 0.001", "availability >= 100%""#,
             ""
         ))
         .0,

@@ -115,8 +115,12 @@ impl World<'_, '_> {
         }
         let base = self.pools.len() as u32;
         let system = self.system;
-        for pool in &system.services[s].pools {
+        let service = &system.services[s];
+        for pool in &service.pools {
             self.pools.push(super::pool_state(system, pool));
+            let owner = self.names[tenant as usize];
+            let label = || format!("{}/{} ({owner})", service.name, pool.name);
+            self.series.add_pool(label, pool.workers);
         }
         self.tenant_instances.insert((0, s as u32, tenant), base);
         base
@@ -131,6 +135,13 @@ impl World<'_, '_> {
         }
         self.stations.push(Station::dependency(self.system, d));
         let station = (self.stations.len() - 1) as u32;
+        let (name, owner) = (
+            &self.system.dependencies[d].name,
+            self.names[tenant as usize],
+        );
+        let capacity = self.stations[station as usize].capacity;
+        self.series
+            .add_station(|| format!("{name} ({owner})"), capacity);
         self.tenant_instances.insert((1, d as u32, tenant), station);
         station
     }
@@ -358,8 +369,12 @@ impl World<'_, '_> {
         );
         w.query_since = SimTime::MAX;
         w.station = NONE;
-        self.series
-            .held(tenant as usize, Resource::Connection, since, now);
+        self.series.held(
+            tenant as usize,
+            Resource::Connection { station },
+            since,
+            now,
+        );
         self.leave_dependency(now, station, tenant, queue);
         let rate = {
             let spec = &self.system.dependencies[d];

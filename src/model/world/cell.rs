@@ -170,8 +170,12 @@ impl World<'_, '_> {
                     let _ = admission.release(now, permit, outcome);
                 }
                 if worker_since != SimTime::MAX {
-                    self.series
-                        .held(tenant as usize, Resource::Worker, worker_since, now);
+                    self.series.held(
+                        tenant as usize,
+                        Resource::Worker { pool: pool as u32 },
+                        worker_since,
+                        now,
+                    );
                     self.next_from_queue(now, pool, queue);
                 }
             }
@@ -193,8 +197,12 @@ impl World<'_, '_> {
             self.tenants[tenant as usize].in_flight -= 1;
         }
         if worker_since != SimTime::MAX {
-            self.series
-                .held(tenant as usize, Resource::Worker, worker_since, now);
+            self.series.held(
+                tenant as usize,
+                Resource::Worker { pool: pool as u32 },
+                worker_since,
+                now,
+            );
             self.trace(now, tenant, request_index, attempt, TraceKind::ServiceDone);
             self.next_from_queue(now, pool, queue);
         }

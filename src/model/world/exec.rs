@@ -370,8 +370,12 @@ impl World<'_, '_> {
         w.query_since = SimTime::MAX;
         w.station = NONE;
         w.cancelled = false;
-        self.series
-            .held(tenant as usize, Resource::Connection, since, now);
+        self.series.held(
+            tenant as usize,
+            Resource::Connection { station },
+            since,
+            now,
+        );
         // The error draw of the query that just ended (numbered after it).
         let rate = self.faults.db_error_rate[spec.database];
         let errored = rate > 0.0 && self.query_draw(work, QUERY_ERROR) < rate;

@@ -168,6 +168,8 @@ impl World<'_, '_> {
             .as_ref()
             .map_or(1, |p| p.max_attempts);
         if j.poison {
+            self.metrics
+                .job_attempt_failed(owner as usize, j.submitted_at);
             if max_attempts == 0 || j.attempts < max_attempts {
                 // Retried: back of the tenant's queue.
                 if self.sabotage == Some(Sabotage::TenantlessRetries) {

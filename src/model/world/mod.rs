@@ -969,7 +969,7 @@ impl<'s, 't> World<'s, 't> {
             .then(|| breaker_set(system))
             .flatten();
         let names: Vec<&str> = system.tenants.iter().map(|t| t.name.as_str()).collect();
-        let series = Series::new(
+        let mut series = Series::new(
             system.simulation.duration,
             &system
                 .tiers
@@ -980,6 +980,7 @@ impl<'s, 't> World<'s, 't> {
             &names,
             tracked,
         );
+        record_places(&mut series, system, &regions, &pools, &stations);
         World {
             system,
             end: system.end(),
@@ -1173,7 +1174,7 @@ impl<'s, 't> World<'s, 't> {
             if w.worker_since != SimTime::MAX {
                 self.series.held(
                     w.tenant as usize,
-                    super::series::Resource::Worker,
+                    super::series::Resource::Worker { pool: w.pool },
                     w.worker_since,
                     end,
                 );
@@ -1181,7 +1182,7 @@ impl<'s, 't> World<'s, 't> {
             if w.query_since != SimTime::MAX {
                 self.series.held(
                     w.tenant as usize,
-                    super::series::Resource::Connection,
+                    super::series::Resource::Connection { station: w.station },
                     w.query_since,
                     end,
                 );
@@ -1340,6 +1341,79 @@ fn bulkhead_registry(system: &System) -> BulkheadRegistry<u32, u16> {
         }
     }
     registry
+}
+
+/// Names every pool instance and station made so far to the series, in the model's index
+/// order (the series records the first [`super::series::MAX_PLACES`] of each); instances made
+/// later, per tenant, are named as they are made.
+fn record_places(
+    series: &mut Series,
+    system: &System,
+    regions: &[&str],
+    pools: &[PoolState],
+    stations: &[Station],
+) {
+    use super::topology::Scope;
+    // Where instance `i` of something of `scope` lives, for its label.
+    let place = |scope: Scope, i: usize| -> Option<&str> {
+        match scope {
+            Scope::Cell => system.cells.get(i).map(|c| c.name.as_str()),
+            Scope::Region => regions.get(i).copied(),
+            Scope::Global | Scope::Tenant => None,
+        }
+    };
+    let instances = |scope: Scope| match scope {
+        Scope::Cell => system.cells.len(),
+        Scope::Region => regions.len(),
+        Scope::Global => 1,
+        Scope::Tenant => 0,
+    };
+    let mut pools = pools.iter();
+    for cell in &system.cells {
+        for p in 0..system.cell_pool_count() {
+            if let Some(state) = pools.next() {
+                let label = || format!("{}/{}", cell.name, system.cell_pool_name(p));
+                series.add_pool(label, state.workers);
+            }
+        }
+    }
+    for service in &system.services {
+        for i in 0..instances(service.scope) {
+            let at = place(service.scope, i);
+            for (pool, state) in service.pools.iter().zip(pools.by_ref()) {
+                let label = || match at {
+                    Some(at) => format!("{}/{} ({at})", service.name, pool.name),
+                    None => format!("{}/{}", service.name, pool.name),
+                };
+                series.add_pool(label, state.workers);
+            }
+        }
+    }
+    let mut stations = stations.iter();
+    for d in &system.databases {
+        if let Some(state) = stations.next() {
+            series.add_station(|| d.name.clone(), state.capacity);
+        }
+    }
+    for d in &system.databases {
+        for r in 0..d.replicas.map_or(0, |r| r.count) {
+            if let Some(state) = stations.next() {
+                let label = || format!("{} replica {}", d.name, r + 1);
+                series.add_station(label, state.capacity);
+            }
+        }
+    }
+    for spec in &system.dependencies {
+        for i in 0..instances(spec.scope) {
+            if let Some(state) = stations.next() {
+                let label = || match place(spec.scope, i) {
+                    Some(at) => format!("{} ({at})", spec.name),
+                    None => spec.name.clone(),
+                };
+                series.add_station(label, state.capacity);
+            }
+        }
+    }
 }
 
 /// The state of one pool instance.

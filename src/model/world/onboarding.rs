@@ -624,7 +624,7 @@ impl World<'_, '_> {
         if w.station != NONE {
             self.series.held(
                 w.tenant as usize,
-                SeriesResource::Connection,
+                SeriesResource::Connection { station: w.station },
                 w.query_since,
                 now,
             );
