@@ -233,8 +233,12 @@ impl<'a> Timeline<'a> {
             class_sizes,
             pools: &series.pools,
             stations: &series.stations,
-            // Scenarios have no start time yet (the workloads work adds one).
-            clock_start_s: None,
+            // With `[simulation] start`, the axis reads in clock time at the start's offset.
+            clock_start_s: system
+                .simulation
+                .start
+                .as_ref()
+                .map(|start| start.nanos_of_day() as f64 / 1e9),
         }
     }
 
