@@ -10,6 +10,7 @@ mod services;
 mod topology;
 mod workload;
 
+use crate::text::printable;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::expect::parse_expectation;
@@ -181,23 +182,6 @@ impl Ctx<'_> {
             message: printable(&message),
         };
         self.diagnostics.push((order, diagnostic));
-    }
-}
-
-/// `text` with control characters escaped (`\u{1b}`).
-fn printable(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        text.to_string()
     }
 }
 
