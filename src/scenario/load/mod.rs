@@ -1741,42 +1741,9 @@ fn read_cells(
 
 fn read_api(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<ApiPool> {
     let mut obj = read_table(ctx, node, key, "the API pool table", &spec::API)?;
-    let workers = obj
-        .required(ctx, "workers", "the number of concurrent requests")
-        .and_then(|n| {
-            read_count(
-                ctx,
-                n,
-                &obj.key("workers"),
-                1,
-                &limits::MAX_WORKERS,
-                "a worker count",
-            )
-        });
-    let queue = match obj.node("queue") {
-        Some(n) => read_count(
-            ctx,
-            n,
-            &obj.key("queue"),
-            0,
-            &limits::MAX_QUEUE,
-            "a queue length",
-        ),
-        None => workers.map(|w| w * 16),
-    };
-    let service_time = obj
-        .required(ctx, "service_time", "a distribution")
-        .and_then(|n| read_dist(ctx, n, &obj.key("service_time")));
-    let admission = obj.or(ctx, "admission", true, read_bool);
-    let adaptive = obj.or(ctx, "adaptive", false, read_bool);
+    let pool = topology::read_pool_core(ctx, &mut obj);
     obj.finish(ctx);
-    Some(ApiPool {
-        workers: workers? as u32,
-        queue: queue? as u32,
-        service_time: service_time?,
-        admission: admission?,
-        adaptive: adaptive?,
-    })
+    pool
 }
 
 fn read_job_pool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobPool> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Ctx, Names, claim_name, read_choice, read_count, read_dist, read_duration, read_fraction,
+    Ctx, Names, Obj, claim_name, read_choice, read_count, read_dist, read_duration, read_fraction,
     read_name, read_positive, read_string, read_table_array,
 };
 use crate::model::topology::{
@@ -50,21 +50,14 @@ pub(super) fn read_dependencies(
         &spec::DEPENDENCIES,
         &limits::MAX_DEPENDENCIES,
     ) {
-        let name_node = obj.required(ctx, "name", "a dependency name");
-        let name = name_node
-            .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
-            .filter(|(v, n)| {
-                if taken.contains_key(v) {
-                    ctx.push(
-                        n.origin.clone(),
-                        &obj.key("name"),
-                        format!("{v:?} is already a database's name; a fault's `dependency` must name one thing"),
-                    );
-                    return false;
-                }
-                claim_name(ctx, names, v, n, &obj.key("name"), "dependency")
-            })
-            .map(|(v, _)| v);
+        let name = read_fault_target_name(
+            ctx,
+            &mut obj,
+            taken,
+            names,
+            "dependency",
+            "a database's name",
+        );
         let kinds = "\"object_storage\", \"search\", \"provider\" or \"cache\"";
         let kind_node = obj.required(ctx, "kind", kinds);
         let kind = kind_node.and_then(|n| {
@@ -155,7 +148,7 @@ pub(super) fn read_dependencies(
 }
 
 /// The cache keys of a `kind = "cache"` dependency.
-fn read_cache(ctx: &mut Ctx<'_>, obj: &mut super::Obj<'_>) -> Option<Option<CacheSpec>> {
+fn read_cache(ctx: &mut Ctx<'_>, obj: &mut Obj<'_>) -> Option<Option<CacheSpec>> {
     let capacity = obj
         .required(ctx, "capacity", "the entries one instance holds")
         .and_then(|n| {
@@ -250,21 +243,14 @@ pub(super) fn read_services<'t>(
         &spec::SERVICES,
         &limits::MAX_SERVICES,
     ) {
-        let name_node = obj.required(ctx, "name", "a service name");
-        let name = name_node
-            .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
-            .filter(|(v, n)| {
-                if taken.contains_key(v) {
-                    ctx.push(
-                        n.origin.clone(),
-                        &obj.key("name"),
-                        format!("{v:?} is already a database's or dependency's name; a fault's `dependency` must name one thing"),
-                    );
-                    return false;
-                }
-                claim_name(ctx, names, v, n, &obj.key("name"), "service")
-            })
-            .map(|(v, _)| v);
+        let name = read_fault_target_name(
+            ctx,
+            &mut obj,
+            taken,
+            names,
+            "service",
+            "a database's or dependency's name",
+        );
         let scope = obj.or(ctx, "scope", Scope::Cell, read_scope);
         let mut pool_names = Names::new();
         let pools: Vec<PoolSpec> = match obj.required(ctx, "pools", "a list of pools") {
@@ -593,4 +579,33 @@ pub(super) fn check_instances(
             ),
         );
     }
+}
+
+/// The `name` of a `what` (a dependency or a service) that faults' `dependency` may name:
+/// claimed in `names`, and refused if `taken` (by `taken_as`) already holds it.
+fn read_fault_target_name(
+    ctx: &mut Ctx<'_>,
+    obj: &mut Obj<'_>,
+    taken: &Names,
+    names: &mut Names,
+    what: &str,
+    taken_as: &str,
+) -> Option<String> {
+    let name_node = obj.required(ctx, "name", &format!("a {what} name"));
+    name_node
+        .and_then(|n| read_name(ctx, n, &obj.key("name")).map(|v| (v, n)))
+        .filter(|(v, n)| {
+            if taken.contains_key(v) {
+                ctx.push(
+                    n.origin.clone(),
+                    &obj.key("name"),
+                    format!(
+                        "{v:?} is already {taken_as}; a fault's `dependency` must name one thing"
+                    ),
+                );
+                return false;
+            }
+            claim_name(ctx, names, v, n, &obj.key("name"), what)
+        })
+        .map(|(v, _)| v)
 }

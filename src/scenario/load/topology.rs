@@ -9,7 +9,7 @@ use super::{
     read_name, read_positive, read_positive_duration, read_retry_table, read_string, read_table,
     read_table_array, resolve, suggest, type_error,
 };
-use crate::model::config::Cell;
+use crate::model::config::{ApiPool, Cell};
 use crate::model::topology::{
     CellGroup, Class, ClassShare, DEFAULT_CLASS_NAME, DbTarget, Mix, Op, PoolSpec, Program,
     QueryCount, Replicas,
@@ -64,8 +64,9 @@ pub(super) fn read_named_pool(
     Some(PoolSpec { name, ..pool })
 }
 
-/// The keys of a pool table other than its name.
-fn read_pool_body(ctx: &mut Ctx<'_>, obj: &mut Obj<'_>) -> Option<PoolSpec> {
+/// The keys every worker pool has (a cell's `api` table, `[[pools]]`, a service's pools):
+/// workers, queue, service time, admission, adaptive; every error is reported before `None`.
+pub(super) fn read_pool_core(ctx: &mut Ctx<'_>, obj: &mut Obj<'_>) -> Option<ApiPool> {
     let workers = obj
         .required(ctx, "workers", "the number of concurrent requests")
         .and_then(|n| {
@@ -94,16 +95,29 @@ fn read_pool_body(ctx: &mut Ctx<'_>, obj: &mut Obj<'_>) -> Option<PoolSpec> {
         .and_then(|n| read_dist(ctx, n, &obj.key("service_time")));
     let admission = obj.or(ctx, "admission", true, read_bool);
     let adaptive = obj.or(ctx, "adaptive", false, read_bool);
-    let cap = obj.or(ctx, "max_in_flight_per_tenant", None, |c, n, k| {
-        read_count(c, n, k, 1, &limits::MAX_PER_TENANT, "a request count").map(|m| Some(m as u32))
-    });
-    Some(PoolSpec {
-        name: String::new(),
+    Some(ApiPool {
         workers: workers? as u32,
         queue: queue? as u32,
         service_time: service_time?,
         admission: admission?,
         adaptive: adaptive?,
+    })
+}
+
+/// The keys of a pool table other than its name.
+fn read_pool_body(ctx: &mut Ctx<'_>, obj: &mut Obj<'_>) -> Option<PoolSpec> {
+    let core = read_pool_core(ctx, obj);
+    let cap = obj.or(ctx, "max_in_flight_per_tenant", None, |c, n, k| {
+        read_count(c, n, k, 1, &limits::MAX_PER_TENANT, "a request count").map(|m| Some(m as u32))
+    });
+    let core = core?;
+    Some(PoolSpec {
+        name: String::new(),
+        workers: core.workers,
+        queue: core.queue,
+        service_time: core.service_time,
+        admission: core.admission,
+        adaptive: core.adaptive,
         max_in_flight_per_tenant: cap?,
     })
 }
