@@ -244,6 +244,7 @@ fn prepare_reference(args: &BenchArgs) -> Result<ReferenceRun, String> {
     let text = read_scenario(&args.scenario).map_err(|e| e.to_string())?;
     let base = LoadOptions {
         path: args.scenario.display().to_string(),
+        files: super::input::beside(&args.scenario),
         ..LoadOptions::default()
     };
     let scenario = crate::scenario::load(&text, &base).map_err(|e| e.to_string())?;

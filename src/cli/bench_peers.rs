@@ -129,6 +129,7 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
     })?;
     let base = LoadOptions {
         path: suite.scenario.to_string(),
+        files: super::input::beside(suite.scenario),
         ..LoadOptions::default()
     };
     let scenario = crate::scenario::load(&text, &base).map_err(|e| e.to_string())?;

@@ -543,6 +543,7 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32, card: &mut Scor
                     let options = LoadOptions {
                         path: scenario_path.to_string(),
                         seed: Some(seed),
+                        files: super::input::beside(scenario_path),
                         ..LoadOptions::default()
                     };
                     pipeline::execute(&text, &options)
@@ -576,6 +577,7 @@ pub fn sweep_suite(scenario_path: &str, seeds: u64, rounds: u32, card: &mut Scor
     // One seed by phases: load (parse, validate, place), the simulation, judging + report.
     let options = LoadOptions {
         path: scenario_path.to_string(),
+        files: super::input::beside(scenario_path),
         ..LoadOptions::default()
     };
     let phases = match scale_run_text(&text, &options) {
@@ -657,6 +659,7 @@ pub fn acmedocs_suite(path: &str, card: &mut Scorecard) -> bool {
     };
     let options = LoadOptions {
         path: path.to_string(),
+        files: super::input::beside(path),
         ..LoadOptions::default()
     };
     let started = now();

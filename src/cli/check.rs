@@ -135,6 +135,7 @@ fn check_one(
         path: shown.clone(),
         overrides: args.overrides.set.clone(),
         seed: None,
+        files: super::input::beside(&shown),
     };
     let name = match scenario::load(&text, &options) {
         Ok(s) => {

@@ -56,11 +56,13 @@ pub(super) fn compare_command(program: &str, args: &CompareArgs) -> u8 {
         path: path.clone(),
         overrides: Vec::new(),
         seed: args.seed,
+        files: super::input::beside(&args.scenario),
     };
     let options_b = LoadOptions {
         path,
         overrides: args.set.clone(),
         seed: args.seed,
+        files: super::input::beside(&args.scenario),
     };
     for (options, which) in [
         (&options_a, ""),

@@ -90,6 +90,7 @@ pub(super) fn explore_command(program: &str, args: &ExploreArgs) -> u8 {
         path: args.scenario.display().to_string(),
         overrides: args.overrides.set.clone(),
         seed: None,
+        files: super::input::beside(&args.scenario),
     };
     let loaded = match scenario::load(&text, &base) {
         Ok(s) => s,
@@ -275,6 +276,7 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
         path: args.scenario.display().to_string(),
         overrides: args.overrides.set.clone(),
         seed: Some(args.seed),
+        files: super::input::beside(&args.scenario),
     };
     // Shrinking runs the scenario up to --max-runs times (smaller each time).
     if let Err(e) = scenario::load(&text, &options)
@@ -348,6 +350,8 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
             path: "candidate.toml".into(),
             overrides: Vec::new(),
             seed: None,
+            // A candidate is the scenario cut down: its tables sit beside the original.
+            files: super::input::beside(&args.scenario),
         };
         let fails = pipeline::execute(candidate, &options).is_ok_and(|e| {
             e.report

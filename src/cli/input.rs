@@ -12,6 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::Path;
 
+use crate::model::replay::LogSource;
+use crate::scenario::inputs::{Files, InputFiles};
 use crate::scenario::limits::Limit;
 
 /// What a file is, for the refusal message: "a FIFO", "a character device", "a folder".
@@ -123,6 +125,53 @@ pub fn read_json<T: serde::de::DeserializeOwned>(
     parsed.map_err(|e| {
         crate::text::printable(&format!("error: {} is not {what}: {e}", path.display()))
     })
+}
+
+/// The files a scenario names, read from the scenario's folder (a relative path is relative
+/// to it, as a user expects when the scenario and its table sit side by side).
+#[derive(Debug)]
+pub struct Beside {
+    folder: std::path::PathBuf,
+}
+
+/// File access for a scenario at `scenario`: its tables and logs resolve against its folder.
+pub fn beside(scenario: impl AsRef<Path>) -> Option<Files> {
+    let folder = scenario
+        .as_ref()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Some(Files(std::sync::Arc::new(Beside { folder })))
+}
+
+impl Beside {
+    fn resolve(&self, path: &str) -> std::path::PathBuf {
+        self.folder.join(path)
+    }
+}
+
+/// An error of this module without its `error: ` prefix (the loader places it after a
+/// location and key).
+fn bare(message: String) -> String {
+    message
+        .strip_prefix("error: ")
+        .map(str::to_string)
+        .unwrap_or(message)
+}
+
+impl InputFiles for Beside {
+    fn read(&self, path: &str, limit: &Limit) -> Result<Vec<u8>, String> {
+        read_capped(&self.resolve(path), limit).map_err(bare)
+    }
+
+    fn open(&self, path: &str, limit: &Limit) -> Result<Box<dyn LogSource>, String> {
+        let resolved = self.resolve(path);
+        let (file, size) = open_regular(&resolved).map_err(bare)?;
+        if size > limit.max_int() {
+            return Err(bare(too_large(&resolved, limit)));
+        }
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, file)))
+    }
 }
 
 #[cfg(test)]

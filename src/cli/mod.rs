@@ -14,7 +14,7 @@ mod bench_suites;
 mod check;
 mod compare;
 mod explore;
-mod input;
+pub mod input;
 mod interrupt;
 mod output;
 mod replay;
@@ -690,6 +690,7 @@ fn validate_command(paths: &[PathBuf]) -> u8 {
         let loaded = read_scenario(file).and_then(|text| {
             let options = LoadOptions {
                 path: file.display().to_string(),
+                files: input::beside(file),
                 ..LoadOptions::default()
             };
             scenario::load(&text, &options)

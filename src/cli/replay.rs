@@ -59,14 +59,22 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
         path: report.scenario_file.clone(),
         overrides: report.overrides.clone(),
         seed: Some(report.seed),
+        files: super::input::beside(&report.scenario_file),
     };
     // The report is input like any scenario file: check its work before running it.
     let text_bytes = report.scenario_text.len();
     let checked = scenario::load(&report.scenario_text, &options)
         .map_err(|e| e.to_string())
-        .and_then(|s| check_work(&s, text_bytes, Plan::ONE, args.allow, false));
-    if let Err(e) = checked {
-        eprintln!("{}", printable_lines(&e));
+        .and_then(|s| check_work(&s, text_bytes, Plan::ONE, args.allow, false).map(|()| s));
+    let scenario = match checked {
+        Ok(scenario) => scenario,
+        Err(e) => {
+            eprintln!("{}", printable_lines(&e));
+            return EXIT_INVALID;
+        }
+    };
+    if let Some(problem) = changed_inputs(&report.inputs, &scenario.inputs) {
+        eprintln!("{}", printable(&problem));
         return EXIT_INVALID;
     }
     let executed = match pipeline::execute(&report.scenario_text, &options) {
@@ -106,6 +114,39 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
         printable(new.trim())
     );
     EXIT_NONDETERMINISM
+}
+
+/// Why the files a report's run read differ from what the scenario reads now (a tenant
+/// table or a replayed log changed, went or appeared), if they do.
+fn changed_inputs(
+    recorded: &[scenario::inputs::InputFile],
+    now: &[scenario::inputs::InputFile],
+) -> Option<String> {
+    for was in recorded {
+        match now.iter().find(|f| f.key == was.key) {
+            Some(is) if is.digest != was.digest || is.path != was.path => {
+                return Some(format!(
+                    "error: {} (`{}`) changed since the report was written: {} ({} bytes) then, {} ({} bytes) now; restore the file to replay this report, or run the scenario again",
+                    is.path, was.key, was.digest, was.bytes, is.digest, is.bytes
+                ));
+            }
+            Some(_) => {}
+            None => {
+                return Some(format!(
+                    "error: the report's run read {} (`{}`), which the scenario no longer names",
+                    was.path, was.key
+                ));
+            }
+        }
+    }
+    now.iter()
+        .find(|is| !recorded.iter().any(|was| was.key == is.key))
+        .map(|is| {
+            format!(
+                "error: the scenario now reads {} (`{}`), which the report's run did not",
+                is.path, is.key
+            )
+        })
 }
 
 /// Each line of `text` made printable, the line breaks kept (the loader's messages span lines

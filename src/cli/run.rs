@@ -67,6 +67,7 @@ pub(super) fn run_command(program: &str, args: &RunArgs) -> u8 {
         path: args.scenario.display().to_string(),
         overrides: args.overrides.set.clone(),
         seed: args.seed,
+        files: super::input::beside(&args.scenario),
     };
     // Checked before the run: a refused long run or output folder costs nothing.
     let loaded = match scenario::load(&text, &options) {

@@ -258,6 +258,7 @@ fn load_checked(
         path: path.display().to_string(),
         overrides: overrides.to_vec(),
         seed: None,
+        files: super::input::beside(path),
     };
     let loaded = scenario::load(&text, &options).map_err(|e| {
         eprintln!("{e}");

@@ -56,6 +56,11 @@ pub enum RunError {
         /// The end time the run was heading for.
         end: SimTime,
     },
+    /// An input the model reads during the run (a replayed request log) failed.
+    Input {
+        /// What failed, where.
+        message: String,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -67,6 +72,7 @@ impl fmt::Display for RunError {
                  the model may be in a runaway loop, or the scenario needs more events: \
                  raise it with `--set simulation.max_events=N`"
             ),
+            RunError::Input { message } => write!(f, "{message}"),
         }
     }
 }

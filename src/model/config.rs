@@ -60,6 +60,8 @@ pub struct System {
     pub schedules: Vec<Schedule>,
     /// Workflows, sign-ups, deletions and backups (`[[workflows]]`); empty without them.
     pub lifecycle: Lifecycle,
+    /// A request log replayed as arrivals (`[replay]`), on top of the tenants' own.
+    pub replay: Option<super::replay::ReplayLog>,
 }
 
 /// A named rate multiplier over simulated time (`[[schedules]]`).

@@ -229,6 +229,9 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     if let Some(mark) = phase_marks.as_mut() {
         mark(RunPhase::EventsEnd);
     }
+    if let Some(message) = world.take_replay_error() {
+        return Err(RunError::Input { message });
+    }
     let unaccounted = world.count_in_flight();
     let owners = world.close();
     let lifecycle = world.close_lifecycle(end);
@@ -283,6 +286,7 @@ pub fn estimated_events(system: &System) -> f64 {
         .map(|(i, t)| tenant_estimated_events(system, &spikes, i, t, &[]))
         .sum::<f64>()
         + world::lifecycle_estimated_events(system)
+        + replay_estimated_events(system)
 }
 
 /// [`estimated_events`] of `system` with `extra` load spikes added, each `(tenant, spike)` (an
@@ -403,6 +407,14 @@ pub fn default_event_budget(system: &System) -> u64 {
 }
 
 /// [`default_event_budget`] for a system whose [`estimated_events`] is `estimate`.
+/// Events the replayed log adds to the estimate: each arrival as a request of a plain tenant
+/// with a few retries (the log's tenants' own policies are not looked up per record).
+pub(crate) fn replay_estimated_events(system: &System) -> f64 {
+    system.replay.as_ref().map_or(0.0, |log| {
+        log.arrivals_within(system.simulation.duration) * 40.0
+    })
+}
+
 fn budget_for_estimate(estimate: f64) -> u64 {
     let estimate = estimate * 4.0 + 1e6;
     if estimate >= u64::MAX as f64 {
@@ -453,6 +465,8 @@ pub enum Event {
     DeletionRequest(u32),
     /// A deletion's bound falls due: its ledger must be complete.
     LedgerDue(u32),
+    /// The next record of the replayed request log arrives (`[replay]`; the payload is 0).
+    Replay(u32),
 }
 
 impl Event {
@@ -478,6 +492,7 @@ impl Event {
             Event::WorkflowWake(f) => ("workflow_wake", f),
             Event::DeletionRequest(l) => ("deletion_request", l),
             Event::LedgerDue(f) => ("ledger_due", f),
+            Event::Replay(r) => ("replay", r),
         }
     }
 
@@ -503,6 +518,7 @@ impl Event {
             Event::WorkflowWake(_) => 17,
             Event::DeletionRequest(_) => 18,
             Event::LedgerDue(_) => 19,
+            Event::Replay(_) => 20,
         }
     }
 }

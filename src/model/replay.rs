@@ -693,6 +693,71 @@ impl<R: BufRead + Seek> Replay<R> {
     }
 }
 
+/// A request log as a run reads it: buffered and seekable (to loop), sendable to a sweep's
+/// worker thread. A `BufReader<File>` and a `Cursor<Vec<u8>>` are both.
+pub trait LogSource: BufRead + Seek + Send {}
+
+impl<T: BufRead + Seek + Send> LogSource for T {}
+
+/// Opens the log from its start, once per run (the CLI supplies it: the model does no I/O).
+pub type OpenLog = std::sync::Arc<dyn Fn() -> Result<Box<dyn LogSource>, String> + Send + Sync>;
+
+/// A scenario's `[replay]`: the log, how to read it, how log time maps to simulated time, and
+/// what its pre-scan found (the loader read it whole once, checked every line and took its
+/// digest).
+#[derive(Clone)]
+pub struct ReplayLog {
+    /// The log's path as the scenario writes it (for messages).
+    pub path: String,
+    /// How it is written.
+    pub format: LogFormat,
+    /// The scenario's start, for RFC 3339 timestamps.
+    pub start: Option<ClockInstant>,
+    /// Speed-up, offset and loop period.
+    pub timing: ReplayTiming,
+    /// Opens the log.
+    pub open: OpenLog,
+    /// Its records (one pass).
+    pub records: u64,
+    /// Its log time span: the last record's log time.
+    pub span: SimDuration,
+    /// SHA-256 of its bytes, lowercase hex.
+    pub digest: String,
+}
+
+impl ReplayLog {
+    /// How many replayed arrivals a run of `duration` can see (for the event budget): every
+    /// record of every pass that starts before the end.
+    pub fn arrivals_within(&self, duration: SimDuration) -> f64 {
+        let Some(every) = self.timing.loop_every else {
+            return self.records as f64;
+        };
+        let log_time =
+            duration.saturating_sub(self.timing.offset).as_secs_f64() * self.timing.speedup;
+        let passes = (log_time / every.as_secs_f64()).ceil().max(1.0);
+        passes * self.records as f64
+    }
+
+    /// A fresh replay of the log from its start.
+    pub fn begin(&self) -> Result<Replay<Box<dyn LogSource>>, String> {
+        let source = (self.open)()?;
+        let reader = LogReader::new(source, self.format, self.start);
+        Replay::looping(reader, self.timing)
+    }
+}
+
+impl fmt::Debug for ReplayLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayLog")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("timing", &self.timing)
+            .field("records", &self.records)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;

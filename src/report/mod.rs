@@ -70,6 +70,10 @@ pub struct Report {
     /// the scenario has workflows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onboarding: Option<onboarding::OnboardingReport>,
+    /// Files the scenario read besides itself (tenant tables, a replayed log) with their
+    /// digests: `simulate replay` refuses to rerun when one changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<crate::scenario::inputs::InputFile>,
     /// The scenario file's text, so `simulate replay` can rerun exactly this run.
     pub scenario_text: String,
 }
@@ -693,6 +697,7 @@ pub fn build(
         blast_tiers,
         unexplained,
         onboarding: onboarding::build(scenario, output),
+        inputs: scenario.inputs.clone(),
         scenario_text: invocation.scenario_text.clone(),
     }
 }
@@ -973,6 +978,7 @@ pub(crate) mod fixtures {
             blast_tiers: Vec::new(),
             unexplained: Unexplained::default(),
             onboarding: None,
+            inputs: Vec::new(),
             scenario_text: String::new(),
         }
     }

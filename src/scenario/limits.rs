@@ -235,13 +235,32 @@ pub const MAX_LINE_BYTES: Limit = limit(
     crate::model::replay::MAX_LINE_BYTES as f64,
     "bytes per line of a tenant table or request log",
 );
+/// Largest request log a scenario may replay (read as a stream: this bounds the pre-scan's
+/// time, not memory).
+pub const MAX_LOG_BYTES: Limit = limit(
+    "MAX_LOG_BYTES",
+    17_179_869_184.0,
+    "bytes of a replayed request log",
+);
+/// Most records of a replayed request log.
+pub const MAX_LOG_RECORDS: Limit = limit(
+    "MAX_LOG_RECORDS",
+    1_000_000_000.0,
+    "records of a replayed request log",
+);
+/// Largest speed-up of a replayed log.
+pub const MAX_REPLAY_SPEEDUP: Limit = limit(
+    "MAX_REPLAY_SPEEDUP",
+    1_000_000.0,
+    "times real time for a replayed log",
+);
 /// Longest simulated duration, and longest of any duration in a scenario.
 pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 /// Errors shown for one scenario; the rest are counted.
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the table in docs/limits.md and the schema tests.
-pub const ALL: [Limit; 58] = [
+pub const ALL: [Limit; 61] = [
     MAX_SCENARIO_BYTES,
     MAX_REPORT_BYTES,
     MAX_SWEEP_BYTES,
@@ -297,6 +316,9 @@ pub const ALL: [Limit; 58] = [
     MAX_TABLE_BYTES,
     MAX_TABLE_ROWS,
     MAX_LINE_BYTES,
+    MAX_LOG_BYTES,
+    MAX_LOG_RECORDS,
+    MAX_REPLAY_SPEEDUP,
     MAX_RENEWAL_CV,
     MAX_SCHEDULES,
     MAX_SCHEDULE_POINTS,

@@ -6,6 +6,7 @@
 
 pub mod expect;
 pub mod explore;
+pub mod inputs;
 pub mod limits;
 mod load;
 pub mod memory;
@@ -37,6 +38,8 @@ pub struct Scenario {
     pub slos: Vec<Slo>,
     /// What `simulate explore` may draw, if the file has an `[explore]` table.
     pub explore: Option<explore::ExploreSpec>,
+    /// The files it read besides itself (tenant tables, a replayed log), in the order read.
+    pub inputs: Vec<inputs::InputFile>,
 }
 
 /// Whether each selected tenant must pass, or the selection pooled.

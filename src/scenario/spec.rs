@@ -359,6 +359,12 @@ pub const SCENARIO: TableSpec = TableSpec {
             "tenants (at least one)",
         ),
         key(
+            "replay",
+            Ty::Table(&REPLAY),
+            "none",
+            "a request log replayed as arrivals, on top of the tenants' own",
+        ),
+        key(
             "faults",
             Ty::Tables(&FAULTS, &limits::MAX_FAULTS),
             "none",
@@ -1194,7 +1200,18 @@ pub const TENANTS: TableSpec = TableSpec {
             "1 (no expansion)",
             "expands to `count` identical tenants",
         ),
-        req("tier", Ty::Ref("tier"), "a `[[tiers]]` name"),
+        key(
+            "table",
+            Ty::Text,
+            "none",
+            "a CSV file (relative to the scenario) with one tenant per row: columns `name`, `tier`, `rate` and/or `schedule`, optional `cell`, `region`, `eu_only`, `mix`; the entry's `name` names the group and its other keys apply to every row (see docs/modelling.md)",
+        ),
+        key(
+            "tier",
+            Ty::Ref("tier"),
+            "required (without `table`)",
+            "a `[[tiers]]` name; with `table`, each row's `tier`",
+        ),
         key(
             "cell",
             Ty::Ref("cell"),
@@ -1213,10 +1230,11 @@ pub const TENANTS: TableSpec = TableSpec {
             "false",
             "residency: only EU cells may serve it, at placement and at failover",
         ),
-        req(
+        key(
             "arrival",
             Ty::Table(&ARRIVAL),
-            "the open-loop arrival process",
+            "required (optional with `table` or `[replay]`)",
+            "the open-loop arrival process; with `table`, its rate is for rows without a `rate`; left out in a replay, the tenant sends only the log's requests",
         ),
         key(
             "schedule",
@@ -1271,6 +1289,44 @@ pub const TENANTS: TableSpec = TableSpec {
             Ty::Table(&DELETION),
             "none",
             "the group's members ask to be deleted: access is revoked and the offboarding workflow erases their data",
+        ),
+    ],
+    variants: None,
+};
+
+/// `[replay]`.
+pub const REPLAY: TableSpec = TableSpec {
+    title: "[replay]",
+    doc: "A request log (CSV or JSON Lines: `timestamp`, `tenant`, optional `class`; see docs/modelling.md) replayed as arrivals, read one line at a time. Every record is checked before the run; report.json records the log's digest, and `simulate replay` refuses a report whose log changed.",
+    keys: &[
+        req(
+            "log",
+            Ty::Text,
+            "the log's path, relative to the scenario; `.csv` or `.jsonl`/`.ndjson`",
+        ),
+        key(
+            "speedup",
+            Ty::Positive(&limits::MAX_REPLAY_SPEEDUP),
+            "1",
+            "log time runs this many times faster",
+        ),
+        key(
+            "offset",
+            Ty::Duration,
+            "\"0s\"",
+            "simulated time of log time 0 (an RFC 3339 timestamp's log time is its distance from `[simulation] start`)",
+        ),
+        key(
+            "loop",
+            Ty::Duration,
+            "no looping",
+            "replay the log again every this much log time (every record must come before it)",
+        ),
+        key(
+            "unknown_tier",
+            Ty::Ref("tier"),
+            "unknown tenants are an error",
+            "tenants the log names but the scenario does not declare get this tier and the settings of its first `[[tenants]]` entry, in a group `replayed`, with no traffic of their own",
         ),
     ],
     variants: None,
@@ -2248,6 +2304,7 @@ pub const TABLES: &[(&str, &TableSpec)] = &[
     ("workflows[].steps[]", &WORKFLOW_STEPS),
     ("workflows[].retry", &WORKFLOW_RETRY),
     ("backups", &BACKUPS),
+    ("replay", &REPLAY),
     ("tenants[]", &TENANTS),
     ("tenants[].arrival", &ARRIVAL),
     ("tenants[].arrival.rate", &SIZE),

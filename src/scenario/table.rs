@@ -4,14 +4,14 @@
 //!
 //! The format (RFC 4180 CSV with one record per line, UTF-8, `\n` or `\r\n` line ends):
 //! - the first line that is not a comment is the header: column names, in any order, each at
-//!   most once: `name` and `tier` (required), `rate` and/or `schedule` (at least one of the
-//!   two), `cell`, `region`, `eu_only`, `mix` (optional);
+//!   most once: `name` and `tier` (required), `rate`, `schedule`, `cell`, `region`,
+//!   `eu_only`, `mix` (optional);
 //! - every other line is one tenant with exactly as many fields as the header; lines starting
 //!   with `#` are comments, blank lines are skipped; a UTF-8 byte-order mark is ignored;
 //! - `name`, `tier`, `cell`, `region`, `schedule`: names as in the scenario (`[a-z0-9-]`, not
 //!   starting with a dash, 1 to 64 characters); a tenant name at most once per table;
-//! - `rate`: requests per second, a number above 0 and at most `MAX_RATE`; each row needs a
-//!   rate, a schedule, or both (what a schedule without a rate means is the scenario's rule);
+//! - `rate`: requests per second, a number above 0 and at most `MAX_RATE`; a row without one
+//!   takes the scenario's rule (its entry's `arrival` rate, or in a replay none of its own);
 //! - `eu_only`: `true` or `false` (empty is `false`);
 //! - `mix`: the request-class mix, `class:fraction` pairs separated by `;`, such as
 //!   `api:0.9;report:0.1` (spaces around either separator allowed), each class at most once,
@@ -434,15 +434,6 @@ impl Header {
                 ok = false;
             }
         }
-        if !index.contains_key("rate") && !index.contains_key("schedule") {
-            errors.push(
-                line,
-                0,
-                None,
-                "the header needs a `rate` or a `schedule` column (or both)".into(),
-            );
-            ok = false;
-        }
         ok.then_some(Header {
             line,
             count: fields.len(),
@@ -509,22 +500,6 @@ impl Header {
             },
             _ => None,
         };
-        let rate_written = field("rate").is_some_and(|(t, _)| !t.is_empty());
-        let schedule_written = field("schedule").is_some_and(|(t, _)| !t.is_empty());
-        if !rate_written && !schedule_written {
-            let at = field("rate").or(field("schedule")).map_or(0, |(_, at)| at);
-            let column = if self.index.contains_key("rate") {
-                "rate"
-            } else {
-                "schedule"
-            };
-            errors.push(
-                line,
-                at,
-                Some(column),
-                "each tenant needs a rate or a schedule; both are empty".into(),
-            );
-        }
         let eu_only = match field("eu_only") {
             None | Some(("", _)) | Some(("false", _)) => false,
             Some(("true", _)) => true,
@@ -665,7 +640,6 @@ mod tests {
             "tenants.csv:4:1: column `name`: tenant \"acme\" is already on line 2",
             "tenants.csv:5: expected 5 fields, as in the header on line 1, found 3",
             "tenants.csv:6:5: column `tier`: expected a name of lowercase letters, digits and dashes (not starting with a dash, at most 64 characters), found an empty field",
-            "tenants.csv:6:6: column `rate`: each tenant needs a rate or a schedule",
             "tenants.csv:7:10: column `rate`: 2000000 is above the limit of 1,000,000",
             "tenants.csv:7:19: column `mix`: class \"api\" appears twice",
         ];
@@ -682,17 +656,12 @@ mod tests {
             errors[0].contains("tenants.csv:1:11: unknown column \"rtae\" (did you mean `rate`?)"),
             "{errors:?}"
         );
-        assert!(
-            errors[1].contains("needs a `rate` or a `schedule` column"),
-            "{errors:?}"
-        );
         let errors = errors_of("name,name,tier,rate\n");
         assert!(
             errors[0].contains("1:6: column `name`: this column is named twice"),
             "{errors:?}"
         );
         assert!(errors_of("# only a comment\n")[0].contains("expected a header line"));
-        assert!(errors_of("name,tier\n")[0].contains("needs a `rate` or a `schedule`"));
         let errors = errors_of("name,tier,rate\n\"a\nb\",free,1\n");
         assert!(
             errors[0].contains("2:1: this quoted field has no closing quote"),

@@ -296,6 +296,7 @@ fn big_report(tenants: usize, tiers: usize, failing: usize) -> Report {
         blast_tiers: Vec::new(),
         unexplained: Default::default(),
         onboarding: None,
+        inputs: Vec::new(),
         scenario_text: String::new(),
     }
 }

@@ -14,6 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value as Json, json};
 use tenantsim::pipeline::{self, PipelineError};
+use tenantsim::scenario::inputs::MemoryFiles;
 use tenantsim::scenario::spec::{self, Key, TableSpec, Ty};
 use tenantsim::scenario::tree::{self, Value};
 use tenantsim::scenario::{self, Diagnostic, LoadOptions, ScenarioError, limits};
@@ -80,11 +81,25 @@ fn check_diagnostic(d: &Diagnostic) -> Result<(), String> {
     Ok(())
 }
 
+/// The files the maximal scenario names: a tenant table and a replayed log.
+fn maximal_files() -> MemoryFiles {
+    MemoryFiles::new()
+        .with(
+            "listed.csv",
+            "name,tier,rate,cell\nlisted-a,standard,2,cell-a\nlisted-b,standard,,cell-a\n",
+        )
+        .with(
+            "replayed.csv",
+            "timestamp,tenant,class\n0.5,listed-a,generated\n0.75,listed-b,\n",
+        )
+}
+
 fn load(text: &str) -> Result<scenario::Scenario, ScenarioError> {
     scenario::load(
         text,
         &LoadOptions {
             path: PATH.into(),
+            files: Some(maximal_files().into_files()),
             ..LoadOptions::default()
         },
     )
@@ -1313,20 +1328,40 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                     .replacen("kind = \"onboarding\"", "kind = \"offboarding\"", 1);
                 text.push_str(&format!("workflows = [{onboarding}, {offboarding}]\n"));
             }
-            ("tenants", _) => text.push_str(&format!(
-                "tenants = {}\n",
-                example(key, key.ty, variant, inject)
+            ("tenants", _) => {
+                // A `count` group cannot also come from a table: the group of every other key,
+                // and a second group from the in-memory table `listed.csv` (see `load`).
+                let groups = example(key, key.ty, variant, inject)
                     .replacen(
                         "signup = { workflow = \"heavy\"",
                         "signup = { workflow = \"onboard\"",
-                        1
+                        1,
                     )
                     .replacen(
                         "deletion = { workflow = \"heavy\"",
                         "deletion = { workflow = \"offboard\"",
-                        1
-                    )
-            )),
+                        1,
+                    );
+                assert!(groups.contains(", table = \"generated\""), "{groups}");
+                let groups = groups.replacen(", table = \"generated\"", "", 1);
+                let listed = "{ name = \"listed\", table = \"listed.csv\", \
+                              requests = { generated = 1.0 } }";
+                text.push_str(&format!(
+                    "tenants = [{}, {listed}]\n",
+                    groups
+                        .strip_prefix('[')
+                        .and_then(|g| g.strip_suffix(']'))
+                        .expect("an array")
+                ));
+            }
+            ("replay", _) => {
+                let replay = example(key, key.ty, variant, inject);
+                assert!(replay.contains("log = \"generated\""), "{replay}");
+                text.push_str(&format!(
+                    "replay = {}\n",
+                    replay.replacen("log = \"generated\"", "log = \"replayed.csv\"", 1)
+                ));
+            }
             ("dependencies", Ty::Tables(dependencies, _)) => {
                 let cases = dependencies.variants.expect("kinds").cases;
                 let items: Vec<String> = cases

@@ -19,6 +19,7 @@ mod kernel;
 mod onboarding;
 mod peers;
 mod performance;
+mod replay;
 mod reports;
 mod resilience;
 mod scenarios;

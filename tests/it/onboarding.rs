@@ -20,6 +20,7 @@ fn run_with(text: &str, overrides: &[&str], options: RunOptions<'_>) -> Executed
         path: "test.toml".into(),
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         seed: None,
+        files: None,
     };
     execute_with(text, &load, options)
         .unwrap_or_else(|e| panic!("scenario with {overrides:?} runs: {e}"))

@@ -148,6 +148,7 @@ fn model_run(suite: &Suite, seed: u64) -> Run {
             .into_iter()
             .collect(),
         seed: Some(seed),
+        files: None,
     };
     let executed = pipeline::execute(&text, &options).expect("the bench scenario runs");
     let json: Value = serde_json::from_str(&report::to_json(&executed.report)).expect("json");

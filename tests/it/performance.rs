@@ -19,6 +19,7 @@ fn execute(path: &Path, overrides: &[String], general_paths: bool) -> Executed {
     let options = LoadOptions {
         path: relative(path),
         overrides: overrides.to_vec(),
+        files: tenantsim::cli::input::beside(path),
         ..LoadOptions::default()
     };
     let run = RunOptions {

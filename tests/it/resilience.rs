@@ -42,6 +42,7 @@ expect = ["count >= 1"]
         path: "scenarios/retry-storm.toml".into(),
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         seed: None,
+        files: None,
     };
     execute_with(&text, &options, RunOptions::default())
         .unwrap_or_else(|e| panic!("retry-storm with {overrides:?} runs: {e}"))

@@ -17,6 +17,7 @@ fn run_with(text: &str, overrides: &[&str], options: RunOptions<'_>) -> Executed
         path: "topology.toml".into(),
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         seed: None,
+        files: None,
     };
     execute_with(text, &load, options)
         .unwrap_or_else(|e| panic!("scenario with {overrides:?} runs: {e}\n{text}"))

@@ -16,6 +16,7 @@ fn options(overrides: &[&str]) -> LoadOptions {
         path: "workload.toml".into(),
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         seed: None,
+        files: None,
     }
 }
 

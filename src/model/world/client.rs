@@ -188,7 +188,7 @@ impl World<'_, '_> {
     /// A new request of `tenant`'s `class` (its `index` within the tenant, its `work_key`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn issue(
+    pub(super) fn issue(
         &mut self,
         now: SimTime,
         tenant: u32,
@@ -381,7 +381,7 @@ impl World<'_, '_> {
 
     /// Whether the tenant lifecycle lets `tenant` send requests (it is active).
     #[cold]
-    fn admitted_by_lifecycle(&self, tenant: u32) -> bool {
+    pub(super) fn admitted_by_lifecycle(&self, tenant: u32) -> bool {
         self.lifecycle.as_deref().is_none_or(|l| l.active(tenant))
     }
 

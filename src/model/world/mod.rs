@@ -14,6 +14,7 @@ mod edge;
 mod exec;
 mod jobs;
 mod onboarding;
+mod replayed;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -600,6 +601,10 @@ pub(super) struct World<'s, 't> {
     /// Sign-ups, workflows, deletions (`None` for a scenario without them: then nothing on a
     /// request's path but one test of this field changes).
     lifecycle: Option<Box<onboarding::LifecycleState>>,
+    /// The replayed request log (`None` without `[replay]`).
+    replay: Option<Box<replayed::ReplayState>>,
+    /// Why the replay stopped early (the log could not be opened or changed meanwhile).
+    replay_error: Option<String>,
 }
 
 /// Events the tenant lifecycle adds to the estimate (sign-ups, deletions, their workflows).
@@ -628,6 +633,10 @@ impl<'s, 't> World<'s, 't> {
         sabotage: Option<Sabotage>,
     ) -> Self {
         let streams = Streams::new(system.simulation.seed);
+        let (replay, replay_error) = match replayed::ReplayState::new(system) {
+            Ok(state) => (state, None),
+            Err(message) => (None, Some(message)),
+        };
         // `perturb` is a test hook that plants nondeterminism: it changes the seed of the
         // first tenant's arrivals, as a leaked ambient random source would.
         let perturbed = perturb.map(|salt| Streams::new(system.simulation.seed ^ salt));
@@ -1022,7 +1031,9 @@ impl<'s, 't> World<'s, 't> {
             store: MappingStore::new(),
             fences: system.cells.iter().map(|_| CellFence::new()).collect(),
             tenants_per_cell,
-            estimated_events: estimated_events + onboarding::estimated_events(system),
+            estimated_events: estimated_events
+                + onboarding::estimated_events(system)
+                + super::replay_estimated_events(system),
             placement: super::placing::policy(system.placement.shard_size),
             routing: super::placing::Routing::new(
                 &system.cells,
@@ -1076,7 +1087,14 @@ impl<'s, 't> World<'s, 't> {
             trace,
             lifecycle: (!system.lifecycle.is_empty())
                 .then(|| Box::new(onboarding::LifecycleState::new(system, &streams))),
+            replay,
+            replay_error,
         }
+    }
+
+    /// Why the replay stopped early, if it did.
+    pub(super) fn take_replay_error(&mut self) -> Option<String> {
+        self.replay_error.take()
     }
 
     /// Turns the fast paths off (the `general_paths` test hook of `RunOptions`).
@@ -1099,6 +1117,8 @@ impl<'s, 't> World<'s, 't> {
     /// Places tenants, then schedules the first arrivals, job submissions and fault events.
     pub(super) fn start(&mut self, queue: &mut EventQueue<Event>) {
         self.place_at_start();
+        // A tenant of a replay without a rate of its own sends only the log's requests.
+        let replaying = self.system.replay.is_some();
         for tenant in 0..self.tenants.len() {
             if self
                 .lifecycle
@@ -1108,7 +1128,9 @@ impl<'s, 't> World<'s, 't> {
                 continue; // it signs up later: its arrivals start with its access
             }
             // A general workload's first source is in `sources` (scheduled below).
-            if !self.external_first.get(tenant).copied().unwrap_or(false) {
+            let first_is_external = self.external_first.get(tenant).copied().unwrap_or(false);
+            let log_only = replaying && self.system.tenants[tenant].arrival.rate == 0.0;
+            if !first_is_external && !log_only {
                 let first = self.first_arrival(tenant, SimTime::ZERO);
                 if first < self.end {
                     queue.schedule(first, Event::Arrival(tenant as u32));
@@ -1139,6 +1161,7 @@ impl<'s, 't> World<'s, 't> {
                 .lifecycle
                 .as_deref()
                 .is_some_and(|l| l.starts_inactive(tenant))
+                || (replaying && self.system.tenants[tenant].arrival.rate == 0.0)
             {
                 continue;
             }
@@ -1150,6 +1173,7 @@ impl<'s, 't> World<'s, 't> {
         if self.lifecycle.is_some() {
             self.start_lifecycle(queue);
         }
+        self.start_replay(queue);
         for (i, fault) in self.system.faults.iter().enumerate() {
             queue.schedule(fault.at, Event::FaultStart(i as u32));
             if fault.end() < self.end {
@@ -1272,6 +1296,7 @@ impl Model for World<'_, '_> {
             Event::WorkflowWake(flow) => self.on_workflow_wake(now, flow, queue),
             Event::DeletionRequest(load) => self.on_deletion_request(now, load, queue),
             Event::LedgerDue(flow) => self.on_ledger_due(now, flow, queue),
+            Event::Replay(_) => self.on_replay(now, queue),
         }
     }
 

@@ -6,7 +6,9 @@
 //! file, line, column, the dotted key and what was expected.
 
 mod lifecycle;
+mod replayed;
 mod services;
+mod tables;
 mod topology;
 mod workload;
 
@@ -21,9 +23,10 @@ use super::{Diagnostic, Scenario, ScenarioError, Scope, Slo};
 use crate::components::limiter::Quota;
 use crate::components::retry::{Backoff, BudgetConfig, RetryBudget, RetryPolicy};
 use crate::model::config::{
-    ApiPool, BreakerKey, Breakers, Cell, ConfigLookup, Database, Dependency, Edge, Failover,
-    FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms, MappingPolicy, Migration, Placement,
-    SchedulerMode, Simulation, System, Tenant, TenantGroup, Tier, Window,
+    ApiPool, Arrival, ArrivalProcess, BreakerKey, Breakers, Cell, ConfigLookup, Database,
+    Dependency, Edge, Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms,
+    MappingPolicy, Migration, Placement, SchedulerMode, Simulation, System, Tenant, TenantGroup,
+    Tier, Window,
 };
 use crate::model::dist::Dist;
 use crate::model::metrics::slot as metric_slot;
@@ -39,6 +42,9 @@ pub struct LoadOptions {
     pub overrides: Vec<String>,
     /// `--seed`, which replaces `simulation.seed`.
     pub seed: Option<u64>,
+    /// Reads the files the scenario names (tenant tables, a replayed log); `None` refuses
+    /// such scenarios with an error that says so.
+    pub files: Option<super::inputs::Files>,
 }
 
 /// Default `min_samples` of an SLO.
@@ -52,6 +58,8 @@ pub fn load(text: &str, options: &LoadOptions) -> Result<Scenario, ScenarioError
         overrides: &options.overrides,
         diagnostics: Vec::new(),
         start: None,
+        files: options.files.as_ref(),
+        inputs: Vec::new(),
     };
     if text.len() > limits::MAX_SCENARIO_BYTES.max_int() as usize {
         return Err(ScenarioError {
@@ -143,9 +151,25 @@ struct Ctx<'a> {
     diagnostics: Vec<((usize, usize), Diagnostic)>,
     /// `[simulation] start`, once read: clock times resolve against it.
     start: Option<crate::clock::ClockInstant>,
+    /// Reads the files the scenario names.
+    files: Option<&'a super::inputs::Files>,
+    /// The files read so far, with their digests.
+    inputs: Vec<super::inputs::InputFile>,
 }
 
 impl Ctx<'_> {
+    /// `path` (as a scenario writes it) as seen from where the scenario was named: beside
+    /// the scenario, so messages point at the file the user can open.
+    fn beside(&self, path: &str) -> String {
+        let file = std::path::Path::new(path);
+        match std::path::Path::new(self.path).parent() {
+            Some(folder) if file.is_relative() && !folder.as_os_str().is_empty() => {
+                folder.join(file).display().to_string()
+            }
+            _ => path.to_string(),
+        }
+    }
+
     fn location(&self, origin: &Origin) -> String {
         match origin {
             Origin::Span(span) => {
@@ -167,6 +191,23 @@ impl Ctx<'_> {
             key,
             format!("internal error: {what} (a bug in tenantsim; please report it)"),
         );
+    }
+
+    /// A diagnostic located in another file (a tenant table, a request log), listed where
+    /// the scenario names that file (`origin`).
+    fn push_located(&mut self, origin: &Origin, diagnostic: Diagnostic) {
+        let order = match origin {
+            Origin::Span(span) => (0, span.start),
+            Origin::Override(i) => (1, *i),
+        };
+        self.diagnostics.push((
+            order,
+            Diagnostic {
+                location: printable(&diagnostic.location),
+                key: printable(&diagnostic.key),
+                message: printable(&diagnostic.message),
+            },
+        ));
     }
 
     fn push(&mut self, origin: Origin, key: &str, message: String) {
@@ -252,6 +293,11 @@ impl<'t> Obj<'t> {
                 "the loader requires a key the scenario schema does not declare as required",
             );
         }
+        self.needed(ctx, key, what)
+    }
+
+    /// A key the schema declares optional that this table needs (`tier` without `table`).
+    fn needed(&mut self, ctx: &mut Ctx<'_>, key: &'static str, what: &str) -> Option<&'t Node> {
         let node = self.node(key);
         if node.is_none() {
             let place = if self.path.is_empty() {
@@ -965,26 +1011,39 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     );
     let tenants_node = top.required(ctx, "tenants", "at least one [[tenants]] table");
     let mut loads = lifecycle::Loads::default();
-    let (tenants, groups, target_names) = read_tenants(
+    let tenant_context = TenantContext {
+        tier_names: &tier_names,
+        cell_names: &cell_names,
+        cells: &cells,
+        tiers: &tiers,
+        class_names: &class_names,
+        classes: &classes,
+        programs: &programs,
+        services: &services,
+        placement: placement.as_ref(),
+        schedule_names: &schedule_names,
+        seed: simulation.as_ref().map_or(42, |s| s.seed),
+        replaying: top.node("replay").is_some(),
+        workflow_names: &workflow_names,
+        workflows: &workflows,
+    };
+    let diagnostics_before_tenants = ctx.diagnostics.len();
+    let (mut tenants, mut groups, mut target_names) =
+        read_tenants(ctx, tenants_node, &mut loads, &tenant_context);
+    let tenants_complete = ctx.diagnostics.len() == diagnostics_before_tenants;
+    let replay = replayed::read_replay(
         ctx,
-        tenants_node,
-        &mut loads,
-        &TenantContext {
-            tier_names: &tier_names,
-            cell_names: &cell_names,
-            cells: &cells,
-            tiers: &tiers,
-            class_names: &class_names,
-            classes: &classes,
-            programs: &programs,
-            services: &services,
-            placement: placement.as_ref(),
-            schedule_names: &schedule_names,
-            seed: simulation.as_ref().map_or(42, |s| s.seed),
-            workflow_names: &workflow_names,
-            workflows: &workflows,
+        top.node("replay"),
+        &mut Expansion {
+            tenants: &mut tenants,
+            groups: &mut groups,
+            targets: &mut target_names,
+            total: &mut 0,
         },
+        &tenant_context,
+        tenants_complete,
     );
+    place_tenants(ctx, tenants_node, &mut tenants, &groups, &tenant_context);
     let shares: f64 = tiers.iter().filter_map(|t| t.guaranteed_share).sum();
     if shares > 1.0 + 1e-9 {
         ctx.push(
@@ -1109,9 +1168,11 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
                 deletions: loads.deletions,
                 backups: backups?,
             },
+            replay: replay?,
         },
         slos,
         explore,
+        inputs: std::mem::take(&mut ctx.inputs),
     })
 }
 
@@ -1796,6 +1857,15 @@ fn read_job_pool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobPool> {
     })
 }
 
+/// What `[[tenants]]` entries expand into, as they are read.
+struct Expansion<'a> {
+    tenants: &'a mut Vec<Tenant>,
+    groups: &'a mut Vec<TenantGroup>,
+    targets: &'a mut Targets,
+    /// Tenants so far (for `MAX_TENANTS`).
+    total: &'a mut u64,
+}
+
 /// Tenant and tenant-group names, for fault targets and SLO selectors: `None` marks an entry
 /// that had errors (already reported).
 type Targets = BTreeMap<String, Option<Vec<usize>>>;
@@ -1814,6 +1884,9 @@ struct TenantContext<'a> {
     schedule_names: &'a Names,
     /// The run's seed: a `count` group's member sizes are drawn from streams of it.
     seed: u64,
+    /// The scenario replays a request log: tenants may leave out `arrival` (the log is
+    /// their traffic).
+    replaying: bool,
     workflow_names: &'a Names,
     workflows: &'a [crate::model::lifecycle::WorkflowSpec],
 }
@@ -1824,8 +1897,7 @@ fn read_tenants(
     loads: &mut lifecycle::Loads,
     tc: &TenantContext<'_>,
 ) -> (Vec<Tenant>, Vec<TenantGroup>, Targets) {
-    let (tier_names, cell_names, cells) = (tc.tier_names, tc.cell_names, tc.cells);
-    let shard_size = tc.placement.and_then(|p| p.shard_size);
+    let (tier_names, cell_names) = (tc.tier_names, tc.cell_names);
     let tier_routing = !tc.placement.is_some_and(|p| p.ignore_tier_cells);
     let mut tenants: Vec<Tenant> = Vec::new();
     let mut groups = Vec::new();
@@ -1858,27 +1930,70 @@ fn read_tenants(
             }
             None => None,
         };
-        let count_node = obj.node("count");
+        // A table's rows carry each tenant's name, tier, cell, region and residency; the
+        // entry gives the group's name and what its rows share.
+        let table_node = obj.node("table");
+        let table = match table_node {
+            Some(n) => read_string(
+                ctx,
+                n,
+                &obj.key("table"),
+                "the path of a CSV file, relative to the scenario, such as \"tenants.csv\"",
+            )
+            .map(|path| Some((path, n))),
+            None => Some(None),
+        };
+        if table_node.is_some() {
+            for (key, column) in [
+                ("count", "one row per tenant"),
+                ("tier", "its `tier` column"),
+                ("cell", "its `cell` column"),
+                ("region", "its `region` column"),
+                ("eu_only", "its `eu_only` column"),
+            ] {
+                if let Some(n) = obj.node(key) {
+                    ctx.push(
+                        n.origin.clone(),
+                        &obj.key(key),
+                        format!(
+                            "`{key}` comes from the table ({column}); a `[[tenants]]` entry with `table` cannot set it"
+                        ),
+                    );
+                }
+            }
+        }
+        let count_node = obj.node("count").filter(|_| table_node.is_none());
         let count = match count_node {
             Some(n) => {
                 read_count(ctx, n, &obj.key("count"), 1, &MAX_TENANTS, "a tenant count").map(Some)
             }
             None => Some(None),
         };
-        let tier = obj
-            .required(ctx, "tier", "the name of a [[tiers]] entry")
-            .and_then(|n| resolve(ctx, tier_names, n, &obj.key("tier"), "tier"));
-        let cell = match obj.node("cell") {
+        // A table group's tier is per row: the placeholder is never used.
+        let tier = if table_node.is_some() {
+            Some(usize::MAX)
+        } else {
+            obj.needed(ctx, "tier", "the name of a [[tiers]] entry")
+                .and_then(|n| resolve(ctx, tier_names, n, &obj.key("tier"), "tier"))
+        };
+        let cell = match obj.node("cell").filter(|_| table_node.is_none()) {
             Some(n) => resolve(ctx, cell_names, n, &obj.key("cell"), "cell").map(Some),
             None => Some(None),
         };
-        let arrival_node = obj.required(
-            ctx,
-            "arrival",
-            "an arrival table such as { process = \"poisson\", rate = 10 }",
-        );
-        let arrival =
-            arrival_node.and_then(|n| workload::read_arrival(ctx, n, &obj.key("arrival")));
+        // Optional where rows or the log give the rates: a table's `rate` column, a replay.
+        let arrival_node = if table_node.is_some() || tc.replaying {
+            obj.node("arrival")
+        } else {
+            obj.needed(
+                ctx,
+                "arrival",
+                "an arrival table such as { process = \"poisson\", rate = 10 }",
+            )
+        };
+        let arrival = match arrival_node {
+            Some(n) => workload::read_arrival(ctx, n, &obj.key("arrival")).map(Some),
+            None => Some(None),
+        };
         let schedule = match obj.node("schedule") {
             Some(n) => {
                 resolve(ctx, tc.schedule_names, n, &obj.key("schedule"), "schedule").map(Some)
@@ -1905,8 +2020,14 @@ fn read_tenants(
             Some(n) => read_retry(ctx, n, &obj.key("retry")),
             None => Some((RetryPolicy::NEVER, None)),
         };
-        let region = obj.or(ctx, "region", None, |c, n, k| read_name(c, n, k).map(Some));
-        let eu_only = obj.or(ctx, "eu_only", false, read_bool);
+        let (region, eu_only) = if table_node.is_some() {
+            (Some(None), Some(false))
+        } else {
+            (
+                obj.or(ctx, "region", None, |c, n, k| read_name(c, n, k).map(Some)),
+                obj.or(ctx, "eu_only", false, read_bool),
+            )
+        };
         let writes = obj.or(ctx, "writes", 0.0, |c, n, k| {
             read_fraction(c, n, k, "a fraction of requests")
         });
@@ -1949,6 +2070,9 @@ fn read_tenants(
         let (Some(signup), Some(deletion)) = (signup, deletion) else {
             continue;
         };
+        let Some(table) = table else {
+            continue;
+        };
         let (
             Some(name),
             Some(count),
@@ -1972,7 +2096,65 @@ fn read_tenants(
         else {
             continue;
         };
-        let (arrival, size_law) = arrival;
+        if let Some((path, node)) = table {
+            if let Some((_, (origin, key))) = signup.as_ref().or(deletion.as_ref()) {
+                ctx.push(
+                    origin.clone(),
+                    key,
+                    "sign-ups and deletions are per `count` group; a table's tenants are active from the start".into(),
+                );
+                continue;
+            }
+            tables::expand(
+                ctx,
+                tc,
+                &mut Expansion {
+                    tenants: &mut tenants,
+                    groups: &mut groups,
+                    targets: &mut targets,
+                    total: &mut total,
+                },
+                tables::TableGroup {
+                    name,
+                    key: obj.key("table"),
+                    path,
+                    origin: node.origin.clone(),
+                    arrival,
+                    defaults: Tenant {
+                        name: String::new(),
+                        group: 0,
+                        tier: 0,
+                        cell: 0,
+                        pinned: false,
+                        region: None,
+                        eu_only: false,
+                        arrival: Arrival {
+                            process: ArrivalProcess::Poisson,
+                            rate: 0.0,
+                        },
+                        writes,
+                        db_queries: db_queries as u32,
+                        timeout,
+                        retry,
+                        retry_budget,
+                        jobs,
+                        mix,
+                        schedule,
+                        sized: false,
+                    },
+                    tier_routing,
+                },
+            );
+            continue;
+        }
+        // Without an arrival (a replay's tenant), the tenant sends only the log's requests.
+        let (arrival, size_law) = arrival.unwrap_or((
+            Arrival {
+                process: ArrivalProcess::Poisson,
+                rate: 0.0,
+            },
+            None,
+        ));
         if let (Some(_), None) = (size_law, count) {
             ctx.push(
                 arrival_node.map_or(name_node.origin.clone(), |n| n.origin.clone()),
@@ -1983,30 +2165,8 @@ fn read_tenants(
             );
             continue;
         }
-        if let (Some(c), true, Some(allowed)) = (
-            cell,
-            tier_routing,
-            tc.tiers.get(tier).and_then(|t| t.cells.as_ref()),
-        ) && !allowed.contains(&c)
-        {
-            ctx.push(
-                name_node.origin.clone(),
-                &obj.key("cell"),
-                format!(
-                    "tenant {name:?} is pinned to cell {:?}, which is not among the cells of its tier {:?}",
-                    cells[c].name, tc.tiers[tier].name
-                ),
-            );
-            continue;
-        }
-        if let (Some(c), true) = (cell.and_then(|c| cells.get(c)), eu_only)
-            && !c.eu
-        {
-            ctx.push(
-                name_node.origin.clone(),
-                &obj.key("cell"),
-                format!("tenant {name:?} is eu_only but is pinned to cell {:?}, which is not an EU cell", c.name),
-            );
+        if let Some(problem) = pin_problem(tc, tier_routing, &name, tier, cell, eu_only) {
+            ctx.push(name_node.origin.clone(), &obj.key("cell"), problem);
             continue;
         }
         total += count.unwrap_or(1);
@@ -2041,40 +2201,27 @@ fn read_tenants(
             );
             continue;
         }
-        // A tenant without a pinned cell may be placed in any cell (of its tier's, with
-        // routing by tier), so every candidate must have a database if it queries one.
-        let tier_cells = tc
-            .tiers
-            .get(tier)
-            .and_then(|t| t.cells.as_ref())
-            .filter(|_| tier_routing);
-        let candidates: Vec<&Cell> = match (cell, tier_cells) {
-            (Some(c), _) => vec![&cells[c]],
-            (None, Some(allowed)) => allowed.iter().map(|&c| &cells[c]).collect(),
-            (None, None) => cells.iter().collect(),
-        };
-        let querying = match &mix {
-            None => (db_queries > 0).then(|| "db_queries".to_string()),
-            Some(shares) => shares.iter().find_map(|s| {
-                let class = &tc.classes[s.class as usize];
-                topology::queries_cell_db(class, tc.programs, tc.services, db_queries as u32)
-                    .then(|| format!("requests.{}", class.name))
-            }),
-        };
-        if let Some(what) = querying
-            && let Some(c) = topology::first_cell_without_db(&candidates)
-        {
+        if let Some(problem) = db_problem(
+            tc,
+            tier_routing,
+            &name,
+            tier,
+            cell,
+            mix.as_ref(),
+            db_queries,
+        ) {
             let origin = match (&mix, db_queries_node, mix_node) {
                 (None, Some(n), _) | (Some(_), _, Some(n)) => n.origin.clone(),
                 _ => name_node.origin.clone(),
             };
             ctx.push(
                 origin,
-                &obj.key(if mix.is_some() { "requests" } else { "db_queries" }),
-                format!(
-                    "tenants of {name:?} query their cell's database (`{what}`) but cell {:?} has no `db` (pin them to a cell with one)",
-                    c.name
-                ),
+                &obj.key(if mix.is_some() {
+                    "requests"
+                } else {
+                    "db_queries"
+                }),
+                problem,
             );
             continue;
         }
@@ -2128,16 +2275,32 @@ fn read_tenants(
             tenants: first..tenants.len(),
         });
     }
-    // Unpinned tenants get their starting cell from placement now, so faults can name the
-    // tenants a cell or database outage affects.
+    (tenants, groups, targets)
+}
+
+/// Gives unpinned tenants their starting cell from placement now, so faults can name the
+/// tenants a cell or database outage affects.
+fn place_tenants(
+    ctx: &mut Ctx<'_>,
+    node: Option<&Node>,
+    tenants: &mut [Tenant],
+    groups: &[TenantGroup],
+    tc: &TenantContext<'_>,
+) {
+    let (cell_names, cells) = (tc.cell_names, tc.cells);
+    let shard_size = tc.placement.and_then(|p| p.shard_size);
+    let tier_routing = !tc.placement.is_some_and(|p| p.ignore_tier_cells);
+    let Some(node) = node else {
+        return;
+    };
     // With an invalid cell (already reported), placement would only add confusing errors.
     if cells.is_empty() || cell_names.values().any(Option::is_none) {
-        return (tenants, groups, targets);
+        return;
     }
     let pinned: Vec<Option<usize>> = tenants.iter().map(|t| t.pinned.then_some(t.cell)).collect();
     let policy = crate::model::placing::policy(shard_size);
     let routing = crate::model::placing::Routing::new(cells, tc.tiers, tier_routing);
-    match crate::model::placing::initial_cells(cells, &tenants, &pinned, &policy, &routing) {
+    match crate::model::placing::initial_cells(cells, tenants, &pinned, &policy, &routing) {
         Ok(placed) => {
             for (t, cell) in tenants.iter_mut().zip(placed) {
                 t.cell = cell;
@@ -2176,7 +2339,75 @@ fn read_tenants(
             );
         }
     }
-    (tenants, groups, targets)
+}
+
+/// Why a tenant may not be pinned to `cell`: outside its tier's cells (with routing by tier),
+/// or an EU-only tenant on a cell outside the EU.
+fn pin_problem(
+    tc: &TenantContext<'_>,
+    tier_routing: bool,
+    name: &str,
+    tier: usize,
+    cell: Option<usize>,
+    eu_only: bool,
+) -> Option<String> {
+    let c = cell?;
+    let cells = tc.cells;
+    if let (true, Some(allowed)) = (
+        tier_routing,
+        tc.tiers.get(tier).and_then(|t| t.cells.as_ref()),
+    ) && !allowed.contains(&c)
+    {
+        return Some(format!(
+            "tenant {name:?} is pinned to cell {:?}, which is not among the cells of its tier {:?}",
+            cells[c].name, tc.tiers[tier].name
+        ));
+    }
+    match cells.get(c) {
+        Some(cell) if eu_only && !cell.eu => Some(format!(
+            "tenant {name:?} is eu_only but is pinned to cell {:?}, which is not an EU cell",
+            cell.name
+        )),
+        _ => None,
+    }
+}
+
+/// Why a tenant cannot query its cell's database: a tenant without a pinned cell may be placed
+/// in any cell (of its tier's, with routing by tier), so every candidate must have a database
+/// if it queries one.
+fn db_problem(
+    tc: &TenantContext<'_>,
+    tier_routing: bool,
+    name: &str,
+    tier: usize,
+    cell: Option<usize>,
+    mix: Option<&crate::model::topology::Mix>,
+    db_queries: u64,
+) -> Option<String> {
+    let cells = tc.cells;
+    let tier_cells = tc
+        .tiers
+        .get(tier)
+        .and_then(|t| t.cells.as_ref())
+        .filter(|_| tier_routing);
+    let candidates: Vec<&Cell> = match (cell, tier_cells) {
+        (Some(c), _) => vec![&cells[c]],
+        (None, Some(allowed)) => allowed.iter().map(|&c| &cells[c]).collect(),
+        (None, None) => cells.iter().collect(),
+    };
+    let querying = match mix {
+        None => (db_queries > 0).then(|| "db_queries".to_string()),
+        Some(shares) => shares.iter().find_map(|s| {
+            let class = &tc.classes[s.class as usize];
+            topology::queries_cell_db(class, tc.programs, tc.services, db_queries as u32)
+                .then(|| format!("requests.{}", class.name))
+        }),
+    }?;
+    let c = topology::first_cell_without_db(&candidates)?;
+    Some(format!(
+        "tenants of {name:?} query their cell's database (`{querying}`) but cell {:?} has no `db` (pin them to a cell with one)",
+        c.name
+    ))
 }
 
 fn read_retry(
