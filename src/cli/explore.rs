@@ -409,7 +409,15 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
         out.display(),
         args.seed
     );
-    if let Err(e) = write_atomically(&out, &format!("{header}\n{}", shrunk.text)) {
+    // The shrunk file lives elsewhere: the tables and logs it names, relative to the original
+    // scenario, are rewritten relative to it.
+    let text = relocate_inputs(
+        &shrunk.text,
+        &original.scenario.inputs,
+        &args.scenario,
+        &out,
+    );
+    if let Err(e) = write_atomically(&out, &format!("{header}\n{text}")) {
         eprintln!("error: cannot write {}: {e}", out.display());
         return EXIT_INVALID;
     }
@@ -435,4 +443,62 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
         args.seed
     );
     EXIT_PASS
+}
+
+/// `text` (a scenario as `shrink` writes it) with each input file's key set to the file's path
+/// as seen from `out`'s folder (relative when both folders resolve, else absolute), so a
+/// scenario written away from `scenario` still finds its tables and log. Keys the shrunk text
+/// no longer has (a removed tenant group) are skipped.
+fn relocate_inputs(
+    text: &str,
+    inputs: &[scenario::inputs::InputFile],
+    scenario: &std::path::Path,
+    out: &std::path::Path,
+) -> String {
+    use crate::scenario::tree;
+    if inputs.is_empty() {
+        return text.to_string();
+    }
+    let Ok(mut root) = tree::parse_document(text) else {
+        return text.to_string();
+    };
+    let folder = |p: &std::path::Path| {
+        let parent = p.parent().unwrap_or(std::path::Path::new(""));
+        let parent = if parent.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            parent
+        };
+        let _ = std::fs::create_dir_all(parent);
+        std::fs::canonicalize(parent).ok()
+    };
+    let (Some(from), Some(to)) = (folder(scenario), folder(out)) else {
+        return text.to_string();
+    };
+    for input in inputs {
+        let file = from.join(&input.path);
+        let moved = relative_path(&to, &file).unwrap_or(file);
+        let value = toml::Value::String(moved.display().to_string()).to_string();
+        let _ = tree::apply_override(&mut root, &input.key, tree::parse_override_value(&value, 0));
+    }
+    tree::to_toml(&root)
+}
+
+/// `target` as a path relative to the folder `base` (both absolute), through `..` as needed.
+fn relative_path(base: &std::path::Path, target: &std::path::Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if !base.is_absolute() || !target.is_absolute() {
+        return None;
+    }
+    let base: Vec<Component<'_>> = base.components().collect();
+    let target: Vec<Component<'_>> = target.components().collect();
+    let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    let mut relative = PathBuf::new();
+    for _ in common..base.len() {
+        relative.push("..");
+    }
+    for component in &target[common..] {
+        relative.push(component.as_os_str());
+    }
+    Some(relative)
 }

@@ -472,3 +472,37 @@ fn a_log_in_json_lines_with_clock_times_replays_like_its_csv() {
     );
     assert_eq!(runs[0], runs[1]);
 }
+
+#[test]
+fn a_shrunk_scenario_written_elsewhere_still_finds_its_table_and_log() {
+    let (log_text, _) = log(300);
+    let dir = folder("\n[replay]\nlog = \"traffic.csv\"\n", &log_text);
+    let path = dir.path().join("listed.toml");
+    let scenario = std::fs::read_to_string(&path).expect("scenario")
+        + "\n[[slo]]\nname = \"impossible\"\ntenants = [\"listed\"]\nexpect = [\"p99 < 1us\"]\n\
+           min_samples = 1\n";
+    std::fs::write(&path, scenario).expect("scenario");
+    let output = simulate_in(
+        dir.path(),
+        &[
+            "shrink",
+            "listed.toml",
+            "--seed",
+            "7",
+            "--set",
+            "tenants.listed.timeout=2s",
+            "--out",
+            "deep/er/min.toml",
+        ],
+    );
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let shrunk = std::fs::read_to_string(dir.path().join("deep/er/min.toml")).expect("written");
+    assert!(shrunk.contains("\"../../traffic.csv\""), "{shrunk}");
+    let output = simulate_in(dir.path(), &["run", "deep/er/min.toml", "--quiet"]);
+    assert_eq!(
+        code(&output),
+        1,
+        "it runs and still fails:\n{}",
+        text(&output)
+    );
+}
