@@ -76,7 +76,7 @@ fn spawn(args: &[&str], dir: &Path) -> Child {
         .expect("spawns")
 }
 
-fn mkfifo(path: &Path) {
+pub(crate) fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo")
         .arg(path)
         .status()

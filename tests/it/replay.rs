@@ -506,3 +506,27 @@ fn a_shrunk_scenario_written_elsewhere_still_finds_its_table_and_log() {
         text(&output)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_log_or_table_that_is_a_device_or_a_fifo_is_refused_without_blocking() {
+    for (name, make) in [
+        ("traffic.csv", "device"),
+        ("traffic.csv", "fifo"),
+        ("tenants.csv", "device"),
+        ("tenants.csv", "fifo"),
+    ] {
+        let dir = folder("\n[replay]\nlog = \"traffic.csv\"\n", "timestamp,tenant\n");
+        let path = dir.path().join(name);
+        std::fs::remove_file(&path).expect("remove");
+        if make == "device" {
+            std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink");
+        } else {
+            crate::hostile_io::mkfifo(&path);
+        }
+        let output = simulate_in(dir.path(), &["run", "listed.toml", "--quiet"]);
+        assert_eq!(code(&output), 2, "{name} as a {make}: {}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
+}
