@@ -208,12 +208,16 @@ impl World<'_, '_> {
             budget.on_first_attempt();
         }
         let write = writes > 0.0 && CounterDraws::new(work_key).unit(WRITE_DRAW) < writes;
+        // The first attempt starts here (what `start_attempt` does for a retry), so the new
+        // request is written once rather than written, then looked up and updated.
+        let attempt_id = self.next_attempt_id;
+        self.next_attempt_id += 1;
         let request = self.requests.insert(Request {
             tenant,
-            attempts: 0,
+            attempts: 1,
             issued_at: now,
             work_key,
-            awaiting: 0,
+            awaiting: attempt_id,
             work: u32::MAX,
             retry_due: SimTime::MAX,
             index,
@@ -225,23 +229,18 @@ impl World<'_, '_> {
         self.metrics.issued(t, class, now);
         self.series.issued(t, now);
         self.trace(now, tenant, index, 0, TraceKind::Issued);
-        self.start_attempt_inline(now, request, queue);
+        self.metrics.attempted(t, class, now);
+        self.trace(now, tenant, index, 1, TraceKind::AttemptStart);
+        self.route(now, request, attempt_id, queue);
     }
 
-    /// A new attempt of `request` leaves the client (a retry; a first attempt starts inline in
-    /// `issue`).
+    /// A new attempt of `request` leaves the client (a retry: `issue` starts the first).
     pub(super) fn start_attempt(
         &mut self,
         now: SimTime,
         request: u32,
         queue: &mut EventQueue<Event>,
     ) {
-        self.start_attempt_inline(now, request, queue);
-    }
-
-    /// [`World::start_attempt`], inlined into the arrival: a call per request otherwise.
-    #[inline(always)]
-    fn start_attempt_inline(&mut self, now: SimTime, request: u32, queue: &mut EventQueue<Event>) {
         let attempt_id = self.next_attempt_id;
         self.next_attempt_id += 1;
         let Some(r) = self.requests.get_mut(request) else {
@@ -372,6 +371,9 @@ impl World<'_, '_> {
         }
     }
 
+    // Always inlined: a call per request otherwise (its callers are the completion and the
+    // failure paths).
+    #[inline(always)]
     pub(super) fn finish_request(&mut self, now: SimTime, request: u32, outcome: Outcome) {
         // Copy out the few fields needed and free the slot in place: moving the whole request
         // out of the slab cost a copy per request.
