@@ -568,6 +568,8 @@ pub(super) struct World<'s, 't> {
     /// `replica_base[d]`.
     stations: Vec<Station>,
     replica_base: Vec<u32>,
+    /// Every query step's database, time, factor and statement timeout, per cell.
+    query_table: exec::QueryTable,
     /// Per database with replicas: replication state and which replicas are down.
     replication: Vec<Replication>,
     replica_down: Vec<bool>,
@@ -1046,6 +1048,7 @@ impl<'s, 't> World<'s, 't> {
             cell_pools,
             stations,
             replica_base,
+            query_table: exec::QueryTable::new(system),
             replication: vec![Replication::default(); system.databases.len()],
             replica_down,
             last_write: if any_replicas {
