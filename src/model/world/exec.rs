@@ -124,6 +124,13 @@ impl QueryTable {
     }
 }
 
+/// What `query` needs of a [`QuerySpec`] (the time distribution stays in the table).
+struct QueryRoute {
+    database: usize,
+    replica: bool,
+    own_statement_timeout: Option<SimDuration>,
+}
+
 impl World<'_, '_> {
     /// Runs the work's steps until one has to wait, or completes the work.
     pub(super) fn advance(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
@@ -201,7 +208,7 @@ impl World<'_, '_> {
 
     /// The query step the work is in.
     #[inline]
-    fn query_spec(&self, work: u32) -> Option<QuerySpec> {
+    fn query_spec(&self, work: u32) -> Option<&QuerySpec> {
         let w = self.works.get(work)?;
         let table = &self.query_table;
         let row = if w.query_op == u16::MAX {
@@ -213,9 +220,10 @@ impl World<'_, '_> {
                 Some(&row) => row,
             }
         };
-        *table
+        table
             .specs
             .get(row as usize * table.cells + w.cell as usize)?
+            .as_ref()
     }
 
     /// The uniform draw `sub` of the work's current query (number `queries_done`).
@@ -240,7 +248,11 @@ impl World<'_, '_> {
     /// replica (or the FIFO wait).
     pub(super) fn query(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
         let (Some(spec), Some((tenant, write))) = (
-            self.query_spec(work),
+            self.query_spec(work).map(|s| QueryRoute {
+                database: s.database,
+                replica: s.replica,
+                own_statement_timeout: s.own_statement_timeout,
+            }),
             self.works.get(work).map(|w| (w.tenant, w.write.is_some())),
         ) else {
             // Validation guarantees a querying class's cells have a database.
@@ -321,21 +333,24 @@ impl World<'_, '_> {
         deadline: Option<SimTime>,
         queue: &mut EventQueue<Event>,
     ) {
+        let u = self.query_draw(work, QUERY_TIME);
+        // The spec is read in place (not copied out): only the database and the drawn time
+        // leave it.
         let Some(spec) = self.query_spec(work) else {
             return;
         };
-        let u = self.query_draw(work, QUERY_TIME);
-        let Some(w) = self.works.get_mut(work) else {
-            return;
-        };
-        w.query_since = now;
-        let (tenant, index, attempt, station) = (w.tenant, w.request_index, w.attempt, w.station);
-        let factor = self.faults.db_factor[spec.database] * spec.factor;
+        let database = spec.database;
+        let factor = self.faults.db_factor[database] * spec.factor;
         let mut time = if factor == 1.0 {
             spec.time.quantile(u)
         } else {
             spec.time.scaled(factor).quantile(u)
         };
+        let Some(w) = self.works.get_mut(work) else {
+            return;
+        };
+        w.query_since = now;
+        let (tenant, index, attempt, station) = (w.tenant, w.request_index, w.attempt, w.station);
         let cancelled = deadline.is_some_and(|at| now + time > at);
         if let (true, Some(at)) = (cancelled, deadline) {
             // The server cancels the statement at its timeout: the connection is free then.
@@ -344,10 +359,10 @@ impl World<'_, '_> {
         if let Some(w) = self.works.get_mut(work) {
             w.cancelled = cancelled;
         }
-        if station as usize != spec.database {
+        if station as usize != database {
             self.metrics
                 .count(tenant as usize, Counter::ReplicaRead, now);
-            if self.is_stale(now, tenant, spec.database) {
+            if self.is_stale(now, tenant, database) {
                 self.metrics.count(tenant as usize, Counter::StaleRead, now);
             }
         }
@@ -406,7 +421,7 @@ impl World<'_, '_> {
     }
 
     pub(super) fn on_query_done(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
-        let Some(spec) = self.query_spec(work) else {
+        let Some(database) = self.query_spec(work).map(|s| s.database) else {
             return;
         };
         let Some(w) = self.works.get_mut(work) else {
@@ -432,7 +447,7 @@ impl World<'_, '_> {
             now,
         );
         // The error draw of the query that just ended (numbered after it).
-        let rate = self.faults.db_error_rate[spec.database];
+        let rate = self.faults.db_error_rate[database];
         let errored = rate > 0.0 && self.query_draw(work, QUERY_ERROR) < rate;
         let failed = errored || cancelled;
         self.record_call(now, work, failed && !dead);
