@@ -537,7 +537,9 @@ impl BreakerPolicy {
     }
 
     /// Applies the transitions due by `now` (end of an open pause, probe timeouts) and returns
-    /// `now` clamped to the latest time the breaker has seen.
+    /// `now` clamped to the latest time the breaker has seen. Inlined into its two callers:
+    /// a closed breaker's pass is a few instructions, less than the call.
+    #[inline(always)]
     fn advance(&self, breaker: &mut Breaker, now: SimTime) -> SimTime {
         let now = now.max(breaker.latest);
         breaker.latest = now;
@@ -630,12 +632,18 @@ impl BreakerPolicy {
         // Consecutive buckets are consecutive slots, wrapping once at most: one division.
         let start = (first % u64::from(self.buckets)) as usize;
         let (tail, head) = breaker.window.split_at(start);
-        head.iter()
-            .chain(tail)
-            .take(span)
-            .fold((0, 0), |(calls, failures), b| {
+        // Two plain slices rather than a chained, counted iterator, which compiled to a loop
+        // several times longer (this runs on every recorded call).
+        let from_head = span.min(head.len());
+        let from_tail = (span - from_head).min(tail.len());
+        let sum = |slots: &[Bucket]| {
+            slots.iter().fold((0u64, 0u64), |(calls, failures), b| {
                 (calls + u64::from(b.calls), failures + u64::from(b.failures))
             })
+        };
+        let (head_calls, head_failures) = sum(&head[..from_head]);
+        let (tail_calls, tail_failures) = sum(&tail[..from_tail]);
+        (head_calls + tail_calls, head_failures + tail_failures)
     }
 }
 

@@ -79,7 +79,8 @@ impl World<'_, '_> {
 
     /// The arrival after one at `now` of a tenant's first source. Poisson arrivals restart
     /// their exponential draw at every rate change, which is exact for a piecewise-constant
-    /// rate (memorylessness).
+    /// rate (memorylessness). Inlined into the arrival: a call per request otherwise.
+    #[inline(always)]
     fn next_arrival(&mut self, tenant: usize, now: SimTime) -> SimTime {
         let poisson = self.tenants[tenant].hot.poisson;
         let mut t = now;
@@ -207,12 +208,16 @@ impl World<'_, '_> {
             budget.on_first_attempt();
         }
         let write = writes > 0.0 && CounterDraws::new(work_key).unit(WRITE_DRAW) < writes;
+        // The first attempt starts here (what `start_attempt` does for a retry), so the new
+        // request is written once rather than written, then looked up and updated.
+        let attempt_id = self.next_attempt_id;
+        self.next_attempt_id += 1;
         let request = self.requests.insert(Request {
             tenant,
-            attempts: 0,
+            attempts: 1,
             issued_at: now,
             work_key,
-            awaiting: 0,
+            awaiting: attempt_id,
             work: u32::MAX,
             retry_due: SimTime::MAX,
             index,
@@ -224,10 +229,12 @@ impl World<'_, '_> {
         self.metrics.issued(t, class, now);
         self.series.issued(t, now);
         self.trace(now, tenant, index, 0, TraceKind::Issued);
-        self.start_attempt(now, request, queue);
+        self.metrics.attempted(t, class, now);
+        self.trace(now, tenant, index, 1, TraceKind::AttemptStart);
+        self.route(now, request, attempt_id, queue);
     }
 
-    /// A new attempt of `request` leaves the client.
+    /// A new attempt of `request` leaves the client (a retry: `issue` starts the first).
     pub(super) fn start_attempt(
         &mut self,
         now: SimTime,
@@ -364,19 +371,27 @@ impl World<'_, '_> {
         }
     }
 
+    // Always inlined: a call per request otherwise (its callers are the completion and the
+    // failure paths).
+    #[inline(always)]
     pub(super) fn finish_request(&mut self, now: SimTime, request: u32, outcome: Outcome) {
-        if let Some(r) = self.requests.remove(request) {
-            let latency = now - r.issued_at;
-            self.metrics
-                .finished(r.tenant as usize, r.class, r.issued_at, outcome, latency);
-            self.series.finished(
-                r.tenant as usize,
-                now,
-                (outcome == Outcome::Ok).then_some(latency),
-                outcome == Outcome::Throttled,
-            );
-            self.trace(now, r.tenant, r.index, 0, TraceKind::Finished { outcome });
-        }
+        // Copy out the few fields needed and free the slot in place: moving the whole request
+        // out of the slab cost a copy per request.
+        let Some(r) = self.requests.get(request) else {
+            return;
+        };
+        let (tenant, class, issued_at, index) = (r.tenant, r.class, r.issued_at, r.index);
+        self.requests.free(request);
+        let latency = now - issued_at;
+        self.metrics
+            .finished(tenant as usize, class, issued_at, outcome, latency);
+        self.series.finished(
+            tenant as usize,
+            now,
+            (outcome == Outcome::Ok).then_some(latency),
+            outcome == Outcome::Throttled,
+        );
+        self.trace(now, tenant, index, 0, TraceKind::Finished { outcome });
     }
 
     /// Whether the tenant lifecycle lets `tenant` send requests (it is active).

@@ -97,22 +97,30 @@ impl World<'_, '_> {
         if pool.slowdown != 1.0 {
             service = SimDuration::from_nanos_f64(service.as_nanos() as f64 * pool.slowdown);
         }
-        self.invariants.served(
-            now,
-            tenant,
-            spec.eu_only,
-            self.system.cells[c].eu,
-            self.cell_names[c],
-            &self.names,
-        );
+        // Only an EU-only tenant has a residency to check: the others skip the cell's lookups.
+        if spec.eu_only {
+            self.invariants.served(
+                now,
+                tenant,
+                spec.eu_only,
+                self.system.cells[c].eu,
+                self.cell_names[c],
+                &self.names,
+            );
+        }
         if self.lifecycle.is_some() {
             self.check_access(now, tenant);
         }
 
         // The class's bulkhead in this cell: at most so many of the tenant's requests of the
         // class at once.
-        let bulkhead = match (bulkhead_cap, self.cells[c].bulkheads.as_mut()) {
-            (Some(_), Some(registry)) => match registry.try_acquire(now, &tenant, &class) {
+        // The cell's registry is only looked at for a class with a bulkhead.
+        let registry = match bulkhead_cap {
+            Some(_) => self.cells[c].bulkheads.as_mut(),
+            None => None,
+        };
+        let bulkhead = match registry {
+            Some(registry) => match registry.try_acquire(now, &tenant, &class) {
                 Ok(permit) => Some(permit.id),
                 Err(rejection) => {
                     self.trace(now, tenant, index, attempt, TraceKind::Rejected);
@@ -121,16 +129,16 @@ impl World<'_, '_> {
                     return;
                 }
             },
-            _ => None,
+            None => None,
         };
 
         // Admission into the pool.
-        let tier = &self.system.tiers[tier_index];
+        let tiers = &self.system.tiers;
         let pool = &mut self.pools[pool_index];
         let has_worker = pool.busy < pool.workers;
-        let cap = pool.tenant_cap.or(tier.max_in_flight);
         let permit = match pool.admission.as_mut() {
             Some(admission) => {
+                let cap = pool.tenant_cap.or(tiers[tier_index].max_in_flight);
                 let mut ask = AdmissionRequest::normal(&tenant, tier_index);
                 if let Some(cap) = cap {
                     ask = ask.with_tenant_cap(cap);

@@ -11,6 +11,7 @@ use super::{DRAW_QUERY_ERROR, DRAWS_PER_ATTEMPT, Dep, Event, IMPLICIT_PROGRAM, N
 use crate::components::connection_pool::{QueryId, Requested, StatementTimeout};
 use crate::kernel::EventQueue;
 use crate::kernel::rng::CounterDraws;
+use crate::model::config::System;
 use crate::model::dist::Dist;
 use crate::model::metrics::Counter;
 use crate::model::series::Resource;
@@ -42,6 +43,91 @@ struct QuerySpec {
     time: Dist,
     factor: f64,
     /// The step's own statement timeout (the database's applies otherwise).
+    own_statement_timeout: Option<SimDuration>,
+}
+
+/// Every query step's [`QuerySpec`] in every cell, resolved once when the world is built: the
+/// spec is a pure function of the step (or the implicit program) and the cell, so a query looks
+/// it up instead of rebuilding it from the program (three times per query).
+pub(super) struct QueryTable {
+    /// Cells (the stride of `specs`).
+    cells: usize,
+    /// Per program, the index in `op_slot` of its first step.
+    op_base: Vec<u32>,
+    /// Per step of every program, its row in `specs` ([`NO_ROW`] for a step that is no query).
+    op_slot: Vec<u32>,
+    /// Row by row (row 0: the implicit program's query), one entry per cell: `None` where the
+    /// step has no database there.
+    specs: Vec<Option<QuerySpec>>,
+}
+
+/// `QueryTable::op_slot` of a step that is no query.
+const NO_ROW: u32 = u32::MAX;
+
+impl QueryTable {
+    /// The table of `system`'s programs and cells.
+    pub(super) fn new(system: &System) -> QueryTable {
+        let cells = system.cells.len();
+        let cell_db = |c: usize| system.cells[c].db;
+        // Row 0: the implicit program, on its cell's database at the database's query time.
+        let mut specs: Vec<Option<QuerySpec>> = (0..cells)
+            .map(|c| {
+                cell_db(c).map(|database| QuerySpec {
+                    database,
+                    replica: false,
+                    time: system.databases[database].query_time,
+                    factor: 1.0,
+                    own_statement_timeout: None,
+                })
+            })
+            .collect();
+        let mut op_base = Vec::with_capacity(system.programs.len());
+        let mut op_slot = Vec::new();
+        for program in &system.programs {
+            op_base.push(op_slot.len() as u32);
+            for op in &program.ops {
+                let Op::Query {
+                    database,
+                    replica,
+                    time,
+                    factor,
+                    statement_timeout,
+                    ..
+                } = op
+                else {
+                    op_slot.push(NO_ROW);
+                    continue;
+                };
+                op_slot.push((specs.len() / cells.max(1)) as u32);
+                specs.extend((0..cells).map(|c| {
+                    let database = match database {
+                        DbTarget::Cell => cell_db(c)?,
+                        DbTarget::Named(d) => *d,
+                    };
+                    let db = &system.databases[database];
+                    Some(QuerySpec {
+                        database,
+                        replica: *replica,
+                        time: time.unwrap_or(db.query_time),
+                        factor: *factor,
+                        own_statement_timeout: *statement_timeout,
+                    })
+                }));
+            }
+        }
+        QueryTable {
+            cells,
+            op_base,
+            op_slot,
+            specs,
+        }
+    }
+}
+
+/// What `query` needs of a [`QuerySpec`] (the time distribution stays in the table).
+struct QueryRoute {
+    database: usize,
+    replica: bool,
     own_statement_timeout: Option<SimDuration>,
 }
 
@@ -121,46 +207,23 @@ impl World<'_, '_> {
     }
 
     /// The query step the work is in.
-    fn query_spec(&self, work: u32) -> Option<QuerySpec> {
+    #[inline]
+    fn query_spec(&self, work: u32) -> Option<&QuerySpec> {
         let w = self.works.get(work)?;
-        let cell_db = self.system.cells[w.cell as usize].db;
-        if w.query_op == u16::MAX {
-            let database = cell_db?;
-            let db = &self.system.databases[database];
-            return Some(QuerySpec {
-                database,
-                replica: false,
-                time: db.query_time,
-                factor: 1.0,
-                own_statement_timeout: None,
-            });
-        }
-        let op = self.system.programs[w.program as usize]
-            .ops
-            .get(w.query_op as usize)?;
-        let Op::Query {
-            database,
-            replica,
-            time,
-            factor,
-            statement_timeout,
-            ..
-        } = op
-        else {
-            return None;
+        let table = &self.query_table;
+        let row = if w.query_op == u16::MAX {
+            0
+        } else {
+            let base = *table.op_base.get(w.program as usize)?;
+            match table.op_slot.get((base + u32::from(w.query_op)) as usize) {
+                Some(&NO_ROW) | None => return None,
+                Some(&row) => row,
+            }
         };
-        let database = match database {
-            DbTarget::Cell => cell_db?,
-            DbTarget::Named(d) => *d,
-        };
-        let db = &self.system.databases[database];
-        Some(QuerySpec {
-            database,
-            replica: *replica,
-            time: time.unwrap_or(db.query_time),
-            factor: *factor,
-            own_statement_timeout: *statement_timeout,
-        })
+        table
+            .specs
+            .get(row as usize * table.cells + w.cell as usize)?
+            .as_ref()
     }
 
     /// The uniform draw `sub` of the work's current query (number `queries_done`).
@@ -185,7 +248,11 @@ impl World<'_, '_> {
     /// replica (or the FIFO wait).
     pub(super) fn query(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
         let (Some(spec), Some((tenant, write))) = (
-            self.query_spec(work),
+            self.query_spec(work).map(|s| QueryRoute {
+                database: s.database,
+                replica: s.replica,
+                own_statement_timeout: s.own_statement_timeout,
+            }),
             self.works.get(work).map(|w| (w.tenant, w.write.is_some())),
         ) else {
             // Validation guarantees a querying class's cells have a database.
@@ -266,21 +333,24 @@ impl World<'_, '_> {
         deadline: Option<SimTime>,
         queue: &mut EventQueue<Event>,
     ) {
+        let u = self.query_draw(work, QUERY_TIME);
+        // The spec is read in place (not copied out): only the database and the drawn time
+        // leave it.
         let Some(spec) = self.query_spec(work) else {
             return;
         };
-        let u = self.query_draw(work, QUERY_TIME);
-        let Some(w) = self.works.get_mut(work) else {
-            return;
-        };
-        w.query_since = now;
-        let (tenant, index, attempt, station) = (w.tenant, w.request_index, w.attempt, w.station);
-        let factor = self.faults.db_factor[spec.database] * spec.factor;
+        let database = spec.database;
+        let factor = self.faults.db_factor[database] * spec.factor;
         let mut time = if factor == 1.0 {
             spec.time.quantile(u)
         } else {
             spec.time.scaled(factor).quantile(u)
         };
+        let Some(w) = self.works.get_mut(work) else {
+            return;
+        };
+        w.query_since = now;
+        let (tenant, index, attempt, station) = (w.tenant, w.request_index, w.attempt, w.station);
         let cancelled = deadline.is_some_and(|at| now + time > at);
         if let (true, Some(at)) = (cancelled, deadline) {
             // The server cancels the statement at its timeout: the connection is free then.
@@ -289,10 +359,10 @@ impl World<'_, '_> {
         if let Some(w) = self.works.get_mut(work) {
             w.cancelled = cancelled;
         }
-        if station as usize != spec.database {
+        if station as usize != database {
             self.metrics
                 .count(tenant as usize, Counter::ReplicaRead, now);
-            if self.is_stale(now, tenant, spec.database) {
+            if self.is_stale(now, tenant, database) {
                 self.metrics.count(tenant as usize, Counter::StaleRead, now);
             }
         }
@@ -351,7 +421,7 @@ impl World<'_, '_> {
     }
 
     pub(super) fn on_query_done(&mut self, now: SimTime, work: u32, queue: &mut EventQueue<Event>) {
-        let Some(spec) = self.query_spec(work) else {
+        let Some(database) = self.query_spec(work).map(|s| s.database) else {
             return;
         };
         let Some(w) = self.works.get_mut(work) else {
@@ -377,7 +447,7 @@ impl World<'_, '_> {
             now,
         );
         // The error draw of the query that just ended (numbered after it).
-        let rate = self.faults.db_error_rate[spec.database];
+        let rate = self.faults.db_error_rate[database];
         let errored = rate > 0.0 && self.query_draw(work, QUERY_ERROR) < rate;
         let failed = errored || cancelled;
         self.record_call(now, work, failed && !dead);

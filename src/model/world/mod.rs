@@ -568,6 +568,8 @@ pub(super) struct World<'s, 't> {
     /// `replica_base[d]`.
     stations: Vec<Station>,
     replica_base: Vec<u32>,
+    /// Every query step's database, time, factor and statement timeout, per cell.
+    query_table: exec::QueryTable,
     /// Per database with replicas: replication state and which replicas are down.
     replication: Vec<Replication>,
     replica_down: Vec<bool>,
@@ -1046,6 +1048,7 @@ impl<'s, 't> World<'s, 't> {
             cell_pools,
             stations,
             replica_base,
+            query_table: exec::QueryTable::new(system),
             replication: vec![Replication::default(); system.databases.len()],
             replica_down,
             last_write: if any_replicas {
@@ -1608,15 +1611,20 @@ fn breaker_in(list: &mut BreakerList, dependency: Dep) -> &mut Breaker {
 }
 
 impl World<'_, '_> {
-    /// The breaker policy and the breakers that serve `tenant`, if breakers are on.
-    fn breakers_of(&mut self, tenant: u32) -> Option<(BreakerPolicy, &mut BreakerList)> {
-        let breakers = self.breakers.as_mut()?;
-        let list = if breakers.per_tenant {
+    /// The breaker policy and the breakers that serve `tenant`, if breakers are on. The
+    /// policy is lent, not copied: this runs twice per dependency call.
+    fn breakers_of(&mut self, tenant: u32) -> Option<(&BreakerPolicy, &mut BreakerList)> {
+        let Breakers {
+            policy,
+            per_tenant,
+            shared,
+        } = self.breakers.as_mut()?;
+        let list = if *per_tenant {
             &mut self.tenants[tenant as usize].breakers
         } else {
-            &mut breakers.shared
+            shared
         };
-        Some((breakers.policy, list))
+        Some((policy, list))
     }
 
     /// Asks the breaker for `(tenant, dependency)` to admit a call: `Ok(ticket)` to go ahead
