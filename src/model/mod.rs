@@ -238,7 +238,8 @@ pub fn run(system: &System, options: RunOptions<'_>) -> Result<RunOutput, RunErr
     let invariants = world.invariants;
     let mut metrics = world.metrics;
     metrics.finalize();
-    let series = world.series;
+    let mut series = world.series;
+    series.finalize();
     Ok(RunOutput {
         metrics,
         events: summary.events,

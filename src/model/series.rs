@@ -130,6 +130,14 @@ pub struct Series {
     station_ns: Vec<u64>,
     /// Collection switched off: places are not recorded either.
     off: bool,
+    /// Whole buckets covered by long holdings, as difference arrays parallel to `data`
+    /// (worker, connection, backlog), `pool_ns` and `station_ns`: a holding across `k`
+    /// buckets costs two entries, not `k` (a million exports queued for an hour would
+    /// otherwise touch every bucket of that hour, each). Folded in by [`Series::finalize`];
+    /// empty until a holding spans three buckets or more.
+    cover_data: Vec<[i64; 3]>,
+    cover_pool: Vec<i64>,
+    cover_station: Vec<i64>,
 }
 
 impl Series {
@@ -215,6 +223,9 @@ impl Series {
             pool_ns: Vec::new(),
             station_ns: Vec::new(),
             off: false,
+            cover_data: Vec::new(),
+            cover_pool: Vec::new(),
+            cover_station: Vec::new(),
         }
     }
 
@@ -336,57 +347,126 @@ impl Series {
         let bucket_start = self.cursor_end - self.bucket.as_nanos();
         if from.as_nanos() >= bucket_start {
             let amount = to.as_nanos().saturating_sub(from.as_nanos());
-            let buckets = self.buckets;
-            let b = &mut self.data[class * buckets + bucket];
-            match resource {
-                Resource::Worker { pool } => {
-                    b.worker_ns += amount;
-                    if let Some(x) = self.pool_ns.get_mut(pool as usize * buckets + bucket) {
-                        *x += amount;
-                    }
-                }
-                Resource::Connection { station } => {
-                    b.connection_ns += amount;
-                    if let Some(x) = self.station_ns.get_mut(station as usize * buckets + bucket) {
-                        *x += amount;
-                    }
-                }
-                Resource::Backlog => b.backlog_ns += amount,
-            }
+            self.add(class, resource, bucket, amount);
         } else {
             self.integrate(class, resource, from, to);
         }
     }
 
-    /// Adds `to − from` into the buckets the span covers.
+    /// Adds `to − from` into the buckets the span covers: the partial first and last buckets
+    /// directly, the whole buckets between them through the difference arrays.
     #[cold]
     fn integrate(&mut self, class: usize, resource: Resource, from: SimTime, to: SimTime) {
         let width = self.bucket.as_nanos();
         let buckets = self.buckets;
-        let mut t = from.as_nanos();
+        let t = from.as_nanos();
         let end = to.as_nanos().min(self.end.as_nanos());
-        while t < end {
-            let bucket_end = (t / width + 1) * width;
-            let span = bucket_end.min(end) - t;
-            let bucket = ((t / width) as usize).min(buckets - 1);
-            let b = &mut self.data[class * buckets + bucket];
-            match resource {
-                Resource::Worker { pool } => {
-                    b.worker_ns += span;
-                    if let Some(x) = self.pool_ns.get_mut(pool as usize * buckets + bucket) {
-                        *x += span;
-                    }
-                }
-                Resource::Connection { station } => {
-                    b.connection_ns += span;
-                    if let Some(x) = self.station_ns.get_mut(station as usize * buckets + bucket) {
-                        *x += span;
-                    }
-                }
-                Resource::Backlog => b.backlog_ns += span,
-            }
-            t = bucket_end.min(end);
+        if t >= end {
+            return;
         }
+        let first = (t / width) as usize;
+        let last = ((end - 1) / width) as usize;
+        if last >= buckets || last < first + 2 {
+            // Short, or reaching past the last bucket (which then absorbs the rest): bucket
+            // by bucket.
+            let mut t = t;
+            while t < end {
+                let bucket_end = (t / width + 1) * width;
+                let bucket = ((t / width) as usize).min(buckets - 1);
+                self.add(class, resource, bucket, bucket_end.min(end) - t);
+                t = bucket_end.min(end);
+            }
+            return;
+        }
+        self.add(class, resource, first, (first as u64 + 1) * width - t);
+        self.cover(class, resource, first + 1, last);
+        self.add(class, resource, last, end - last as u64 * width);
+    }
+
+    /// Adds `amount` nanoseconds of `resource` to bucket `bucket` of `class`.
+    #[inline]
+    fn add(&mut self, class: usize, resource: Resource, bucket: usize, amount: u64) {
+        let buckets = self.buckets;
+        let b = &mut self.data[class * buckets + bucket];
+        match resource {
+            Resource::Worker { pool } => {
+                b.worker_ns += amount;
+                if let Some(x) = self.pool_ns.get_mut(pool as usize * buckets + bucket) {
+                    *x += amount;
+                }
+            }
+            Resource::Connection { station } => {
+                b.connection_ns += amount;
+                if let Some(x) = self.station_ns.get_mut(station as usize * buckets + bucket) {
+                    *x += amount;
+                }
+            }
+            Resource::Backlog => b.backlog_ns += amount,
+        }
+    }
+
+    /// Marks buckets `from..to` (whole ones, `to < buckets`) of `class` as covered by one more
+    /// holding of `resource`.
+    fn cover(&mut self, class: usize, resource: Resource, from: usize, to: usize) {
+        let buckets = self.buckets;
+        if self.cover_data.len() < self.data.len() {
+            self.cover_data.resize(self.data.len(), [0; 3]);
+        }
+        let row = class * buckets;
+        let (kind, place) = match resource {
+            Resource::Worker { pool } => (0, Some((true, pool as usize))),
+            Resource::Connection { station } => (1, Some((false, station as usize))),
+            Resource::Backlog => (2, None),
+        };
+        self.cover_data[row + from][kind] += 1;
+        self.cover_data[row + to][kind] -= 1;
+        let (recorded, cover) = match place {
+            Some((true, pool)) => (pool * buckets < self.pool_ns.len(), (pool, true)),
+            Some((false, station)) => (station * buckets < self.station_ns.len(), (station, false)),
+            None => return,
+        };
+        if !recorded {
+            return;
+        }
+        let (index, is_pool) = cover;
+        let (values, diff) = if is_pool {
+            (self.pool_ns.len(), &mut self.cover_pool)
+        } else {
+            (self.station_ns.len(), &mut self.cover_station)
+        };
+        if diff.len() < values {
+            diff.resize(values, 0);
+        }
+        diff[index * buckets + from] += 1;
+        diff[index * buckets + to] -= 1;
+    }
+
+    /// Folds the whole buckets of long holdings into the series; call once the run has ended
+    /// (after the last [`Series::held`]) and before reading buckets. Idempotent.
+    pub fn finalize(&mut self) {
+        let width = self.bucket.as_nanos();
+        let buckets = self.buckets;
+        if buckets == 0 {
+            return;
+        }
+        for kind in 0..3 {
+            let diff: Vec<i64> = self.cover_data.iter().map(|c| c[kind]).collect();
+            let data = &mut self.data;
+            fold_covers(&diff, buckets, width, |i, ns| match kind {
+                0 => data[i].worker_ns += ns,
+                1 => data[i].connection_ns += ns,
+                _ => data[i].backlog_ns += ns,
+            });
+        }
+        let pool_ns = &mut self.pool_ns;
+        fold_covers(&self.cover_pool, buckets, width, |i, ns| pool_ns[i] += ns);
+        let station_ns = &mut self.station_ns;
+        fold_covers(&self.cover_station, buckets, width, |i, ns| {
+            station_ns[i] += ns
+        });
+        self.cover_data.clear();
+        self.cover_pool.clear();
+        self.cover_station.clear();
     }
 
     /// Worker-nanoseconds held in pool `pool` per bucket, in time order (empty if the series
@@ -425,6 +505,20 @@ impl Series {
     /// Start time of bucket `b`.
     pub fn bucket_start(&self, b: usize) -> SimTime {
         SimTime::from_nanos(b as u64 * self.bucket.as_nanos())
+    }
+}
+
+/// Runs each row of `buckets` entries of the difference array `diff` and hands `put` every
+/// slot covered by `k > 0` holdings with its `k` whole buckets of `width` nanoseconds.
+fn fold_covers(diff: &[i64], buckets: usize, width: u64, mut put: impl FnMut(usize, u64)) {
+    for (row, slice) in diff.chunks(buckets).enumerate() {
+        let mut covering = 0i64;
+        for (b, d) in slice.iter().enumerate() {
+            covering += d;
+            if covering > 0 {
+                put(row * buckets + b, covering as u64 * width);
+            }
+        }
     }
 }
 
@@ -468,6 +562,7 @@ mod tests {
         s.held(1, Resource::Worker { pool: 0 }, at(50), at(250));
         s.held(2, Resource::Worker { pool: 1 }, at(50), at(250));
         s.held(3, Resource::Worker { pool: 1 }, at(251), at(252));
+        s.finalize();
         let total: u64 = s.class_buckets(1).iter().map(|b| b.worker_ns).sum();
         assert_eq!(total, 401 * 1_000_000u64);
         let first = s.class_buckets(1)[0].worker_ns;
@@ -483,6 +578,7 @@ mod tests {
             );
         }
         s.held(1, Resource::Connection { station: 0 }, at(10), at(300));
+        s.finalize();
         assert_eq!(s.station_buckets(0).iter().sum::<u64>(), 290 * 1_000_000);
         assert!(s.pool_buckets(2).is_empty() && s.station_buckets(1).is_empty());
         // A holding of a place beyond those recorded counts for its class only.
@@ -490,5 +586,82 @@ mod tests {
         let recorded: u64 = (0..3).map(|p| s.pool_buckets(p).iter().sum::<u64>()).sum();
         assert_eq!(recorded, 401 * 1_000_000);
         assert_eq!(s.pools.len(), 2);
+    }
+
+    /// Long and short holdings of every kind, against a bucket-by-bucket reference written
+    /// here: the difference arrays change no bucket.
+    #[test]
+    fn long_holdings_fold_into_the_same_buckets_as_a_bucket_by_bucket_sum() {
+        let mut s = series();
+        let width = s.bucket.as_nanos();
+        let buckets = s.buckets;
+        let end = s.end().as_nanos();
+        let mut reference = vec![[0u64; 3]; 2 * buckets];
+        let mut pools = vec![0u64; 2 * buckets];
+        let mut stations = vec![0u64; buckets];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |bound: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) % bound
+        };
+        let mut now = 0;
+        for _ in 0..2_000 {
+            now += next(4 * width / 3);
+            if now >= end + width {
+                break;
+            }
+            let from = now.saturating_sub(next(end / 2).min(now));
+            let tenant = 1 + next(3) as usize;
+            let resource = match next(3) {
+                0 => Resource::Worker {
+                    pool: next(3) as u32,
+                },
+                1 => Resource::Connection { station: 0 },
+                _ => Resource::Backlog,
+            };
+            s.held(
+                tenant,
+                resource,
+                SimTime::from_nanos(from),
+                SimTime::from_nanos(now),
+            );
+            let class = s.class_of(tenant).expect("a class");
+            let mut t = from;
+            while t < now.min(end) {
+                let bucket_end = (t / width + 1) * width;
+                let bucket = ((t / width) as usize).min(buckets - 1);
+                let span = bucket_end.min(now.min(end)) - t;
+                let kind = match resource {
+                    Resource::Worker { pool } => {
+                        if let Some(x) = pools.get_mut(pool as usize * buckets + bucket) {
+                            *x += span;
+                        }
+                        0
+                    }
+                    Resource::Connection { .. } => {
+                        stations[bucket] += span;
+                        1
+                    }
+                    Resource::Backlog => 2,
+                };
+                reference[class * buckets + bucket][kind] += span;
+                t = bucket_end.min(now.min(end));
+            }
+        }
+        s.finalize();
+        s.finalize();
+        for class in 0..2 {
+            for (b, bucket) in s.class_buckets(class).iter().enumerate() {
+                let want = reference[class * buckets + b];
+                let got = [bucket.worker_ns, bucket.connection_ns, bucket.backlog_ns];
+                assert_eq!(got, want, "class {class}, bucket {b}");
+            }
+        }
+        for p in 0..2 {
+            assert_eq!(s.pool_buckets(p), &pools[p * buckets..(p + 1) * buckets]);
+        }
+        assert_eq!(s.station_buckets(0), &stations[..]);
     }
 }
