@@ -530,3 +530,38 @@ fn a_log_or_table_that_is_a_device_or_a_fifo_is_refused_without_blocking() {
         assert!(stderr.contains("not a regular file"), "{stderr}");
     }
 }
+
+#[test]
+fn a_row_rate_scales_an_mmpp_entry_to_that_mean_and_keeps_its_shape() {
+    use tenantsim::model::config::ArrivalProcess;
+    let text = scenario_text("").replacen(
+        "arrival = { rate = 4 }",
+        "arrival = { process = \"mmpp\", rates = [1, 9], sojourns = [\"30s\", \"10s\"] }",
+        1,
+    );
+    let files =
+        MemoryFiles::new().with("tenants.csv", "name,tier,rate\nbig,gold,30\nplain,gold,\n");
+    let s = load(&text, files, &[]).expect("loads");
+    let mmpp = |name: &str| {
+        let t = s
+            .system
+            .tenants
+            .iter()
+            .find(|t| t.name == name)
+            .expect(name);
+        match t.arrival.process {
+            ArrivalProcess::Mmpp(m) => (m.mean_rate(), m.rates(), t.arrival.rate),
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    // The entry's MMPP: (1·30 + 9·10) / 40 = 3 per second; `big` is ten times that.
+    let (mean, rates, rate) = mmpp("plain");
+    assert!((mean - 3.0).abs() < 1e-9 && rates == [1.0, 9.0] && (rate - 3.0).abs() < 1e-9);
+    let (mean, rates, rate) = mmpp("big");
+    assert!((mean - 30.0).abs() < 1e-9, "{mean}");
+    assert!(
+        (rates[0] - 10.0).abs() < 1e-9 && (rates[1] - 90.0).abs() < 1e-9,
+        "{rates:?}"
+    );
+    assert_eq!(rate, 30.0);
+}

@@ -4,11 +4,12 @@
 //! that the scenario does not declare when `unknown_tier` says what they are; the run reads it
 //! again as it goes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Read};
 
 use sha2::{Digest, Sha256};
 
+use super::tables::lookup;
 use super::{
     Ctx, Expansion, TenantContext, read_duration, read_positive, read_string, read_table, resolve,
 };
@@ -289,7 +290,8 @@ fn scan(
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), i))
         .collect();
-    let mut unknown: BTreeMap<String, ()> = BTreeMap::new();
+    // The undeclared tenants, for membership, and in order of first mention, for the group.
+    let mut unknown: BTreeSet<String> = BTreeSet::new();
     let mut unknown_order: Vec<String> = Vec::new();
     let mut reader = LogReader::new(source, format, start);
     let mut records = 0u64;
@@ -328,56 +330,42 @@ fn scan(
             ));
         }
         let line = record.line;
-        let tenant: Option<&Tenant> = match declared.get(record.tenant) {
-            Some(&t) => Some(&out.tenants[t]),
-            None => match template {
-                Some(template) => {
-                    if !unknown.contains_key(record.tenant) {
-                        if unknown.len() as u64 >= MAX_TENANTS.max_int() {
-                            return Err((
-                                line.to_string(),
-                                "tenant",
-                                format!(
-                                    "the log names too many tenants: {}",
-                                    MAX_TENANTS.exceeded(unknown.len() + 1)
-                                ),
-                            ));
-                        }
-                        unknown.insert(record.tenant.to_string(), ());
-                        unknown_order.push(record.tenant.to_string());
+        let tenant: &Tenant = match (declared.get(record.tenant), template) {
+            (Some(&t), _) => &out.tenants[t],
+            (None, Some(template)) => {
+                if !unknown.contains(record.tenant) {
+                    if unknown.len() as u64 >= MAX_TENANTS.max_int() {
+                        return Err((
+                            line.to_string(),
+                            "tenant",
+                            format!(
+                                "the log names too many tenants: {}",
+                                MAX_TENANTS.exceeded(unknown.len() + 1)
+                            ),
+                        ));
                     }
-                    Some(template)
+                    unknown.insert(record.tenant.to_string());
+                    unknown_order.push(record.tenant.to_string());
                 }
-                None => {
-                    return Err((
-                        line.to_string(),
-                        "tenant",
-                        format!(
-                            "tenant {:?} is not in the scenario (this is its first line in the log); declare it in [[tenants]], or set `[replay] unknown_tier` to give the log's undeclared tenants a tier",
-                            record.tenant
-                        ),
-                    ));
-                }
-            },
-        };
-        if let (Some(class), Some(tenant)) = (record.class, tenant) {
-            let Some(Some(index)) = tc.class_names.get(class).copied() else {
+                template
+            }
+            (None, None) => {
                 return Err((
                     line.to_string(),
-                    "class",
+                    "tenant",
                     format!(
-                        "no class named {class:?} (defined: {})",
-                        if tc.class_names.is_empty() {
-                            "none: declare [[classes]] or leave the log's class out".to_string()
-                        } else {
-                            tc.class_names
-                                .keys()
-                                .map(String::as_str)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
+                        "tenant {:?} is not in the scenario (this is its first line in the log); declare it in [[tenants]], or set `[replay] unknown_tier` to give the log's undeclared tenants a tier",
+                        record.tenant
                     ),
                 ));
+            }
+        };
+        if let Some(class) = record.class {
+            // A class whose own errors were reported already is not checked again.
+            let Some(index) = lookup(tc.class_names, class, "class")
+                .map_err(|message| (line.to_string(), "class", message))?
+            else {
+                continue;
             };
             let in_mix = tenant
                 .mix

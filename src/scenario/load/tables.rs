@@ -3,7 +3,7 @@
 //! `file:line` with its column; and the reading of any file a scenario names, with its digest.
 
 use super::{Ctx, Expansion, Names, TenantContext, db_problem, pin_problem, suggest};
-use crate::model::arrivals::SizeLaw;
+use crate::model::arrivals::{Mmpp, SizeLaw};
 use crate::model::config::{Arrival, ArrivalProcess, Tenant, TenantGroup};
 use crate::model::topology::{ClassShare, Mix};
 use crate::scenario::Diagnostic;
@@ -86,8 +86,21 @@ fn row_error(
     );
 }
 
+/// The index of `name` in `names` for a row's `column`, or the column and why not (no such
+/// name, or one whose own errors were reported already).
+fn resolve_column(
+    names: &Names,
+    name: &str,
+    what: &str,
+    column: &'static str,
+) -> Result<usize, (&'static str, String)> {
+    lookup(names, name, what)
+        .map_err(|m| (column, m))?
+        .ok_or_else(|| (column, format!("the {what} has errors (reported above)")))
+}
+
 /// A name of the scenario, or why the row's is not one.
-fn lookup(names: &Names, name: &str, what: &str) -> Result<Option<usize>, String> {
+pub(super) fn lookup(names: &Names, name: &str, what: &str) -> Result<Option<usize>, String> {
     match names.get(name) {
         Some(index) => Ok(*index),
         None => {
@@ -205,37 +218,26 @@ fn tenant_of(
     row: &TenantRow,
     index: usize,
 ) -> Result<Tenant, (&'static str, String)> {
-    let tier = lookup(tc.tier_names, &row.tier, "tier")
-        .map_err(|m| ("tier", m))?
-        .ok_or(("tier", "the tier has errors (reported above)".to_string()))?;
+    let tier = resolve_column(tc.tier_names, &row.tier, "tier", "tier")?;
     let cell = match &row.cell {
-        Some(name) => Some(
-            lookup(tc.cell_names, name, "cell")
-                .map_err(|m| ("cell", m))?
-                .ok_or(("cell", "the cell has errors (reported above)".to_string()))?,
-        ),
+        Some(name) => Some(resolve_column(tc.cell_names, name, "cell", "cell")?),
         None => None,
     };
     let schedule = match &row.schedule {
-        Some(name) => Some(
-            lookup(tc.schedule_names, name, "schedule")
-                .map_err(|m| ("schedule", m))?
-                .ok_or((
-                    "schedule",
-                    "the schedule has errors (reported above)".to_string(),
-                ))?,
-        ),
+        Some(name) => Some(resolve_column(
+            tc.schedule_names,
+            name,
+            "schedule",
+            "schedule",
+        )?),
         None => group.defaults.schedule,
     };
     let mix: Option<Mix> = match &row.mix {
         Some(shares) => {
             let mut resolved = Vec::with_capacity(shares.len());
             for (class, share) in shares {
-                let class = lookup(tc.class_names, class, "class")
-                    .map_err(|m| ("mix", m))?
-                    .ok_or(("mix", "the class has errors (reported above)".to_string()))?;
                 resolved.push(ClassShare {
-                    class: class as u16,
+                    class: resolve_column(tc.class_names, class, "class", "mix")? as u16,
                     share: *share,
                 });
             }
@@ -260,6 +262,18 @@ fn tenant_of(
                 ),
             ));
         }
+    };
+    // An MMPP's rates are its own: a row's rate scales both states to that long-run mean, so
+    // the row keeps the entry's burst shape at its own size.
+    let process = match (process, row.rate) {
+        (ArrivalProcess::Mmpp(mmpp), Some(rate)) => {
+            let scale = rate / mmpp.mean_rate();
+            let [calm, burst] = mmpp.rates();
+            Mmpp::new([calm * scale, burst * scale], mmpp.mean_sojourns())
+                .map(ArrivalProcess::Mmpp)
+                .map_err(|e| ("rate", e))?
+        }
+        (process, _) => process,
     };
     if let Some(problem) = pin_problem(tc, group.tier_routing, &row.name, tier, cell, row.eu_only) {
         return Err(("cell", problem));
