@@ -331,6 +331,9 @@ pub struct JobPool {
     pub job_time: Dist,
     /// Attempts per job before it is dead-lettered; 0 retries forever.
     pub max_attempts: u32,
+    /// What a job does after its `job_time`, while it holds its worker (index into
+    /// [`System::programs`]); `None`: nothing. A failed call fails the attempt.
+    pub program: Option<u32>,
 }
 
 /// `[[databases]]`.

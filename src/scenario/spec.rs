@@ -1180,6 +1180,12 @@ pub const JOB_POOL: TableSpec = TableSpec {
             "3",
             "attempts per job before it is dead-lettered; 0 retries forever",
         ),
+        key(
+            "calls",
+            Ty::Steps,
+            "none: a job is its `job_time` alone",
+            "what a job does after its `job_time`, while holding its worker: a list of steps as in `classes.calls`; a failed call fails the attempt, which is retried like a poison job's",
+        ),
     ],
     variants: None,
 };

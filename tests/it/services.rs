@@ -434,18 +434,134 @@ fn a_dependencys_rate_limit_and_quota_refuse_calls_as_429s() {
 }
 
 #[test]
-fn object_storage_outage_without_breakers_holds_the_cells_workers() {
-    // The drill's other twin (the file's `# twin:` is the breakers keyed by dependency).
+fn object_storage_outage_without_breakers_holds_the_cells_workers_and_grows_the_job_backlog() {
+    // The drill's other twin (the file's `# twin:` is the breakers keyed by dependency):
+    // without breakers cell-a's hanging uploads hold its API and job workers, so its API
+    // requests fail and its job backlog grows until jobs wait seconds after the store is back.
+    // As written, the per-(tenant, dependency) breakers keep both bounded.
+    const BACKLOG: &str = "cell-a's job backlog stays bounded";
+    const API: &str = "cell-a's API requests keep their workers";
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = simulate(&[
-        "scenarios/object-storage-outage.toml",
-        "--set",
-        "breakers.enabled=false",
-        "--quiet",
-        "--out",
-        &dir.path().join("run").display().to_string(),
-    ]);
-    assert_eq!(code(&output), 1, "{}", text(&output));
-    let out = String::from_utf8_lossy(&output.stdout);
-    assert!(out.contains("FAIL"), "{out}");
+    let status = |sets: &[&str], name: &str| {
+        let out = dir.path().join(format!("run-{}", sets.len()));
+        let mut args = vec!["scenarios/object-storage-outage.toml", "--quiet", "--out"];
+        let out_text = out.display().to_string();
+        args.push(&out_text);
+        args.extend_from_slice(sets);
+        let output = simulate(&args);
+        assert!(code(&output) <= 1, "{}", text(&output));
+        let report = crate::common::read_report(&out);
+        let slo = report["slos"]
+            .as_array()
+            .expect("slos")
+            .iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .unwrap_or_else(|| panic!("an SLO named {name:?}"))
+            .clone();
+        slo["status"].as_str().expect("status").to_string()
+    };
+    assert_eq!(status(&[], BACKLOG), "pass");
+    assert_eq!(status(&[], API), "pass");
+    assert_eq!(
+        status(&["--set", "breakers.enabled=false"], BACKLOG),
+        "fail"
+    );
+    assert_eq!(status(&["--set", "breakers.enabled=false"], API), "fail");
+}
+
+/// One cell whose job pool uploads each job's result to object storage after its `job_time`
+/// (three attempts per job); `{extra}` adds faults.
+fn job_script_text(extra: &str) -> String {
+    format!(
+        r#"name = "job-script"
+[simulation]
+duration = "60s"
+warmup = "5s"
+[breakers]
+enabled = false
+[[tiers]]
+name = "t"
+rate = 100000
+[[cells]]
+name = "cell-a"
+api = {{ workers = 8, service_time = {{ dist = "constant", value = "1ms" }} }}
+jobs = {{ workers = 4, max_attempts = 3, job_time = {{ dist = "constant", value = "20ms" }}, calls = [{{ dependency = "store", timeout = "1s" }}] }}
+[[dependencies]]
+name = "store"
+kind = "object_storage"
+scope = "cell"
+latency = {{ dist = "constant", value = "30ms" }}
+[[tenants]]
+name = "a"
+count = 2
+tier = "t"
+arrival = {{ rate = 1 }}
+jobs = {{ rate = 5 }}
+{extra}
+"#
+    )
+}
+
+#[test]
+fn a_job_runs_its_pools_calls_and_a_failed_call_fails_the_attempt() {
+    let jobs = |run: &Executed| {
+        let mut total = (0, 0, 0, 0.0_f64);
+        for t in &run.report.tenants {
+            let j = t.jobs.as_ref().expect("jobs");
+            total.0 += j.completed;
+            total.1 += j.dead_lettered;
+            total.2 += j.failed_attempts;
+            if let Some(l) = &j.completion_ms {
+                total.3 = total.3.max(l.p50);
+            }
+        }
+        total
+    };
+    // Healthy: every job completes in its own 20 ms plus the 30 ms upload.
+    let (completed, dead, failed, p50) = jobs(&run(&job_script_text(""), &[]));
+    println!("healthy: {completed} completed, p50 {p50} ms");
+    assert!(completed > 400, "{completed}");
+    assert_eq!((dead, failed), (0, 0));
+    assert!(
+        (p50 - 50.0).abs() < 1.0,
+        "20 ms of job time + 30 ms of upload: {p50}"
+    );
+    // Every upload fails: every attempt fails after its call, the job is dead-lettered after
+    // three attempts, and none completes.
+    let failing = job_script_text(
+        "[[faults]]\nname = \"broken\"\nkind = \"dependency_errors\"\ndependency = \"store\"\nrate = 1.0\nat = \"0s\"\nduration = \"60s\"",
+    );
+    let (completed, dead, failed, _) = jobs(&run(&failing, &[]));
+    println!("failing store: {dead} dead-lettered, {failed} failed attempts");
+    assert_eq!(completed, 0);
+    assert!(dead > 400, "{dead}");
+    assert!(
+        failed >= 3 * dead,
+        "three failed attempts per dead letter: {failed} vs {dead}"
+    );
+    // The store unreachable: each attempt hangs until the call's 1 s timeout, so the four
+    // workers turn over four attempts a second against ten jobs a second: the backlog grows.
+    let down = job_script_text(
+        "[[faults]]\nname = \"cut\"\nkind = \"dependency_outage\"\ndependency = \"store\"\nat = \"0s\"\nduration = \"60s\"",
+    );
+    let hung = run(&down, &[]);
+    let unfinished: u64 = hung
+        .report
+        .tenants
+        .iter()
+        .map(|t| t.jobs.as_ref().map_or(0, |j| j.unfinished))
+        .sum();
+    println!("unreachable store: {unfinished} jobs unfinished at the end");
+    assert!(unfinished > 300, "{unfinished}");
+}
+
+#[test]
+fn a_job_script_is_checked_like_a_class_script() {
+    let text = job_script_text("").replace(
+        "calls = [{ dependency = \"store\"",
+        "calls = [{ dependency = \"stor\"",
+    );
+    let error = load_error(&text);
+    assert!(error.contains("cells.cell-a.jobs.calls"), "{error}");
+    assert!(error.contains("stor"), "{error}");
 }

@@ -318,7 +318,7 @@ impl World<'_, '_> {
         let Some(w) = self.works.get_mut(work) else {
             return;
         };
-        let tenant = w.tenant;
+        let (tenant, kind) = (w.tenant, w.kind);
         let (parent, parent_id, ticket) = match w.links.as_mut() {
             Some(l) => (l.parent, l.parent_id, l.call_ticket.take()),
             None => (NONE, 0, None),
@@ -336,9 +336,11 @@ impl World<'_, '_> {
             Some(false) => AdmissionOutcome::Overload,
             None => AdmissionOutcome::Dropped,
         };
-        self.release(now, work, outcome, queue);
+        let ended = self.release(now, work, outcome, queue);
         if parent != NONE {
             self.child_done(now, parent, parent_id, ok == Some(true), queue);
+        } else if let (WorkKind::Job, Some((job, _))) = (kind, ended) {
+            self.on_job_script_done(now, job, ok, queue);
         }
     }
 

@@ -1,15 +1,20 @@
 //! Background jobs: tenants submit jobs (a Poisson rate and/or a batch); each runs in its
 //! tenant's cell, dispatched to the cell's job workers by the fair scheduler (or FIFO). Poison
-//! jobs fail and are retried up to the pool's `max_attempts`, then dead-lettered.
+//! jobs fail and are retried up to the pool's `max_attempts`, then dead-lettered. A pool with
+//! `calls` runs them after each job's own time, holding the job's worker: a failed call fails
+//! the attempt, which is retried the same way.
 
 use super::client::poisson_after;
-use super::{BgJob, Event, World};
+use super::{BgJob, Event, Work, WorkKind, World};
 use crate::kernel::EventQueue;
-use crate::kernel::rng::CounterDraws;
+use crate::kernel::rng::{CounterDraws, mix64};
 use crate::model::invariants::Sabotage;
 use crate::model::series::Resource;
 use crate::model::trace::TraceKind;
 use crate::time::{NANOS_PER_MICRO, SimTime};
+
+/// Salt of a job script's draws (see [`World::on_job_done`]).
+const SCRIPT_SALT: u64 = 0x10b5_c41f_0000_0000;
 
 impl World<'_, '_> {
     pub(super) fn next_job_arrival(&mut self, tenant: usize, now: SimTime) -> SimTime {
@@ -152,7 +157,53 @@ impl World<'_, '_> {
         }
     }
 
+    /// A job's own time is over: it runs its pool's `calls`, if any, while it keeps its
+    /// worker; otherwise (and always for a poison job, which fails on its own) its attempt
+    /// ends here.
     pub(super) fn on_job_done(&mut self, now: SimTime, job: u32, queue: &mut EventQueue<Event>) {
+        let Some(j) = self.bg_jobs.get(job) else {
+            return;
+        };
+        let (cell, owner, index, attempt, poison) =
+            (j.cell, j.owner, j.index, j.attempts + 1, j.poison);
+        let program = self.system.cells[cell as usize]
+            .jobs
+            .as_ref()
+            .and_then(|p| p.program);
+        let Some(program) = program.filter(|_| !poison) else {
+            self.end_job_attempt(now, job, !poison, queue);
+            return;
+        };
+        // Draws of the script: the job's own key (as at submission), salted, so they do not
+        // repeat the job's time and poison draws; each attempt draws afresh (`attempt`).
+        let key = CounterDraws::new(self.tenants[owner as usize].job_key).word(index);
+        let mut work = Work::detached(WorkKind::Job, job, owner, cell, mix64(key ^ SCRIPT_SALT));
+        work.program = program;
+        work.attempt = attempt;
+        work.request_index = index;
+        // A fresh id: no client awaits it.
+        work.attempt_id = self.next_attempt_id;
+        self.next_attempt_id += 1;
+        let handle = self.works.insert(work);
+        self.advance(now, handle, queue);
+    }
+
+    /// The script of `job`'s attempt ended: succeeded (`Some(true)`), failed (a call failed,
+    /// timed out or was refused) or died with its cell (`None`).
+    pub(super) fn on_job_script_done(
+        &mut self,
+        now: SimTime,
+        job: u32,
+        ok: Option<bool>,
+        queue: &mut EventQueue<Event>,
+    ) {
+        self.end_job_attempt(now, job, ok == Some(true), queue);
+    }
+
+    /// `job`'s attempt ends (`ok` or failed): its worker is free; a failed attempt goes to
+    /// the back of its tenant's queue until the pool's `max_attempts`, then the job is
+    /// dead-lettered.
+    fn end_job_attempt(&mut self, now: SimTime, job: u32, ok: bool, queue: &mut EventQueue<Event>) {
         let Some(j) = self.bg_jobs.get_mut(job) else {
             return;
         };
@@ -167,7 +218,7 @@ impl World<'_, '_> {
             .jobs
             .as_ref()
             .map_or(1, |p| p.max_attempts);
-        if j.poison {
+        if !ok {
             self.metrics
                 .job_attempt_failed(owner as usize, j.submitted_at);
             if max_attempts == 0 || j.attempts < max_attempts {

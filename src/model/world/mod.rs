@@ -113,6 +113,39 @@ impl Work {
     fn links_mut(&mut self) -> &mut Links {
         self.links.get_or_insert_with(|| Box::new(Links::NONE))
     }
+
+    /// A work outside any request's call tree (a workflow's call, a job's script): `request`
+    /// is what it reports to (see [`WorkKind`]); no pool, no parent.
+    fn detached(kind: WorkKind, request: u32, tenant: u32, cell: u32, key: u64) -> Work {
+        Work {
+            request,
+            request_index: 0,
+            attempt_id: 0,
+            kind,
+            links: None,
+            query_id: None,
+            tenant,
+            cell,
+            attempt: 0,
+            class: 0,
+            pc: 0,
+            program: IMPLICIT_PROGRAM,
+            pool: NONE,
+            queries_left: 0,
+            queries_done: 0,
+            query_op: u16::MAX,
+            station: NONE,
+            cancelled: false,
+            work_key: key,
+            service: SimDuration::ZERO,
+            worker_since: SimTime::MAX,
+            query_since: SimTime::MAX,
+            permit: None,
+            ticket: None,
+            write: None,
+            dead: false,
+        }
+    }
 }
 
 /// What a work is: a request's attempt in its cell, or a piece of its call tree.
@@ -129,6 +162,9 @@ enum WorkKind {
     /// A workflow step's call (to a dependency, or the runner's own work): `request` is its
     /// pending call in the lifecycle state, `target` the dependency (or [`NONE`]).
     Workflow,
+    /// A background job's calls after its own time (its pool's `calls`): `request` is the job.
+    /// The job's worker is held by the job pool, not by the work.
+    Job,
 }
 
 /// A missing handle (no parent work, no pool, no station).

@@ -570,7 +570,7 @@ impl World<'_, '_> {
             call,
             provider_key,
         });
-        let mut work = workflow_work(pending, tenant, cell, key);
+        let mut work = Work::detached(WorkKind::Workflow, pending, tenant, cell, key);
         let Some(d) = step.dependency else {
             let time = step.time.quantile(CounterDraws::new(key).unit(DRAW_TIME));
             let handle = self.works.insert(work);
@@ -1264,38 +1264,6 @@ impl World<'_, '_> {
             orphans,
             duplicates: lifecycle.duplicates,
         })
-    }
-}
-
-/// The work of a workflow's call (pending call `pending`, for `tenant` from `cell`).
-fn workflow_work(pending: u32, tenant: u32, cell: u32, key: u64) -> Work {
-    Work {
-        request: pending,
-        request_index: 0,
-        attempt_id: 0,
-        kind: WorkKind::Workflow,
-        links: None,
-        query_id: None,
-        tenant,
-        cell,
-        attempt: 0,
-        class: 0,
-        pc: 0,
-        program: super::IMPLICIT_PROGRAM,
-        pool: NONE,
-        queries_left: 0,
-        queries_done: 0,
-        query_op: u16::MAX,
-        station: NONE,
-        cancelled: false,
-        work_key: key,
-        service: SimDuration::ZERO,
-        worker_since: SimTime::MAX,
-        query_since: SimTime::MAX,
-        permit: None,
-        ticket: None,
-        write: None,
-        dead: false,
     }
 }
 

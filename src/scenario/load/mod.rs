@@ -906,7 +906,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     let databases = read_databases(ctx, top.node("databases"), &mut db_names);
     let mut cell_names = Names::new();
     let cells_node = top.required(ctx, "cells", "at least one [[cells]] table");
-    let cells = read_cells(ctx, cells_node, &db_names, &mut cell_names);
+    let (mut cells, job_scripts) = read_cells(ctx, cells_node, &db_names, &mut cell_names);
     let mut pool_names = Names::new();
     let pools = topology::read_pools(ctx, top.node("pools"), &mut pool_names);
     let mut group_names = Names::new();
@@ -1002,6 +1002,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         &mut class_names,
         &mut programs,
     );
+    compile_job_scripts(ctx, &mut cells, job_scripts, &class_context, &mut programs);
     let mut schedule_names = Names::new();
     let schedules = workload::read_schedules(
         ctx,
@@ -1725,16 +1726,19 @@ fn read_databases(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> 
     databases
 }
 
-fn read_cells(
+/// `[[cells]]`, and per cell the `jobs.calls` script still to compile (once services and
+/// dependencies are known; see [`compile_job_scripts`]).
+fn read_cells<'t>(
     ctx: &mut Ctx<'_>,
-    node: Option<&Node>,
+    node: Option<&'t Node>,
     db_names: &Names,
     names: &mut Names,
-) -> Vec<Cell> {
+) -> (Vec<Cell>, Vec<Option<(&'t Node, String)>>) {
     let Some(node) = node else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut cells = Vec::new();
+    let mut scripts = Vec::new();
     for mut obj in read_table_array(ctx, node, "cells", &spec::CELLS, &limits::MAX_CELLS) {
         let name_node = obj.required(ctx, "name", "a cell name");
         let name = name_node
@@ -1759,6 +1763,13 @@ fn read_cells(
         let jobs = obj.or(ctx, "jobs", None, |c, n, k| {
             read_job_pool(c, n, k).map(Some)
         });
+        let script = obj
+            .node("jobs")
+            .and_then(|n| match &n.value {
+                Value::Table(t) => t.get("calls"),
+                _ => None,
+            })
+            .map(|n| (n, format!("{}.calls", obj.key("jobs"))));
         let capacity = obj.or(ctx, "capacity", None, |c, n, k| {
             read_positive(
                 c,
@@ -1794,10 +1805,27 @@ fn read_cells(
                 capacity,
                 max_tenants,
             });
+            scripts.push(script);
         }
         obj.finish(ctx);
     }
-    cells
+    (cells, scripts)
+}
+
+/// Compiles each cell's `jobs.calls` into a program of its job pool.
+fn compile_job_scripts(
+    ctx: &mut Ctx<'_>,
+    cells: &mut [Cell],
+    scripts: Vec<Option<(&Node, String)>>,
+    context: &topology::ClassContext<'_>,
+    programs: &mut Vec<Program>,
+) {
+    for (cell, script) in cells.iter_mut().zip(scripts) {
+        let (Some(pool), Some((node, key))) = (cell.jobs.as_mut(), script) else {
+            continue;
+        };
+        pool.program = topology::read_program(ctx, node, &key, context, programs);
+    }
 }
 
 fn read_api(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<ApiPool> {
@@ -1838,6 +1866,8 @@ fn read_job_pool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobPool> {
     let job_time = obj
         .required(ctx, "job_time", "a distribution")
         .and_then(|n| read_dist(ctx, n, &obj.key("job_time")));
+    // `calls` is compiled once services and dependencies are known (`compile_job_scripts`).
+    let _ = obj.node("calls");
     let max_attempts = obj.or(ctx, "max_attempts", 3, |c, n, k| {
         read_count(
             c,
@@ -1854,6 +1884,8 @@ fn read_job_pool(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<JobPool> {
         scheduler: scheduler?,
         job_time: job_time?,
         max_attempts: max_attempts? as u32,
+        // Compiled later, with the classes' scripts (see `compile_job_scripts`).
+        program: None,
     })
 }
 
