@@ -1726,6 +1726,9 @@ fn read_databases(ctx: &mut Ctx<'_>, node: Option<&Node>, names: &mut Names) -> 
     databases
 }
 
+/// A cell's `jobs.calls` node and its key, if it has one.
+type JobScript<'t> = Option<(&'t Node, String)>;
+
 /// `[[cells]]`, and per cell the `jobs.calls` script still to compile (once services and
 /// dependencies are known; see [`compile_job_scripts`]).
 fn read_cells<'t>(
@@ -1733,7 +1736,7 @@ fn read_cells<'t>(
     node: Option<&'t Node>,
     db_names: &Names,
     names: &mut Names,
-) -> (Vec<Cell>, Vec<Option<(&'t Node, String)>>) {
+) -> (Vec<Cell>, Vec<JobScript<'t>>) {
     let Some(node) = node else {
         return (Vec::new(), Vec::new());
     };
@@ -1816,7 +1819,7 @@ fn read_cells<'t>(
 fn compile_job_scripts(
     ctx: &mut Ctx<'_>,
     cells: &mut [Cell],
-    scripts: Vec<Option<(&Node, String)>>,
+    scripts: Vec<JobScript<'_>>,
     context: &topology::ClassContext<'_>,
     programs: &mut Vec<Program>,
 ) {
