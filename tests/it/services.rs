@@ -565,3 +565,73 @@ fn a_job_script_is_checked_like_a_class_script() {
     assert!(error.contains("cells.cell-a.jobs.calls"), "{error}");
     assert!(error.contains("stor"), "{error}");
 }
+
+#[test]
+fn a_job_pool_whose_jobs_are_one_call_matches_erlang_c() {
+    // Jobs of no own time whose one call takes Exp(10 ms) at a store of ample concurrency:
+    // the pool of c job workers (FIFO) is an M/M/c queue, and a job's completion time is its
+    // response. Compared with Erlang C: mean and tail quantiles (the report's histogram reads
+    // up to 1 % high).
+    use tenantsim::analytic::MMc;
+    let (c, mean, rho) = (4u32, 0.010, 0.8);
+    let lambda = rho * f64::from(c) / mean;
+    let text = format!(
+        r#"name = "job-mmc"
+[simulation]
+duration = "600s"
+warmup = "10s"
+[breakers]
+enabled = false
+[[tiers]]
+name = "t"
+rate = 100000
+[[cells]]
+name = "cell-a"
+api = {{ workers = 1, service_time = {{ dist = "constant", value = "1ms" }} }}
+jobs = {{ workers = {c}, scheduler = "fifo", job_time = {{ dist = "constant", value = "0s" }}, calls = [{{ dependency = "store" }}] }}
+[[dependencies]]
+name = "store"
+kind = "object_storage"
+scope = "cell"
+concurrency = 1000
+latency = {{ dist = "exponential", mean = "10ms" }}
+[[tenants]]
+name = "a"
+tier = "t"
+arrival = {{ rate = 0.001 }}
+jobs = {{ rate = {lambda} }}
+"#
+    );
+    let r = run(&text, &[]);
+    let jobs = r.report.tenants[0].jobs.as_ref().expect("jobs");
+    let l = jobs.completion_ms.as_ref().expect("completion times");
+    let model = MMc {
+        lambda,
+        mu: 1.0 / mean,
+        c,
+    };
+    println!(
+        "M/M/{c} at rho {rho} from job scripts, {} jobs: mean {:.3} ms (Erlang C {:.3}), p50 {:.3} ({:.3}), p90 {:.3} ({:.3}), p99 {:.3} ({:.3})",
+        jobs.completed,
+        l.mean,
+        model.mean_response() * 1e3,
+        l.p50,
+        model.response_quantile(0.5) * 1e3,
+        l.p90,
+        model.response_quantile(0.9) * 1e3,
+        l.p99,
+        model.response_quantile(0.99) * 1e3,
+    );
+    assert!(jobs.completed > 150_000, "{}", jobs.completed);
+    let close = |observed: f64, expected: f64, tolerance: f64| {
+        assert!(
+            (observed / (expected * 1e3) - 1.0).abs() < tolerance,
+            "{observed} ms vs {} ms",
+            expected * 1e3
+        );
+    };
+    close(l.mean, model.mean_response(), 0.03);
+    close(l.p50, model.response_quantile(0.5), 0.04);
+    close(l.p90, model.response_quantile(0.9), 0.04);
+    close(l.p99, model.response_quantile(0.99), 0.05);
+}
