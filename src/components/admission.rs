@@ -672,8 +672,9 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
         Ok(self.issue(now, request, in_reserve))
     }
 
-    /// Issues an admitted request its permit (in the reserve or charged to the pool).
-    #[inline]
+    /// Issues an admitted request its permit (in the reserve or charged to the pool). Always
+    /// inlined into `try_acquire`'s two admitting paths: it is their whole remaining work.
+    #[inline(always)]
     fn issue(&mut self, now: SimTime, request: Request<'_, T>, in_reserve: bool) -> Permit {
         let p = request.partition;
         let serial = self.next_id;
