@@ -160,7 +160,9 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
-    #[inline]
+    // Always inlined (into `schedule`): out of line it was a call per scheduled event, its
+    // entry and exit 50M instructions of hot-tenant-full's 2,350M.
+    #[inline(always)]
     fn insert_radix(&mut self, time: u64, event: E) {
         let b = bucket_of(time, self.base);
         if b < self.front_b {
@@ -172,8 +174,9 @@ impl<E: Copy> EventQueue<E> {
     }
 
     /// Inserts into the front after every event due at or before `time` (FIFO ties): from the
-    /// back, where an event due after all the others (the usual case) stays.
-    #[inline]
+    /// back, where an event due after all the others (the usual case) stays. Out of line, so
+    /// that the bucket path inlined into every `schedule` stays short.
+    #[inline(never)]
     fn insert_front(&mut self, time: u64, event: E) {
         if self.front.len() == self.front.capacity() && self.front_head * 2 >= self.front.len() {
             // Reuse the consumed half rather than grow: a front that never runs dry (events
