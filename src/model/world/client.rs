@@ -298,7 +298,7 @@ impl World<'_, '_> {
             if deadline > now {
                 break;
             }
-            self.lanes[lane as usize].pending.pop_front();
+            let _ = self.lanes[lane as usize].pending.pop_front();
             if self.lanes[lane as usize].calls {
                 // A call's timeout: `request` is the callee's work, `attempt_id` its id.
                 self.call_timed_out(now, request, attempt_id, queue);
