@@ -464,6 +464,10 @@ pub struct AdmissionController<T> {
     reserve_in_use: u32,
     /// Permits issued so far (the next permit's serial).
     next_id: u64,
+    /// No critical reserve and no partition guarantee (what a pool without tier shares has):
+    /// the capacity rule is then `in_flight < limit` alone, and a request needs none of the
+    /// per-partition sums.
+    plain: bool,
 }
 
 /// One slot of the permit table.
@@ -556,6 +560,7 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
                 })
             }
         };
+        let plain = reserve_ppm == 0 && partitions.iter().all(|p| p.guaranteed_ppm == 0);
         Ok(AdmissionController {
             limit: config.limit,
             reserve_ppm,
@@ -570,6 +575,7 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
             critical_in_pool: BTreeSet::new(),
             reserve_in_use: 0,
             next_id: 0,
+            plain,
         })
     }
 
@@ -629,6 +635,19 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
 
         let in_flight = self.in_flight();
         let fits_limit = in_flight < self.limit;
+        if self.plain {
+            // With no reserve and no guarantees every share is zero: nothing is held in the
+            // reserve, no partition is within its guarantee (so none reclaims), nothing can be
+            // lent, and the pool rule comes down to `in_flight < limit`; nor is a normal request
+            // ever refused for good (the limit is at least 1).
+            if !fits_limit {
+                return Err(Rejection {
+                    reason: Reason::PoolFull,
+                    retry_at,
+                });
+            }
+            return Ok(self.issue(now, request, false));
+        }
         let in_reserve = request.priority == Priority::Critical
             && fits_limit
             && self.reserve_in_use < self.reserve();
@@ -650,6 +669,14 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
             }
         }
 
+        Ok(self.issue(now, request, in_reserve))
+    }
+
+    /// Issues an admitted request its permit (in the reserve or charged to the pool). Always
+    /// inlined into `try_acquire`'s two admitting paths: it is their whole remaining work.
+    #[inline(always)]
+    fn issue(&mut self, now: SimTime, request: Request<'_, T>, in_reserve: bool) -> Permit {
+        let p = request.partition;
         let serial = self.next_id;
         self.next_id += 1;
         let slot = match self.free_slots.pop() {
@@ -694,10 +721,10 @@ impl<T: Hash + Eq + Clone> AdmissionController<T> {
             decreases_at_acquire: self.adaptive.as_ref().map_or(0, |a| a.decreases),
         });
         self.held += 1;
-        Ok(Permit {
+        Permit {
             id: PermitId(u64::from(generation) << 32 | u64::from(slot)),
             acquired_at: now,
-        })
+        }
     }
 
     /// Returns a permit's slot and, with an adaptive limit, applies the AIMD rule to `outcome`.

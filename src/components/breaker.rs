@@ -605,7 +605,19 @@ impl BreakerPolicy {
         if outcome == Outcome::Failure {
             slot.failures = slot.failures.saturating_add(1);
         }
-        self.window_totals(breaker, now)
+        if index != current {
+            return self.window_totals(breaker, now);
+        }
+        // The newest bucket is the current one, so the window at `now` is every slot: the
+        // slots of buckets that slid out were emptied above, and those of buckets not reached
+        // yet (early in the run) were never written. One pass over the ring, without
+        // `window_totals`' placement of the window (a division and two slices) on every call.
+        breaker
+            .window
+            .iter()
+            .fold((0u64, 0u64), |(calls, failures), b| {
+                (calls + u64::from(b.calls), failures + u64::from(b.failures))
+            })
     }
 
     fn window_totals(&self, breaker: &Breaker, now: SimTime) -> (u64, u64) {

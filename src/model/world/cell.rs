@@ -350,7 +350,7 @@ impl World<'_, '_> {
         let pools = c * self.cell_pools..(c + 1) * self.cell_pools;
         let queued: Vec<u32> = self.pools[pools]
             .iter_mut()
-            .flat_map(|p| p.queue.drain(..))
+            .flat_map(|p| p.queue.drain())
             .collect();
         let running: Vec<u32> = self
             .works

@@ -16,7 +16,7 @@ mod jobs;
 mod onboarding;
 mod replayed;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use super::Event;
 use super::config::{ArrivalProcess, BreakerKey, FaultKind, MappingPolicy, SchedulerMode, System};
@@ -384,7 +384,7 @@ struct CellState {
 struct PoolState {
     busy: u32,
     workers: u32,
-    queue: VecDeque<u32>,
+    queue: Fifo<u32>,
     admission: Option<AdmissionController<u32>>,
     /// CPU time of work whose class does not say its own.
     service_time: Dist,
@@ -399,7 +399,7 @@ struct PoolState {
 struct Station {
     busy: u32,
     capacity: u32,
-    waiting: VecDeque<u32>,
+    waiting: Fifo<u32>,
     /// A governed database (statement timeout or per-tenant caps) queues and times out through
     /// the connection-pool component instead.
     governed: Option<ConnectionPool<u32, u32>>,
@@ -479,11 +479,62 @@ struct Replication {
 /// holds them sorted and only its head needs an event in the queue.
 struct TimeoutLane {
     timeout: SimDuration,
-    pending: VecDeque<(SimTime, u32, u64)>,
+    pending: Fifo<(SimTime, u32, u64)>,
     armed: bool,
     /// A lane of call timeouts (entries are works and their ids) rather than client timeouts
     /// (requests and attempt ids).
     calls: bool,
+}
+
+/// A first-in first-out list as a vector and a cursor: a push is a vector's push (inlined,
+/// where `VecDeque::push_back` was a call per request and its indexing wraps), a pop moves the
+/// cursor. The consumed prefix is dropped when the list runs dry, or when the vector is full
+/// and at least half consumed, so memory follows the longest backlog.
+struct Fifo<T> {
+    items: Vec<T>,
+    head: usize,
+}
+
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Fifo {
+            items: Vec::new(),
+            head: 0,
+        }
+    }
+}
+
+impl<T: Copy> Fifo<T> {
+    #[inline]
+    fn push_back(&mut self, item: T) {
+        if self.items.len() == self.items.capacity() && self.head * 2 >= self.items.len() {
+            self.items.drain(..self.head);
+            self.head = 0;
+        }
+        self.items.push(item);
+    }
+
+    #[inline]
+    fn front(&self) -> Option<&T> {
+        self.items.get(self.head)
+    }
+
+    #[inline]
+    fn pop_front(&mut self) -> Option<T> {
+        let item = *self.items.get(self.head)?;
+        self.head += 1;
+        if self.head == self.items.len() {
+            self.items.clear();
+            self.head = 0;
+        }
+        Some(item)
+    }
+
+    /// Empties the list, yielding its items in order.
+    fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        let head = std::mem::take(&mut self.head);
+        self.items.drain(..).skip(head)
+    }
 }
 
 /// Piecewise-constant rate multiplier: `(from, multiplier)` sorted by time.
@@ -1485,7 +1536,7 @@ fn pool_state(system: &System, spec: &PoolSpec) -> PoolState {
     PoolState {
         busy: 0,
         workers: spec.workers,
-        queue: VecDeque::new(),
+        queue: Fifo::default(),
         admission: spec
             .admission
             .then(|| AdmissionController::new(admission_config(system, spec)).ok())
@@ -1501,7 +1552,7 @@ impl Station {
         Station {
             busy: 0,
             capacity,
-            waiting: VecDeque::new(),
+            waiting: Fifo::default(),
             governed: None,
             dependency: None,
         }
@@ -1573,7 +1624,7 @@ fn lane_for(
     *lane_of.entry(timeout).or_insert_with(|| {
         lanes.push(TimeoutLane {
             timeout,
-            pending: VecDeque::new(),
+            pending: Fifo::default(),
             armed: false,
             calls: false,
         });
@@ -1591,7 +1642,7 @@ fn lane_of_kind(lanes: &mut Vec<TimeoutLane>, timeout: SimDuration, calls: bool)
         None => {
             lanes.push(TimeoutLane {
                 timeout,
-                pending: VecDeque::new(),
+                pending: Fifo::default(),
                 armed: false,
                 calls,
             });
@@ -1762,4 +1813,34 @@ fn general_arrivals(
         state,
         first,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::Fifo;
+
+    proptest! {
+        /// Pushes, pops and a final drain, interleaved at random, give what a `VecDeque` gives,
+        /// through the compactions.
+        #[test]
+        fn fifo_is_a_queue(ops in proptest::collection::vec(0u8..3, 0..600)) {
+            let (mut fifo, mut reference) = (Fifo::default(), VecDeque::new());
+            for (i, op) in ops.into_iter().enumerate() {
+                if op < 2 {
+                    fifo.push_back(i);
+                    reference.push_back(i);
+                } else {
+                    prop_assert_eq!(fifo.pop_front(), reference.pop_front());
+                }
+                prop_assert_eq!(fifo.front(), reference.front());
+            }
+            let drained: Vec<usize> = fifo.drain().collect();
+            prop_assert_eq!(drained, reference.into_iter().collect::<Vec<_>>());
+            prop_assert_eq!(fifo.front(), None);
+        }
+    }
 }
