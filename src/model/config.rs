@@ -376,6 +376,13 @@ pub struct Arrival {
 }
 
 impl Arrival {
+    /// No traffic of its own: a replay's tenant that sends only the log's requests, the
+    /// template of a table's rows (each row brings its rate).
+    pub const NONE: Arrival = Arrival {
+        process: ArrivalProcess::Poisson,
+        rate: 0.0,
+    };
+
     /// The arrival process of a source issuing `share` of these arrivals.
     pub fn process_for(&self, share: f64) -> super::arrivals::Process {
         use super::arrivals::{GapLaw, Mmpp, Process, Renewal};

@@ -466,8 +466,9 @@ pub enum Event {
     DeletionRequest(u32),
     /// A deletion's bound falls due: its ledger must be complete.
     LedgerDue(u32),
-    /// The next record of the replayed request log arrives (`[replay]`; the payload is 0).
-    Replay(u32),
+    /// The next record of the replayed request log arrives (`[replay]`; the record is held
+    /// by the replay, read one ahead).
+    Replay,
 }
 
 impl Event {
@@ -493,7 +494,7 @@ impl Event {
             Event::WorkflowWake(f) => ("workflow_wake", f),
             Event::DeletionRequest(l) => ("deletion_request", l),
             Event::LedgerDue(f) => ("ledger_due", f),
-            Event::Replay(r) => ("replay", r),
+            Event::Replay => ("replay", 0),
         }
     }
 
@@ -519,7 +520,7 @@ impl Event {
             Event::WorkflowWake(_) => 17,
             Event::DeletionRequest(_) => 18,
             Event::LedgerDue(_) => 19,
-            Event::Replay(_) => 20,
+            Event::Replay => 20,
         }
     }
 }

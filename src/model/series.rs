@@ -414,27 +414,26 @@ impl Series {
             self.cover_data.resize(self.data.len(), [0; 3]);
         }
         let row = class * buckets;
-        let (kind, place) = match resource {
-            Resource::Worker { pool } => (0, Some((true, pool as usize))),
-            Resource::Connection { station } => (1, Some((false, station as usize))),
-            Resource::Backlog => (2, None),
+        let kind = match resource {
+            Resource::Worker { .. } => 0,
+            Resource::Connection { .. } => 1,
+            Resource::Backlog => 2,
         };
         self.cover_data[row + from][kind] += 1;
         self.cover_data[row + to][kind] -= 1;
-        let (recorded, cover) = match place {
-            Some((true, pool)) => (pool * buckets < self.pool_ns.len(), (pool, true)),
-            Some((false, station)) => (station * buckets < self.station_ns.len(), (station, false)),
-            None => return,
+        // The place's own series, if it is one of those recorded.
+        let (index, values, diff) = match resource {
+            Resource::Worker { pool } => (pool as usize, self.pool_ns.len(), &mut self.cover_pool),
+            Resource::Connection { station } => (
+                station as usize,
+                self.station_ns.len(),
+                &mut self.cover_station,
+            ),
+            Resource::Backlog => return,
         };
-        if !recorded {
+        if index * buckets >= values {
             return;
         }
-        let (index, is_pool) = cover;
-        let (values, diff) = if is_pool {
-            (self.pool_ns.len(), &mut self.cover_pool)
-        } else {
-            (self.station_ns.len(), &mut self.cover_station)
-        };
         if diff.len() < values {
             diff.resize(values, 0);
         }

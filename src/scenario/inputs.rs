@@ -46,6 +46,18 @@ pub struct InputFile {
     pub bytes: u64,
 }
 
+/// The digest report.json records for a file: `sha256:` and the lowercase hex of `hash` (a
+/// SHA-256 of its bytes).
+pub fn digest_text(hash: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(7 + 2 * hash.len());
+    text.push_str("sha256:");
+    for byte in hash {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}
+
 /// Files held in memory, by the path a scenario writes: for library callers that build a
 /// scenario and its tables in memory, and for tests.
 #[derive(Clone, Debug, Default)]

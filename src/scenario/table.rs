@@ -119,13 +119,7 @@ const NAME_RULE: &str = "a name of lowercase letters, digits and dashes (not sta
 
 /// `sha256:` and the hex SHA-256 of `bytes`: the digest report.json records for a table.
 pub fn table_digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut text = String::with_capacity(7 + 64);
-    text.push_str("sha256:");
-    for byte in hash.iter() {
-        text.push_str(&format!("{byte:02x}"));
-    }
-    text
+    super::inputs::digest_text(&Sha256::digest(bytes))
 }
 
 /// Collects errors up to `MAX_DIAGNOSTICS`, counting the rest.

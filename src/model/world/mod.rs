@@ -1204,11 +1204,15 @@ impl<'s, 't> World<'s, 't> {
         self.estimated_events
     }
 
+    /// Whether `tenant` is a replay's tenant without a rate of its own: it sends only the
+    /// log's requests.
+    fn sends_only_the_log(&self, tenant: usize) -> bool {
+        self.system.replay.is_some() && self.system.tenants[tenant].arrival.rate == 0.0
+    }
+
     /// Places tenants, then schedules the first arrivals, job submissions and fault events.
     pub(super) fn start(&mut self, queue: &mut EventQueue<Event>) {
         self.place_at_start();
-        // A tenant of a replay without a rate of its own sends only the log's requests.
-        let replaying = self.system.replay.is_some();
         for tenant in 0..self.tenants.len() {
             if self
                 .lifecycle
@@ -1219,8 +1223,7 @@ impl<'s, 't> World<'s, 't> {
             }
             // A general workload's first source is in `sources` (scheduled below).
             let first_is_external = self.external_first.get(tenant).copied().unwrap_or(false);
-            let log_only = replaying && self.system.tenants[tenant].arrival.rate == 0.0;
-            if !first_is_external && !log_only {
+            if !first_is_external && !self.sends_only_the_log(tenant) {
                 let first = self.first_arrival(tenant, SimTime::ZERO);
                 if first < self.end {
                     queue.schedule(first, Event::Arrival(tenant as u32));
@@ -1251,7 +1254,7 @@ impl<'s, 't> World<'s, 't> {
                 .lifecycle
                 .as_deref()
                 .is_some_and(|l| l.starts_inactive(tenant))
-                || (replaying && self.system.tenants[tenant].arrival.rate == 0.0)
+                || self.sends_only_the_log(tenant)
             {
                 continue;
             }
@@ -1386,7 +1389,7 @@ impl Model for World<'_, '_> {
             Event::WorkflowWake(flow) => self.on_workflow_wake(now, flow, queue),
             Event::DeletionRequest(load) => self.on_deletion_request(now, load, queue),
             Event::LedgerDue(flow) => self.on_ledger_due(now, flow, queue),
-            Event::Replay(_) => self.on_replay(now, queue),
+            Event::Replay => self.on_replay(now, queue),
         }
     }
 

@@ -128,7 +128,7 @@ impl World<'_, '_> {
             return;
         };
         match state.read_next(self.system) {
-            Ok(Some(at)) if at < self.end => queue.schedule(at, Event::Replay(0)),
+            Ok(Some(at)) if at < self.end => queue.schedule(at, Event::Replay),
             Ok(_) => state.pending = None,
             Err(message) => {
                 state.pending = None;

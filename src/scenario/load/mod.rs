@@ -23,10 +23,9 @@ use super::{Diagnostic, Scenario, ScenarioError, Scope, Slo};
 use crate::components::limiter::Quota;
 use crate::components::retry::{Backoff, BudgetConfig, RetryBudget, RetryPolicy};
 use crate::model::config::{
-    ApiPool, Arrival, ArrivalProcess, BreakerKey, Breakers, Cell, ConfigLookup, Database,
-    Dependency, Edge, Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms,
-    MappingPolicy, Migration, Placement, SchedulerMode, Simulation, System, Tenant, TenantGroup,
-    Tier, Window,
+    ApiPool, Arrival, BreakerKey, Breakers, Cell, ConfigLookup, Database, Dependency, Edge,
+    Failover, FailoverPolicy, Fault, FaultKind, JobLoad, JobPool, Kms, MappingPolicy, Migration,
+    Placement, SchedulerMode, Simulation, System, Tenant, TenantGroup, Tier, Window,
 };
 use crate::model::dist::Dist;
 use crate::model::metrics::slot as metric_slot;
@@ -2163,10 +2162,7 @@ fn read_tenants(
                         pinned: false,
                         region: None,
                         eu_only: false,
-                        arrival: Arrival {
-                            process: ArrivalProcess::Poisson,
-                            rate: 0.0,
-                        },
+                        arrival: Arrival::NONE,
                         writes,
                         db_queries: db_queries as u32,
                         timeout,
@@ -2183,13 +2179,7 @@ fn read_tenants(
             continue;
         }
         // Without an arrival (a replay's tenant), the tenant sends only the log's requests.
-        let (arrival, size_law) = arrival.unwrap_or((
-            Arrival {
-                process: ArrivalProcess::Poisson,
-                rate: 0.0,
-            },
-            None,
-        ));
+        let (arrival, size_law) = arrival.unwrap_or((Arrival::NONE, None));
         if let (Some(_), None) = (size_law, count) {
             ctx.push(
                 arrival_node.map_or(name_node.origin.clone(), |n| n.origin.clone()),

@@ -9,13 +9,13 @@ use std::io::{BufRead, Read};
 
 use sha2::{Digest, Sha256};
 
-use super::tables::lookup;
+use super::tables::{file_access, lookup};
 use super::{
     Ctx, Expansion, TenantContext, read_duration, read_positive, read_string, read_table, resolve,
 };
-use crate::model::config::{Arrival, ArrivalProcess, Tenant, TenantGroup};
+use crate::model::config::{Arrival, Tenant, TenantGroup};
 use crate::model::replay::{LogFormat, LogReader, ReplayLog, ReplayTiming};
-use crate::scenario::inputs::InputFile;
+use crate::scenario::inputs::{InputFile, digest_text};
 use crate::scenario::limits::{MAX_LOG_BYTES, MAX_LOG_RECORDS, MAX_REPLAY_SPEEDUP, MAX_TENANTS};
 use crate::scenario::spec;
 use crate::scenario::tree::Node;
@@ -112,16 +112,7 @@ pub(super) fn read_replay(
         );
         return None;
     };
-    let Some(files) = ctx.files.cloned() else {
-        ctx.push(
-            origin,
-            "replay.log",
-            format!(
-                "this scenario replays {path:?}, but it was loaded without file access (the `simulate` commands read files next to the scenario; a library caller passes `LoadOptions::files`)"
-            ),
-        );
-        return None;
-    };
+    let files = file_access(ctx, &origin, "replay.log", &path)?;
     let timing = ReplayTiming {
         speedup,
         offset,
@@ -152,7 +143,7 @@ pub(super) fn read_replay(
         return None;
     }
     let start = ctx.start;
-    let mut digest = String::new();
+    let digest;
     let scan = {
         let source = match files.0.open(&path, &MAX_LOG_BYTES) {
             Ok(source) => source,
@@ -177,10 +168,7 @@ pub(super) fn read_replay(
         );
         match scanned {
             Ok(scan) => {
-                digest.push_str("sha256:");
-                for byte in hashing.hasher.finalize().iter() {
-                    digest.push_str(&format!("{byte:02x}"));
-                }
+                digest = digest_text(&hashing.hasher.finalize());
                 ctx.inputs.push(InputFile {
                     key: "replay.log".into(),
                     path: path.clone(),
@@ -238,10 +226,7 @@ pub(super) fn read_replay(
                 group,
                 cell: 0,
                 pinned: false,
-                arrival: Arrival {
-                    process: ArrivalProcess::Poisson,
-                    rate: 0.0,
-                },
+                arrival: Arrival::NONE,
                 schedule: None,
                 sized: false,
                 ..template.clone()

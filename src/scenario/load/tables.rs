@@ -7,7 +7,7 @@ use crate::model::arrivals::{Mmpp, SizeLaw};
 use crate::model::config::{Arrival, ArrivalProcess, Tenant, TenantGroup};
 use crate::model::topology::{ClassShare, Mix};
 use crate::scenario::Diagnostic;
-use crate::scenario::inputs::InputFile;
+use crate::scenario::inputs::{Files, InputFile};
 use crate::scenario::limits::{Limit, MAX_TABLE_BYTES, MAX_TENANTS};
 use crate::scenario::table::{TenantRow, parse_tenant_table, table_digest};
 use crate::scenario::tree::Origin;
@@ -41,16 +41,7 @@ pub(super) fn read_file(
     path: &str,
     limit: &Limit,
 ) -> Option<Vec<u8>> {
-    let Some(files) = ctx.files else {
-        ctx.push(
-            origin.clone(),
-            key,
-            format!(
-                "this scenario reads {path:?}, but it was loaded without file access (the `simulate` commands read files next to the scenario; a library caller passes `LoadOptions::files`)"
-            ),
-        );
-        return None;
-    };
+    let files = file_access(ctx, origin, key, path)?;
     match files.0.read(path, limit) {
         Ok(bytes) => {
             ctx.inputs.push(InputFile {
@@ -66,6 +57,27 @@ pub(super) fn read_file(
             None
         }
     }
+}
+
+/// The caller's file access, to read `path` (named by `key`); `None` after reporting that the
+/// scenario was loaded without one.
+pub(super) fn file_access(
+    ctx: &mut Ctx<'_>,
+    origin: &Origin,
+    key: &str,
+    path: &str,
+) -> Option<Files> {
+    let files = ctx.files.cloned();
+    if files.is_none() {
+        ctx.push(
+            origin.clone(),
+            key,
+            format!(
+                "this scenario reads {path:?}, but it was loaded without file access (the `simulate` commands read files next to the scenario; a library caller passes `LoadOptions::files`)"
+            ),
+        );
+    }
+    files
 }
 
 /// A problem in a row, at `path:line`, key `key.column`.
