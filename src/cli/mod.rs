@@ -472,9 +472,10 @@ fn temporary_for(path: &Path) -> PathBuf {
 }
 
 /// Writes `contents` to the temporary file of `path` (created new, so nothing already there,
-/// a planted link included, is followed), flushed to disk. Removes it again if the write
-/// fails, so a full disk leaves no temporary files behind.
-fn stage(path: &Path, contents: &str) -> std::io::Result<PathBuf> {
+/// a planted link included, is followed), not yet flushed to disk: the caller syncs the file
+/// it gets back (see [`sync_staged`]). Removes it again if the write fails, so a full disk
+/// leaves no temporary files behind.
+fn stage(path: &Path, contents: &str) -> std::io::Result<(PathBuf, fs::File)> {
     let tmp = temporary_for(path);
     let create = || {
         fs::OpenOptions::new()
@@ -491,15 +492,40 @@ fn stage(path: &Path, contents: &str) -> std::io::Result<PathBuf> {
         }
         Err(e) => return Err(e),
     };
-    let written = file
-        .write_all(contents.as_bytes())
-        .and_then(|()| file.sync_all());
-    if let Err(e) = written {
+    if let Err(e) = file.write_all(contents.as_bytes()) {
         drop(file);
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    Ok(tmp)
+    Ok((tmp, file))
+}
+
+/// Flushes staged files to disk, all at once: one thread per file, so that their flushes
+/// share the file system's journal commits instead of waiting for one each in turn (a run's
+/// eight report files took 20 ms one after another, about 6 % of hot-tenant-full's whole
+/// process). A file whose thread cannot be started is flushed here. The result per file, in
+/// order.
+fn sync_staged(files: &[&fs::File]) -> Vec<std::io::Result<()>> {
+    std::thread::scope(|scope| {
+        let started: Vec<_> = files
+            .iter()
+            .map(|&file| {
+                std::thread::Builder::new()
+                    .name("sync".into())
+                    .spawn_scoped(scope, move || file.sync_all())
+                    .map_err(|_| file)
+            })
+            .collect();
+        started
+            .into_iter()
+            .map(|thread| match thread {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the flush panicked"))),
+                Err(file) => file.sync_all(),
+            })
+            .collect()
+    })
 }
 
 /// Refuses to replace anything at `path` that is not a regular file: a symbolic link (which
@@ -524,7 +550,13 @@ pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
         fs::create_dir_all(dir)?;
     }
     check_replaceable(path)?;
-    let tmp = stage(path, contents)?;
+    let (tmp, file) = stage(path, contents)?;
+    if let Err(e) = file.sync_all() {
+        drop(file);
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    drop(file);
     fs::rename(&tmp, path).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
     })
@@ -541,22 +573,42 @@ pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
 fn write_files(dir: &Path, files: &[crate::report::OutputFile]) -> Result<Vec<String>, String> {
     let relative: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     let paths = output::check_write_paths(dir, &relative)?;
-    let mut staged: Vec<(PathBuf, &PathBuf)> = Vec::with_capacity(files.len());
+    let mut staged: Vec<(PathBuf, &PathBuf, fs::File)> = Vec::with_capacity(files.len());
+    let remove_staged = |staged: Vec<(PathBuf, &PathBuf, fs::File)>| {
+        for (tmp, _, file) in staged {
+            drop(file);
+            let _ = fs::remove_file(tmp);
+        }
+    };
     for (file, path) in files.iter().zip(&paths) {
         let made = path
             .parent()
             .map_or(Ok(()), fs::create_dir_all)
             .and_then(|()| stage(path, &file.contents));
         match made {
-            Ok(tmp) => staged.push((tmp, path)),
+            Ok((tmp, handle)) => staged.push((tmp, path, handle)),
             Err(e) => {
-                for (tmp, _) in &staged {
-                    let _ = fs::remove_file(tmp);
-                }
+                remove_staged(staged);
                 return Err(format!("error: cannot write {}: {e}", path.display()));
             }
         }
     }
+    let handles: Vec<&fs::File> = staged.iter().map(|(_, _, file)| file).collect();
+    let failed = sync_staged(&handles)
+        .into_iter()
+        .zip(&staged)
+        .find_map(|(synced, (_, path, _))| synced.err().map(|e| (path.display().to_string(), e)));
+    if let Some((path, e)) = failed {
+        remove_staged(staged);
+        return Err(format!("error: cannot write {path}: {e}"));
+    }
+    let staged: Vec<(PathBuf, &PathBuf)> = staged
+        .into_iter()
+        .map(|(tmp, path, file)| {
+            drop(file);
+            (tmp, path)
+        })
+        .collect();
     let mut written = Vec::new();
     for (tmp, path) in &staged {
         fs::rename(tmp, path)
