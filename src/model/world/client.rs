@@ -231,7 +231,7 @@ impl World<'_, '_> {
         self.trace(now, tenant, index, 0, TraceKind::Issued);
         self.metrics.attempted(t, class, now);
         self.trace(now, tenant, index, 1, TraceKind::AttemptStart);
-        self.route(now, request, attempt_id, queue);
+        self.route(now, request, tenant, 1, index, attempt_id, queue);
     }
 
     /// A new attempt of `request` leaves the client (a retry: `issue` starts the first).
@@ -253,7 +253,7 @@ impl World<'_, '_> {
         let class = r.class;
         self.metrics.attempted(tenant as usize, class, issued_at);
         self.trace(now, tenant, index, attempt, TraceKind::AttemptStart);
-        self.route(now, request, attempt_id, queue);
+        self.route(now, request, tenant, attempt, index, attempt_id, queue);
     }
 
     /// Arms the client's timeout for an attempt that entered a cell.
