@@ -171,9 +171,21 @@ impl World<'_, '_> {
         let (class, sources) = (state.class, u64::from(state.sources));
         let first_service_ln = state.next_service_ln;
         if self.service_ln_ahead {
-            // The next request's, so the logarithm's latency is off this request's path.
-            let next_key = CounterDraws::new(state.work_key).word(drawn + 1);
-            state.next_service_ln = first_service_ln_of(next_key);
+            // The next request's, so the logarithm's latency is off that request's path. Not
+            // while the edge throttles the tenant (asked here on a copy of its limiter): its
+            // next request most likely meets the same limit, and a throttled attempt serves
+            // nothing. An admitted one without it takes the same logarithm when it needs it.
+            let throttled = self.system.edge.rate_limiting && {
+                let mut limiter = state.limiter;
+                !self.quotas[state.hot.tier as usize]
+                    .check(&mut limiter, now, 1)
+                    .is_allowed()
+            };
+            state.next_service_ln = if throttled {
+                f64::NAN
+            } else {
+                first_service_ln_of(CounterDraws::new(state.work_key).word(drawn + 1))
+            };
         }
         self.issue(
             now,
