@@ -264,7 +264,6 @@ impl World<'_, '_> {
         self.metrics.issued(t, class, now);
         self.series.issued(t, now);
         self.trace(now, tenant, index, 0, TraceKind::Issued);
-        self.metrics.attempted(t, class, now);
         self.trace(now, tenant, index, 1, TraceKind::AttemptStart);
         self.route(now, request, tenant, 1, index, attempt_id, queue);
     }
@@ -284,9 +283,7 @@ impl World<'_, '_> {
         r.attempts += 1;
         r.awaiting = attempt_id;
         r.retry_due = SimTime::MAX;
-        let (tenant, attempt, index, issued_at) = (r.tenant, r.attempts, r.index, r.issued_at);
-        let class = r.class;
-        self.metrics.attempted(tenant as usize, class, issued_at);
+        let (tenant, attempt, index) = (r.tenant, r.attempts, r.index);
         self.trace(now, tenant, index, attempt, TraceKind::AttemptStart);
         self.route(now, request, tenant, attempt, index, attempt_id, queue);
     }
@@ -416,10 +413,17 @@ impl World<'_, '_> {
             return;
         };
         let (tenant, class, issued_at, index) = (r.tenant, r.class, r.issued_at, r.index);
+        let attempts = r.attempts;
         self.requests.free(request);
         let latency = now - issued_at;
-        self.metrics
-            .finished(tenant as usize, class, issued_at, outcome, latency);
+        self.metrics.finished(
+            tenant as usize,
+            class,
+            issued_at,
+            outcome,
+            latency,
+            attempts,
+        );
         self.series.finished(
             tenant as usize,
             now,
@@ -475,6 +479,8 @@ impl World<'_, '_> {
         let mut unaccounted = 0;
         for (_, r) in self.requests.iter() {
             self.metrics.tenants[r.tenant as usize].in_flight_at_end += 1;
+            self.metrics
+                .unfinished_attempts(r.tenant as usize, r.class, r.issued_at, r.attempts);
             let serving = r.awaiting != 0
                 && self
                     .works
