@@ -195,16 +195,12 @@ impl World<'_, '_> {
         let first_service_ln = state.next_service_ln;
         if self.service_ln_ahead {
             // The next request's, so the logarithm's latency is off that request's path. Not
-            // while the edge throttles the tenant (asked here on a copy of its limiter): its
-            // next request most likely meets the same limit, and a throttled attempt serves
-            // nothing. An admitted one without it takes the same logarithm when it needs it.
-            let throttled = self.system.edge.rate_limiting && {
-                let mut limiter = state.limiter;
-                !self.quotas[state.hot.tier as usize]
-                    .check(&mut limiter, now, 1)
-                    .is_allowed()
-            };
-            state.next_service_ln = if throttled {
+            // while the tenant draws on its quota's burst (its limiter is not idle), which is
+            // when the edge may throttle it: a throttled attempt serves nothing, and an
+            // admitted one without it takes the same logarithm when it needs it. (An idle
+            // limiter admits, so no logarithm taken here goes unused for the limit.)
+            let drawing = self.system.edge.rate_limiting && !state.limiter.is_idle(now);
+            state.next_service_ln = if drawing {
                 f64::NAN
             } else {
                 first_service_ln_of(CounterDraws::new(state.work_key).word(drawn + 1))
