@@ -620,10 +620,16 @@ impl Metrics {
         }
     }
 
-    /// A request of `tenant`'s `class` issued at `issued_at` made an attempt.
-    // Always inlined, as `issued`.
-    #[inline(always)]
-    pub fn attempted(&mut self, tenant: usize, class: u16, issued_at: SimTime) {
+    /// A request of `tenant`'s `class` issued at `issued_at` was still unfinished when the run
+    /// ended, after `attempts` attempts. (A request's attempts are counted once, from its own
+    /// count, when it ends or the run does: see [`Metrics::finished`].)
+    pub fn unfinished_attempts(
+        &mut self,
+        tenant: usize,
+        class: u16,
+        issued_at: SimTime,
+        attempts: u32,
+    ) {
         let Metrics {
             windows,
             tenants,
@@ -632,21 +638,18 @@ impl Metrics {
             ..
         } = self;
         let m = &mut tenants[tenant];
-        m.total.attempts += 1;
-        if !*filtered {
-            for (w, stats) in &mut m.windows {
-                if windows[*w].contains(issued_at) {
-                    stats.counts.attempts += 1;
-                }
-            }
-            return;
-        }
+        let attempts = u64::from(attempts);
+        m.total.attempts += attempts;
         let pool = Self::pool_of(class_pools, class);
         for (key, stats) in &mut m.windows {
-            if windows[slot::window(*key)].contains(issued_at)
-                && slot::matches(slot::filter(*key), class, pool)
-            {
-                stats.counts.attempts += 1;
+            let counted = if *filtered {
+                windows[slot::window(*key)].contains(issued_at)
+                    && slot::matches(slot::filter(*key), class, pool)
+            } else {
+                windows[*key].contains(issued_at)
+            };
+            if counted {
+                stats.counts.attempts += attempts;
             }
         }
     }
@@ -661,8 +664,11 @@ impl Metrics {
     }
 
     /// A request of `tenant`'s `class` issued at `issued_at` ended with `outcome` after
-    /// `latency`.
-    #[inline]
+    /// `latency` and `attempts` attempts. Its attempts are counted here, once, rather than one
+    /// by one as they start: a throttled tenant's request may make several, each of which
+    /// walked the tenant's windows. Always inlined into the end of a request (`finish_request`,
+    /// itself inlined into its two callers): out of line it was a call per request.
+    #[inline(always)]
     pub fn finished(
         &mut self,
         tenant: usize,
@@ -670,6 +676,7 @@ impl Metrics {
         issued_at: SimTime,
         outcome: Outcome,
         latency: SimDuration,
+        attempts: u32,
     ) {
         let Metrics {
             windows,
@@ -681,6 +688,8 @@ impl Metrics {
             ..
         } = self;
         let m = &mut tenants[tenant];
+        let attempts = u64::from(attempts);
+        m.total.attempts += attempts;
         m.total.add_outcome(outcome);
         let pool = if *filtered {
             Self::pool_of(class_pools, class)
@@ -695,6 +704,7 @@ impl Metrics {
                 windows[*key].contains(issued_at)
             };
             if counted {
+                stats.counts.attempts += attempts;
                 stats.counts.add_outcome(outcome);
                 if outcome == Outcome::Ok && stats.latency.record(latency, *highest_micros) {
                     unsorted.push(tenant as u32);
@@ -891,8 +901,8 @@ mod tests {
                 let at = SimTime::ZERO + ms(issued);
                 let latency = SimDuration::from_micros(micros);
                 match kind {
-                    0 => metrics.finished(tenant, CLASS_DEFAULT_FOR_TEST, at, Outcome::Ok, latency),
-                    1 => metrics.finished(tenant, CLASS_DEFAULT_FOR_TEST, at, Outcome::TimedOut, latency),
+                    0 => metrics.finished(tenant, CLASS_DEFAULT_FOR_TEST, at, Outcome::Ok, latency, 1),
+                    1 => metrics.finished(tenant, CLASS_DEFAULT_FOR_TEST, at, Outcome::TimedOut, latency, 1),
                     2 => metrics.job_finished(tenant, at, Some(latency)),
                     _ => metrics.job_unfinished(tenant, at, latency),
                 }

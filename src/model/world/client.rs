@@ -16,6 +16,9 @@ impl World<'_, '_> {
     /// The first arrival of a tenant's first source from `from` (the start, or the time a
     /// signed-up tenant got access).
     pub(super) fn first_arrival(&mut self, tenant: usize, from: SimTime) -> SimTime {
+        // A new chain of arrivals (a signed-up tenant may start after an earlier chain looked
+        // its rate up further ahead): its rate is looked up afresh.
+        self.tenants[tenant].arrival.gap_until = SimTime::ZERO;
         // The record's copy of the process (`hot.poisson`), so a Poisson tenant's spec is not
         // read again: at 100,000 tenants each pass over the specs is a few milliseconds.
         if self.tenants[tenant].hot.poisson {
@@ -44,6 +47,8 @@ impl World<'_, '_> {
     /// [`World::first_arrival`]).
     pub(super) fn first_source_arrival(&mut self, i: usize, from: SimTime) -> SimTime {
         let source = &mut self.sources[i];
+        // A new chain of arrivals: its rate is looked up afresh (see `first_arrival`).
+        source.arrival.gap_until = SimTime::ZERO;
         if let Some(general) = &source.general {
             // A tenant that signs up later starts from its access, not from its first draw.
             if general.first >= from {
@@ -85,11 +90,12 @@ impl World<'_, '_> {
         let poisson = self.tenants[tenant].hot.poisson;
         let mut t = now;
         loop {
-            let (multiplier, until) = self.rate_at(tenant, t);
-            // `rate * 1.0 == rate`, so the cached gap equals the computed one when unscaled.
-            let scaled = (multiplier != 1.0)
-                .then(|| NANOS_PER_SEC as f64 / (self.first_source_rate(tenant) * multiplier));
-            let candidate = next_gap(&mut self.tenants[tenant].arrival, poisson, scaled, t);
+            if t >= self.tenants[tenant].arrival.gap_until {
+                self.rate_changed(tenant, t);
+            }
+            let state = &mut self.tenants[tenant].arrival;
+            let until = state.gap_until;
+            let candidate = next_gap(state, poisson, t);
             // Past the end the arrival never happens, whatever the rate does later. Without the
             // `until >= end` exit, a gap that saturates at the end of time (a rate of 1e-11/s)
             // would restart at `until == SimTime::MAX` forever.
@@ -98,6 +104,17 @@ impl World<'_, '_> {
             }
             t = until;
         }
+    }
+
+    /// Looks up the rate of a tenant's first source at `t` (its first arrival, or a change of
+    /// its rate schedule): the mean gap, and until when it holds.
+    #[cold]
+    fn rate_changed(&mut self, tenant: usize, t: SimTime) {
+        let (multiplier, until) = self.rate_at(tenant, t);
+        let rate = self.first_source_rate(tenant);
+        let state = &mut self.tenants[tenant].arrival;
+        state.mean_gap_nanos = NANOS_PER_SEC as f64 / (rate * multiplier);
+        state.gap_until = until;
     }
 
     /// [`World::next_arrival`] for source `i` of `sources`.
@@ -112,9 +129,15 @@ impl World<'_, '_> {
         };
         let mut t = now;
         loop {
-            let (multiplier, until) = self.schedule_at(schedule, t);
-            let scaled = (multiplier != 1.0).then(|| NANOS_PER_SEC as f64 / (rate * multiplier));
-            let candidate = next_gap(&mut self.sources[i].arrival, poisson, scaled, t);
+            if t >= self.sources[i].arrival.gap_until {
+                let (multiplier, until) = self.schedule_at(schedule, t);
+                let state = &mut self.sources[i].arrival;
+                state.mean_gap_nanos = NANOS_PER_SEC as f64 / (rate * multiplier);
+                state.gap_until = until;
+            }
+            let state = &mut self.sources[i].arrival;
+            let until = state.gap_until;
+            let candidate = next_gap(state, poisson, t);
             if candidate < until || !poisson || until >= self.end {
                 return candidate;
             }
@@ -171,9 +194,17 @@ impl World<'_, '_> {
         let (class, sources) = (state.class, u64::from(state.sources));
         let first_service_ln = state.next_service_ln;
         if self.service_ln_ahead {
-            // The next request's, so the logarithm's latency is off this request's path.
-            let next_key = CounterDraws::new(state.work_key).word(drawn + 1);
-            state.next_service_ln = first_service_ln_of(next_key);
+            // The next request's, so the logarithm's latency is off that request's path. Not
+            // while the tenant draws on its quota's burst (its limiter is not idle), which is
+            // when the edge may throttle it: a throttled attempt serves nothing, and an
+            // admitted one without it takes the same logarithm when it needs it. (An idle
+            // limiter admits, so no logarithm taken here goes unused for the limit.)
+            let drawing = self.system.edge.rate_limiting && !state.limiter.is_idle(now);
+            state.next_service_ln = if drawing {
+                f64::NAN
+            } else {
+                first_service_ln_of(CounterDraws::new(state.work_key).word(drawn + 1))
+            };
         }
         self.issue(
             now,
@@ -229,9 +260,8 @@ impl World<'_, '_> {
         self.metrics.issued(t, class, now);
         self.series.issued(t, now);
         self.trace(now, tenant, index, 0, TraceKind::Issued);
-        self.metrics.attempted(t, class, now);
         self.trace(now, tenant, index, 1, TraceKind::AttemptStart);
-        self.route(now, request, attempt_id, queue);
+        self.route(now, request, tenant, 1, index, attempt_id, queue);
     }
 
     /// A new attempt of `request` leaves the client (a retry: `issue` starts the first).
@@ -249,11 +279,9 @@ impl World<'_, '_> {
         r.attempts += 1;
         r.awaiting = attempt_id;
         r.retry_due = SimTime::MAX;
-        let (tenant, attempt, index, issued_at) = (r.tenant, r.attempts, r.index, r.issued_at);
-        let class = r.class;
-        self.metrics.attempted(tenant as usize, class, issued_at);
+        let (tenant, attempt, index) = (r.tenant, r.attempts, r.index);
         self.trace(now, tenant, index, attempt, TraceKind::AttemptStart);
-        self.route(now, request, attempt_id, queue);
+        self.route(now, request, tenant, attempt, index, attempt_id, queue);
     }
 
     /// Arms the client's timeout for an attempt that entered a cell.
@@ -381,10 +409,17 @@ impl World<'_, '_> {
             return;
         };
         let (tenant, class, issued_at, index) = (r.tenant, r.class, r.issued_at, r.index);
+        let attempts = r.attempts;
         self.requests.free(request);
         let latency = now - issued_at;
-        self.metrics
-            .finished(tenant as usize, class, issued_at, outcome, latency);
+        self.metrics.finished(
+            tenant as usize,
+            class,
+            issued_at,
+            outcome,
+            latency,
+            attempts,
+        );
         self.series.finished(
             tenant as usize,
             now,
@@ -440,6 +475,8 @@ impl World<'_, '_> {
         let mut unaccounted = 0;
         for (_, r) in self.requests.iter() {
             self.metrics.tenants[r.tenant as usize].in_flight_at_end += 1;
+            self.metrics
+                .unfinished_attempts(r.tenant as usize, r.class, r.issued_at, r.attempts);
             let serving = r.awaiting != 0
                 && self
                     .works
@@ -457,11 +494,11 @@ impl World<'_, '_> {
 /// The next arrival time of a source from `t`: a Poisson source's exponential gap (using the
 /// draw taken one arrival ago, and drawing the next one now: the same draws in the same order,
 /// but the new one's latency, a hash and a logarithm, is off the path to scheduling this
-/// arrival, which the next event waits on), or a constant source's interval. `scaled` is the
-/// mean gap under a rate multiplier, `None` at the base rate.
+/// arrival, which the next event waits on), or a constant source's interval, at the source's
+/// current rate.
 #[inline(always)]
-fn next_gap(state: &mut ArrivalState, poisson: bool, scaled: Option<f64>, t: SimTime) -> SimTime {
-    let mean_gap = scaled.unwrap_or(state.mean_gap_nanos);
+fn next_gap(state: &mut ArrivalState, poisson: bool, t: SimTime) -> SimTime {
+    let mean_gap = state.mean_gap_nanos;
     let gap_nanos = if poisson {
         let standard = state.next_exponential;
         state.next_exponential = standard_exponential(&mut state.stream);

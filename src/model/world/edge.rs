@@ -23,8 +23,53 @@ type WriteCells = (u32, Option<u32>);
 
 impl World<'_, '_> {
     /// Takes an attempt from the client to a worker (or a queue slot) of its tenant's cell, or
-    /// fails it with the outcome the first refusing stage gives.
+    /// fails it with the outcome the first refusing stage gives. The caller has the request's
+    /// `tenant`, `attempt` and `index` at hand.
+    ///
+    /// The edge's own checks (the configuration, the tenant's quota) are inlined into the
+    /// client's two callers: a throttled tenant's attempts end here (1.6M of 1.8M attempts in
+    /// hot-tenant), and out of line each paid a call and a second lookup of its request. The
+    /// cell's side is [`World::admit`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub(super) fn route(
+        &mut self,
+        now: SimTime,
+        request: u32,
+        tenant: u32,
+        attempt: u32,
+        index: u64,
+        attempt_id: u64,
+        queue: &mut EventQueue<Event>,
+    ) {
+        // Tenant configuration: cached at the edge, or fetched from the control plane on the
+        // hot path (which fails while the control plane is down).
+        if self.system.edge.config_lookup == ConfigLookup::HotPath && self.faults.control_down {
+            self.fail_attempt(now, request, Outcome::Failed, None, queue);
+            return;
+        }
+
+        // The tenant's quota.
+        let t = tenant as usize;
+        if self.system.edge.rate_limiting
+            && let Decision::Denied { retry_at } = self.quotas[self.tenants[t].hot.tier as usize]
+                .check(&mut self.tenants[t].limiter, now, 1)
+        {
+            self.trace(
+                now,
+                tenant,
+                index,
+                attempt,
+                TraceKind::Throttled { retry_at },
+            );
+            self.fail_attempt(now, request, Outcome::Throttled, Some(retry_at), queue);
+            return;
+        }
+        self.admit(now, request, attempt_id, queue);
+    }
+
+    /// [`World::route`] past the edge's checks: the cell, its pool's admission, the work.
+    fn admit(
         &mut self,
         now: SimTime,
         request: u32,
@@ -40,29 +85,6 @@ impl World<'_, '_> {
         let t = tenant as usize;
         let spec = self.tenants[t].hot;
         let tier_index = spec.tier as usize;
-
-        // Tenant configuration: cached at the edge, or fetched from the control plane on the
-        // hot path (which fails while the control plane is down).
-        if self.system.edge.config_lookup == ConfigLookup::HotPath && self.faults.control_down {
-            self.fail_attempt(now, request, Outcome::Failed, None, queue);
-            return;
-        }
-
-        // The tenant's quota.
-        if self.system.edge.rate_limiting
-            && let Decision::Denied { retry_at } =
-                self.quotas[tier_index].check(&mut self.tenants[t].limiter, now, 1)
-        {
-            self.trace(
-                now,
-                tenant,
-                index,
-                attempt,
-                TraceKind::Throttled { retry_at },
-            );
-            self.fail_attempt(now, request, Outcome::Throttled, Some(retry_at), queue);
-            return;
-        }
 
         // Which cell (and for a write, which cells take it).
         let Some((cell, write_cells)) =

@@ -327,9 +327,14 @@ impl HotSpec {
 /// Where an arrival source stands.
 struct ArrivalState {
     stream: CounterStream,
-    /// Nanoseconds between arrivals at the source's base rate (`1e9 / rate`), kept so the
-    /// arrival path multiplies instead of dividing.
+    /// Nanoseconds between arrivals at the source's rate until `gap_until` (`1e9 / (rate ×
+    /// multiplier)`), kept so the arrival path multiplies instead of dividing, and looks its
+    /// rate schedule up only when the rate changes.
     mean_gap_nanos: f64,
+    /// When the source's rate next changes; `SimTime::ZERO` until its first arrival looks it
+    /// up. A source's arrivals only move forward in time, so the gap holds from the lookup to
+    /// here.
+    gap_until: SimTime,
     /// A Poisson source's next standard exponential draw (`-ln u`), taken one arrival ahead.
     next_exponential: f64,
 }
@@ -842,6 +847,7 @@ impl<'s, 't> World<'s, 't> {
                                 arrival: ArrivalState {
                                     stream,
                                     mean_gap_nanos: NANOS_PER_SEC as f64 / rate,
+                                    gap_until: SimTime::ZERO,
                                     next_exponential: 0.0,
                                 },
                                 rate,
@@ -875,6 +881,7 @@ impl<'s, 't> World<'s, 't> {
                         arrival: ArrivalState {
                             stream: arrivals,
                             mean_gap_nanos: NANOS_PER_SEC as f64 / rate,
+                            gap_until: SimTime::ZERO,
                             next_exponential: 0.0,
                         },
                         rate,
@@ -887,6 +894,7 @@ impl<'s, 't> World<'s, 't> {
                     arrival: ArrivalState {
                         stream: arrivals,
                         mean_gap_nanos: NANOS_PER_SEC as f64 / (t.arrival.rate * share),
+                        gap_until: SimTime::ZERO,
                         next_exponential: 0.0,
                     },
                     next_service_ln: f64::NAN,
