@@ -129,6 +129,11 @@ impl<E: Copy> EventQueue<E> {
         self.occupied[bucket / 64] |= 1 << (bucket % 64);
     }
 
+    #[inline(always)]
+    fn clear_occupied(&mut self, bucket: usize) {
+        self.occupied[bucket / 64] &= !(1 << (bucket % 64));
+    }
+
     /// The lowest non-empty bucket, if any.
     #[inline(always)]
     fn lowest_occupied(&self) -> Option<usize> {
@@ -283,7 +288,7 @@ impl<E: Copy> EventQueue<E> {
             Some(items) if items.len() == 1 => {
                 let (time, event) = items[0];
                 items.clear();
-                self.occupied[b / 64] &= !(1 << (b % 64));
+                self.clear_occupied(b);
                 self.base = time;
                 self.last = time;
                 self.front_b = b;
@@ -337,7 +342,7 @@ impl<E: Copy> EventQueue<E> {
         let Some(b) = self.lowest_occupied() else {
             return;
         };
-        self.occupied[b / 64] &= !(1 << (b % 64));
+        self.clear_occupied(b);
         // Events in buckets below `near` are due within 2^near_bits (rounded down to whole
         // digits) of the base.
         let near = near_bits as usize / DIGIT_BITS as usize * RADIX;
@@ -382,6 +387,7 @@ impl<E: Copy> EventQueue<E> {
                 self.front.push((time, event));
             } else {
                 lower[nb].push((time, event));
+                // `mark_occupied` inline: `lower` holds `self.buckets` borrowed.
                 self.occupied[nb / 64] |= 1 << (nb % 64);
             }
             if WARMING && nb < near && b >= near {

@@ -110,11 +110,9 @@ impl World<'_, '_> {
     /// its rate schedule): the mean gap, and until when it holds.
     #[cold]
     fn rate_changed(&mut self, tenant: usize, t: SimTime) {
-        let (multiplier, until) = self.rate_at(tenant, t);
+        let looked_up = self.rate_at(tenant, t);
         let rate = self.first_source_rate(tenant);
-        let state = &mut self.tenants[tenant].arrival;
-        state.mean_gap_nanos = NANOS_PER_SEC as f64 / (rate * multiplier);
-        state.gap_until = until;
+        self.tenants[tenant].arrival.hold_rate(rate, looked_up);
     }
 
     /// [`World::next_arrival`] for source `i` of `sources`.
@@ -130,10 +128,8 @@ impl World<'_, '_> {
         let mut t = now;
         loop {
             if t >= self.sources[i].arrival.gap_until {
-                let (multiplier, until) = self.schedule_at(schedule, t);
-                let state = &mut self.sources[i].arrival;
-                state.mean_gap_nanos = NANOS_PER_SEC as f64 / (rate * multiplier);
-                state.gap_until = until;
+                let looked_up = self.schedule_at(schedule, t);
+                self.sources[i].arrival.hold_rate(rate, looked_up);
             }
             let state = &mut self.sources[i].arrival;
             let until = state.gap_until;

@@ -339,6 +339,25 @@ struct ArrivalState {
     next_exponential: f64,
 }
 
+impl ArrivalState {
+    /// A source drawing from `stream` whose rate its first arrival looks up.
+    fn new(stream: CounterStream) -> Self {
+        ArrivalState {
+            stream,
+            mean_gap_nanos: f64::NAN,
+            gap_until: SimTime::ZERO,
+            next_exponential: 0.0,
+        }
+    }
+
+    /// The source's rate is `rate` times `multiplier` until `until` (a rate schedule's
+    /// lookup).
+    fn hold_rate(&mut self, rate: f64, (multiplier, until): (f64, SimTime)) {
+        self.mean_gap_nanos = NANOS_PER_SEC as f64 / (rate * multiplier);
+        self.gap_until = until;
+    }
+}
+
 /// A source whose process is not plain Poisson or constant at a spiked rate: MMPP, renewal,
 /// or any process under a schedule (`model::arrivals`). Only such sources pay for it; the
 /// tenant record's Poisson path never looks here.
@@ -844,12 +863,7 @@ impl<'s, 't> World<'s, 't> {
                                 class: share.class,
                                 rank: rank as u16 + 1,
                                 poisson,
-                                arrival: ArrivalState {
-                                    stream,
-                                    mean_gap_nanos: NANOS_PER_SEC as f64 / rate,
-                                    gap_until: SimTime::ZERO,
-                                    next_exponential: 0.0,
-                                },
+                                arrival: ArrivalState::new(stream),
                                 rate,
                                 work_key: streams.key_for(&format!("work/{name}"), i as u64),
                                 issued: 0,
@@ -878,12 +892,7 @@ impl<'s, 't> World<'s, 't> {
                         class,
                         rank: 0,
                         poisson,
-                        arrival: ArrivalState {
-                            stream: arrivals,
-                            mean_gap_nanos: NANOS_PER_SEC as f64 / rate,
-                            gap_until: SimTime::ZERO,
-                            next_exponential: 0.0,
-                        },
+                        arrival: ArrivalState::new(arrivals),
                         rate,
                         work_key,
                         issued: 0,
@@ -891,12 +900,7 @@ impl<'s, 't> World<'s, 't> {
                 }
                 let rate_schedule = schedule_of(class);
                 TenantState {
-                    arrival: ArrivalState {
-                        stream: arrivals,
-                        mean_gap_nanos: NANOS_PER_SEC as f64 / (t.arrival.rate * share),
-                        gap_until: SimTime::ZERO,
-                        next_exponential: 0.0,
-                    },
+                    arrival: ArrivalState::new(arrivals),
                     next_service_ln: f64::NAN,
                     job_arrivals: t
                         .jobs
