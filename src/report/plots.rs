@@ -12,7 +12,9 @@
 //!   and, when there are few, shaded in the panels too;
 //! - a panel whose values span more than two orders of magnitude gets a log scale;
 //! - the time axis is in seconds, minutes or hours as the run's length asks, or clock time when
-//!   the scenario gives a start time ([`TimeAxis`]).
+//!   the scenario gives a start time ([`TimeAxis`]);
+//! - a solid line or stacked area keeps only the points where it bends in pixels
+//!   (`without_collinear`): the same drawing with about half the points to format.
 //!
 //! Output is a pure function of the inputs: same run, same bytes.
 
@@ -248,6 +250,10 @@ struct Panel {
     percent: bool,
     /// A gap in a grid: nothing is drawn.
     blank: bool,
+    /// [`Panel::y_range`], computed at its first use, once the panel is built: the layout asks
+    /// for it some six times per panel (label widths for the strip, the legend and the grid),
+    /// and each asking went over every point.
+    y_range: std::cell::OnceCell<(f64, f64)>,
 }
 
 /// A shaded span of a panel, in axis units.
@@ -316,6 +322,7 @@ impl Panel {
             min_top: 1.0,
             percent: false,
             blank: false,
+            y_range: std::cell::OnceCell::new(),
         }
     }
 
@@ -330,6 +337,8 @@ impl Panel {
     /// A log scale when the data span more than [`LOG_SPAN`] (a small tenant's backlog beside
     /// a large one's, a p99 that jumps from milliseconds to seconds); stacked areas stay linear.
     fn auto_scale(mut self) -> Panel {
+        // The range depends on the scale chosen here.
+        self.y_range = std::cell::OnceCell::new();
         if self.stacked {
             return self;
         }
@@ -353,6 +362,10 @@ impl Panel {
     /// The y range: from 0 (or, on a log scale, a power of ten below the smallest positive
     /// value) to a little above the largest value.
     fn y_range(&self) -> (f64, f64) {
+        *self.y_range.get_or_init(|| self.compute_y_range())
+    }
+
+    fn compute_y_range(&self) -> (f64, f64) {
         let max = self.values().fold(0.0f64, f64::max).max(self.min_top);
         match self.scale {
             Scale::Linear => (0.0, max * 1.1),
@@ -665,6 +678,8 @@ where
                 .iter()
                 .map(|&(x, y)| (x, y.unwrap_or(0.0)))
                 .collect();
+            let area = chart.plotting_area();
+            let points = without_collinear(points, |p| area.map_coordinate(p));
             chart
                 .draw_series(
                     AreaSeries::new(points, 0.0, lighten(line.colour, 0.45).filled())
@@ -696,6 +711,9 @@ where
                         )))
                         .map_err(err)?;
                 } else if !line.dashed {
+                    // (A dashed line keeps its points: its dashes restart at each one.)
+                    let area = chart.plotting_area();
+                    let segment = without_collinear(segment, |p| area.map_coordinate(p));
                     chart
                         .draw_series(LineSeries::new(segment, style))
                         .map_err(err)?;
@@ -802,6 +820,48 @@ where
     ))
     .map_err(err)?;
     Ok(())
+}
+
+/// `points` without those that lie, in pixels, on the straight segment between the point
+/// kept before them and the next one: the polyline (and an area's outline) is drawn exactly as
+/// before, with fewer points to format. A flat stretch of a series, an idle pool's zeros, a
+/// steady rate, is one segment instead of a point per bucket: about half the points of a
+/// plot of queues and rates, and most of its rendering time (each point costs plotters a
+/// `format!` and an escape pass). `to_pixel` is the chart's own mapping, so the kept points
+/// land on the same pixels as before.
+fn without_collinear<P: Copy>(points: Vec<P>, to_pixel: impl Fn(&P) -> (i32, i32)) -> Vec<P> {
+    if points.len() < 3 {
+        return points;
+    }
+    let pixels: Vec<(i64, i64)> = points
+        .iter()
+        .map(|p| {
+            let (x, y) = to_pixel(p);
+            (i64::from(x), i64::from(y))
+        })
+        .collect();
+    let mut kept = Vec::with_capacity(points.len());
+    kept.push(points[0]);
+    let mut last = pixels[0];
+    for i in 1..points.len() - 1 {
+        if !on_segment(last, pixels[i], pixels[i + 1]) {
+            kept.push(points[i]);
+            last = pixels[i];
+        }
+    }
+    kept.push(points[points.len() - 1]);
+    kept
+}
+
+/// Whether `middle` lies on the segment from `from` to `to` (ends included), in exact integer
+/// arithmetic.
+fn on_segment(from: (i64, i64), middle: (i64, i64), to: (i64, i64)) -> bool {
+    let cross = (middle.0 - from.0) * (to.1 - from.1) - (to.0 - from.0) * (middle.1 - from.1);
+    cross == 0
+        && from.0.min(to.0) <= middle.0
+        && middle.0 <= from.0.max(to.0)
+        && from.1.min(to.1) <= middle.1
+        && middle.1 <= from.1.max(to.1)
 }
 
 fn truncate(label: &str, max: usize) -> String {
@@ -1803,6 +1863,77 @@ pub const FILE_NAMES: [&str; 5] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_flat_stretch_is_one_segment() {
+        let points = vec![
+            (0, 5),
+            (1, 5),
+            (2, 5),
+            (3, 5),
+            (4, 7),
+            (5, 9),
+            (6, 11),
+            (7, 2),
+        ];
+        let kept = without_collinear(points, |&p| p);
+        assert_eq!(kept, vec![(0, 5), (3, 5), (6, 11), (7, 2)]);
+    }
+
+    #[test]
+    fn a_turn_back_is_kept() {
+        // (2, 0) lies on the line from (0, 0) to (1, 0) but beyond it: dropping (2, 0) would
+        // cut the spike off.
+        let points = vec![(0, 0), (2, 0), (1, 0)];
+        assert_eq!(without_collinear(points.clone(), |&p| p), points);
+    }
+
+    proptest! {
+        /// The thinned polyline covers exactly the pixels of the original: the ends are kept,
+        /// the kept points are in order, and the points dropped between two kept ones lie on
+        /// the segment joining them, each no nearer its start than the one before (so the
+        /// original ran straight along it, never back).
+        #[test]
+        fn thinning_draws_the_same_polyline(
+            points in proptest::collection::vec((0i32..4, 0i32..4), 0..40),
+        ) {
+            let kept = without_collinear(points.clone(), |&p| p);
+            if points.len() < 3 {
+                prop_assert_eq!(&kept, &points);
+                return Ok(());
+            }
+            prop_assert_eq!(kept.first(), points.first());
+            prop_assert_eq!(kept.last(), points.last());
+            let wide = |(x, y): (i32, i32)| (i64::from(x), i64::from(y));
+            let mut next_kept = 1;
+            let mut from = 0;
+            let mut dropped: Vec<(i32, i32)> = Vec::new();
+            for (i, &p) in points.iter().enumerate().skip(1) {
+                let keeps = next_kept < kept.len() - 1 && kept[next_kept] == p
+                    || i == points.len() - 1;
+                if !keeps {
+                    dropped.push(p);
+                    continue;
+                }
+                let (a, c) = (wide(points[from]), wide(p));
+                let mut reach = 0i64;
+                for &d in &dropped {
+                    let d = wide(d);
+                    prop_assert!(on_segment(a, d, c), "{:?} off {:?}-{:?}", d, a, c);
+                    let along = (d.0 - a.0) * (c.0 - a.0) + (d.1 - a.1) * (c.1 - a.1);
+                    prop_assert!(along >= reach, "the original turned back at {:?}", d);
+                    reach = along;
+                }
+                dropped.clear();
+                from = i;
+                if i < points.len() - 1 {
+                    next_kept += 1;
+                }
+            }
+            prop_assert_eq!(next_kept, kept.len() - 1);
+        }
+    }
 
     #[test]
     fn ticks_read_well() {
