@@ -292,7 +292,12 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
     };
     let Some((runs, around, version)) = peer else {
         if let (Some(target), true) = (suite.speed_up_budget, budgets_apply(suite, options)) {
-            card.skip(figure("?"), "--no-peer", format!(">= {target:.0}x"));
+            // No interpreter ran, so none is named (as the reference suite's skipped row).
+            card.skip(
+                format!("{} vs SimPy 4.1.2, whole process", suite.name),
+                "--no-peer",
+                format!(">= {target:.0}x"),
+            );
         }
         return Ok(());
     };
