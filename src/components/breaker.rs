@@ -305,6 +305,13 @@ pub struct Breaker {
     /// `window` is filled. Slot `b % buckets` holds bucket `b` for every `b` in
     /// `newest - buckets + 1 ..= newest`: slots are cleared as `newest` moves past them.
     newest: u64,
+    /// The slot of bucket `newest` (`newest % buckets`), so that counting an outcome in the
+    /// newest bucket, the usual case, takes no division.
+    newest_slot: u32,
+    /// The sums of the slots' calls and failures, kept as the slots change, so that counting
+    /// an outcome does not add the ring up again (it did on every recorded call).
+    calls: u64,
+    failures: u64,
     /// Ring of buckets, filled on the first recorded outcome; empty when cleared. Inline up to
     /// [`INLINE_BUCKETS`], so a breaker is one record rather than a record and a heap block:
     /// one cache miss per call instead of two when tenants are many.
@@ -326,6 +333,9 @@ impl Breaker {
             latest: SimTime::ZERO,
             phase: Phase::Closed,
             newest: 0,
+            newest_slot: 0,
+            calls: 0,
+            failures: 0,
             window: SmallVec::new(),
         }
     }
@@ -350,6 +360,8 @@ impl Breaker {
         self.period += 1;
         self.phase = phase;
         self.window.clear();
+        self.calls = 0;
+        self.failures = 0;
     }
 }
 
@@ -577,47 +589,74 @@ impl BreakerPolicy {
 
     /// Adds an outcome to the window at `now` and returns the window's (calls, failures).
     fn count(&self, breaker: &mut Breaker, now: SimTime, outcome: Outcome) -> (u64, u64) {
+        let filled = breaker.window.len() == self.buckets as usize;
+        // The usual case: `now` is still in the newest bucket, so the window at `now` is every
+        // slot (those of buckets that slid out were emptied when `newest` moved, those of
+        // buckets not reached yet were never written) and the sums are the window's. No
+        // division: the bucket's start is a product.
+        // (`checked_mul`: a window laid out by a policy with wider buckets may hold a bucket
+        // number whose start under this policy is past the end of time.)
+        let start = breaker.newest.checked_mul(self.bucket_width);
+        if filled
+            && start.is_some_and(|start| now.as_nanos().wrapping_sub(start) < self.bucket_width)
+        {
+            let slot = breaker.newest_slot as usize;
+            self.add_outcome(breaker, slot, outcome);
+            return (breaker.calls, breaker.failures);
+        }
         let buckets = u64::from(self.buckets);
         let current = self.current_bucket(now);
-        if breaker.window.len() != self.buckets as usize {
+        if !filled {
             // Empty, or laid out by a policy with another bucket count: start afresh.
             breaker.window.clear();
             breaker
                 .window
                 .resize(self.buckets as usize, Bucket::default());
+            breaker.calls = 0;
+            breaker.failures = 0;
             breaker.newest = current;
+            breaker.newest_slot = (current % buckets) as u32;
         }
         // `now` never runs backwards for a breaker (see `advance`), so neither does the bucket.
         let index = current.max(breaker.newest);
         if index > breaker.newest {
             // The buckets after the newest up to this one saw no outcome yet: empty the slots
-            // they take over (all of them if the window has slid past every slot).
+            // they take over (all of them if the window has slid past every slot), taking
+            // what they held off the sums.
             let stale = (index - breaker.newest).min(buckets) as usize;
             let start = ((breaker.newest + 1) % buckets) as usize;
             let (tail, head) = breaker.window.split_at_mut(start);
+            let (mut calls, mut failures) = (0u64, 0u64);
             for slot in head.iter_mut().chain(tail).take(stale) {
+                calls += u64::from(slot.calls);
+                failures += u64::from(slot.failures);
                 *slot = Bucket::default();
             }
+            breaker.calls -= calls;
+            breaker.failures -= failures;
             breaker.newest = index;
+            breaker.newest_slot = (index % buckets) as u32;
         }
-        let slot = &mut breaker.window[(index % buckets) as usize];
-        slot.calls = slot.calls.saturating_add(1);
-        if outcome == Outcome::Failure {
-            slot.failures = slot.failures.saturating_add(1);
-        }
+        let slot = breaker.newest_slot as usize;
+        self.add_outcome(breaker, slot, outcome);
         if index != current {
             return self.window_totals(breaker, now);
         }
-        // The newest bucket is the current one, so the window at `now` is every slot: the
-        // slots of buckets that slid out were emptied above, and those of buckets not reached
-        // yet (early in the run) were never written. One pass over the ring, without
-        // `window_totals`' placement of the window (a division and two slices) on every call.
-        breaker
-            .window
-            .iter()
-            .fold((0u64, 0u64), |(calls, failures), b| {
-                (calls + u64::from(b.calls), failures + u64::from(b.failures))
-            })
+        (breaker.calls, breaker.failures)
+    }
+
+    /// Counts an outcome in `slot`, and in the sums (unless the slot's count saturated).
+    #[inline(always)]
+    fn add_outcome(&self, breaker: &mut Breaker, slot: usize, outcome: Outcome) {
+        let bucket = &mut breaker.window[slot];
+        let calls = bucket.calls.saturating_add(1);
+        breaker.calls += u64::from(calls - bucket.calls);
+        bucket.calls = calls;
+        if outcome == Outcome::Failure {
+            let failures = bucket.failures.saturating_add(1);
+            breaker.failures += u64::from(failures - bucket.failures);
+            bucket.failures = failures;
+        }
     }
 
     fn window_totals(&self, breaker: &Breaker, now: SimTime) -> (u64, u64) {

@@ -360,14 +360,15 @@ impl World<'_, '_> {
         };
         r.awaiting = 0;
         let tenant = r.tenant as usize;
+        // Lent, not copied: this runs for every failed attempt.
         let policy = match self
             .system
             .classes
             .get(r.class as usize)
-            .and_then(|c| c.retry)
+            .and_then(|c| c.retry.as_ref())
         {
             Some(own) => own,
-            None => self.system.tenants[tenant].retry,
+            None => &self.system.tenants[tenant].retry,
         };
         let random = CounterDraws::new(r.work_key).word(RETRY_DRAWS + u64::from(r.attempts));
         let decision = match self.tenants[tenant].budget.as_mut() {
