@@ -305,13 +305,12 @@ pub struct Breaker {
     /// `window` is filled. Slot `b % buckets` holds bucket `b` for every `b` in
     /// `newest - buckets + 1 ..= newest`: slots are cleared as `newest` moves past them.
     newest: u64,
-    /// The slot of bucket `newest` (`newest % buckets`), so that counting an outcome in the
-    /// newest bucket, the usual case, takes no division.
-    newest_slot: u32,
     /// The sums of the slots' calls and failures, kept as the slots change, so that counting
-    /// an outcome does not add the ring up again (it did on every recorded call).
-    calls: u64,
-    failures: u64,
+    /// an outcome does not add the ring up again (it did on every recorded call). Each is
+    /// capped at `u32::MAX`, which means "add the ring up": 32 bits rather than 64 keep a
+    /// tenant's record within its cache lines (see the model's `TenantState`).
+    calls: u32,
+    failures: u32,
     /// Ring of buckets, filled on the first recorded outcome; empty when cleared. Inline up to
     /// [`INLINE_BUCKETS`], so a breaker is one record rather than a record and a heap block:
     /// one cache miss per call instead of two when tenants are many.
@@ -333,7 +332,6 @@ impl Breaker {
             latest: SimTime::ZERO,
             phase: Phase::Closed,
             newest: 0,
-            newest_slot: 0,
             calls: 0,
             failures: 0,
             window: SmallVec::new(),
@@ -589,22 +587,22 @@ impl BreakerPolicy {
 
     /// Adds an outcome to the window at `now` and returns the window's (calls, failures).
     fn count(&self, breaker: &mut Breaker, now: SimTime, outcome: Outcome) -> (u64, u64) {
+        let buckets = u64::from(self.buckets);
         let filled = breaker.window.len() == self.buckets as usize;
         // The usual case: `now` is still in the newest bucket, so the window at `now` is every
         // slot (those of buckets that slid out were emptied when `newest` moved, those of
         // buckets not reached yet were never written) and the sums are the window's. No
-        // division: the bucket's start is a product.
-        // (`checked_mul`: a window laid out by a policy with wider buckets may hold a bucket
-        // number whose start under this policy is past the end of time.)
+        // division by the width: the bucket's start is a product. (`checked_mul`: a window
+        // laid out by a policy with wider buckets may hold a bucket number whose start under
+        // this policy is past the end of time.)
         let start = breaker.newest.checked_mul(self.bucket_width);
         if filled
             && start.is_some_and(|start| now.as_nanos().wrapping_sub(start) < self.bucket_width)
         {
-            let slot = breaker.newest_slot as usize;
+            let slot = (breaker.newest % buckets) as usize;
             self.add_outcome(breaker, slot, outcome);
-            return (breaker.calls, breaker.failures);
+            return Self::sums(breaker);
         }
-        let buckets = u64::from(self.buckets);
         let current = self.current_bucket(now);
         if !filled {
             // Empty, or laid out by a policy with another bucket count: start afresh.
@@ -615,7 +613,6 @@ impl BreakerPolicy {
             breaker.calls = 0;
             breaker.failures = 0;
             breaker.newest = current;
-            breaker.newest_slot = (current % buckets) as u32;
         }
         // `now` never runs backwards for a breaker (see `advance`), so neither does the bucket.
         let index = current.max(breaker.newest);
@@ -632,17 +629,23 @@ impl BreakerPolicy {
                 failures += u64::from(slot.failures);
                 *slot = Bucket::default();
             }
-            breaker.calls -= calls;
-            breaker.failures -= failures;
             breaker.newest = index;
-            breaker.newest_slot = (index % buckets) as u32;
+            if breaker.calls == u32::MAX || breaker.failures == u32::MAX {
+                // A capped sum cannot be taken from: add up what is left.
+                let (calls, failures) = Self::ring_sums(breaker);
+                breaker.calls = u32::try_from(calls).unwrap_or(u32::MAX);
+                breaker.failures = u32::try_from(failures).unwrap_or(u32::MAX);
+            } else {
+                // Below the cap, each sum is exact, so at least what was emptied.
+                breaker.calls -= calls as u32;
+                breaker.failures -= failures as u32;
+            }
         }
-        let slot = breaker.newest_slot as usize;
-        self.add_outcome(breaker, slot, outcome);
+        self.add_outcome(breaker, (index % buckets) as usize, outcome);
         if index != current {
             return self.window_totals(breaker, now);
         }
-        (breaker.calls, breaker.failures)
+        Self::sums(breaker)
     }
 
     /// Counts an outcome in `slot`, and in the sums (unless the slot's count saturated).
@@ -650,13 +653,33 @@ impl BreakerPolicy {
     fn add_outcome(&self, breaker: &mut Breaker, slot: usize, outcome: Outcome) {
         let bucket = &mut breaker.window[slot];
         let calls = bucket.calls.saturating_add(1);
-        breaker.calls += u64::from(calls - bucket.calls);
+        breaker.calls = breaker.calls.saturating_add(calls - bucket.calls);
         bucket.calls = calls;
         if outcome == Outcome::Failure {
             let failures = bucket.failures.saturating_add(1);
-            breaker.failures += u64::from(failures - bucket.failures);
+            breaker.failures = breaker.failures.saturating_add(failures - bucket.failures);
             bucket.failures = failures;
         }
+    }
+
+    /// The window's (calls, failures) when every slot is in it: the kept sums, or the ring
+    /// added up if one is capped.
+    #[inline(always)]
+    fn sums(breaker: &Breaker) -> (u64, u64) {
+        if breaker.calls == u32::MAX || breaker.failures == u32::MAX {
+            return Self::ring_sums(breaker);
+        }
+        (u64::from(breaker.calls), u64::from(breaker.failures))
+    }
+
+    /// Every slot's calls and failures added up.
+    fn ring_sums(breaker: &Breaker) -> (u64, u64) {
+        breaker
+            .window
+            .iter()
+            .fold((0u64, 0u64), |(calls, failures), b| {
+                (calls + u64::from(b.calls), failures + u64::from(b.failures))
+            })
     }
 
     fn window_totals(&self, breaker: &Breaker, now: SimTime) -> (u64, u64) {
@@ -894,6 +917,35 @@ mod tests {
 
     fn policy() -> BreakerPolicy {
         BreakerPolicy::new(config()).unwrap()
+    }
+
+    #[test]
+    fn sums_past_32_bits_are_added_up_from_the_ring() {
+        // Four billion calls take too long to count, so a slot is filled in place, near the
+        // cap of the kept sums; the window's counts must stay exact past it.
+        let policy = policy(); // ten buckets of 10 ms
+        let max = u32::MAX;
+        let mut breaker = Breaker::new();
+        policy.count(&mut breaker, at(0), Outcome::Success);
+        breaker.window[0] = Bucket {
+            calls: max - 1,
+            failures: max - 1,
+        };
+        (breaker.calls, breaker.failures) = (max - 1, max - 1);
+        // The next bucket: the sums reach the cap.
+        let counted = policy.count(&mut breaker, at(10), Outcome::Failure);
+        assert_eq!(counted, (u64::from(max), u64::from(max)));
+        // Same bucket, past the cap: read from the ring.
+        let counted = policy.count(&mut breaker, at(15), Outcome::Success);
+        assert_eq!(counted, (u64::from(max) + 1, u64::from(max)));
+        // The full slot slides out: the capped sums are rebuilt from what is left (bucket 1's
+        // two calls, one failed) and the new outcome.
+        let counted = policy.count(&mut breaker, at(100), Outcome::Success);
+        assert_eq!(counted, (3, 1));
+        assert_eq!((breaker.calls, breaker.failures), (3, 1));
+        // And the kept sums serve again.
+        let counted = policy.count(&mut breaker, at(105), Outcome::Failure);
+        assert_eq!(counted, (4, 2));
     }
 
     #[test]

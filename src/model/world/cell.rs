@@ -51,7 +51,8 @@ impl World<'_, '_> {
                 (until > now).then_some(owner)
             }
             _ => {
-                let (cached_in, until) = self.tenants[tenant as usize].data_key;
+                let state = &self.tenants[tenant as usize];
+                let (cached_in, until) = (state.data_key_cell, state.data_key_until);
                 (cached_in == cell && until > now).then_some(tenant)
             }
         };
@@ -111,7 +112,8 @@ impl World<'_, '_> {
             return;
         }
         let until = now + self.system.kms.data_key_ttl;
-        self.tenants[tenant as usize].data_key = (cell, until);
+        let state = &mut self.tenants[tenant as usize];
+        (state.data_key_cell, state.data_key_until) = (cell, until);
         self.cells[cell as usize].shared_key = (tenant, until);
         self.invariants.key_use(now, tenant, tenant, &self.names);
         self.compute(now, work, queue);
