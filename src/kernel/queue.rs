@@ -332,9 +332,8 @@ impl<E: Copy> EventQueue<E> {
     /// become the front. When `WARMING` (a constant, so plain pops pay nothing for it) it
     /// collects in `near` the events that move from a bucket of digit `near_bits / 4` or above
     /// to below it; a bucket above that digit is then always split, so that the front stays
-    /// near. Kept
-    /// out of line: `refill` is inlined into every pop and peek, and usually finds work to
-    /// hand.
+    /// near. Kept out of line: `refill` is inlined into every pop and peek, and usually finds
+    /// work to hand.
     #[inline(never)]
     fn next_bucket<const WARMING: bool>(&mut self, near_bits: u32) {
         self.front.clear();
@@ -688,9 +687,16 @@ mod tests {
         /// Buckets are in time order around any base: a later event is never in a lower
         /// bucket, and only the base itself is in bucket 0.
         #[test]
-        fn buckets_are_in_time_order(base in any::<u64>(), a in any::<u64>(), b in any::<u64>()) {
-            let (early, late) = (a.min(b), a.max(b));
-            let (early, late) = (base.saturating_add(early >> (early % 64)), base.saturating_add(late >> (early % 64)));
+        fn buckets_are_in_time_order(
+            base in any::<u64>(),
+            a in any::<u64>(),
+            b in any::<u64>(),
+            shift in 0u32..64,
+        ) {
+            // Offsets of every magnitude after the base (the shift spreads them over all the
+            // digit positions), in order.
+            let (early, late) = ((a.min(b)) >> shift, (a.max(b)) >> shift);
+            let (early, late) = (base.saturating_add(early), base.saturating_add(late));
             prop_assert!(bucket_of(early, base) <= bucket_of(late, base));
             prop_assert_eq!(bucket_of(early, base) == 0, early == base);
             prop_assert!(bucket_of(late, base) < BUCKETS);
