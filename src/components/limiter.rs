@@ -157,6 +157,38 @@ impl Quota {
     /// A cost larger than the burst can never be allowed: its `retry_at` is [`SimTime::MAX`].
     #[inline]
     pub fn check(&self, state: &mut GcraState, now: SimTime, cost: u32) -> Decision {
+        // In 64 bits whenever nothing overflows (any time before the year 2554 with any quota
+        // of a useful rate), else in 128: the same decision either way. The 128-bit form was
+        // a dozen more instructions per request, paid by every attempt of a throttled tenant.
+        let now_ns = now.as_nanos();
+        let tolerance = self.emission_interval.checked_mul(u64::from(self.burst));
+        let step = self.emission_interval.checked_mul(u64::from(cost));
+        let base = state.tat.as_nanos().max(now_ns);
+        if let (Some(tolerance), Some(step)) = (tolerance, step)
+            && let (Some(new_tat), Some(limit)) =
+                (base.checked_add(step), now_ns.checked_add(tolerance))
+        {
+            return if new_tat <= limit {
+                state.tat = SimTime::from_nanos(new_tat);
+                Decision::Allowed
+            } else if cost > self.burst {
+                Decision::Denied {
+                    retry_at: SimTime::MAX,
+                }
+            } else {
+                // `new_tat > now + tolerance`, so this is after `now` (see `check_wide`).
+                Decision::Denied {
+                    retry_at: SimTime::from_nanos(new_tat - tolerance),
+                }
+            };
+        }
+        self.check_wide(state, now, cost)
+    }
+
+    /// [`Quota::check`] in 128-bit arithmetic, where no sum or product can overflow.
+    #[cold]
+    #[inline(never)]
+    fn check_wide(&self, state: &mut GcraState, now: SimTime, cost: u32) -> Decision {
         let t = u128::from(self.emission_interval);
         let now_ns = u128::from(now.as_nanos());
         let tolerance = self.tolerance_nanos();
@@ -368,6 +400,15 @@ mod tests {
 
     /// A quota with an interval from 1ns to 2ms (both tiny intervals, where a nanosecond of
     /// rounding matters, and realistic ones) and a burst of 1 to 20.
+    /// Ordinary values, any value, and values so near `u64::MAX` that sums overflow.
+    fn wide_u64() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..1 << 40,
+            any::<u64>(),
+            (u64::MAX - (1 << 20))..=u64::MAX
+        ]
+    }
+
     fn arb_quota() -> impl Strategy<Value = Quota> {
         (
             prop_oneof![1u64..=10, 11u64..=10_000, 10_001u64..=2_000_000],
@@ -672,6 +713,25 @@ mod tests {
                     prop_assert_eq!(in_shared, alone.check(&key, q, at, cost));
                 }
             }
+        }
+
+        /// The 64-bit path decides exactly as the 128-bit form, state included, for any
+        /// quota, state, time and cost: values near `u64::MAX` (where the fast path's sums
+        /// overflow and it defers) as well as ordinary ones.
+        #[test]
+        fn the_64_bit_path_decides_as_the_128_bit_form(
+            interval in wide_u64(),
+            burst in prop_oneof![1u32..100, any::<u32>().prop_map(|b| b.max(1))],
+            tat in wide_u64(),
+            now in wide_u64(),
+            cost in prop_oneof![0u32..100, any::<u32>()],
+        ) {
+            let q = quota(interval.max(1), burst);
+            let mut fast = GcraState { tat: SimTime::from_nanos(tat) };
+            let mut wide = fast;
+            let now = SimTime::from_nanos(now);
+            prop_assert_eq!(q.check(&mut fast, now, cost), q.check_wide(&mut wide, now, cost));
+            prop_assert_eq!(fast, wide);
         }
 
         /// `retry_at` is exact: with no other traffic, 1ns earlier is denied and `retry_at`
