@@ -101,9 +101,10 @@ pub struct BenchArgs {
     #[arg(long)]
     no_peer: bool,
     /// Number of SimPy runs (N), of `--requests / N` requests each (at least 20,000: the peer
-    /// skips its first 10 simulated seconds), every one between two timed runs of ours; the
-    /// speed-up is the median of these bracketed ratios, so a change in the machine's speed
-    /// during SimPy's runs, which take seconds, hits both sides alike.
+    /// skips its first 10 simulated seconds), every one between two groups of timed runs of
+    /// ours (three each in the suites beside their SimPy peer); the speed-up is the median of
+    /// these bracketed ratios, so a change in the machine's speed during SimPy's runs, which
+    /// take seconds, hits both sides alike.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     peer_rounds: u32,
     /// Tenant counts for `scale` (comma-separated; each at least 100, the generated

@@ -157,7 +157,10 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
          run(s)",
         suite.name,
         suite.scenario,
-        rounds + options.python.map_or(0, |_| options.peer_rounds + 1)
+        rounds
+            + options
+                .python
+                .map_or(0, |_| (options.peer_rounds + 1) * RUNS_PER_BRACKET)
     );
 
     // In process, alternating with whole processes so both see the same machine.
@@ -200,7 +203,7 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
         } else {
             seconds
         };
-        let mut around = vec![our_process(suite.scenario, &overrides, &out)?];
+        let mut around = vec![our_bracket(suite.scenario, &overrides, &out, &mut whole)?];
         let mut runs = Vec::new();
         for round in 1..=options.peer_rounds.max(1) {
             eprintln!(
@@ -208,9 +211,8 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
                 suite.name, options.peer_rounds
             );
             runs.push(peer_process(python, suite.peer, peer_secs)?);
-            around.push(our_process(suite.scenario, &overrides, &out)?);
+            around.push(our_bracket(suite.scenario, &overrides, &out, &mut whole)?);
         }
-        whole.extend(around.iter().copied());
         peer = Some((runs, around, version.clone()));
     }
 
@@ -339,8 +341,8 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
         peer_wall,
         peer_cpu,
     );
-    // Whole process: each SimPy run against the mean of our runs just before and after it.
-    let ours: Vec<f64> = around.iter().map(|p| finished as f64 / p.wall).collect();
+    // Whole process: each SimPy run against the mean time of our runs just before and after it.
+    let ours: Vec<f64> = around.iter().map(|wall| finished as f64 / wall).collect();
     let theirs: Vec<f64> = runs.iter().map(peer_rate).collect();
     let (ratio, low, high) = spread(bracketed(&theirs, &ours).map(|(t, o)| o / t).collect());
     let in_process = (finished as f64 / inside_wall) / (peer_finished / peer_loop);
@@ -361,10 +363,11 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
     };
     println!(
         "  speed-up over SimPy 4.1.2 on Python {version}: whole process {ratio:.1}x (median of {} \
-         SimPy runs, each against the mean of our runs just before and after it; range \
+         SimPy runs, each against the mean time of our {} runs just before and after it; range \
          {low:.1}-{high:.1}x){}; in process {in_process:.1}x; CPU time: in process \
          {in_process_cpu}, whole process {}",
         runs.len(),
+        2 * RUNS_PER_BRACKET,
         suite
             .speed_up_budget
             .map_or(String::new(), |t| format!("; target >= {t:.0}x")),
@@ -395,6 +398,28 @@ fn median_cpu(runs: &[ProcessTime]) -> Option<f64> {
 }
 
 /// `simulate run SCENARIO --quiet` with every report file written to `out`.
+/// Our whole-process runs on each side of a SimPy run. A run of ours takes a third of a second
+/// and SimPy's half a minute, so the host's speed swings (a fifth and more between two runs
+/// here) average out over SimPy's run but not over one of ours: several, and their mean time,
+/// make the ratio steadier. Their cost is small beside SimPy's.
+const RUNS_PER_BRACKET: u32 = 3;
+
+/// [`RUNS_PER_BRACKET`] whole-process runs of ours, added to `whole`; their mean wall time.
+fn our_bracket(
+    scenario: &str,
+    overrides: &[String],
+    out: &Path,
+    whole: &mut Vec<ProcessTime>,
+) -> Result<f64, String> {
+    let mut total = 0.0;
+    for _ in 0..RUNS_PER_BRACKET {
+        let run = our_process(scenario, overrides, out)?;
+        total += run.wall;
+        whole.push(run);
+    }
+    Ok(total / f64::from(RUNS_PER_BRACKET))
+}
+
 fn our_process(scenario: &str, overrides: &[String], out: &Path) -> Result<ProcessTime, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut command = Command::new(exe);
