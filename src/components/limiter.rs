@@ -157,9 +157,10 @@ impl Quota {
     /// A cost larger than the burst can never be allowed: its `retry_at` is [`SimTime::MAX`].
     #[inline]
     pub fn check(&self, state: &mut GcraState, now: SimTime, cost: u32) -> Decision {
-        // In 64 bits whenever nothing overflows (any time before the year 2554 with any quota
-        // of a useful rate), else in 128: the same decision either way. The 128-bit form was
-        // a dozen more instructions per request, paid by every attempt of a throttled tenant.
+        // In 64 bits whenever nothing overflows (a `now` within 584 years of the clock's zero,
+        // the year 2554 for a Unix-epoch clock, and a burst of intervals that fits in 64
+        // bits), else in 128: the same decision either way. The 128-bit form cost about eight
+        // more instructions per request, paid by every attempt of a throttled tenant.
         let now_ns = now.as_nanos();
         let tolerance = self.emission_interval.checked_mul(u64::from(self.burst));
         let step = self.emission_interval.checked_mul(u64::from(cost));
