@@ -397,7 +397,6 @@ fn median_cpu(runs: &[ProcessTime]) -> Option<f64> {
     cpus.map(|c| spread(c).0)
 }
 
-/// `simulate run SCENARIO --quiet` with every report file written to `out`.
 /// Our whole-process runs on each side of a SimPy run. A run of ours takes a third of a second
 /// and SimPy's half a minute, so the host's speed swings (a fifth and more between two runs
 /// here) average out over SimPy's run but not over one of ours: several, and their mean time,
@@ -420,6 +419,7 @@ fn our_bracket(
     Ok(total / f64::from(RUNS_PER_BRACKET))
 }
 
+/// `simulate run SCENARIO --quiet` with every report file written to `out`.
 fn our_process(scenario: &str, overrides: &[String], out: &Path) -> Result<ProcessTime, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut command = Command::new(exe);

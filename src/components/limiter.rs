@@ -399,8 +399,6 @@ mod tests {
         Quota::with_emission_interval(SimDuration::from_nanos(interval), burst).unwrap()
     }
 
-    /// A quota with an interval from 1ns to 2ms (both tiny intervals, where a nanosecond of
-    /// rounding matters, and realistic ones) and a burst of 1 to 20.
     /// Ordinary values, any value, and values so near `u64::MAX` that sums overflow.
     fn wide_u64() -> impl Strategy<Value = u64> {
         prop_oneof![
@@ -410,6 +408,8 @@ mod tests {
         ]
     }
 
+    /// A quota with an interval from 1ns to 2ms (both tiny intervals, where a nanosecond of
+    /// rounding matters, and realistic ones) and a burst of 1 to 20.
     fn arb_quota() -> impl Strategy<Value = Quota> {
         (
             prop_oneof![1u64..=10, 11u64..=10_000, 10_001u64..=2_000_000],
