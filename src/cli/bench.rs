@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::bench_budgets::{Bound, Scorecard};
-use super::{EXIT_FAIL, EXIT_INVALID, EXIT_PASS, bench_peers, bench_suites, read_scenario};
+use super::{
+    EXIT_FAIL, EXIT_INVALID, EXIT_PASS, bench_peers, bench_suites, host_load, read_scenario,
+};
 use crate::analytic::MMc;
 use crate::model::dist::Dist;
 use crate::model::metrics::WindowStats;
@@ -73,7 +75,9 @@ The run ends with a table of the budgets in ARCHITECTURE.md that it measured, ea
 only in the configuration it is stated for: the shipped reference scenario over at least
 1,000,000 requests; 1,000 / 10,000 / 100,000 tenants over 60 s at 20,000 requests/s; sweeps
 of at least 8 seeds, a multiple of the thread count; mmc-full over at least 1,000,000
-requests; hot-tenant-full as written.
+requests; hot-tenant-full as written. Before it, a line says how much of the machine's CPU
+time other processes and the hypervisor (steal) took during the bench (/proc/stat): above 5 %
+or 2 % the figures were measured beside other work.
 EXIT: 0 measured (with --gate: and every budget met); 1 with --gate, a budget was missed;
 2 a suite could not be measured.")]
 pub struct BenchArgs {
@@ -133,6 +137,7 @@ pub struct BenchArgs {
 /// a suite could not be measured, else, with `--gate`, 1 if a budget was missed.
 pub fn bench_command(args: &BenchArgs) -> u8 {
     let wants = |suite: Suite| args.suites.contains(&suite) || args.suites.contains(&Suite::All);
+    let machine_at_start = host_load::sample();
     // The reference scenario is checked first, so a bad `--requests` or `--scenario` is
     // reported before minutes of other suites rather than after.
     let reference = if wants(Suite::Reference) {
@@ -217,6 +222,13 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
         ));
     }
     println!();
+    if let Some(load) = machine_at_start
+        .zip(host_load::sample())
+        .and_then(|(start, end)| host_load::between(start, end))
+    {
+        println!("{}", host_load::describe(load));
+        println!();
+    }
     print!("{}", card.render());
     if !measured.iter().all(|ok| *ok) {
         EXIT_INVALID

@@ -14,6 +14,7 @@ mod bench_suites;
 mod check;
 mod compare;
 mod explore;
+mod host_load;
 pub mod input;
 mod interrupt;
 mod output;
