@@ -118,7 +118,11 @@ fn parse_machine(stat: &str) -> Option<(u64, u64, u64)> {
     let &[user, nice, system, idle, iowait, irq, softirq, steal] = fields.as_slice() else {
         return None;
     };
-    let total = user + nice + system + idle + iowait + irq + softirq + steal;
+    // Checked, so that a counter file that is not what the kernel writes gives no figure
+    // rather than a wrapped one.
+    let total = [user, nice, system, idle, iowait, irq, softirq, steal]
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)?;
     Some((total, total - idle - iowait, steal))
 }
 
@@ -142,8 +146,7 @@ fn parse_own(stat: &str) -> Option<u64> {
     fields
         .get(11..15)?
         .iter()
-        .map(|f| f.parse::<u64>().ok())
-        .sum()
+        .try_fold(0u64, |sum, f| sum.checked_add(f.parse::<u64>().ok()?))
 }
 
 #[cfg(test)]
@@ -158,6 +161,8 @@ mod tests {
         assert_eq!(parse_machine("cpu0 1 2 3 4 5 6 7 8\n"), None);
         assert_eq!(parse_machine("cpu  1 2 3\n"), None);
         assert_eq!(parse_machine("cpu  1 2 x 4 5 6 7 8\n"), None);
+        let wrapping = format!("cpu  {} 1 0 0 0 0 0 0\n", u64::MAX);
+        assert_eq!(parse_machine(&wrapping), None);
         assert_eq!(count_cpus(stat), 1);
         assert_eq!(count_cpus("cpu  1\ncpu0 1\ncpu1 1\ncpufreq 3\nintr 5\n"), 2);
     }
