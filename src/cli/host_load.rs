@@ -3,7 +3,7 @@
 //!
 //! A bench's ratios (against SimPy, against the minimal loop, between tenant counts) move with
 //! the machine's load: on the shared VM of this project's history, a loaded host lowered SimPy's
-//! speed more than ours and lifted the hot-tenant-full ratio from about 70x on a quiet host to
+//! speed more than ours and lifted the hot-tenant-full ratio from about 73x on a quiet host to
 //! about 90x. The bench cannot make the machine quiet, but it can measure how much CPU time
 //! went to processes other than itself and its children, and how much the hypervisor took
 //! (steal), and print that with the figures.
