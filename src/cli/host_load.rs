@@ -83,7 +83,7 @@ pub(super) fn between(start: CpuSample, end: CpuSample) -> Option<HostLoad> {
     })
 }
 
-/// The line `simulate bench` prints about the machine, given the load and the CPU count.
+/// The line `simulate bench` prints about the machine's load.
 pub(super) fn describe(load: HostLoad) -> String {
     let cpus = load.cpus;
     let verdict = if load.is_quiet() {
@@ -115,14 +115,12 @@ fn parse_machine(stat: &str) -> Option<(u64, u64, u64)> {
         .take(8)
         .map(|f| f.parse().ok())
         .collect::<Option<_>>()?;
-    let &[user, nice, system, idle, iowait, irq, softirq, steal] = fields.as_slice() else {
+    let &[_user, _nice, _system, idle, iowait, _irq, _softirq, steal] = fields.as_slice() else {
         return None;
     };
     // Checked, so that a counter file that is not what the kernel writes gives no figure
     // rather than a wrapped one.
-    let total = [user, nice, system, idle, iowait, irq, softirq, steal]
-        .into_iter()
-        .try_fold(0u64, u64::checked_add)?;
+    let total = fields.iter().try_fold(0u64, |sum, &f| sum.checked_add(f))?;
     Some((total, total - idle - iowait, steal))
 }
 
