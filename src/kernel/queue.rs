@@ -355,8 +355,9 @@ impl<E: Copy> EventQueue<E> {
             if WARMING && b >= near {
                 self.near.extend(items.iter().map(|&(_, event)| event));
             }
-            self.front.extend_from_slice(items);
-            items.clear();
+            // The bucket's buffer becomes the front and the front's (emptied above) the
+            // bucket's: no copy.
+            std::mem::swap(&mut self.front, items);
             let front = &mut self.front[..];
             for next in 1..front.len() {
                 let (time, event) = front[next];
