@@ -515,7 +515,7 @@ pub struct Metrics {
     pub counters: Vec<[u64; COUNTERS]>,
     /// The cell pool of each class (for pool filters).
     class_pools: Vec<u32>,
-    /// Whether any slot has a filter (only with classes): without, a slot's key is its window
+    /// Whether any slot has a filter (a class or a pool): without, a slot's key is its window
     /// and recording skips the filter test.
     filtered: bool,
     highest_micros: u64,
@@ -537,6 +537,13 @@ impl Metrics {
         counters: bool,
     ) -> Self {
         let tenant_count = tenant_windows.len();
+        // Any filtered slot, not only classes: a scenario without `[[classes]]` may still
+        // judge its implicit class (`class = "default"`) or its `api` pool.
+        let filtered = !class_pools.is_empty()
+            || tenant_windows
+                .iter()
+                .flatten()
+                .any(|&key| slot::filter(key) != slot::ALL);
         let tenants = tenant_windows
             .into_iter()
             .map(|mut ws| {
@@ -560,7 +567,7 @@ impl Metrics {
             } else {
                 Vec::new()
             },
-            filtered: !class_pools.is_empty(),
+            filtered,
             class_pools,
             highest_micros: run_length.as_nanos() / NANOS_PER_MICRO + 1,
             unsorted: Vec::new(),

@@ -161,6 +161,20 @@ fn too_few_samples_is_inconclusive_never_a_pass() {
     assert_eq!(status, Status::Passed, "{observed:?}");
 }
 
+/// Without `[[classes]]` a scenario still has its implicit class and its `api` pool, and an
+/// SLO may name either: it judges every request, as an SLO without a filter does (this once
+/// indexed past the windows and panicked).
+#[test]
+fn implicit_class_and_api_pool_filters_judge_every_request() {
+    let unfiltered = verdict(&exact_scenario(r#""count >= 1", "p99 <= 10ms""#, ""));
+    assert_eq!(unfiltered.0, Status::Passed, "{unfiltered:?}");
+    assert!(unfiltered.1.iter().any(|o| *o >= Some(150.0)), "{unfiltered:?}");
+    for filter in [r#"class = "default""#, r#"pool = "api""#] {
+        let filtered = verdict(&exact_scenario(r#""count >= 1", "p99 <= 10ms""#, filter));
+        assert_eq!(filtered, unfiltered, "{filter}");
+    }
+}
+
 #[test]
 fn inconclusive_run_exits_4() {
     let dir = tempfile::tempdir().expect("temp dir");
