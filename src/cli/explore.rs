@@ -224,6 +224,8 @@ fn explored_events(spec: &explore::ExploreSpec, loaded: &scenario::Scenario, see
     let system = &loaded.system;
     let index = crate::model::spikes::SpikeIndex::new(system);
     let base = crate::model::estimated_events(system);
+    // MMPP state switches are work no event budget bounds.
+    let switches = crate::model::estimated_switches(system);
     let budget = system
         .simulation
         .max_events
@@ -241,7 +243,9 @@ fn explored_events(spec: &explore::ExploreSpec, loaded: &scenario::Scenario, see
                         Some((tenant, (at, (at + f.duration).min(end), multiplier)))
                     })
                     .collect();
-            crate::model::estimated_events_with(system, &index, base, &extra).min(budget)
+            (crate::model::estimated_events_with(system, &index, base, &extra) - switches)
+                .min(budget)
+                + switches
         })
         .sum()
 }

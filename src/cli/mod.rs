@@ -344,17 +344,18 @@ fn check_work(
     use scenario::memory::{self, MEMORY_THRESHOLD_BYTES, bytes_text};
     let runs = plan.runs;
     let per_run = crate::model::estimated_events(&scenario.system);
+    // MMPP state switches are work but not events: no event budget bounds them.
+    let switches = crate::model::estimated_switches(&scenario.system);
     let budget = scenario.system.simulation.max_events.map(|m| m as f64);
     // A run cannot do more than its event budget, whatever the estimate says.
-    let per_run = budget.map_or(per_run, |b| per_run.min(b));
+    let per_run = budget.map_or(per_run, |b| (per_run - switches).min(b) + switches);
     let total = plan.events.unwrap_or(per_run * runs as f64);
     let per_run = plan.events.map_or(per_run, |t| t / runs.max(1) as f64);
     let show = events_text;
     if total > LONG_RUN_EVENTS && !allow.allow_long {
         return Err(format!(
             "error: {}: estimated work is up to {} events{}, above the long-run threshold of {} \
-             events; pass --allow-long to run it anyway, or shorten `simulation.duration`, lower \
-             rates or set `simulation.max_events`",
+             events; pass --allow-long to run it anyway, or {}",
             scenario.name,
             show(total),
             if runs > 1 {
@@ -371,7 +372,18 @@ fn check_work(
             } else {
                 String::new()
             },
-            show(LONG_RUN_EVENTS)
+            show(LONG_RUN_EVENTS),
+            if switches * 2.0 > per_run {
+                format!(
+                    "lengthen the MMPP `sojourns` (their state switches are {} of it, and \
+                     `simulation.max_events` does not bound them) or shorten \
+                     `simulation.duration`",
+                    show(switches)
+                )
+            } else {
+                "shorten `simulation.duration`, lower rates or set `simulation.max_events`"
+                    .to_string()
+            }
         ));
     }
     let (bytes, run) = plan_memory(scenario, text_bytes, plan);

@@ -1039,6 +1039,19 @@ pub fn arrival_bound(process: &Process, curve: Option<&RateCurve>, horizon: SimT
     bound.ceil().min(u64::MAX as f64) as u64
 }
 
+/// A number of state switches of `m`'s modulating chain over `[0, horizon)` exceeded with
+/// probability below about 1e-12. The switches are not events (a source's next arrival steps
+/// through them), but each costs about as much, and sojourns far shorter than the gaps
+/// between arrivals make them the run's work: they belong in its estimate. Every sojourn is
+/// exponential with a mean of at least the shorter one, so a Poisson count at that rate
+/// dominates theirs (Bernstein, as for arrivals). The chain runs in clock time, whatever the
+/// rate curve.
+pub fn switch_bound(m: &Mmpp, horizon: SimTime) -> f64 {
+    let shortest = m.sojourns[0].min(m.sojourns[1]).max(1.0);
+    let mean = horizon.as_nanos() as f64 / shortest;
+    bernstein(mean, mean, 1.0 / 3.0).ceil()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Member sizes
 // ---------------------------------------------------------------------------------------------
@@ -1543,5 +1556,47 @@ mod tests {
         assert!((before / after - 2.0).abs() < 1e-6, "{before} {after}");
         assert!(DailyProfile::new(SimDuration::from_secs(86_400), 0.2, 1.0).is_err());
         assert!(DailyProfile::new(SimDuration::ZERO, 1.5, 1.0).is_err());
+    }
+
+    proptest! {
+        /// The switch bound against the chain itself, run here with its own exponential
+        /// draws: over any horizon, no run of the chain switches more often than the bound
+        /// says, and the bound is not loose by more than the ratio of the mean cycle to the
+        /// shorter sojourn (plus the tail's margin).
+        #[test]
+        fn switch_bound_covers_the_chain(
+            short_us in 1u64..5_000,
+            long_us in 1u64..50_000,
+            horizon_ms in 1u64..2_000,
+            seed in any::<u64>(),
+        ) {
+            let m = Mmpp::new(
+                [1.0, 2.0],
+                [SimDuration::from_micros(short_us), SimDuration::from_micros(long_us)],
+            )
+            .expect("valid");
+            let horizon = SimTime::ZERO + SimDuration::from_millis(horizon_ms);
+            let bound = switch_bound(&m, horizon);
+            let mut t = 0.0;
+            let mut state = 0;
+            let mut switches = 0u64;
+            let mut counter = seed;
+            loop {
+                counter = counter.wrapping_add(1);
+                let u = (crate::kernel::rng::mix64(counter) >> 11) as f64 / (1u64 << 53) as f64;
+                t += -(1.0 - u).ln() * m.sojourns[state];
+                if t >= horizon.as_nanos() as f64 {
+                    break;
+                }
+                switches += 1;
+                state = 1 - state;
+            }
+            prop_assert!(switches as f64 <= bound, "{switches} > {bound}");
+            let mean_cycle = m.sojourns[0] + m.sojourns[1];
+            let expected = 2.0 * horizon.as_nanos() as f64 / mean_cycle;
+            let shortest = m.sojourns[0].min(m.sojourns[1]);
+            prop_assert!(bound >= expected);
+            prop_assert!(bound <= expected * mean_cycle / shortest + 200.0 + 10.0 * (horizon.as_nanos() as f64 / shortest).sqrt());
+        }
     }
 }

@@ -279,6 +279,27 @@ pub fn counts_anything(system: &System) -> bool {
 /// limit and times out: an upper bound for a healthy run. Linear in the tenants and in the
 /// spikes' tenant lists.
 pub fn estimated_events(system: &System) -> f64 {
+    estimated_switches(system) + estimated_events_without_switches(system)
+}
+
+/// The part of [`estimated_events`] that is MMPP state switches ([`arrivals::switch_bound`]
+/// for every source with an MMPP): work, but not events, so an event budget does not bound it.
+pub fn estimated_switches(system: &System) -> f64 {
+    let end = system.end();
+    system
+        .tenants
+        .iter()
+        .map(|t| match t.arrival.process {
+            config::ArrivalProcess::Mmpp(m) => {
+                let sources = t.mix.as_deref().map_or(1, <[_]>::len).max(1);
+                sources as f64 * arrivals::switch_bound(&m, end)
+            }
+            _ => 0.0,
+        })
+        .sum()
+}
+
+fn estimated_events_without_switches(system: &System) -> f64 {
     let spikes = spikes::SpikeIndex::new(system);
     system
         .tenants

@@ -691,6 +691,54 @@ fn long_runs_print_their_work_and_need_allow_long() {
     );
 }
 
+/// An MMPP whose sojourns are far shorter than its gaps steps through billions of state
+/// switches between two arrivals: work that is no event, so `max_events` cannot stop it. The
+/// estimate counts the switches, and the run is refused up front, naming `sojourns`, instead
+/// of hanging for hours.
+#[test]
+fn mmpp_switches_count_as_work_and_refuse_a_runaway_chain() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("chain.toml");
+    let scenario = |sojourn: &str| {
+        format!(
+            r#"name = "chain"
+[simulation]
+duration = "1h"
+[[tiers]]
+name = "t"
+rate = 100
+[[cells]]
+name = "c"
+api = {{ workers = 4, service_time = {{ dist = "constant", value = "1ms" }} }}
+[[tenants]]
+name = "a"
+tier = "t"
+arrival = {{ process = "mmpp", rates = [5, 200], sojourns = ["{sojourn}", "{sojourn}"] }}
+"#
+        )
+    };
+    std::fs::write(&file, scenario("1ns")).expect("write");
+    let path = file.to_str().expect("utf-8 path");
+    for extra in [&[][..], &["--set", "simulation.max_events=1000"][..]] {
+        let mut args = vec!["run", path, "--quiet", "--out"];
+        let out = dir.path().join("out");
+        args.push(out.to_str().expect("utf-8 path"));
+        args.extend_from_slice(extra);
+        let output = simulate(&args);
+        assert_eq!(code(&output), 2, "{extra:?}: {}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("state switches") && stderr.contains("sojourns"),
+            "{stderr}"
+        );
+    }
+    // Sojourns of minutes: a handful of switches, and the run is as short as its arrivals.
+    std::fs::write(&file, scenario("5m")).expect("write");
+    let output = simulate(&["validate", path]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert!(!text(&output).contains("needs a flag"), "{}", text(&output));
+}
+
 const SHORT: &str = "simulation.duration=\"60s\"";
 
 #[test]

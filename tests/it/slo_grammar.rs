@@ -168,7 +168,10 @@ fn too_few_samples_is_inconclusive_never_a_pass() {
 fn implicit_class_and_api_pool_filters_judge_every_request() {
     let unfiltered = verdict(&exact_scenario(r#""count >= 1", "p99 <= 10ms""#, ""));
     assert_eq!(unfiltered.0, Status::Passed, "{unfiltered:?}");
-    assert!(unfiltered.1.iter().any(|o| *o >= Some(150.0)), "{unfiltered:?}");
+    assert!(
+        unfiltered.1.iter().any(|o| *o >= Some(150.0)),
+        "{unfiltered:?}"
+    );
     for filter in [r#"class = "default""#, r#"pool = "api""#] {
         let filtered = verdict(&exact_scenario(r#""count >= 1", "p99 <= 10ms""#, filter));
         assert_eq!(filtered, unfiltered, "{filter}");
