@@ -572,7 +572,9 @@ fn read_step(
             }
         }
     }
-    let probability = probability?;
+    // A bad probability still lets the step's own keys be read (checked, and none reported
+    // as unread); the step is dropped at the end, as with a bad `count`.
+    let (probability_read, probability) = (probability.is_some(), probability.unwrap_or(1.0));
     let ops = match kind {
         "db" => vec![read_query_step(ctx, obj, context, probability)?],
         "service" => {
@@ -706,7 +708,8 @@ fn read_step(
             }]
         }
     };
-    Some((ops, count?))
+    let count = count?;
+    probability_read.then_some((ops, count))
 }
 
 /// The keys of a query step.
