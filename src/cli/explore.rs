@@ -344,16 +344,20 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
     };
     let name = original.report.scenario.clone();
     eprintln!("shrink: keeping {target:?} failing for seed {}", args.seed);
-    // The seed is baked in, so the minimal file runs on its own.
+    // The seed is baked in, so the minimal file runs on its own, where a file can hold it: TOML
+    // integers stop at i64::MAX, while `--seed` takes any u64 (the file's header and the
+    // Reproduce line name it either way, and every candidate runs with it).
     let mut overrides = args.overrides.set.clone();
-    overrides.push(format!("simulation.seed={}", args.seed));
+    if i64::try_from(args.seed).is_ok() {
+        overrides.push(format!("simulation.seed={}", args.seed));
+    }
     let mut runs_done = 0u32;
     let oracle = |candidate: &str| {
         runs_done += 1;
         let options = LoadOptions {
             path: "candidate.toml".into(),
             overrides: Vec::new(),
-            seed: None,
+            seed: Some(args.seed),
             // A candidate is the scenario cut down: its tables sit beside the original.
             files: super::input::beside(&args.scenario),
         };
@@ -400,7 +404,7 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
     }
     let header = format!(
         "# Shrunk by `simulate shrink` from {} --seed {}{} in {} runs ({} changes kept).\n\
-         # Still fails: {target}.\n# Run it: simulate {} --seed {}\n",
+         # Still fails: {target}.\n# Run it: simulate {} --seed {}\n{}",
         args.scenario.display(),
         args.seed,
         args.overrides
@@ -411,7 +415,13 @@ pub(super) fn shrink_command(program: &str, args: &ShrinkArgs) -> u8 {
         shrunk.runs,
         shrunk.steps.len(),
         out.display(),
-        args.seed
+        args.seed,
+        if i64::try_from(args.seed).is_ok() {
+            ""
+        } else {
+            "# (Only with --seed: a TOML integer cannot hold this seed, so the file's own \
+             `simulation.seed` is not it.)\n"
+        }
     );
     // The shrunk file lives elsewhere: the tables and logs it names, relative to the original
     // scenario, are rewritten relative to it.

@@ -498,3 +498,39 @@ fn shrink_reaches_the_planted_cause() {
         vec!["bystanders keep their latency and errors during the spike"]
     );
 }
+
+/// `--seed` takes any u64, a TOML integer only up to i64::MAX: a failing seed above that
+/// shrinks like any other (every candidate runs with it), and the file says to pass it.
+#[test]
+fn shrink_keeps_a_seed_no_file_can_hold() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = (1u64 << 63).to_string();
+    let out = dir.path().join("min.toml");
+    let output = simulate(&[
+        "shrink",
+        "scenarios/hot-tenant.toml",
+        "--seed",
+        &seed,
+        "--set",
+        "edge.rate_limiting=false",
+        "--max-runs",
+        "2",
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let minimal = std::fs::read_to_string(&out).expect("minimal scenario");
+    assert!(
+        minimal.contains(&format!("--seed {seed}")) && minimal.contains("cannot hold this seed"),
+        "{minimal}"
+    );
+    let rerun = simulate(&[
+        out.to_str().expect("path"),
+        "--seed",
+        &seed,
+        "--quiet",
+        "--out",
+        dir.path().join("r").to_str().expect("path"),
+    ]);
+    assert_eq!(code(&rerun), 1, "{}", text(&rerun));
+}
