@@ -586,6 +586,72 @@ fn read_positive(
     }
 }
 
+/// Checks an `[explore]` table's ranges by the rules its drawn faults will meet, so that a
+/// range that can draw an invalid fault is refused here, at its own line, rather than failing
+/// the seeds that draw it (which would count as violations): every start before the end of the
+/// run, and both ends of each intensity range valid for a fault of that kind.
+fn check_explore_ranges(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    spec: &super::explore::ExploreSpec,
+    simulation: &Simulation,
+) {
+    let Value::Table(table) = &node.value else {
+        return;
+    };
+    if spec.at.1 >= simulation.duration
+        && let Some(at) = table.get("at")
+    {
+        ctx.push(
+            at.origin.clone(),
+            "explore.at",
+            format!(
+                "the latest start, {}, is at or after the end of the run ({}): every drawn \
+                 fault must start before it",
+                spec.at.1, simulation.duration
+            ),
+        );
+    }
+    let Some(Value::Array(kinds)) = table.get("kinds").map(|n| &n.value) else {
+        return;
+    };
+    for (k, kind_node) in kinds.iter().enumerate() {
+        let Value::Table(kind_table) = &kind_node.value else {
+            continue;
+        };
+        let Some(Value::String(kind)) = kind_table.get("kind").map(|n| &n.value) else {
+            continue;
+        };
+        for entry in &kind_table.entries {
+            let name = entry.key.as_str();
+            let Value::Array(ends) = &entry.node.value else {
+                continue;
+            };
+            for (i, end) in ends.iter().enumerate() {
+                let key = format!("explore.kinds[{k}].{name}[{i}]");
+                let _ = match (kind.as_str(), name) {
+                    ("load_spike", "multiplier") => {
+                        read_positive(ctx, end, &key, &limits::MAX_MULTIPLIER, "a multiplier")
+                    }
+                    ("db_slowdown", "factor") => {
+                        read_positive(ctx, end, &key, &limits::MAX_SLOWDOWN, "a slowdown factor")
+                    }
+                    ("region_outage", "fraction") => {
+                        read_fraction(ctx, end, &key, "a fraction of the region's cells")
+                    }
+                    ("dependency_errors", "rate") => {
+                        read_fraction(ctx, end, &key, "a failure rate")
+                    }
+                    ("poison_jobs", "fraction") => {
+                        read_fraction(ctx, end, &key, "a fraction of its jobs")
+                    }
+                    _ => None,
+                };
+            }
+        }
+    }
+}
+
 fn read_fraction(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str) -> Option<f64> {
     let value = match node.value {
         Value::Integer(i) => i as f64,
@@ -1121,7 +1187,10 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     );
     let explore = match top.node("explore") {
         Some(n) => match super::explore::parse(n) {
-            Ok(spec) => Some(spec),
+            Ok(spec) => {
+                check_explore_ranges(ctx, n, &spec, &simulation);
+                Some(spec)
+            }
             Err(errors) => {
                 for (origin, key, message) in errors {
                     ctx.push(origin, &key, message);
