@@ -159,10 +159,20 @@ impl SimDuration {
         if text == "0" {
             return Ok(SimDuration::ZERO);
         }
+        if text.starts_with('-') {
+            return Err(DurationParseError::Negative);
+        }
         let split = text
             .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
             .ok_or(DurationParseError::MissingUnit)?;
         let (number, unit) = text.split_at(split);
+        if split > 0
+            && unit.len() > 1
+            && unit.starts_with(['e', 'E'])
+            && unit[1..].starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-')
+        {
+            return Err(DurationParseError::Exponent);
+        }
         let unit_nanos: u64 = match unit {
             "ns" => 1,
             "us" | "µs" => NANOS_PER_MICRO,
@@ -228,6 +238,10 @@ pub enum DurationParseError {
     TooLarge,
     /// A value finer than one nanosecond, such as `"0.5ns"`.
     BelowNanosecond,
+    /// A sign, as in `"-5ms"`: durations are never negative.
+    Negative,
+    /// A number in exponent notation, as in `"1e3ms"`.
+    Exponent,
 }
 
 impl fmt::Display for DurationParseError {
@@ -253,6 +267,16 @@ impl fmt::Display for DurationParseError {
             DurationParseError::BelowNanosecond => {
                 write!(f, "durations resolve to whole nanoseconds")
             }
+            DurationParseError::Negative => {
+                write!(
+                    f,
+                    "a duration cannot be negative (expected 0 or more, as in \"250ms\")"
+                )
+            }
+            DurationParseError::Exponent => write!(
+                f,
+                "a duration is written without an exponent (as in \"1000s\", not \"1e3s\")"
+            ),
         }
     }
 }
@@ -436,7 +460,24 @@ mod tests {
         ));
         assert!(SimDuration::parse("ms").is_err());
         assert!(SimDuration::parse("1.2.3s").is_err());
-        assert!(SimDuration::parse("-5ms").is_err());
+        // A sign and an exponent are named as such, not taken for units.
+        assert_eq!(
+            SimDuration::parse("-5ms"),
+            Err(DurationParseError::Negative)
+        );
+        assert_eq!(SimDuration::parse("-5"), Err(DurationParseError::Negative));
+        assert_eq!(
+            SimDuration::parse("1e30s"),
+            Err(DurationParseError::Exponent)
+        );
+        assert_eq!(
+            SimDuration::parse("2.5E-3s"),
+            Err(DurationParseError::Exponent)
+        );
+        assert!(matches!(
+            SimDuration::parse("5es"),
+            Err(DurationParseError::UnknownUnit(_))
+        ));
         assert_eq!(
             SimDuration::parse("0.5ns"),
             Err(DurationParseError::BelowNanosecond)
