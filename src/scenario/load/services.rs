@@ -253,10 +253,16 @@ pub(super) fn read_services<'t>(
         );
         let scope = obj.or(ctx, "scope", Scope::Cell, read_scope);
         let mut pool_names = Names::new();
+        // Entries as written (`usize::MAX`: the list is missing, which `required` reports): an
+        // empty list is an error of its own below; entries with errors were reported one by one.
+        let mut written = (usize::MAX, usize::MAX);
         let pools: Vec<PoolSpec> = match obj.required(ctx, "pools", "a list of pools") {
             Some(n) => {
                 let key = obj.key("pools");
-                read_table_array(ctx, n, &key, &spec::SERVICE_POOLS, &limits::MAX_POOLS)
+                let tables =
+                    read_table_array(ctx, n, &key, &spec::SERVICE_POOLS, &limits::MAX_POOLS);
+                written.0 = tables.len();
+                tables
                     .into_iter()
                     .filter_map(|mut p| {
                         let pool = super::topology::read_named_pool(ctx, &mut p, &mut pool_names);
@@ -272,8 +278,9 @@ pub(super) fn read_services<'t>(
         let mut calls = Vec::new();
         if let Some(n) = obj.required(ctx, "operations", "a list of operations") {
             let key = obj.key("operations");
-            for mut op in read_table_array(ctx, n, &key, &spec::OPERATIONS, &limits::MAX_OPERATIONS)
-            {
+            let tables = read_table_array(ctx, n, &key, &spec::OPERATIONS, &limits::MAX_OPERATIONS);
+            written.1 = tables.len();
+            for mut op in tables {
                 let op_name = op
                     .required(ctx, "name", "an operation name")
                     .and_then(|n| read_name(ctx, n, &op.key("name")).map(|v| (v, n)))
@@ -304,8 +311,9 @@ pub(super) fn read_services<'t>(
         }
         obj.finish(ctx);
         if ops.is_empty() || pools.is_empty() {
-            // Already reported (a missing or empty list is an error of its own below).
-            if let (Some(_), true) = (&name, ops.is_empty() || pools.is_empty()) {
+            // Said once, for a service whose lists were written empty; a missing list, or
+            // entries with errors, were reported already.
+            if name.is_some() && (written.0 == 0 || written.1 == 0) {
                 ctx.push(
                     obj.origin.clone(),
                     &obj.path,
