@@ -629,6 +629,7 @@ fn check_explore_ranges(
             };
             for (i, end) in ends.iter().enumerate() {
                 let key = format!("explore.kinds[{k}].{name}[{i}]");
+                // The fault's own reader reports what is wrong; the value is not needed here.
                 let _ = match (kind.as_str(), name) {
                     ("load_spike", "multiplier") => {
                         read_positive(ctx, end, &key, &limits::MAX_MULTIPLIER, "a multiplier")
