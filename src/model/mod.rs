@@ -276,8 +276,8 @@ pub fn counts_anything(system: &System) -> bool {
 }
 
 /// Expected events for the system's offered load, assuming every attempt is retried to the
-/// limit and times out: an upper bound for a healthy run. Linear in the tenants and in the
-/// spikes' tenant lists.
+/// limit and times out, plus the MMPP sources' state switches ([`estimated_switches`]): an
+/// upper bound on a healthy run's work. Linear in the tenants and in the spikes' tenant lists.
 pub fn estimated_events(system: &System) -> f64 {
     estimated_switches(system) + estimated_events_without_switches(system)
 }

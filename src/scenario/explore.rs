@@ -330,9 +330,12 @@ fn pick(stream: &mut Stream, n: usize) -> usize {
     crate::components::draw::uniform_inclusive(stream.next_u64(), n as u64 - 1) as usize
 }
 
+/// A value in `[lo, hi]` at `decimals` places. Rounded, then kept within the range, so that a
+/// range whose ends are valid for the fault (as the loader checks) never draws an invalid
+/// value: `[0.01, 0.04]` would otherwise round to a multiplier of 0.
 fn between(stream: &mut Stream, (lo, hi): (f64, f64), decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
-    ((lo + (hi - lo) * unit_open(stream.next_u64())) * scale).round() / scale
+    (((lo + (hi - lo) * unit_open(stream.next_u64())) * scale).round() / scale).clamp(lo, hi)
 }
 
 fn seconds_between(stream: &mut Stream, (lo, hi): (SimDuration, SimDuration)) -> SimDuration {
@@ -508,4 +511,24 @@ pub fn describe(f: &DrawnFault) -> String {
         f.at,
         f.duration
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A drawn intensity stays within its range even when the range's ends are finer than the
+    /// draw's decimals (rounded alone, `[0.01, 0.04]` draws 0.0, a multiplier no fault may
+    /// have), and lands on the draw's precision when the ends do.
+    #[test]
+    fn draws_stay_within_their_range() {
+        let mut stream = Streams::new(7).stream("explore", 0);
+        for _ in 0..1_000 {
+            let fine = between(&mut stream, (0.01, 0.04), 1);
+            assert!((0.01..=0.04).contains(&fine), "{fine}");
+            let whole = between(&mut stream, (2.0, 30.0), 1);
+            assert!((2.0..=30.0).contains(&whole), "{whole}");
+            assert_eq!((whole * 10.0).round() / 10.0, whole);
+        }
+    }
 }

@@ -586,6 +586,33 @@ fn read_positive(
     }
 }
 
+/// Reads one value of a fault's intensity (`value` of `kind`).
+type IntensityReader = fn(&mut Ctx<'_>, &Node, &str) -> Option<f64>;
+
+/// The reader of fault `kind`'s intensity key `name`, if it has one: shared by `[[faults]]`
+/// and by `[explore]`'s ranges, whose drawn faults must meet the same rules.
+fn fault_intensity(kind: &str, name: &str) -> Option<IntensityReader> {
+    Some(match (kind, name) {
+        ("load_spike", "multiplier") => {
+            |c, n, k| read_positive(c, n, k, &limits::MAX_MULTIPLIER, "a multiplier")
+        }
+        ("db_slowdown", "factor") => {
+            |c, n, k| read_positive(c, n, k, &limits::MAX_SLOWDOWN, "a slowdown factor")
+        }
+        ("region_outage", "fraction") => {
+            |c, n, k| read_fraction(c, n, k, "a fraction of the region's cells")
+        }
+        ("dependency_errors", "rate") => |c, n, k| read_fraction(c, n, k, "a failure rate"),
+        ("poison_jobs", "fraction") => |c, n, k| read_fraction(c, n, k, "a fraction of its jobs"),
+        _ => return None,
+    })
+}
+
+/// [`fault_intensity`]'s reader, for a key it has.
+fn intensity(kind: &str, name: &str) -> IntensityReader {
+    fault_intensity(kind, name).unwrap_or_else(|| unreachable!("{kind} has no {name}"))
+}
+
 /// Checks an `[explore]` table's ranges by the rules its drawn faults will meet, so that a
 /// range that can draw an invalid fault is refused here, at its own line, rather than failing
 /// the seeds that draw it (which would count as violations): every start before the end of the
@@ -627,27 +654,13 @@ fn check_explore_ranges(
             let Value::Array(ends) = &entry.node.value else {
                 continue;
             };
+            let Some(read) = fault_intensity(kind, name) else {
+                continue;
+            };
+            // Draws stay within the range (`explore::between`), so its ends are what to check;
+            // the reader reports what is wrong, its value is not needed here.
             for (i, end) in ends.iter().enumerate() {
-                let key = format!("explore.kinds[{k}].{name}[{i}]");
-                // The fault's own reader reports what is wrong; the value is not needed here.
-                let _ = match (kind.as_str(), name) {
-                    ("load_spike", "multiplier") => {
-                        read_positive(ctx, end, &key, &limits::MAX_MULTIPLIER, "a multiplier")
-                    }
-                    ("db_slowdown", "factor") => {
-                        read_positive(ctx, end, &key, &limits::MAX_SLOWDOWN, "a slowdown factor")
-                    }
-                    ("region_outage", "fraction") => {
-                        read_fraction(ctx, end, &key, "a fraction of the region's cells")
-                    }
-                    ("dependency_errors", "rate") => {
-                        read_fraction(ctx, end, &key, "a failure rate")
-                    }
-                    ("poison_jobs", "fraction") => {
-                        read_fraction(ctx, end, &key, "a fraction of its jobs")
-                    }
-                    _ => None,
-                };
+                let _ = read(ctx, end, &format!("explore.kinds[{k}].{name}[{i}]"));
             }
         }
     }
@@ -3030,15 +3043,7 @@ fn read_fault_kind(
             let tenants = spike_targets(ctx, obj, fc);
             let multiplier = obj
                 .required(ctx, "multiplier", "the arrival-rate multiplier, such as 10")
-                .and_then(|n| {
-                    read_positive(
-                        ctx,
-                        n,
-                        &obj.key("multiplier"),
-                        &limits::MAX_MULTIPLIER,
-                        "a multiplier",
-                    )
-                });
+                .and_then(|n| intensity(kind, "multiplier")(ctx, n, &obj.key("multiplier")));
             let class = match obj.node("class") {
                 Some(n) => {
                     let key = obj.key("class");
@@ -3073,9 +3078,7 @@ fn read_fault_kind(
         "region_outage" => {
             let region_node = obj.required(ctx, "region", "the region whose cells fail");
             let region = region_node.and_then(|n| read_name(ctx, n, &obj.key("region")));
-            let fraction = obj.or(ctx, "fraction", 1.0, |c, n, k| {
-                read_fraction(c, n, k, "a fraction of the region's cells")
-            });
+            let fraction = obj.or(ctx, "fraction", 1.0, intensity(kind, "fraction"));
             let (region, fraction, region_node) = (region?, fraction?, region_node?);
             let mut members: Vec<usize> = (0..fc.cells.len())
                 .filter(|&c| fc.cells[c].region == region)
@@ -3115,15 +3118,7 @@ fn read_fault_kind(
                     "factor",
                     "how many times longer queries take, such as 10",
                 )
-                .and_then(|n| {
-                    read_positive(
-                        ctx,
-                        n,
-                        &obj.key("factor"),
-                        &limits::MAX_SLOWDOWN,
-                        "a slowdown factor",
-                    )
-                });
+                .and_then(|n| intensity(kind, "factor")(ctx, n, &obj.key("factor")));
             let database = database?;
             Some(FaultKind::DbSlowdown {
                 database,
@@ -3166,7 +3161,7 @@ fn read_fault_kind(
             let dependency = fc.dependency(ctx, obj, true);
             let rate = obj
                 .required(ctx, "rate", "the fraction of calls that fail, such as 0.5")
-                .and_then(|n| read_fraction(ctx, n, &obj.key("rate"), "a failure rate"));
+                .and_then(|n| intensity(kind, "rate")(ctx, n, &obj.key("rate")));
             let cell = fc.caller_cell(ctx, obj);
             let (dependency, cell) = (dependency?, cell?);
             if let (Some(_), Dependency::Database(_) | Dependency::Kms) = (cell, dependency) {
@@ -3337,9 +3332,7 @@ fn read_fault_kind(
         "poison_jobs" => {
             let tenants_node = obj.node("tenant");
             let tenants = tenants(ctx, obj, "the tenant whose jobs are poisoned");
-            let fraction = obj.or(ctx, "fraction", 1.0, |c, n, k| {
-                read_fraction(c, n, k, "a fraction of its jobs")
-            });
+            let fraction = obj.or(ctx, "fraction", 1.0, intensity(kind, "fraction"));
             let tenants = tenants?;
             if let Some(&t) = tenants.iter().find(|&&t| fc.tenants[t].jobs.is_none()) {
                 ctx.push(
