@@ -18,6 +18,7 @@
 
 use rand::Rng;
 
+use super::limits;
 use super::tree::{Node, Origin, Table, Value};
 use crate::kernel::rng::{Stream, Streams, unit_open};
 use crate::model::config::System;
@@ -161,8 +162,16 @@ pub fn parse(node: &Node) -> Result<ExploreSpec, Vec<ExploreError>> {
     let get = |key: &str| table.get(key);
     let count = match get("count") {
         Some(n) => range(n, "explore.count", "fault counts", |v| match v.value {
-            Value::Integer(i) if (0..=100).contains(&i) => Some(i as u32),
+            Value::Integer(i) if i >= 0 => Some(i),
             _ => None,
+        })
+        .and_then(|(lo, hi)| {
+            let limit = limits::MAX_EXPLORE_FAULTS;
+            if hi > limit.max_int() as i64 {
+                return Err(err(n, "explore.count", limit.exceeded(hi)));
+            }
+            // Both fit: at most the limit, which is far below u32::MAX.
+            Ok((lo as u32, hi as u32))
         }),
         None => Ok((1, 1)),
     };
@@ -253,6 +262,20 @@ fn parse_kinds(node: &Node) -> Result<Vec<KindSpec>, Vec<ExploreError>> {
     }
 }
 
+/// The fault kinds `[explore]` can draw, as `kinds` names them (every one is parsed by
+/// `parse_kind`; a test holds the two together).
+pub const EXPLORABLE_KINDS: [&str; 9] = [
+    "load_spike",
+    "cell_outage",
+    "region_outage",
+    "db_slowdown",
+    "kms_key_disabled",
+    "partition",
+    "control_plane_outage",
+    "dependency_errors",
+    "poison_jobs",
+];
+
 fn parse_kind(node: &Node, t: &Table, key: &str) -> Result<KindSpec, ExploreError> {
     let kind = match t.get("kind").map(|n| &n.value) {
         Some(Value::String(s)) => s.as_str(),
@@ -315,11 +338,18 @@ fn parse_kind(node: &Node, t: &Table, key: &str) -> Result<KindSpec, ExploreErro
             fraction: intensity("fraction", (1.0, 1.0), "fractions")?,
         },
         other => {
+            // Only migrate_tenant gets the note: it is the one name users take for a fault.
+            let why = if other == "migrate_tenant" {
+                " (migrate_tenant is an operation, not a fault)"
+            } else {
+                ""
+            };
             return Err(err(
                 node,
                 &format!("{key}.kind"),
                 format!(
-                    "fault kind {other:?} cannot be explored (migrate_tenant is an operation, not a fault)"
+                    "fault kind {other:?} cannot be explored{why}; expected one of: {}",
+                    EXPLORABLE_KINDS.join(", ")
                 ),
             ));
         }
@@ -530,5 +560,48 @@ mod tests {
             assert!((2.0..=30.0).contains(&whole), "{whole}");
             assert_eq!((whole * 10.0).round() / 10.0, whole);
         }
+    }
+
+    fn explore_table(text: &str) -> Node {
+        let root = super::super::tree::parse_document(text).expect("valid TOML");
+        root.get("explore").expect("an [explore] table").clone()
+    }
+
+    /// Every kind the refusal lists is one `parse_kind` reads, and a kind it cannot read is
+    /// refused with that list.
+    #[test]
+    fn the_listed_kinds_are_the_explorable_ones() {
+        for kind in EXPLORABLE_KINDS {
+            let text = format!(
+                "[explore]\nat = [\"1s\", \"2s\"]\nduration = [\"1s\", \"2s\"]\n\
+                 kinds = [{{ kind = \"{kind}\" }}]\n"
+            );
+            assert!(parse(&explore_table(&text)).is_ok(), "{kind}");
+        }
+        let text = "[explore]\nat = [\"1s\", \"2s\"]\nduration = [\"1s\", \"2s\"]\n\
+                    kinds = [{ kind = \"cache_flush\" }]\n";
+        let errors = parse(&explore_table(text)).expect_err("cache_flush is not explorable");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].2.contains("expected one of: load_spike"),
+            "{}",
+            errors[0].2
+        );
+        assert!(!errors[0].2.contains("migrate_tenant"), "{}", errors[0].2);
+    }
+
+    /// A count above the limit is refused naming the limit, not as a malformed range.
+    #[test]
+    fn a_count_above_the_limit_names_it() {
+        let text = "[explore]\ncount = [1, 1000000]\nat = [\"1s\", \"2s\"]\n\
+                    duration = [\"1s\", \"2s\"]\nkinds = [{ kind = \"cell_outage\" }]\n";
+        let errors = parse(&explore_table(text)).expect_err("over the limit");
+        assert!(
+            errors[0].2.contains("MAX_EXPLORE_FAULTS"),
+            "{}",
+            errors[0].2
+        );
+        let at_limit = text.replace("1000000", "100");
+        assert!(parse(&explore_table(&at_limit)).is_ok());
     }
 }

@@ -147,6 +147,12 @@ pub const MAX_CELLS: Limit = limit("MAX_CELLS", 10_000.0, "cells");
 pub const MAX_DATABASES: Limit = limit("MAX_DATABASES", 10_000.0, "databases");
 /// Most faults and operations.
 pub const MAX_FAULTS: Limit = limit("MAX_FAULTS", 1_000.0, "faults");
+/// Most faults one explored seed may draw (`[explore] count`).
+pub const MAX_EXPLORE_FAULTS: Limit = limit(
+    "MAX_EXPLORE_FAULTS",
+    100.0,
+    "faults drawn per explored seed",
+);
 /// Most SLOs.
 pub const MAX_SLOS: Limit = limit("MAX_SLOS", 1_000.0, "SLOs");
 /// Most expectations in one SLO.
@@ -260,7 +266,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the table in docs/limits.md and the schema tests.
-pub const ALL: [Limit; 61] = [
+pub const ALL: [Limit; 62] = [
     MAX_SCENARIO_BYTES,
     MAX_REPORT_BYTES,
     MAX_SWEEP_BYTES,
@@ -272,6 +278,7 @@ pub const ALL: [Limit; 61] = [
     MAX_CELLS,
     MAX_DATABASES,
     MAX_FAULTS,
+    MAX_EXPLORE_FAULTS,
     MAX_FAULT_TARGETS,
     MAX_SLOS,
     MAX_EXPECTATIONS,

@@ -287,7 +287,7 @@ pub const SCENARIO: TableSpec = TableSpec {
             "explore",
             Ty::Explore,
             "none",
-            "the faults `simulate explore` draws per seed: `count = [min, max]`, `at = [from, to]`, `duration = [min, max]`, `kinds = [{ kind = \"load_spike\", multiplier = [2, 30] }, { kind = \"cell_outage\" }, …]` (only `simulate explore` uses it)",
+            "the faults `simulate explore` draws per seed: `count = [min, max]` (at most 100, `MAX_EXPLORE_FAULTS`, and with the scenario's own `[[faults]]` at most `MAX_FAULTS`), `at = [from, to]`, `duration = [min, max]`, `kinds = [{ kind = \"load_spike\", multiplier = [2, 30] }, { kind = \"cell_outage\" }, …]` (only `simulate explore` uses it)",
         ),
         req(
             "tiers",
