@@ -178,3 +178,69 @@ fn too_many_overrides_name_the_limit() {
         text(&output)
     );
 }
+
+/// One error for one broken limit: past `MAX_FAULTS`, the faults within the limit are still
+/// read, so an SLO window naming the first fault resolves instead of adding a false "names no
+/// fault" error after the limit's.
+#[test]
+fn a_broken_limit_is_one_error_not_a_cascade() {
+    let limit = tenantsim::scenario::limits::MAX_FAULTS.max_int();
+    let mut scenario =
+        std::fs::read_to_string(crate::common::root().join("benches/hot-tenant-full.toml"))
+            .expect("readable");
+    for i in 0..limit {
+        scenario.push_str(&format!(
+            "\n[[faults]]\nname = \"extra-{i}\"\nkind = \"load_spike\"\ntenant = \"heavy\"\n\
+             multiplier = 2\nat = \"30s\"\nduration = \"1s\"\n"
+        ));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("many-faults.toml");
+    std::fs::write(&file, scenario).expect("writable");
+    let output = simulate(&["validate", file.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("(MAX_FAULTS)"), "{stderr}");
+}
+
+/// Faults an exploration may draw count against `MAX_FAULTS` together with the scenario's
+/// own: past it, the `[explore]` table is refused at load, rather than every seed's scenario
+/// failing to load during `explore` and counting as a failing seed.
+#[test]
+fn explored_faults_count_against_the_fault_limit() {
+    let limit = tenantsim::scenario::limits::MAX_FAULTS.max_int();
+    let mut scenario =
+        std::fs::read_to_string(crate::common::root().join("scenarios/cell-outage.toml"))
+            .expect("readable")
+            .replace("count = [1, 3]", "count = [1, 100]");
+    assert!(
+        scenario.contains("count = [1, 100]"),
+        "the shipped [explore] changed"
+    );
+    for i in 0..limit - 50 {
+        scenario.push_str(&format!(
+            "\n[[faults]]\nname = \"extra-{i}\"\nkind = \"load_spike\"\ntenant = \"a\"\n\
+             multiplier = 1\nat = \"30s\"\nduration = \"1s\"\n"
+        ));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("explore-many-faults.toml");
+    std::fs::write(&file, &scenario).expect("writable");
+    let output = simulate(&["validate", file.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`explore.count`") && stderr.contains("(MAX_FAULTS)"),
+        "{stderr}"
+    );
+    // Within the limit the same file is valid.
+    std::fs::write(
+        &file,
+        scenario.replace("count = [1, 100]", "count = [1, 49]"),
+    )
+    .expect("writable");
+    let output = simulate(&["validate", file.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+}

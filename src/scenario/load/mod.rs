@@ -622,10 +622,25 @@ fn check_explore_ranges(
     node: &Node,
     spec: &super::explore::ExploreSpec,
     simulation: &Simulation,
+    declared_faults: usize,
 ) {
     let Value::Table(table) = &node.value else {
         return;
     };
+    // The drawn faults are appended to the scenario's own: together they must stay within
+    // MAX_FAULTS, or every seed's scenario would fail to load and count as failing.
+    let most = declared_faults as u64 + u64::from(spec.count.1);
+    if most > limits::MAX_FAULTS.max_int() {
+        ctx.push(
+            table.get("count").unwrap_or(node).origin.clone(),
+            "explore.count",
+            format!(
+                "{declared_faults} [[faults]] of the scenario and up to {} drawn: {}",
+                spec.count.1,
+                limits::MAX_FAULTS.exceeded(most)
+            ),
+        );
+    }
     if spec.at.1 >= simulation.duration
         && let Some(at) = table.get("at")
     {
@@ -789,7 +804,8 @@ fn read_table<'t>(
 
 /// The tables of an array of tables, each with its dotted path (`tenants.heavy`, or
 /// `tenants[3]` when it has no usable name). More than `limit` entries is an error naming the
-/// limit (the rest are not read).
+/// limit; the first `limit` are still read (bounded work), so what refers to them resolves and
+/// the one limit error is not followed by an error at every reference.
 fn read_table_array<'t>(
     ctx: &mut Ctx<'_>,
     node: &'t Node,
@@ -813,14 +829,14 @@ fn read_table_array<'t>(
             first_over.origin.clone(),
             key,
             format!(
-                "expected at most {} entries: {}",
+                "expected at most {} entries (only the first {} are read): {}",
+                limit.max_int(),
                 limit.max_int(),
                 limit.exceeded(items.len())
             ),
         );
-        return out;
     }
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.iter().enumerate().take(limit.max_int() as usize) {
         match &item.value {
             Value::Table(t) => {
                 let label = match t.get("name").map(|n| &n.value) {
@@ -1202,7 +1218,11 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
     let explore = match top.node("explore") {
         Some(n) => match super::explore::parse(n) {
             Ok(spec) => {
-                check_explore_ranges(ctx, n, &spec, &simulation);
+                let declared_faults = match faults_node.map(|f| &f.value) {
+                    Some(Value::Array(items)) => items.len(),
+                    _ => 0,
+                };
+                check_explore_ranges(ctx, n, &spec, &simulation, declared_faults);
                 Some(spec)
             }
             Err(errors) => {
@@ -1214,7 +1234,25 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         },
         None => None,
     };
-    services::check_instances(ctx, &cells, tenants.len(), &pools, &services, &dependencies);
+    // The instance limits' errors point at the first table of the kind that multiplies.
+    let first_table = |node: Option<&Node>| match node.map(|n| &n.value) {
+        Some(Value::Array(items)) if !items.is_empty() => items[0].origin.clone(),
+        _ => node.map_or(Origin::Span(0..0), |n| n.origin.clone()),
+    };
+    let at = services::InstanceOrigins {
+        pools: first_table(top.node("pools")),
+        services: first_table(top.node("services")),
+        dependencies: first_table(top.node("dependencies")),
+    };
+    services::check_instances(
+        ctx,
+        &at,
+        &cells,
+        tenants.len(),
+        &pools,
+        &services,
+        &dependencies,
+    );
     top.finish(ctx);
 
     if !ctx.diagnostics.is_empty() {

@@ -522,8 +522,17 @@ pub(super) fn read_step_timeout(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Op
 /// Checks that the pool instances (every cell's pools, every service instance's pools) and
 /// the dependency instances a run may create stay within their limits: a tenant-scoped
 /// service makes its pools once per tenant that calls it.
+/// Where the instance limits' errors point: the first `[[pools]]`, `[[services]]` and
+/// `[[dependencies]]` table (1:1 when the scenario has none).
+pub(super) struct InstanceOrigins {
+    pub pools: Origin,
+    pub services: Origin,
+    pub dependencies: Origin,
+}
+
 pub(super) fn check_instances(
     ctx: &mut Ctx<'_>,
+    at: &InstanceOrigins,
     cells: &[crate::model::config::Cell],
     tenants: usize,
     pools: &[PoolSpec],
@@ -549,9 +558,14 @@ pub(super) fn check_instances(
         pool_instances += instances(s.scope) * s.pools.len() as u64;
     }
     if pool_instances > limits::MAX_POOL_INSTANCES.max_int() {
+        let (origin, key) = if services.iter().any(|s| !s.pools.is_empty()) {
+            (&at.services, "services")
+        } else {
+            (&at.pools, "pools")
+        };
         ctx.push(
-            Origin::Span(0..0),
-            "services",
+            origin.clone(),
+            key,
             format!(
                 "the scenario can make {pool_instances} pool instances (every cell's pools and every service instance's; a tenant-scoped service has one instance per tenant): {}",
                 limits::MAX_POOL_INSTANCES.exceeded(pool_instances)
@@ -561,7 +575,7 @@ pub(super) fn check_instances(
     let dependency_instances: u64 = dependencies.iter().map(|d| instances(d.scope)).sum();
     if dependency_instances > limits::MAX_DEPENDENCY_INSTANCES.max_int() {
         ctx.push(
-            Origin::Span(0..0),
+            at.dependencies.clone(),
             "dependencies",
             format!(
                 "the scenario can make {dependency_instances} dependency instances (a tenant-scoped dependency has one per tenant): {}",
@@ -579,11 +593,11 @@ pub(super) fn check_instances(
         .sum();
     if cache_entries > limits::MAX_CACHE_ENTRIES_TOTAL.max_int() {
         ctx.push(
-            Origin::Span(0..0),
+            at.dependencies.clone(),
             "dependencies",
             format!(
-                "the caches can hold {cache_entries} entries in all (capacity × instances): {}",
-                limits::MAX_CACHE_ENTRIES_TOTAL.exceeded(cache_entries)
+                "the caches' capacities times their instances: {}",
+                limits::MAX_CACHE_ENTRIES_TOTAL.exceeded(crate::text::thousands(cache_entries))
             ),
         );
     }
