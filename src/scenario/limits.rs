@@ -153,6 +153,13 @@ pub const MAX_EXPLORE_FAULTS: Limit = limit(
     100.0,
     "faults drawn per explored seed",
 );
+/// Deepest nesting of arrays and inline tables: the TOML parser's own cap (the `toml` crate's
+/// recursion guard), named here so its error can say so; a test holds the two equal.
+pub const MAX_TOML_NESTING: Limit = limit(
+    "MAX_TOML_NESTING",
+    80.0,
+    "levels of nested arrays and inline tables (the TOML parser's own cap)",
+);
 /// Most SLOs.
 pub const MAX_SLOS: Limit = limit("MAX_SLOS", 1_000.0, "SLOs");
 /// Most expectations in one SLO.
@@ -266,7 +273,7 @@ pub const MAX_DURATION: SimDuration = SimDuration::from_secs(7 * 24 * 3_600);
 pub const MAX_DIAGNOSTICS: usize = 100;
 
 /// Every limit, for the table in docs/limits.md and the schema tests.
-pub const ALL: [Limit; 62] = [
+pub const ALL: [Limit; 63] = [
     MAX_SCENARIO_BYTES,
     MAX_REPORT_BYTES,
     MAX_SWEEP_BYTES,
@@ -279,6 +286,7 @@ pub const ALL: [Limit; 62] = [
     MAX_DATABASES,
     MAX_FAULTS,
     MAX_EXPLORE_FAULTS,
+    MAX_TOML_NESTING,
     MAX_FAULT_TARGETS,
     MAX_SLOS,
     MAX_EXPECTATIONS,

@@ -107,10 +107,25 @@ pub struct SyntaxError {
 pub fn parse_document(text: &str) -> Result<Table, SyntaxError> {
     let root = DeTable::parse(text).map_err(|e| SyntaxError {
         span: e.span(),
-        message: e.message().trim().to_string(),
+        message: name_the_nesting_limit(e.message().trim()),
     })?;
     let span = root.span();
     convert_table(root.into_inner(), &span)
+}
+
+/// The parser's "cannot recurse further" names no limit and no depth; say which.
+fn name_the_nesting_limit(message: &str) -> String {
+    if message.contains("max recursion depth") {
+        let limit = super::limits::MAX_TOML_NESTING;
+        format!(
+            "arrays and inline tables nested more than {} deep, the TOML parser's own cap ({}); \
+             a scenario needs a few levels",
+            limit.max_int(),
+            limit.name
+        )
+    } else {
+        message.to_string()
+    }
 }
 
 /// Parses the VALUE of a `--set PATH=VALUE` as a TOML value, or takes it as a string.
@@ -547,6 +562,32 @@ pub fn key_near(text: &str, offset: usize) -> String {
 #[cfg(test)]
 mod writer_tests {
     use super::*;
+
+    /// `MAX_TOML_NESTING` is the parser's cap: that many levels parse, one more is refused
+    /// with the limit named.
+    #[test]
+    fn the_nesting_limit_is_the_parsers() {
+        let depth = super::super::limits::MAX_TOML_NESTING.max_int() as usize;
+        let nested = |n: usize| format!("v = {}{}\n", "[".repeat(n), "]".repeat(n));
+        assert!(parse_document(&nested(depth)).is_ok());
+        let error = parse_document(&nested(depth + 1)).expect_err("one level too deep");
+        assert!(
+            error.message.contains("(MAX_TOML_NESTING)"),
+            "{}",
+            error.message
+        );
+        let tables = format!(
+            "v = {}1{}\n",
+            "{a = ".repeat(depth + 1),
+            "}".repeat(depth + 1)
+        );
+        let error = parse_document(&tables).expect_err("one level too deep");
+        assert!(
+            error.message.contains("(MAX_TOML_NESTING)"),
+            "{}",
+            error.message
+        );
+    }
 
     #[test]
     fn round_trips_a_scenario_shape() {
