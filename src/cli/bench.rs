@@ -23,7 +23,7 @@ use crate::model::{self, RunOptions};
 use crate::pipeline;
 use crate::report;
 use crate::report::summary::thousands;
-use crate::scenario::LoadOptions;
+use crate::scenario::{LoadOptions, MAX_DURATION};
 use crate::time::SimDuration;
 
 /// The reference model, the one the kernel's budgets are stated on.
@@ -79,13 +79,15 @@ requests; hot-tenant-full as written. Before it, a line says how much of the mac
 time other processes and the hypervisor (steal) took during the bench (/proc/stat): above 5 %
 or 2 % the figures were measured beside other work.
 EXIT: 0 measured (with --gate: and every budget met); 1 with --gate, a budget was missed;
-2 a suite could not be measured.")]
+2 a suite could not be measured, or an option is out of its range (refused before anything
+runs, naming the option and the limit).")]
 pub struct BenchArgs {
     /// Suites to run.
     #[arg(value_enum, default_values_t = [Suite::Reference])]
     suites: Vec<Suite>,
     /// Requests to simulate (the run length is set so the scenario issues about this many,
-    /// and must be longer than its warmup: at least 10,001 for the reference scenario).
+    /// and must be longer than its warmup and at most 168h, the limit on simulated time: from
+    /// 10,001 to 604,800,000 for the reference scenario).
     #[arg(long, default_value_t = BUDGET_REQUESTS, value_parser = clap::value_parser!(u64).range(1..))]
     requests: u64,
     /// Reference scenario (one cell, exponential service, no database).
@@ -138,6 +140,13 @@ pub struct BenchArgs {
 pub fn bench_command(args: &BenchArgs) -> u8 {
     let wants = |suite: Suite| args.suites.contains(&suite) || args.suites.contains(&Suite::All);
     let machine_at_start = host_load::sample();
+    // Options every chosen suite needs are checked before any suite runs, so a bad one is
+    // reported before minutes of other suites rather than after, and as the option the user
+    // gave, not as the generated scenario or override it would have become.
+    if let Err(message) = check_options(args, &wants) {
+        eprintln!("{message}");
+        return EXIT_INVALID;
+    }
     // The reference scenario is checked first, so a bad `--requests` or `--scenario` is
     // reported before minutes of other suites rather than after.
     let reference = if wants(Suite::Reference) {
@@ -239,6 +248,52 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
     }
 }
 
+/// The options of the chosen suites other than the reference's (`prepare_reference` checks
+/// those): `--requests` against each scaled peer suite's scenario.
+fn check_options(args: &BenchArgs, wants: &dyn Fn(Suite) -> bool) -> Result<(), String> {
+    for (suite, spec) in [
+        (Suite::MmcFull, &bench_peers::MMC_FULL),
+        (Suite::Bulkhead, &bench_peers::BULKHEAD),
+        (Suite::HotTenantFull, &bench_peers::HOT_TENANT_FULL),
+    ] {
+        if wants(suite) {
+            bench_peers::check_requests(spec, args.requests)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whole simulated seconds in which a scenario whose tenants issue `total_rate` requests per
+/// second issues about `requests` (at least one second), or why `--requests` cannot set the
+/// length of `scenario`: a run is at most [`MAX_DURATION`] long, so `--requests` is at most
+/// that many seconds of the scenario's rate; and a scenario without a rate (a replayed log)
+/// has none to set its length from. Without this check the length would reach the user as
+/// an error in the `simulation.duration` override the bench makes of it.
+pub(super) fn run_seconds(requests: u64, total_rate: f64, scenario: &str) -> Result<u64, String> {
+    if !(total_rate > 0.0 && total_rate.is_finite()) {
+        return Err(format!(
+            "error: --requests: {scenario} has no steady arrival rate to set the run's length \
+             from (its tenants' `arrival.rate` sum to {total_rate}); expected a scenario whose \
+             tenants arrive at a rate"
+        ));
+    }
+    let longest = MAX_DURATION.as_nanos() / SimDuration::from_secs(1).as_nanos();
+    // Saturating: a rate so high that the bound passes u64::MAX bounds nothing.
+    let most = (longest as f64 * total_rate).floor() as u64;
+    if requests > most {
+        return Err(format!(
+            "error: --requests: at most {} for {scenario}, found {} (at its {total_rate} \
+             requests/s, more requests need a run longer than {MAX_DURATION}, the limit on \
+             simulated time, MAX_DURATION)",
+            thousands(most),
+            thousands(requests)
+        ));
+    }
+    // Within the bound the quotient is at most `longest` but for rounding, which the clamp
+    // absorbs; below it, the run is as long as it always was.
+    Ok(((requests as f64 / total_rate).ceil() as u64).clamp(1, longest))
+}
+
 /// The reference scenario, loaded and checked before any suite runs.
 struct ReferenceRun {
     text: String,
@@ -262,7 +317,11 @@ fn prepare_reference(args: &BenchArgs) -> Result<ReferenceRun, String> {
     };
     let scenario = crate::scenario::load(&text, &base).map_err(|e| e.to_string())?;
     let total_rate: f64 = scenario.system.tenants.iter().map(|t| t.arrival.rate).sum();
-    let seconds = (args.requests as f64 / total_rate).ceil().max(1.0) as u64;
+    let seconds = run_seconds(
+        args.requests,
+        total_rate,
+        &args.scenario.display().to_string(),
+    )?;
     let warmup = scenario.system.simulation.warmup;
     if SimDuration::from_secs(seconds) <= warmup {
         // The run lasts whole seconds: it outlasts the warmup once it has one second more
@@ -281,6 +340,17 @@ fn prepare_reference(args: &BenchArgs) -> Result<ReferenceRun, String> {
         overrides: vec![format!("simulation.duration=\"{seconds}s\"")],
         ..base
     };
+    // The scenario at that length, loaded now so what it refuses (a fault after the shorter
+    // end) is reported before any run, and as what `--requests` did, not as an override the
+    // user never wrote.
+    if let Err(e) = crate::scenario::load(&text, &options) {
+        return Err(format!(
+            "error: --requests {}: it sets {}'s run to {seconds} simulated seconds, which the \
+             scenario does not accept:\n{e}",
+            args.requests,
+            args.scenario.display()
+        ));
+    }
     Ok(ReferenceRun {
         text,
         scenario,
@@ -992,6 +1062,30 @@ mod tests {
             ours_after: 6_000_000.0,
         };
         assert_eq!(round.speed_up(), 100.0);
+    }
+
+    #[test]
+    fn requests_are_at_most_the_longest_run_at_the_scenarios_rate() {
+        // The reference scenario's 1,000 requests/s: 168h (604,800 s) hold 604,800,000.
+        assert_eq!(run_seconds(1_000_000, 1000.0, "ref"), Ok(1000));
+        assert_eq!(run_seconds(1, 1000.0, "ref"), Ok(1));
+        assert_eq!(run_seconds(604_800_000, 1000.0, "ref"), Ok(604_800));
+        for requests in [604_800_001, u64::MAX] {
+            let refused = run_seconds(requests, 1000.0, "ref").unwrap_err();
+            assert!(
+                refused.starts_with("error: --requests: at most 604,800,000 for ref")
+                    && refused.contains("MAX_DURATION")
+                    && !refused.contains("--set"),
+                "{refused}"
+            );
+        }
+        // A rate so high that the bound passes u64::MAX bounds nothing.
+        assert_eq!(run_seconds(u64::MAX, 1e15, "fast"), Ok(18_447));
+        // A scenario without a rate (a replayed log) has nothing to scale.
+        for rate in [0.0, f64::NAN] {
+            let refused = run_seconds(20_000, rate, "log").unwrap_err();
+            assert!(refused.contains("no steady arrival rate"), "{refused}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use super::bench::{bracketed, spread};
+use super::bench::{bracketed, run_seconds, spread};
 use super::bench_budgets::{Bound, Scorecard};
 use crate::pipeline;
 use crate::report;
@@ -120,7 +120,23 @@ pub fn peer_suite(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard
     }
 }
 
-fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Result<(), String> {
+/// Refuses a `--requests` that `suite` cannot run (a run longer than the limit on simulated
+/// time), before any suite runs. A suite whose scenario cannot be read or loaded passes here:
+/// `measure` reports that as the suite not measured, as it always has.
+pub fn check_requests(suite: &PeerSuite, requests: u64) -> Result<(), String> {
+    if !suite.scaled {
+        return Ok(());
+    }
+    match load_suite(suite) {
+        Ok((_, _, scenario)) => suite_seconds(suite, &scenario, requests).map(drop),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The suite's scenario text, its load options and the scenario as written.
+fn load_suite(
+    suite: &PeerSuite,
+) -> Result<(String, LoadOptions, crate::scenario::Scenario), String> {
     let text = std::fs::read_to_string(suite.scenario).map_err(|e| {
         format!(
             "cannot read {} (run from the repository root): {e}",
@@ -133,14 +149,28 @@ fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Re
         ..LoadOptions::default()
     };
     let scenario = crate::scenario::load(&text, &base).map_err(|e| e.to_string())?;
-    let written_secs = scenario.system.simulation.duration.as_secs_f64().round() as u64;
-    let seconds = if suite.scaled {
-        let total_rate: f64 = scenario.system.tenants.iter().map(|t| t.arrival.rate).sum();
-        let warmup = scenario.system.simulation.warmup.as_secs_f64().ceil() as u64;
-        ((options.requests as f64 / total_rate).ceil() as u64).max(warmup + 1)
-    } else {
-        written_secs
-    };
+    Ok((text, base, scenario))
+}
+
+/// Simulated seconds of the suite's runs: as written, or for a scaled suite about
+/// `requests` requests and longer than its warmup.
+fn suite_seconds(
+    suite: &PeerSuite,
+    scenario: &crate::scenario::Scenario,
+    requests: u64,
+) -> Result<u64, String> {
+    if !suite.scaled {
+        return Ok(scenario.system.simulation.duration.as_secs_f64().round() as u64);
+    }
+    let total_rate: f64 = scenario.system.tenants.iter().map(|t| t.arrival.rate).sum();
+    let warmup = scenario.system.simulation.warmup.as_secs_f64().ceil() as u64;
+    let label = format!("{} (the {} suite)", suite.scenario, suite.name);
+    Ok(run_seconds(requests, total_rate, &label)?.max(warmup + 1))
+}
+
+fn measure(suite: &PeerSuite, options: &PeerOptions, card: &mut Scorecard) -> Result<(), String> {
+    let (text, base, scenario) = load_suite(suite)?;
+    let seconds = suite_seconds(suite, &scenario, options.requests)?;
     let overrides = if suite.scaled {
         vec![format!("simulation.duration=\"{seconds}s\"")]
     } else {

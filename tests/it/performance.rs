@@ -402,3 +402,87 @@ fn bench_rejects_options_it_cannot_measure() {
         );
     }
 }
+
+/// Runs `simulate bench ARGS`, which must be refused before anything is measured: exit 2,
+/// nothing on standard output, and a message with each of `expected`, about the option the
+/// user gave (never an override or a generated file the bench made of it); returns stderr.
+fn bench_refused(args: &[&str], expected: &[&str]) -> String {
+    let output = crate::common::simulate(&[&["bench"][..], args].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(crate::common::code(&output), 2, "{args:?}: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "{args:?} measured something first: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    for expected in expected {
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: no {expected:?} in {stderr}"
+        );
+    }
+    for leaked in ["--set", "<generated"] {
+        assert!(!stderr.contains(leaked), "{args:?}: {leaked:?} in {stderr}");
+    }
+    stderr
+}
+
+/// `--requests` sets a scaled run's length, which is at most MAX_DURATION: a count that would
+/// need a longer run is refused as `--requests`, with the most it can be and why, for the
+/// reference scenario and the scaled peer suites alike; so is a scenario without a rate to
+/// scale, and a length the scenario refuses (a fault after the shorter end).
+#[test]
+fn bench_refuses_requests_that_need_a_run_longer_than_the_limit() {
+    let most = u64::MAX.to_string();
+    for (args, expected) in [
+        (
+            &["--requests", &most, "--no-peer"][..],
+            &[
+                "error: --requests: at most 604,800,000 for benches/mmc-reference.toml",
+                "168h",
+                "MAX_DURATION",
+            ][..],
+        ),
+        (
+            &["--requests", "604800001", "--no-peer"][..],
+            &["--requests: at most 604,800,000"][..],
+        ),
+        // Checked before any suite runs: nothing of `queue` is printed first.
+        (
+            &["queue", "mmc-full", "--requests", &most, "--no-peer"][..],
+            &["--requests: at most 604,800,000 for benches/mmc-full.toml"][..],
+        ),
+        (
+            &["bulkhead", "--requests", &most, "--no-peer"][..],
+            &[
+                "--requests: at most",
+                "benches/bulkhead.toml",
+                "MAX_DURATION",
+            ][..],
+        ),
+        (
+            &[
+                "--scenario",
+                "scenarios/replayed-incident.toml",
+                "--no-peer",
+            ][..],
+            &["--requests: scenarios/replayed-incident.toml has no steady arrival rate"][..],
+        ),
+        (
+            &[
+                "--scenario",
+                "scenarios/hot-tenant.toml",
+                "--requests",
+                "20000",
+                "--no-peer",
+            ][..],
+            &[
+                "--requests 20000: it sets scenarios/hot-tenant.toml's run to 14 simulated \
+                  seconds",
+                "faults.spike.at",
+            ][..],
+        ),
+    ] {
+        bench_refused(args, expected);
+    }
+}
