@@ -23,6 +23,7 @@ use crate::model::{self, RunOptions};
 use crate::pipeline;
 use crate::report;
 use crate::report::summary::thousands;
+use crate::scenario::limits::MAX_TENANTS;
 use crate::scenario::{LoadOptions, MAX_DURATION};
 use crate::time::SimDuration;
 
@@ -114,13 +115,18 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     peer_rounds: u32,
     /// Tenant counts for `scale` (comma-separated; each at least 100, the generated
-    /// scenario's smallest: 95 small, 4 mid-market and 1 enterprise tenant).
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000", value_parser = clap::value_parser!(u64).range(100..))]
+    /// scenario's smallest: 95 small, 4 mid-market and 1 enterprise tenant; at most
+    /// 1,000,000, the limit on tenants per scenario).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000", value_parser = tenant_count)]
     tenants: Vec<u64>,
-    /// Simulated seconds of each `scale` run (more than the generated scenario's 1 s warmup).
-    #[arg(long, default_value_t = bench_suites::SCALE_DURATION_SECS, value_parser = clap::value_parser!(u64).range(2..))]
+    /// Simulated seconds of each `scale` run (more than the generated scenario's 1 s warmup,
+    /// at most 604,800: 168h, the limit on simulated time).
+    #[arg(long, default_value_t = bench_suites::SCALE_DURATION_SECS, value_parser = scale_seconds)]
     scale_duration: u64,
-    /// Requests per second, all tenants together, in `scale` runs (1 to 100,000,000).
+    /// Requests per second, all tenants together, in `scale` runs (1 to 100,000,000, and
+    /// such that no generated tenant's rate is above 1,000,000 requests/s, the limit per
+    /// tenant, or below the 0.000001 a generated file can write: at most 3,333,333 with 100
+    /// tenants, at least 2.375 with 1,000,000).
     #[arg(long, default_value_t = bench_suites::SCALE_RATE, value_parser = positive_rate)]
     scale_rate: f64,
     /// Also write each generated `scale` scenario to DIR/saas-<tenants>.toml, to run or read.
@@ -249,8 +255,12 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
 }
 
 /// The options of the chosen suites other than the reference's (`prepare_reference` checks
-/// those): `--requests` against each scaled peer suite's scenario.
+/// those): the `scale` options together (the generated scenario must load) and `--requests`
+/// against each scaled peer suite's scenario.
 fn check_options(args: &BenchArgs, wants: &dyn Fn(Suite) -> bool) -> Result<(), String> {
+    if wants(Suite::Scale) {
+        bench_suites::check_scale(&args.tenants, args.scale_rate)?;
+    }
     for (suite, spec) in [
         (Suite::MmcFull, &bench_peers::MMC_FULL),
         (Suite::Bulkhead, &bench_peers::BULKHEAD),
@@ -645,6 +655,39 @@ fn positive_rate(text: &str) -> Result<f64, String> {
         Ok(rate) if (1.0..=1e8).contains(&rate) => Ok(rate),
         _ => Err(format!(
             "expected requests per second, a number from 1 to 100,000,000, found {text:?}"
+        )),
+    }
+}
+
+/// `--tenants`: one tenant count, from the generated scenario's smallest (100: one
+/// enterprise, four mid-market and 95 small tenants) to the limit on tenants per scenario,
+/// so a count the generated file could not hold is refused as the option, not as a line of
+/// a file the user never wrote.
+fn tenant_count(text: &str) -> Result<u64, String> {
+    let most = MAX_TENANTS.max_int();
+    match text.parse::<u64>() {
+        Ok(tenants) if (100..=most).contains(&tenants) => Ok(tenants),
+        _ => Err(format!(
+            "expected a tenant count from 100 (the generated scenario's smallest: 95 small, 4 \
+             mid-market and 1 enterprise tenant) to {} ({}, the limit on {}), found {text:?}",
+            thousands(most),
+            MAX_TENANTS.name,
+            MAX_TENANTS.what
+        )),
+    }
+}
+
+/// `--scale-duration`: whole simulated seconds, more than the generated scenario's 1 s
+/// warmup and at most the limit on simulated time.
+fn scale_seconds(text: &str) -> Result<u64, String> {
+    let most = MAX_DURATION.as_nanos() / SimDuration::from_secs(1).as_nanos();
+    match text.parse::<u64>() {
+        Ok(seconds) if (2..=most).contains(&seconds) => Ok(seconds),
+        _ => Err(format!(
+            "expected whole simulated seconds from 2 (more than the generated scenario's 1 s \
+             warmup) to {} ({MAX_DURATION}, the limit on simulated time, MAX_DURATION), found \
+             {text:?}",
+            thousands(most)
         )),
     }
 }

@@ -19,7 +19,8 @@ use crate::model::{self, RunOptions};
 use crate::pipeline;
 use crate::report;
 use crate::report::summary::thousands;
-use crate::scenario::synthetic::{SaasShape, saas};
+use crate::scenario::limits::MAX_RATE;
+use crate::scenario::synthetic::{LOWEST_TENANT_RATE, SaasShape, TierLoad, saas, tier_loads};
 use crate::scenario::{self, LoadOptions};
 use crate::slo;
 use crate::time::SimTime;
@@ -185,6 +186,68 @@ pub struct ScaleConfig<'a> {
     pub write_to: Option<&'a Path>,
     /// Rounds over every count.
     pub rounds: u32,
+}
+
+/// Refuses a `--scale-rate` that would give some tenant of a generated scenario a rate the
+/// loader refuses, at any of the `--tenants` counts: above the limit per tenant (the fewer
+/// the tenants, the higher the enterprise tier's rate), or below what the file can write (the
+/// more tenants, the lower the small tier's). Checked before any suite runs, so the error is
+/// about the options the user gave, not a line of a file the user never wrote; the bound it
+/// states is the tightest, with the count and tier that set it.
+pub fn check_scale(tenant_counts: &[u64], total_rate: f64) -> Result<(), String> {
+    // (bound on the total rate, tenants, tier) for every count and tier.
+    let tiers = || {
+        tenant_counts.iter().flat_map(|&tenants| {
+            tier_loads(tenants, total_rate)
+                .into_iter()
+                .map(move |tier| (tenants, tier))
+        })
+    };
+    // The total rate at which each of a tier's tenants would issue `rate`.
+    let total_for = |tier: &TierLoad, rate: f64| rate * tier.tenants as f64 / tier.load_share;
+    let shares = |tier: &TierLoad| {
+        format!(
+            "its {} {} tenant{} {:.0} % of the load",
+            thousands(tier.tenants),
+            tier.tier,
+            if tier.tenants == 1 {
+                " carries"
+            } else {
+                "s share"
+            },
+            tier.load_share * 100.0
+        )
+    };
+    let highest = tiers()
+        .filter(|(_, tier)| tier.rate > MAX_RATE.max)
+        .min_by(|a, b| total_for(&a.1, MAX_RATE.max).total_cmp(&total_for(&b.1, MAX_RATE.max)));
+    if let Some((tenants, tier)) = highest {
+        return Err(format!(
+            "error: --scale-rate: at most {} with --tenants {tenants}, found {total_rate} ({}, \
+             and a tenant's rate is at most {} requests/s: {}, the limit on {})",
+            thousands(total_for(&tier, MAX_RATE.max).floor() as u64),
+            shares(&tier),
+            thousands(MAX_RATE.max_int()),
+            MAX_RATE.name,
+            MAX_RATE.what
+        ));
+    }
+    let lowest = tiers()
+        .filter(|(_, tier)| tier.rate < LOWEST_TENANT_RATE)
+        .max_by(|a, b| {
+            total_for(&a.1, LOWEST_TENANT_RATE).total_cmp(&total_for(&b.1, LOWEST_TENANT_RATE))
+        });
+    if let Some((tenants, tier)) = lowest {
+        // Rounded up to the thousandth, so the rate printed is one that passes.
+        let least = (total_for(&tier, LOWEST_TENANT_RATE) * 1e3).ceil() / 1e3;
+        return Err(format!(
+            "error: --scale-rate: at least {least} with --tenants {tenants}, found {total_rate} \
+             ({}, and the generated scenario writes a tenant's rate to six decimals, so each \
+             needs at least {LOWEST_TENANT_RATE:.6} requests/s)",
+            shares(&tier)
+        ));
+    }
+    Ok(())
 }
 
 /// The full SaaS model (edge limiter, admission, pools, shared databases, timeouts, retries,
@@ -740,6 +803,49 @@ mod tests {
         assert_eq!(efficiencies, vec![1.0, 1.375]);
         // A sweep without a serial run after it is not compared.
         assert_eq!(bracketed_efficiencies(&[4.0], &[2.0], 2), Vec::<f64>::new());
+    }
+
+    /// `check_scale` accepts exactly what loads: at its bounds the generated scenario loads,
+    /// and what it refuses at the bound it names would not have (the tightest bounds: the
+    /// fewest tenants at the highest rate, the most at the lowest). The longest
+    /// `--scale-duration` loads too.
+    #[test]
+    fn scale_rates_within_the_bounds_make_scenarios_that_load() {
+        let loads = |tenants: u64, total_rate: f64, duration_secs: u64| {
+            let text = saas(SaasShape {
+                tenants,
+                total_rate,
+                duration_secs,
+                seed: 42,
+            });
+            scenario::load(&text, &LoadOptions::default()).map_err(|e| e.to_string())
+        };
+        let most = scenario::limits::MAX_TENANTS.max_int();
+        assert_eq!(check_scale(&[100], 3_333_333.0), Ok(()));
+        loads(100, 3_333_333.0, 2).expect("the highest rate at 100 tenants");
+        let refused = check_scale(&[100, 1_000], 3_333_334.0).unwrap_err();
+        assert!(
+            refused.starts_with("error: --scale-rate: at most 3,333,333 with --tenants 100")
+                && refused.contains("its 1 enterprise tenant carries 30 %")
+                && refused.contains("MAX_RATE"),
+            "{refused}"
+        );
+        let failed = loads(100, 3_333_334.0, 2).unwrap_err();
+        assert!(failed.contains("MAX_RATE"), "{failed}");
+
+        assert_eq!(check_scale(&[1_000, most], 2.375), Ok(()));
+        loads(most, 2.375, 2).expect("the lowest rate at the most tenants");
+        let refused = check_scale(&[1_000, most], 2.374).unwrap_err();
+        assert!(
+            refused.starts_with("error: --scale-rate: at least 2.375 with --tenants 1000000")
+                && refused.contains("950,000 small tenants share 40 %"),
+            "{refused}"
+        );
+        let failed = loads(most, 1.0, 2).unwrap_err();
+        assert!(failed.contains("a positive number"), "{failed}");
+
+        let longest = scenario::MAX_DURATION.as_nanos() / 1_000_000_000;
+        loads(100, SCALE_RATE, longest).expect("the longest run");
     }
 
     fn run_of(tenants: u64, events_per_sec: f64) -> ScaleRun {

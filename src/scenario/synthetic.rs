@@ -63,11 +63,10 @@ pub fn saas(shape: SaasShape) -> String {
         shape.seed, shape.duration_secs
     );
     let _ = writeln!(text, "\n[edge]\nrate_limiting = true");
-    let counts = tier_counts(tenants);
-    for ((tier, _, load), count) in TIERS.iter().zip(counts) {
+    let loads = tier_loads(tenants, shape.total_rate);
+    for TierLoad { tier, rate, .. } in loads {
         // Quotas at twice each tenant's mean rate: the limiter runs on every request but
         // only throttles bursts.
-        let rate = per_tenant_rate(shape.total_rate, *load, count);
         let quota = (2.0 * rate).max(1.0);
         let _ = writeln!(
             text,
@@ -90,8 +89,13 @@ pub fn saas(shape: SaasShape) -> String {
              query_time = {{ dist = \"lognormal\", median = \"2ms\", p99 = \"15ms\" }}"
         );
     }
-    for ((tier, _, load), count) in TIERS.iter().zip(counts) {
-        let rate = per_tenant_rate(shape.total_rate, *load, count);
+    for TierLoad {
+        tier,
+        tenants: count,
+        rate,
+        ..
+    } in loads
+    {
         let _ = writeln!(
             text,
             "\n[[tenants]]\nname = \"{tier}\"\ncount = {count}\ntier = \"{tier}\"\n\
@@ -105,6 +109,40 @@ pub fn saas(shape: SaasShape) -> String {
          scope = \"pooled\"\nexpect = [\"p99 < 250ms\"]"
     );
     text
+}
+
+/// One tier of a generated scenario and the load its tenants carry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TierLoad {
+    /// The tier's name, also its `[[tenants]]` group's.
+    pub tier: &'static str,
+    /// Tenants in the tier.
+    pub tenants: u64,
+    /// The tier's share of all requests (0.4 = 40 %).
+    pub load_share: f64,
+    /// Requests per second of each of its tenants.
+    pub rate: f64,
+}
+
+/// The smallest per-tenant rate a generated scenario can state: rates are written to six
+/// decimals, and a rate written as `0.000000` is refused by the loader (a rate is positive).
+pub const LOWEST_TENANT_RATE: f64 = 1e-6;
+
+/// The tiers of the scenario `saas` generates for `tenants` (at least 100) and `total_rate`:
+/// the numbers it writes, so callers can check them against the loader's limits before
+/// generating a file that would fail to load.
+pub fn tier_loads(tenants: u64, total_rate: f64) -> [TierLoad; 3] {
+    let counts = tier_counts(tenants.max(100));
+    let tier = |i: usize| {
+        let (tier, _, load_share) = TIERS[i];
+        TierLoad {
+            tier,
+            tenants: counts[i],
+            load_share,
+            rate: per_tenant_rate(total_rate, load_share, counts[i]),
+        }
+    };
+    [tier(0), tier(1), tier(2)]
 }
 
 /// Tenants per tier; the rounding remainder goes to the small tier.

@@ -486,3 +486,52 @@ fn bench_refuses_requests_that_need_a_run_longer_than_the_limit() {
         bench_refused(args, expected);
     }
 }
+
+/// `bench scale` generates a scenario from `--tenants`, `--scale-rate` and
+/// `--scale-duration`: values it could not hold (more tenants than MAX_TENANTS, a run longer
+/// than MAX_DURATION, a tenant's rate above MAX_RATE or below what the file can write) are
+/// refused as the options, with the limit, before anything runs; not as a line of a
+/// generated file the user never wrote.
+#[test]
+fn bench_scale_refuses_options_its_generated_scenario_could_not_hold() {
+    let most = u64::MAX.to_string();
+    for (args, expected) in [
+        (
+            &["scale", "--tenants", &most][..],
+            &["--tenants", "to 1,000,000 (MAX_TENANTS"][..],
+        ),
+        (
+            &["scale", "--tenants", "1000,1000001"][..],
+            &["--tenants", "MAX_TENANTS"][..],
+        ),
+        (
+            &["scale", "--scale-duration", &most][..],
+            &["--scale-duration", "to 604,800 (168h", "MAX_DURATION"][..],
+        ),
+        (
+            &["scale", "--scale-duration", "604801"][..],
+            &["--scale-duration", "MAX_DURATION"][..],
+        ),
+        (
+            &["scale", "--tenants", "100,1000", "--scale-rate", "1e8"][..],
+            &[
+                "--scale-rate: at most 3,333,333 with --tenants 100",
+                "MAX_RATE",
+            ][..],
+        ),
+        // Checked before any suite runs: nothing of `queue` is printed first.
+        (
+            &[
+                "queue",
+                "scale",
+                "--tenants",
+                "1000000",
+                "--scale-rate",
+                "1",
+            ][..],
+            &["--scale-rate: at least 2.375 with --tenants 1000000"][..],
+        ),
+    ] {
+        bench_refused(args, expected);
+    }
+}
