@@ -255,11 +255,25 @@ pub fn bench_command(args: &BenchArgs) -> u8 {
 }
 
 /// The options of the chosen suites other than the reference's (`prepare_reference` checks
-/// those): the `scale` options together (the generated scenario must load) and `--requests`
-/// against each scaled peer suite's scenario.
+/// those): the `scale` options together (the generated scenario must load), `--requests`
+/// against each scaled peer suite's scenario, and `--write-scenarios`.
 fn check_options(args: &BenchArgs, wants: &dyn Fn(Suite) -> bool) -> Result<(), String> {
     if wants(Suite::Scale) {
         bench_suites::check_scale(&args.tenants, args.scale_rate)?;
+        if let Some(dir) = &args.write_scenarios
+            && let Some((part, kind)) = super::not_a_folder(dir)
+        {
+            let what = if part == dir.as_path() {
+                format!("it exists and is {kind}")
+            } else {
+                format!("{} is {kind}", part.display())
+            };
+            return Err(format!(
+                "error: --write-scenarios {}: {what}, not a folder; expected a folder (made if \
+                 missing)",
+                dir.display()
+            ));
+        }
     }
     for (suite, spec) in [
         (Suite::MmcFull, &bench_peers::MMC_FULL),

@@ -554,13 +554,33 @@ fn check_replaceable(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Why `dir` cannot be a folder to write into: the nearest part of it that exists (`dir`
+/// itself or an ancestor, links followed as `create_dir_all` follows them) and what it is
+/// instead of a folder. `None` when that part is a folder (what is missing below it can be
+/// made) or nothing of `dir` can be read (the write will say why).
+pub fn not_a_folder(dir: &Path) -> Option<(&Path, &'static str)> {
+    let (existing, meta) = dir
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .find_map(|a| fs::metadata(a).ok().map(|m| (a, m)))?;
+    (!meta.is_dir()).then(|| (existing, input::kind_of(meta.file_type())))
+}
+
 /// Writes `contents` to `path` through a temporary file and a rename, so a reader never sees
 /// a half-written file. Refuses to replace anything but a regular file.
 pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        fs::create_dir_all(dir)?;
+        // create_dir_all on a path through a file or a device fails with "File exists", which
+        // says nothing of what is wrong: say which part is not a folder.
+        fs::create_dir_all(dir).map_err(|e| match not_a_folder(dir) {
+            Some((part, kind)) => std::io::Error::new(
+                e.kind(),
+                format!("{} is {kind}, not a folder", part.display()),
+            ),
+            None => e,
+        })?;
     }
     check_replaceable(path)?;
     let (tmp, file) = stage(path, contents)?;

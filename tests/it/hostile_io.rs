@@ -695,3 +695,44 @@ fn the_last_seed_is_a_valid_seed() {
         text(&output)
     );
 }
+
+/// A folder to write into that is a device or a file (or lies under one) is named as such,
+/// not reported as "File exists" (what creating it fails with): `bench scale
+/// --write-scenarios` refuses it before anything runs, and every atomic write (here `schema
+/// --out`) says which part is not a folder.
+#[test]
+fn writing_into_something_that_is_not_a_folder_says_which_part_it_is() {
+    for (dir, expected) in [
+        (
+            "/dev/full",
+            "error: --write-scenarios /dev/full: it exists and is a character device, not a \
+             folder",
+        ),
+        (
+            "/dev/full/scenarios",
+            "error: --write-scenarios /dev/full/scenarios: /dev/full is a character device, \
+             not a folder",
+        ),
+        (
+            "README.md",
+            "error: --write-scenarios README.md: it exists and is a regular file, not a folder",
+        ),
+    ] {
+        let output = simulate(&["bench", "scale", "--write-scenarios", dir]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(code(&output), 2, "{dir}: {}", text(&output));
+        assert!(output.stdout.is_empty(), "{dir}: {}", text(&output));
+        assert!(stderr.contains(expected), "{dir}: {}", text(&output));
+    }
+    let output = simulate(&["schema", "--out", "/dev/full/schema.json"]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "error: cannot write /dev/full/schema.json: /dev/full is a character device, not a \
+             folder"
+        ) && !stderr.contains("File exists"),
+        "{}",
+        text(&output)
+    );
+}
