@@ -623,6 +623,7 @@ fn check_explore_ranges(
     spec: &super::explore::ExploreSpec,
     simulation: &Simulation,
     declared_faults: usize,
+    kms_enabled: bool,
 ) {
     let Value::Table(table) = &node.value else {
         return;
@@ -661,9 +662,19 @@ fn check_explore_ranges(
         let Value::Table(kind_table) = &kind_node.value else {
             continue;
         };
-        let Some(Value::String(kind)) = kind_table.get("kind").map(|n| &n.value) else {
+        let Some(kind_name) = kind_table.get("kind") else {
             continue;
         };
+        let Value::String(kind) = &kind_name.value else {
+            continue;
+        };
+        if kind == "kms_key_disabled" && !kms_enabled {
+            ctx.push(
+                kind_name.origin.clone(),
+                &format!("explore.kinds[{k}].kind"),
+                KMS_OFF.to_string(),
+            );
+        }
         for entry in &kind_table.entries {
             let name = entry.key.as_str();
             let Value::Array(ends) = &entry.node.value else {
@@ -841,7 +852,7 @@ fn read_table_array<'t>(
             Value::Table(t) => {
                 let label = match t.get("name").map(|n| &n.value) {
                     Some(Value::String(s))
-                        if !s.is_empty()
+                        if !s.trim().is_empty()
                             && !s.contains(['.', '[', ']'])
                             && !s.chars().any(char::is_control) =>
                     {
@@ -1196,6 +1207,8 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             dependencies: &dependencies,
             programs: &programs,
             simulation: &simulation,
+            // A [kms] table with errors counts as on: its own errors say what is wrong.
+            kms_enabled: kms.as_ref().is_none_or(|k| k.enabled),
         },
     );
     let (slos, windows) = read_slos(
@@ -1222,7 +1235,8 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
                     Some(Value::Array(items)) => items.len(),
                     _ => 0,
                 };
-                check_explore_ranges(ctx, n, &spec, &simulation, declared_faults);
+                let kms_enabled = kms.as_ref().is_none_or(|k| k.enabled);
+                check_explore_ranges(ctx, n, &spec, &simulation, declared_faults, kms_enabled);
                 Some(spec)
             }
             Err(errors) => {
@@ -2752,7 +2766,14 @@ struct FaultContext<'a> {
     dependencies: &'a [crate::model::topology::DependencySpec],
     programs: &'a [Program],
     simulation: &'a Simulation,
+    /// Whether requests fetch data keys from a KMS (`[kms]` present and enabled): a KMS
+    /// fault without one would change nothing.
+    kms_enabled: bool,
 }
+
+/// Why a fault on the KMS is refused when no request calls one.
+const KMS_OFF: &str = "the scenario has no KMS (add a [kms] table, or set kms.enabled = true): \
+     no request fetches a data key, so this fault would change nothing";
 
 impl FaultContext<'_> {
     /// Tenants placed at the start in cells that use `database`.
@@ -2792,6 +2813,10 @@ impl FaultContext<'_> {
         let key = obj.key("dependency");
         let name = read_string(ctx, node, &key, what)?;
         let found = if name == "kms" {
+            if databases && !self.kms_enabled {
+                ctx.push(node.origin.clone(), &key, KMS_OFF.to_string());
+                return None;
+            }
             Some(Dependency::Kms)
         } else if let Some(d) = self.db_names.get(&name) {
             d.map(Dependency::Database)
@@ -3166,6 +3191,12 @@ fn read_fault_kind(
         }
         "kms_key_disabled" => {
             let tenants = tenants(ctx, obj, "the tenant whose KMS key is disabled");
+            if !fc.kms_enabled {
+                if let Some(kind) = obj.node("kind") {
+                    ctx.push(kind.origin.clone(), &obj.key("kind"), KMS_OFF.to_string());
+                }
+                return None;
+            }
             Some(FaultKind::KmsKeyDisabled { tenants: tenants? })
         }
         "partition" => {
@@ -3489,6 +3520,17 @@ fn read_slos(
     for mut obj in read_table_array(ctx, node, "slo", &spec::SLOS, &limits::MAX_SLOS) {
         let name_node = obj.required(ctx, "name", "a description of the objective");
         let name = name_node.and_then(|n| read_text(ctx, n, &obj.key("name")));
+        // The name is how reports, junit.xml and `check` tell objectives apart: a blank one
+        // would be an unnamed line in each.
+        if let (Some(blank), Some(n)) = (&name, name_node)
+            && blank.trim().is_empty()
+        {
+            ctx.push(
+                n.origin.clone(),
+                &obj.key("name"),
+                "expected a description of the objective, found an empty name".to_string(),
+            );
+        }
         if let (Some(name), Some(n)) = (&name, name_node)
             && !names.insert(name.clone())
         {
