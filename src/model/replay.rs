@@ -14,8 +14,9 @@
 //!
 //! **Timestamps**, one of:
 //! - an offset from the log's origin: seconds as a decimal number (`12.503`), or a duration
-//!   with a unit as in scenarios (`12503ms`, `1.5s`, `2m`); exact to the nanosecond (a JSON
-//!   *number* of seconds is rounded to the nearest nanosecond; a JSON string is exact);
+//!   with a unit as in scenarios (`12503ms`, `1.5s`, `2m`); exact to the nanosecond (at most
+//!   nine decimals; a JSON *number* of seconds is rounded to the nearest nanosecond; a JSON
+//!   string is exact), up to `u64::MAX` nanoseconds (about 584 years);
 //! - an RFC 3339 instant (`2026-03-02T09:00:00.125Z`), which needs the scenario's `start`: its
 //!   log time is its distance from the start, so clock times in the log and in the scenario
 //!   line up. An instant before the start is an error.
@@ -462,6 +463,21 @@ fn parse_json_record(
             .map_or(0, |i| text[..i].chars().count() as u64 + 1)
     };
     let at = match &record.timestamp {
+        // A number past the largest time would saturate to it: an error, like the same
+        // number written as text.
+        JsonTime::Seconds(secs)
+            if *secs >= 0.0
+                && *secs * NANOS_PER_SEC as f64 >= SimDuration::MAX.as_nanos() as f64 =>
+        {
+            return Err((
+                field_column("timestamp"),
+                Some("timestamp"),
+                format!(
+                    "{secs} seconds is above the largest log time, {} seconds (about 584 years)",
+                    largest_seconds()
+                ),
+            ));
+        }
         JsonTime::Seconds(secs) if secs.is_finite() && *secs >= 0.0 => {
             SimDuration::from_secs_f64(*secs)
         }
@@ -512,31 +528,62 @@ fn parse_timestamp(text: &str, start: Option<&ClockInstant>) -> Result<SimDurati
         let instant = ClockInstant::parse(text).map_err(|e| e.message)?;
         return start.until(&instant).map_err(|e| e.message);
     }
-    if let Some(d) = decimal_seconds(text) {
-        return Ok(d);
+    if let Some(seconds) = decimal_seconds(text) {
+        return seconds;
     }
     SimDuration::parse(text).map_err(|e| format!("expected {FORM}, found {text:?} ({e})"))
 }
 
-/// `digits[.digits]` seconds, exactly (up to nine decimals); `None` for anything else.
-fn decimal_seconds(text: &str) -> Option<SimDuration> {
+/// Text written as a number of seconds: digits and at most one decimal point, nothing else.
+/// `None` for anything else (a duration with a unit); for a number, its exact value or why it
+/// has none, so `1.0000000001` is not taken for a duration missing its unit.
+fn decimal_seconds(text: &str) -> Option<Result<SimDuration, String>> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty()
-        || whole.len() > 12
-        || fraction.len() > 9
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-        || (text.contains('.') && fraction.is_empty())
-    {
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if text.is_empty() || !digits(whole) || !digits(fraction) || whole.len() + fraction.len() == 0 {
         return None;
     }
-    let mut nanos: u64 = whole.parse::<u64>().ok()?.checked_mul(NANOS_PER_SEC)?;
+    if whole.is_empty() || (text.contains('.') && fraction.is_empty()) {
+        return Some(Err(format!(
+            "expected seconds written as digits with an optional decimal part, such as 12.503 \
+             or 0.5, found {text:?}"
+        )));
+    }
+    if fraction.len() > 9 {
+        return Some(Err(format!(
+            "seconds have at most 9 decimals (nanoseconds), found {} in {text:?}",
+            fraction.len()
+        )));
+    }
+    let too_large = || {
+        format!(
+            "{text:?} seconds is above the largest log time, {} seconds (about 584 years)",
+            largest_seconds()
+        )
+    };
+    let Some(mut nanos) = whole
+        .parse::<u64>()
+        .ok()
+        .and_then(|w| w.checked_mul(NANOS_PER_SEC))
+    else {
+        return Some(Err(too_large()));
+    };
     let mut scale = NANOS_PER_SEC;
     for b in fraction.bytes() {
         scale /= 10;
-        nanos += u64::from(b - b'0') * scale;
+        // `18446744073.9` passes the whole-seconds check and overflows here.
+        let Some(sum) = nanos.checked_add(u64::from(b - b'0') * scale) else {
+            return Some(Err(too_large()));
+        };
+        nanos = sum;
     }
-    Some(SimDuration::from_nanos(nanos))
+    Some(Ok(SimDuration::from_nanos(nanos)))
+}
+
+/// The largest log time in seconds, exactly: `u64::MAX` nanoseconds.
+fn largest_seconds() -> String {
+    let max = SimDuration::MAX.as_nanos();
+    format!("{}.{:09}", max / NANOS_PER_SEC, max % NANOS_PER_SEC)
 }
 
 /// How log time maps to simulated time.
@@ -807,6 +854,75 @@ mod tests {
                 (1, 250_000_000, "acme".into(), None),
                 (2, 1_000_000_000, "beta".into(), Some("api".into())),
             ]
+        );
+    }
+
+    /// A number of seconds that cannot be a log time says why (too many decimals, too large),
+    /// not that a duration needs a unit; the largest time itself is still read exactly.
+    #[test]
+    fn timestamps_in_seconds_say_what_is_wrong_with_them() {
+        let csv = |stamp: &str| {
+            read_all(
+                &format!("timestamp,tenant\n{stamp},acme\n"),
+                LogFormat::Csv,
+                None,
+            )
+        };
+        let decimals = csv("1.0000000001").unwrap_err();
+        assert_eq!(
+            decimals,
+            "log:2:1: field `timestamp`: seconds have at most 9 decimals (nanoseconds), found 10 in \"1.0000000001\""
+        );
+        let large = "log:2:1: field `timestamp`: \"99999999999999999999\" seconds is above the \
+                     largest log time, 18446744073.709551615 seconds (about 584 years)";
+        assert_eq!(csv("99999999999999999999").unwrap_err(), large);
+        // Whole seconds that fit, with a fraction that does not: no wrap-around to a small time.
+        assert!(
+            csv("18446744073.709551616")
+                .unwrap_err()
+                .contains("above the largest log time"),
+        );
+        assert!(
+            csv("9999999999999")
+                .unwrap_err()
+                .contains("above the largest log time")
+        );
+        assert_eq!(
+            csv("18446744073.709551615").unwrap()[0].1,
+            u64::MAX,
+            "the largest time is a time"
+        );
+        assert_eq!(csv("1.000000001").unwrap()[0].1, 1_000_000_001);
+        for odd in ["12.", ".5"] {
+            let message = csv(odd).unwrap_err();
+            assert!(
+                message.contains("expected seconds written as digits") && !message.contains("unit"),
+                "{message}"
+            );
+        }
+        // With a unit, the duration's own rules apply as before.
+        assert!(
+            csv("5parsecs")
+                .unwrap_err()
+                .contains("unknown duration unit")
+        );
+        let json = |stamp: &str| {
+            read_all(
+                &format!("{{\"timestamp\": {stamp}, \"tenant\": \"acme\"}}\n"),
+                LogFormat::JsonLines,
+                None,
+            )
+        };
+        assert!(
+            json("1e20")
+                .unwrap_err()
+                .contains("above the largest log time"),
+            "a JSON number no longer saturates"
+        );
+        assert!(
+            json("\"1.0000000001\"")
+                .unwrap_err()
+                .contains("at most 9 decimals")
         );
     }
 

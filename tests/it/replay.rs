@@ -387,7 +387,7 @@ fn a_replayed_run_is_deterministic_and_replay_refuses_a_changed_log() {
 
 #[test]
 fn log_errors_name_the_line_and_unknown_tenants_need_unknown_tier() {
-    let bad: [(&str, &[&str]); 4] = [
+    let bad: [(&str, &[&str]); 6] = [
         (
             "timestamp,tenant\n0.1,acme\n0.2,stranger\n",
             &["traffic.csv:3", "stranger", "unknown_tier"],
@@ -401,6 +401,14 @@ fn log_errors_name_the_line_and_unknown_tenants_need_unknown_tier() {
             &["traffic.csv:3"],
         ),
         ("time,who\n0.1,acme\n", &["traffic.csv:1", "timestamp"]),
+        (
+            "timestamp,tenant\n1.0000000001,acme\n",
+            &["traffic.csv:2:1", "timestamp", "at most 9 decimals"],
+        ),
+        (
+            "timestamp,tenant\n99999999999999999999,acme\n",
+            &["traffic.csv:2:1", "above the largest log time"],
+        ),
     ];
     for (log_text, words) in bad {
         let dir = folder("\n[replay]\nlog = \"traffic.csv\"\n", log_text);
