@@ -64,7 +64,7 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
     // The report is input like any scenario file: check its work before running it.
     let text_bytes = report.scenario_text.len();
     let checked = scenario::load(&report.scenario_text, &options)
-        .map_err(|e| e.to_string())
+        .map_err(|e| embedded(e, &report.scenario_file, &args.report))
         .and_then(|s| check_work(&s, text_bytes, Plan::ONE, args.allow, false).map(|()| s));
     let scenario = match checked {
         Ok(scenario) => scenario,
@@ -79,6 +79,13 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
     }
     let executed = match pipeline::execute(&report.scenario_text, &options) {
         Ok(e) => e,
+        Err(pipeline::PipelineError::Invalid(e)) => {
+            eprintln!(
+                "{}",
+                printable_lines(&embedded(e, &report.scenario_file, &args.report))
+            );
+            return EXIT_INVALID;
+        }
         Err(e) => {
             eprintln!("{}", printable_lines(&e.to_string()));
             return EXIT_INVALID;
@@ -147,6 +154,34 @@ fn changed_inputs(
                 is.path, is.key
             )
         })
+}
+
+/// The loader's errors about a report's embedded scenario, placed in the report: the text
+/// came from its `scenario_text`, not from `scenario_file` (which the user did not name and
+/// which may differ or be gone), so `scenarios/x.toml:3:5` becomes `report.json: embedded
+/// scenario, line 3, column 5` and `--set X` a recorded override. Errors in the files the
+/// scenario reads (a tenant table, a log) keep their own file:line, which is real.
+fn embedded(
+    mut error: scenario::ScenarioError,
+    scenario_file: &str,
+    report: &std::path::Path,
+) -> String {
+    // The loader escapes the locations it writes; match the file name the same way.
+    let prefix = format!("{}:", printable(scenario_file));
+    let report = report.display().to_string();
+    for d in &mut error.diagnostics {
+        let position = d.location.strip_prefix(&prefix).and_then(|rest| {
+            let (line, column) = rest.split_once(':')?;
+            let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            (number(line) && number(column)).then(|| (line.to_string(), column.to_string()))
+        });
+        if let Some((line, column)) = position {
+            d.location = format!("{report}: embedded scenario, line {line}, column {column}");
+        } else if let Some(set) = d.location.strip_prefix("--set ") {
+            d.location = format!("{report}: recorded override `--set {set}`");
+        }
+    }
+    error.to_string()
 }
 
 /// Each line of `text` made printable, the line breaks kept (the loader's messages span lines

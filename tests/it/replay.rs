@@ -573,3 +573,71 @@ fn a_row_rate_scales_an_mmpp_entry_to_that_mean_and_keeps_its_shape() {
     );
     assert_eq!(rate, 30.0);
 }
+
+/// A scratch folder with a replayed log and the report.json of a run of it in `out/`.
+fn recorded_run() -> tempfile::TempDir {
+    let (log_text, _) = log(300);
+    let dir = folder("\n[replay]\nlog = \"traffic.csv\"\n", &log_text);
+    let output = simulate_in(
+        dir.path(),
+        &["run", "listed.toml", "--quiet", "--out", "out"],
+    );
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    dir
+}
+
+#[test]
+fn replay_places_errors_of_the_embedded_scenario_in_the_report() {
+    let dir = recorded_run();
+    let path = dir.path().join("out/report.json");
+    let original: Json =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("report")).expect("json");
+    let scenario = original["scenario_text"].as_str().expect("scenario_text");
+    let edited = scenario.replacen("[simulation]\n", "[simulation]\nbogus = 1\n", 1);
+    let line = edited[..edited.find("bogus").expect("inserted")]
+        .lines()
+        .count()
+        + 1;
+    let mut report = original.clone();
+    report["scenario_text"] = Json::from(edited);
+    std::fs::write(&path, serde_json::to_string_pretty(&report).expect("json")).expect("write");
+    let output = simulate_in(dir.path(), &["replay", "out/report.json"]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: out/report.json: embedded scenario, line {line}, column 1: `simulation.bogus`: unknown key"
+        )),
+        "{stderr}"
+    );
+    // Not the scenario file the report names: the user gave the report, and the file may
+    // hold something else by now.
+    assert!(!stderr.contains("listed.toml"), "{stderr}");
+    // Invalid TOML, and a recorded override that no longer applies, are placed the same way.
+    let mut report = original.clone();
+    report["scenario_text"] = Json::from(scenario.replacen("[simulation]\n", "[simulation\n", 1));
+    std::fs::write(&path, serde_json::to_string_pretty(&report).expect("json")).expect("write");
+    let output = simulate_in(dir.path(), &["replay", "out/report.json"]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: out/report.json: embedded scenario, line ")
+            && stderr.contains("invalid TOML")
+            && !stderr.contains("listed.toml"),
+        "{stderr}"
+    );
+    let mut report = original;
+    report["overrides"] = serde_json::json!(["tenants.nobody.timeout=2s"]);
+    // With the command to match, as a run with that override would have written it.
+    report["repro"] = Json::from("simulate listed.toml --seed 7 --set tenants.nobody.timeout=2s");
+    std::fs::write(&path, serde_json::to_string_pretty(&report).expect("json")).expect("write");
+    let output = simulate_in(dir.path(), &["replay", "out/report.json"]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "error: out/report.json: recorded override `--set tenants.nobody.timeout=2s`"
+        ),
+        "{stderr}"
+    );
+}
