@@ -1,5 +1,8 @@
 //! `simulate replay`: rerun exactly what produced a report.json (its embedded scenario text,
-//! overrides and seed) and check that the new report is byte-identical.
+//! overrides and seed) and check that the new report is byte-identical. A report whose own
+//! fields contradict each other (`seed` and `repro`, `verdict` and the results) was edited:
+//! exit 2 before any run. Any other difference is exit 3, which cannot tell nondeterminism
+//! from an edit the report has no checksum to reveal, and says so.
 
 use std::path::PathBuf;
 
@@ -7,7 +10,7 @@ use clap::Args;
 
 use super::{Allow, EXIT_INVALID, EXIT_NONDETERMINISM, Plan, check_work, exit_code};
 use crate::pipeline;
-use crate::report::{self, Report, VERSION};
+use crate::report::{self, Invocation, Report, VERSION};
 use crate::scenario::{self, LoadOptions};
 use crate::text::printable;
 
@@ -48,12 +51,18 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
             return EXIT_INVALID;
         }
     };
-    if report.version != VERSION {
+    let same_version = report.version == VERSION;
+    if !same_version {
         eprintln!(
             "warning: the report was made by tenantsim {}, this is {VERSION}; a different \
              version may legitimately give a different result",
             printable(&report.version)
         );
+    } else if let Some(problem) = edited(&original, &report, &args.report.display().to_string()) {
+        // Checked before the run: an edited report is bad input (exit 2), and a rerun could
+        // only report it as a difference (exit 3), after spending the run's time.
+        eprintln!("{}", printable(&problem));
+        return EXIT_INVALID;
     }
     let options = LoadOptions {
         path: report.scenario_file.clone(),
@@ -113,14 +122,203 @@ pub(super) fn replay_command(args: &ReplayArgs) -> u8 {
             String::new(),
             String::new(),
         ));
+    let fields = match differing_fields(&original, &replayed) {
+        Some((names, _)) if names.is_empty() => "  no field differs in value: the text \
+             differs in layout, key order or how a number is written"
+            .to_string(),
+        Some((names, count)) => format!(
+            "  fields that differ: {}{}",
+            names.join(", "),
+            match count - names.len() {
+                0 => String::new(),
+                more => format!(", and {more} more"),
+            }
+        ),
+        None => format!(
+            "  fields not compared one by one: the report is over {} MiB",
+            FIELD_DIFF_MAX_BYTES >> 20
+        ),
+    };
     eprintln!(
-        "replay: {} seed {}: the report differs from line {line}\n  recorded: {}\n  replayed: {}",
+        "replay: {} seed {}: the report differs from line {line}\n  recorded: {}\n  replayed: {}\n{}",
         printable(&report.scenario),
         report.seed,
         printable(old.trim()),
-        printable(new.trim())
+        printable(new.trim()),
+        printable(&fields)
+    );
+    // A run writes its seed into `seed` and `repro`, and the verdict of the results it records
+    // (checked above): an edit of those alone is exit 2. Any other field carries no digest of
+    // its own, so a changed number there cannot be told from a rerun that came out otherwise.
+    eprintln!(
+        "either the run is nondeterministic (a bug in tenantsim: please report it with this \
+         report.json) or the report was edited after it was written{}",
+        if same_version {
+            "; its `seed`, `repro` and `verdict` agree with each other and with its results, but \
+             its other fields carry no checksum that could tell the two apart"
+                .to_string()
+        } else {
+            format!(
+                ", or tenantsim {} computes otherwise",
+                printable(&report.version)
+            )
+        }
     );
     EXIT_NONDETERMINISM
+}
+
+/// Why `report` cannot be what a run of this version wrote, from fields of the same report
+/// that a run writes in agreement: `seed` is the seed in `repro` (which also spells out
+/// `scenario_file` and `overrides`), and `verdict` follows from the `slos` and `invariants`
+/// recorded beside it. A report that fails this was edited; one that passes may still have
+/// been (any other number), which only the rerun can show (exit 3).
+fn edited(original: &str, report: &Report, file: &str) -> Option<String> {
+    let invocation = Invocation {
+        scenario_file: report.scenario_file.clone(),
+        scenario_text: String::new(),
+        overrides: report.overrides.clone(),
+    };
+    if report.repro != invocation.repro(report.seed) {
+        // The seed `repro` names, when the rest of it is what the report's fields say.
+        let prefix = format!(
+            "simulate {} --seed ",
+            report::shell_quote(&report.scenario_file)
+        );
+        let named = report
+            .repro
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|seed| seed.parse::<u64>().ok())
+            .filter(|&seed| invocation.repro(seed) == report.repro);
+        return Some(match named {
+            Some(seed) => format!(
+                "error: {}: `seed`: {} does not match `repro`, which runs seed {seed} ({:?}); a \
+                 run writes the same seed in both, so the report was edited: restore it, or run \
+                 the scenario with the seed you want",
+                field_location(original, file, "seed"),
+                report.seed,
+                report.repro
+            ),
+            None => format!(
+                "error: {}: `repro`: {:?} is not the command a run writes for this report's \
+                 `scenario_file`, `seed` and `overrides`, expected {:?}; the report was edited: \
+                 restore it",
+                field_location(original, file, "repro"),
+                report.repro,
+                invocation.repro(report.seed)
+            ),
+        });
+    }
+    let (verdict, why) = verdict_of(report);
+    if report.verdict != verdict {
+        return Some(format!(
+            "error: {}: `verdict`: {:?} does not match the results recorded in the same report, \
+             expected {verdict:?} ({why}); a run writes the verdict of its results, so the \
+             report was edited: restore it",
+            field_location(original, file, "verdict"),
+            report.verdict
+        ));
+    }
+    None
+}
+
+/// The verdict the report's own `slos` and `invariants` make, by the rule of `slo::evaluate`
+/// (a failed invariant or SLO fails the run, else an inconclusive SLO makes it inconclusive),
+/// and what decided it.
+fn verdict_of(report: &Report) -> (&'static str, String) {
+    if let Some(i) = report.invariants.iter().find(|i| !i.passed) {
+        return ("fail", format!("invariant `{}` failed", i.name));
+    }
+    for (status, what) in [("fail", "failed"), ("inconclusive", "was inconclusive")] {
+        if let Some(slo) = report.slos.iter().find(|s| s.status == status) {
+            return (status, format!("SLO `{}` {what}", slo.name));
+        }
+    }
+    ("pass", "every SLO and invariant held".to_string())
+}
+
+/// `file:line:col` of a top-level key of a report as a run writes it (two spaces in), or
+/// just `file` when the key is not found so (a report laid out otherwise).
+fn field_location(original: &str, file: &str, key: &str) -> String {
+    let start = format!("  \"{key}\": ");
+    original
+        .lines()
+        .position(|l| l.starts_with(&start))
+        .map_or_else(|| file.to_string(), |i| format!("{file}:{}:3", i + 1))
+}
+
+/// Reports larger than this are not compared field by field when they differ: two JSON trees
+/// take several times the text's memory, and the run's memory estimate counts the text only.
+const FIELD_DIFF_MAX_BYTES: usize = 64 << 20;
+
+/// How many differing fields the message names.
+const FIELDS_NAMED: usize = 10;
+
+/// The paths of the fields whose values differ (`tenants[3].ok`; the first
+/// [`FIELDS_NAMED`]) and how many differ in all; `None` for a report too large to compare so.
+fn differing_fields(recorded: &str, replayed: &str) -> Option<(Vec<String>, usize)> {
+    if recorded.len().max(replayed.len()) > FIELD_DIFF_MAX_BYTES {
+        return None;
+    }
+    let recorded: serde_json::Value = serde_json::from_str(recorded).ok()?;
+    let replayed: serde_json::Value = serde_json::from_str(replayed).ok()?;
+    let mut found = Differences::default();
+    found.compare(String::new(), &recorded, &replayed);
+    Some((found.names, found.count))
+}
+
+/// The fields found to differ: the first [`FIELDS_NAMED`] by path, and how many in all.
+#[derive(Default)]
+struct Differences {
+    names: Vec<String>,
+    count: usize,
+}
+
+impl Differences {
+    fn note(&mut self, name: String) {
+        self.count += 1;
+        if self.names.len() < FIELDS_NAMED {
+            self.names.push(name);
+        }
+    }
+
+    fn compare(&mut self, path: String, a: &serde_json::Value, b: &serde_json::Value) {
+        use serde_json::Value;
+        let member = |key: &str| {
+            if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (key, va) in x {
+                    match y.get(key) {
+                        Some(vb) => self.compare(member(key), va, vb),
+                        None => self.note(format!("{} (recorded only)", member(key))),
+                    }
+                }
+                for key in y.keys().filter(|k| !x.contains_key(*k)) {
+                    self.note(format!("{} (replayed only)", member(key)));
+                }
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                    self.compare(format!("{path}[{i}]"), va, vb);
+                }
+                if x.len() != y.len() {
+                    self.note(format!(
+                        "{path} ({} entries recorded, {} replayed)",
+                        x.len(),
+                        y.len()
+                    ));
+                }
+            }
+            _ if a != b => self.note(path),
+            _ => {}
+        }
+    }
 }
 
 /// Why the files a report's run read differ from what the scenario reads now (a tenant

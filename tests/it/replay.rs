@@ -641,3 +641,108 @@ fn replay_places_errors_of_the_embedded_scenario_in_the_report() {
         "{stderr}"
     );
 }
+
+/// A report whose `seed` or `verdict` was edited disagrees with other fields of the same
+/// report (`repro` names the seed; the verdict follows from `slos` and `invariants`): bad
+/// input, exit 2, before any run. An edit no other field contradicts (a count) can only show
+/// as a rerun that differs: exit 3, whose message names the fields and both explanations.
+#[test]
+fn replay_refuses_an_edited_seed_or_verdict_and_names_the_fields_that_differ() {
+    let dir = recorded_run();
+    let path = dir.path().join("out/report.json");
+    let original = std::fs::read_to_string(&path).expect("report");
+    let replay = |edited: &str| {
+        std::fs::write(&path, edited).expect("write");
+        let output = simulate_in(dir.path(), &["replay", "out/report.json"]);
+        (
+            code(&output),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let line_of = |start: &str| {
+        original
+            .lines()
+            .position(|l| l.starts_with(start))
+            .expect(start)
+            + 1
+    };
+    assert_eq!(replay(&original).0, 0, "the report as written replays");
+
+    let seed = original.replacen("\n  \"seed\": 7,\n", "\n  \"seed\": 8,\n", 1);
+    assert_ne!(seed, original);
+    let (exit, stderr) = replay(&seed);
+    assert_eq!(exit, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: out/report.json:{}:3: `seed`: 8 does not match `repro`, which runs seed 7",
+            line_of("  \"seed\": ")
+        )),
+        "{stderr}"
+    );
+
+    let verdict = original.replacen(
+        "\n  \"verdict\": \"pass\",\n",
+        "\n  \"verdict\": \"fail\",\n",
+        1,
+    );
+    assert_ne!(verdict, original);
+    let (exit, stderr) = replay(&verdict);
+    assert_eq!(exit, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: out/report.json:{}:3: `verdict`: \"fail\" does not match the results recorded in the same report, expected \"pass\"",
+            line_of("  \"verdict\": ")
+        )),
+        "{stderr}"
+    );
+
+    // A failing run's report turned into a pass.
+    let failing = tempfile::tempdir().expect("temp dir");
+    let (log_text, _) = log(300);
+    let dir2 = folder("\n[replay]\nlog = \"traffic.csv\"\n", &log_text);
+    let scenario = std::fs::read_to_string(dir2.path().join("listed.toml")).expect("scenario")
+        + "\n[[slo]]\nname = \"impossible\"\ntenants = [\"listed\"]\nexpect = [\"p99 < 1us\"]\n\
+           min_samples = 1\n";
+    std::fs::write(dir2.path().join("listed.toml"), scenario).expect("scenario");
+    let out = failing.path().display().to_string();
+    let output = simulate_in(
+        dir2.path(),
+        &["run", "listed.toml", "--quiet", "--out", &out],
+    );
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let written = failing.path().join("report.json");
+    let report = std::fs::read_to_string(&written).expect("report");
+    let passing = report.replacen(
+        "\n  \"verdict\": \"fail\",\n",
+        "\n  \"verdict\": \"pass\",\n",
+        1,
+    );
+    assert_ne!(passing, report);
+    std::fs::write(&written, passing).expect("write");
+    let output = simulate_in(dir2.path(), &["replay", &written.display().to_string()]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`verdict`: \"pass\" does not match the results recorded in the same report, expected \"fail\" (SLO `impossible` failed)"),
+        "{stderr}"
+    );
+
+    // An edited count (the first `ok` of the file, the first tier's): nothing in the report
+    // contradicts it.
+    let report: Json = serde_json::from_str(&original).expect("json");
+    let ok = report["tiers"][0]["ok"].as_u64().expect("ok");
+    let from = format!("\"ok\": {ok},");
+    let count = original.replacen(&from, &format!("\"ok\": {},", ok + 1), 1);
+    assert_ne!(count, original);
+    let (exit, stderr) = replay(&count);
+    assert_eq!(exit, 3, "{stderr}");
+    assert!(
+        stderr.contains("fields that differ: tiers[0].ok"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("either the run is nondeterministic")
+            && stderr.contains("or the report was edited"),
+        "{stderr}"
+    );
+}
