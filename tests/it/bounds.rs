@@ -352,7 +352,8 @@ fn a_set_path_of_sixty_thousand_segments_is_quick() {
 }
 
 /// A scenario of `tenants` tenants in `tiers` tiers (groups of equal size, all in one cell),
-/// `faults` faults each naming a group, and `slos` SLOs of two expectations over every tenant.
+/// `faults` faults each naming a group (load spikes of multiplier 1: they hold their tenant lists
+/// without changing the load), and `slos` SLOs of two expectations over every tenant.
 fn wide_scenario(tenants: usize, tiers: usize, faults: usize, slos: usize) -> String {
     let mut text = String::from(
         "name = \"wide\"\n[simulation]\nduration = \"2s\"\n[[cells]]\nname = \"c\"\napi = { workers = 64, service_time = { dist = \"constant\", value = \"1ms\" } }\n",
@@ -368,7 +369,7 @@ fn wide_scenario(tenants: usize, tiers: usize, faults: usize, slos: usize) -> St
     }
     for f in 0..faults {
         text.push_str(&format!(
-            "[[faults]]\nname = \"f{f}\"\nkind = \"kms_key_disabled\"\ntenant = \"g{}\"\nat = \"{}ms\"\nduration = \"100ms\"\n",
+            "[[faults]]\nname = \"f{f}\"\nkind = \"load_spike\"\ntenant = \"g{}\"\nmultiplier = 1\nat = \"{}ms\"\nduration = \"100ms\"\n",
             f % tiers,
             f % 1_900
         ));
@@ -565,7 +566,7 @@ fn faults_naming_millions_of_tenants_hit_a_named_limit() {
     );
     for i in 0..20 {
         text.push_str(&format!(
-            "[[faults]]\nname = \"k{i}\"\nkind = \"kms_key_disabled\"\ntenant = \"a\"\nat = \"1s\"\nduration = \"1s\"\n"
+            "[[faults]]\nname = \"k{i}\"\nkind = \"load_spike\"\ntenant = \"a\"\nmultiplier = 1\nat = \"1s\"\nduration = \"1s\"\n"
         ));
     }
     let error = scenario::load(&text, &LoadOptions::default()).expect_err("too many targets");
