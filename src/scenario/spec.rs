@@ -1593,7 +1593,7 @@ pub const FAULTS: TableSpec = TableSpec {
             },
             Case {
                 value: "kms_key_disabled",
-                doc: "the tenants' KMS keys are disabled",
+                doc: "the tenants' KMS keys are disabled (needs KMS on: a `[kms]` table)",
                 keys: &[FAULT_TENANT],
             },
             Case {
