@@ -387,7 +387,7 @@ fn a_replayed_run_is_deterministic_and_replay_refuses_a_changed_log() {
 
 #[test]
 fn log_errors_name_the_line_and_unknown_tenants_need_unknown_tier() {
-    let bad: [(&str, &[&str]); 6] = [
+    let bad: [(&str, &[&str]); 8] = [
         (
             "timestamp,tenant\n0.1,acme\n0.2,stranger\n",
             &["traffic.csv:3", "stranger", "unknown_tier"],
@@ -409,6 +409,9 @@ fn log_errors_name_the_line_and_unknown_tenants_need_unknown_tier() {
             "timestamp,tenant\n99999999999999999999,acme\n",
             &["traffic.csv:2:1", "above the largest log time"],
         ),
+        // A log that replays nothing: refused, not run with every objective inconclusive.
+        ("timestamp,tenant\n", &["traffic.csv:1", "has no records"]),
+        ("", &["traffic.csv:1", "has no records"]),
     ];
     for (log_text, words) in bad {
         let dir = folder("\n[replay]\nlog = \"traffic.csv\"\n", log_text);

@@ -368,6 +368,17 @@ fn scan(
             }
         }
     }
+    // A log without a record replays nothing: every objective would be inconclusive, and the
+    // run would say nothing about the incident the user meant to replay.
+    if records == 0 {
+        return Err((
+            "1".to_string(),
+            "line",
+            "the log has no records (a replay needs at least one request; a header line or \
+             comments alone replay nothing)"
+                .to_string(),
+        ));
+    }
     Ok(Scan {
         records,
         span,
