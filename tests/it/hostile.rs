@@ -1330,6 +1330,14 @@ fn maximal_scenario(variant: usize, inject: &str) -> String {
                         .fold(spike.clone(), |s, t| s.replacen(t, "", 1))
                         .replacen("name = \"f0\"", name, 1)
                 };
+                // The scenario has one cell, so the migration goes to the tenant's own cell:
+                // valid only after something that can move it, here the cell outage at 1 s.
+                for item in items.iter_mut() {
+                    if item.contains("kind = \"migrate_tenant\"") {
+                        assert!(item.contains("at = \"1s\""), "{item}");
+                        *item = item.replacen("at = \"1s\"", "at = \"2s\"", 1);
+                    }
+                }
                 items[0] = only(tenant, "name = \"f0\"");
                 items.push(only(tier, "name = \"spike-tier\""));
                 items.push(only(group, "name = \"spike-group\""));

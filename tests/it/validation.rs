@@ -244,3 +244,24 @@ fn explored_faults_count_against_the_fault_limit() {
     let output = simulate(&["validate", file.to_str().expect("utf-8 path")]);
     assert_eq!(code(&output), 0, "{}", text(&output));
 }
+
+/// A migration back to the tenant's starting cell is valid once an earlier migration of the
+/// tenant has moved it away (the file's order does not matter, the start times do); the same
+/// migration with nothing before it is refused (tests/bad/migrate-to-own-cell.toml).
+#[test]
+fn a_migration_back_home_after_another_is_valid() {
+    let bad =
+        std::fs::read_to_string(crate::common::root().join("tests/bad/migrate-to-own-cell.toml"))
+            .expect("readable");
+    let away = "\n[[faults]]\nname = \"away\"\nkind = \"migrate_tenant\"\ntenant = \"t\"\n\
+                to = \"cell-b\"\nat = \"5s\"\nduration = \"10s\"\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("back-home.toml");
+    std::fs::write(&file, format!("{bad}{away}")).expect("writable");
+    let output = simulate(&["validate", file.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    // Starting after the move home, the move away no longer comes first.
+    std::fs::write(&file, format!("{bad}{}", away.replace("\"5s\"", "\"40s\""))).expect("writable");
+    let output = simulate(&["validate", file.to_str().expect("utf-8 path")]);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+}

@@ -2965,6 +2965,8 @@ fn read_faults(
     // Each fault keeps the list of tenants it names: bounded in total, checked as each list is
     // made (a thousand faults on a million-tenant group would be 8 GB of lists).
     let mut targets = 0u64;
+    // Each migration's fault index and its `to`, checked once every fault's start is known.
+    let mut migrations: Vec<(usize, Origin, String)> = Vec::new();
     for mut obj in read_table_array(ctx, node, "faults", &spec::FAULTS, &limits::MAX_FAULTS) {
         let name_node = obj.required(ctx, "name", "a fault name");
         let name = name_node
@@ -3040,11 +3042,59 @@ fn read_faults(
                 );
                 break;
             }
+            if matches!(fault.kind, FaultKind::MigrateTenant { .. })
+                && let Some(to) = obj.table.get("to")
+            {
+                migrations.push((faults.len(), to.origin.clone(), obj.key("to")));
+            }
             names.insert(fault.name.clone(), Some(faults.len()));
             faults.push(fault);
         }
     }
+    // Only on an otherwise clean load: a tenant whose placement failed has no starting cell.
+    if ctx.diagnostics.is_empty() {
+        check_migrations_move(ctx, &faults, &migrations, fc.tenants);
+    }
     (faults, names)
+}
+
+/// Refuses a migration to the cell its tenant starts in when nothing before it can have moved
+/// the tenant (an earlier migration of it, or an outage, whose failover may move tenants): it
+/// would move nothing, and a drill built on it could not fail.
+fn check_migrations_move(
+    ctx: &mut Ctx<'_>,
+    faults: &[Fault],
+    migrations: &[(usize, Origin, String)],
+    tenants: &[Tenant],
+) {
+    for (index, origin, key) in migrations {
+        let fault = &faults[*index];
+        let FaultKind::MigrateTenant { tenant, to } = fault.kind else {
+            continue;
+        };
+        if tenants[tenant].cell != to {
+            continue;
+        }
+        let moved_before = faults.iter().any(|other| {
+            other.at < fault.at
+                && match &other.kind {
+                    FaultKind::MigrateTenant { tenant: t, .. } => *t == tenant,
+                    FaultKind::CellOutage { .. } | FaultKind::RegionOutage { .. } => true,
+                    _ => false,
+                }
+        });
+        if !moved_before {
+            ctx.push(
+                origin.clone(),
+                key,
+                format!(
+                    "tenant {:?} already lives in this cell when the migration starts: it \
+                     would move nothing (expected another cell)",
+                    tenants[tenant].name
+                ),
+            );
+        }
+    }
 }
 
 /// A load spike's tenants: a `tenant` (or tenant group), every tenant of a `tier`, or every
