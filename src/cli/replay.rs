@@ -179,15 +179,13 @@ fn edited(original: &str, report: &Report, file: &str) -> Option<String> {
         overrides: report.overrides.clone(),
     };
     if report.repro != invocation.repro(report.seed) {
-        // The seed `repro` names, when the rest of it is what the report's fields say.
-        let prefix = format!(
-            "simulate {} --seed ",
-            report::shell_quote(&report.scenario_file)
-        );
+        // The seed `repro` names, when with it the command is exactly the one a run writes
+        // for this report's other fields (so only the seed was edited).
         let named = report
             .repro
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.split(' ').next())
+            .split(' ')
+            .skip_while(|word| *word != "--seed")
+            .nth(1)
             .and_then(|seed| seed.parse::<u64>().ok())
             .filter(|&seed| invocation.repro(seed) == report.repro);
         return Some(match named {

@@ -1150,7 +1150,7 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
         &tenant_context,
         tenants_complete,
     );
-    place_tenants(ctx, tenants_node, &mut tenants, &groups, &tenant_context);
+    let tenants_placed = place_tenants(ctx, tenants_node, &mut tenants, &groups, &tenant_context);
     let shares: f64 = tiers.iter().filter_map(|t| t.guaranteed_share).sum();
     if shares > 1.0 + 1e-9 {
         ctx.push(
@@ -1184,6 +1184,8 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
 
     let simulation = simulation?;
     loads.check(ctx, simulation.duration);
+    // A [kms] table with errors counts as on: its own errors say what is wrong.
+    let kms_enabled = kms.as_ref().is_none_or(|k| k.enabled);
     let faults_node = top.node("faults");
     let (faults, fault_names) = read_faults(
         ctx,
@@ -1207,8 +1209,8 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
             dependencies: &dependencies,
             programs: &programs,
             simulation: &simulation,
-            // A [kms] table with errors counts as on: its own errors say what is wrong.
-            kms_enabled: kms.as_ref().is_none_or(|k| k.enabled),
+            kms_enabled,
+            tenants_placed,
         },
     );
     let (slos, windows) = read_slos(
@@ -1235,7 +1237,6 @@ fn read_scenario(ctx: &mut Ctx<'_>, root: &Table, seed: Option<u64>) -> Option<S
                     Some(Value::Array(items)) => items.len(),
                     _ => 0,
                 };
-                let kms_enabled = kms.as_ref().is_none_or(|k| k.enabled);
                 check_explore_ranges(ctx, n, &spec, &simulation, declared_faults, kms_enabled);
                 Some(spec)
             }
@@ -2439,23 +2440,24 @@ fn read_tenants(
 }
 
 /// Gives unpinned tenants their starting cell from placement now, so faults can name the
-/// tenants a cell or database outage affects.
+/// tenants a cell or database outage affects. Returns whether every tenant has its starting
+/// cell (false when placement failed or could not run).
 fn place_tenants(
     ctx: &mut Ctx<'_>,
     node: Option<&Node>,
     tenants: &mut [Tenant],
     groups: &[TenantGroup],
     tc: &TenantContext<'_>,
-) {
+) -> bool {
     let (cell_names, cells) = (tc.cell_names, tc.cells);
     let shard_size = tc.placement.and_then(|p| p.shard_size);
     let tier_routing = !tc.placement.is_some_and(|p| p.ignore_tier_cells);
     let Some(node) = node else {
-        return;
+        return tenants.is_empty();
     };
     // With an invalid cell (already reported), placement would only add confusing errors.
     if cells.is_empty() || cell_names.values().any(Option::is_none) {
-        return;
+        return false;
     }
     let pinned: Vec<Option<usize>> = tenants.iter().map(|t| t.pinned.then_some(t.cell)).collect();
     let policy = crate::model::placing::policy(shard_size);
@@ -2465,6 +2467,7 @@ fn place_tenants(
             for (t, cell) in tenants.iter_mut().zip(placed) {
                 t.cell = cell;
             }
+            true
         }
         Err(t) => {
             let tenant = &tenants[t];
@@ -2497,6 +2500,7 @@ fn place_tenants(
                 &format!("tenants.{}", groups[tenant.group].name),
                 format!("tenant {:?} cannot be placed: {why}", tenant.name),
             );
+            false
         }
     }
 }
@@ -2769,6 +2773,8 @@ struct FaultContext<'a> {
     /// Whether requests fetch data keys from a KMS (`[kms]` present and enabled): a KMS
     /// fault without one would change nothing.
     kms_enabled: bool,
+    /// Whether every tenant has its starting cell (placement succeeded).
+    tenants_placed: bool,
 }
 
 /// Why a fault on the KMS is refused when no request calls one.
@@ -3051,8 +3057,8 @@ fn read_faults(
             faults.push(fault);
         }
     }
-    // Only on an otherwise clean load: a tenant whose placement failed has no starting cell.
-    if ctx.diagnostics.is_empty() {
+    // A tenant whose placement failed has no starting cell to compare with.
+    if fc.tenants_placed {
         check_migrations_move(ctx, &faults, &migrations, fc.tenants);
     }
     (faults, names)
